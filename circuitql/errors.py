@@ -1,0 +1,30 @@
+"""User-facing errors: each says what went wrong, where, and how to fix it.
+
+Everything a user can cause (a bad file, a bad query, an unreachable store) raises a
+``CircuitQLError``; the CLI prints its message and exits with code 2, never a traceback.
+Anything else escaping is a bug in circuitql.
+"""
+
+from __future__ import annotations
+
+
+class CircuitQLError(Exception):
+    """Base of all user errors. ``str(err)`` is the full one-paragraph message."""
+
+    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
+        self.what = what
+        self.where = where
+        self.fix = fix
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        head = f"{self.where}: {self.what}" if self.where else self.what
+        return f"{head}\n  fix: {self.fix}" if self.fix else head
+
+
+class ModelLoadError(CircuitQLError):
+    """A model file or module could not be turned into a neuron graph."""
+
+
+class StoreError(CircuitQLError):
+    """The store cannot be opened, written or read."""

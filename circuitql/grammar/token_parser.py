@@ -1,0 +1,102 @@
+"""Parse the token language back into coarse signatures.
+
+The indexer writes tokens with plain string formatting (fast); this parser is the check that
+what it writes is a word of the documented regular language, and the way other tools (and the
+query planner) read network strings without re-deriving signatures.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import LarkError
+
+from circuitql.errors import CircuitQLError
+from circuitql.graph import UnitKind
+from circuitql.indexer.signature import ACTIVATION_CODES, BiasClass, Signature
+
+ACTIVATION_BY_CODE = {code: act for act, code in ACTIVATION_CODES.items()}
+
+Layer = list[tuple[int, Signature]]
+
+
+class TokenSyntaxError(CircuitQLError):
+    """A string that is not a word of the token language."""
+
+
+@cache
+def _parser() -> Lark:
+    grammar = resources.files("circuitql.grammar").joinpath("tokens.lark").read_text()
+    return Lark(grammar, start=["network", "item"], parser="lalr")
+
+
+class _ToSignatures(Transformer[Token, object]):
+    def COUNT(self, tok: Token) -> int:
+        return int(tok)
+
+    def fan_in(self, children: list[int]) -> tuple[int, int]:
+        return children[0], children[1]
+
+    fan_out = fan_in
+
+    def bias(self, children: list[Token]) -> BiasClass:
+        return BiasClass(str(children[0]))
+
+    def input_token(self, children: list[tuple[int, int]]) -> Signature:
+        (out_pos, out_neg), = children
+        return Signature(UnitKind.INPUT, ACTIVATION_BY_CODE["lin"], 0, 0, BiasClass.ZERO,
+                         out_pos, out_neg)
+
+    def hidden_token(self, children: list[object]) -> Signature:
+        act, (n_pos, n_neg), bias, (out_pos, out_neg) = children  # type: ignore[misc]
+        return Signature(UnitKind.HIDDEN, ACTIVATION_BY_CODE[str(act)], n_pos, n_neg, bias,
+                         out_pos, out_neg)
+
+    def output_token(self, children: list[object]) -> Signature:
+        (n_pos, n_neg), bias = children  # type: ignore[misc]
+        return Signature(UnitKind.OUTPUT, ACTIVATION_BY_CODE["lin"], n_pos, n_neg, bias, 0, 0)
+
+    def item(self, children: list[object]) -> tuple[int, Signature]:
+        if len(children) == 2:
+            return children[0], children[1]  # type: ignore[return-value]
+        return 1, children[0]  # type: ignore[return-value]
+
+    def layer(self, children: list[tuple[int, Signature]]) -> Layer:
+        return list(children)
+
+    def network(self, children: list[Layer]) -> list[Layer]:
+        return list(children)
+
+
+def _parse(text: str, start: str) -> object:
+    try:
+        tree = _parser().parse(text, start=start)
+    except LarkError as exc:
+        raise TokenSyntaxError(
+            f"not a word of the token language: {exc}".splitlines()[0],
+            where=repr(text[:60]),
+            fix="tokens look like relu(+1-1)b0>(+1-0); see circuitql/grammar/tokens.lark",
+        ) from exc
+    return _ToSignatures().transform(tree)
+
+
+def parse_network(text: str) -> list[Layer]:
+    """``[x>(+1-0) ...] [...]`` -> per layer, (count, coarse signature) items."""
+    return _parse(text, "network")  # type: ignore[return-value]
+
+
+def parse_token(text: str) -> Signature:
+    count, signature = _parse(text, "item")  # type: ignore[misc]
+    if count != 1:
+        raise TokenSyntaxError("expected one token, got a counted item", where=repr(text),
+                               fix="drop the 'N*' prefix")
+    return signature  # type: ignore[no-any-return]
+
+
+def split_layers(text: str) -> list[str]:
+    """A network string's layer words, in order (checked against the grammar first)."""
+    parse_network(text)
+    return re.findall(r"\[[^\]]*\]", text)

@@ -1,0 +1,211 @@
+"""The neuron graph: the one data structure every stage of circuitql reads and returns.
+
+A network is a DAG of *units*: network inputs, hidden neurons and outputs. Each non-input unit
+computes ``activation(bias + sum(w * source))`` over its incoming edges. Keeping every unit
+explicit (rather than per-layer matrices) is what lets skip connections, concatenations and
+merged duplicates all live in one representation, and what lets the canonical form and the
+query engine talk about single neurons in the user's own coordinates: every unit's ``id`` is the
+source id of the neuron it came from (``"<module path>:<row>"`` or ``"input:<i>"``).
+
+Graphs are treated as immutable: stages build new graphs instead of editing old ones, so each
+stage stays a pure function that can be tested on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from functools import cached_property
+
+import numpy as np
+
+
+class Activation(StrEnum):
+    RELU = "relu"
+    LEAKY_RELU = "leaky_relu"
+    SIGMOID = "sigmoid"
+    TANH = "tanh"
+    GELU = "gelu"
+    IDENTITY = "identity"
+
+    @property
+    def positively_homogeneous(self) -> bool:
+        """act(k*z) == k*act(z) for k > 0: the units whose scale can be pushed downstream."""
+        return self in (Activation.RELU, Activation.LEAKY_RELU, Activation.IDENTITY)
+
+    def apply(self, z: np.ndarray, alpha: float = 0.01) -> np.ndarray:
+        if self is Activation.RELU:
+            return np.maximum(z, 0.0)
+        if self is Activation.LEAKY_RELU:
+            return np.where(z >= 0.0, z, alpha * z)
+        if self is Activation.SIGMOID:
+            return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
+        if self is Activation.TANH:
+            return np.tanh(z)
+        if self is Activation.GELU:
+            erf = np.vectorize(math.erf, otypes=[float])
+            return 0.5 * z * (1.0 + erf(z / math.sqrt(2.0)))
+        return z
+
+    def bounds(self, lo: float, hi: float, alpha: float = 0.01) -> tuple[float, float]:
+        """Sound output interval for a pre-activation in [lo, hi] (used to find dead units)."""
+        if self is Activation.RELU:
+            return max(lo, 0.0), max(hi, 0.0)
+        if self is Activation.LEAKY_RELU:
+            return (lo if lo >= 0 else alpha * lo), (hi if hi >= 0 else alpha * hi)
+        if self is Activation.SIGMOID:
+            return float(self.apply(np.array(lo))), float(self.apply(np.array(hi)))
+        if self is Activation.TANH:
+            return math.tanh(lo), math.tanh(hi)
+        if self is Activation.GELU:
+            gelu_min = -0.17004
+            upper = max(hi, 0.0) if hi < math.inf else math.inf
+            return gelu_min, upper
+        return lo, hi
+
+
+class UnitKind(StrEnum):
+    INPUT = "input"
+    HIDDEN = "hidden"
+    OUTPUT = "output"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One neuron (or network input) with its incoming weighted edges.
+
+    ``inputs`` maps source unit id -> weight. It is never mutated after construction; stages
+    that change weights build a new Unit with ``dataclasses.replace``.
+    """
+
+    id: str
+    kind: UnitKind
+    activation: Activation = Activation.IDENTITY
+    bias: float = 0.0
+    inputs: Mapping[str, float] = field(default_factory=dict)
+    alpha: float = 0.01  # negative slope, meaningful for leaky_relu only
+
+    def with_inputs(self, inputs: Mapping[str, float], bias: float | None = None) -> Unit:
+        return replace(self, inputs=dict(inputs), bias=self.bias if bias is None else bias)
+
+
+@dataclass(frozen=True)
+class NeuronGraph:
+    """A network as a DAG of units, kept in topological order.
+
+    Inputs come first in network-input order; outputs keep network-output order among
+    themselves. Every edge points from an earlier unit to a later one.
+    """
+
+    units: tuple[Unit, ...]
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for unit in self.units:
+            if unit.id in seen:
+                raise ValueError(f"duplicate unit id {unit.id!r}")
+            missing = [src for src in unit.inputs if src not in seen]
+            if missing:
+                raise ValueError(
+                    f"unit {unit.id!r} reads {missing[0]!r}, which is not an earlier unit"
+                )
+            seen.add(unit.id)
+
+    @cached_property
+    def by_id(self) -> dict[str, Unit]:
+        return {unit.id: unit for unit in self.units}
+
+    def __getitem__(self, unit_id: str) -> Unit:
+        return self.by_id[unit_id]
+
+    def __contains__(self, unit_id: object) -> bool:
+        return unit_id in self.by_id
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    @cached_property
+    def inputs(self) -> tuple[Unit, ...]:
+        return tuple(u for u in self.units if u.kind is UnitKind.INPUT)
+
+    @cached_property
+    def outputs(self) -> tuple[Unit, ...]:
+        return tuple(u for u in self.units if u.kind is UnitKind.OUTPUT)
+
+    @cached_property
+    def hidden(self) -> tuple[Unit, ...]:
+        return tuple(u for u in self.units if u.kind is UnitKind.HIDDEN)
+
+    @cached_property
+    def successors(self) -> dict[str, dict[str, float]]:
+        """unit id -> {target id: weight}: the outgoing edges, derived from the incoming ones."""
+        out: dict[str, dict[str, float]] = {u.id: {} for u in self.units}
+        for unit in self.units:
+            for src, w in unit.inputs.items():
+                out[src][unit.id] = w
+        return out
+
+    @cached_property
+    def layers(self) -> dict[str, int]:
+        """Longest-path depth of every unit: inputs are layer 0.
+
+        Depth rather than module order is what makes layers comparable across networks that
+        were written differently (a skip connection does not shift its target's layer).
+        """
+        depth: dict[str, int] = {}
+        for unit in self.units:
+            if unit.kind is UnitKind.INPUT:
+                depth[unit.id] = 0
+            else:
+                depth[unit.id] = 1 + max((depth[s] for s in unit.inputs), default=0)
+        return depth
+
+    @property
+    def n_edges(self) -> int:
+        return sum(len(u.inputs) for u in self.units)
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        """Outputs for a batch of inputs, shape (batch, n_inputs) -> (batch, n_outputs)."""
+        values = self.activations(x)
+        return np.stack([values[u.id] for u in self.outputs], axis=1)
+
+    def activations(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every unit's post-activation value on a batch (outputs: their pre-activation)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.shape[1] != len(self.inputs):
+            raise ValueError(f"expected {len(self.inputs)} inputs per row, got {x.shape[1]}")
+        values: dict[str, np.ndarray] = {}
+        for i, unit in enumerate(self.inputs):
+            values[unit.id] = x[:, i]
+        for unit in self.units:
+            if unit.kind is UnitKind.INPUT:
+                continue
+            z = np.full(x.shape[0], unit.bias)
+            for src, w in unit.inputs.items():
+                z = z + w * values[src]
+            values[unit.id] = unit.activation.apply(z, unit.alpha)
+        return values
+
+    def content_hash(self) -> str:
+        """A digest of the exact weights and wiring, independent of file format.
+
+        Two files holding the same network hash the same, which is what makes indexing
+        idempotent across formats.
+        """
+        digest = hashlib.sha256()
+        for unit in self.units:
+            digest.update(f"{unit.id}|{unit.kind}|{unit.activation}|".encode())
+            digest.update(struct.pack("<dd", unit.bias, unit.alpha))
+            for src, w in sorted(unit.inputs.items()):
+                digest.update(src.encode())
+                digest.update(struct.pack("<d", w))
+        return digest.hexdigest()
+
+    def with_units(self, units: Iterable[Unit]) -> NeuronGraph:
+        return NeuronGraph(tuple(units))

@@ -1,0 +1,183 @@
+"""Symbolic feature vectors: the common core of every loader.
+
+Each loader (torch.fx, state_dict + config, ONNX) walks its own kind of program, but they all
+do the same arithmetic: a value flowing through the network is a vector whose elements are
+*affine functions of units already created*. Linear layers, concatenation, residual sums and
+constant normalisation only recompose those functions; only an activation creates new units.
+This is why consecutive linear maps fold into one layer, and why the neuron graph has exactly
+one unit per nonlinearity, whatever the file format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+
+
+@dataclass(frozen=True)
+class AffineVec:
+    """``value[i] = const[i] + sum_j coef[i, j] * unit(basis[j])``.
+
+    ``origin[i]`` is the source id ("<module>:<row>") of the linear map that last produced
+    element i, or "" when no linear map has touched it since its unit was created. It names the
+    neuron an activation creates from this element.
+    """
+
+    basis: tuple[str, ...]
+    coef: np.ndarray
+    const: np.ndarray
+    origin: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.const.shape[0])
+
+    @staticmethod
+    def of_units(unit_ids: Sequence[str]) -> AffineVec:
+        n = len(unit_ids)
+        return AffineVec(tuple(unit_ids), np.eye(n), np.zeros(n), ("",) * n)
+
+    def linear(self, weight: np.ndarray, bias: np.ndarray | None, module: str) -> AffineVec:
+        """Apply ``weight @ value + bias`` (weight has shape (out, in), as torch stores it)."""
+        weight = np.asarray(weight, dtype=np.float64)
+        if weight.ndim != 2 or weight.shape[1] != len(self):
+            raise ShapeError(
+                f"{module}: weight of shape {tuple(weight.shape)} cannot read a vector of "
+                f"{len(self)} features"
+            )
+        const = weight @ self.const
+        if bias is not None:
+            bias = np.asarray(bias, dtype=np.float64).reshape(-1)
+            if bias.shape[0] != weight.shape[0]:
+                raise ShapeError(
+                    f"{module}: bias has {bias.shape[0]} entries but the weight has "
+                    f"{weight.shape[0]} rows"
+                )
+            const = const + bias
+        origin = tuple(f"{module}:{row}" for row in range(weight.shape[0]))
+        return AffineVec(self.basis, weight @ self.coef, const, origin)
+
+    def affine_elementwise(self, scale: np.ndarray, shift: np.ndarray) -> AffineVec:
+        """``value * scale + shift`` with broadcastable constants (input normalisation)."""
+        scale = np.broadcast_to(np.asarray(scale, dtype=np.float64).reshape(-1), (len(self),))
+        shift = np.broadcast_to(np.asarray(shift, dtype=np.float64).reshape(-1), (len(self),))
+        return AffineVec(
+            self.basis, self.coef * scale[:, None], self.const * scale + shift, self.origin
+        )
+
+    def select(self, indices: Sequence[int]) -> AffineVec:
+        idx = list(indices)
+        return AffineVec(
+            self.basis, self.coef[idx], self.const[idx], tuple(self.origin[i] for i in idx)
+        )
+
+    def _on_basis(self, basis: tuple[str, ...]) -> np.ndarray:
+        position = {b: j for j, b in enumerate(basis)}
+        coef = np.zeros((len(self), len(basis)))
+        for j, b in enumerate(self.basis):
+            coef[:, position[b]] = self.coef[:, j]
+        return coef
+
+    @staticmethod
+    def concat(parts: Sequence[AffineVec]) -> AffineVec:
+        basis = _union_basis(parts)
+        return AffineVec(
+            basis,
+            np.concatenate([p._on_basis(basis) for p in parts], axis=0),
+            np.concatenate([p.const for p in parts]),
+            tuple(o for p in parts for o in p.origin),
+        )
+
+    def __add__(self, other: AffineVec) -> AffineVec:
+        return self._combine(other, 1.0)
+
+    def __sub__(self, other: AffineVec) -> AffineVec:
+        return self._combine(other, -1.0)
+
+    def _combine(self, other: AffineVec, sign: float) -> AffineVec:
+        if len(self) != len(other):
+            raise ShapeError(f"cannot add vectors of {len(self)} and {len(other)} features")
+        basis = _union_basis([self, other])
+        origin = tuple(a or b for a, b in zip(self.origin, other.origin, strict=True))
+        return AffineVec(
+            basis,
+            self._on_basis(basis) + sign * other._on_basis(basis),
+            self.const + sign * other.const,
+            origin,
+        )
+
+
+def _union_basis(parts: Sequence[AffineVec]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for part in parts:
+        seen.update(dict.fromkeys(part.basis))
+    return tuple(seen)
+
+
+class ShapeError(ValueError):
+    """Two parts of a network disagree about a vector's length."""
+
+
+class GraphBuilder:
+    """Collects units in creation order, which is a topological order by construction."""
+
+    def __init__(self) -> None:
+        self._units: list[Unit] = []
+        self._ids: set[str] = set()
+
+    def inputs(self, n: int) -> AffineVec:
+        ids = [f"input:{i}" for i in range(n)]
+        for uid in ids:
+            self._add(Unit(uid, UnitKind.INPUT))
+        return AffineVec.of_units(ids)
+
+    def activate(
+        self, value: AffineVec, activation: Activation, module: str, alpha: float = 0.01
+    ) -> AffineVec:
+        """Create one unit per element; the result is those units' outputs."""
+        if activation is Activation.IDENTITY:
+            return value
+        ids = []
+        for i in range(len(value)):
+            uid = self._fresh_id(value.origin[i] or f"{module}:{i}", module)
+            self._add(
+                Unit(
+                    uid,
+                    UnitKind.HIDDEN,
+                    activation,
+                    float(value.const[i]),
+                    _row_inputs(value, i),
+                    alpha,
+                )
+            )
+            ids.append(uid)
+        return AffineVec.of_units(ids)
+
+    def finish(self, outputs: AffineVec) -> NeuronGraph:
+        for i in range(len(outputs)):
+            uid = self._fresh_id(outputs.origin[i] or f"output:{i}", "output")
+            self._add(
+                Unit(uid, UnitKind.OUTPUT, Activation.IDENTITY, float(outputs.const[i]),
+                     _row_inputs(outputs, i))
+            )
+        return NeuronGraph(tuple(self._units))
+
+    def _fresh_id(self, wanted: str, module: str) -> str:
+        if wanted not in self._ids:
+            return wanted
+        candidate, n = f"{wanted}/{module}", 2
+        while candidate in self._ids:
+            candidate, n = f"{wanted}/{module}#{n}", n + 1
+        return candidate
+
+    def _add(self, unit: Unit) -> None:
+        self._ids.add(unit.id)
+        self._units.append(unit)
+
+
+def _row_inputs(value: AffineVec, row: int) -> dict[str, float]:
+    coefs = value.coef[row]
+    return {value.basis[j]: float(coefs[j]) for j in np.flatnonzero(coefs)}

@@ -1,0 +1,86 @@
+"""One entry point for every kind of model: an nn.Module, a weights file + config, or ONNX.
+
+The formats differ only in how they are read; each ends as a ``NeuronGraph``. Nothing here
+executes code from a file: torch files are opened with ``weights_only=True``, and the
+architecture of a weights-only file comes from a JSON config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from circuitql.errors import ModelLoadError
+from circuitql.graph import NeuronGraph
+
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".safetensors")
+MODEL_SUFFIXES = (*WEIGHTS_SUFFIXES, ".onnx")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    graph: NeuronGraph
+    source: str
+    default_name: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+def load(model: Any, *, input_dim: int | None = None) -> LoadedModel:
+    """Read ``model`` (an ``nn.Module``, a ``NeuronGraph`` or a path) into a neuron graph."""
+    if isinstance(model, NeuronGraph):
+        return LoadedModel(model, "<NeuronGraph>", "graph")
+    if isinstance(model, str | Path):
+        return load_path(Path(model))
+    from torch import nn
+
+    if isinstance(model, nn.Module):
+        from circuitql.indexer.torch_loader import load_module
+
+        name = type(model).__name__
+        return LoadedModel(load_module(model, input_dim), f"<nn.Module {name}>", name)
+    raise ModelLoadError(
+        f"cannot index a {type(model).__name__}",
+        fix="pass an nn.Module, or the path of a .pt/.pth/.safetensors (with a JSON config) "
+        "or .onnx file",
+    )
+
+
+def load_path(path: Path) -> LoadedModel:
+    if not path.exists():
+        raise ModelLoadError("no such file", where=str(path), fix="check the path")
+    suffix = path.suffix.lower()
+    name = path.name.split(".")[0]
+    if suffix == ".onnx":
+        from circuitql.indexer.onnx_loader import load_onnx
+
+        return LoadedModel(load_onnx(path), str(path), name)
+    if suffix in WEIGHTS_SUFFIXES:
+        from circuitql.indexer.config_loader import load_weights_file
+
+        graph, config = load_weights_file(path)
+        return LoadedModel(graph, str(path), name, config.meta)
+    raise ModelLoadError(
+        f"unknown model file type {suffix or '(none)'!r}",
+        where=str(path),
+        fix=f"circuitql reads {', '.join(MODEL_SUFFIXES)} files",
+    )
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """Model files under the given paths, folders searched recursively, in a stable order."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and _is_model_file(p))
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def _is_model_file(path: Path) -> bool:
+    return path.suffix.lower() in MODEL_SUFFIXES

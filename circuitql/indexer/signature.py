@@ -1,0 +1,175 @@
+"""Per-neuron signatures and tokens: what makes candidate lookup an index lookup.
+
+A *signature* describes a canonical neuron by what survives every symmetry of the network:
+activation, how many significant inputs of each sign it has, the class of its bias, the signs of
+its significant outgoing weights, and its sorted input magnitudes (quantized). Two neurons that
+compute the same thing up to permutation and rescaling have equal signatures, so comparing
+neurons costs a tuple comparison instead of an exhaustive evaluation.
+
+A *token* is the coarse part of the signature written as a short word of a regular language
+(``relu(+1-1)b0>(+2-0)``). A layer's word is its sorted tokens and a network's string is its
+layers' words in order; the grammar in ``circuitql/grammar/tokens.lark`` parses every string
+this module emits back to the same coarse signatures.
+
+"Significant" is relative: an input counts when its weight is at least ``significance`` times
+the unit's largest incoming weight. The same rule, seen from the other end of the edge, decides
+which outgoing weights count. The default 0.05 keeps trained networks' small leftovers (and 1%
+noise) from changing a token while every weight that shapes the function still counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+
+DEFAULT_SIGNIFICANCE = 0.05
+MAGNITUDE_DECIMALS = 2
+
+ACTIVATION_CODES: dict[Activation, str] = {
+    Activation.RELU: "relu",
+    Activation.LEAKY_RELU: "lrelu",
+    Activation.SIGMOID: "sig",
+    Activation.TANH: "tanh",
+    Activation.GELU: "gelu",
+    Activation.IDENTITY: "lin",
+}
+
+
+class BiasClass(StrEnum):
+    POSITIVE = "+"
+    NEGATIVE = "-"
+    ZERO = "0"
+
+
+@dataclass(frozen=True, order=True)
+class Signature:
+    """Everything about a canonical neuron that does not depend on how the network was written.
+
+    The first seven fields are the coarse part, which the token spells out; ``magnitudes`` (the
+    significant input weights divided by the largest, sorted descending, rounded) is the finer
+    detail kept in the store's columns for ratio constraints.
+    """
+
+    kind: UnitKind
+    activation: Activation
+    n_pos: int
+    n_neg: int
+    bias_class: BiasClass
+    out_pos: int
+    out_neg: int
+    magnitudes: tuple[float, ...] = ()
+
+    @property
+    def fan_in(self) -> int:
+        return self.n_pos + self.n_neg
+
+    @property
+    def fan_out(self) -> int:
+        return self.out_pos + self.out_neg
+
+    @property
+    def coarse(self) -> Signature:
+        """The part a token carries (magnitudes dropped)."""
+        return Signature(
+            self.kind, self.activation, self.n_pos, self.n_neg, self.bias_class,
+            self.out_pos, self.out_neg,
+        )
+
+    @property
+    def token(self) -> str:
+        fan_out = f">(+{self.out_pos}-{self.out_neg})"
+        if self.kind is UnitKind.INPUT:
+            return f"x{fan_out}"
+        fan_in = f"(+{self.n_pos}-{self.n_neg})b{self.bias_class}"
+        if self.kind is UnitKind.OUTPUT:
+            return f"y{fan_in}"
+        return f"{ACTIVATION_CODES[self.activation]}{fan_in}{fan_out}"
+
+
+def is_significant(weight: float, row_max: float, significance: float) -> bool:
+    """The one rule for "does this edge count", shared by fan-in and fan-out."""
+    return row_max > 0.0 and abs(weight) >= significance * row_max
+
+
+def _row_max(unit: Unit) -> float:
+    return max((abs(w) for w in unit.inputs.values()), default=0.0)
+
+
+def signatures(
+    graph: NeuronGraph, significance: float = DEFAULT_SIGNIFICANCE
+) -> dict[str, Signature]:
+    """The signature of every unit of a (canonical) graph, keyed by unit id."""
+    row_max = {u.id: _row_max(u) for u in graph.units}
+    out_pos = dict.fromkeys(row_max, 0)
+    out_neg = dict.fromkeys(row_max, 0)
+    result: dict[str, Signature] = {}
+    for unit in graph.units:
+        for src, w in unit.inputs.items():
+            if is_significant(w, row_max[unit.id], significance):
+                if w > 0:
+                    out_pos[src] += 1
+                else:
+                    out_neg[src] += 1
+    for unit in graph.units:
+        top = row_max[unit.id]
+        kept = [w for w in unit.inputs.values() if is_significant(w, top, significance)]
+        magnitudes = tuple(sorted((_quantize(abs(w) / top) for w in kept), reverse=True))
+        result[unit.id] = Signature(
+            kind=unit.kind,
+            activation=unit.activation,
+            n_pos=sum(1 for w in kept if w > 0),
+            n_neg=sum(1 for w in kept if w < 0),
+            bias_class=_bias_class(unit.bias, top, significance),
+            out_pos=out_pos[unit.id],
+            out_neg=out_neg[unit.id],
+            magnitudes=magnitudes,
+        )
+    return result
+
+
+def _quantize(ratio: float) -> float:
+    """Round a weight ratio for the magnitudes column.
+
+    The nudge keeps float noise from rescaling (1e-15) off the rounding boundary: 0.125 and
+    0.12500000000000003 must land in the same bucket.
+    """
+    return round(ratio + 1e-9, MAGNITUDE_DECIMALS)
+
+
+def _bias_class(bias: float, row_max: float, significance: float) -> BiasClass:
+    """A bias is zero unless it is significant next to the unit's largest input weight.
+
+    A unit without inputs has no scale to compare with, so any nonzero bias counts.
+    """
+    if bias == 0.0 or abs(bias) <= significance * row_max:
+        return BiasClass.ZERO
+    return BiasClass.POSITIVE if bias > 0 else BiasClass.NEGATIVE
+
+
+def layer_words(graph: NeuronGraph, sigs: dict[str, Signature]) -> list[list[str]]:
+    """Tokens grouped by layer (longest-path depth), each layer sorted."""
+    depth = graph.layers
+    n_layers = 1 + max(depth.values(), default=0)
+    words: list[list[str]] = [[] for _ in range(n_layers)]
+    for unit in graph.units:
+        words[depth[unit.id]].append(sigs[unit.id].token)
+    return [sorted(w) for w in words]
+
+
+def format_layer(tokens: list[str]) -> str:
+    """``[2*relu(+1-0)b0>(+1-0) y(+2-0)b0]``: sorted tokens, repeats written once with a count."""
+    items: list[str] = []
+    i = 0
+    while i < len(tokens):
+        j = i
+        while j < len(tokens) and tokens[j] == tokens[i]:
+            j += 1
+        items.append(tokens[i] if j - i == 1 else f"{j - i}*{tokens[i]}")
+        i = j
+    return "[" + " ".join(items) + "]"
+
+
+def network_string(graph: NeuronGraph, sigs: dict[str, Signature]) -> str:
+    return " ".join(format_layer(words) for words in layer_words(graph, sigs))

@@ -1,0 +1,296 @@
+"""Load an in-memory ``nn.Module`` by tracing it with torch.fx.
+
+Tracing (instead of walking ``model.children()``) is what lets circuitql read models whose
+forward pass is more than a chain: the min(a, b) net that concatenates its input with two ReLU
+outputs, residual ``x + f(x)``, functional activations. Every traced value is either a constant
+tensor or a symbolic ``AffineVec``; only activations create neurons.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch import nn
+
+from circuitql.errors import ModelLoadError
+from circuitql.graph import Activation, NeuronGraph
+from circuitql.indexer.affine import AffineVec, GraphBuilder, ShapeError
+
+Value = AffineVec | np.ndarray | float | int
+
+ACTIVATION_MODULES: dict[type[nn.Module], Activation] = {
+    nn.ReLU: Activation.RELU,
+    nn.LeakyReLU: Activation.LEAKY_RELU,
+    nn.Sigmoid: Activation.SIGMOID,
+    nn.Tanh: Activation.TANH,
+    nn.GELU: Activation.GELU,
+}
+NO_OP_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Flatten, nn.Dropout, nn.Dropout1d, nn.AlphaDropout, nn.Identity,
+)
+ACTIVATION_FUNCTIONS: dict[Any, Activation] = {
+    torch.relu: Activation.RELU,
+    F.relu: Activation.RELU,
+    F.leaky_relu: Activation.LEAKY_RELU,
+    torch.sigmoid: Activation.SIGMOID,
+    F.sigmoid: Activation.SIGMOID,
+    torch.tanh: Activation.TANH,
+    F.tanh: Activation.TANH,
+    F.gelu: Activation.GELU,
+}
+ACTIVATION_METHODS = {"relu": Activation.RELU, "sigmoid": Activation.SIGMOID,
+                      "tanh": Activation.TANH}
+NO_OP_FUNCTIONS: tuple[Any, ...] = (torch.flatten, F.dropout, torch.squeeze)
+NO_OP_METHODS = {"flatten", "view", "reshape", "squeeze", "contiguous", "float", "double"}
+CAT_FUNCTIONS: tuple[Any, ...] = (torch.cat, torch.concat)
+
+SUPPORTED = (
+    "nn.Linear, F.linear; activations ReLU, LeakyReLU, Sigmoid, Tanh, GELU (modules, "
+    "functions or tensor methods); torch.cat along the feature axis; + and - of vectors "
+    "(residuals); * and / by constants; Flatten, Dropout, Identity, view/reshape of a vector"
+)
+
+
+def load_module(model: nn.Module, input_dim: int | None = None) -> NeuronGraph:
+    """Trace ``model`` and build its neuron graph.
+
+    ``input_dim`` is needed only when the input width cannot be read off the first Linear
+    that consumes the network input.
+    """
+    try:
+        traced = torch.fx.symbolic_trace(model)
+    except Exception as exc:  # fx raises many types for untraceable control flow
+        raise ModelLoadError(
+            f"torch.fx could not trace this module ({type(exc).__name__}: {exc})",
+            where=type(model).__name__,
+            fix="make forward() free of data-dependent control flow, or export the model "
+            "to ONNX and index the .onnx file",
+        ) from exc
+    return _Tracer(traced, input_dim).run()
+
+
+class _Tracer:
+    def __init__(self, traced: torch.fx.GraphModule, input_dim: int | None) -> None:
+        self.traced = traced
+        self.modules = dict(traced.named_modules())
+        self.input_dim = input_dim
+        self.builder = GraphBuilder()
+        self.values: dict[str, Value] = {}
+
+    def run(self) -> NeuronGraph:
+        outputs: AffineVec | None = None
+        for node in self.traced.graph.nodes:
+            try:
+                if node.op == "output":
+                    outputs = self._as_vector(node.args[0], node)
+                else:
+                    self.values[node.name] = self._eval(node)
+            except ShapeError as exc:
+                raise ModelLoadError(str(exc), where=self._where(node),
+                                     fix="check the layer sizes") from exc
+        if outputs is None:
+            raise ModelLoadError("the module returns nothing", where="forward()")
+        return self.builder.finish(outputs)
+
+    def _where(self, node: torch.fx.Node) -> str:
+        return f"{type(self.traced).__name__} node {node.name!r} ({node.op} {node.target})"
+
+    def _eval(self, node: torch.fx.Node) -> Value:
+        if node.op == "placeholder":
+            if self.values:
+                raise self._unsupported(node, "a second forward() argument")
+            return self.builder.inputs(self._input_width(node))
+        if node.op == "get_attr":
+            return _constant(_get_attr(self.traced, str(node.target)), node.name)
+        if node.op == "call_module":
+            return self._call_module(node)
+        if node.op == "call_function":
+            return self._call_function(node)
+        if node.op == "call_method":
+            return self._call_method(node)
+        raise self._unsupported(node, node.op)
+
+    def _call_module(self, node: torch.fx.Node) -> Value:
+        module = self.modules[str(node.target)]
+        x = self._arg(node, 0)
+        if isinstance(module, nn.Linear):
+            return self._vector(x, node).linear(
+                _constant(module.weight, f"{node.target}.weight"),
+                None if module.bias is None else _constant(module.bias, f"{node.target}.bias"),
+                str(node.target),
+            )
+        if type(module) in ACTIVATION_MODULES:
+            alpha = float(getattr(module, "negative_slope", 0.01))
+            return self.builder.activate(
+                self._vector(x, node), ACTIVATION_MODULES[type(module)], str(node.target), alpha
+            )
+        if isinstance(module, NO_OP_MODULES):
+            return x
+        raise self._unsupported(node, f"module {type(module).__name__}")
+
+    def _call_function(self, node: torch.fx.Node) -> Value:
+        fn = node.target
+        if fn in ACTIVATION_FUNCTIONS:
+            alpha = 0.01
+            if fn is F.leaky_relu:
+                alpha = float(node.kwargs.get("negative_slope",
+                                              node.args[1] if len(node.args) > 1 else 0.01))
+            return self.builder.activate(
+                self._vector(self._arg(node, 0), node), ACTIVATION_FUNCTIONS[fn], node.name, alpha
+            )
+        if fn is F.linear:
+            weight = self._arg(node, 1)
+            bias = node.kwargs.get("bias", node.args[2] if len(node.args) > 2 else None)
+            return self._vector(self._arg(node, 0), node).linear(
+                np.asarray(weight),
+                None if bias is None else np.asarray(self._resolve(bias)),
+                node.name,
+            )
+        if fn in CAT_FUNCTIONS:
+            dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+            if dim not in (-1, 1):
+                raise self._unsupported(node, f"torch.cat along dim={dim}")
+            return AffineVec.concat([self._vector(self._resolve(a), node) for a in node.args[0]])
+        if fn in NO_OP_FUNCTIONS:
+            return self._arg(node, 0)
+        if fn in ARITHMETIC:
+            return ARITHMETIC[fn](self, node)
+        raise self._unsupported(node, f"function {getattr(fn, '__name__', fn)}")
+
+    def _call_method(self, node: torch.fx.Node) -> Value:
+        method = str(node.target)
+        if method in ACTIVATION_METHODS:
+            return self.builder.activate(
+                self._vector(self._arg(node, 0), node), ACTIVATION_METHODS[method], node.name
+            )
+        if method in NO_OP_METHODS:
+            return self._arg(node, 0)
+        raise self._unsupported(node, f"method .{method}()")
+
+    # --- arithmetic on vectors and constants -------------------------------------------
+
+    def _add(self, node: torch.fx.Node, sign: float = 1.0) -> Value:
+        a, b = self._arg(node, 0), self._arg(node, 1)
+        if isinstance(a, AffineVec) and isinstance(b, AffineVec):
+            return a + b if sign > 0 else a - b
+        if isinstance(a, AffineVec):
+            return a.affine_elementwise(np.ones(1), sign * np.asarray(b, dtype=np.float64))
+        if isinstance(b, AffineVec):
+            return b.affine_elementwise(np.full(1, sign), np.asarray(a, dtype=np.float64))
+        return a + sign * b
+
+    def _mul(self, node: torch.fx.Node, invert: bool = False) -> Value:
+        a, b = self._arg(node, 0), self._arg(node, 1)
+        if isinstance(a, AffineVec) and isinstance(b, AffineVec):
+            raise self._unsupported(node, "product of two network values")
+        if isinstance(b, AffineVec):
+            if invert:
+                raise self._unsupported(node, "division by a network value")
+            a, b = b, a
+        factor = np.asarray(b, dtype=np.float64)
+        factor = 1.0 / factor if invert else factor
+        if isinstance(a, AffineVec):
+            return a.affine_elementwise(factor, np.zeros(1))
+        return np.asarray(a) * factor
+
+    def _neg(self, node: torch.fx.Node) -> Value:
+        x = self._arg(node, 0)
+        if isinstance(x, AffineVec):
+            return x.affine_elementwise(np.full(1, -1.0), np.zeros(1))
+        return -np.asarray(x)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _resolve(self, arg: Any) -> Value:
+        if isinstance(arg, torch.fx.Node):
+            return self.values[arg.name]
+        if isinstance(arg, int | float):
+            return float(arg)
+        raise ModelLoadError(f"unsupported argument {arg!r}", where="forward()",
+                             fix=f"circuitql reads {SUPPORTED}")
+
+    def _arg(self, node: torch.fx.Node, i: int) -> Value:
+        return self._resolve(node.args[i])
+
+    def _vector(self, value: Any, node: torch.fx.Node) -> AffineVec:
+        if not isinstance(value, AffineVec):
+            raise self._unsupported(node, "an operation on constants only where a layer input "
+                                    "was expected")
+        return value
+
+    def _as_vector(self, arg: Any, node: torch.fx.Node) -> AffineVec:
+        if isinstance(arg, tuple | list):
+            return AffineVec.concat([self._vector(self._resolve(a), node) for a in arg])
+        return self._vector(self._resolve(arg), node)
+
+    def _input_width(self, placeholder: torch.fx.Node) -> int:
+        """The width of the network input, read off the first Linear that consumes it."""
+        if self.input_dim is not None:
+            return self.input_dim
+        frontier, seen = [placeholder], set()
+        while frontier:
+            node = frontier.pop()
+            for user in node.users:
+                if user.name in seen:
+                    continue
+                seen.add(user.name)
+                if user.op == "call_module":
+                    module = self.modules[str(user.target)]
+                    if isinstance(module, nn.Linear):
+                        return int(module.in_features)
+                    if isinstance(module, NO_OP_MODULES):
+                        frontier.append(user)
+                elif user.target in NO_OP_FUNCTIONS or user.target in NO_OP_METHODS:
+                    frontier.append(user)
+        raise ModelLoadError(
+            "cannot tell how many inputs the network has: no Linear reads the input directly",
+            where=type(self.traced).__name__,
+            fix="pass the width explicitly: db.index(model, input_dim=N)",
+        )
+
+    def _unsupported(self, node: torch.fx.Node, what: str) -> ModelLoadError:
+        return ModelLoadError(
+            f"unsupported operation: {what}",
+            where=self._where(node),
+            fix=f"circuitql reads {SUPPORTED}",
+        )
+
+
+ARITHMETIC: dict[Any, Callable[[_Tracer, torch.fx.Node], Value]] = {
+    operator.add: _Tracer._add,
+    torch.add: _Tracer._add,
+    operator.sub: lambda t, n: t._add(n, -1.0),
+    torch.sub: lambda t, n: t._add(n, -1.0),
+    operator.mul: _Tracer._mul,
+    torch.mul: _Tracer._mul,
+    operator.truediv: lambda t, n: t._mul(n, invert=True),
+    torch.div: lambda t, n: t._mul(n, invert=True),
+    operator.neg: _Tracer._neg,
+    torch.neg: _Tracer._neg,
+}
+
+
+def _get_attr(root: nn.Module, target: str) -> Any:
+    value: Any = root
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _constant(value: Any, name: str) -> np.ndarray:
+    """A parameter or buffer as float64, refusing NaN and Inf (they poison every comparison)."""
+    array = value.detach().cpu().double().numpy() if isinstance(value, torch.Tensor) else \
+        np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ModelLoadError(
+            f"tensor {name!r} contains NaN or Inf",
+            where=name,
+            fix="the model's weights are corrupt or diverged: retrain or re-export it",
+        )
+    return array

@@ -1,0 +1,147 @@
+"""The canonical form is invariant to every symmetry of a ReLU network, and to nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+from circuitql.indexer.canonical import Config, canonicalize
+from tests.indexer.random_graphs import (
+    add_dead_units,
+    add_tiny_weights,
+    isomorphic,
+    layered_graphs,
+    permute_hidden,
+    rescale_hidden,
+    signature_multisets,
+    split_unit,
+)
+
+Transform = Callable[[NeuronGraph, np.random.Generator], NeuronGraph]
+SYMMETRIES: dict[str, Transform] = {
+    "permutation": permute_hidden,
+    "rescaling": rescale_hidden,
+    "duplication": split_unit,
+    "dead units": add_dead_units,
+    "tiny weights": add_tiny_weights,
+}
+PROBES = np.random.default_rng(0).normal(size=(64, 4)) * 3
+
+property_settings = settings(max_examples=60, deadline=None,
+                             suppress_health_check=[HealthCheck.too_slow])
+
+
+def _same_function(a: NeuronGraph, b: NeuronGraph) -> None:
+    x = PROBES[:, : len(a.inputs)]
+    np.testing.assert_allclose(a.evaluate(x), b.evaluate(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(SYMMETRIES))
+@property_settings
+@given(graph=layered_graphs(), seed=st.integers(0, 2**32 - 1))
+def test_canonical_form_is_invariant(name: str, graph: NeuronGraph, seed: int) -> None:
+    transformed = SYMMETRIES[name](graph, np.random.default_rng(seed))
+    _same_function(graph, transformed)  # the transformation is a true symmetry
+    assert signature_multisets(transformed) == signature_multisets(graph)
+    assert isomorphic(canonicalize(transformed).graph, canonicalize(graph).graph)
+
+
+@property_settings
+@given(graph=layered_graphs(), seed=st.integers(0, 2**32 - 1))
+def test_all_symmetries_at_once(graph: NeuronGraph, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    transformed = graph
+    for name in sorted(SYMMETRIES):
+        transformed = SYMMETRIES[name](transformed, rng)
+    assert signature_multisets(transformed) == signature_multisets(graph)
+    assert isomorphic(canonicalize(transformed).graph, canonicalize(graph).graph)
+
+
+@property_settings
+@given(graph=layered_graphs(), seed=st.integers(0, 2**32 - 1))
+def test_canonical_graph_computes_the_same_function(graph: NeuronGraph, seed: int) -> None:
+    noisy = add_tiny_weights(add_dead_units(graph, np.random.default_rng(seed)),
+                             np.random.default_rng(seed))
+    _same_function(canonicalize(noisy).graph, graph)
+
+
+@property_settings
+@given(graph=layered_graphs(), seed=st.integers(0, 2**32 - 1))
+def test_a_sign_flip_changes_the_canonical_form(graph: NeuronGraph, seed: int) -> None:
+    canon = canonicalize(graph).graph
+    rng = np.random.default_rng(seed)
+    wired = [u for u in canon.outputs if u.inputs]
+    assume(wired)  # a network whose outputs are constant has no sign left to flip
+    output = wired[int(rng.integers(len(wired)))]
+    src = sorted(output.inputs)[int(rng.integers(len(output.inputs)))]
+    flipped = graph.with_units(
+        u if u.id != output.id else u.with_inputs({**u.inputs, src: -u.inputs[src]})
+        for u in graph.units
+    )
+    assert signature_multisets(flipped) != signature_multisets(graph)
+    assert not isomorphic(canonicalize(flipped).graph, canon)
+
+
+def test_members_record_rescaling_and_merging() -> None:
+    x = Unit("input:0", UnitKind.INPUT)
+    a = Unit("fc:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 2.0})
+    b = Unit("fc:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 0.5})
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc:0": 1.0, "fc:1": 4.0})
+    canon = canonicalize(NeuronGraph((x, a, b, y)))
+    assert [u.id for u in canon.graph.hidden] == ["fc:0"]
+    assert dict(canon.members["fc:0"]) == pytest.approx({"fc:0": 2.0, "fc:1": 0.5})
+    assert canon.graph["out:0"].inputs == pytest.approx({"fc:0": 4.0})
+    assert [s.action for s in canon.steps if s.action != "rescale"] == ["merge"]
+
+
+def test_merge_that_cancels_removes_the_unit() -> None:
+    x = Unit("input:0", UnitKind.INPUT)
+    a = Unit("fc:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0})
+    b = Unit("fc:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 3.0})
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.5,
+             {"input:0": 1.0, "fc:0": 3.0, "fc:1": -1.0})
+    canon = canonicalize(NeuronGraph((x, a, b, y)))
+    assert canon.graph.hidden == ()
+    assert canon.graph["out:0"].inputs == {"input:0": 1.0}
+
+
+def test_dead_relu_found_by_interval_bounds() -> None:
+    """A ReLU fed only by ReLUs through negative weights, with bias <= 0, never fires."""
+    x = Unit("input:0", UnitKind.INPUT)
+    h = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0})
+    dead = Unit("fc2:0", UnitKind.HIDDEN, Activation.RELU, -0.1, {"fc1:0": -2.0})
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0, "fc2:0": 7.0})
+    canon = canonicalize(NeuronGraph((x, h, dead, y)))
+    assert "fc2:0" not in canon.graph
+    assert any(s.action == "remove_dead" and s.unit == "fc2:0" for s in canon.steps)
+
+
+def test_input_bounds_make_more_units_provably_dead() -> None:
+    x = Unit("input:0", UnitKind.INPUT)
+    h = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, -2.0, {"input:0": 1.0})
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0})
+    graph = NeuronGraph((x, h, y))
+    assert "fc1:0" in canonicalize(graph).graph
+    assert "fc1:0" not in canonicalize(graph, Config(input_bounds=(0.0, 1.0))).graph
+
+
+def test_constant_unit_folds_into_downstream_bias() -> None:
+    x = Unit("input:0", UnitKind.INPUT)
+    c = Unit("fc1:0", UnitKind.HIDDEN, Activation.SIGMOID, 0.0, {})
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 1.0, {"input:0": 1.0, "fc1:0": 2.0})
+    canon = canonicalize(NeuronGraph((x, c, y))).graph
+    assert canon["out:0"].bias == pytest.approx(2.0)  # 1 + 2 * sigmoid(0)
+    assert canon["out:0"].inputs == {"input:0": 1.0}
+
+
+def test_sigmoid_units_are_not_rescaled() -> None:
+    x = Unit("input:0", UnitKind.INPUT)
+    s = Unit("fc1:0", UnitKind.HIDDEN, Activation.SIGMOID, 0.0, {"input:0": 5.0})
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0})
+    canon = canonicalize(NeuronGraph((x, s, y))).graph
+    assert canon["fc1:0"].inputs == {"input:0": 5.0}
