@@ -99,7 +99,10 @@ class _Tracer:
         return self.builder.finish(outputs)
 
     def _where(self, node: torch.fx.Node) -> str:
-        return f"{type(self.traced).__name__} node {node.name!r} ({node.op} {node.target})"
+        model = type(self.traced).__name__
+        if node.op == "call_module":
+            return f"{model} module {str(node.target)!r}"
+        return f"{model} forward() step {node.name!r}"
 
     def _eval(self, node: torch.fx.Node) -> Value:
         if node.op == "placeholder":

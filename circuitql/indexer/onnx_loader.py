@@ -1,0 +1,423 @@
+"""Load a feed-forward ONNX network into a ``NeuronGraph`` without running it.
+
+The file is only parsed (``onnx.load``); nothing in it is executed, and no runtime is needed.
+Walking the nodes in order, every tensor is either a constant (initializers, ``Constant``
+nodes, and anything computed only from constants, such as shape arithmetic) or a symbolic
+feature vector. Constants fold in numpy; nodes that touch the feature vector recompose affine
+functions, so an input normalisation (``Sub`` of a mean, ``Div`` by a scale) lands in the
+first layer's weights and biases, and only activations create neurons.
+
+A feature vector keeps the tensor shape ONNX sees for it, with the batch taken as 1: every
+dimension but the last is 1. Tracking that shape is what tells a no-op ``Reshape`` from one
+that would fold features into the batch, and the feature axis of a ``Concat`` from another.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from google.protobuf.message import Error as ProtobufError
+from onnx import numpy_helper
+
+from circuitql.errors import ModelLoadError
+from circuitql.graph import Activation, NeuronGraph
+from circuitql.indexer.affine import AffineVec, GraphBuilder
+
+
+@dataclass(frozen=True)
+class Features:
+    """A symbolic feature vector and its ONNX tensor shape (batch taken as 1)."""
+
+    vec: AffineVec
+    shape: tuple[int, ...]
+
+
+Value = np.ndarray | Features
+
+
+@dataclass(frozen=True)
+class _Node:
+    proto: onnx.NodeProto
+    index: int
+    attrs: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        name = repr(self.proto.name) if self.proto.name else f"#{self.index} (unnamed)"
+        return f"{self.proto.op_type} node {name}"
+
+    def module(self, weight: str = "") -> str:
+        """The stable name that prefixes this node's source ids ("<module>:<row>")."""
+        return self.proto.name or weight or f"{self.proto.op_type}_{self.index}"
+
+
+def load_onnx(path: Path) -> NeuronGraph:
+    """Read the ONNX file at ``path`` into a neuron graph (inputs are "input:<i>")."""
+    try:
+        model = onnx.load(str(path))
+    except (OSError, ProtobufError, onnx.checker.ValidationError) as exc:
+        raise ModelLoadError(
+            f"cannot read the ONNX file ({type(exc).__name__}: {exc})",
+            where=str(path),
+            fix="check that the path names a complete, uncorrupted .onnx file; re-export or "
+            "download it again",
+        ) from exc
+    return _Converter(model.graph, str(path)).run()
+
+
+class _Converter:
+    def __init__(self, graph: onnx.GraphProto, where: str) -> None:
+        self.graph = graph
+        self.where = where
+        self.builder = GraphBuilder()
+        self.values: dict[str, Value] = {}
+
+    def run(self) -> NeuronGraph:
+        for tensor in self.graph.initializer:
+            self.values[tensor.name] = self._finite(tensor.name, numpy_helper.to_array(tensor))
+        name, features = self._input()
+        self.values[name] = features
+        for index, proto in enumerate(self.graph.node):
+            node = _Node(proto, index, {a.name: onnx.helper.get_attribute_value(a)
+                                        for a in proto.attribute})
+            self.values[proto.output[0]] = self._apply(node)
+        if not self.graph.output:
+            raise self._error("the graph has no outputs", "export the network with its outputs")
+        outputs = [self._output(out.name) for out in self.graph.output]
+        return self.builder.finish(AffineVec.concat(outputs))
+
+    # --- the graph's ends ---------------------------------------------------------------
+
+    def _input(self) -> tuple[str, Features]:
+        inputs = [i for i in self.graph.input if i.name not in self.values]
+        if len(inputs) != 1:
+            raise self._error(
+                f"the graph has {len(inputs)} inputs {[i.name for i in inputs]}; circuitql "
+                "reads networks with exactly one input, the feature vector",
+                "export the network with a single input tensor of shape (batch, features)",
+            )
+        name, tensor_type = inputs[0].name, inputs[0].type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None
+                for d in tensor_type.shape.dim]
+        if len(dims) >= 2 and dims[0] in (None, 1):
+            dims[0] = 1  # the batch: a neuron graph reads one sample at a time
+        shape = tuple(d for d in dims if d is not None)
+        if not tensor_type.HasField("shape") or len(shape) != len(dims) or not _is_vector(shape):
+            raise self._error(
+                f"input {name!r} has shape {_shape_text(tensor_type)}, which is not "
+                "(batch, features) with a known number of features",
+                "export the network with a flat input of a fixed width and a batch of 1 or a "
+                "symbolic batch dimension",
+            )
+        return name, Features(self.builder.inputs(math.prod(shape)), shape)
+
+    def _output(self, name: str) -> AffineVec:
+        value = self.values.get(name)
+        if value is None:
+            raise self._error(f"graph output {name!r} is produced by no node",
+                              "re-export the network")
+        if isinstance(value, np.ndarray):
+            raise self._error(f"graph output {name!r} is a constant",
+                              "export only outputs that depend on the input")
+        return value.vec
+
+    # --- nodes ----------------------------------------------------------------------------
+
+    def _apply(self, node: _Node) -> Value:
+        proto = node.proto
+        handler = _HANDLERS.get(proto.op_type)
+        if handler is None or proto.domain not in ("", "ai.onnx"):
+            raise self._unsupported(node, "is not supported")
+        args = [self._read(node, name) if name else None for name in proto.input]
+        try:
+            return handler(self, node, args)
+        except ValueError as exc:  # numpy or AffineVec shape mismatches: a malformed file
+            raise self._error(f"{node.label} cannot be applied to its operands: {exc}",
+                              "check that the file is a valid ONNX model (onnx.checker)") from exc
+
+    def _read(self, node: _Node, name: str) -> Value:
+        if name not in self.values:
+            raise self._error(
+                f"{node.label} reads tensor {name!r}, which no initializer, input or earlier "
+                "node provides",
+                "re-export the network; its nodes must be in topological order",
+            )
+        return self.values[name]
+
+    def _constant(self, node: _Node, args: list[Value | None]) -> Value:
+        ((key, raw),) = node.attrs.items()
+        if key == "value":
+            array = numpy_helper.to_array(raw)
+        elif key in ("value_float", "value_floats"):
+            array = np.asarray(raw, dtype=np.float32)
+        elif key in ("value_int", "value_ints"):
+            array = np.asarray(raw, dtype=np.int64)
+        else:
+            raise self._unsupported(node, f"holds a {key!r}, not a dense numeric tensor")
+        return self._finite(node.proto.output[0], array)
+
+    def _passthrough(self, node: _Node, args: list[Value | None]) -> Value:
+        training = args[2] if len(args) > 2 else None
+        if isinstance(training, np.ndarray) and training.any():
+            raise self._unsupported(node, "runs in training mode (random)")
+        return _given(args[0])
+
+    def _reshape(self, node: _Node, args: list[Value | None]) -> Value:
+        """Flatten/Reshape/Squeeze/Unsqueeze: the same numpy call gives a constant's new value
+        and a feature vector's new shape."""
+        x = _given(args[0])
+        data = x if isinstance(x, np.ndarray) else np.zeros(x.shape)
+        extra = [self._constant_arg(node, a) for a in args[1:]]
+        out = _RESHAPES[node.proto.op_type](data, extra, node.attrs)
+        if isinstance(x, np.ndarray):
+            return out
+        return Features(x.vec, self._vector_shape(node, out.shape))
+
+    def _arith(self, node: _Node, args: list[Value | None]) -> Value:
+        op = node.proto.op_type
+        a, b = _given(args[0]), _given(args[1])
+        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+            return _FOLD[op](a, b).astype(np.result_type(a, b))
+        if isinstance(a, Features) and isinstance(b, Features):
+            if op not in ("Add", "Sub"):
+                raise self._unsupported(node, f"applies {op} to two variable vectors, which "
+                                              "is not affine; only Add/Sub of vectors are")
+            shape = self._vector_shape(node, np.broadcast_shapes(a.shape, b.shape))
+            return Features(a.vec + b.vec if op == "Add" else a.vec - b.vec, shape)
+        vector_first = isinstance(a, Features)
+        x, c = (a, b) if vector_first else (b, a)
+        assert isinstance(x, Features) and isinstance(c, np.ndarray)
+        shape = self._vector_shape(node, np.broadcast_shapes(x.shape, c.shape))
+        if math.prod(shape) != len(x.vec):
+            raise self._unsupported(node, f"broadcasts a {len(x.vec)}-feature vector to "
+                                          f"shape {shape}")
+        const = np.broadcast_to(c, shape).reshape(-1).astype(np.float64)
+        if op == "Div" and not vector_first:
+            raise self._unsupported(node, "divides a constant by a variable, which is not affine")
+        if op == "Div" and not const.all():
+            raise self._unsupported(node, "divides by a constant that contains zeros")
+        ones, zeros = np.ones_like(const), np.zeros_like(const)
+        if op == "Add":
+            scale, shift = ones, const
+        elif op == "Sub":
+            scale, shift = (ones, -const) if vector_first else (-ones, const)
+        elif op == "Mul":
+            scale, shift = const, zeros
+        else:
+            scale, shift = 1.0 / const, zeros
+        return Features(x.vec.affine_elementwise(scale, shift), shape)
+
+    def _matmul(self, node: _Node, args: list[Value | None]) -> Value:
+        a, b = _given(args[0]), _given(args[1])
+        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+            return np.matmul(a, b)
+        if isinstance(a, Features) and isinstance(b, Features):
+            raise self._unsupported(node, "multiplies two variable tensors; only a feature "
+                                          "vector times a constant matrix is linear")
+        if isinstance(a, Features):
+            assert isinstance(b, np.ndarray)
+            matrix, weight_name = self._matrix(node, b), node.proto.input[1]
+            weight = matrix[None, :] if matrix.ndim == 1 else matrix.T
+            x, rank = a, _matmul_rank(len(a.shape), b.ndim)
+        else:
+            assert isinstance(a, np.ndarray) and isinstance(b, Features)
+            if len(b.shape) != 1:
+                raise self._unsupported(node, f"multiplies a constant by a vector of shape "
+                                              f"{b.shape}; only a 1-D vector can be on the right")
+            matrix, weight_name = self._matrix(node, a), node.proto.input[0]
+            weight = matrix[None, :] if matrix.ndim == 1 else matrix
+            x, rank = b, _matmul_rank(a.ndim, 1)
+        vec = x.vec.linear(weight, None, node.module(weight_name))
+        return Features(vec, ((1,) * (rank - 1) + (len(vec),)) if rank else ())
+
+    def _gemm(self, node: _Node, args: list[Value | None]) -> Value:
+        a, b = _given(args[0]), _given(args[1])
+        c = args[2] if len(args) > 2 else None
+        alpha, beta = float(node.attrs.get("alpha", 1.0)), float(node.attrs.get("beta", 1.0))
+        trans_a, trans_b = node.attrs.get("transA", 0), node.attrs.get("transB", 0)
+        if not isinstance(b, np.ndarray):
+            raise self._unsupported(node, "has a variable second operand; only a feature "
+                                          "vector times a constant matrix is linear")
+        if b.ndim != 2:
+            raise ValueError(f"Gemm needs a 2-D matrix, got shape {b.shape}")
+        right = b.T if trans_b else b
+        if isinstance(a, np.ndarray) and not isinstance(c, Features):
+            product = alpha * ((a.T if trans_a else a) @ right)
+            return product if c is None else product + beta * c
+        if not isinstance(a, Features) or trans_a:
+            raise self._unsupported(node, "needs the feature vector as its first operand, "
+                                          "untransposed (transA=0)")
+        bias = None
+        if isinstance(c, np.ndarray):
+            bias = beta * np.broadcast_to(c, (1, right.shape[1])).reshape(-1)
+        vec = a.vec.linear(alpha * right.T, bias, node.module(node.proto.input[1]))
+        if isinstance(c, Features):
+            vec = vec + c.vec.affine_elementwise(np.asarray(beta), np.asarray(0.0))
+        return Features(vec, (1, len(vec)))
+
+    def _activation(self, node: _Node, args: list[Value | None]) -> Value:
+        activation = _ACTIVATIONS[node.proto.op_type]
+        if node.attrs.get("approximate", b"none") != b"none":
+            raise self._unsupported(node, "uses the tanh approximation of GELU; only the exact "
+                                          "(erf) GELU is supported")
+        alpha = float(node.attrs.get("alpha", 0.01))
+        x = _given(args[0])
+        if isinstance(x, np.ndarray):
+            return activation.apply(x, alpha).astype(x.dtype)
+        vec = self.builder.activate(x.vec, activation, node.module(), alpha)
+        return Features(vec, x.shape)
+
+    def _concat(self, node: _Node, args: list[Value | None]) -> Value:
+        parts = [_given(a) for a in args]
+        axis = int(node.attrs.get("axis", 1))
+        constants = [p for p in parts if isinstance(p, np.ndarray)]
+        if len(constants) == len(parts):
+            return np.concatenate(constants, axis=axis)
+        vectors = [p for p in parts if isinstance(p, Features)]
+        if constants:
+            raise self._unsupported(node, "joins a constant to the feature vector; only "
+                                          "feature vectors can be concatenated")
+        shapes = [p.shape for p in vectors]
+        rank = len(shapes[0])
+        if any(len(s) != rank for s in shapes) or axis % max(rank, 1) != rank - 1:
+            raise self._unsupported(node, f"concatenates shapes {shapes} along axis {axis}; "
+                                          "only feature vectors along the feature axis join")
+        vec = AffineVec.concat([p.vec for p in vectors])
+        return Features(vec, (*shapes[0][:-1], len(vec)))
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _constant_arg(self, node: _Node, value: Value | None) -> np.ndarray | None:
+        if isinstance(value, Features):
+            raise self._unsupported(node, "takes its shape or axes from the variable; only "
+                                          "constant shapes are supported")
+        return value
+
+    def _matrix(self, node: _Node, weight: np.ndarray) -> np.ndarray:
+        """The weight without leading size-1 dimensions (a batch of one matrix)."""
+        if weight.ndim > 2 and all(d == 1 for d in weight.shape[:-2]):
+            weight = weight.reshape(weight.shape[-2:])
+        if weight.ndim > 2:
+            raise self._unsupported(node, f"multiplies by a stack of matrices {weight.shape}")
+        return weight
+
+    def _vector_shape(self, node: _Node, shape: Sequence[int]) -> tuple[int, ...]:
+        if not _is_vector(tuple(shape)):
+            raise self._unsupported(node, f"turns the feature vector into a tensor of shape "
+                                          f"{tuple(shape)}; it must stay (batch, features)")
+        return tuple(shape)
+
+    def _finite(self, name: str, array: np.ndarray) -> np.ndarray:
+        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+            raise self._error(f"tensor {name!r} contains NaN or Inf values",
+                              "retrain or repair the network; its weights must be finite")
+        return array
+
+    def _unsupported(self, node: _Node, why: str) -> ModelLoadError:
+        return self._error(
+            f"{node.label} {why}",
+            f"circuitql reads feed-forward networks built from these ONNX ops: "
+            f"{', '.join(SUPPORTED_OPS)}. Re-export the network using only these, or index "
+            "the PyTorch module directly",
+        )
+
+    def _error(self, what: str, fix: str) -> ModelLoadError:
+        return ModelLoadError(what, where=self.where, fix=fix)
+
+
+def _given(value: Value | None) -> Value:
+    if value is None:
+        raise ValueError("a required input is missing")
+    return value
+
+
+def _is_vector(shape: tuple[int, ...]) -> bool:
+    return all(d == 1 for d in shape[:-1]) and math.prod(shape) >= 1
+
+
+def _matmul_rank(left: int, right: int) -> int:
+    """The rank of ``np.matmul``'s result: a 1-D operand loses its one dimension."""
+    if left == 1 or right == 1:
+        return left + right - 2
+    return max(left, right)
+
+
+def _shape_text(tensor_type: onnx.TypeProto.Tensor) -> str:
+    dims = [str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in tensor_type.shape.dim]
+    return f"[{', '.join(dims)}]" if tensor_type.HasField("shape") else "(unknown)"
+
+
+def _axes(extra: list[np.ndarray | None], attrs: dict[str, Any]) -> tuple[int, ...] | None:
+    """Squeeze/Unsqueeze axes: an input from opset 13 on, an attribute before."""
+    axes = extra[0] if extra and extra[0] is not None else attrs.get("axes")
+    return None if axes is None else tuple(int(a) for a in np.asarray(axes).reshape(-1))
+
+
+def _flatten(data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]
+             ) -> np.ndarray:
+    axis = int(attrs.get("axis", 1)) % (data.ndim + 1)
+    return data.reshape(math.prod(data.shape[:axis]), math.prod(data.shape[axis:]))
+
+
+def _reshape_to(data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]
+                ) -> np.ndarray:
+    target = [int(d) for d in np.asarray(extra[0] if extra else attrs["shape"]).reshape(-1)]
+    if not attrs.get("allowzero", 0):
+        target = [data.shape[i] if d == 0 else d for i, d in enumerate(target)]
+    return data.reshape(target)
+
+
+def _squeeze(data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]
+             ) -> np.ndarray:
+    return np.squeeze(data, axis=_axes(extra, attrs))
+
+
+def _unsqueeze(data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]
+               ) -> np.ndarray:
+    axes = _axes(extra, attrs)
+    if axes is None:
+        raise ValueError("Unsqueeze needs axes")
+    return np.expand_dims(data, axes)
+
+
+_RESHAPES: dict[str, Callable[[np.ndarray, list[np.ndarray | None], dict[str, Any]],
+                              np.ndarray]] = {
+    "Flatten": _flatten,
+    "Reshape": _reshape_to,
+    "Squeeze": _squeeze,
+    "Unsqueeze": _unsqueeze,
+}
+
+_FOLD: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+}
+
+_ACTIVATIONS: dict[str, Activation] = {
+    "Relu": Activation.RELU,
+    "LeakyRelu": Activation.LEAKY_RELU,
+    "Sigmoid": Activation.SIGMOID,
+    "Tanh": Activation.TANH,
+    "Gelu": Activation.GELU,
+}
+
+_Handler = Callable[[_Converter, _Node, list[Value | None]], Value]
+_HANDLERS: dict[str, _Handler] = {
+    "Constant": _Converter._constant,
+    "Identity": _Converter._passthrough,
+    "Dropout": _Converter._passthrough,
+    **dict.fromkeys(_RESHAPES, _Converter._reshape),
+    **dict.fromkeys(_FOLD, _Converter._arith),
+    "MatMul": _Converter._matmul,
+    "Gemm": _Converter._gemm,
+    **dict.fromkeys(_ACTIVATIONS, _Converter._activation),
+    "Concat": _Converter._concat,
+}
+
+SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(_HANDLERS))

@@ -1,0 +1,148 @@
+"""Weights-only files (torch state_dict, safetensors) with a JSON config, written for real."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from circuitql.errors import ModelLoadError
+from circuitql.indexer.load import discover, load
+from circuitql.zoo.demo import known_circuits, random_mlp
+from circuitql.zoo.export import MLPSpec, save
+
+WEIGHT_FORMATS = (".pt", ".safetensors")
+
+
+def _spec() -> MLPSpec:
+    return random_mlp(np.random.default_rng(3), 5, [7, 6], 3, {"task": "demo"})
+
+
+@pytest.mark.parametrize("suffix", [*WEIGHT_FORMATS, ".onnx"])
+def test_written_files_compute_what_the_spec_computes(tmp_path: Path, suffix: str) -> None:
+    spec = _spec()
+    loaded = load(save(spec, tmp_path / f"m{suffix}"))
+    x = np.random.default_rng(0).normal(size=(40, 5))
+    np.testing.assert_allclose(loaded.graph.evaluate(x), spec.evaluate(x), rtol=1e-5, atol=1e-5)
+    assert [u.id for u in loaded.graph.outputs] == ["out:0", "out:1", "out:2"]
+
+
+@pytest.mark.parametrize("suffix", [*WEIGHT_FORMATS, ".onnx"])
+def test_skip_connection_via_config_inputs(tmp_path: Path, suffix: str) -> None:
+    spec = known_circuits()["min_skip"]
+    graph = load(save(spec, tmp_path / f"min{suffix}")).graph
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    np.testing.assert_allclose(graph.evaluate(x)[:, 0], x.min(axis=1), atol=1e-6)
+    assert set(graph["out:0"].inputs) == {"input:0", "fc1:0"}
+
+
+def test_same_network_hashes_the_same_in_every_format(tmp_path: Path) -> None:
+    spec = _spec()
+    hashes = {load(save(spec, tmp_path / f"m{s}")).graph.content_hash()
+              for s in (*WEIGHT_FORMATS, ".onnx")}
+    assert len(hashes) == 1
+
+
+def test_meta_comes_from_the_config(tmp_path: Path) -> None:
+    assert load(save(_spec(), tmp_path / "m.safetensors")).meta == {"task": "demo"}
+
+
+def test_residual_add_in_config(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    tensors = {"a.weight": rng.normal(size=(3, 3)), "a.bias": rng.normal(size=3),
+               "b.weight": rng.normal(size=(3, 3)), "b.bias": rng.normal(size=3)}
+    save_file({k: v.astype(np.float32) for k, v in tensors.items()}, str(tmp_path / "r.safetensors"))
+    (tmp_path / "r.json").write_text(json.dumps({"inputs": 3, "layers": [
+        {"name": "a", "activation": "relu"},
+        {"name": "b", "activation": "identity", "add": ["a"]},
+    ]}))
+    graph = load(tmp_path / "r.safetensors").graph
+    x = rng.normal(size=(20, 3))
+    t = {k: v.astype(np.float32).astype(np.float64) for k, v in tensors.items()}
+    h = np.maximum(x @ t["a.weight"].T + t["a.bias"], 0)
+    np.testing.assert_allclose(graph.evaluate(x), h @ t["b.weight"].T + t["b.bias"] + h,
+                               rtol=1e-9)
+
+
+def test_pickled_module_is_refused_without_unpickling(tmp_path: Path) -> None:
+    path = tmp_path / "whole.pt"
+    torch.save(nn.Sequential(nn.Linear(2, 1)), path)
+    save(_spec(), tmp_path / "whole.safetensors")  # leaves a whole.json sidecar
+    with pytest.raises(ModelLoadError, match="never unpickles"):
+        load(path)
+
+
+@pytest.mark.parametrize("suffix", WEIGHT_FORMATS)
+def test_truncated_file(tmp_path: Path, suffix: str) -> None:
+    path = save(_spec(), tmp_path / f"m{suffix}")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match="truncated") as err:
+        load(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_config_explains_the_format(tmp_path: Path) -> None:
+    path = save(_spec(), tmp_path / "m.safetensors")
+    path.with_suffix(".json").unlink()
+    with pytest.raises(ModelLoadError, match="m.json") as err:
+        load(path)
+    assert "circuitql-mlp" in str(err.value)
+
+
+def _edit_config(path: Path, **changes: object) -> None:
+    config_path = path.with_suffix(".json")
+    config = json.loads(config_path.read_text())
+    config.update(changes)
+    config_path.write_text(json.dumps(config))
+
+
+def test_shape_mismatch_between_config_and_weights(tmp_path: Path) -> None:
+    path = save(_spec(), tmp_path / "m.safetensors")
+    _edit_config(path, inputs=4)
+    with pytest.raises(ModelLoadError, match=r"fc1: weight of shape \(7, 5\)"):
+        load(path)
+
+
+def test_unknown_activation(tmp_path: Path) -> None:
+    path = save(_spec(), tmp_path / "m.safetensors")
+    config = json.loads(path.with_suffix(".json").read_text())
+    config["layers"][0]["activation"] = "swish"
+    path.with_suffix(".json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="swish") as err:
+        load(path)
+    assert "relu" in str(err.value)
+
+
+def test_nan_weights(tmp_path: Path) -> None:
+    spec = _spec()
+    bad = spec.layers[1].weight.copy()
+    bad[0, 0] = np.inf
+    layers = (spec.layers[0], type(spec.layers[1])(**{**spec.layers[1].__dict__, "weight": bad}),
+              spec.layers[2])
+    path = save(MLPSpec(5, layers), tmp_path / "m.pt")
+    with pytest.raises(ModelLoadError, match="fc2.weight"):
+        load(path)
+
+
+def test_layer_reading_a_later_layer_is_refused(tmp_path: Path) -> None:
+    path = save(_spec(), tmp_path / "m.safetensors")
+    config = json.loads(path.with_suffix(".json").read_text())
+    config["layers"][0]["input"] = ["fc2"]
+    path.with_suffix(".json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="not an earlier layer"):
+        load(path)
+
+
+def test_discover_recurses_and_skips_sidecars(tmp_path: Path) -> None:
+    save(_spec(), tmp_path / "a" / "m.safetensors")
+    save(_spec(), tmp_path / "b" / "c" / "n.onnx")
+    (tmp_path / "notes.txt").write_text("hi")
+    found = discover([tmp_path])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/m.safetensors",
+                                                                   "b/c/n.onnx"]

@@ -1,0 +1,474 @@
+"""The ONNX loader against the ONNX reference implementation, on real and hand-built files.
+
+Every numeric check runs the file through ``onnx.reference.ReferenceEvaluator`` (the numpy
+implementation shipped with onnx) in float64, so a mismatch can only come from the loader.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from circuitql.errors import ModelLoadError
+from circuitql.graph import Activation, NeuronGraph
+from circuitql.indexer.onnx_loader import load_onnx
+
+ACASXU = Path(__file__).resolve().parents[2].parent / "shared" / "zoo" / "acasxu"
+ACASXU_FILES = sorted(ACASXU.glob("*.onnx"))
+needs_acasxu = pytest.mark.skipif(
+    not ACASXU.is_dir(), reason=f"the ACAS Xu zoo is not at {ACASXU} in this checkout"
+)
+SOURCE_ID = re.compile(r"^[A-Za-z0-9_]+:\d+$")
+
+
+def _in_float64(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same network with float64 weights and tensors, for an exact reference."""
+    double = onnx.ModelProto()
+    double.CopyFrom(model)
+    graph = double.graph
+    constants = [a.t for node in graph.node for a in node.attribute if a.name == "value"]
+    for tensor in (*graph.initializer, *constants):
+        if tensor.data_type == TensorProto.FLOAT:
+            array = numpy_helper.to_array(tensor).astype(np.float64)
+            tensor.CopyFrom(numpy_helper.from_array(array, tensor.name))
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        if info.type.tensor_type.elem_type == TensorProto.FLOAT:
+            info.type.tensor_type.elem_type = TensorProto.DOUBLE
+    return double
+
+
+def _reference(path: Path, x: np.ndarray) -> np.ndarray:
+    """The file's outputs on the batch ``x``, all outputs side by side."""
+    model = _in_float64(onnx.load(path))
+    weights = {t.name for t in model.graph.initializer}
+    (graph_input,) = [i for i in model.graph.input if i.name not in weights]
+    feature_dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim][1:]
+    feed = {graph_input.name: x.reshape(len(x), *feature_dims)}
+    outputs = ReferenceEvaluator(model).run(None, feed)
+    return np.concatenate([np.asarray(o).reshape(len(x), -1) for o in outputs], axis=1)
+
+
+def _assert_matches_reference(path: Path, graph: NeuronGraph, seed: int = 0) -> None:
+    x = np.random.default_rng(seed).normal(size=(64, len(graph.inputs)))
+    want = _reference(path, x)
+    np.testing.assert_allclose(
+        graph.evaluate(x), want, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(want).max()))
+    )
+
+
+def _save(
+    tmp_path: Path,
+    nodes: Sequence[onnx.NodeProto],
+    weights: dict[str, np.ndarray],
+    input_shape: Sequence[int | str],
+    outputs: Sequence[str] = ("y",),
+    opset: int = 17,
+) -> Path:
+    """Write a one-input network to an ONNX file, as an exporter would."""
+    graph = helper.make_graph(
+        list(nodes),
+        "net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(input_shape))],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
+        initializer=[numpy_helper.from_array(np.asarray(value), name)
+                     for name, value in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    path = tmp_path / "net.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def _rand(*shape: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed + sum(shape)).normal(size=shape).astype(np.float32)
+
+
+# --- the ACAS Xu zoo: real third-party files ---------------------------------------------------
+
+
+@needs_acasxu
+def test_acasxu_zoo_has_all_45_networks() -> None:
+    assert len(ACASXU_FILES) == 45
+
+
+@needs_acasxu
+@pytest.mark.parametrize("path", ACASXU_FILES, ids=lambda p: p.stem)
+def test_acasxu_network_loads_with_its_shape_and_function(path: Path) -> None:
+    graph = load_onnx(path)
+
+    assert [u.id for u in graph.inputs] == [f"input:{i}" for i in range(5)]
+    assert len(graph.outputs) == 5
+    assert all(u.activation is Activation.RELU for u in graph.hidden)
+    depth = graph.layers
+    widths = [sum(depth[u.id] == layer for u in graph.hidden) for layer in range(1, 7)]
+    assert widths == [50] * 6  # the input normalisation made no units of its own
+    assert all(SOURCE_ID.match(u.id) for u in graph.units)
+    assert graph.hidden[0].id == "Operation_1_MatMul:0"
+    assert graph.outputs[-1].id == "linear_7_MatMul:4"
+    _assert_matches_reference(path, graph)
+
+
+# --- hand-built files, one construct each ------------------------------------------------------
+
+
+def test_gemm_with_transposed_weight_alpha_and_beta(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("Gemm", ["x", "w1", "b1"], ["z"], name="fc1",
+                             transB=1, alpha=0.5, beta=2.0),
+            helper.make_node("Relu", ["z"], ["h"], name="act"),
+            helper.make_node("Gemm", ["h", "w2", "b2"], ["y"], name="fc2"),
+        ],
+        {"w1": _rand(6, 3), "b1": _rand(6), "w2": _rand(6, 2), "b2": _rand(1, 2)},
+        ["N", 3],
+    )
+    graph = load_onnx(path)
+
+    assert [u.id for u in graph.hidden] == [f"fc1:{i}" for i in range(6)]
+    assert [u.id for u in graph.outputs] == ["fc2:0", "fc2:1"]
+    _assert_matches_reference(path, graph)
+
+
+def test_matmul_then_bias_add_is_one_layer_named_after_the_matmul(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["m"], name="dense/MatMul"),
+            helper.make_node("Add", ["m", "b1"], ["z"], name="dense/Add"),
+            helper.make_node("Relu", ["z"], ["h"]),
+            helper.make_node("MatMul", ["h", "w2"], ["m2"]),
+            helper.make_node("Add", ["b2", "m2"], ["y"]),
+        ],
+        {"w1": _rand(4, 5), "b1": _rand(5), "w2": _rand(5, 3), "b2": _rand(3)},
+        ["N", 4],
+    )
+    graph = load_onnx(path)
+
+    assert [u.id for u in graph.hidden] == [f"dense/MatMul:{i}" for i in range(5)]
+    assert [u.id for u in graph.outputs] == ["w2:0", "w2:1", "w2:2"]  # unnamed: its weight
+    assert graph["dense/MatMul:2"].bias == pytest.approx(float(_rand(5)[2]))
+    _assert_matches_reference(path, graph)
+
+
+def test_unnamed_node_without_weight_is_named_by_op_and_position(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path,
+        [helper.make_node("Relu", ["x"], ["h"]), helper.make_node("Sub", ["h", "x"], ["y"])],
+        {},
+        ["N", 2],
+    )
+    graph = load_onnx(path)
+
+    assert [u.id for u in graph.hidden] == ["Relu_0:0", "Relu_0:1"]
+    _assert_matches_reference(path, graph)  # relu(x) - x == relu(-x)
+
+
+@pytest.mark.parametrize(
+    ("op", "attrs", "activation", "opset"),
+    [
+        ("Sigmoid", {}, Activation.SIGMOID, 17),
+        ("Tanh", {}, Activation.TANH, 17),
+        ("LeakyRelu", {"alpha": 0.2}, Activation.LEAKY_RELU, 17),
+        ("Gelu", {}, Activation.GELU, 20),
+    ],
+)
+def test_activation(
+    tmp_path: Path, op: str, attrs: dict[str, Any], activation: Activation, opset: int
+) -> None:
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("Gemm", ["x", "w1", "b1"], ["z"], name="fc1", transB=1),
+            helper.make_node(op, ["z"], ["h"], name="act", **attrs),
+            helper.make_node("Gemm", ["h", "w2"], ["y"], name="fc2", transB=1),
+        ],
+        {"w1": _rand(4, 3), "b1": _rand(4), "w2": _rand(2, 4)},
+        ["N", 3],
+        opset=opset,
+    )
+    graph = load_onnx(path)
+
+    assert {u.activation for u in graph.hidden} == {activation}
+    assert all(u.alpha == pytest.approx(attrs.get("alpha", 0.01)) for u in graph.hidden)
+    _assert_matches_reference(path, graph)
+
+
+def test_min_via_skip_connection_concat(tmp_path: Path) -> None:
+    """min(a, b) = a - relu(a - b): the input rejoins the hidden unit through a Concat."""
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("MatMul", ["x", "diff"], ["d"], name="diff"),
+            helper.make_node("Relu", ["d"], ["h"], name="relu"),
+            helper.make_node("Concat", ["x", "h"], ["cat"], name="skip", axis=-1),
+            helper.make_node("MatMul", ["cat", "combine"], ["y"], name="out"),
+        ],
+        {
+            "diff": np.array([[1.0], [-1.0]], dtype=np.float32),
+            "combine": np.array([[1.0], [0.0], [-1.0]], dtype=np.float32),
+        },
+        ["N", 2],
+    )
+    graph = load_onnx(path)
+
+    (hidden,) = graph.hidden
+    assert hidden.id == "diff:0"
+    assert dict(hidden.inputs) == {"input:0": 1.0, "input:1": -1.0}
+    assert dict(graph["out:0"].inputs) == {"input:0": 1.0, "diff:0": -1.0}
+    x = np.random.default_rng(3).normal(size=(32, 2))
+    np.testing.assert_allclose(graph.evaluate(x)[:, 0], x.min(axis=1), atol=1e-12)
+    _assert_matches_reference(path, graph)
+
+
+def test_residual_add_of_two_vectors(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("Gemm", ["x", "w1", "b1"], ["z"], name="fc1", transB=1),
+            helper.make_node("Relu", ["z"], ["h"], name="act"),
+            helper.make_node("Gemm", ["h", "w2", "b2"], ["f"], name="fc2", transB=1),
+            helper.make_node("Add", ["x", "f"], ["y"], name="residual"),
+        ],
+        {"w1": _rand(5, 4), "b1": _rand(5), "w2": _rand(4, 5), "b2": _rand(4)},
+        ["N", 4],
+    )
+    graph = load_onnx(path)
+
+    assert graph["fc2:1"].inputs["input:1"] == 1.0
+    _assert_matches_reference(path, graph)
+
+
+def test_multiple_outputs_are_concatenated_in_order(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("Gemm", ["x", "w1"], ["h"], name="fc1", transB=1),
+            helper.make_node("Tanh", ["h"], ["t"], name="act"),
+            helper.make_node("Gemm", ["t", "w2"], ["second"], name="head_b", transB=1),
+            helper.make_node("Gemm", ["t", "w3"], ["first"], name="head_a", transB=1),
+        ],
+        {"w1": _rand(3, 2), "w2": _rand(1, 3), "w3": _rand(2, 3)},
+        ["N", 2],
+        outputs=("first", "second"),
+    )
+    graph = load_onnx(path)
+
+    assert [u.id for u in graph.outputs] == ["head_a:0", "head_a:1", "head_b:0"]
+    _assert_matches_reference(path, graph)
+
+
+def test_shape_ops_that_keep_a_feature_vector_are_no_ops(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("Flatten", ["x"], ["flat"], name="flatten", axis=1),
+            helper.make_node("Gemm", ["flat", "w1", "b1"], ["z"], name="fc1", transB=1),
+            helper.make_node("Relu", ["z"], ["h"], name="act"),
+            helper.make_node("Constant", [], ["keep"], value_ints=[0]),
+            helper.make_node("Constant", [], ["rest"], value_ints=[-1]),
+            helper.make_node("Concat", ["keep", "rest"], ["row"], axis=0),
+            helper.make_node("Reshape", ["h", "row"], ["r"], name="reshape"),
+            helper.make_node("Unsqueeze", ["r", "axis1"], ["u"], name="unsqueeze"),
+            helper.make_node("Squeeze", ["u", "axis1"], ["s"], name="squeeze"),
+            helper.make_node("Identity", ["s"], ["i"], name="identity"),
+            helper.make_node("Dropout", ["i"], ["o"], name="dropout"),
+            helper.make_node("MatMul", ["o", "w2"], ["y"], name="fc2"),
+        ],
+        {
+            "w1": _rand(5, 4), "b1": _rand(5), "w2": _rand(5, 2),
+            "axis1": np.array([1], dtype=np.int64),
+        },
+        [1, 1, 4],
+    )
+    graph = load_onnx(path)
+
+    assert len(graph.hidden) == 5 and len(graph.inputs) == 4
+    _assert_matches_reference(path, graph)
+
+
+def test_input_normalisation_folds_into_the_first_layer(tmp_path: Path) -> None:
+    mean = np.array([1.0, -2.0, 0.5], dtype=np.float32)
+    std = np.array([2.0, 0.5, 4.0], dtype=np.float32)
+    w1, b1 = _rand(4, 3), _rand(4)
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("Constant", [], ["mean"], value=numpy_helper.from_array(mean)),
+            helper.make_node("Mul", ["half_std", "two"], ["std"]),  # folds to a constant
+            helper.make_node("Sub", ["x", "mean"], ["centred"], name="center"),
+            helper.make_node("Div", ["centred", "std"], ["scaled"], name="scale"),
+            helper.make_node("Gemm", ["scaled", "w1", "b1"], ["z"], name="fc1", transB=1),
+            helper.make_node("Relu", ["z"], ["h"], name="act"),
+            helper.make_node("Gemm", ["h", "w2"], ["y"], name="fc2", transB=1),
+        ],
+        {
+            "half_std": std / 2, "two": np.array(2.0, dtype=np.float32),
+            "w1": w1, "b1": b1, "w2": _rand(2, 4),
+        },
+        ["N", 3],
+    )
+    graph = load_onnx(path)
+
+    assert len(graph.hidden) == 4
+    weight = w1.astype(np.float64) / std
+    bias = b1 - weight @ mean
+    for row, unit in enumerate(graph.hidden):
+        assert unit.id == f"fc1:{row}"
+        got = [unit.inputs[f"input:{j}"] for j in range(3)]
+        np.testing.assert_allclose(got, weight[row], rtol=1e-12)
+        assert unit.bias == pytest.approx(bias[row], rel=1e-12)
+    _assert_matches_reference(path, graph)
+
+
+def test_constant_minus_vector_and_a_one_dimensional_weight(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("Sub", ["c", "x"], ["d"], name="flip"),
+            helper.make_node("MatMul", ["d", "w1"], ["z"], name="fc1"),
+            helper.make_node("Relu", ["z"], ["h"], name="act"),
+            helper.make_node("MatMul", ["h", "w2"], ["y"], name="fc2"),  # (N, 4) @ (4,)
+        ],
+        {"c": _rand(3), "w1": _rand(3, 4), "w2": _rand(4)},
+        ["N", 3],
+    )
+    graph = load_onnx(path)
+
+    assert [u.id for u in graph.outputs] == ["fc2:0"]
+    _assert_matches_reference(path, graph)
+
+
+def test_constant_matrix_times_an_unbatched_vector(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("MatMul", ["w1", "x"], ["z"], name="fc1"),  # (4, 3) @ (3,)
+            helper.make_node("Relu", ["z"], ["h"], name="act"),
+            helper.make_node("MatMul", ["w2", "h"], ["y"], name="fc2"),
+        ],
+        {"w1": _rand(4, 3), "w2": _rand(2, 4)},
+        [3],
+    )
+    graph = load_onnx(path)
+
+    assert [u.id for u in graph.hidden] == [f"fc1:{i}" for i in range(4)]
+    reference = ReferenceEvaluator(_in_float64(onnx.load(path)))
+    x = np.random.default_rng(5).normal(size=(8, 3))
+    want = np.stack([reference.run(None, {"x": row})[0] for row in x])
+    np.testing.assert_allclose(graph.evaluate(x), want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy exporter announces itself
+def test_torch_export_of_an_mlp(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 2))
+    path = tmp_path / "mlp.onnx"
+    torch.onnx.export(model, torch.zeros(1, 3), path, dynamo=False)
+    graph = load_onnx(path)
+
+    node_names = [n.name for n in onnx.load(path).graph.node]
+    assert graph.hidden[0].id == f"{node_names[0]}:0"
+    assert len(graph.hidden) == 14 and len(graph.outputs) == 2
+    x = np.random.default_rng(4).normal(size=(64, 3))
+    with torch.no_grad():
+        want = model.double()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(graph.evaluate(x), want, rtol=1e-9, atol=1e-12)
+
+
+# --- what it refuses -----------------------------------------------------------------------------
+
+
+def test_unsupported_op_names_the_op_the_node_and_the_supported_ops(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path,
+        [helper.make_node("Conv", ["x", "k"], ["y"], name="conv1")],
+        {"k": _rand(1, 1, 3)},
+        ["N", 1, 8],
+    )
+    with pytest.raises(ModelLoadError) as err:
+        load_onnx(path)
+
+    message = str(err.value)
+    assert "Conv" in message and "'conv1'" in message
+    assert str(path) in message and "Gemm" in message and "MatMul" in message
+
+
+@pytest.mark.parametrize(
+    ("node", "weights", "expected"),
+    [
+        (helper.make_node("Mul", ["x", "x"], ["y"], name="square"), {}, "Mul"),
+        (helper.make_node("MatMul", ["x", "x"], ["y"], name="gram"), {}, "MatMul"),
+        (helper.make_node("Concat", ["x", "x"], ["y"], name="stack", axis=0), {}, "axis 0"),
+        (helper.make_node("Reshape", ["x", "shape"], ["y"], name="to_batch"),
+         {"shape": np.array([-1, 1], dtype=np.int64)}, "Reshape"),
+        (helper.make_node("Div", ["one", "x"], ["y"], name="inverse"),
+         {"one": np.ones(3, dtype=np.float32)}, "Div"),
+    ],
+    ids=["mul-of-vectors", "matmul-of-vectors", "concat-along-batch", "reshape-into-batch",
+         "constant-over-vector"],
+)
+def test_non_affine_or_non_vector_use_is_refused(
+    tmp_path: Path, node: onnx.NodeProto, weights: dict[str, np.ndarray], expected: str
+) -> None:
+    path = _save(tmp_path, [node], weights, ["N", 3])
+    with pytest.raises(ModelLoadError, match=expected) as err:
+        load_onnx(path)
+    assert node.name in str(err.value)
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    whole = _save(
+        tmp_path,
+        [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)],
+        {"w": _rand(16, 16)},
+        ["N", 16],
+    )
+    truncated = tmp_path / "truncated.onnx"
+    data = whole.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(ModelLoadError) as err:
+        load_onnx(truncated)
+    assert err.value.where == str(truncated) and err.value.fix
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="cannot read"):
+        load_onnx(tmp_path / "absent.onnx")
+
+
+def test_nan_weight_is_named(tmp_path: Path) -> None:
+    weight = _rand(2, 3)
+    weight[1, 2] = np.nan
+    path = _save(
+        tmp_path,
+        [helper.make_node("Gemm", ["x", "fc.weight"], ["y"], name="fc", transB=1)],
+        {"fc.weight": weight},
+        ["N", 3],
+    )
+    with pytest.raises(ModelLoadError, match=r"'fc\.weight'.*NaN"):
+        load_onnx(path)
+
+
+def test_more_than_one_input_is_refused(tmp_path: Path) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["y"])],
+        "two_inputs",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 2]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    path = tmp_path / "two.onnx"
+    onnx.save(helper.make_model(graph), path)
+    with pytest.raises(ModelLoadError, match="2 inputs"):
+        load_onnx(path)

@@ -1,0 +1,135 @@
+"""nn.Modules traced with torch.fx load into graphs that compute what the module computes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from circuitql.errors import ModelLoadError
+from circuitql.graph import Activation, NeuronGraph, UnitKind
+from circuitql.indexer.load import load
+
+
+def _check(model: nn.Module, n_inputs: int) -> NeuronGraph:
+    graph = load(model.eval()).graph
+    x = np.random.default_rng(1).normal(size=(50, n_inputs)) * 2
+    with torch.no_grad():
+        expected = model(torch.tensor(x, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(graph.evaluate(x), expected.reshape(50, -1), rtol=1e-9,
+                               atol=1e-9)
+    return graph
+
+
+class MinNet(nn.Module):
+    """The seed document's min(a, b): concatenates its input with two ReLU outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(2, 1), nn.Linear(2, 1)
+        self.out = nn.Linear(4, 1, bias=False)
+        with torch.no_grad():
+            self.fc1.weight[:] = torch.tensor([[0.0, 0.0]])
+            self.fc1.bias[:] = -1.0
+            self.fc2.weight[:] = torch.tensor([[0.71, -0.71]])
+            self.fc2.bias[:] = 0.0
+            self.out.weight[:] = torch.tensor([[1.0, 0.0, 0.0, -1.41]])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h1, h2 = torch.relu(self.fc1(x)), F.relu(self.fc2(x))
+        return self.out(torch.cat([x, h1, h2], dim=1))
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(3, 4)
+        self.block = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.inp(x))
+        h = h + self.block(h)
+        return self.head(F.leaky_relu(h, 0.2) * 0.5 - 1.0)
+
+
+def test_min_net_with_concatenation_loads_in_source_coordinates() -> None:
+    graph = _check(MinNet().double(), 2)
+    assert [u.id for u in graph.units] == ["input:0", "input:1", "fc1:0", "fc2:0", "out:0"]
+    assert graph["out:0"].inputs == pytest.approx({"input:0": 1.0, "fc2:0": -1.41})
+    assert graph["fc2:0"].activation is Activation.RELU
+
+
+def test_residual_nested_sequential_and_functional_forms() -> None:
+    graph = _check(Residual().double(), 3)
+    # the block's second Linear folds into the residual sum: one unit per nonlinearity
+    kinds = [u.activation for u in graph.hidden]
+    assert kinds.count(Activation.TANH) == 4
+    assert kinds.count(Activation.RELU) == 4
+    assert kinds.count(Activation.LEAKY_RELU) == 4
+    assert {u.id for u in graph.hidden if u.activation is Activation.RELU} == {
+        f"block.0:{i}" for i in range(4)}
+    assert all(u.alpha == pytest.approx(0.2) for u in graph.hidden
+               if u.activation is Activation.LEAKY_RELU)
+
+
+def test_every_activation_module_and_no_ops() -> None:
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(3, 5), nn.Sigmoid(), nn.Dropout(0.5), nn.Linear(5, 5), nn.GELU(),
+        nn.Identity(), nn.Linear(5, 4), nn.LeakyReLU(0.1), nn.Linear(4, 2), nn.Tanh(),
+    ).double()
+    graph = _check(model, 3)
+    assert [u.kind for u in graph.outputs] == [UnitKind.OUTPUT] * 2
+    assert graph.outputs[0].inputs == {"9:0": 1.0}  # an output after an activation
+
+
+def test_consecutive_linears_fold_into_one_layer() -> None:
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 1)).double()
+    graph = _check(model, 2)
+    assert [u.id for u in graph.hidden] == ["1:0", "1:1", "1:2"]
+    assert all(set(u.inputs) == {"input:0", "input:1"} for u in graph.hidden)
+
+
+def test_unsupported_module_names_the_op_and_what_is_supported() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.ReLU())
+    with pytest.raises(ModelLoadError) as err:
+        load(model)
+    message = str(err.value)
+    assert "BatchNorm1d" in message and "'1'" in message and "nn.Linear" in message
+
+
+def test_product_of_two_network_values_is_refused() -> None:
+    class Bilinear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(2, 2), nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.a(x) * self.b(x)
+
+    with pytest.raises(ModelLoadError, match="product of two network values"):
+        load(Bilinear())
+
+
+def test_nan_weights_are_refused() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        model[2].weight[0, 1] = float("nan")
+    with pytest.raises(ModelLoadError, match="NaN"):
+        load(model)
+
+
+def test_input_width_that_cannot_be_inferred_asks_for_input_dim() -> None:
+    class CatFirst(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.cat([x, x], dim=1))
+
+    with pytest.raises(ModelLoadError, match="input_dim"):
+        load(CatFirst())
+    assert len(load(CatFirst(), input_dim=2).graph.inputs) == 2
