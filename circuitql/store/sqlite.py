@@ -1,0 +1,420 @@
+"""The embedded default store: one SQLite file, nothing to install or run.
+
+Signature fields live in plain columns (not one serialized blob) so that candidate lookup is
+an index lookup: the query engine asks for neurons by token or by a few signature columns and
+SQLite answers from the indexes below without scanning a zoo of millions of neurons. Per-token
+counts are kept in ``token_stats`` inside the same transaction as the rows they count, so the
+planner's statistics can never disagree with the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from circuitql.errors import StoreError
+from circuitql.graph import Activation, UnitKind
+from circuitql.indexer.signature import BiasClass, Signature
+from circuitql.store.base import EdgeRecord, IndexedModel, ModelInfo, NeuronRecord, WriteOutcome
+
+SCHEMA_VERSION = 1
+
+# Executed one statement at a time: executescript() would commit the transaction that guards
+# schema creation.
+_SCHEMA = (
+    """
+    CREATE TABLE models (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        content_hash TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        n_inputs INTEGER NOT NULL,
+        n_outputs INTEGER NOT NULL,
+        n_neurons INTEGER NOT NULL,
+        n_edges INTEGER NOT NULL,
+        network_string TEXT NOT NULL,
+        canonical_log TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE neurons (
+        model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+        uid TEXT NOT NULL,
+        layer INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        activation TEXT NOT NULL,
+        n_pos INTEGER NOT NULL,
+        n_neg INTEGER NOT NULL,
+        fan_in INTEGER NOT NULL,
+        bias_class TEXT NOT NULL,
+        out_pos INTEGER NOT NULL,
+        out_neg INTEGER NOT NULL,
+        magnitudes TEXT NOT NULL,
+        bias REAL NOT NULL,
+        token TEXT NOT NULL,
+        members TEXT NOT NULL,
+        PRIMARY KEY (model_id, uid)
+    )
+    """,
+    "CREATE INDEX neurons_by_token ON neurons(token)",
+    "CREATE INDEX neurons_by_detector ON neurons(activation, n_pos, n_neg, bias_class)",
+    "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)",
+    "CREATE INDEX neurons_by_layer ON neurons(layer)",
+    """
+    CREATE TABLE edges (
+        model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+        src TEXT NOT NULL,
+        dst TEXT NOT NULL,
+        weight REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX edges_by_src ON edges(model_id, src)",
+    "CREATE INDEX edges_by_dst ON edges(model_id, dst)",
+    """
+    CREATE TABLE token_stats (
+        token TEXT PRIMARY KEY,
+        count INTEGER NOT NULL CHECK (count >= 0)
+    )
+    """,
+)
+
+# The only column names a caller may constrain; everything else is rejected before any SQL is
+# built, so a key can never smuggle text into the statement.
+SEARCHABLE_COLUMNS = frozenset(
+    {"kind", "activation", "n_pos", "n_neg", "fan_in", "bias_class", "out_pos", "out_neg",
+     "layer", "token"}
+)
+
+_NEURON_FIELDS = (
+    "uid", "layer", "kind", "activation", "n_pos", "n_neg", "fan_in", "bias_class", "out_pos",
+    "out_neg", "magnitudes", "bias", "token", "members",
+)
+_NEURON_COLUMNS = ", ".join(_NEURON_FIELDS)
+_MODEL_COLUMNS = (
+    "name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network_string, meta"
+)
+_MODEL_ID = "(SELECT id FROM models WHERE name = ?)"
+
+
+class SQLiteStore:
+    """A store in one SQLite file (created on first use), safe for concurrent readers."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.uri = f"sqlite:///{self.path}"
+        _check_location(self.path)
+        created = not self.path.exists()
+        try:
+            self._conn = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open the SQLite store ({exc})",
+                where=str(self.path),
+                fix="check the path and its permissions, or pick another store path",
+            ) from exc
+        try:
+            self._prepare()
+        except BaseException:
+            self._conn.close()
+            if created:
+                _remove_db_files(self.path)
+            raise
+
+    def _prepare(self) -> None:
+        """Check the file is a circuitql store of a known version, creating the schema if new."""
+        with self._db_errors("opening the store"):
+            try:
+                self._conn.execute("PRAGMA foreign_keys=ON")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._check_schema()
+            except sqlite3.DatabaseError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_NOTADB:
+                    raise
+                raise StoreError(
+                    "this file is not a circuitql store: it is not an SQLite database",
+                    where=str(self.path),
+                    fix="point --store at a circuitql database, or at a new file path to "
+                    "create one",
+                ) from exc
+            # Only once the file is known to be ours: the journal mode is stored in the file.
+            self._conn.execute("PRAGMA journal_mode=WAL")
+
+    def _check_schema(self) -> None:
+        # Checked and created under one write lock so two processes opening a fresh file at the
+        # same moment cannot both create the schema.
+        self._conn.execute("BEGIN IMMEDIATE")
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            if self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise StoreError(
+                    "this SQLite database belongs to something else: it has tables but no "
+                    "circuitql schema",
+                    where=str(self.path),
+                    fix="pick a new file path for the circuitql store",
+                )
+            for statement in _SCHEMA:
+                self._conn.execute(statement)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        elif version != SCHEMA_VERSION:
+            raise StoreError(
+                f"this store has schema version {version}, but this circuitql reads version "
+                f"{SCHEMA_VERSION}",
+                where=str(self.path),
+                fix="open it with the circuitql release that wrote it, or index into a new "
+                "store path",
+            )
+        self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _db_errors(self, doing: str) -> Iterator[None]:
+        """Turn a database failure (locked, disk full, corrupt file) into a user error."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"{doing} failed: {exc}",
+                where=str(self.path),
+                fix="if another process holds the store, wait for it and retry; otherwise check "
+                "the disk and the file's permissions",
+            ) from exc
+
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[None]:
+        """One write transaction, committed whole or rolled back whole on any exception.
+
+        IMMEDIATE takes the write lock up front, so the existence checks a write starts with
+        still hold when it commits.
+        """
+        with self._db_errors(doing):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def write(self, model: IndexedModel) -> WriteOutcome:
+        with self._transaction(f"writing model {model.name!r}"):
+            return self._write_new(model)
+
+    def _write_new(self, model: IndexedModel) -> WriteOutcome:
+        """The body of ``write``; runs inside its transaction."""
+        existing = self._conn.execute(
+            f"SELECT {_MODEL_COLUMNS} FROM models WHERE content_hash = ?", (model.content_hash,)
+        ).fetchone()
+        if existing is not None:
+            return WriteOutcome("unchanged", _model_info(existing))
+        clash = self._conn.execute(
+            "SELECT content_hash FROM models WHERE name = ?", (model.name,)
+        ).fetchone()
+        if clash is not None:
+            raise StoreError(
+                f"a different model is already stored under the name {model.name!r} "
+                f"(stored content {clash[0][:12]}, new content {model.content_hash[:12]})",
+                where=str(self.path),
+                fix="give the new model another name (--name NAME), or delete the stored "
+                f"model {model.name!r} first",
+            )
+        model_id = self._conn.execute(
+            "INSERT INTO models (name, content_hash, source, n_inputs, n_outputs, n_neurons, "
+            "n_edges, network_string, canonical_log, meta, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                model.name, model.content_hash, model.source, model.n_inputs, model.n_outputs,
+                len(model.neurons), len(model.edges), model.network_string,
+                json.dumps(list(model.canonical_log)), json.dumps(dict(model.meta)),
+                datetime.now(UTC).isoformat(timespec="seconds"),
+            ),
+        ).lastrowid
+        self._conn.executemany(
+            f"INSERT INTO neurons (model_id, {_NEURON_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(model_id, *_neuron_row(n)) for n in model.neurons],
+        )
+        self._conn.executemany(
+            "INSERT INTO edges (model_id, src, dst, weight) VALUES (?, ?, ?, ?)",
+            [(model_id, e.src, e.dst, e.weight) for e in model.edges],
+        )
+        self._conn.executemany(
+            "INSERT INTO token_stats (token, count) VALUES (?, ?) "
+            "ON CONFLICT (token) DO UPDATE SET count = count + excluded.count",
+            Counter(n.token for n in model.neurons).items(),
+        )
+        info = self._conn.execute(
+            f"SELECT {_MODEL_COLUMNS} FROM models WHERE id = ?", (model_id,)
+        ).fetchone()
+        return WriteOutcome("indexed", _model_info(info))
+
+    def models(self) -> list[ModelInfo]:
+        with self._db_errors("listing models"):
+            rows = self._conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY name")
+            return [_model_info(row) for row in rows]
+
+    def get_model(self, name: str) -> ModelInfo | None:
+        with self._db_errors(f"reading model {name!r}"):
+            row = self._conn.execute(
+                f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else _model_info(row)
+
+    def neurons(self, model: str) -> list[NeuronRecord]:
+        with self._db_errors(f"reading the neurons of {model!r}"):
+            rows = self._conn.execute(
+                f"SELECT {_NEURON_COLUMNS} FROM neurons WHERE model_id = {_MODEL_ID} "
+                "ORDER BY rowid",
+                (model,),
+            )
+            return [_neuron_record(row) for row in rows]
+
+    def edges(self, model: str) -> list[EdgeRecord]:
+        with self._db_errors(f"reading the edges of {model!r}"):
+            rows = self._conn.execute(
+                f"SELECT src, dst, weight FROM edges WHERE model_id = {_MODEL_ID} "
+                "ORDER BY rowid",
+                (model,),
+            )
+            return [EdgeRecord(src, dst, weight) for src, dst, weight in rows]
+
+    def delete(self, model: str) -> bool:
+        with self._transaction(f"deleting model {model!r}"):
+            return self._delete(model)
+
+    def _delete(self, model: str) -> bool:
+        """The body of ``delete``; runs inside its transaction."""
+        row = self._conn.execute("SELECT id FROM models WHERE name = ?", (model,)).fetchone()
+        if row is None:
+            return False
+        counts = self._conn.execute(
+            "SELECT count(*), token FROM neurons WHERE model_id = ? GROUP BY token", row
+        ).fetchall()
+        self._conn.executemany(
+            "UPDATE token_stats SET count = count - ? WHERE token = ?", counts
+        )
+        self._conn.execute("DELETE FROM token_stats WHERE count = 0")
+        self._conn.execute("DELETE FROM models WHERE id = ?", row)
+        return True
+
+    def token_counts(self) -> dict[str, int]:
+        with self._db_errors("reading token statistics"):
+            return dict(self._conn.execute("SELECT token, count FROM token_stats").fetchall())
+
+    def find_neurons(
+        self, constraints: Mapping[str, object], models: Sequence[str] | None = None
+    ) -> list[tuple[str, NeuronRecord]]:
+        unknown = sorted(set(constraints) - SEARCHABLE_COLUMNS)
+        if unknown:
+            raise ValueError(
+                f"cannot search neurons by {unknown}; searchable columns are "
+                f"{sorted(SEARCHABLE_COLUMNS)}"
+            )
+        # Column names come from the whitelist above; every value is a parameter.
+        where = [f"n.{column} = ?" for column in constraints]
+        params: list[Any] = [_plain(value) for value in constraints.values()]
+        if models is not None:
+            where.append("m.name IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(models)))
+        clause = " AND ".join(where) or "1"
+        columns = ", ".join(f"n.{field}" for field in _NEURON_FIELDS)
+        with self._db_errors("searching neurons"):
+            rows = self._conn.execute(
+                f"SELECT m.name, {columns} FROM neurons AS n JOIN models AS m "
+                f"ON m.id = n.model_id WHERE {clause} ORDER BY n.model_id, n.rowid",
+                params,
+            )
+            return [(row[0], _neuron_record(row[1:])) for row in rows]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _check_location(path: Path) -> None:
+    """Refuse a path SQLite could only fail on, before anything is created there."""
+    parent = path.parent
+    if not parent.is_dir():
+        raise StoreError(
+            "the directory for the store does not exist",
+            where=str(path),
+            fix=f"create it first (mkdir -p {parent}) or pick another store path",
+        )
+    if path.is_dir():
+        raise StoreError(
+            "the store path is a directory, not a database file",
+            where=str(path),
+            fix=f"name a file inside it, e.g. {path / 'circuitql.db'}",
+        )
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise StoreError(
+            "the store location is not writable",
+            where=str(path),
+            fix="fix the permissions or pick another store path you can write to",
+        )
+
+
+def _remove_db_files(path: Path) -> None:
+    """Undo a failed first open: SQLite may already have created the file and its WAL files."""
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with suppress(OSError):
+            leftover.unlink(missing_ok=True)
+
+
+def _plain(value: object) -> object:
+    """Enum members (Activation.RELU) are stored as their values ("relu")."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def _neuron_row(neuron: NeuronRecord) -> tuple[Any, ...]:
+    sig = neuron.signature
+    return (
+        neuron.uid, neuron.layer, sig.kind.value, sig.activation.value, sig.n_pos, sig.n_neg,
+        sig.fan_in, sig.bias_class.value, sig.out_pos, sig.out_neg, json.dumps(sig.magnitudes),
+        neuron.bias, sig.token, json.dumps(neuron.members),
+    )
+
+
+def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
+    (uid, layer, kind, activation, n_pos, n_neg, _fan_in, bias_class, out_pos, out_neg,
+     magnitudes, bias, _token, members) = row
+    signature = Signature(
+        kind=UnitKind(kind),
+        activation=Activation(activation),
+        n_pos=n_pos,
+        n_neg=n_neg,
+        bias_class=BiasClass(bias_class),
+        out_pos=out_pos,
+        out_neg=out_neg,
+        magnitudes=tuple(float(m) for m in json.loads(magnitudes)),
+    )
+    return NeuronRecord(
+        uid=uid,
+        layer=layer,
+        signature=signature,
+        bias=bias,
+        members=tuple((source, float(scale)) for source, scale in json.loads(members)),
+    )
+
+
+def _model_info(row: Sequence[Any]) -> ModelInfo:
+    name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network, meta = row
+    return ModelInfo(
+        name=name,
+        content_hash=content_hash,
+        source=source,
+        n_inputs=n_inputs,
+        n_outputs=n_outputs,
+        n_neurons=n_neurons,
+        n_edges=n_edges,
+        network_string=network,
+        meta=json.loads(meta),
+    )

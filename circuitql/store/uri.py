@@ -1,0 +1,65 @@
+"""One rule for turning a store URI into a store, shared by the library and the CLI.
+
+The Neo4j backend is imported only when a Neo4j URI is given, so the embedded default works
+without the optional ``neo4j`` driver installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+
+from circuitql.errors import StoreError
+from circuitql.store.base import Store
+from circuitql.store.sqlite import SQLiteStore
+
+ENV_VAR = "CIRCUITQL_STORE"
+DEFAULT_PATH = "circuitql.db"
+SQLITE_PREFIX = "sqlite:///"
+NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_ACCEPTED = (
+    "a file path (circuitql.db), sqlite:///relative/path.db, sqlite:////absolute/path.db, "
+    "or a Neo4j server: neo4j://, neo4j+s://, neo4j+ssc://, bolt://, bolt+s:// or "
+    "bolt+ssc://user:password@host:7687"
+)
+
+
+def open_store(uri: str | None = None) -> Store:
+    """Open the store ``uri`` names; without one, ``$CIRCUITQL_STORE`` or ./circuitql.db."""
+    if uri is None:
+        uri = os.environ.get(ENV_VAR) or DEFAULT_PATH
+    scheme_match = _SCHEME.match(uri)
+    if scheme_match is None:
+        return SQLiteStore(uri)
+    scheme = scheme_match.group(1).lower()
+    if scheme in NEO4J_SCHEMES:
+        return _open_neo4j(uri)
+    if scheme == "sqlite" and uri.startswith(SQLITE_PREFIX) and len(uri) > len(SQLITE_PREFIX):
+        return SQLiteStore(uri[len(SQLITE_PREFIX):])
+    raise StoreError(
+        f"unsupported store URI {_without_password(uri)!r}",
+        fix=f"use {_ACCEPTED}",
+    )
+
+
+def _open_neo4j(uri: str) -> Store:
+    try:
+        module = importlib.import_module("circuitql.store.neo4j")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("circuitql.store.neo4j", "neo4j"):
+            raise
+        raise StoreError(
+            "the Neo4j backend is not available in this installation",
+            where=_without_password(uri),
+            fix="install it with: pip install 'circuitql[neo4j]'",
+        ) from exc
+    store: Store = module.Neo4jStore.from_uri(uri)
+    return store
+
+
+def _without_password(uri: str) -> str:
+    """Error messages name the server but never echo a password typed into the URI."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", uri)

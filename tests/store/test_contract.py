@@ -1,0 +1,265 @@
+"""The Store contract: every test runs once per backend through the ``store`` fixture."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import pytest
+
+from circuitql.errors import StoreError
+from circuitql.graph import Activation, UnitKind
+from circuitql.indexer.signature import BiasClass
+from circuitql.store.base import IndexedModel, NeuronRecord, Store
+from tests.store.fakes import fake_model
+
+
+def _by_uid(neurons: list[NeuronRecord]) -> list[NeuronRecord]:
+    return sorted(neurons, key=lambda n: n.uid)
+
+
+def _snapshot(store: Store) -> tuple[object, ...]:
+    """Everything a write could change, to compare before and after."""
+    infos = store.models()
+    return (
+        infos,
+        {info.name: _by_uid(store.neurons(info.name)) for info in infos},
+        {info.name: sorted(store.edges(info.name), key=repr) for info in infos},
+        store.token_counts(),
+    )
+
+
+def test_write_then_read_back_exactly(store: Store) -> None:
+    model = fake_model("m1", meta={"seed": 3, "note": "ünïcode", "nested": {"a": [1, 2.5]}})
+    outcome = store.write(model)
+
+    assert outcome.status == "indexed"
+    info = outcome.model
+    assert (info.name, info.content_hash, info.source) == ("m1", model.content_hash, "fake://m1")
+    assert (info.n_inputs, info.n_outputs) == (2, 1)
+    assert (info.n_neurons, info.n_edges) == (len(model.neurons), len(model.edges))
+    assert info.network_string == model.network_string
+    assert dict(info.meta) == {"seed": 3, "note": "ünïcode", "nested": {"a": [1, 2.5]}}
+    assert store.models() == [info]
+    assert store.get_model("m1") == info
+
+    assert _by_uid(store.neurons("m1")) == _by_uid(list(model.neurons))
+    assert sorted(store.edges("m1"), key=repr) == sorted(model.edges, key=repr)
+
+
+def test_signatures_round_trip_with_their_types(store: Store) -> None:
+    model = fake_model("m1")
+    store.write(model)
+
+    stored = {n.uid: n for n in store.neurons("m1")}
+    for written in model.neurons:
+        sig = stored[written.uid].signature
+        assert sig == written.signature
+        assert isinstance(sig.kind, UnitKind)
+        assert isinstance(sig.activation, Activation)
+        assert isinstance(sig.bias_class, BiasClass)
+        assert all(isinstance(m, float) for m in sig.magnitudes)
+        assert stored[written.uid].token == written.token
+    # The merged-duplicate membership survives too.
+    assert stored["fc1:0"].members == (("fc1:0", 1.0), ("fc1:3", 0.5))
+
+
+def test_unknown_model_reads_as_absent(store: Store) -> None:
+    store.write(fake_model("m1"))
+
+    assert store.get_model("nope") is None
+    assert store.neurons("nope") == []
+    assert store.edges("nope") == []
+    assert store.delete("nope") is False
+
+
+def test_writing_the_same_content_again_changes_nothing(store: Store) -> None:
+    first = store.write(fake_model("m1"))
+    before = _snapshot(store)
+
+    again = store.write(fake_model("m1"))
+    assert again.status == "unchanged"
+    assert again.model == first.model
+    assert _snapshot(store) == before
+
+
+def test_same_content_under_another_name_reports_the_stored_model(store: Store) -> None:
+    store.write(fake_model("m1"))
+    before = _snapshot(store)
+
+    outcome = store.write(fake_model("renamed"))
+    assert outcome.status == "unchanged"
+    assert outcome.model.name == "m1"
+    assert store.get_model("renamed") is None
+    assert _snapshot(store) == before
+
+
+def test_different_content_under_a_stored_name_is_refused(store: Store) -> None:
+    store.write(fake_model("m1", scale=1.0))
+    before = _snapshot(store)
+
+    with pytest.raises(StoreError) as err:
+        store.write(fake_model("m1", scale=2.0))
+    message = str(err.value)
+    assert "'m1'" in message
+    fix = err.value.fix or ""
+    assert "name" in fix and "delete" in fix
+    assert _snapshot(store) == before
+
+
+def _failing_half_way(model: IndexedModel) -> IndexedModel:
+    """The same model with its first neuron repeated at the end: the store has already written
+    every other neuron when the duplicate (model, uid) is refused."""
+    return dataclasses.replace(
+        model,
+        content_hash=model.content_hash + "-broken",
+        neurons=(*model.neurons, model.neurons[0]),
+    )
+
+
+def test_a_write_that_fails_half_way_leaves_nothing(store: Store) -> None:
+    store.write(fake_model("kept", scale=1.0))
+    before = _snapshot(store)
+    broken = _failing_half_way(fake_model("broken", scale=2.0))
+
+    with pytest.raises(StoreError):
+        store.write(broken)
+
+    assert store.get_model("broken") is None
+    assert store.neurons("broken") == []
+    assert store.edges("broken") == []
+    assert _snapshot(store) == before
+    # Nothing of the failed attempt blocks writing the model correctly afterwards.
+    assert store.write(fake_model("broken", scale=2.0)).status == "indexed"
+
+
+def test_token_counts_add_up_across_models_and_shrink_on_delete(store: Store) -> None:
+    a = fake_model("a", scale=1.0, hidden=3)
+    b = fake_model("b", scale=2.0, hidden=4)
+    store.write(a)
+    store.write(b)
+
+    tokens_a = Counter(n.token for n in a.neurons)
+    tokens_b = Counter(n.token for n in b.neurons)
+    assert set(tokens_a) & set(tokens_b), "the fakes should share some tokens"
+    assert set(tokens_b) - set(tokens_a), "and each should have some of its own"
+    assert store.token_counts() == dict(tokens_a + tokens_b)
+
+    assert store.delete("a") is True
+    assert store.token_counts() == dict(tokens_b)
+    assert store.delete("b") is True
+    assert store.token_counts() == {}
+
+
+def _expected(models: list[IndexedModel], **constraints: object) -> list[tuple[str, str]]:
+    """(model, uid) of the written neurons whose signature matches, computed without a store."""
+
+    def matches(neuron: NeuronRecord) -> bool:
+        values = {
+            "token": neuron.token, "layer": neuron.layer, "fan_in": neuron.signature.fan_in,
+            **{f.name: getattr(neuron.signature, f.name)
+               for f in dataclasses.fields(neuron.signature)},
+        }
+        return all(values[key] == value for key, value in constraints.items())
+
+    return sorted((m.name, n.uid) for m in models for n in m.neurons if matches(n))
+
+
+def _found(store: Store, constraints: dict[str, object], models: list[str] | None = None,
+           ) -> list[tuple[str, str]]:
+    return sorted((name, n.uid) for name, n in store.find_neurons(constraints, models))
+
+
+@pytest.fixture
+def two_models(store: Store) -> list[IndexedModel]:
+    written = [fake_model("a", scale=1.0), fake_model("b", scale=-1.0, n_inputs=3, hidden=4)]
+    for model in written:
+        store.write(model)
+    return written
+
+
+def test_find_neurons_by_token(store: Store, two_models: list[IndexedModel]) -> None:
+    for token in {n.token for m in two_models for n in m.neurons}:
+        expected = _expected(two_models, token=token)
+        assert expected
+        assert _found(store, {"token": token}) == expected
+
+
+def test_find_neurons_returns_the_stored_records(
+    store: Store, two_models: list[IndexedModel]
+) -> None:
+    written = {(m.name, n.uid): n for m in two_models for n in m.neurons}
+    token = two_models[0].neurons[-1].token
+    results = store.find_neurons({"token": token})
+    assert results
+    for name, neuron in results:
+        assert neuron == written[(name, neuron.uid)]
+
+
+def test_find_neurons_by_detector_columns(
+    store: Store, two_models: list[IndexedModel]
+) -> None:
+    for model in two_models:
+        for neuron in model.neurons:
+            sig = neuron.signature
+            constraints: dict[str, object] = {
+                "activation": sig.activation, "n_pos": sig.n_pos, "n_neg": sig.n_neg,
+                "bias_class": sig.bias_class,
+            }
+            expected = _expected(two_models, **constraints)
+            assert (model.name, neuron.uid) in expected
+            assert _found(store, constraints) == expected
+
+
+def test_find_neurons_by_shape_and_layer(store: Store, two_models: list[IndexedModel]) -> None:
+    constraints: dict[str, object] = {
+        "kind": UnitKind.HIDDEN, "activation": Activation.RELU, "fan_in": 3, "layer": 1,
+    }
+    expected = _expected(two_models, **constraints)
+    assert expected and all(name == "b" for name, _ in expected)
+    assert _found(store, constraints) == expected
+    assert _found(store, {"out_pos": 0, "out_neg": 0}) == _expected(
+        two_models, out_pos=0, out_neg=0
+    )
+
+
+def test_find_neurons_restricted_to_models(
+    store: Store, two_models: list[IndexedModel]
+) -> None:
+    constraints: dict[str, object] = {"kind": UnitKind.INPUT}
+    assert _found(store, constraints, ["b"]) == _expected(two_models[1:], **constraints)
+    assert _found(store, constraints, ["a", "b"]) == _expected(two_models, **constraints)
+    assert _found(store, constraints, ["no-such-model"]) == []
+    assert _found(store, constraints, []) == []
+
+
+def test_find_neurons_with_no_match_is_empty(
+    store: Store, two_models: list[IndexedModel]
+) -> None:
+    assert _found(store, {"token": "relu(+9-9)b0>(+0-0)"}) == []
+    assert _found(store, {"activation": Activation.TANH}) == []
+
+
+@pytest.mark.parametrize("key", ["weight", "uid", "name", "token = token OR 1=1 --", ""])
+def test_find_neurons_rejects_keys_outside_the_whitelist(
+    store: Store, two_models: list[IndexedModel], key: str
+) -> None:
+    with pytest.raises(ValueError):
+        store.find_neurons({"token": "x", key: 1})
+
+
+def test_delete_removes_the_model_and_everything_under_it(
+    store: Store, two_models: list[IndexedModel]
+) -> None:
+    a, b = two_models
+    assert store.delete("a") is True
+
+    assert store.get_model("a") is None
+    assert [info.name for info in store.models()] == ["b"]
+    assert store.neurons("a") == []
+    assert store.edges("a") == []
+    assert all(name == "b" for name, _ in store.find_neurons({"kind": UnitKind.INPUT}))
+    # The other model is untouched, and the deleted one can be indexed again from scratch.
+    assert _by_uid(store.neurons("b")) == _by_uid(list(b.neurons))
+    assert store.delete("a") is False
+    assert store.write(a).status == "indexed"

@@ -1,0 +1,256 @@
+"""What only the embedded SQLite store does: files, paths, URIs and the schema version."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from circuitql.errors import StoreError
+from circuitql.store.base import EdgeRecord
+from circuitql.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from circuitql.store.uri import open_store
+from tests.store.fakes import fake_model
+
+
+def _open_and_close(path: str | Path) -> SQLiteStore:
+    store = SQLiteStore(path)
+    store.close()
+    return store
+
+
+def test_a_missing_directory_is_refused_and_nothing_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "dir" / "z.db"
+    with pytest.raises(StoreError) as err:
+        SQLiteStore(path)
+    assert str(path) in str(err.value)
+    assert "mkdir" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_in_place_of_the_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("not a directory")
+    with pytest.raises(StoreError, match="does not exist"):
+        SQLiteStore(tmp_path / "plain" / "z.db")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]
+
+
+def test_a_directory_as_the_store_path_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is a directory"):
+        SQLiteStore(tmp_path)
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or os.geteuid() == 0,
+    reason="file permissions do not bind the superuser (or Windows)",
+)
+def test_an_unwritable_directory_is_refused_and_nothing_is_created(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        with pytest.raises(StoreError, match="not writable") as err:
+            SQLiteStore(locked / "z.db")
+        assert str(locked / "z.db") in str(err.value)
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    text = "these are my notes, not a database\n" * 100
+    path.write_text(text)
+    with pytest.raises(StoreError, match="not an SQLite database") as err:
+        SQLiteStore(path)
+    assert str(path) in str(err.value)
+    assert path.read_text() == text
+
+
+def test_another_programs_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE accounts (id INTEGER)")
+    conn.close()
+    with pytest.raises(StoreError, match="belongs to something else"):
+        SQLiteStore(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("accounts",)]
+    conn.close()
+
+
+def test_an_unknown_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    _open_and_close(path)
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        SQLiteStore(path)
+
+
+def test_a_new_store_uses_wal_and_records_its_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+    _open_and_close(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    conn.close()
+
+
+def test_models_persist_across_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "kept.db"
+    model = fake_model("m1")
+    store = SQLiteStore(path)
+    first = store.write(model)
+    store.close()
+
+    reopened = SQLiteStore(path)
+    try:
+        assert reopened.models() == [first.model]
+        assert reopened.neurons("m1") == list(model.neurons)
+        assert reopened.edges("m1") == list(model.edges)
+        assert reopened.write(model).status == "unchanged"
+    finally:
+        reopened.close()
+
+
+def test_delete_leaves_no_orphan_rows(tmp_path: Path) -> None:
+    # The API cannot see rows whose model is gone; the file can, and they would pile up.
+    path = tmp_path / "s.db"
+    kept = fake_model("kept", scale=1.0)
+    store = SQLiteStore(path)
+    store.write(fake_model("gone", scale=2.0, hidden=5))
+    store.write(kept)
+    store.delete("gone")
+    store.close()
+    conn = sqlite3.connect(path)
+    counts = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("neurons", "edges")]
+    conn.close()
+    assert counts == [len(kept.neurons), len(kept.edges)]
+
+
+def test_a_failure_among_the_edges_leaves_nothing(tmp_path: Path) -> None:
+    # All neurons are inserted before the edges; a NaN weight (stored as NULL) is refused by
+    # the NOT NULL column, so the failure comes after most of the model's rows exist.
+    store = SQLiteStore(tmp_path / "s.db")
+    model = fake_model("m1")
+    broken = dataclasses.replace(
+        model, edges=(*model.edges, EdgeRecord("input:0", "fc2:0", float("nan")))
+    )
+    try:
+        with pytest.raises(StoreError, match="'m1'"):
+            store.write(broken)
+        assert store.models() == []
+        assert store.neurons("m1") == []
+        assert store.token_counts() == {}
+        assert store.write(model).status == "indexed"
+    finally:
+        store.close()
+
+
+def test_sql_looking_values_are_stored_verbatim_and_harmless(tmp_path: Path) -> None:
+    evil = "x'); DROP TABLE models; --"
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+        model = dataclasses.replace(
+            fake_model(evil, meta={"note": evil}), source=evil, network_string=evil
+        )
+        info = store.write(model).model
+        assert (info.name, info.source, info.network_string) == (evil, evil, evil)
+        assert info.meta == {"note": evil}
+        assert store.get_model(evil) == info
+        assert store.neurons(evil) == list(model.neurons)
+        assert store.find_neurons({"token": evil}) == []
+        assert {name for name, _ in store.find_neurons({"layer": 0}, [evil])} == {evil}
+        assert store.delete(evil) is True
+        assert store.models() == []
+    finally:
+        store.close()
+
+
+# --- open_store: one URI rule for the library and the CLI -----------------------------------
+
+
+def test_sqlite_uri_with_a_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    store = open_store("sqlite:///sub/rel.db")
+    store.close()
+    assert isinstance(store, SQLiteStore)
+    assert (tmp_path / "sub" / "rel.db").is_file()
+
+
+def test_sqlite_uri_with_an_absolute_path(tmp_path: Path) -> None:
+    path = tmp_path / "abs.db"
+    store = open_store(f"sqlite:///{path}")
+    store.close()
+    assert isinstance(store, SQLiteStore) and store.path == path
+    assert path.is_file()
+
+
+def test_a_store_uri_reopens_the_same_store(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "s.db"))
+    store.write(fake_model("m1"))
+    store.close()
+    again = open_store(store.uri)
+    try:
+        assert [info.name for info in again.models()] == ["m1"]
+    finally:
+        again.close()
+
+
+def test_a_plain_path_is_a_sqlite_store(tmp_path: Path) -> None:
+    path = tmp_path / "plain.db"
+    store = open_store(str(path))
+    store.close()
+    assert isinstance(store, SQLiteStore) and store.path == path
+
+
+def test_the_environment_variable_is_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CIRCUITQL_STORE", f"sqlite:///{tmp_path / 'env.db'}")
+    store = open_store(None)
+    store.close()
+    assert (tmp_path / "env.db").is_file()
+
+
+def test_without_uri_or_environment_the_store_is_circuitql_db_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CIRCUITQL_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    store = open_store(None)
+    store.close()
+    assert (tmp_path / "circuitql.db").is_file()
+
+
+@pytest.mark.parametrize(
+    "uri", ["postgres://localhost/db", "sqlite://host/x.db", "sqlite:///", "http://x"]
+)
+def test_an_unsupported_uri_lists_the_accepted_forms(uri: str) -> None:
+    with pytest.raises(StoreError) as err:
+        open_store(uri)
+    message = str(err.value)
+    assert "sqlite:///" in message and "neo4j://" in message and "bolt://" in message
+
+
+def test_a_password_in_a_bad_uri_is_not_echoed() -> None:
+    with pytest.raises(StoreError) as err:
+        open_store("redis://admin:s3cret@localhost:6379")
+    assert "s3cret" not in str(err.value)
+
+
+@pytest.mark.parametrize("scheme", ["neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc"])
+def test_neo4j_uris_without_the_backend_say_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    # None in sys.modules is Python's own "this module cannot be imported".
+    monkeypatch.setitem(sys.modules, "circuitql.store.neo4j", None)
+    with pytest.raises(StoreError, match=r"circuitql\[neo4j\]") as err:
+        open_store(f"{scheme}://neo4j:s3cret@localhost:7687")
+    assert "s3cret" not in str(err.value)
