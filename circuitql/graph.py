@@ -14,8 +14,8 @@ stage stays a pure function that can be tested on its own.
 from __future__ import annotations
 
 import hashlib
+from array import array
 import math
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -200,11 +200,10 @@ class NeuronGraph:
         """
         digest = hashlib.sha256()
         for unit in self.units:
+            edges = sorted(unit.inputs.items())
             digest.update(f"{unit.id}|{unit.kind}|{unit.activation}|".encode())
-            digest.update(struct.pack("<dd", unit.bias, unit.alpha))
-            for src, w in sorted(unit.inputs.items()):
-                digest.update(src.encode())
-                digest.update(struct.pack("<d", w))
+            digest.update("|".join(src for src, _ in edges).encode())
+            digest.update(array("d", [unit.bias, unit.alpha, *(w for _, w in edges)]).tobytes())
         return digest.hexdigest()
 
     def with_units(self, units: Iterable[Unit]) -> NeuronGraph:

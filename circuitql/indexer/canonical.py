@@ -118,22 +118,21 @@ def fold_constants(state: State, config: Config) -> tuple[State, list[Step]]:
     outputs 0 and simply goes.
     """
     graph = state.graph
-    incoming, bias = _editable(graph)
     bounds = _bounds(graph, config.input_bounds)
-    removed: set[str] = set()
-    steps: list[Step] = []
-    for unit in graph.hidden:
-        if not incoming[unit.id]:
-            value = float(unit.activation.apply(np.array(bias[unit.id]), unit.alpha))
-            for target, w in graph.successors[unit.id].items():
-                bias[target] += w * value
-            removed.add(unit.id)
-            steps.append(Step("fold_constant", unit.id, f"constant {value:.6g}"))
-        elif unit.activation is Activation.RELU and bounds[unit.id][1] <= 0.0:
-            removed.add(unit.id)
-            steps.append(Step("remove_dead", unit.id, "pre-activation can never be positive"))
-    if not removed:
+    constant = [u for u in graph.hidden if not u.inputs]
+    dead = [u for u in graph.hidden
+            if u.inputs and u.activation is Activation.RELU and bounds[u.id][1] <= 0.0]
+    if not constant and not dead:
         return state, []
+    incoming, bias = _editable(graph)
+    steps: list[Step] = []
+    for unit in constant:
+        value = float(unit.activation.apply(np.array(unit.bias), unit.alpha))
+        for target, w in graph.successors[unit.id].items():
+            bias[target] += w * value
+        steps.append(Step("fold_constant", unit.id, f"constant {value:.6g}"))
+    steps += [Step("remove_dead", u.id, "pre-activation can never be positive") for u in dead]
+    removed = {u.id for u in constant + dead}
     return replace(state, graph=_rebuild(graph, incoming, bias, removed)), steps
 
 
@@ -162,6 +161,9 @@ def rescale(state: State, config: Config) -> tuple[State, list[Step]]:
     in topological order, so each unit sees its inputs' final scale.
     """
     graph = state.graph
+    if all(abs(_norm(u.inputs) - 1.0) <= 1e-12 for u in graph.hidden
+           if u.activation.positively_homogeneous and u.inputs):
+        return state, []  # already canonical: nothing upstream will move either
     incoming, bias = _editable(graph)
     successors = graph.successors
     members = dict(state.members)
@@ -169,7 +171,7 @@ def rescale(state: State, config: Config) -> tuple[State, list[Step]]:
     for unit in graph.hidden:
         if not unit.activation.positively_homogeneous or not incoming[unit.id]:
             continue
-        norm = math.sqrt(sum(w * w for w in incoming[unit.id].values()))
+        norm = _norm(incoming[unit.id])
         if norm == 0.0 or abs(norm - 1.0) <= 1e-12:
             continue
         incoming[unit.id] = {s: w / norm for s, w in incoming[unit.id].items()}
@@ -183,21 +185,25 @@ def rescale(state: State, config: Config) -> tuple[State, list[Step]]:
     return State(_rebuild(graph, incoming, bias, set()), members), steps
 
 
+def _norm(weights: Mapping[str, float]) -> float:
+    return math.sqrt(sum(w * w for w in weights.values()))
+
+
 def prune_weights(state: State, config: Config) -> tuple[State, list[Step]]:
     """Drop incoming weights under ``prune_tol`` of the largest incoming weight of the unit."""
     graph = state.graph
+    weak: list[tuple[Unit, str]] = []
+    for unit in graph.units:
+        if unit.inputs:
+            floor = config.prune_tol * max(map(abs, unit.inputs.values()))
+            weak += [(unit, src) for src, w in unit.inputs.items() if abs(w) < floor]
+    if not weak:
+        return state, []
     incoming, bias = _editable(graph)
     steps: list[Step] = []
-    for unit in graph.units:
-        if not unit.inputs:
-            continue
-        floor = config.prune_tol * max(abs(w) for w in unit.inputs.values())
-        weak = [s for s, w in unit.inputs.items() if abs(w) < floor]
-        for src in weak:
-            steps.append(Step("prune_edge", unit.id, f"from {src} ({unit.inputs[src]:.3g})"))
-            del incoming[unit.id][src]
-    if not steps:
-        return state, []
+    for unit, src in weak:
+        steps.append(Step("prune_edge", unit.id, f"from {src} ({unit.inputs[src]:.3g})"))
+        del incoming[unit.id][src]
     return replace(state, graph=_rebuild(graph, incoming, bias, set())), steps
 
 

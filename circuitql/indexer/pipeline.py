@@ -69,9 +69,7 @@ def _records(loaded: LoadedModel, name: str, canon: Canonical, config: IndexConf
         NeuronRecord(u.id, layers[u.id], sigs[u.id], u.bias, canon.members[u.id])
         for u in graph.units
     )
-    edges = tuple(
-        EdgeRecord(src, u.id, w) for u in graph.units for src, w in u.inputs.items()
-    )
+    edges = tuple([EdgeRecord(src, u.id, w) for u in graph.units for src, w in u.inputs.items()])
     return IndexedModel(
         name=name,
         content_hash=loaded.graph.content_hash(),

@@ -19,8 +19,11 @@ noise) from changing a token while every weight that shapes the function still c
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
+
+import numpy as np
 
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 
@@ -88,39 +91,23 @@ class Signature:
         return f"{ACTIVATION_CODES[self.activation]}{fan_in}{fan_out}"
 
 
-def is_significant(weight: float, row_max: float, significance: float) -> bool:
-    """The one rule for "does this edge count", shared by fan-in and fan-out."""
-    return row_max > 0.0 and abs(weight) >= significance * row_max
-
-
-def _row_max(unit: Unit) -> float:
-    return max((abs(w) for w in unit.inputs.values()), default=0.0)
-
-
 def signatures(
     graph: NeuronGraph, significance: float = DEFAULT_SIGNIFICANCE
 ) -> dict[str, Signature]:
     """The signature of every unit of a (canonical) graph, keyed by unit id."""
-    row_max = {u.id: _row_max(u) for u in graph.units}
-    out_pos = dict.fromkeys(row_max, 0)
-    out_neg = dict.fromkeys(row_max, 0)
+    out_pos: Counter[str] = Counter()
+    out_neg: Counter[str] = Counter()
+    fan_in: dict[str, tuple[int, int, float, tuple[float, ...]]] = {}
+    for unit in graph.units:
+        fan_in[unit.id] = _fan_in(unit, significance, out_pos, out_neg)
     result: dict[str, Signature] = {}
     for unit in graph.units:
-        for src, w in unit.inputs.items():
-            if is_significant(w, row_max[unit.id], significance):
-                if w > 0:
-                    out_pos[src] += 1
-                else:
-                    out_neg[src] += 1
-    for unit in graph.units:
-        top = row_max[unit.id]
-        kept = [w for w in unit.inputs.values() if is_significant(w, top, significance)]
-        magnitudes = tuple(sorted((_quantize(abs(w) / top) for w in kept), reverse=True))
+        n_pos, n_neg, top, magnitudes = fan_in[unit.id]
         result[unit.id] = Signature(
             kind=unit.kind,
             activation=unit.activation,
-            n_pos=sum(1 for w in kept if w > 0),
-            n_neg=sum(1 for w in kept if w < 0),
+            n_pos=n_pos,
+            n_neg=n_neg,
             bias_class=_bias_class(unit.bias, top, significance),
             out_pos=out_pos[unit.id],
             out_neg=out_neg[unit.id],
@@ -129,13 +116,34 @@ def signatures(
     return result
 
 
-def _quantize(ratio: float) -> float:
-    """Round a weight ratio for the magnitudes column.
+def _fan_in(unit: Unit, significance: float, out_pos: Counter[str], out_neg: Counter[str]
+            ) -> tuple[int, int, float, tuple[float, ...]]:
+    """Significant input counts, largest |w| and magnitudes of one unit; counts its sources'
+    significant outgoing edges on the way (the same rule seen from the other end)."""
+    if not unit.inputs:
+        return 0, 0, 0.0, ()
+    weights = np.fromiter(unit.inputs.values(), dtype=np.float64, count=len(unit.inputs))
+    magnitude = np.abs(weights)
+    top = float(magnitude.max())
+    if top == 0.0:
+        return 0, 0, 0.0, ()
+    significant = magnitude >= significance * top
+    sources = list(unit.inputs)
+    for i in np.flatnonzero(significant).tolist():
+        (out_pos if weights[i] > 0 else out_neg)[sources[i]] += 1
+    n_pos = int(np.count_nonzero(weights[significant] > 0))
+    n_neg = int(np.count_nonzero(significant)) - n_pos
+    ratios = np.sort(_quantize(magnitude[significant] / top))[::-1]
+    return n_pos, n_neg, top, tuple(ratios.tolist())
+
+
+def _quantize(ratios: np.ndarray) -> np.ndarray:
+    """Round weight ratios for the magnitudes column.
 
     The nudge keeps float noise from rescaling (1e-15) off the rounding boundary: 0.125 and
     0.12500000000000003 must land in the same bucket.
     """
-    return round(ratio + 1e-9, MAGNITUDE_DECIMALS)
+    return np.round(ratios + 1e-9, MAGNITUDE_DECIMALS)
 
 
 def _bias_class(bias: float, row_max: float, significance: float) -> BiasClass:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from circuitql.indexer.signature import Signature
 
@@ -36,8 +36,10 @@ class NeuronRecord:
         return self.signature.token
 
 
-@dataclass(frozen=True)
-class EdgeRecord:
+class EdgeRecord(NamedTuple):
+    """One weighted edge. A NamedTuple, not a dataclass: a model has thousands of them and a
+    frozen dataclass costs several times more to build."""
+
     src: str
     dst: str
     weight: float

@@ -5,11 +5,17 @@ an index lookup: the query engine asks for neurons by token or by a few signatur
 SQLite answers from the indexes below without scanning a zoo of millions of neurons. Per-token
 counts are kept in ``token_stats`` inside the same transaction as the rows they count, so the
 planner's statistics can never disagree with the data.
+
+Edges are stored as adjacency lists on the neuron rows (``inputs`` and ``outputs``, JSON lists
+of [neighbour uid, weight]) rather than one row per edge: a 3 x 64 MLP has ~9,000 edges but
+~200 neurons, and the query engine always reads a neuron's edges together with the neuron when
+it expands a candidate neighbourhood. One row per neuron makes writes ~40x fewer inserts.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from collections import Counter
@@ -25,7 +31,7 @@ from circuitql.graph import Activation, UnitKind
 from circuitql.indexer.signature import BiasClass, Signature
 from circuitql.store.base import EdgeRecord, IndexedModel, ModelInfo, NeuronRecord, WriteOutcome
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Executed one statement at a time: executescript() would commit the transaction that guards
 # schema creation.
@@ -63,6 +69,8 @@ _SCHEMA = (
         bias REAL NOT NULL,
         token TEXT NOT NULL,
         members TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        outputs TEXT NOT NULL,
         PRIMARY KEY (model_id, uid)
     )
     """,
@@ -70,16 +78,6 @@ _SCHEMA = (
     "CREATE INDEX neurons_by_detector ON neurons(activation, n_pos, n_neg, bias_class)",
     "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)",
     "CREATE INDEX neurons_by_layer ON neurons(layer)",
-    """
-    CREATE TABLE edges (
-        model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
-        src TEXT NOT NULL,
-        dst TEXT NOT NULL,
-        weight REAL NOT NULL
-    )
-    """,
-    "CREATE INDEX edges_by_src ON edges(model_id, src)",
-    "CREATE INDEX edges_by_dst ON edges(model_id, dst)",
     """
     CREATE TABLE token_stats (
         token TEXT PRIMARY KEY,
@@ -100,6 +98,8 @@ _NEURON_FIELDS = (
     "out_neg", "magnitudes", "bias", "token", "members",
 )
 _NEURON_COLUMNS = ", ".join(_NEURON_FIELDS)
+_WRITE_COLUMNS = f"model_id, {_NEURON_COLUMNS}, inputs, outputs"
+_WRITE_PLACEHOLDERS = ", ".join("?" * (len(_NEURON_FIELDS) + 3))
 _MODEL_COLUMNS = (
     "name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network_string, meta"
 )
@@ -211,6 +211,7 @@ class SQLiteStore:
 
     def _write_new(self, model: IndexedModel) -> WriteOutcome:
         """The body of ``write``; runs inside its transaction."""
+        inputs, outputs = _adjacency(model)
         existing = self._conn.execute(
             f"SELECT {_MODEL_COLUMNS} FROM models WHERE content_hash = ?", (model.content_hash,)
         ).fetchone()
@@ -239,13 +240,9 @@ class SQLiteStore:
             ),
         ).lastrowid
         self._conn.executemany(
-            f"INSERT INTO neurons (model_id, {_NEURON_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(model_id, *_neuron_row(n)) for n in model.neurons],
-        )
-        self._conn.executemany(
-            "INSERT INTO edges (model_id, src, dst, weight) VALUES (?, ?, ?, ?)",
-            [(model_id, e.src, e.dst, e.weight) for e in model.edges],
+            f"INSERT INTO neurons ({_WRITE_COLUMNS}) VALUES ({_WRITE_PLACEHOLDERS})",
+            [(model_id, *_neuron_row(n), json.dumps(inputs.get(n.uid, [])),
+              json.dumps(outputs.get(n.uid, []))) for n in model.neurons],
         )
         self._conn.executemany(
             "INSERT INTO token_stats (token, count) VALUES (?, ?) "
@@ -281,11 +278,11 @@ class SQLiteStore:
     def edges(self, model: str) -> list[EdgeRecord]:
         with self._db_errors(f"reading the edges of {model!r}"):
             rows = self._conn.execute(
-                f"SELECT src, dst, weight FROM edges WHERE model_id = {_MODEL_ID} "
-                "ORDER BY rowid",
+                f"SELECT uid, inputs FROM neurons WHERE model_id = {_MODEL_ID} ORDER BY rowid",
                 (model,),
             )
-            return [EdgeRecord(src, dst, weight) for src, dst, weight in rows]
+            return [EdgeRecord(src, dst, weight) for dst, inputs in rows
+                    for src, weight in json.loads(inputs)]
 
     def delete(self, model: str) -> bool:
         with self._transaction(f"deleting model {model!r}"):
@@ -372,6 +369,22 @@ def _remove_db_files(path: Path) -> None:
 def _plain(value: object) -> object:
     """Enum members (Activation.RELU) are stored as their values ("relu")."""
     return value.value if isinstance(value, Enum) else value
+
+
+def _adjacency(model: IndexedModel) -> tuple[dict[str, list[tuple[str, float]]],
+                                             dict[str, list[tuple[str, float]]]]:
+    """Incoming and outgoing [neighbour, weight] lists per neuron, checked before any insert."""
+    uids = {n.uid for n in model.neurons}
+    inputs: dict[str, list[tuple[str, float]]] = {}
+    outputs: dict[str, list[tuple[str, float]]] = {}
+    for edge in model.edges:
+        if edge.src not in uids or edge.dst not in uids:
+            raise ValueError(f"edge {edge.src} -> {edge.dst} names a neuron the model lacks")
+        if not math.isfinite(edge.weight):
+            raise ValueError(f"edge {edge.src} -> {edge.dst} has weight {edge.weight}")
+        inputs.setdefault(edge.dst, []).append((edge.src, edge.weight))
+        outputs.setdefault(edge.src, []).append((edge.dst, edge.weight))
+    return inputs, outputs
 
 
 def _neuron_row(neuron: NeuronRecord) -> tuple[Any, ...]:

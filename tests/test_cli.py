@@ -1,0 +1,136 @@
+"""The circuitql command on real files: indexing, listing, tokens, and bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from circuitql.cli import main
+from circuitql.zoo.demo import build_demo_zoo, random_mlp
+from circuitql.zoo.export import save
+
+ACASXU = Path(__file__).resolve().parents[1].parent / "shared" / "zoo" / "acasxu"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def zoo(tmp_path: Path) -> Path:
+    build_demo_zoo(tmp_path / "zoo", n_random=3)
+    return tmp_path / "zoo"
+
+
+def test_index_a_folder_of_every_format(zoo: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    code, out, _ = run(capsys, "index", str(zoo), "--store", store)
+    assert code == 0
+    assert "indexed 7 model(s)" in out and "0 failed" in out
+    code, out, _ = run(capsys, "models", "--store", store, "--json")
+    models = {m["name"]: m for m in json.loads(out)}
+    assert set(models) == {"circuits/abs", "circuits/identity", "circuits/min_skip",
+                           "circuits/negation", "random/mlp0", "random/mlp1", "random/mlp2"}
+    assert {Path(m["source"]).suffix for m in models.values()} == {".pt", ".safetensors",
+                                                                   ".onnx"}
+    code, out, _ = run(capsys, "tokens", "circuits/abs", "--store", store)
+    assert out.strip() == "[x>(+1-1)] [relu(+0-1)b0>(+1-0) relu(+1-0)b0>(+1-0)] [y(+2-0)b0]"
+    code, out, _ = run(capsys, "tokens", "circuits/abs", "--store", store, "--by-layer")
+    assert out.splitlines()[0] == "L0 [x>(+1-1)]"
+
+
+def test_indexing_twice_changes_nothing(zoo: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "s.db"
+    run(capsys, "index", str(zoo), "--store", str(store))
+    before = sqlite3.connect(store).execute("SELECT count(*), sum(n_neurons) FROM models")
+    before_rows = before.fetchall()
+    code, out, _ = run(capsys, "index", str(zoo), "--store", str(store))
+    assert code == 0 and "0 model(s)" in out and "7 already indexed" in out
+    after = sqlite3.connect(store).execute("SELECT count(*), sum(n_neurons) FROM models")
+    assert after.fetchall() == before_rows
+
+
+def test_bad_files_exit_2_and_write_nothing_for_them(zoo: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad"
+    spec = random_mlp(np.random.default_rng(0), 3, [4], 1)
+    truncated = save(spec, bad / "truncated.safetensors")
+    truncated.write_bytes(truncated.read_bytes()[:40])
+    torch.save(torch.nn.Linear(2, 2), bad / "pickled.pt")
+    (bad / "pickled.json").write_text((bad / "truncated.json").read_text())
+    (bad / "garbage.onnx").write_bytes(b"not a model")
+    nan = save(spec, bad / "nan.pt")
+    weights = torch.load(nan, weights_only=True)
+    weights["fc1.weight"][0, 0] = float("nan")
+    torch.save(weights, nan)
+    store = tmp_path / "s.db"
+    code, out, err = run(capsys, "index", str(bad), "--store", str(store))
+    assert code == 2
+    assert "4 failed" in out
+    for name in ("truncated.safetensors", "pickled.pt", "garbage.onnx", "nan.pt"):
+        assert name in err
+    assert "Traceback" not in err
+    code, out, _ = run(capsys, "models", "--store", str(store))
+    assert "no models indexed yet" in out
+
+
+def test_unwritable_store_is_a_user_error(zoo: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "index", str(zoo), "--store", str(tmp_path / "no" / "s.db"))
+    assert code == 2
+    assert "does not exist" in err and "mkdir" in err
+    assert not (tmp_path / "no").exists()
+
+
+def test_unknown_model_suggests_close_names(zoo: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    run(capsys, "index", str(zoo), "--store", store)
+    code, _, err = run(capsys, "tokens", "circuits/ab", "--store", store)
+    assert code == 2 and "circuits/abs" in err
+
+
+def test_name_only_for_one_file(zoo: Path, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    code, _, err = run(capsys, "index", str(zoo), "--name", "x", "--store", store)
+    assert code == 2 and "--name" in err
+    code, out, _ = run(capsys, "index", str(zoo / "circuits" / "abs.safetensors"), "--name",
+                       "my-abs", "--store", store)
+    assert code == 0 and "my-abs: [x>(+1-1)]" in out
+
+
+def test_store_from_environment(zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CIRCUITQL_STORE", f"sqlite:///{tmp_path / 'env.db'}")
+    code, _, _ = run(capsys, "index", str(zoo / "circuits"))
+    assert code == 0 and (tmp_path / "env.db").exists()
+
+
+def test_delete(zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    run(capsys, "index", str(zoo / "circuits"), "--store", store)
+    assert run(capsys, "delete", "abs", "--store", store)[0] == 0
+    code, _, err = run(capsys, "delete", "abs", "--store", store)
+    assert code == 2 and "no model named 'abs'" in err
+
+
+@pytest.mark.skipif(not ACASXU.is_dir(), reason="the shared ACAS Xu zoo is not beside the repo")
+def test_index_the_acasxu_zoo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    code, out, _ = run(capsys, "index", str(ACASXU), "--store", store, "--quiet")
+    assert code == 0 and "indexed 45 model(s)" in out
+    code, out, _ = run(capsys, "tokens", "ACASXU_experimental_v2a_1_1", "--store", store,
+                       "--by-layer")
+    lines = out.splitlines()
+    assert len(lines) == 8 and lines[0].startswith("L0 [") and lines[-1].startswith("L7 [")
+    assert lines[-1].count("y(") == 5
