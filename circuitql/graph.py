@@ -14,8 +14,8 @@ stage stays a pure function that can be tested on its own.
 from __future__ import annotations
 
 import hashlib
-from array import array
 import math
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum

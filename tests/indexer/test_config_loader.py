@@ -57,7 +57,8 @@ def test_residual_add_in_config(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     tensors = {"a.weight": rng.normal(size=(3, 3)), "a.bias": rng.normal(size=3),
                "b.weight": rng.normal(size=(3, 3)), "b.bias": rng.normal(size=3)}
-    save_file({k: v.astype(np.float32) for k, v in tensors.items()}, str(tmp_path / "r.safetensors"))
+    save_file({k: v.astype(np.float32) for k, v in tensors.items()},
+              str(tmp_path / "r.safetensors"))
     (tmp_path / "r.json").write_text(json.dumps({"inputs": 3, "layers": [
         {"name": "a", "activation": "relu"},
         {"name": "b", "activation": "identity", "add": ["a"]},
@@ -90,7 +91,7 @@ def test_truncated_file(tmp_path: Path, suffix: str) -> None:
 def test_missing_config_explains_the_format(tmp_path: Path) -> None:
     path = save(_spec(), tmp_path / "m.safetensors")
     path.with_suffix(".json").unlink()
-    with pytest.raises(ModelLoadError, match="m.json") as err:
+    with pytest.raises(ModelLoadError, match=r"m\.json") as err:
         load(path)
     assert "circuitql-mlp" in str(err.value)
 
@@ -126,7 +127,7 @@ def test_nan_weights(tmp_path: Path) -> None:
     layers = (spec.layers[0], type(spec.layers[1])(**{**spec.layers[1].__dict__, "weight": bad}),
               spec.layers[2])
     path = save(MLPSpec(5, layers), tmp_path / "m.pt")
-    with pytest.raises(ModelLoadError, match="fc2.weight"):
+    with pytest.raises(ModelLoadError, match=r"fc2\.weight"):
         load(path)
 
 

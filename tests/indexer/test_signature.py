@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.grammar.token_parser import TokenSyntaxError, parse_network, parse_token
+from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import canonicalize
 from circuitql.indexer.signature import (
     BiasClass,
