@@ -146,9 +146,14 @@ def _bounds(graph: NeuronGraph, box: tuple[float, float]) -> dict[str, tuple[flo
             continue
         lo = hi = unit.bias
         for src, w in unit.inputs.items():
+            # No inf - inf can arise: lower-bound terms are never +inf, upper ones never -inf.
             s_lo, s_hi = post[src]
-            lo += min(w * s_lo, w * s_hi) if w else 0.0
-            hi += max(w * s_lo, w * s_hi) if w else 0.0
+            if w > 0:
+                lo += w * s_lo
+                hi += w * s_hi
+            else:
+                lo += w * s_hi
+                hi += w * s_lo
         pre[unit.id] = (lo, hi)
         post[unit.id] = unit.activation.bounds(lo, hi, unit.alpha)
     return pre
@@ -186,7 +191,7 @@ def rescale(state: State, config: Config) -> tuple[State, list[Step]]:
 
 
 def _norm(weights: Mapping[str, float]) -> float:
-    return math.sqrt(sum(w * w for w in weights.values()))
+    return math.hypot(*weights.values())
 
 
 def prune_weights(state: State, config: Config) -> tuple[State, list[Step]]:
@@ -196,7 +201,7 @@ def prune_weights(state: State, config: Config) -> tuple[State, list[Step]]:
     for unit in graph.units:
         if unit.inputs:
             floor = config.prune_tol * max(map(abs, unit.inputs.values()))
-            weak += [(unit, src) for src, w in unit.inputs.items() if abs(w) < floor]
+            weak += [(unit, src) for src, w in unit.inputs.items() if -floor < w < floor]
     if not weak:
         return state, []
     incoming, bias = _editable(graph)
@@ -236,13 +241,17 @@ def merge_duplicates(state: State, config: Config) -> tuple[State, list[Step]]:
         buckets[key].append(unit)
     keep_of: dict[str, str] = {}
     for group in buckets.values():
-        kept: list[Unit] = []
-        for unit in group:
-            twin = next((k for k in kept if _same_row(k, unit, config.merge_tol)), None)
-            if twin is None:
-                kept.append(unit)
-            else:
-                keep_of[unit.id] = twin.id
+        # Sorted by bias, a unit can only duplicate the units after it whose bias is within
+        # tolerance: a dense layer (one bucket) costs a sort, not a comparison of every pair.
+        group.sort(key=lambda u: u.bias)
+        for i, unit in enumerate(group):
+            if unit.id in keep_of:
+                continue
+            for other in group[i + 1:]:
+                if other.bias - unit.bias > config.merge_tol:
+                    break
+                if other.id not in keep_of and _same_row(unit, other, config.merge_tol):
+                    keep_of[other.id] = unit.id
     if not keep_of:
         return state, []
     incoming, bias = _editable(graph)
