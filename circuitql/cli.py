@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     p = with_store(command("delete", _delete, "remove a model from the store"))
     p.add_argument("model")
 
+    p = command("neo4j", _neo4j, "start, stop or check a local Neo4j server for the Neo4j "
+                "store (no Docker needed: Java 17 and Maven build a small launcher once)")
+    from circuitql.store.neo4j_server import add_arguments
+
+    add_arguments(p)
+
     zoo = command("zoo", lambda a: zoo.print_help() or 0, "build model zoos")
     zoo_sub = zoo.add_subparsers(title="zoo commands", metavar="COMMAND")
     demo = zoo_sub.add_parser("demo", help="write the small demo zoo (known circuits and "
@@ -164,6 +170,12 @@ def _delete(args: argparse.Namespace) -> int:
             db.model(args.model)  # raises the "no such model, did you mean" error
     print(f"deleted {args.model}")
     return 0
+
+
+def _neo4j(args: argparse.Namespace) -> int:
+    from circuitql.store.neo4j_server import run
+
+    return run(args)
 
 
 def _zoo_demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,495 @@
+"""The Neo4j store: indexed models as a property graph a user can also explore in Neo4j Browser.
+
+Schema (every node carries ``namespace``, and every read filters by it, so independent stores,
+such as parallel test runs, can share one database without seeing each other)::
+
+    (:Model {namespace, name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges,
+             network_string, canonical_log, meta})
+    (:Model)-[:HAS]->(:Neuron {namespace, model, uid, ordinal, layer, kind, activation, n_pos,
+                               n_neg, fan_in, bias_class, out_pos, out_neg, magnitudes, bias,
+                               token, members, embedding})
+    (:Neuron)-[:FEEDS {weight, ordinal}]->(:Neuron)
+
+``meta`` and ``members`` are JSON strings; ``ordinal`` keeps the indexer's order so reads give
+back exactly what was written. ``embedding`` is a short numeric vector of the signature
+(:func:`signature_embedding`) behind a vector index, for "neurons like this one" look-ups.
+
+Labels, relationship types and property names are fixed strings in this module; every value
+reaches Cypher as a query parameter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, LiteralString
+from urllib.parse import unquote, urlsplit
+
+import neo4j
+from neo4j import exceptions as neo4j_errors
+
+from circuitql.errors import StoreError
+from circuitql.graph import Activation, UnitKind
+from circuitql.indexer.signature import BiasClass, Signature
+from circuitql.store.base import (
+    EdgeRecord,
+    IndexedModel,
+    ModelInfo,
+    NeuronRecord,
+    WriteOutcome,
+)
+
+SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+DEFAULT_URI = "neo4j://localhost:7687"
+DEFAULT_USER = "neo4j"
+START_FIX = (
+    "start a local server with `circuitql neo4j start` (or "
+    "`docker compose -f docker/docker-compose.yml up -d neo4j`), or point the URI at a running one"
+)
+BATCH_ROWS = 5000  # rows per UNWIND statement: bounded statement size, one transaction
+
+# The signature columns find_neurons may constrain; each maps to a Neuron property of that name.
+SIGNATURE_KEYS = frozenset(
+    {"kind", "activation", "n_pos", "n_neg", "fan_in", "bias_class", "out_pos", "out_neg",
+     "layer", "token"}
+)
+
+EMBEDDING_MAGNITUDES = 4
+EMBEDDING_DIMENSIONS = len(UnitKind) + len(Activation) + 5 + EMBEDDING_MAGNITUDES
+VECTOR_INDEX = "neuron_signature_embedding"
+
+SCHEMA: tuple[LiteralString, ...] = (
+    "CREATE CONSTRAINT model_content IF NOT EXISTS "
+    "FOR (m:Model) REQUIRE (m.namespace, m.content_hash) IS UNIQUE",
+    "CREATE CONSTRAINT model_name IF NOT EXISTS "
+    "FOR (m:Model) REQUIRE (m.namespace, m.name) IS UNIQUE",
+    "CREATE CONSTRAINT neuron_uid IF NOT EXISTS "
+    "FOR (n:Neuron) REQUIRE (n.namespace, n.model, n.uid) IS UNIQUE",
+    "CREATE INDEX neuron_token IF NOT EXISTS FOR (n:Neuron) ON (n.token)",
+    "CREATE INDEX neuron_activation_fan IF NOT EXISTS "
+    "FOR (n:Neuron) ON (n.activation, n.n_pos, n.n_neg, n.bias_class)",
+    "CREATE INDEX neuron_kind_fan_in IF NOT EXISTS "
+    "FOR (n:Neuron) ON (n.kind, n.activation, n.fan_in)",
+    "CREATE INDEX neuron_layer IF NOT EXISTS FOR (n:Neuron) ON (n.layer)",
+    "CREATE VECTOR INDEX neuron_signature_embedding IF NOT EXISTS "
+    "FOR (n:Neuron) ON (n.embedding) OPTIONS {indexConfig: {"
+    f"`vector.dimensions`: {EMBEDDING_DIMENSIONS}, `vector.similarity_function`: 'euclidean', "
+    # 5.26 quantizes vectors by default; at this size that saves nothing and skews scores.
+    "`vector.quantization.enabled`: false}}",
+)
+
+def signature_embedding(signature: Signature) -> list[float]:
+    """A fixed-length vector of a signature; near vectors mean alike neurons.
+
+    One-hot kind and activation (a different activation is far away), the four edge counts,
+    the bias sign, and the largest few relative input magnitudes.
+    """
+    kind = [1.0 if signature.kind is k else 0.0 for k in UnitKind]
+    activation = [1.0 if signature.activation is a else 0.0 for a in Activation]
+    bias = {BiasClass.POSITIVE: 1.0, BiasClass.ZERO: 0.0, BiasClass.NEGATIVE: -1.0}
+    magnitudes = list(signature.magnitudes[:EMBEDDING_MAGNITUDES])
+    magnitudes += [0.0] * (EMBEDDING_MAGNITUDES - len(magnitudes))
+    counts = [signature.n_pos, signature.n_neg, signature.out_pos, signature.out_neg]
+    return [
+        *kind, *activation, *(float(c) for c in counts), bias[signature.bias_class], *magnitudes
+    ]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A parsed store URI: what the driver connects to, and who as."""
+
+    scheme: str
+    hostport: str
+    user: str
+    password: str | None
+
+    @property
+    def address(self) -> str:
+        return f"{self.scheme}://{self.hostport}"
+
+    @property
+    def shown(self) -> str:
+        """The URI as messages and ``Store.uri`` show it: with the user, never the password."""
+        return f"{self.scheme}://{self.user}@{self.hostport}"
+
+
+def _parse_uri(uri: str) -> _Target:
+    """Credentials come from the URI, else NEO4J_USER / NEO4J_PASSWORD; a URI without a host
+    (``neo4j://``) means $NEO4J_URI, else localhost:7687."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError as err:
+        raise StoreError(f"malformed Neo4j URI ({err})", where=_redact(uri),
+                         fix=f"write it like {DEFAULT_URI}") from None
+    if parts.scheme not in SCHEMES:
+        raise StoreError(
+            f"unsupported Neo4j URI scheme {parts.scheme!r}",
+            where=_redact(uri),
+            fix=f"use one of {', '.join(s + '://' for s in SCHEMES)}, e.g. {DEFAULT_URI}",
+        )
+    if not parts.hostname:
+        default = os.environ.get("NEO4J_URI") or DEFAULT_URI
+        if urlsplit(default).hostname:
+            return _parse_uri(default)
+        raise StoreError("NEO4J_URI names no host", where=_redact(default), fix=START_FIX)
+    try:
+        port = parts.port or 7687
+    except ValueError:
+        raise StoreError(
+            "the port in the Neo4j URI is not a number in 1..65535", where=_redact(uri),
+            fix=f"write it like {DEFAULT_URI}",
+        ) from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    user = unquote(parts.username) if parts.username else os.environ.get("NEO4J_USER")
+    password = unquote(parts.password) if parts.password else os.environ.get("NEO4J_PASSWORD")
+    return _Target(parts.scheme, f"{host}:{port}", user or DEFAULT_USER, password)
+
+
+def _redact(uri: str) -> str:
+    """The URI as typed, less any password (it must not reach a message or a log)."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", uri)
+
+
+class Neo4jStore:
+    """A :class:`~circuitql.store.base.Store` on a Neo4j 5 server, scoped to one namespace."""
+
+    def __init__(self, driver: neo4j.Driver, uri: str, namespace: str) -> None:
+        self._driver = driver
+        self.uri = uri
+        self.namespace = namespace
+
+    @classmethod
+    def from_uri(
+        cls, uri: str, namespace: str = "default", *, retry_seconds: float = 30.0
+    ) -> Neo4jStore:
+        """Connect, check the credentials, and create the schema if it is not there yet.
+
+        ``retry_seconds`` bounds how long a write retries transient failures (a leader
+        switch, a dropped connection) before it gives up.
+        """
+        target = _parse_uri(uri)
+        if not namespace:
+            raise StoreError("the namespace must not be empty", where=target.shown,
+                             fix="pass a name, or leave the default")
+        auth = (target.user, target.password) if target.password is not None else None
+        try:
+            driver = neo4j.GraphDatabase.driver(
+                target.address, auth=auth, connection_timeout=10.0,
+                max_transaction_retry_time=retry_seconds,
+            )
+        except (neo4j_errors.ConfigurationError, ValueError) as err:
+            raise StoreError(f"invalid Neo4j URI: {err}", where=_redact(uri),
+                             fix=f"write it like {DEFAULT_URI}") from None
+        store = cls(driver, target.shown, namespace)
+        try:
+            store._connect()
+        except BaseException:
+            driver.close()
+            raise
+        return store
+
+    def _connect(self) -> None:
+        with self._errors():
+            self._driver.verify_connectivity()
+            for statement in SCHEMA:
+                try:
+                    self._driver.execute_query(statement)
+                except neo4j_errors.ClientError as err:
+                    # Another client created the same rule between our check and our create.
+                    if err.code != "Neo.ClientError.Schema.EquivalentSchemaRuleAlreadyExists":
+                        raise
+            self._driver.execute_query("CALL db.awaitIndexes(300)")
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Driver failures become StoreErrors that name the server; ours pass through."""
+        try:
+            yield
+        except neo4j_errors.AuthError as err:
+            raise StoreError(
+                f"Neo4j rejected the credentials ({err.message})",
+                where=self.uri,
+                fix="give the right user and password in the URI "
+                "(neo4j://USER:PASSWORD@HOST:PORT) or in NEO4J_USER / NEO4J_PASSWORD; a server "
+                "started by `circuitql neo4j start` has user neo4j, password circuitql-dev "
+                "unless another was chosen",
+            ) from None
+        except (neo4j_errors.ServiceUnavailable, neo4j_errors.SessionExpired) as err:
+            raise StoreError(f"cannot reach the Neo4j server ({err})", where=self.uri,
+                             fix=START_FIX) from None
+        except neo4j_errors.Neo4jError as err:
+            raise StoreError(f"Neo4j refused the operation: {err.code}: {err.message}",
+                             where=self.uri, fix="see the server's log for details") from None
+        except neo4j_errors.DriverError as err:
+            raise StoreError(f"Neo4j driver error: {err}", where=self.uri,
+                             fix=START_FIX) from None
+
+    def _read(self, query: LiteralString, **params: Any) -> list[neo4j.Record]:
+        with self._errors():
+            records, _, _ = self._driver.execute_query(
+                query, namespace=self.namespace, routing_=neo4j.RoutingControl.READ, **params
+            )
+        return records
+
+    # --- writes -------------------------------------------------------------------------
+
+    def write(self, model: IndexedModel) -> WriteOutcome:
+        """One managed transaction per model: it commits whole or not at all, and the driver
+        retries it on transient failures. The Model node is created last, after its neurons
+        and edges, so the uniqueness constraints are the final check before commit."""
+        _check_edges(model)
+        with self._errors(), self._driver.session() as session:
+            try:
+                return session.execute_write(self._write_tx, model)
+            except neo4j_errors.ConstraintError:
+                pass  # most likely a concurrent writer committed this name or content first
+            try:
+                # This run finds that model and answers as for any stored one.
+                return session.execute_write(self._write_tx, model)
+            except neo4j_errors.ConstraintError as err:
+                raise StoreError(
+                    f"model {model.name!r} breaks a uniqueness rule of the store: {err.message}",
+                    where=self.uri,
+                    fix="every neuron of a model needs its own uid; this is a bug in the "
+                    "indexer, please report it with the model file",
+                ) from None
+
+    def _write_tx(self, tx: neo4j.ManagedTransaction, model: IndexedModel) -> WriteOutcome:
+        existing = tx.run(
+            "MATCH (m:Model {namespace: $namespace}) "
+            "WHERE m.content_hash = $content_hash OR m.name = $name "
+            "RETURN m ORDER BY m.content_hash = $content_hash DESC LIMIT 1",
+            namespace=self.namespace, content_hash=model.content_hash, name=model.name,
+        ).single()
+        if existing is not None:
+            info = _model_info(existing["m"])
+            if info.content_hash == model.content_hash:
+                return WriteOutcome("unchanged", info)
+            raise StoreError(
+                f"a different model is already stored under the name {model.name!r} (stored "
+                f"content {info.content_hash[:12]} from {info.source}, new content "
+                f"{model.content_hash[:12]} from {model.source})",
+                where=self.uri,
+                fix="give the new model another name (--name NAME), or delete the stored "
+                f"model {model.name!r} first",
+            )
+        ns = self.namespace
+        neuron_rows = [_neuron_row(ns, model.name, i, n) for i, n in enumerate(model.neurons)]
+        for batch in _batches(neuron_rows):
+            tx.run("UNWIND $rows AS row CREATE (n:Neuron) SET n = row", rows=batch).consume()
+        edge_rows = [
+            {"src": e.src, "dst": e.dst, "weight": e.weight, "ordinal": i}
+            for i, e in enumerate(model.edges)
+        ]
+        for batch in _batches(edge_rows):
+            tx.run(
+                "UNWIND $rows AS row "
+                "MATCH (a:Neuron {namespace: $namespace, model: $model, uid: row.src}) "
+                "MATCH (b:Neuron {namespace: $namespace, model: $model, uid: row.dst}) "
+                "CREATE (a)-[:FEEDS {weight: row.weight, ordinal: row.ordinal}]->(b)",
+                rows=batch, namespace=ns, model=model.name,
+            ).consume()
+        props = _model_props(ns, model)
+        tx.run("CREATE (m:Model) SET m = $props", props=props).consume()
+        tx.run(
+            "MATCH (m:Model {namespace: $namespace, name: $model}) "
+            "MATCH (n:Neuron {namespace: $namespace, model: $model}) "
+            "WHERE n.uid IS NOT NULL "  # lets the planner seek the (namespace, model, uid) index
+            "CREATE (m)-[:HAS]->(n)",
+            namespace=ns, model=model.name,
+        ).consume()
+        return WriteOutcome("indexed", _model_info(props))
+
+    def delete(self, model: str) -> bool:
+        with self._errors():
+            records, _, _ = self._driver.execute_query(
+                "MATCH (m:Model {namespace: $namespace, name: $model}) "
+                "OPTIONAL MATCH (m)-[:HAS]->(n:Neuron) "
+                "WITH m, collect(n) AS neurons "
+                "FOREACH (n IN neurons | DETACH DELETE n) "
+                "DETACH DELETE m RETURN count(*) AS deleted",
+                namespace=self.namespace, model=model,
+            )
+        return bool(records) and records[0]["deleted"] > 0
+
+    # --- reads --------------------------------------------------------------------------
+
+    def models(self) -> list[ModelInfo]:
+        records = self._read("MATCH (m:Model {namespace: $namespace}) RETURN m ORDER BY m.name")
+        return [_model_info(r["m"]) for r in records]
+
+    def get_model(self, name: str) -> ModelInfo | None:
+        records = self._read(
+            "MATCH (m:Model {namespace: $namespace, name: $name}) RETURN m", name=name
+        )
+        return _model_info(records[0]["m"]) if records else None
+
+    def neurons(self, model: str) -> list[NeuronRecord]:
+        records = self._read(
+            "MATCH (:Model {namespace: $namespace, name: $model})-[:HAS]->(n:Neuron) "
+            "RETURN n ORDER BY n.ordinal",
+            model=model,
+        )
+        return [_neuron_record(r["n"]) for r in records]
+
+    def edges(self, model: str) -> list[EdgeRecord]:
+        records = self._read(
+            "MATCH (:Model {namespace: $namespace, name: $model})-[:HAS]->(a:Neuron)"
+            "-[r:FEEDS]->(b:Neuron) "
+            "RETURN a.uid AS src, b.uid AS dst, r.weight AS weight ORDER BY r.ordinal",
+            model=model,
+        )
+        return [EdgeRecord(r["src"], r["dst"], r["weight"]) for r in records]
+
+    def token_counts(self) -> dict[str, int]:
+        records = self._read(
+            "MATCH (:Model {namespace: $namespace})-[:HAS]->(n:Neuron) "
+            "RETURN n.token AS token, count(*) AS count"
+        )
+        return {r["token"]: r["count"] for r in records}
+
+    def find_neurons(
+        self, constraints: Mapping[str, object], models: Sequence[str] | None = None
+    ) -> list[tuple[str, NeuronRecord]]:
+        unknown = sorted(set(constraints) - SIGNATURE_KEYS)
+        if unknown:  # a caller's bug, not a user's: queries only produce whitelisted keys
+            raise ValueError(
+                f"cannot look neurons up by {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(sorted(SIGNATURE_KEYS))}"
+            )
+        # Property names come from the whitelist above, values only as parameters.
+        keys = sorted(constraints)
+        params = {f"p{i}": _plain(constraints[key]) for i, key in enumerate(keys)}
+        conditions = [f"n.{key} = $p{i}" for i, key in enumerate(keys)]
+        if models is not None:
+            conditions.append("n.model IN $models")
+            params["models"] = list(models)
+        where = " AND ".join(["n.namespace = $namespace", *conditions])
+        records = self._read(
+            f"MATCH (n:Neuron) WHERE {where} RETURN n ORDER BY n.model, n.ordinal",
+            **params,
+        )
+        return [(r["n"]["model"], _neuron_record(r["n"])) for r in records]
+
+    def similar_neurons(
+        self, signature: Signature, k: int = 10
+    ) -> list[tuple[str, NeuronRecord, float]]:
+        """The ``k`` stored neurons whose signatures are nearest to ``signature`` (vector index),
+        as (model, neuron, score) with score 1 for an identical embedding.
+
+        The index spans every namespace, so it is asked for more neighbours until ``k`` of
+        this namespace are found or the index has no more.
+        """
+        found: list[tuple[str, NeuronRecord, float]] = []
+        ask = k
+        while True:
+            records = self._read(
+                "CALL db.index.vector.queryNodes($index, $ask, $vector) YIELD node, score "
+                "RETURN node, score, node.namespace = $namespace AS ours ORDER BY score DESC",
+                index=VECTOR_INDEX, ask=ask, vector=signature_embedding(signature),
+            )
+            found = [(r["node"]["model"], _neuron_record(r["node"]), r["score"])
+                     for r in records if r["ours"]]
+            if len(found) >= k or len(records) < ask:
+                return found[:k]
+            ask *= 4
+
+    def close(self) -> None:
+        self._driver.close()
+
+
+def _check_edges(model: IndexedModel) -> None:
+    """An edge to a neuron not in the model would silently vanish in the MATCH; refuse it."""
+    uids = {n.uid for n in model.neurons}
+    for edge in model.edges:
+        if edge.src not in uids or edge.dst not in uids:
+            raise ValueError(
+                f"model {model.name!r}: edge {edge.src} -> {edge.dst} names a neuron the model "
+                "does not have"
+            )
+
+
+def _batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), BATCH_ROWS):
+        yield rows[start : start + BATCH_ROWS]
+
+
+def _plain(value: object) -> object:
+    """Enum members (Activation.RELU, BiasClass.ZERO) go to Cypher as their stored value."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def _model_props(namespace: str, model: IndexedModel) -> dict[str, Any]:
+    return {
+        "namespace": namespace,
+        "name": model.name,
+        "content_hash": model.content_hash,
+        "source": model.source,
+        "n_inputs": model.n_inputs,
+        "n_outputs": model.n_outputs,
+        "n_neurons": len(model.neurons),
+        "n_edges": len(model.edges),
+        "network_string": model.network_string,
+        "canonical_log": list(model.canonical_log),
+        "meta": json.dumps(dict(model.meta), sort_keys=True),
+    }
+
+
+def _neuron_row(namespace: str, model: str, ordinal: int, neuron: NeuronRecord) -> dict[str, Any]:
+    sig = neuron.signature
+    return {
+        "namespace": namespace,
+        "model": model,
+        "uid": neuron.uid,
+        "ordinal": ordinal,
+        "layer": neuron.layer,
+        "kind": sig.kind.value,
+        "activation": sig.activation.value,
+        "n_pos": sig.n_pos,
+        "n_neg": sig.n_neg,
+        "fan_in": sig.fan_in,
+        "bias_class": sig.bias_class.value,
+        "out_pos": sig.out_pos,
+        "out_neg": sig.out_neg,
+        "magnitudes": [float(m) for m in sig.magnitudes],
+        "bias": float(neuron.bias),
+        "token": sig.token,
+        "members": json.dumps([[uid, float(scale)] for uid, scale in neuron.members]),
+        "embedding": signature_embedding(sig),
+    }
+
+
+def _neuron_record(node: Mapping[str, Any]) -> NeuronRecord:
+    signature = Signature(
+        kind=UnitKind(node["kind"]),
+        activation=Activation(node["activation"]),
+        n_pos=node["n_pos"],
+        n_neg=node["n_neg"],
+        bias_class=BiasClass(node["bias_class"]),
+        out_pos=node["out_pos"],
+        out_neg=node["out_neg"],
+        magnitudes=tuple(node["magnitudes"]),
+    )
+    members = tuple((uid, float(scale)) for uid, scale in json.loads(node["members"]))
+    return NeuronRecord(node["uid"], node["layer"], signature, node["bias"], members)
+
+
+def _model_info(props: Mapping[str, Any]) -> ModelInfo:
+    """From a Model node or the properties about to become one."""
+    return ModelInfo(
+        name=props["name"],
+        content_hash=props["content_hash"],
+        source=props["source"],
+        n_inputs=props["n_inputs"],
+        n_outputs=props["n_outputs"],
+        n_neurons=props["n_neurons"],
+        n_edges=props["n_edges"],
+        network_string=props["network_string"],
+        meta=json.loads(props["meta"]),
+    )
