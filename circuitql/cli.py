@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="circuitql",
         description="Find circuits inside neural networks: index a model zoo, then query it.",
     )
-    parser.set_defaults(run=lambda _args: parser.print_help() or 0)
+    parser.set_defaults(run=_help_of(parser))
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help_: str
@@ -78,13 +78,24 @@ def _parser() -> argparse.ArgumentParser:
 
     add_arguments(p)
 
-    zoo = command("zoo", lambda a: zoo.print_help() or 0, "build model zoos")
+    zoo = command("zoo", lambda _args: 0, "build model zoos")
+    zoo.set_defaults(run=_help_of(zoo))
     zoo_sub = zoo.add_subparsers(title="zoo commands", metavar="COMMAND")
     demo = zoo_sub.add_parser("demo", help="write the small demo zoo (known circuits and "
                                            "random MLPs, in every file format)")
     demo.add_argument("directory", type=Path)
     demo.set_defaults(run=_zoo_demo)
     return parser
+
+
+def _help_of(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """A command without a subcommand prints its help."""
+
+    def show(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 0
+
+    return show
 
 
 def _open(args: argparse.Namespace) -> Database:

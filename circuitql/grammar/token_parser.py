@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError
@@ -46,23 +47,23 @@ class _ToSignatures(Transformer[Token, object]):
         return BiasClass(str(children[0]))
 
     def input_token(self, children: list[tuple[int, int]]) -> Signature:
-        (out_pos, out_neg), = children
+        out_pos, out_neg = children[0]
         return Signature(UnitKind.INPUT, ACTIVATION_BY_CODE["lin"], 0, 0, BiasClass.ZERO,
                          out_pos, out_neg)
 
-    def hidden_token(self, children: list[object]) -> Signature:
-        act, (n_pos, n_neg), bias, (out_pos, out_neg) = children  # type: ignore[misc]
+    def hidden_token(self, children: list[Any]) -> Signature:
+        act, (n_pos, n_neg), bias, (out_pos, out_neg) = children
         return Signature(UnitKind.HIDDEN, ACTIVATION_BY_CODE[str(act)], n_pos, n_neg, bias,
                          out_pos, out_neg)
 
-    def output_token(self, children: list[object]) -> Signature:
-        (n_pos, n_neg), bias = children  # type: ignore[misc]
+    def output_token(self, children: list[Any]) -> Signature:
+        (n_pos, n_neg), bias = children
         return Signature(UnitKind.OUTPUT, ACTIVATION_BY_CODE["lin"], n_pos, n_neg, bias, 0, 0)
 
-    def item(self, children: list[object]) -> tuple[int, Signature]:
+    def item(self, children: list[Any]) -> tuple[int, Signature]:
         if len(children) == 2:
-            return children[0], children[1]  # type: ignore[return-value]
-        return 1, children[0]  # type: ignore[return-value]
+            return children[0], children[1]
+        return 1, children[0]
 
     def layer(self, children: list[tuple[int, Signature]]) -> Layer:
         return list(children)
@@ -71,7 +72,7 @@ class _ToSignatures(Transformer[Token, object]):
         return list(children)
 
 
-def _parse(text: str, start: str) -> object:
+def _parse(text: str, start: str) -> Any:
     try:
         tree = _parser().parse(text, start=start)
     except LarkError as exc:
@@ -85,15 +86,17 @@ def _parse(text: str, start: str) -> object:
 
 def parse_network(text: str) -> list[Layer]:
     """``[x>(+1-0) ...] [...]`` -> per layer, (count, coarse signature) items."""
-    return _parse(text, "network")  # type: ignore[return-value]
+    layers: list[Layer] = _parse(text, "network")
+    return layers
 
 
 def parse_token(text: str) -> Signature:
-    count, signature = _parse(text, "item")  # type: ignore[misc]
+    count, signature = _parse(text, "item")
+    assert isinstance(signature, Signature)
     if count != 1:
         raise TokenSyntaxError("expected one token, got a counted item", where=repr(text),
                                fix="drop the 'N*' prefix")
-    return signature  # type: ignore[no-any-return]
+    return signature
 
 
 def split_layers(text: str) -> list[str]:

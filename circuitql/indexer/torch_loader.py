@@ -142,8 +142,9 @@ class _Tracer:
         if fn in ACTIVATION_FUNCTIONS:
             alpha = 0.01
             if fn is F.leaky_relu:
-                alpha = float(node.kwargs.get("negative_slope",
-                                              node.args[1] if len(node.args) > 1 else 0.01))
+                slope: Any = node.kwargs.get("negative_slope",
+                                             node.args[1] if len(node.args) > 1 else 0.01)
+                alpha = float(slope)
             return self.builder.activate(
                 self._vector(self._arg(node, 0), node), ACTIVATION_FUNCTIONS[fn], node.name, alpha
             )
@@ -159,7 +160,10 @@ class _Tracer:
             dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
             if dim not in (-1, 1):
                 raise self._unsupported(node, f"torch.cat along dim={dim}")
-            return AffineVec.concat([self._vector(self._resolve(a), node) for a in node.args[0]])
+            parts = node.args[0]
+            if not isinstance(parts, tuple | list):
+                raise self._unsupported(node, "torch.cat of a single tensor")
+            return AffineVec.concat([self._vector(self._resolve(a), node) for a in parts])
         if fn in NO_OP_FUNCTIONS:
             return self._arg(node, 0)
         if fn in ARITHMETIC:

@@ -107,7 +107,8 @@ def _save_onnx(spec: MLPSpec, path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    nodes, inits = [], []
+    nodes: list[Any] = []
+    inits: list[Any] = []
     for layer, reads in zip(spec.layers, spec.resolved_reads(), strict=True):
         source = _onnx_concat(nodes, layer.name, reads)
         for part, value in (("weight", layer.weight), ("bias", layer.bias)):
