@@ -1,10 +1,11 @@
 """Indexing throughput and the signature-vs-excited-states comparison.
 
-    python benchmarks/bench_index.py --models 1000
+    python benchmarks/bench_index.py --models 1000 --jobs 1 2
 
-1. Index N random ReLU MLPs (8 inputs, 3 hidden layers of 64, 4 outputs) into a fresh
-   embedded store, with the time split per stage (load, canonicalize, sign, write) and the
-   peak resident memory of the process.
+1. Write N random ReLU MLPs (8 inputs, 3 hidden layers of 64, 4 outputs) as safetensors + JSON
+   config files (not timed), then index the folder into a fresh embedded store once per
+   ``--jobs`` value, with the time split per stage (load, canonicalize, sign, write; summed
+   over worker processes) and the peak resident memory of the writing process.
 2. Neuron equivalence for the same neuron at n binary inputs: the exhaustive "excited states"
    comparison (evaluate both neurons on all 2^n binary inputs) against comparing signatures,
    measured per pair in the same run.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import resource
 import tempfile
 import time
@@ -25,49 +27,33 @@ from circuitql.api import connect
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.pipeline import StageTimes
 from circuitql.indexer.signature import signatures
+from circuitql.zoo.demo import random_mlp
+from circuitql.zoo.export import save
 
 
-def random_mlp(rng: np.random.Generator, sizes: list[int]) -> NeuronGraph:
-    """A random ReLU MLP built directly as a graph, like a loaded nn.Sequential."""
-    units = [Unit(f"input:{i}", UnitKind.INPUT) for i in range(sizes[0])]
-    previous = [u.id for u in units]
-    for layer, width in enumerate(sizes[1:]):
-        last = layer == len(sizes) - 2
-        bound = 1.0 / np.sqrt(len(previous))
-        weights = rng.uniform(-bound, bound, (width, len(previous)))
-        biases = rng.uniform(-bound, bound, width)
-        current = []
-        for row in range(width):
-            uid = f"{'out' if last else f'fc{layer + 1}'}:{row}"
-            units.append(Unit(
-                uid, UnitKind.OUTPUT if last else UnitKind.HIDDEN,
-                Activation.IDENTITY if last else Activation.RELU, float(biases[row]),
-                dict(zip(previous, weights[row].tolist(), strict=True)),
-            ))
-            current.append(uid)
-        previous = current
-    return NeuronGraph(tuple(units))
-
-
-def bench_index(n_models: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    sizes = [8, 64, 64, 64, 4]
+def bench_index(n_models: int, jobs: int, folder: Path) -> float:
     times = StageTimes()
     with tempfile.TemporaryDirectory() as tmp, connect(str(Path(tmp) / "bench.db")) as db:
         start = time.perf_counter()
-        for i in range(n_models):
-            # "load" here is building the graph from weight matrices: what every loader ends in
-            graph = times.timed("load", lambda: random_mlp(rng, sizes))
-            db.index(graph, f"mlp{i}", times=times)
+        report = db.index_paths([folder], jobs=jobs)
         wall = time.perf_counter() - start
-        neurons = sum(m.n_neurons for m in db.models())
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"indexed {n_models} models ({neurons} canonical neurons) in {wall:.1f} s "
+        times = report.times
+        assert len(report.indexed) == n_models, report.failed[:3]
+        neurons = sum(m.n_neurons for m in report.indexed)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"jobs={jobs}: indexed {n_models} models ({neurons} canonical neurons) in {wall:.1f} s "
           f"= {n_models / wall:.1f} models/s, {neurons / wall:,.0f} neurons/s; "
-          f"peak RSS {peak_mib:.0f} MiB")
+          f"peak RSS of the writing process {rss:.0f} MiB")
     for stage in ("load", "canonicalize", "sign", "write"):
         seconds = getattr(times, stage)
         print(f"  {stage:<13}{seconds:7.2f} s  {1000 * seconds / n_models:6.2f} ms/model")
+    return wall
+
+
+def write_zoo(folder: Path, n_models: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for i in range(n_models):
+        save(random_mlp(rng, 8, [64, 64, 64], 4), folder / f"mlp{i:05d}.safetensors")
 
 
 def bench_equivalence(n_inputs: int, pairs: int, seed: int) -> None:
@@ -105,11 +91,17 @@ def bench_equivalence(n_inputs: int, pairs: int, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--inputs", type=int, default=16, help="binary inputs for equivalence")
     parser.add_argument("--pairs", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    bench_index(args.models, args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_zoo(Path(tmp), args.models, args.seed)
+        walls = {jobs: bench_index(args.models, jobs, Path(tmp)) for jobs in args.jobs}
+    if 1 in walls:
+        for jobs, wall in walls.items():
+            print(f"jobs={jobs}: {walls[1] / wall:.2f}x the wall time of jobs=1")
     bench_equivalence(args.inputs, args.pairs, args.seed)
 
 

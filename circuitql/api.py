@@ -6,16 +6,22 @@ Kept thin on purpose: loading, canonicalization and signing live in ``indexer``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
+from multiprocessing import get_context
+from multiprocessing.pool import Pool
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from circuitql.errors import CircuitQLError, StoreError
+from circuitql.errors import CircuitQLError
 from circuitql.indexer.load import discover, load
 from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
-from circuitql.store.base import ModelInfo, Store, WriteOutcome
+from circuitql.store.base import IndexedModel, ModelInfo, Store, WriteOutcome
 from circuitql.store.uri import open_store
 
 
@@ -25,7 +31,7 @@ class IndexReport:
 
     indexed: list[ModelInfo] = field(default_factory=list)
     unchanged: list[ModelInfo] = field(default_factory=list)
-    failed: list[tuple[Path, CircuitQLError]] = field(default_factory=list)
+    failed: list[tuple[Any, CircuitQLError]] = field(default_factory=list)
     times: StageTimes = field(default_factory=StageTimes)
 
 
@@ -58,36 +64,54 @@ class Database:
         records = build_records(loaded, name or loaded.default_name, self.config, times)
         return times.timed("write", lambda: self.store.write(records))
 
+    def index_many(
+        self,
+        items: Sequence[tuple[Any, str]],
+        *,
+        jobs: int | None = None,
+        on_done: Callable[[Any], None] | None = None,
+    ) -> IndexReport:
+        """Index many (model, name) pairs: a bad model is reported, the rest go on.
+
+        Loading, canonicalizing and signing run in ``jobs`` worker processes (default: one per
+        core); the store is written from this process, one model per transaction, in the
+        order given, so the result does not depend on ``jobs``.
+        """
+        report = IndexReport()
+        jobs = _worker_count(jobs, len(items))
+        prepare = partial(_prepare, config=self.config)
+        with _pool(jobs) as pool:
+            results = pool.imap(prepare, items, chunksize=4) if pool else map(prepare, items)
+            for (model, _name), (records, times) in zip(items, results, strict=True):
+                report.times.add(times)
+                if isinstance(records, CircuitQLError):
+                    report.failed.append((model, records))
+                else:
+                    outcome = report.times.timed("write", lambda r=records: self.store.write(r))
+                    target = report.indexed if outcome.status == "indexed" else report.unchanged
+                    target.append(outcome.model)
+                if on_done:
+                    on_done(model)
+        return report
+
     def index_paths(
         self,
         paths: Sequence[str | Path],
         name: str | None = None,
         on_file: Callable[[Path], None] | None = None,
         files: Iterable[Path] | None = None,
+        jobs: int | None = None,
     ) -> IndexReport:
-        """Index every model file under ``paths``; a bad file is reported, the rest go on."""
+        """Index every model file under ``paths`` (folders searched recursively)."""
         found = list(files) if files is not None else discover(paths)
         if name is not None and len(found) != 1:
             raise CircuitQLError(
                 f"--name names one model, but {len(found)} files were given",
                 fix="drop --name: models from several files are named after their paths",
             )
-        report = IndexReport()
         roots = [Path(p) for p in paths]
-        for path in found:
-            try:
-                outcome = self.index(path, name or model_name(path, roots), times=report.times)
-            except StoreError:
-                raise  # the store itself is broken: no point trying the next file
-            except CircuitQLError as err:
-                report.failed.append((path, err))
-            else:
-                (report.indexed if outcome.status == "indexed" else report.unchanged).append(
-                    outcome.model
-                )
-            if on_file:
-                on_file(path)
-        return report
+        items = [(path, name or model_name(path, roots)) for path in found]
+        return self.index_many(items, jobs=jobs, on_done=on_file)
 
     def models(self) -> list[ModelInfo]:
         return self.store.models()
@@ -119,6 +143,40 @@ class Database:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _prepare(item: tuple[Any, str], config: IndexConfig
+             ) -> tuple[IndexedModel | CircuitQLError, StageTimes]:
+    """Load, canonicalize and sign one model (in a worker process when indexing many)."""
+    model, name = item
+    times = StageTimes()
+    try:
+        loaded = times.timed("load", lambda: load(model))
+        return build_records(loaded, name, config, times), times
+    except CircuitQLError as err:
+        return err, times
+
+
+MIN_ITEMS_PER_WORKER = 8  # below this, starting processes costs more than it saves
+
+
+def _worker_count(jobs: int | None, n_items: int) -> int:
+    if jobs is not None:
+        return max(1, jobs)
+    return max(1, min(os.cpu_count() or 1, n_items // MIN_ITEMS_PER_WORKER))
+
+
+@contextmanager
+def _pool(jobs: int) -> Iterator[Pool | None]:
+    """Worker processes from a fork server: no fork of a parent that may hold torch's threads."""
+    if jobs <= 1:
+        yield None
+        return
+    context = get_context("forkserver" if sys.platform == "linux" else "spawn")
+    if sys.platform == "linux":
+        context.set_forkserver_preload(["circuitql.api"])
+    with context.Pool(jobs) as pool:
+        yield pool
 
 
 def model_name(path: Path, roots: Sequence[Path]) -> str:

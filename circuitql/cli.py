@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="model name (one file only; default: the path below the "
                                   "folder given, without suffix)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes for loading and canonicalizing (default: one per "
+                   "core when there are many files)")
 
     p = with_store(command("models", _models, "list the indexed models"))
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -117,7 +120,8 @@ def _index(args: argparse.Namespace) -> int:
             bar = tqdm(total=len(files), unit="model", file=sys.stderr)
         try:
             report = db.index_paths(args.paths, args.name,
-                                    (lambda _path: bar.update(1)) if bar else None, files=files)
+                                    (lambda _path: bar.update(1)) if bar else None, files=files,
+                                    jobs=args.jobs)
         finally:
             if bar:
                 bar.close()

@@ -196,14 +196,14 @@ class NeuronGraph:
         """A digest of the exact weights and wiring, independent of file format.
 
         Two files holding the same network hash the same, which is what makes indexing
-        idempotent across formats.
+        idempotent across formats: every loader lists a unit's inputs in the order of the
+        units they come from, so insertion order is part of the content, no sort needed.
         """
         digest = hashlib.sha256()
         for unit in self.units:
-            edges = sorted(unit.inputs.items())
             digest.update(f"{unit.id}|{unit.kind}|{unit.activation}|".encode())
-            digest.update("|".join(src for src, _ in edges).encode())
-            digest.update(array("d", [unit.bias, unit.alpha, *(w for _, w in edges)]).tobytes())
+            digest.update("|".join(unit.inputs).encode())
+            digest.update(array("d", [unit.bias, unit.alpha, *unit.inputs.values()]).tobytes())
         return digest.hexdigest()
 
     def with_units(self, units: Iterable[Unit]) -> NeuronGraph:

@@ -134,3 +134,19 @@ def test_index_the_acasxu_zoo(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     lines = out.splitlines()
     assert len(lines) == 8 and lines[0].startswith("L0 [") and lines[-1].startswith("L7 [")
     assert lines[-1].count("y(") == 5
+
+
+def test_worker_processes_give_the_same_store(zoo: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    bad = zoo / "random" / "broken.onnx"
+    bad.write_bytes(b"garbage")
+    results = []
+    for jobs in ("1", "2"):
+        store = str(tmp_path / f"jobs{jobs}.db")
+        code, out, err = run(capsys, "index", str(zoo), "--store", store, "--jobs", jobs)
+        assert code == 2 and "broken.onnx" in err and "1 failed" in out
+        results.append(json.loads(run(capsys, "models", "--store", store, "--json")[1]))
+    for models in results:
+        for m in models:
+            m.pop("source")
+    assert results[0] == results[1]

@@ -43,6 +43,10 @@ class StageTimes:
         finally:
             setattr(self, stage, getattr(self, stage) + time.perf_counter() - start)
 
+    def add(self, other: StageTimes) -> None:
+        for stage in ("load", "canonicalize", "sign", "write"):
+            setattr(self, stage, getattr(self, stage) + getattr(other, stage))
+
     def timed(self, stage: str, fn: Callable[[], T]) -> T:
         with self.timing(stage):
             return fn()
