@@ -108,7 +108,7 @@ def signatures(
             activation=unit.activation,
             n_pos=n_pos,
             n_neg=n_neg,
-            bias_class=_bias_class(unit.bias, top, significance),
+            bias_class=bias_class_for(unit.bias, top, significance),
             out_pos=out_pos[unit.id],
             out_neg=out_neg[unit.id],
             magnitudes=magnitudes,
@@ -146,7 +146,7 @@ def _quantize(ratios: np.ndarray) -> np.ndarray:
     return np.round(ratios + 1e-9, MAGNITUDE_DECIMALS)
 
 
-def _bias_class(bias: float, row_max: float, significance: float) -> BiasClass:
+def bias_class_for(bias: float, row_max: float, significance: float) -> BiasClass:
     """A bias is zero unless it is significant next to the unit's largest input weight.
 
     A unit without inputs has no scale to compare with, so any nonzero bias counts.

@@ -1,0 +1,108 @@
+"""The library of known circuits, written in the query language itself (``library/*.cql``).
+
+Keeping the library in the language means every entry is parsed, compiled and checked by the
+same code as a user's query, and that ``circuitql library`` can print definitions a user can
+copy and edit. Each entry has a docstring (what it computes, where it comes from) and an
+EXAMPLE: a hand-wired network that satisfies its EXPECT, used by tests and by the model zoo.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+
+from circuitql.grammar import ast
+from circuitql.grammar.errors import CircuitDefinitionError
+from circuitql.grammar.parser import parse
+from circuitql.grammar.printer import definition_text
+from circuitql.graph import NeuronGraph
+from circuitql.query.compile import CompiledQuery, Compiler, ReferenceExample
+from circuitql.query.pattern import Pattern
+
+# Names the public contract promises: ``MATCH <name>`` works for each.
+PUBLIC_NAMES = (
+    "identity",
+    "negation",
+    "abs",
+    "detector_pair",
+    "add",
+    "subtract",
+    "min",
+    "max",
+    "min4",
+    "less_than",
+    "greater_than",
+    "is_even",
+    "xor",
+    "and_gate",
+    "or_gate",
+    "scale",
+)
+
+
+class Library:
+    """Named circuit definitions, compiled on demand, and queries compiled against them."""
+
+    def __init__(self, definitions: Iterable[ast.CircuitDef]) -> None:
+        self._compiler = Compiler(definitions)
+
+    @staticmethod
+    def from_texts(texts: Mapping[str, str]) -> Library:
+        """A library from ``{origin: text}``; files hold definitions only."""
+        definitions: list[ast.CircuitDef] = []
+        for origin, text in texts.items():
+            script = parse(text, origin)
+            for action in script.actions:
+                raise CircuitDefinitionError(
+                    "a library file holds CIRCUIT definitions only",
+                    source=ast.SourceText(origin, text),
+                    pos=action.pos,
+                    fix="move queries out of the library",
+                )
+            definitions += script.definitions
+        return Library(definitions)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self._compiler.names
+
+    def matching(self, glob: str | None) -> tuple[str, ...]:
+        """Names for ``SHOW CIRCUITS 'glob'`` (all of them without a glob)."""
+        return tuple(n for n in self.names if glob is None or fnmatch.fnmatchcase(n, glob))
+
+    def definition(self, name: str) -> ast.CircuitDef:
+        return self._compiler.definition(name)
+
+    def text(self, name: str) -> str:
+        """The definition as query text, docstring included."""
+        return definition_text(self.definition(name))
+
+    def pattern(self, name: str) -> Pattern:
+        return self._compiler.pattern(name)
+
+    def example(self, name: str) -> ReferenceExample:
+        return self._compiler.example(name)
+
+    def compile(self, query: str | ast.Script) -> CompiledQuery:
+        """Parse (if needed) and compile a query against this library."""
+        script = parse(query) if isinstance(query, str) else query
+        return self._compiler.query(script)
+
+
+@cache
+def builtin_library() -> Library:
+    folder = resources.files("circuitql.query").joinpath("library")
+    texts = {
+        f"library/{entry.name}": entry.read_text("utf-8")
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".cql")
+    }
+    return Library.from_texts(texts)
+
+
+def reference_network(name: str) -> NeuronGraph:
+    """The hand-wired network of a built-in circuit (inputs ``input:<i>``, other units named
+    as in its EXAMPLE), for tests and the model zoo."""
+    return builtin_library().example(name).graph
