@@ -46,6 +46,18 @@ class EdgeRecord(NamedTuple):
 
 
 @dataclass(frozen=True)
+class NeuronView:
+    """A stored neuron with its edges: what the query engine expands a candidate through.
+
+    ``inputs`` and ``outputs`` are (neighbour uid, canonical weight) in stored order.
+    """
+
+    record: NeuronRecord
+    inputs: tuple[tuple[str, float], ...]
+    outputs: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
 class IndexedModel:
     """Everything a store writes for one model, in one transaction."""
 
@@ -119,6 +131,12 @@ class Store(Protocol):
         Keys are signature column names: kind, activation, n_pos, n_neg, fan_in, bias_class,
         out_pos, out_neg, layer, token. Served by the store's indexes.
         """
+        ...
+
+    def fetch(self, model: str, uids: Sequence[str]) -> dict[str, NeuronView]:
+        """The named neurons of one model with their incoming and outgoing edges; uids the
+        model lacks are left out. One round trip however many uids: the engine calls this
+        once per expansion step of a candidate neighbourhood."""
         ...
 
     def close(self) -> None: ...

@@ -32,7 +32,14 @@ from typing import Any
 from circuitql.errors import StoreError
 from circuitql.graph import Activation, UnitKind
 from circuitql.indexer.signature import BiasClass, Signature
-from circuitql.store.base import EdgeRecord, IndexedModel, ModelInfo, NeuronRecord, WriteOutcome
+from circuitql.store.base import (
+    EdgeRecord,
+    IndexedModel,
+    ModelInfo,
+    NeuronRecord,
+    NeuronView,
+    WriteOutcome,
+)
 
 SCHEMA_VERSION = 2
 
@@ -291,6 +298,27 @@ class SQLiteStore:
             )
             return [EdgeRecord(src, dst, weight) for dst, ids, weights in rows
                     for src, weight in zip(json.loads(ids), _floats(weights), strict=True)]
+
+    def fetch(self, model: str, uids: Sequence[str]) -> dict[str, NeuronView]:
+        columns = ", ".join(f"n.{field}" for field in _NEURON_FIELDS)
+        with self._db_errors(f"reading neurons of {model!r}"):
+            rows = self._conn.execute(
+                f"SELECT {columns}, n.{_ADJACENCY_COLUMNS.replace(', ', ', n.')} "
+                f"FROM neurons AS n WHERE n.model_id = {_MODEL_ID} "
+                "AND n.uid IN (SELECT value FROM json_each(?))",
+                (model, json.dumps(list(uids))),
+            ).fetchall()
+        width = len(_NEURON_FIELDS)
+        views = {}
+        for row in rows:
+            in_ids, in_w, out_ids, out_w = row[width:]
+            record = _neuron_record(row[:width])
+            views[record.uid] = NeuronView(
+                record,
+                tuple(zip(json.loads(in_ids), _floats(in_w), strict=True)),
+                tuple(zip(json.loads(out_ids), _floats(out_w), strict=True)),
+            )
+        return views
 
     def delete(self, model: str) -> bool:
         with self._transaction(f"deleting model {model!r}"):

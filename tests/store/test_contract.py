@@ -263,3 +263,19 @@ def test_delete_removes_the_model_and_everything_under_it(
     assert _by_uid(store.neurons("b")) == _by_uid(list(b.neurons))
     assert store.delete("a") is False
     assert store.write(a).status == "indexed"
+
+
+def test_fetch_returns_neurons_with_their_edges(store: Store) -> None:
+    model = fake_model("m1")
+    store.write(model)
+    uids = [n.uid for n in model.neurons]
+    views = store.fetch("m1", [*uids[1:3], "no-such-neuron"])
+    assert set(views) == set(uids[1:3])
+    for uid, view in views.items():
+        assert view.record == next(n for n in model.neurons if n.uid == uid)
+        assert sorted(view.inputs) == sorted((e.src, e.weight) for e in model.edges
+                                             if e.dst == uid)
+        assert sorted(view.outputs) == sorted((e.dst, e.weight) for e in model.edges
+                                              if e.src == uid)
+    assert store.fetch("no-such-model", uids) == {}
+    assert store.fetch("m1", []) == {}
