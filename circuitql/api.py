@@ -6,6 +6,7 @@ Kept thin on purpose: loading, canonicalization and signing live in ``indexer``,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,6 +22,9 @@ from typing import Any
 from circuitql.errors import CircuitQLError
 from circuitql.indexer.load import discover, load
 from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
+from circuitql.query import compile_query, engine
+from circuitql.query.compile import MatchQuery
+from circuitql.query.engine import Explain, Match
 from circuitql.store.base import IndexedModel, ModelInfo, Store, WriteOutcome
 from circuitql.store.uri import open_store
 
@@ -113,6 +117,23 @@ class Database:
         items = [(path, name or model_name(path, roots)) for path in found]
         return self.index_many(items, jobs=jobs, on_done=on_file)
 
+    def query(self, text: str, *, limit: int | None = None,
+              explain: Explain | None = None) -> Iterator[Match]:
+        """Verified matches of a MATCH query (a library name alone is short for MATCH name).
+
+        A generator: matches arrive as they are verified, and ``LIMIT`` (or ``limit``) stops
+        the search early. Pass an ``Explain`` to collect the plan and per-stage counts.
+        """
+        compiled = compile_query(_as_query(text))
+        if not isinstance(compiled, MatchQuery):
+            raise CircuitQLError(
+                f"db.query runs MATCH queries; this is a {type(compiled).__name__}",
+                fix="use db.compare(a, b) for COMPARE and db.census(...) for COUNT MODELS",
+            )
+        if limit is not None:
+            compiled = dataclasses.replace(compiled, limit=limit)
+        return engine.run(self.store, compiled, explain)
+
     def models(self) -> list[ModelInfo]:
         return self.store.models()
 
@@ -143,6 +164,12 @@ class Database:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _as_query(text: str) -> str:
+    """``"abs"`` is short for ``"MATCH abs"``."""
+    stripped = text.strip()
+    return f"MATCH {stripped}" if stripped.isidentifier() else text
 
 
 def _prepare(item: tuple[Any, str], config: IndexConfig

@@ -1,0 +1,232 @@
+"""Run a compiled MATCH: plan, prune by index, grow neighbourhoods, match, fit, verify.
+
+Results stream: ``run`` is a generator that yields each match as soon as it is verified, and
+``LIMIT n`` stops the search after n matches instead of truncating a full result. Alternatives
+and unrolled repetitions are flat patterns run one after another; a circuit instance (the same
+set of network units) found by several of them, or several times by a symmetric pattern (add
+is symmetric in a and b), is reported once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from circuitql.graph import NeuronGraph, UnitKind
+from circuitql.query import expr as ev
+from circuitql.query.compile import MatchQuery
+from circuitql.query.match import Neighbourhood, fit, grow, structural_matches
+from circuitql.query.pattern import CircuitPattern, Role
+from circuitql.query.plan import Plan, plan
+from circuitql.query.unroll import bounded, expand
+from circuitql.query.verify import subnetwork, verify
+from circuitql.store.base import Store
+
+DEFAULT_TOLERANCE = 0.05
+MAX_REPEAT_CAP = 32
+STAGES = ("lookup", "grow", "match", "fit", "verify")
+
+
+@dataclass(frozen=True)
+class Match:
+    """One verified circuit instance, in the user's coordinates.
+
+    ``bindings`` maps every pattern variable to the source id of the neuron it matched;
+    ``members`` lists, per variable, every original neuron merged into that canonical neuron
+    (duplicates the canonical form folded together). ``error`` is the largest deviation from
+    the reference over the verification probes, relative to the reference's magnitude, after
+    the best positive output ``scale``.
+    """
+
+    model: str
+    circuit: str
+    bindings: Mapping[str, str]
+    error: float
+    params: Mapping[str, float] = field(default_factory=dict)
+    scale: float = 1.0
+    variant: str = ""
+    members: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    graph: NeuronGraph | None = field(default=None, compare=False, repr=False)
+    pattern: CircuitPattern | None = field(default=None, compare=False, repr=False)
+
+    def subnetwork(self) -> Any:
+        """The circuit alone as an ``nn.Module`` (inputs and output in pattern order)."""
+        from circuitql.query.subnetwork import as_module
+
+        assert self.graph is not None
+        return as_module(self.graph)
+
+    def verify(self, inputs: np.ndarray) -> float:
+        """Relative error of the matched sub-network against the reference on ``inputs``."""
+        from circuitql.query.verify import compare
+
+        assert self.graph is not None and self.pattern is not None
+        if self.pattern.reference is None:
+            raise ValueError(f"{self.circuit} has no EXPECT clause to verify against")
+        x = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
+        expected = self.pattern.reference(x, self.params)
+        fixed = (False,) * expected.shape[1]
+        return compare(self.scale * self.graph.evaluate(x), expected, fixed).error
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "circuit": self.circuit, "bindings": dict(self.bindings),
+                "error": self.error, "params": dict(self.params), "scale": self.scale,
+                "variant": self.variant,
+                "members": {k: list(v) for k, v in self.members.items() if len(v) > 1}}
+
+
+@dataclass
+class Explain:
+    """Counts and seconds per stage, and the plans: what EXPLAIN prints."""
+
+    plans: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    patterns: int = 0
+    models: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"patterns": self.patterns, "models": self.models, "plans": self.plans,
+                "counts": dict(self.counts),
+                "seconds": {k: round(v, 6) for k, v in self.seconds.items()}}
+
+    def text(self) -> str:
+        lines = [f"{self.patterns} flat pattern(s) over {self.models} model(s)"]
+        lines += self.plans
+        for stage in STAGES:
+            seconds = self.seconds[stage]
+            lines.append(f"{stage:>7}: {self.counts[stage]:>8}  {seconds * 1e3:9.1f} ms")
+        return "\n".join(lines)
+
+
+class _Clock:
+    def __init__(self, explain: Explain, stage: str) -> None:
+        self.explain, self.stage = explain, stage
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.explain.seconds[self.stage] += time.perf_counter() - self.start
+
+
+def run(store: Store, query: MatchQuery, explain: Explain | None = None) -> Iterator[Match]:
+    """Verified matches of ``query``, streamed; stops after ``query.limit`` of them."""
+    explain = explain or Explain()
+    tolerance = query.tolerance if query.tolerance is not None else DEFAULT_TOLERANCE
+    infos = [m for m in store.models()
+             if query.models is None or fnmatch.fnmatchcase(m.name, query.models)]
+    explain.models = len(infos)
+    if not infos:
+        return
+    names = [m.name for m in infos] if query.models is not None else None
+    max_repeat = None
+    if not bounded(query.pattern):
+        depth = max(m.network_string.count("[") for m in infos)
+        max_repeat = max(1, min(MAX_REPEAT_CAP, depth - 2))
+    token_counts = store.token_counts()
+    seen: set[tuple[str, frozenset[str]]] = set()
+    found = 0
+    for pattern in expand(query.pattern, max_repeat):
+        explain.patterns += 1
+        the_plan = plan(pattern, token_counts)
+        explain.plans.append(the_plan.text())
+        for match in _run_pattern(store, the_plan, names, tolerance, explain, seen):
+            yield match
+            found += 1
+            if query.limit is not None and found >= query.limit:
+                return
+
+
+def _run_pattern(store: Store, the_plan: Plan, models: list[str] | None, tolerance: float,
+                 explain: Explain, seen: set[tuple[str, frozenset[str]]]) -> Iterator[Match]:
+    pattern = the_plan.pattern
+    anchor_unit = pattern.unit(the_plan.anchor)
+    with _Clock(explain, "lookup"):
+        hits = store.find_neurons(the_plan.columns, models)
+    by_model: dict[str, list[str]] = defaultdict(list)
+    for model, record in hits:
+        if anchor_unit.constraint.admits(record.signature):
+            by_model[model].append(record.uid)
+    explain.counts["lookup"] += sum(len(v) for v in by_model.values())
+    for model, uids in by_model.items():
+        with _Clock(explain, "grow"):
+            anchors = store.fetch(model, uids)
+        for uid in uids:
+            with _Clock(explain, "grow"):
+                hood = grow(store, model, anchors[uid], the_plan)
+            if hood is None:
+                continue
+            explain.counts["grow"] += 1
+            yield from _matches_in(model, pattern, hood, tolerance, explain, seen)
+
+
+def _matches_in(model: str, pattern: CircuitPattern, hood: Neighbourhood, tolerance: float,
+                explain: Explain, seen: set[tuple[str, frozenset[str]]]) -> Iterator[Match]:
+    with _Clock(explain, "match"):
+        mappings = list(structural_matches(pattern, hood))
+    explain.counts["match"] += len(mappings)
+    for mapping in mappings:
+        key = (model, frozenset(mapping.values()))
+        if key in seen:
+            continue
+        with _Clock(explain, "fit"):
+            fitted = fit(pattern, mapping, hood, tolerance)
+            ok = fitted is not None and _where_holds(pattern, fitted.params, tolerance)
+        if not ok or fitted is None:
+            continue
+        explain.counts["fit"] += 1
+        with _Clock(explain, "verify"):
+            graph = subnetwork(pattern, mapping, hood.views)
+            free_scale = tuple(hood.views[mapping[o]].record.signature.kind is not UnitKind.OUTPUT
+                               for o in pattern.outputs)
+            verdict = verify(pattern, graph, fitted.params, free_scale)
+        if verdict.error > tolerance:
+            continue
+        explain.counts["verify"] += 1
+        seen.add(key)
+        yield Match(
+            model=model,
+            circuit=pattern.name,
+            bindings={name: mapping[name] for name in _public_order(pattern)},
+            error=verdict.error,
+            params=dict(fitted.params),
+            scale=verdict.scales[0] if verdict.scales else 1.0,
+            variant=pattern.variant,
+            members={name: tuple(src for src, _ in hood.views[uid].record.members)
+                     for name, uid in mapping.items()},
+            graph=graph,
+            pattern=pattern,
+        )
+
+
+def _public_order(pattern: CircuitPattern) -> list[str]:
+    """Inputs, then hidden units, then outputs: the order bindings are listed in."""
+    order = {Role.INPUT: 0, Role.HIDDEN: 1, Role.OUTPUT: 2}
+    return [u.name for u in sorted(pattern.units, key=lambda u: order[u.role])]
+
+
+def _where_holds(pattern: CircuitPattern, params: Mapping[str, float], tolerance: float) -> bool:
+    """WHERE constraints on fitted parameters; ``==`` holds within the query tolerance
+    (fitted numbers are never exactly equal)."""
+    for condition in pattern.where:
+        left = float(ev.evaluate(condition.left, params))
+        right = float(ev.evaluate(condition.right, params))
+        slack = tolerance * max(abs(left), abs(right), 1.0)
+        holds = {
+            "==": abs(left - right) <= slack,
+            "!=": abs(left - right) > slack,
+            "<": left < right + slack,
+            "<=": left <= right + slack,
+            ">": left > right - slack,
+            ">=": left >= right - slack,
+        }[condition.op]
+        if not holds:
+            return False
+    return True

@@ -1,0 +1,209 @@
+"""From one anchor candidate to structural matches: grow the neighbourhood, run the
+monomorphism, check the weights.
+
+Growing follows the plan: each step fetches, in one store round trip, the significant
+neighbours of the units found so far and keeps those whose signature the next pattern unit
+admits. Nothing outside the pattern's reach is loaded. Every structural match is then checked
+coefficient by coefficient: exact weights as ratios within tolerance, sign-only weights by
+sign, free parameters fitted by least squares across all units that mention them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuitql.graph import UnitKind
+from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE
+from circuitql.query.isomorphism import monomorphisms
+from circuitql.query.pattern import CircuitPattern, Coef, CoefKind, Poly, Role
+from circuitql.query.plan import Plan
+from circuitql.store.base import NeuronView, Store
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """Candidate network units per pattern unit, and every fetched unit's view."""
+
+    candidates: Mapping[str, frozenset[str]]
+    views: Mapping[str, NeuronView]
+
+
+def significant_inputs(view: NeuronView) -> list[tuple[str, float]]:
+    """The inputs that count for the signature (the significance rule of the indexer)."""
+    top = max((abs(w) for _, w in view.inputs), default=0.0)
+    return [(s, w) for s, w in view.inputs if top > 0 and abs(w) >= DEFAULT_SIGNIFICANCE * top]
+
+
+def grow(store: Store, model: str, anchor: NeuronView, plan: Plan) -> Neighbourhood | None:
+    """Candidate sets for every pattern unit around one anchor, or None when one is empty."""
+    pattern = plan.pattern
+    views: dict[str, NeuronView] = {anchor.record.uid: anchor}
+    candidates: dict[str, frozenset[str]] = {plan.anchor: frozenset([anchor.record.uid])}
+    for step in plan.steps:
+        reached: set[str] = set()
+        for uid in candidates[step.via]:
+            view = views[uid]
+            if step.direction == "input":
+                reached.update(s for s, _ in significant_inputs(view))
+            else:
+                reached.update(t for t, _ in view.outputs)
+        missing = [uid for uid in reached if uid not in views]
+        if missing:
+            views.update(store.fetch(model, missing))
+        unit = pattern.unit(step.unit)
+        kept = frozenset(
+            uid for uid in reached
+            if uid in views and unit.constraint.admits(views[uid].record.signature)
+            and (step.direction == "input" or _feeds(views[uid], candidates[step.via]))
+        )
+        if not kept:
+            return None
+        candidates[step.unit] = kept
+    return Neighbourhood(candidates, views)
+
+
+def _feeds(view: NeuronView, sources: frozenset[str]) -> bool:
+    """Whether one of ``sources`` is a significant input of ``view`` (an output step)."""
+    return any(s in sources for s, _ in significant_inputs(view))
+
+
+def structural_matches(pattern: CircuitPattern, hood: Neighbourhood) -> Iterator[dict[str, str]]:
+    allowed: dict[str, set[str]] = {}
+    for name, uids in hood.candidates.items():
+        for uid in uids:
+            allowed.setdefault(uid, set()).add(name)
+    edges = [(src, uid, w) for uid in allowed for src, w in significant_inputs(hood.views[uid])
+             if src in allowed]
+    pattern_edges = {(src, unit.name): _edge_sign(coef)
+                     for unit in pattern.units for src, coef in unit.inputs}
+    yield from monomorphisms({u: frozenset(n) for u, n in allowed.items()}, edges,
+                             pattern_edges)
+
+
+def _edge_sign(coef: Coef) -> int | None:
+    value = coef.value if coef.kind is not CoefKind.FREE else 0.0
+    if coef.kind is CoefKind.FREE:
+        sign = coef.sign({})
+        return sign if sign else None
+    return 1 if value > 0 else -1
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Parameter values and each unit's scale (network weights / pattern coefficients)."""
+
+    params: Mapping[str, float]
+    scales: Mapping[str, float]
+    residual: float
+
+
+Equation = tuple[Poly, float]  # poly(params) == value, both divided by the unit's largest weight
+
+
+def fit(pattern: CircuitPattern, mapping: Mapping[str, str], hood: Neighbourhood,
+        tolerance: float) -> Fit | None:
+    """Check every unit's weights against the pattern; fit free parameters. None: no fit.
+
+    A unit's scale (canonical weights / pattern coefficients) comes from its exact
+    coefficients, bias included; a unit the canonical form never rescales (an output, a
+    sigmoid) has scale 1 even without them. Residuals are relative to each unit's largest
+    weight, so ``tolerance`` means the same thing for every unit.
+    """
+    scales: dict[str, float] = {}
+    equations: list[Equation] = []
+    worst = 0.0
+    for unit in pattern.units:
+        if unit.role is Role.INPUT:
+            continue
+        view = hood.views[mapping[unit.name]]
+        weights = dict(view.inputs)
+        terms = [(weights[mapping[src]], coef) for src, coef in unit.inputs]
+        terms.append((view.record.bias, unit.bias))
+        top = max((abs(w) for w, _ in terms[:-1]), default=0.0) or 1.0
+        scale = _unit_scale(terms, _fixed_scale(view))
+        if scale is not None and scale <= 0:
+            return None
+        for value, coef in terms:
+            if coef.kind is CoefKind.SIGN:
+                if coef is unit.bias and value * coef.value <= 0:
+                    return None  # (input signs were checked on the edges already)
+                continue
+            if scale is None:
+                continue  # a rescaled unit with no exact coefficient: nothing to compare
+            if coef.kind is CoefKind.EXACT:
+                worst = max(worst, abs(value - scale * coef.value) / top)
+            else:
+                equations.append((coef.poly.scaled(scale / top), value / top))
+        if worst > tolerance:
+            return None
+        if scale is not None:
+            scales[unit.name] = scale
+    params = _solve(pattern.params, equations)
+    if params is None:
+        return None
+    residual = max((abs(poly.evaluate(params) - value) for poly, value in equations),
+                   default=0.0)
+    if residual > tolerance:
+        return None
+    return Fit(params, scales, max(worst, residual))
+
+
+def _fixed_scale(view: NeuronView) -> float | None:
+    """Scale 1 for units canonicalization leaves unscaled (outputs, sigmoid/tanh/gelu)."""
+    sig = view.record.signature
+    if sig.kind is UnitKind.OUTPUT or not sig.activation.positively_homogeneous:
+        return 1.0
+    return None
+
+
+def _unit_scale(terms: list[tuple[float, Coef]], fixed: float | None) -> float | None:
+    """Least-squares scale of the exact nonzero coefficients, else ``fixed``."""
+    exact = [(w, c.value) for w, c in terms if c.kind is CoefKind.EXACT and c.value != 0]
+    if not exact:
+        return fixed
+    w = np.array([e[0] for e in exact])
+    c = np.array([e[1] for e in exact])
+    return float(w @ c / (c @ c))
+
+
+def _solve(names: tuple[str, ...], equations: list[Equation]) -> dict[str, float] | None:
+    """Solve polynomial equations by rounds of linear least squares.
+
+    Each round substitutes the parameters known so far; equations left linear in the unknowns
+    are solved together (M from ``-M*x``, then c from ``M*c`` in the next round). Parameters
+    no equation pins down make the fit fail: their value would be a guess.
+    """
+    known: dict[str, float] = {}
+    while len(known) < len(names):
+        rows = [r for r in (_linear(poly, known, value) for poly, value in equations) if r]
+        unknowns = sorted({p for linear, _ in rows for p in linear})
+        if not unknowns:
+            return None
+        a = np.array([[linear.get(p, 0.0) for p in unknowns] for linear, _ in rows])
+        b = np.array([value for _, value in rows])
+        if np.linalg.matrix_rank(a) < len(unknowns):
+            return None
+        solution, *_ = np.linalg.lstsq(a, b, rcond=None)
+        known.update(zip(unknowns, solution.tolist(), strict=True))
+    return known
+
+
+def _linear(poly: Poly, known: Mapping[str, float], value: float
+            ) -> tuple[dict[str, float], float] | None:
+    """``poly == value`` with known parameters substituted, as (coefficients of the unknowns,
+    right-hand side), when it is linear in them and mentions at least one."""
+    linear: dict[str, float] = {}
+    rhs = value
+    for mono, factor in poly.terms:
+        rest = [p for p in mono if p not in known]
+        factor *= float(np.prod([known[p] for p in mono if p in known]))
+        if not rest:
+            rhs -= factor
+        elif len(rest) == 1:
+            linear[rest[0]] = linear.get(rest[0], 0.0) + factor
+        else:
+            return None
+    return (linear, rhs) if linear else None

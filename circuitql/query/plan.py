@@ -1,0 +1,80 @@
+"""Plan a flat pattern: which unit to look up first, and in which order to grow from it.
+
+The anchor is the pattern unit whose signature constraint the store's statistics say is the
+rarest, so the index lookup returns the fewest candidates; the rest of the pattern is reached
+from it along pattern edges, breadth first, each step one ``Store.fetch`` of neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from circuitql.query.pattern import CircuitPattern, PatternUnit, Role
+
+
+@dataclass(frozen=True)
+class Step:
+    """Reach ``unit`` as an ``input`` (a source) or an ``output`` (a target) of ``via``."""
+
+    unit: str
+    via: str
+    direction: Literal["input", "output"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    pattern: CircuitPattern
+    anchor: str
+    estimate: int
+    steps: tuple[Step, ...]
+
+    @property
+    def columns(self) -> dict[str, object]:
+        return self.pattern.unit(self.anchor).constraint.columns()
+
+    def text(self) -> str:
+        """The plan as a tree, for EXPLAIN."""
+        lines = [f"{self.pattern.name}" + (f" [{self.pattern.variant}]"
+                                          if self.pattern.variant else ""),
+                 f"  anchor {self.anchor}: index lookup {self.columns} "
+                 f"(~{self.estimate} stored neurons)"]
+        depth = {self.anchor: 1}
+        for step in self.steps:
+            depth[step.unit] = depth[step.via] + 1
+            arrow = "<-" if step.direction == "input" else "->"
+            lines.append("  " * (depth[step.unit]) + f"{arrow} {step.unit} "
+                         f"({step.direction} of {step.via})")
+        return "\n".join(lines)
+
+
+def estimate(unit: PatternUnit, token_counts: Mapping[str, int]) -> int:
+    """Stored neurons whose token this unit's constraint admits."""
+    return sum(n for token, n in token_counts.items() if unit.constraint.admits_token(token))
+
+
+def plan(pattern: CircuitPattern, token_counts: Mapping[str, int]) -> Plan:
+    anchors = [u for u in pattern.units if u.role is not Role.INPUT]
+    costs = {u.name: estimate(u, token_counts) for u in anchors}
+    # Rarest first; among equals, closed fan-in (an exact index key) and hidden units first.
+    best = min(anchors, key=lambda u: (costs[u.name], u.open_fan_in, u.role is Role.OUTPUT))
+    return Plan(pattern, best.name, costs[best.name], _grow(pattern, best.name))
+
+
+def _grow(pattern: CircuitPattern, anchor: str) -> tuple[Step, ...]:
+    sources = {u.name: [src for src, _ in u.inputs] for u in pattern.units}
+    targets: dict[str, list[str]] = {u.name: [] for u in pattern.units}
+    for unit in pattern.units:
+        for src in sources[unit.name]:
+            targets[src].append(unit.name)
+    seen, queue, steps = {anchor}, [anchor], []
+    while queue:
+        current = queue.pop(0)
+        for direction, neighbours in (("input", sources[current]), ("output", targets[current])):
+            for name in neighbours:
+                if name not in seen:
+                    seen.add(name)
+                    queue.append(name)
+                    steps.append(Step(name, current, direction))  # type: ignore[arg-type]
+    return tuple(steps)
