@@ -22,8 +22,11 @@ from typing import Any
 from circuitql.errors import CircuitQLError
 from circuitql.indexer.load import discover, load
 from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
-from circuitql.query import compile_query, engine
-from circuitql.query.compile import MatchQuery
+from circuitql.query import builtin_library, compile_query, engine
+from circuitql.query.census import Census
+from circuitql.query.census import census as run_census
+from circuitql.query.compare import Comparison, compare_models
+from circuitql.query.compile import CensusQuery, CompareQuery, CompiledQuery, MatchQuery
 from circuitql.query.engine import Explain, Match
 from circuitql.store.base import IndexedModel, ModelInfo, Store, WriteOutcome
 from circuitql.store.uri import open_store
@@ -128,11 +131,38 @@ class Database:
         if not isinstance(compiled, MatchQuery):
             raise CircuitQLError(
                 f"db.query runs MATCH queries; this is a {type(compiled).__name__}",
-                fix="use db.compare(a, b) for COMPARE and db.census(...) for COUNT MODELS",
+                fix="use db.compare(a, b) for COMPARE, db.census(...) for COUNT MODELS, "
+                "or db.execute(text) for any statement",
             )
         if limit is not None:
             compiled = dataclasses.replace(compiled, limit=limit)
         return engine.run(self.store, compiled, explain)
+
+    def execute(self, text: str) -> CompiledQuery:
+        """Compile any statement, checking the models it names exist (the CLI's entry)."""
+        compiled = compile_query(_as_query(text))
+        if isinstance(compiled, CompareQuery):
+            self.model(compiled.model_a)
+            self.model(compiled.model_b)
+        return compiled
+
+    def compare(self, model_a: str, model_b: str, *, tolerance: float | None = None,
+                circuits: bool = True) -> Comparison:
+        """What two indexed networks share: signatures, sub-layers, library circuits."""
+        self.model(model_a)
+        self.model(model_b)
+        return compare_models(self.store, model_a, model_b, tolerance, circuits)
+
+    def census(self, circuit: str, by: str, *, models: str | None = None,
+               tolerance: float | None = None) -> Census:
+        """Per group of ``by`` (``meta.task``...), how many models contain ``circuit``."""
+        pattern = builtin_library().pattern(circuit) if circuit.isidentifier() else None
+        if pattern is None:
+            compiled = compile_query(circuit)
+            if not isinstance(compiled, MatchQuery):
+                raise CircuitQLError("census takes a circuit name or a MATCH query")
+            pattern = compiled.pattern
+        return run_census(self.store, CensusQuery(pattern, by, models, tolerance))
 
     def models(self) -> list[ModelInfo]:
         return self.store.models()

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from circuitql.api import Database, IndexReport, connect
 from circuitql.errors import CircuitQLError
@@ -32,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `circuitql library | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +76,30 @@ def _parser() -> argparse.ArgumentParser:
                                               "words of neuron tokens, in order"))
     p.add_argument("model")
     p.add_argument("--by-layer", action="store_true", help="one layer per line, numbered")
+
+    p = with_store(command("query", _query, "run a circuit query (MATCH, COMPARE, COUNT MODELS, "
+                                            "SHOW CIRCUITS; EXPLAIN in front shows the plan)"))
+    p.add_argument("text", metavar="QUERY", help="e.g. \"MATCH abs\" or just abs")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--limit", type=int, default=None, help="stop after N matches")
+
+    p = command("library", _library, "list the built-in circuits, or print one's definition")
+    p.add_argument("name", nargs="?", help="a circuit to print in full")
+
+    p = with_store(command("compare", _compare, "what two indexed networks share"))
+    p.add_argument("model_a")
+    p.add_argument("model_b")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-circuits", action="store_true",
+                   help="skip the (slower) search for library circuits in both")
+
+    p = with_store(command("census", _census, "per group of models, how many contain a "
+                                              "circuit"))
+    p.add_argument("circuit", help="a library circuit name")
+    p.add_argument("--by", required=True, metavar="KEY",
+                   help="model property to group by, e.g. meta.task or meta.width")
+    p.add_argument("--models", metavar="GLOB", help="only models whose name matches")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = with_store(command("delete", _delete, "remove a model from the store"))
     p.add_argument("model")
@@ -176,6 +205,98 @@ def _tokens(args: argparse.Namespace) -> int:
 
     for i, word in enumerate(split_layers(text)):
         print(f"L{i} {word}")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from circuitql.query.compile import CensusQuery, CompareQuery, MatchQuery, ShowQuery
+    from circuitql.query.engine import Explain
+
+    with _open(args) as db:
+        compiled = db.execute(args.text)
+        if isinstance(compiled, ShowQuery):
+            return _print_library(compiled.pattern, args.json)
+        if isinstance(compiled, CompareQuery):
+            result = db.compare(compiled.model_a, compiled.model_b, tolerance=compiled.tolerance)
+            print(json.dumps(result.to_json(), indent=2) if args.json else result.text())
+            return 0
+        if isinstance(compiled, CensusQuery):
+            from circuitql.query.census import census
+
+            counted = census(db.store, compiled)
+            print(json.dumps(counted.to_json(), indent=2) if args.json else counted.text())
+            return 0
+        assert isinstance(compiled, MatchQuery)
+        explain = Explain()
+        matches = []
+        for match in db.query(args.text, limit=args.limit, explain=explain):
+            matches.append(match)
+            if not args.json:
+                _print_match(match)
+    if args.json:
+        print(json.dumps({"query": args.text, "explain": explain.to_json(),
+                          "matches": [m.to_json() for m in matches]}, indent=2))
+        return 0
+    print(f"{len(matches)} match(es)")
+    if compiled.explain:
+        print(explain.text())
+    return 0
+
+
+def _print_match(match: Any) -> None:
+    bindings = ", ".join(f"{k}={v}" for k, v in match.bindings.items())
+    extra = ""
+    if match.params:
+        extra += " " + ", ".join(f"{k}={v:.4g}" for k, v in match.params.items())
+    if abs(match.scale - 1.0) > 1e-9:
+        extra += f" scale={match.scale:.4g}"
+    print(f"{match.model}  {match.circuit}  error={match.error:.2e}{extra}  {bindings}")
+
+
+def _library(args: argparse.Namespace) -> int:
+    from circuitql.query.library import builtin_library
+
+    if args.name:
+        library = builtin_library()
+        if args.name not in library.names:
+            from difflib import get_close_matches
+
+            close = get_close_matches(args.name, library.names, n=3)
+            raise CircuitQLError(f"no library circuit named {args.name!r}",
+                                 fix=f"did you mean {', '.join(close)}?" if close
+                                 else "run `circuitql library` for the list")
+        print(library.text(args.name))
+        return 0
+    return _print_library(None, False)
+
+
+def _print_library(glob: str | None, as_json: bool) -> int:
+    from circuitql.query.library import builtin_library
+
+    library = builtin_library()
+    names = library.matching(glob)
+    docs = {n: library.definition(n).doc or "" for n in names}
+    if as_json:
+        print(json.dumps({n: docs[n] for n in names}, indent=2))
+        return 0
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        first = docs[name].strip().splitlines()[0] if docs[name].strip() else ""
+        print(f"{name:<{width}}  {first}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    with _open(args) as db:
+        result = db.compare(args.model_a, args.model_b, circuits=not args.no_circuits)
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.text())
+    return 0
+
+
+def _census(args: argparse.Namespace) -> int:
+    with _open(args) as db:
+        counted = db.census(args.circuit, args.by, models=args.models)
+    print(json.dumps(counted.to_json(), indent=2) if args.json else counted.text())
     return 0
 
 

@@ -150,3 +150,68 @@ def test_worker_processes_give_the_same_store(zoo: Path, tmp_path: Path,
         for m in models:
             m.pop("source")
     assert results[0] == results[1]
+
+
+def test_query_library_compare_census(zoo: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    run(capsys, "index", str(zoo), "--store", store)
+    code, out, _ = run(capsys, "query", "MATCH abs", "--store", store)
+    assert code == 0
+    assert "circuits/abs  abs  error=0.00e+00  x=input:0, p=fc1:0, n=fc1:1, y=out:0" in out
+    assert out.strip().endswith("1 match(es)")
+    code, out, _ = run(capsys, "query", "min", "--store", store, "--json")
+    result = json.loads(out)
+    assert result["query"] == "min"
+    assert [m["model"] for m in result["matches"]] == ["circuits/min_skip"]
+    assert result["matches"][0]["bindings"] == {"a": "input:0", "b": "input:1", "d": "fc1:0",
+                                                "y": "out:0"}
+    assert set(result["explain"]["counts"]) == {"lookup", "grow", "match", "fit", "verify"}
+    code, out, _ = run(capsys, "query", "EXPLAIN MATCH identity", "--store", store)
+    assert "anchor" in out and "verify:" in out
+    code, out, _ = run(capsys, "library")
+    assert code == 0 and out.splitlines()[0].startswith("abs ")
+    code, out, _ = run(capsys, "library", "abs")
+    assert "CIRCUIT abs(x) -> y" in out
+    code, out, _ = run(capsys, "compare", "circuits/abs", "circuits/identity", "--store", store)
+    assert "not equivalent" in out and "detector_pair" in out
+    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store,
+                       "--json")
+    groups = {g["group"]: (g["with_circuit"], g["models"]) for g in json.loads(out)["groups"]}
+    assert groups["random"] == (0, 2)
+
+
+def test_query_errors_exit_2(zoo: Path, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    run(capsys, "index", str(zoo / "circuits"), "--store", store)
+    code, _, err = run(capsys, "query", "MATCH abss", "--store", store)
+    assert code == 2 and "did you mean 'abs'" in err and "^" in err
+    code, _, err = run(capsys, "query", "MATCH abs LIMIT", "--store", store)
+    assert code == 2 and "line 1" in err
+    code, _, err = run(capsys, "compare", "abs", "nope", "--store", store)
+    assert code == 2 and "no model named 'nope'" in err
+    code, _, err = run(capsys, "library", "ab")
+    assert code == 2 and "abs" in err
+
+
+def test_compare_a_network_with_its_permuted_rescaled_copy(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = random_mlp(np.random.default_rng(5), 4, [6, 5], 2)
+    rng = np.random.default_rng(6)
+    first, second = spec.layers[0], spec.layers[1]
+    perm = rng.permutation(6)
+    k = rng.uniform(0.3, 3.0, 6)
+    copy = type(spec)(4, (
+        type(first)(first.name, first.weight[perm] * k[:, None], first.bias[perm] * k),
+        type(second)(second.name, second.weight[:, perm] / k, second.bias),
+        spec.layers[2],
+    ))
+    store = str(tmp_path / "s.db")
+    save(spec, tmp_path / "zoo" / "a.safetensors")
+    save(copy, tmp_path / "zoo" / "b.onnx")
+    run(capsys, "index", str(tmp_path / "zoo"), "--store", store)
+    code, out, _ = run(capsys, "compare", "a", "b", "--store", store, "--json", "--no-circuits")
+    result = json.loads(out)
+    assert result["equivalent"] is True
+    assert result["shared_hidden_neurons"] == result["hidden_neurons"][0] == 11

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,16 +116,22 @@ class _Clock:
         self.explain.seconds[self.stage] += time.perf_counter() - self.start
 
 
-def run(store: Store, query: MatchQuery, explain: Explain | None = None) -> Iterator[Match]:
-    """Verified matches of ``query``, streamed; stops after ``query.limit`` of them."""
+def run(store: Store, query: MatchQuery, explain: Explain | None = None,
+        models: Sequence[str] | None = None) -> Iterator[Match]:
+    """Verified matches of ``query``, streamed; stops after ``query.limit`` of them.
+
+    ``models`` restricts the search to those model names (on top of ``IN MODELS``).
+    """
     explain = explain or Explain()
     tolerance = query.tolerance if query.tolerance is not None else DEFAULT_TOLERANCE
     infos = [m for m in store.models()
-             if query.models is None or fnmatch.fnmatchcase(m.name, query.models)]
+             if (query.models is None or fnmatch.fnmatchcase(m.name, query.models))
+             and (models is None or m.name in models)]
     explain.models = len(infos)
     if not infos:
         return
-    names = [m.name for m in infos] if query.models is not None else None
+    restricted = query.models is not None or models is not None
+    names = [m.name for m in infos] if restricted else None
     max_repeat = None
     if not bounded(query.pattern):
         depth = max(m.network_string.count("[") for m in infos)

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-import networkx as nx
 import numpy as np
 from hypothesis import strategies as st
 
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import canonicalize
 from circuitql.indexer.signature import signatures
+from circuitql.query.compare import isomorphic as compare_isomorphic
 
 
 def _weight(draw: st.DrawFn, rng: np.random.Generator) -> float:
@@ -155,23 +155,6 @@ def signature_multisets(graph: NeuronGraph) -> list[Counter[object]]:
     return [layers[k] for k in sorted(layers)]
 
 
-def as_networkx(graph: NeuronGraph) -> nx.DiGraph:
-    g = nx.DiGraph()
-    for unit in graph.units:
-        fixed = unit.id if unit.kind is not UnitKind.HIDDEN else None  # inputs/outputs keep place
-        g.add_node(unit.id, fixed=fixed, activation=unit.activation, bias=unit.bias)
-        for src, w in unit.inputs.items():
-            g.add_edge(src, unit.id, weight=w)
-    return g
-
-
-def isomorphic(a: NeuronGraph, b: NeuronGraph, tol: float = 1e-6) -> bool:
-    def node_match(x: dict[str, object], y: dict[str, object]) -> bool:
-        return (x["fixed"] == y["fixed"] and x["activation"] == y["activation"]
-                and abs(float(x["bias"]) - float(y["bias"])) <= tol)  # type: ignore[arg-type]
-
-    def edge_match(x: dict[str, float], y: dict[str, float]) -> bool:
-        return abs(x["weight"] - y["weight"]) <= tol * max(1.0, abs(x["weight"]))
-
-    return nx.is_isomorphic(as_networkx(a), as_networkx(b), node_match=node_match,
-                            edge_match=edge_match)
+def isomorphic(a: NeuronGraph, b: NeuronGraph) -> bool:
+    """Canonical graphs equal up to hidden-unit order, weights within 1e-6."""
+    return compare_isomorphic(a, b, tol=1e-6)

@@ -1,0 +1,159 @@
+"""COMPARE: what two indexed networks have in common.
+
+Three answers, from cheap to thorough: the canonical neuron signatures both contain (a
+multiset intersection), which layers of one are sub-layers of the other (every token of a
+layer appears in a layer of the other network, in layer order), and which library circuits
+both contain. Two networks whose canonical graphs are isomorphic (within tolerance) are
+reported as equivalent: they differ only by the symmetries the canonical form removes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from circuitql.grammar.token_parser import split_layers
+from circuitql.graph import NeuronGraph, Unit
+from circuitql.query.compile import MatchQuery
+from circuitql.query.engine import run
+from circuitql.query.library import PUBLIC_NAMES, builtin_library
+from circuitql.store.base import Store
+
+EQUIVALENCE_TOLERANCE = 1e-4
+
+
+def stored_graph(store: Store, model: str) -> NeuronGraph:
+    """A model's canonical graph, rebuilt from the store's neurons and edges."""
+    neurons = sorted(store.neurons(model), key=lambda n: n.layer)
+    incoming: dict[str, dict[str, float]] = {n.uid: {} for n in neurons}
+    for edge in store.edges(model):
+        incoming[edge.dst][edge.src] = edge.weight
+    return NeuronGraph(tuple(
+        Unit(n.uid, n.signature.kind, n.signature.activation, n.bias, incoming[n.uid])
+        for n in neurons
+    ))
+
+
+def as_networkx(graph: NeuronGraph) -> nx.DiGraph:
+    """Inputs and outputs keep their position (they are the interface); hidden units are
+    interchangeable."""
+    g = nx.DiGraph()
+    inputs = {u.id: f"in{i}" for i, u in enumerate(graph.inputs)}
+    outputs = {u.id: f"out{i}" for i, u in enumerate(graph.outputs)}
+    for unit in graph.units:
+        g.add_node(unit.id, fixed=inputs.get(unit.id) or outputs.get(unit.id),
+                   activation=unit.activation, bias=unit.bias)
+        for src, w in unit.inputs.items():
+            g.add_edge(src, unit.id, weight=w)
+    return g
+
+
+def isomorphic(a: NeuronGraph, b: NeuronGraph, tol: float = EQUIVALENCE_TOLERANCE) -> bool:
+    """Same canonical network up to hidden-unit order, weights within ``tol`` (relative)."""
+    if len(a) != len(b) or a.n_edges != b.n_edges:
+        return False
+
+    def node_match(x: dict[str, Any], y: dict[str, Any]) -> bool:
+        return (x["fixed"] == y["fixed"] and x["activation"] == y["activation"]
+                and abs(x["bias"] - y["bias"]) <= tol * max(1.0, abs(x["bias"])))
+
+    def edge_match(x: dict[str, float], y: dict[str, float]) -> bool:
+        return abs(x["weight"] - y["weight"]) <= tol * max(1.0, abs(x["weight"]))
+
+    return nx.is_isomorphic(as_networkx(a), as_networkx(b), node_match=node_match,
+                            edge_match=edge_match)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    model_a: str
+    model_b: str
+    equivalent: bool
+    shared_tokens: Mapping[str, int]
+    hidden_a: int
+    hidden_b: int
+    sublayers: tuple[tuple[str, int, int], ...]  # ("a<=b" | "b<=a", layer of a, layer of b)
+    circuits: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # name: (in a, in b)
+
+    @property
+    def shared_hidden(self) -> int:
+        return sum(n for t, n in self.shared_tokens.items() if not t.startswith(("x", "y")))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model_a": self.model_a, "model_b": self.model_b,
+                "equivalent": self.equivalent, "shared_hidden_neurons": self.shared_hidden,
+                "hidden_neurons": [self.hidden_a, self.hidden_b],
+                "shared_tokens": dict(self.shared_tokens),
+                "sublayers": [{"relation": r, "layer_a": i, "layer_b": j}
+                              for r, i, j in self.sublayers],
+                "circuits": {k: {"a": v[0], "b": v[1]} for k, v in self.circuits.items()}}
+
+    def text(self) -> str:
+        verdict = ("equivalent: identical canonical form" if self.equivalent
+                   else "not equivalent")
+        lines = [f"{self.model_a} vs {self.model_b}: {verdict}",
+                 f"shared hidden neuron signatures: {self.shared_hidden} "
+                 f"(of {self.hidden_a} and {self.hidden_b})"]
+        for relation, i, j in self.sublayers:
+            lines.append(f"  layer {i} of {self.model_a} {'⊆' if relation == 'a<=b' else '⊇'} "
+                         f"layer {j} of {self.model_b}")
+        both = [name for name, (a, b) in self.circuits.items() if a and b]
+        lines.append("circuits in both: " + (", ".join(both) if both else "none"))
+        for name, (a, b) in self.circuits.items():
+            if bool(a) != bool(b):
+                lines.append(f"  {name}: only in {self.model_a if a else self.model_b}")
+        return "\n".join(lines)
+
+
+def compare_models(store: Store, model_a: str, model_b: str, tolerance: float | None = None,
+                   circuits: bool = True) -> Comparison:
+    info = {m.name: m for m in store.models() if m.name in (model_a, model_b)}
+    words_a = [Counter(_tokens(w)) for w in split_layers(info[model_a].network_string)]
+    words_b = [Counter(_tokens(w)) for w in split_layers(info[model_b].network_string)]
+    all_a = sum(words_a[1:-1], Counter())
+    all_b = sum(words_b[1:-1], Counter())
+    equivalent = (info[model_a].network_string == info[model_b].network_string
+                  and isomorphic(stored_graph(store, model_a), stored_graph(store, model_b)))
+    found: dict[str, tuple[int, int]] = {}
+    if circuits:
+        library = builtin_library()
+        for name in PUBLIC_NAMES:
+            query = MatchQuery(library.pattern(name), tolerance=tolerance)
+            counts = Counter(m.model for m in run(store, query, models=[model_a, model_b]))
+            found[name] = (counts[model_a], counts[model_b])
+    return Comparison(model_a, model_b, equivalent, dict(all_a & all_b),
+                      sum(all_a.values()), sum(all_b.values()),
+                      _sublayers(words_a, words_b), found)
+
+
+def _tokens(word: str) -> list[str]:
+    """A layer word's tokens, counts expanded (``2*relu(...)`` is two tokens)."""
+    out: list[str] = []
+    for item in word.strip("[]").split():
+        count, _, token = item.rpartition("*")
+        out += [token] * (int(count) if count else 1)
+    return out
+
+
+def _sublayers(a: list[Counter[str]], b: list[Counter[str]]) -> tuple[tuple[str, int, int], ...]:
+    """Hidden layers of one network whose token multiset is inside a hidden layer of the
+    other, matched greedily in layer order."""
+    pairs: list[tuple[str, int, int]] = []
+    j_min = 1
+    for i in range(1, len(a) - 1):
+        for j in range(j_min, len(b) - 1):
+            if not a[i] or not b[j]:
+                continue
+            if a[i] <= b[j]:
+                pairs.append(("a<=b", i, j))
+            elif b[j] <= a[i]:
+                pairs.append(("b<=a", i, j))
+            else:
+                continue
+            j_min = j + 1
+            break
+    return tuple(pairs)
