@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks.
-#   make demo   install into .venv, build the demo zoo, index it, show what was indexed
+#   make demo   install into .venv, build the demo zoo, index it, query it
 #   make test   install into .venv, start a throwaway Neo4j, run every test, stop it
 PYTHON ?= python3
 VENV := .venv
@@ -22,7 +22,8 @@ demo: install
 	$(BIN)/circuitql zoo demo demo-zoo
 	$(BIN)/circuitql index demo-zoo --store $(DEMO_STORE)
 	$(BIN)/circuitql models --store $(DEMO_STORE)
-	$(BIN)/circuitql tokens circuits/min_skip --store $(DEMO_STORE) --by-layer
+	$(BIN)/circuitql query "MATCH min" --store $(DEMO_STORE)
+	$(BIN)/circuitql query "EXPLAIN MATCH abs" --store $(DEMO_STORE)
 
 test: install
 	scripts/test

@@ -134,6 +134,11 @@ def test_index_the_acasxu_zoo(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     lines = out.splitlines()
     assert len(lines) == 8 and lines[0].startswith("L0 [") and lines[-1].startswith("L7 [")
     assert lines[-1].count("y(") == 5
+    code, out, _ = run(capsys, "compare", "ACASXU_experimental_v2a_1_1",
+                       "ACASXU_experimental_v2a_2_3", "--store", store, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["equivalent"] is False
+    assert result["hidden_neurons"][0] > 250 and set(result["circuits"]) >= {"abs", "min"}
 
 
 def test_worker_processes_give_the_same_store(zoo: Path, tmp_path: Path,
