@@ -6,6 +6,12 @@
    config files (not timed), then index the folder into a fresh embedded store once per
    ``--jobs`` value, with the time split per stage (load, canonicalize, sign, write; summed
    over worker processes) and the peak resident memory of the writing process.
+   With ``--neo4j URI`` the same folder is also indexed into a Neo4j store (a fresh namespace,
+   deleted after), and both stores' models/s, neurons/s and relationships/s (edges written)
+   are printed side by side:
+
+       python benchmarks/bench_index.py --models 200 --jobs 1 --neo4j neo4j://USER:PW@HOST:7687
+
 2. Neuron equivalence for the same neuron at n binary inputs: the exhaustive "excited states"
    comparison (evaluate both neurons on all 2^n binary inputs) against comparing signatures,
    measured per pair in the same run.
@@ -19,35 +25,78 @@ import os
 import resource
 import tempfile
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from circuitql.api import connect
+from circuitql.api import Database, connect
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.pipeline import StageTimes
 from circuitql.indexer.signature import signatures
+from circuitql.store.neo4j import Neo4jStore
 from circuitql.zoo.demo import random_mlp
 from circuitql.zoo.export import save
 
 
-def bench_index(n_models: int, jobs: int, folder: Path) -> float:
-    times = StageTimes()
-    with tempfile.TemporaryDirectory() as tmp, connect(str(Path(tmp) / "bench.db")) as db:
-        start = time.perf_counter()
-        report = db.index_paths([folder], jobs=jobs)
-        wall = time.perf_counter() - start
-        times = report.times
-        assert len(report.indexed) == n_models, report.failed[:3]
-        neurons = sum(m.n_neurons for m in report.indexed)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"jobs={jobs}: indexed {n_models} models ({neurons} canonical neurons) in {wall:.1f} s "
-          f"= {n_models / wall:.1f} models/s, {neurons / wall:,.0f} neurons/s; "
-          f"peak RSS of the writing process {rss:.0f} MiB")
+@dataclass(frozen=True)
+class IndexRun:
+    """One indexing of the folder into one store: what was written and how long it took."""
+
+    wall: float
+    models: int
+    neurons: int
+    relationships: int  # edges written
+    times: StageTimes
+
+    def rates(self) -> str:
+        return (f"{self.models / self.wall:.1f} models/s, {self.neurons / self.wall:,.0f} "
+                f"neurons/s, {self.relationships / self.wall:,.0f} relationships/s")
+
+
+def index_folder(db: Database, n_models: int, jobs: int, folder: Path) -> IndexRun:
+    start = time.perf_counter()
+    report = db.index_paths([folder], jobs=jobs)
+    wall = time.perf_counter() - start
+    assert len(report.indexed) == n_models, report.failed[:3]
+    return IndexRun(wall, n_models, sum(m.n_neurons for m in report.indexed),
+                    sum(m.n_edges for m in report.indexed), report.times)
+
+
+def print_stages(run: IndexRun) -> None:
     for stage in ("load", "canonicalize", "sign", "write"):
-        seconds = getattr(times, stage)
-        print(f"  {stage:<13}{seconds:7.2f} s  {1000 * seconds / n_models:6.2f} ms/model")
-    return wall
+        seconds = getattr(run.times, stage)
+        print(f"  {stage:<13}{seconds:7.2f} s  {1000 * seconds / run.models:6.2f} ms/model")
+
+
+def bench_index(n_models: int, jobs: int, folder: Path) -> IndexRun:
+    with tempfile.TemporaryDirectory() as tmp, connect(str(Path(tmp) / "bench.db")) as db:
+        run = index_folder(db, n_models, jobs, folder)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"jobs={jobs}: indexed {n_models} models ({run.neurons} canonical neurons) in "
+          f"{run.wall:.1f} s = {n_models / run.wall:.1f} models/s, "
+          f"{run.neurons / run.wall:,.0f} neurons/s; peak RSS of the writing process {rss:.0f} MiB")
+    print_stages(run)
+    return run
+
+
+def bench_neo4j(uri: str, n_models: int, jobs: int, folder: Path, sqlite: IndexRun) -> None:
+    """Index into a namespace of its own, so the server's other data is neither read nor
+    touched, and delete every model of it afterwards, whatever happened."""
+    store = Neo4jStore.from_uri(uri, namespace=f"bench-{uuid.uuid4().hex[:12]}")
+    try:
+        run = index_folder(Database(store), n_models, jobs, folder)
+    finally:
+        for info in store.models():
+            store.delete(info.name)
+        store.close()
+    print(f"jobs={jobs}: sqlite {sqlite.rates()} ({sqlite.relationships:,} relationships)")
+    print(f"jobs={jobs}: neo4j  {run.rates()} (in {run.wall:.1f} s)")
+    print_stages(run)
+    print(f"jobs={jobs}: neo4j has {run.models / run.wall / (sqlite.models / sqlite.wall):.2f}x "
+          f"the throughput of sqlite; its write stage takes "
+          f"{run.times.write / sqlite.times.write:.1f}x as long")
 
 
 def write_zoo(folder: Path, n_models: int, seed: int) -> None:
@@ -95,10 +144,17 @@ def main() -> None:
     parser.add_argument("--inputs", type=int, default=16, help="binary inputs for equivalence")
     parser.add_argument("--pairs", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--neo4j", metavar="URI",
+                        help="also index into this Neo4j server and compare with sqlite")
     args = parser.parse_args()
+    walls: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         write_zoo(Path(tmp), args.models, args.seed)
-        walls = {jobs: bench_index(args.models, jobs, Path(tmp)) for jobs in args.jobs}
+        for jobs in args.jobs:
+            run = bench_index(args.models, jobs, Path(tmp))
+            walls[jobs] = run.wall
+            if args.neo4j:
+                bench_neo4j(args.neo4j, args.models, jobs, Path(tmp), run)
     if 1 in walls:
         for jobs, wall in walls.items():
             print(f"jobs={jobs}: {walls[1] / wall:.2f}x the wall time of jobs=1")

@@ -41,6 +41,7 @@ from circuitql.store.base import (
     IndexedModel,
     ModelInfo,
     NeuronRecord,
+    NeuronView,
     WriteOutcome,
 )
 
@@ -62,6 +63,8 @@ SIGNATURE_KEYS = frozenset(
 EMBEDDING_MAGNITUDES = 4
 EMBEDDING_DIMENSIONS = len(UnitKind) + len(Activation) + 5 + EMBEDDING_MAGNITUDES
 VECTOR_INDEX = "neuron_signature_embedding"
+_KINDS = tuple(UnitKind)  # iterating an Enum class is slow, and embeddings are made per neuron
+_ACTIVATIONS = tuple(Activation)
 
 SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT model_content IF NOT EXISTS "
@@ -89,8 +92,8 @@ def signature_embedding(signature: Signature) -> list[float]:
     One-hot kind and activation (a different activation is far away), the four edge counts,
     the bias sign, and the largest few relative input magnitudes.
     """
-    kind = [1.0 if signature.kind is k else 0.0 for k in UnitKind]
-    activation = [1.0 if signature.activation is a else 0.0 for a in Activation]
+    kind = [1.0 if signature.kind is k else 0.0 for k in _KINDS]
+    activation = [1.0 if signature.activation is a else 0.0 for a in _ACTIVATIONS]
     bias = {BiasClass.POSITIVE: 1.0, BiasClass.ZERO: 0.0, BiasClass.NEGATIVE: -1.0}
     magnitudes = list(signature.magnitudes[:EMBEDDING_MAGNITUDES])
     magnitudes += [0.0] * (EMBEDDING_MAGNITUDES - len(magnitudes))
@@ -283,26 +286,27 @@ class Neo4jStore:
         neuron_rows = [_neuron_row(ns, model.name, i, n) for i, n in enumerate(model.neurons)]
         for batch in _batches(neuron_rows):
             tx.run("UNWIND $rows AS row CREATE (n:Neuron) SET n = row", rows=batch).consume()
-        edge_rows = [
-            {"src": e.src, "dst": e.dst, "weight": e.weight, "ordinal": i}
-            for i, e in enumerate(model.edges)
-        ]
-        for batch in _batches(edge_rows):
+        for columns in _edge_columns(model.edges):
+            # Each neuron a batch touches is looked up once, not once per edge end: the
+            # nodes are listed in the order of $uids, and $src / $dst are positions in it.
             tx.run(
-                "UNWIND $rows AS row "
-                "MATCH (a:Neuron {namespace: $namespace, model: $model, uid: row.src}) "
-                "MATCH (b:Neuron {namespace: $namespace, model: $model, uid: row.dst}) "
-                "CREATE (a)-[:FEEDS {weight: row.weight, ordinal: row.ordinal}]->(b)",
-                rows=batch, namespace=ns, model=model.name,
+                "UNWIND range(0, size($uids) - 1) AS i "
+                "MATCH (n:Neuron {namespace: $namespace, model: $model, uid: $uids[i]}) "
+                "WITH i, n ORDER BY i "
+                "WITH collect(n) AS nodes "
+                "UNWIND range(0, size($weight) - 1) AS j "
+                "WITH nodes[$src[j]] AS a, nodes[$dst[j]] AS b, j "
+                "CREATE (a)-[:FEEDS {weight: $weight[j], ordinal: $first + j}]->(b)",
+                namespace=ns, model=model.name, **columns,
             ).consume()
         props = _model_props(ns, model)
-        tx.run("CREATE (m:Model) SET m = $props", props=props).consume()
         tx.run(
-            "MATCH (m:Model {namespace: $namespace, name: $model}) "
+            "CREATE (m:Model) SET m = $props "
+            "WITH m "
             "MATCH (n:Neuron {namespace: $namespace, model: $model}) "
             "WHERE n.uid IS NOT NULL "  # lets the planner seek the (namespace, model, uid) index
             "CREATE (m)-[:HAS]->(n)",
-            namespace=ns, model=model.name,
+            props=props, namespace=ns, model=model.name,
         ).consume()
         return WriteOutcome("indexed", _model_info(props))
 
@@ -346,6 +350,29 @@ class Neo4jStore:
             model=model,
         )
         return [EdgeRecord(r["src"], r["dst"], r["weight"]) for r in records]
+
+    def fetch(self, model: str, uids: Sequence[str]) -> dict[str, NeuronView]:
+        """One statement: each uid is a seek on the (namespace, model, uid) uniqueness index,
+        and both edge lists come back with it, so a small expansion step costs one round
+        trip, not one per neuron."""
+        records = self._read(
+            "UNWIND $uids AS uid "
+            "MATCH (n:Neuron {namespace: $namespace, model: $model, uid: uid}) "
+            "RETURN n, "
+            "COLLECT { MATCH (a)-[r:FEEDS]->(n) RETURN [a.uid, r.weight] ORDER BY r.ordinal } "
+            "AS inputs, "
+            "COLLECT { MATCH (n)-[r:FEEDS]->(b) RETURN [b.uid, r.weight] ORDER BY r.ordinal } "
+            "AS outputs",
+            model=model, uids=list(dict.fromkeys(uids)),
+        )
+        return {
+            r["n"]["uid"]: NeuronView(
+                _neuron_record(r["n"]),
+                tuple((uid, weight) for uid, weight in r["inputs"]),
+                tuple((uid, weight) for uid, weight in r["outputs"]),
+            )
+            for r in records
+        }
 
     def token_counts(self) -> dict[str, int]:
         records = self._read(
@@ -418,6 +445,22 @@ def _check_edges(model: IndexedModel) -> None:
 def _batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     for start in range(0, len(rows), BATCH_ROWS):
         yield rows[start : start + BATCH_ROWS]
+
+
+def _edge_columns(edges: Sequence[EdgeRecord]) -> Iterator[dict[str, Any]]:
+    """The parameters of one edge statement per batch: ``uids``, the distinct neurons the batch
+    touches; per edge, ``src`` and ``dst`` (positions in ``uids``) and ``weight``; ``first``,
+    the ordinal of the batch's first edge.
+
+    Columns rather than one map per edge: flat lists of numbers cost the driver a fraction as
+    much to encode, and the server looks each neuron up once per batch, not once per edge end.
+    """
+    for first in range(0, len(edges), BATCH_ROWS):
+        src, dst, weight = zip(*edges[first : first + BATCH_ROWS], strict=True)
+        uids = list(dict.fromkeys(src + dst))
+        position = {uid: i for i, uid in enumerate(uids)}.__getitem__
+        yield {"uids": uids, "src": list(map(position, src)), "dst": list(map(position, dst)),
+               "weight": list(weight), "first": first}
 
 
 def _plain(value: object) -> object:

@@ -21,6 +21,7 @@ import neo4j
 import pytest
 
 from circuitql.errors import StoreError
+from circuitql.store import neo4j as neo4j_store
 from circuitql.store import neo4j_server
 from circuitql.store.neo4j import (
     EMBEDDING_DIMENSIONS,
@@ -128,6 +129,28 @@ def test_constraints_and_indexes_exist_on_the_server(live: Neo4jStore) -> None:
 def test_opening_a_second_store_keeps_the_schema(live: Neo4jStore) -> None:
     assert LIVE_URI
     Neo4jStore.from_uri(LIVE_URI, namespace=live.namespace).close()  # IF NOT EXISTS: no error
+
+
+# --- writes split over several statements --------------------------------------------------
+
+
+@needs_server
+def test_a_model_written_in_many_batches_reads_back_in_order(
+    live: Neo4jStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of 4 split both the 9 neurons and the 20 edges, so edge positions and ordinals
+    # must be right across statements, not just within the first one.
+    monkeypatch.setattr(neo4j_store, "BATCH_ROWS", 4)
+    model = fake_model("batched", n_inputs=3, hidden=5)
+    assert live.write(model).status == "indexed"
+    assert live.neurons("batched") == list(model.neurons)
+    assert live.edges("batched") == list(model.edges)
+    views = live.fetch("batched", [n.uid for n in model.neurons])
+    for neuron in model.neurons:
+        view = views[neuron.uid]
+        assert view.inputs == tuple((e.src, e.weight) for e in model.edges if e.dst == neuron.uid)
+        assert view.outputs == tuple((e.dst, e.weight) for e in model.edges
+                                     if e.src == neuron.uid)
 
 
 # --- vector index --------------------------------------------------------------------------
