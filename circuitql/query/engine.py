@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,10 @@ from circuitql.query.plan import Plan, plan
 from circuitql.query.unroll import bounded, expand
 from circuitql.query.verify import subnetwork, verify
 from circuitql.store.base import Store
+
+if TYPE_CHECKING:
+    from circuitql.api import Database
+    from circuitql.render import Svg
 
 DEFAULT_TOLERANCE = 0.05
 MAX_REPEAT_CAP = 32
@@ -41,7 +45,8 @@ class Match:
     ``members`` lists, per variable, every original neuron merged into that canonical neuron
     (duplicates the canonical form folded together). ``error`` is the largest deviation from
     the reference over the verification probes, relative to the reference's magnitude, after
-    the best positive output ``scale``.
+    the best positive output scale: ``scales`` has one per output (a hidden output's scale is a
+    symmetry of the network, a network output's is 1), ``scale`` is the first.
     """
 
     model: str
@@ -50,6 +55,7 @@ class Match:
     error: float
     params: Mapping[str, float] = field(default_factory=dict)
     scale: float = 1.0
+    scales: tuple[float, ...] = ()
     variant: str = ""
     members: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     graph: NeuronGraph | None = field(default=None, compare=False, repr=False)
@@ -62,6 +68,13 @@ class Match:
         assert self.graph is not None
         return as_module(self.graph)
 
+    def draw(self, context: Database | Store | None = None) -> Svg:
+        """The matched sub-network as an SVG picture (shown inline in Jupyter); pass the
+        database (or store) to draw the whole model with the match highlighted instead."""
+        from circuitql.render import draw_match
+
+        return draw_match(self, context)
+
     def verify(self, inputs: np.ndarray) -> float:
         """Relative error of the matched sub-network against the reference on ``inputs``."""
         from circuitql.query.verify import compare
@@ -72,7 +85,8 @@ class Match:
         x = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
         expected = self.pattern.reference(x, self.params)
         fixed = (False,) * expected.shape[1]
-        return compare(self.scale * self.graph.evaluate(x), expected, fixed).error
+        scales = np.asarray(self.scales or (self.scale,))
+        return compare(scales * self.graph.evaluate(x), expected, fixed).error
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "circuit": self.circuit, "bindings": dict(self.bindings),
@@ -204,6 +218,7 @@ def _matches_in(model: str, pattern: CircuitPattern, hood: Neighbourhood, tolera
             error=verdict.error,
             params=dict(fitted.params),
             scale=verdict.scales[0] if verdict.scales else 1.0,
+            scales=verdict.scales,
             variant=pattern.variant,
             members={name: tuple(src for src, _ in hood.views[uid].record.members)
                      for name, uid in mapping.items()},

@@ -5,6 +5,13 @@ The matched units are rebuilt as a small NeuronGraph in the network's *original*
 the user's model computes, in its own units. The same graph is what ``Match.subnetwork()``
 returns and what ``Match.verify(inputs)`` evaluates.
 
+The circuit's inputs are the exception: they are read in canonical coordinates, as the fit
+reads them. A hidden unit's own scale is a symmetry of the network (scale it by k and its
+outgoing weights by 1/k, nothing changes), so "min of two hidden units" only means something
+for their canonical, unit-norm values; in original units the same circuit would stop being
+min whenever one of its inputs were rescaled. Network inputs are never rescaled, so for them
+both coordinates agree.
+
 When the circuit's output is a hidden neuron, its scale is a symmetry of the network (it can
 move into the outgoing weights), so the circuit is identified up to a positive output scale
 (reported as ``scale``). A network output's scale is part of the function: y = 2x is
@@ -36,7 +43,8 @@ def subnetwork(pattern: CircuitPattern, mapping: Mapping[str, str],
                views: Mapping[str, NeuronView]) -> NeuronGraph:
     """The matched units as a network of their own, inputs and outputs in pattern order."""
     units: list[Unit] = []
-    scale = {name: member_scale(views[uid]) for name, uid in mapping.items()}
+    scale = {name: 1.0 if pattern.unit(name).role is Role.INPUT else member_scale(views[uid])
+             for name, uid in mapping.items()}
     for unit in pattern.units:
         uid = mapping[unit.name]
         if unit.role is Role.INPUT:

@@ -1,0 +1,221 @@
+"""Known-answer tests of the query engine, on every store.
+
+The zoo is ``circuitql.zoo.plant``: each library circuit planted in a dense random host that
+is then permuted, rescaled and noised, plus decoys (one output sign flipped, one ratio 40%
+off) and plain random networks. The ground truth says where every circuit is; the engine must
+find each at exactly that binding, report no decoy as the circuit it imitates, find nothing in
+random dense networks, and give the same answers on SQLite and Neo4j. The seed document's own
+networks (a trained identity, the min net with a dead unit, the hand-wired parity chain) are
+checked as nn.Modules.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from circuitql.api import Database
+from circuitql.graph import NeuronGraph
+from circuitql.query.engine import Match
+from circuitql.zoo.plant import PLANTS, GroundTruth, planted_zoo, random_host
+from tests.indexer.test_torch_loader import MinNet
+from tests.query.conftest import open_database
+
+SEED = 0
+TOLERANCE = 0.05  # the engine's default
+CIRCUITS = sorted({p.circuit for p in PLANTS} | {p.flipped_is for p in PLANTS if p.flipped_is})
+CLOSED = ("detector_pair", "abs", "identity", "add", "min")
+
+Zoo = tuple[dict[str, NeuronGraph], GroundTruth]
+Results = dict[str, list[Match]]
+
+
+@pytest.fixture(scope="module")
+def zoo() -> Zoo:
+    graphs, truth = planted_zoo(SEED)
+    rng = np.random.default_rng(SEED)
+    for i in range(3):
+        widths = rng.integers(16, 33, size=2 + i).tolist()
+        graphs[f"random/{i}"] = random_host(rng, int(rng.integers(4, 9)), widths, 3)
+    return graphs, truth
+
+
+def _indexed(database: Database, graphs: Mapping[str, NeuronGraph]) -> Database:
+    for name, graph in graphs.items():
+        database.index(graph, name=name)
+    return database
+
+
+def _run_all(database: Database) -> Results:
+    return {circuit: list(database.query(circuit)) for circuit in CIRCUITS}
+
+
+@pytest.fixture(scope="module")
+def zoo_db(module_db: Database, zoo: Zoo) -> Database:
+    return _indexed(module_db, zoo[0])
+
+
+@pytest.fixture(scope="module")
+def results(zoo_db: Database) -> Results:
+    return _run_all(zoo_db)
+
+
+@pytest.fixture(scope="module")
+def sqlite_reference(zoo: Zoo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Results]:
+    with open_database("sqlite", tmp_path_factory.mktemp("reference")) as database:
+        yield _run_all(_indexed(database, zoo[0]))
+
+
+def _by_model(matches: list[Match]) -> dict[str, list[Match]]:
+    grouped: dict[str, list[Match]] = defaultdict(list)
+    for m in matches:
+        grouped[m.model].append(m)
+    return grouped
+
+
+def results_of(database: Database, query: str) -> list[Match]:
+    return list(database.query(query))
+
+
+def _summary(matches: list[Match]) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
+    return sorted((m.model, m.circuit, tuple(sorted(m.bindings.items()))) for m in matches)
+
+
+# ---- planted circuits and decoys ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("circuit", CIRCUITS)
+def test_planted_circuit_is_found_at_its_binding(results: Results, zoo: Zoo,
+                                                 circuit: str) -> None:
+    found = _by_model(results[circuit])
+    expected = [e for e in zoo[1].present() if e.circuit == circuit]
+    assert expected, f"the zoo plants no {circuit}"
+    for e in expected:
+        got = found.get(e.model, [])
+        assert len(got) == 1 and e.accepts(got[0].bindings), (
+            f"{circuit} in {e.model}: want {dict(e.binding)}, got "
+            f"{[dict(m.bindings) for m in got]}")
+        assert got[0].error <= TOLERANCE
+
+
+@pytest.mark.parametrize("circuit", sorted({p.circuit for p in PLANTS if p.flip or p.near_miss}))
+def test_decoys_are_not_reported_as_the_circuit_they_imitate(results: Results, zoo: Zoo,
+                                                             circuit: str) -> None:
+    found = _by_model(results[circuit])
+    decoys = [e for e in zoo[1].absent() if e.circuit == circuit]
+    assert decoys
+    for e in decoys:
+        assert not found.get(e.model), (
+            f"{e.decoy} decoy {e.model} reported as {circuit}: "
+            f"{[dict(m.bindings) for m in found[e.model]]}")
+
+
+def test_a_flipped_negation_is_abs_and_not_negation(results: Results) -> None:
+    """Signs are never ignored: y = n + p is |x|, where negation has y = n - p."""
+    assert [m.model for m in results["abs"]].count("decoy/flip-negation") == 1
+    assert "decoy/flip-negation" not in {m.model for m in results["negation"]}
+
+
+@pytest.mark.parametrize("circuit", CLOSED)
+def test_random_dense_networks_hold_no_closed_circuit(zoo_db: Database, circuit: str) -> None:
+    assert list(zoo_db.query(f"MATCH {circuit} IN MODELS 'random/*'")) == []
+
+
+def test_results_are_identical_on_every_store(results: Results,
+                                              sqlite_reference: Results) -> None:
+    for circuit in CIRCUITS:
+        assert _summary(results[circuit]) == _summary(sqlite_reference[circuit]), circuit
+
+
+# ---- what a match hands back ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("circuit", CIRCUITS)
+def test_subnetwork_computes_the_circuit_and_verify_agrees(results: Results,
+                                                           circuit: str) -> None:
+    rng = np.random.default_rng(1)
+    for m in results[circuit]:
+        assert m.pattern is not None and m.pattern.reference is not None
+        x = m.pattern.reference.probes(rng, 64, m.params)
+        expected = m.pattern.reference(x, m.params)
+        with torch.no_grad():
+            out = m.subnetwork()(torch.tensor(x, dtype=torch.float64)).numpy()
+        reach = float(np.abs(expected).max())
+        assert len(m.scales) == expected.shape[1]
+        np.testing.assert_allclose(np.asarray(m.scales) * out, expected, atol=TOLERANCE * reach,
+                                   err_msg=f"{circuit} in {m.model}")
+        assert m.verify(x) <= TOLERANCE
+
+
+def test_limit_stops_at_one_match(zoo_db: Database) -> None:
+    assert len(results_of(zoo_db, "MATCH detector_pair")) > 1
+    assert len(results_of(zoo_db, "MATCH detector_pair LIMIT 1")) == 1
+    assert len(list(zoo_db.query("detector_pair", limit=1))) == 1
+
+
+def test_in_models_restricts_the_search(zoo_db: Database) -> None:
+    models = {m.model for m in zoo_db.query("MATCH min IN MODELS 'planted/min_*'")}
+    assert models == {"planted/min_skip", "planted/min_sym", "planted/min_two_layer"}
+    assert results_of(zoo_db, "MATCH min IN MODELS 'decoy/*'") == []
+    assert results_of(zoo_db, "MATCH min IN MODELS 'no such model'") == []
+
+
+# ---- the seed document's networks -----------------------------------------------------------
+
+
+def _linear(weight: list[list[float]], bias: list[float] | None) -> nn.Linear:
+    layer = nn.Linear(len(weight[0]), len(weight), bias=bias is not None)
+    with torch.no_grad():
+        layer.weight[:] = torch.tensor(weight)
+        if bias is not None:
+            layer.bias[:] = torch.tensor(bias)
+    return layer
+
+
+def trained_identity() -> nn.Module:
+    """The seed document's trained 1-2-1 identity: weights a training run actually reached."""
+    return nn.Sequential(_linear([[-0.9192], [1.0035]], [0.0, 0.0]), nn.ReLU(),
+                         _linear([[-1.0872, 0.9957]], None))
+
+
+def hand_wired_is_even() -> nn.Module:
+    """x mod 2 on [0, 16): folds |x - c| at c = 8, 4, 2, 1, then once more at 1."""
+    layers: list[nn.Module] = []
+    width = 1
+    for c in (8.0, 4.0, 2.0, 1.0, 1.0):
+        layers += [_linear([[1.0] * width, [-1.0] * width], [-c, c]), nn.ReLU()]
+        width = 2
+    return nn.Sequential(*layers, _linear([[1.0, 1.0]], None))
+
+
+def test_trained_identity_is_identity_not_abs_or_negation(db: Database) -> None:
+    db.index(trained_identity(), name="trained-identity")
+    (m,) = db.query("identity")
+    assert dict(m.bindings) == {"x": "input:0", "p": "0:1", "n": "0:0", "y": "2:0"}
+    assert m.error <= TOLERANCE
+    assert results_of(db, "abs") == [] and results_of(db, "negation") == []
+
+
+def test_seed_min_net_with_a_dead_unit_is_min(db: Database) -> None:
+    db.index(MinNet(), name="min-net")
+    (m,) = db.query("MATCH min(a, b) -> y")
+    assert m.variant == "min_skip"
+    assert dict(m.bindings) == {"a": "input:0", "b": "input:1", "d": "fc2:0", "y": "out:0"}
+    assert m.error <= TOLERANCE  # 0.71 x 1.41 = 1.0011
+
+
+def test_hand_wired_is_even_is_one_chain(db: Database) -> None:
+    model = hand_wired_is_even()
+    x = torch.arange(16.0)[:, None]
+    assert model(x).squeeze(1).tolist() == [float(v % 2) for v in range(16)]
+    db.index(model, name="is-even")
+    (m,) = db.query("is_even")
+    hidden = {v for k, v in m.bindings.items() if k.startswith("fold[")}
+    assert hidden == {f"{2 * i}:{row}" for i in range(5) for row in (0, 1)}
+    assert m.bindings["x"] == "input:0" and m.bindings["y"] == "10:0"
+    assert m.params["fold[1].c"] == pytest.approx(8.0)
