@@ -12,7 +12,7 @@ DEMO_STORE := demo.db
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,neo4j]'
+	$(BIN)/pip install --quiet -e '.[dev,neo4j,render]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -18,6 +18,7 @@ from typing import Any
 from circuitql.api import Database, IndexReport, connect
 from circuitql.errors import CircuitQLError
 from circuitql.indexer.load import discover
+from circuitql.query.engine import Match
 
 EXIT_USER_ERROR = 2
 PROGRESS_THRESHOLD = 5  # a progress bar only when there is enough work to watch
@@ -103,6 +104,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = with_store(command("delete", _delete, "remove a model from the store"))
     p.add_argument("model")
+
+    p = with_store(command("show", _show, "draw a model, or a match of a query, as an SVG or "
+                                          "PNG picture"))
+    p.add_argument("target", metavar="TARGET",
+                   help="a model name (drawn whole) or a query, e.g. \"MATCH abs\" or abs")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="the picture to write: FILE.svg or FILE.png")
+    p.add_argument("--match", type=int, default=1, metavar="N",
+                   help="draw the query's N-th match (default: the first)")
+    p.add_argument("--model-context", action="store_true",
+                   help="draw the whole model the match is in, with the match highlighted")
 
     p = command("neo4j", _neo4j, "start, stop or check a local Neo4j server for the Neo4j "
                 "store (no Docker needed: Java 17 and Maven build a small launcher once)")
@@ -306,6 +318,44 @@ def _delete(args: argparse.Namespace) -> int:
             db.model(args.model)  # raises the "no such model, did you mean" error
     print(f"deleted {args.model}")
     return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from circuitql.render import check_format, draw_match, draw_model, match_title
+
+    check_format(args.out)
+    if args.match < 1:
+        raise CircuitQLError(f"--match {args.match}: matches are counted from 1",
+                             fix="give --match 1 for the first match")
+    with _open(args) as db:
+        if db.store.get_model(args.target) is not None:
+            picture, what = draw_model(db.store, args.target), f"model {args.target}"
+        else:
+            match = _nth_match(db, args.target, args.match)
+            picture = draw_match(match, db if args.model_context else None)
+            what = match_title(match)
+    picture.save(args.out)
+    print(f"wrote {args.out}: {what}")
+    return 0
+
+
+def _nth_match(db: Database, target: str, n: int) -> Match:
+    """The n-th match of ``target`` read as a query; a single word that is neither a model
+    nor a query is most likely a mistyped model name, and the error says so."""
+    try:
+        found = db.query(target, limit=n)
+    except CircuitQLError as err:
+        if len(target.split()) > 1:
+            raise
+        raise CircuitQLError(f"{target!r} is neither a model in {db.uri} nor a query "
+                             f"(as a query: {err.what.splitlines()[0]})",
+                             fix="run `circuitql models` for the model names and "
+                             "`circuitql library` for the circuits") from err
+    matches = list(found)
+    if len(matches) < n:
+        raise CircuitQLError(f"{target!r} has {len(matches)} match(es), so no match {n}",
+                             fix=f"run `circuitql query {json.dumps(target)}` to list them")
+    return matches[n - 1]
 
 
 def _neo4j(args: argparse.Namespace) -> int:
