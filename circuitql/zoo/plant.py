@@ -390,10 +390,27 @@ def _expected(model: str, circuit: str, present: bool, example: NeuronGraph,
 
 def _build(example: NeuronGraph, noise: float, rng: np.random.Generator
            ) -> tuple[NeuronGraph, dict[str, str]]:
-    """A host with ``example`` planted; returns it and example unit -> final source id."""
+    """A host of random shape with ``example`` planted; returns it and example unit -> final
+    source id."""
     start, to_output, widths = _host_shape(example, rng)
     n_inputs = int(rng.integers(max(3, len(example.inputs)), 7))
-    net = _dense(rng, n_inputs, widths, int(rng.integers(2, 5)))
+    n_outputs = int(rng.integers(2, 5))
+    return _planted_in(example, noise, _dense(rng, n_inputs, widths, n_outputs), start,
+                       to_output, rng)
+
+
+def planted_host(example: str, n_inputs: int, widths: Sequence[int], n_outputs: int,
+                 rng: np.random.Generator) -> tuple[NeuronGraph, dict[str, str]]:
+    """A dense host of the given shape with a library circuit's EXAMPLE planted from the
+    first hidden layer on (its output a hidden unit), disguised like every planted host: for
+    benchmarks that need zoo-sized networks. Returns the host and example unit -> source id."""
+    plant = next(p for p in PLANTS if p.example == example)
+    return _planted_in(reference_network(example), plant.noise,
+                       _dense(rng, n_inputs, widths, n_outputs), 1, False, rng)
+
+
+def _planted_in(example: NeuronGraph, noise: float, net: _Net, start: int, to_output: bool,
+                rng: np.random.Generator) -> tuple[NeuronGraph, dict[str, str]]:
     where = _plant(net, example, start, to_output, rng)
     planted = frozenset(where[u.id] for u in example.units if u.kind is not UnitKind.INPUT)
     _leftovers(net, planted, _read_canonically(net, planted), noise, rng)
