@@ -150,12 +150,19 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
     if not bounded(query.pattern):
         depth = max(m.network_string.count("[") for m in infos)
         max_repeat = max(1, min(MAX_REPEAT_CAP, depth - 2))
-    token_counts = store.token_counts()
+    counts: dict[frozenset[tuple[str, object]], int] = {}
+
+    def count(columns: Mapping[str, object]) -> int:
+        key = frozenset(columns.items())
+        if key not in counts:
+            counts[key] = store.count_neurons(columns, names)
+        return counts[key]
+
     seen: set[tuple[str, frozenset[str]]] = set()
     found = 0
     for pattern in expand(query.pattern, max_repeat):
         explain.patterns += 1
-        the_plan = plan(pattern, token_counts)
+        the_plan = plan(pattern, count)
         explain.plans.append(the_plan.text())
         for match in _run_pattern(store, the_plan, names, tolerance, explain, seen):
             yield match

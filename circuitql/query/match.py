@@ -43,6 +43,7 @@ def grow(store: Store, model: str, anchor: NeuronView, plan: Plan) -> Neighbourh
     views: dict[str, NeuronView] = {anchor.record.uid: anchor}
     candidates: dict[str, frozenset[str]] = {plan.anchor: frozenset([anchor.record.uid])}
     for step in plan.steps:
+        unit = pattern.unit(step.unit)
         reached: set[str] = set()
         for uid in candidates[step.via]:
             view = views[uid]
@@ -50,10 +51,15 @@ def grow(store: Store, model: str, anchor: NeuronView, plan: Plan) -> Neighbourh
                 reached.update(s for s, _ in significant_inputs(view))
             else:
                 reached.update(t for t, _ in view.outputs)
-        missing = [uid for uid in reached if uid not in views]
-        if missing:
-            views.update(store.fetch(model, missing))
-        unit = pattern.unit(step.unit)
+        unseen = [uid for uid in reached if uid not in views]
+        if step.direction == "output" and unseen:
+            # A dense layer fans out to every unit of the next: look at their signatures
+            # first, and fetch edges only for the few the next pattern unit admits.
+            records = store.records(model, unseen)
+            unseen = [u for u in unseen if u in records
+                      and unit.constraint.admits(records[u].signature)]
+        if unseen:
+            views.update(store.fetch(model, unseen))
         kept = frozenset(
             uid for uid in reached
             if uid in views and unit.constraint.admits(views[uid].record.signature)

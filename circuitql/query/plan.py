@@ -1,17 +1,17 @@
 """Plan a flat pattern: which unit to look up first, and in which order to grow from it.
 
-The anchor is the pattern unit whose signature constraint the store's statistics say is the
-rarest, so the index lookup returns the fewest candidates; the rest of the pattern is reached
+The anchor is the pattern unit whose signature constraint the store's indexes count the fewest
+neurons for, so the lookup returns the fewest candidates; the rest of the pattern is reached
 from it along pattern edges, breadth first, each step one ``Store.fetch`` of neighbours.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from circuitql.query.pattern import CircuitPattern, PatternUnit, Role
+from circuitql.query.pattern import CircuitPattern, Role
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,13 @@ class Plan:
         return "\n".join(lines)
 
 
-def estimate(unit: PatternUnit, token_counts: Mapping[str, int]) -> int:
-    """Stored neurons whose token this unit's constraint admits."""
-    return sum(n for token, n in token_counts.items() if unit.constraint.admits_token(token))
+Counter = Callable[[Mapping[str, object]], int]
 
 
-def plan(pattern: CircuitPattern, token_counts: Mapping[str, int]) -> Plan:
+def plan(pattern: CircuitPattern, count: Counter) -> Plan:
+    """``count(columns)`` is the number of stored neurons with those signature columns."""
     anchors = [u for u in pattern.units if u.role is not Role.INPUT]
-    costs = {u.name: estimate(u, token_counts) for u in anchors}
+    costs = {u.name: count(u.constraint.columns()) for u in anchors}
     # Rarest first; among equals, closed fan-in (an exact index key) and hidden units first.
     best = min(anchors, key=lambda u: (costs[u.name], u.open_fan_in, u.role is Role.OUTPUT))
     return Plan(pattern, best.name, costs[best.name], _grow(pattern, best.name))

@@ -120,7 +120,9 @@ class Store(Protocol):
         ...
 
     def token_counts(self) -> dict[str, int]:
-        """How many stored neurons carry each token, across all models (planner statistics)."""
+        """How many stored neurons carry each token, across all models (the zoo's
+        vocabulary; the planner uses ``count_neurons``, which stays cheap when dense networks
+        make most tokens unique)."""
         ...
 
     def find_neurons(
@@ -131,6 +133,18 @@ class Store(Protocol):
         Keys are signature column names: kind, activation, n_pos, n_neg, fan_in, bias_class,
         out_pos, out_neg, layer, token. Served by the store's indexes.
         """
+        ...
+
+    def count_neurons(
+        self, constraints: Mapping[str, object], models: Sequence[str] | None = None
+    ) -> int:
+        """How many neurons ``find_neurons`` would return, answered from the indexes: the
+        planner's selectivity estimate for each pattern unit."""
+        ...
+
+    def records(self, model: str, uids: Sequence[str]) -> dict[str, NeuronRecord]:
+        """The named neurons of one model without their edges: the cheap first look at a
+        dense layer's worth of neighbours, most of which a signature check rejects."""
         ...
 
     def fetch(self, model: str, uids: Sequence[str]) -> dict[str, NeuronView]:

@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -74,6 +75,8 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT neuron_uid IF NOT EXISTS "
     "FOR (n:Neuron) REQUIRE (n.namespace, n.model, n.uid) IS UNIQUE",
     "CREATE INDEX neuron_token IF NOT EXISTS FOR (n:Neuron) ON (n.token)",
+    "CREATE CONSTRAINT token_stat IF NOT EXISTS "
+    "FOR (t:TokenStat) REQUIRE (t.namespace, t.token) IS UNIQUE",
     "CREATE INDEX neuron_activation_fan IF NOT EXISTS "
     "FOR (n:Neuron) ON (n.activation, n.n_pos, n.n_neg, n.bias_class)",
     "CREATE INDEX neuron_kind_fan_in IF NOT EXISTS "
@@ -85,6 +88,25 @@ SCHEMA: tuple[LiteralString, ...] = (
     # 5.26 quantizes vectors by default; at this size that saves nothing and skews scores.
     "`vector.quantization.enabled`: false}}",
 )
+
+def _signature_filter(constraints: Mapping[str, object], models: Sequence[str] | None
+                      ) -> tuple[str, dict[str, object]]:
+    """WHERE clause and parameters for a signature lookup: property names come from the
+    whitelist, values only as parameters."""
+    unknown = sorted(set(constraints) - SIGNATURE_KEYS)
+    if unknown:  # a caller's bug, not a user's: queries only produce whitelisted keys
+        raise ValueError(
+            f"cannot look neurons up by {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(sorted(SIGNATURE_KEYS))}"
+        )
+    keys = sorted(constraints)
+    params: dict[str, object] = {f"p{i}": _plain(constraints[key]) for i, key in enumerate(keys)}
+    conditions = [f"n.{key} = $p{i}" for i, key in enumerate(keys)]
+    if models is not None:
+        conditions.append("n.model IN $models")
+        params["models"] = list(models)
+    return " AND ".join(["n.namespace = $namespace", *conditions]), params
+
 
 def signature_embedding(signature: Signature) -> list[float]:
     """A fixed-length vector of a signature; near vectors mean alike neurons.
@@ -166,6 +188,11 @@ class Neo4jStore:
         self._driver = driver
         self.uri = uri
         self.namespace = namespace
+
+    def session(self) -> neo4j.Session:
+        """A driver session on this store's database, for your own Cypher over circuitql's
+        schema (docs/neo4j.md); filter on ``namespace`` to stay inside this store."""
+        return self._driver.session()
 
     @classmethod
     def from_uri(
@@ -299,6 +326,13 @@ class Neo4jStore:
                 "CREATE (a)-[:FEEDS {weight: $weight[j], ordinal: $first + j}]->(b)",
                 namespace=ns, model=model.name, **columns,
             ).consume()
+        counts = Counter(n.token for n in model.neurons)
+        tx.run(
+            "UNWIND $counts AS c "
+            "MERGE (t:TokenStat {namespace: $namespace, token: c[0]}) "
+            "ON CREATE SET t.count = c[1] ON MATCH SET t.count = t.count + c[1]",
+            namespace=ns, counts=[[token, n] for token, n in counts.items()],
+        ).consume()
         props = _model_props(ns, model)
         tx.run(
             "CREATE (m:Model) SET m = $props "
@@ -311,16 +345,29 @@ class Neo4jStore:
         return WriteOutcome("indexed", _model_info(props))
 
     def delete(self, model: str) -> bool:
-        with self._errors():
-            records, _, _ = self._driver.execute_query(
-                "MATCH (m:Model {namespace: $namespace, name: $model}) "
-                "OPTIONAL MATCH (m)-[:HAS]->(n:Neuron) "
-                "WITH m, collect(n) AS neurons "
-                "FOREACH (n IN neurons | DETACH DELETE n) "
-                "DETACH DELETE m RETURN count(*) AS deleted",
-                namespace=self.namespace, model=model,
-            )
-        return bool(records) and records[0]["deleted"] > 0
+        with self._errors(), self._driver.session() as session:
+            return bool(session.execute_write(self._delete_tx, model))
+
+    def _delete_tx(self, tx: neo4j.ManagedTransaction, model: str) -> bool:
+        """Token statistics go down in the same transaction the neurons go in."""
+        tx.run(
+            "MATCH (:Model {namespace: $namespace, name: $model})-[:HAS]->(n:Neuron) "
+            "WITH n.token AS token, count(*) AS c "
+            "MATCH (t:TokenStat {namespace: $namespace, token: token}) "
+            "SET t.count = t.count - c",
+            namespace=self.namespace, model=model,
+        ).consume()
+        tx.run("MATCH (t:TokenStat {namespace: $namespace}) WHERE t.count <= 0 DELETE t",
+               namespace=self.namespace).consume()
+        record = tx.run(
+            "MATCH (m:Model {namespace: $namespace, name: $model}) "
+            "OPTIONAL MATCH (m)-[:HAS]->(n:Neuron) "
+            "WITH m, collect(n) AS neurons "
+            "FOREACH (n IN neurons | DETACH DELETE n) "
+            "DETACH DELETE m RETURN count(*) AS deleted",
+            namespace=self.namespace, model=model,
+        ).single()
+        return record is not None and record["deleted"] > 0
 
     # --- reads --------------------------------------------------------------------------
 
@@ -351,6 +398,14 @@ class Neo4jStore:
         )
         return [EdgeRecord(r["src"], r["dst"], r["weight"]) for r in records]
 
+    def records(self, model: str, uids: Sequence[str]) -> dict[str, NeuronRecord]:
+        records = self._read(
+            "UNWIND $uids AS uid "
+            "MATCH (n:Neuron {namespace: $namespace, model: $model, uid: uid}) RETURN n",
+            model=model, uids=list(dict.fromkeys(uids)),
+        )
+        return {r["n"]["uid"]: _neuron_record(r["n"]) for r in records}
+
     def fetch(self, model: str, uids: Sequence[str]) -> dict[str, NeuronView]:
         """One statement: each uid is a seek on the (namespace, model, uid) uniqueness index,
         and both edge lists come back with it, so a small expansion step costs one round
@@ -375,34 +430,30 @@ class Neo4jStore:
         }
 
     def token_counts(self) -> dict[str, int]:
+        """Read from the TokenStat nodes each write and delete keeps current in its own
+        transaction: aggregating every neuron on each query would cost seconds at zoo size."""
         records = self._read(
-            "MATCH (:Model {namespace: $namespace})-[:HAS]->(n:Neuron) "
-            "RETURN n.token AS token, count(*) AS count"
+            "MATCH (t:TokenStat {namespace: $namespace}) WHERE t.count > 0 "
+            "RETURN t.token AS token, t.count AS count"
         )
         return {r["token"]: r["count"] for r in records}
 
     def find_neurons(
         self, constraints: Mapping[str, object], models: Sequence[str] | None = None
     ) -> list[tuple[str, NeuronRecord]]:
-        unknown = sorted(set(constraints) - SIGNATURE_KEYS)
-        if unknown:  # a caller's bug, not a user's: queries only produce whitelisted keys
-            raise ValueError(
-                f"cannot look neurons up by {', '.join(map(repr, unknown))}; "
-                f"allowed: {', '.join(sorted(SIGNATURE_KEYS))}"
-            )
-        # Property names come from the whitelist above, values only as parameters.
-        keys = sorted(constraints)
-        params = {f"p{i}": _plain(constraints[key]) for i, key in enumerate(keys)}
-        conditions = [f"n.{key} = $p{i}" for i, key in enumerate(keys)]
-        if models is not None:
-            conditions.append("n.model IN $models")
-            params["models"] = list(models)
-        where = " AND ".join(["n.namespace = $namespace", *conditions])
+        where, params = _signature_filter(constraints, models)
         records = self._read(
             f"MATCH (n:Neuron) WHERE {where} RETURN n ORDER BY n.model, n.ordinal",
             **params,
         )
         return [(r["n"]["model"], _neuron_record(r["n"])) for r in records]
+
+    def count_neurons(
+        self, constraints: Mapping[str, object], models: Sequence[str] | None = None
+    ) -> int:
+        where, params = _signature_filter(constraints, models)
+        records = self._read(f"MATCH (n:Neuron) WHERE {where} RETURN count(n) AS n", **params)
+        return int(records[0]["n"])
 
     def similar_neurons(
         self, signature: Signature, k: int = 10

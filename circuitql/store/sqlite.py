@@ -299,6 +299,16 @@ class SQLiteStore:
             return [EdgeRecord(src, dst, weight) for dst, ids, weights in rows
                     for src, weight in zip(json.loads(ids), _floats(weights), strict=True)]
 
+    def records(self, model: str, uids: Sequence[str]) -> dict[str, NeuronRecord]:
+        columns = ", ".join(f"n.{field}" for field in _NEURON_FIELDS)
+        with self._db_errors(f"reading neurons of {model!r}"):
+            rows = self._conn.execute(
+                f"SELECT {columns} FROM neurons AS n WHERE n.model_id = {_MODEL_ID} "
+                "AND n.uid IN (SELECT value FROM json_each(?))",
+                (model, json.dumps(list(uids))),
+            ).fetchall()
+        return {record.uid: record for record in map(_neuron_record, rows)}
+
     def fetch(self, model: str, uids: Sequence[str]) -> dict[str, NeuronView]:
         columns = ", ".join(f"n.{field}" for field in _NEURON_FIELDS)
         with self._db_errors(f"reading neurons of {model!r}"):
@@ -346,19 +356,7 @@ class SQLiteStore:
     def find_neurons(
         self, constraints: Mapping[str, object], models: Sequence[str] | None = None
     ) -> list[tuple[str, NeuronRecord]]:
-        unknown = sorted(set(constraints) - SEARCHABLE_COLUMNS)
-        if unknown:
-            raise ValueError(
-                f"cannot search neurons by {unknown}; searchable columns are "
-                f"{sorted(SEARCHABLE_COLUMNS)}"
-            )
-        # Column names come from the whitelist above; every value is a parameter.
-        where = [f"n.{column} = ?" for column in constraints]
-        params: list[Any] = [_plain(value) for value in constraints.values()]
-        if models is not None:
-            where.append("m.name IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(list(models)))
-        clause = " AND ".join(where) or "1"
+        clause, params = _signature_filter(constraints, models)
         columns = ", ".join(f"n.{field}" for field in _NEURON_FIELDS)
         with self._db_errors("searching neurons"):
             rows = self._conn.execute(
@@ -368,8 +366,37 @@ class SQLiteStore:
             )
             return [(row[0], _neuron_record(row[1:])) for row in rows]
 
+    def count_neurons(
+        self, constraints: Mapping[str, object], models: Sequence[str] | None = None
+    ) -> int:
+        clause, params = _signature_filter(constraints, models)
+        with self._db_errors("counting neurons"):
+            row = self._conn.execute(
+                f"SELECT count(*) FROM neurons AS n JOIN models AS m ON m.id = n.model_id "
+                f"WHERE {clause}", params,
+            ).fetchone()
+        return int(row[0])
+
     def close(self) -> None:
         self._conn.close()
+
+
+def _signature_filter(constraints: Mapping[str, object], models: Sequence[str] | None
+                      ) -> tuple[str, list[Any]]:
+    """WHERE clause and parameters for a signature lookup. Column names come from the
+    whitelist; every value is a parameter."""
+    unknown = sorted(set(constraints) - SEARCHABLE_COLUMNS)
+    if unknown:
+        raise ValueError(
+            f"cannot search neurons by {unknown}; searchable columns are "
+            f"{sorted(SEARCHABLE_COLUMNS)}"
+        )
+    where = [f"n.{column} = ?" for column in constraints]
+    params: list[Any] = [_plain(value) for value in constraints.values()]
+    if models is not None:
+        where.append("m.name IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(list(models)))
+    return " AND ".join(where) or "1", params
 
 
 def _check_location(path: Path) -> None:

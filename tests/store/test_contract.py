@@ -279,3 +279,24 @@ def test_fetch_returns_neurons_with_their_edges(store: Store) -> None:
                                               if e.src == uid)
     assert store.fetch("no-such-model", uids) == {}
     assert store.fetch("m1", []) == {}
+
+
+def test_records_are_fetch_without_edges(store: Store) -> None:
+    model = fake_model("m1")
+    store.write(model)
+    uids = [n.uid for n in model.neurons]
+    records = store.records("m1", [*uids, "no-such-neuron"])
+    assert records == {n.uid: n for n in model.neurons}
+    assert store.records("no-such-model", uids) == {}
+
+
+def test_count_neurons_agrees_with_find_neurons(store: Store) -> None:
+    store.write(fake_model("m1"))
+    store.write(fake_model("m2", scale=2.0, hidden=5))
+    for constraints in ({"activation": "relu"}, {"kind": "output"}, {"n_pos": 1, "n_neg": 0},
+                        {}):
+        for models in (None, ["m2"], []):
+            assert store.count_neurons(constraints, models) == len(
+                store.find_neurons(constraints, models))
+    with pytest.raises(ValueError):
+        store.count_neurons({"uid); DROP": 1})
