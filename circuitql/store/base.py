@@ -10,9 +10,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal, NamedTuple, Protocol
 
 from circuitql.indexer.signature import Signature
+
+# The only signature columns a lookup may constrain, in every backend: a key outside this set
+# is rejected before any query text is built, so a key can never smuggle text into SQL or
+# Cypher. Values always travel as parameters.
+SIGNATURE_COLUMNS = frozenset(
+    {"kind", "activation", "n_pos", "n_neg", "fan_in", "bias_class", "out_pos", "out_neg",
+     "layer", "token"}
+)
+
+
+def lookup_values(constraints: Mapping[str, object]) -> list[tuple[str, object]]:
+    """(column, plain value) pairs of a signature lookup, in a stable order; enum members
+    (Activation.RELU) become their stored values ("relu"). Unknown columns: ValueError."""
+    unknown = sorted(set(constraints) - SIGNATURE_COLUMNS)
+    if unknown:  # a caller's bug, not a user's: queries only produce whitelisted keys
+        raise ValueError(f"cannot look neurons up by {unknown}; searchable columns are "
+                         f"{sorted(SIGNATURE_COLUMNS)}")
+    return [(key, value.value if isinstance(value, Enum) else value)
+            for key, value in sorted(constraints.items())]
 
 
 @dataclass(frozen=True)

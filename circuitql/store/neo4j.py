@@ -27,7 +27,6 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, LiteralString
 from urllib.parse import unquote, urlsplit
 
@@ -44,6 +43,7 @@ from circuitql.store.base import (
     NeuronRecord,
     NeuronView,
     WriteOutcome,
+    lookup_values,
 )
 
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
@@ -56,11 +56,6 @@ START_FIX = (
 BATCH_ROWS = 5000  # rows per UNWIND statement: bounded statement size, one transaction
 
 # The signature columns find_neurons may constrain; each maps to a Neuron property of that name.
-SIGNATURE_KEYS = frozenset(
-    {"kind", "activation", "n_pos", "n_neg", "fan_in", "bias_class", "out_pos", "out_neg",
-     "layer", "token"}
-)
-
 EMBEDDING_MAGNITUDES = 4
 EMBEDDING_DIMENSIONS = len(UnitKind) + len(Activation) + 5 + EMBEDDING_MAGNITUDES
 VECTOR_INDEX = "neuron_signature_embedding"
@@ -93,15 +88,9 @@ def _signature_filter(constraints: Mapping[str, object], models: Sequence[str] |
                       ) -> tuple[str, dict[str, object]]:
     """WHERE clause and parameters for a signature lookup: property names come from the
     whitelist, values only as parameters."""
-    unknown = sorted(set(constraints) - SIGNATURE_KEYS)
-    if unknown:  # a caller's bug, not a user's: queries only produce whitelisted keys
-        raise ValueError(
-            f"cannot look neurons up by {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(sorted(SIGNATURE_KEYS))}"
-        )
-    keys = sorted(constraints)
-    params: dict[str, object] = {f"p{i}": _plain(constraints[key]) for i, key in enumerate(keys)}
-    conditions = [f"n.{key} = $p{i}" for i, key in enumerate(keys)]
+    pairs = lookup_values(constraints)
+    params: dict[str, object] = {f"p{i}": value for i, (_, value) in enumerate(pairs)}
+    conditions = [f"n.{key} = $p{i}" for i, (key, _) in enumerate(pairs)]
     if models is not None:
         conditions.append("n.model IN $models")
         params["models"] = list(models)
@@ -512,11 +501,6 @@ def _edge_columns(edges: Sequence[EdgeRecord]) -> Iterator[dict[str, Any]]:
         position = {uid: i for i, uid in enumerate(uids)}.__getitem__
         yield {"uids": uids, "src": list(map(position, src)), "dst": list(map(position, dst)),
                "weight": list(weight), "first": first}
-
-
-def _plain(value: object) -> object:
-    """Enum members (Activation.RELU, BiasClass.ZERO) go to Cypher as their stored value."""
-    return value.value if isinstance(value, Enum) else value
 
 
 def _model_props(namespace: str, model: IndexedModel) -> dict[str, Any]:

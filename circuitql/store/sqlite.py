@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from circuitql.store.base import (
     NeuronRecord,
     NeuronView,
     WriteOutcome,
+    lookup_values,
 )
 
 SCHEMA_VERSION = 2
@@ -96,13 +96,6 @@ _SCHEMA = (
         count INTEGER NOT NULL CHECK (count >= 0)
     )
     """,
-)
-
-# The only column names a caller may constrain; everything else is rejected before any SQL is
-# built, so a key can never smuggle text into the statement.
-SEARCHABLE_COLUMNS = frozenset(
-    {"kind", "activation", "n_pos", "n_neg", "fan_in", "bias_class", "out_pos", "out_neg",
-     "layer", "token"}
 )
 
 _NEURON_FIELDS = (
@@ -385,14 +378,9 @@ def _signature_filter(constraints: Mapping[str, object], models: Sequence[str] |
                       ) -> tuple[str, list[Any]]:
     """WHERE clause and parameters for a signature lookup. Column names come from the
     whitelist; every value is a parameter."""
-    unknown = sorted(set(constraints) - SEARCHABLE_COLUMNS)
-    if unknown:
-        raise ValueError(
-            f"cannot search neurons by {unknown}; searchable columns are "
-            f"{sorted(SEARCHABLE_COLUMNS)}"
-        )
-    where = [f"n.{column} = ?" for column in constraints]
-    params: list[Any] = [_plain(value) for value in constraints.values()]
+    pairs = lookup_values(constraints)
+    where = [f"n.{column} = ?" for column, _ in pairs]
+    params: list[Any] = [value for _, value in pairs]
     if models is not None:
         where.append("m.name IN (SELECT value FROM json_each(?))")
         params.append(json.dumps(list(models)))
@@ -427,11 +415,6 @@ def _remove_db_files(path: Path) -> None:
     for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         with suppress(OSError):
             leftover.unlink(missing_ok=True)
-
-
-def _plain(value: object) -> object:
-    """Enum members (Activation.RELU) are stored as their values ("relu")."""
-    return value.value if isinstance(value, Enum) else value
 
 
 Adjacency = dict[str, tuple[list[str], list[float]]]
