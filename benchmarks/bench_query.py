@@ -32,21 +32,27 @@ SHAPE = (8, [64, 64, 64], 4)
 PLANTED_EVERY = 10
 
 
-def build_zoo(db_path: Path, n_models: int, seed: int, width: int = 64) -> list[str]:
-    """Index the zoo; returns the names of the models with a planted abs."""
-    planted = []
+def zoo_items(n_models: int, seed: int, width: int = 64) -> tuple[list[tuple[object, str]],
+                                                                    list[str]]:
+    """(graph, name) pairs of the zoo, and the names of the models with a planted abs."""
+    planted, items = [], []
     n_inputs, widths, n_outputs = SHAPE[0], [width] * len(SHAPE[1]), SHAPE[2]
+    for i in range(n_models):
+        rng = np.random.default_rng([seed, i])
+        name = f"mlp{i:05d}"
+        if i % PLANTED_EVERY == 0:
+            graph, _ = planted_host("abs", n_inputs, widths, n_outputs, rng)
+            planted.append(name)
+        else:
+            graph = random_host(rng, n_inputs, widths, n_outputs)
+        items.append((graph, name))
+    return items, planted
+
+
+def build_zoo(db_path: Path, n_models: int, seed: int, width: int = 64) -> list[str]:
+    """Index the zoo into a fresh store; returns the names of the planted models."""
+    items, planted = zoo_items(n_models, seed, width)
     with connect(str(db_path)) as db:
-        items = []
-        for i in range(n_models):
-            rng = np.random.default_rng([seed, i])
-            name = f"mlp{i:05d}"
-            if i % PLANTED_EVERY == 0:
-                graph, _ = planted_host("abs", n_inputs, widths, n_outputs, rng)
-                planted.append(name)
-            else:
-                graph = random_host(rng, n_inputs, widths, n_outputs)
-            items.append((graph, name))
         db.index_many(items)
     return planted
 
