@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="model property to group by, e.g. meta.task or meta.width")
     p.add_argument("--models", metavar="GLOB", help="only models whose name matches")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--plot", type=Path, metavar="FILE.svg",
+                   help="also draw the census as a bar chart (SVG)")
 
     p = with_store(command("delete", _delete, "remove a model from the store"))
     p.add_argument("model")
@@ -116,6 +118,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model-context", action="store_true",
                    help="draw the whole model the match is in, with the match highlighted")
 
+    p = with_store(command("degeneracy", _degeneracy, "per layer: units removed as dead, "
+                           "unused or duplicate, weights pruned, activation rank and "
+                           "identically firing ReLUs on probe inputs"))
+    p.add_argument("model", metavar="MODEL",
+                   help="a model file, or the name of a model indexed from a file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--probes", type=_positive_int, default=None, metavar="N",
+                   help="probe inputs, half Gaussian and half uniform (default 1024)")
+
+    p = with_store(command("basis", _basis, "rotate each hidden layer's basis so the "
+                                            "layer-to-layer Jacobians are sparse over probe "
+                                            "inputs"))
+    p.add_argument("model", metavar="MODEL",
+                   help="a model file, or the name of a model indexed from a file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write heatmaps of each Jacobian before and after (SVG) into DIR")
+    p.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+                   help="at most N optimiser steps per Jacobian (default 1000; the search "
+                   "stops earlier once it converges)")
+    p.add_argument("--probes", type=_positive_int, default=None, metavar="N",
+                   help="probe inputs (default 512)")
+
     p = command("neo4j", _neo4j, "start, stop or check a local Neo4j server for the Neo4j "
                 "store (no Docker needed: Java 17 and Maven build a small launcher once)")
     from circuitql.store.neo4j_server import add_arguments
@@ -129,6 +154,22 @@ def _parser() -> argparse.ArgumentParser:
                                            "random MLPs, in every file format)")
     demo.add_argument("directory", type=Path)
     demo.set_defaults(run=_zoo_demo)
+    build = zoo_sub.add_parser("build", help="train small MLPs on the circuits literature's "
+                                             "tasks (identity ... xor) over widths, depths, "
+                                             "seeds, optimizers and initialisations")
+    build.add_argument("directory", type=Path)
+    build.add_argument("--size", default="default",
+                       help="small, default (minutes on 2 cores), large, or an integer k: "
+                       "k times the default seeds")
+    build.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    build.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="worker processes (default: one per core)")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(run=_zoo_build)
+    reference = zoo_sub.add_parser("reference", help="write the hand-wired network of every "
+                                                     "library circuit")
+    reference.add_argument("directory", type=Path)
+    reference.set_defaults(run=_zoo_reference)
     return parser
 
 
@@ -309,6 +350,8 @@ def _census(args: argparse.Namespace) -> int:
     with _open(args) as db:
         counted = db.census(args.circuit, args.by, models=args.models)
     print(json.dumps(counted.to_json(), indent=2) if args.json else counted.text())
+    if args.plot:
+        print(f"wrote {counted.plot(args.plot)}", file=sys.stderr)
     return 0
 
 
@@ -358,6 +401,63 @@ def _nth_match(db: Database, target: str, n: int) -> Match:
     return matches[n - 1]
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _model_file(args: argparse.Namespace, command: str) -> str:
+    """MODEL itself when it is a file, else the file the indexed model MODEL came from.
+
+    The degeneracy and basis reports need the raw network; the store keeps only the canonical
+    one, so a model indexed from an in-memory module cannot be reported by name.
+    """
+    if Path(args.model).is_file():
+        return str(args.model)
+    with _open(args) as db:
+        source = db.model(args.model).source
+    if not Path(source).is_file():
+        raise CircuitQLError(
+            f"model {args.model!r} was indexed from {source}, which is not a file that can "
+            "be read again", where=command,
+            fix=f"pass the model's file instead: circuitql {command} PATH")
+    return source
+
+
+def _degeneracy(args: argparse.Namespace) -> int:
+    from circuitql.indexer.degeneracy import Probes, degeneracy
+    from circuitql.indexer.load import load
+
+    probes = Probes(n=args.probes) if args.probes else Probes()
+    report = degeneracy(load(_model_file(args, "degeneracy")).graph, name=args.model,
+                        probes=probes)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.text())
+    return 0
+
+
+def _basis(args: argparse.Namespace) -> int:
+    from circuitql.indexer.basis import Search, sparse_basis
+    from circuitql.indexer.degeneracy import Probes
+    from circuitql.indexer.load import load
+
+    report = sparse_basis(load(_model_file(args, "basis")).graph, name=args.model,
+                          probes=Probes(n=args.probes) if args.probes else None,
+                          search=Search(max_steps=args.steps) if args.steps else None)
+    heatmaps = report.write_heatmaps(args.out) if args.out else []
+    if args.json:
+        print(json.dumps({**report.to_json(), "heatmaps": [str(p) for p in heatmaps]},
+                         indent=2))
+        return 0
+    print(report.text())
+    for path in heatmaps:
+        print(f"wrote {path}")
+    if not args.out:
+        print("(heatmaps of the Jacobians before and after: add --out DIR)")
+    return 0
+
+
 def _neo4j(args: argparse.Namespace) -> int:
     from circuitql.store.neo4j_server import run
 
@@ -369,6 +469,35 @@ def _zoo_demo(args: argparse.Namespace) -> int:
 
     files = build_demo_zoo(args.directory)
     print(f"wrote {len(files)} models under {args.directory}")
+    return 0
+
+
+def _zoo_build(args: argparse.Namespace) -> int:
+    from circuitql.zoo.build import build_zoo, plan_for
+
+    plan = plan_for(args.size, args.seed)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(plan), unit="model", file=sys.stderr)
+    try:
+        report = build_zoo(args.directory, plan, args.jobs, bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    for path in report.diverged:
+        print(f"diverged, not saved: {path}", file=sys.stderr)
+    print(f"wrote {len(report.written)} models under {args.directory} in "
+          f"{report.seconds:.0f}s ({len(report.diverged)} diverged)")
+    return 0
+
+
+def _zoo_reference(args: argparse.Namespace) -> int:
+    from circuitql.zoo.build import build_references
+
+    files = build_references(args.directory)
+    print(f"wrote {len(files)} reference networks under {args.directory}")
     return 0
 
 

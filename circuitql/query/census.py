@@ -11,7 +11,9 @@ from __future__ import annotations
 import fnmatch
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from circuitql.errors import CircuitQLError
 from circuitql.query.compile import CensusQuery, MatchQuery
@@ -42,6 +44,21 @@ class Census:
         return {"circuit": self.circuit, "group_by": self.group_by,
                 "groups": [{"group": r.group, "with_circuit": r.with_circuit,
                             "models": r.models} for r in self.rows]}
+
+    def plot(self, path: Path) -> Path:
+        """Write the census as an SVG bar chart: the share of each group's models that hold
+        the circuit, with the counts on the bars."""
+        if path.suffix.lower() != ".svg":
+            raise CircuitQLError(f"cannot write a {path.suffix or 'suffix-less'} plot: "
+                                 f"{path}", fix="give a .svg file (circuitql draws SVG "
+                                 "itself, with no plotting library); convert it to PNG with "
+                                 "any SVG tool, e.g. rsvg-convert")
+        try:
+            path.write_text(bar_chart_svg(self))
+        except OSError as exc:
+            raise CircuitQLError(f"cannot write the plot: {exc}", where=str(path),
+                                 fix="choose a writable path") from exc
+        return path
 
     def text(self) -> str:
         width = max([len(self.group_by), *(len(r.group) for r in self.rows)])
@@ -81,3 +98,49 @@ def _order(group: str) -> tuple[int, float | str]:
         return (0, float(group))
     except ValueError:
         return (1, group)
+
+
+BAR, GAP, PLOT_HEIGHT, LEFT, TOP, BOTTOM = 44, 22, 220, 56, 48, 64
+
+
+def bar_chart_svg(census: Census) -> str:
+    """A self-contained SVG: one bar per group, its height the share of models holding the
+    circuit, labelled ``with/models``. Hand-written so a census plot needs no plotting
+    library."""
+    title = f"models containing {census.circuit}, by {census.group_by}"
+    width = max(LEFT + len(census.rows) * (BAR + GAP) + GAP, 8 * len(title) + 2 * GAP)
+    height = TOP + PLOT_HEIGHT + BOTTOM
+    base = TOP + PLOT_HEIGHT
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="14">'
+        f"{escape(title)}</text>",
+    ]
+    for pct in (0, 25, 50, 75, 100):
+        y = base - PLOT_HEIGHT * pct / 100
+        parts.append(f'<line x1="{LEFT}" y1="{y}" x2="{width - GAP / 2}" y2="{y}" '
+                     'stroke="#ddd"/>')
+        parts.append(f'<text x="{LEFT - 6}" y="{y + 4}" text-anchor="end" fill="#555">'
+                     f"{pct}%</text>")
+    for i, row in enumerate(census.rows):
+        x = LEFT + GAP + i * (BAR + GAP)
+        h = PLOT_HEIGHT * row.fraction
+        label = f"{row.with_circuit}/{row.models}"
+        parts += [
+            f'<rect class="bar" x="{x}" y="{base - h:.1f}" width="{BAR}" height="{h:.1f}" '
+            f'fill="#3b6ea5"><title>{escape(row.group)}: {label} ({row.fraction:.1%})'
+            "</title></rect>",
+            f'<text x="{x + BAR / 2}" y="{base - h - 5:.1f}" text-anchor="middle">'
+            f"{label}</text>",
+            f'<text x="{x + BAR / 2}" y="{base + 16}" text-anchor="middle">'
+            f"{escape(row.group)}</text>",
+        ]
+    parts += [
+        f'<line x1="{LEFT}" y1="{base}" x2="{width - GAP / 2}" y2="{base}" stroke="#333"/>',
+        f'<text x="{LEFT + (width - LEFT) / 2}" y="{base + 40}" text-anchor="middle" '
+        f'fill="#555">{escape(census.group_by)}</text>',
+        "</svg>",
+    ]
+    return "\n".join(parts) + "\n"

@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.config_loader import CONFIG_FORMAT, NETWORK_INPUT
+
+DEFAULT_NEGATIVE_SLOPE = 0.01  # the config loader's leaky_relu slope when a layer names none
 
 PREVIOUS = "<previous>"
 
@@ -72,6 +75,61 @@ class MLPSpec:
             act = "identity" if layer.activation == "linear" else layer.activation
             values[layer.name] = Activation(act).apply(pre)
         return values[self.layers[-1].name]
+
+
+def spec_from_graph(graph: NeuronGraph, meta: Mapping[str, Any] | None = None) -> MLPSpec:
+    """A neuron graph as dense layers, so that it can be written to a file.
+
+    Files describe a network layer by layer, a ``NeuronGraph`` unit by unit. Hidden units
+    become layers by depth (split by activation where one depth mixes them), outputs form the
+    last layer, and every layer reads each earlier layer it has an edge from: skip
+    connections become extra ``reads``. ``meta["units"]`` records which graph unit each new
+    source id (``"fc1:0"``) stands for.
+    """
+    position: dict[str, tuple[str, int]] = {u.id: (NETWORK_INPUT, i)
+                                            for i, u in enumerate(graph.inputs)}
+    widths: dict[str, int] = {NETWORK_INPUT: len(graph.inputs)}
+    groups: dict[tuple[int, Activation, float], list[Unit]] = {}
+    for unit in sorted(graph.hidden, key=lambda u: graph.layers[u.id]):
+        groups.setdefault((graph.layers[unit.id], unit.activation, unit.alpha), []).append(unit)
+    layers = [(f"fc{i + 1}", units) for i, units in enumerate(groups.values())]
+    layers.append(("out", list(graph.outputs)))
+    layer_names = [NETWORK_INPUT] + [name for name, _ in layers]
+    dense = []
+    for name, units in layers:
+        _check_writable(graph, name, units)
+        reads = sorted({position[src][0] for u in units for src in u.inputs} or {NETWORK_INPUT},
+                       key=layer_names.index)
+        offsets = dict(zip(reads, np.cumsum([0] + [widths[r] for r in reads]), strict=False))
+        weight = np.zeros((len(units), sum(widths[r] for r in reads)))
+        for row, unit in enumerate(units):
+            for src, w in unit.inputs.items():
+                layer, col = position[src]
+                weight[row, offsets[layer] + col] = w
+            position[unit.id] = (name, row)
+        widths[name] = len(units)
+        dense.append(DenseLayer(name, weight, np.array([u.bias for u in units], dtype=float),
+                                units[0].activation.value, tuple(reads)))
+    units_meta = {f"{position[u.id][0]}:{position[u.id][1]}": u.id
+                  for u in graph.units if u.kind is not UnitKind.INPUT}
+    return MLPSpec(len(graph.inputs), tuple(dense), {**(meta or {}), "units": units_meta})
+
+
+def _check_writable(graph: NeuronGraph, layer: str, units: Sequence[Unit]) -> None:
+    """What a dense layer of a config file cannot say: one activation per layer, the loader's
+    default leaky slope, outputs that feed nothing."""
+    if not units:
+        raise ValueError("the graph has no output units")
+    if len({(u.activation, u.alpha) for u in units}) > 1:
+        raise ValueError(f"the outputs mix activations ({', '.join(u.id for u in units)}); a "
+                         "file's output layer has one")
+    for unit in units:
+        if unit.activation is Activation.LEAKY_RELU and unit.alpha != DEFAULT_NEGATIVE_SLOPE:
+            raise ValueError(f"unit {unit.id!r} has leaky slope {unit.alpha}; files written "
+                             f"here use {DEFAULT_NEGATIVE_SLOPE}")
+        if layer == "out" and graph.successors[unit.id]:
+            raise ValueError(f"output {unit.id!r} feeds other units; only the last layer of "
+                             "a file is read as output")
 
 
 def save(spec: MLPSpec, path: Path) -> Path:
