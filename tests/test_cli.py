@@ -218,5 +218,5 @@ def test_compare_a_network_with_its_permuted_rescaled_copy(
     run(capsys, "index", str(tmp_path / "zoo"), "--store", store)
     code, out, _ = run(capsys, "compare", "a", "b", "--store", store, "--json", "--no-circuits")
     result = json.loads(out)
-    assert result["equivalent"] is True
+    assert code == 0 and result["equivalent"] is True
     assert result["shared_hidden_neurons"] == result["hidden_neurons"][0] == 11
