@@ -94,7 +94,8 @@ class Database:
                 if isinstance(records, CircuitQLError):
                     report.failed.append((model, records))
                 else:
-                    outcome = report.times.timed("write", lambda r=records: self.store.write(r))
+                    with report.times.timing("write"):
+                        outcome = self.store.write(records)
                     target = report.indexed if outcome.status == "indexed" else report.unchanged
                     target.append(outcome.model)
                 if on_done:
