@@ -261,6 +261,15 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Pin:
+    """``x = 'input:3'`` in a MATCH's WHERE: variable ``name`` must bind that stored neuron."""
+
+    name: str
+    neuron: str
+    pos: Pos | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Match:
     target: Target
     where: tuple[Compare, ...] = ()
@@ -268,6 +277,7 @@ class Match:
     tolerance: float | None = None
     limit: int | None = None
     explain: bool = False
+    pins: tuple[Pin, ...] = ()
     pos: Pos | None = field(default=None, compare=False, repr=False)
     source: SourceText | None = field(default=None, compare=False, repr=False)
 

@@ -326,8 +326,18 @@ class _ToAst(Transformer[Token, Any]):
         return replace(items[0], explain=True)
 
     def match(self, items: list[Any]) -> ast.Match:
-        target, where, models, tolerance, limit = items
-        return ast.Match(target, where or (), models, tolerance, limit, pos=target.pos)
+        target, conditions, models, tolerance, limit = items
+        conditions = conditions or ()
+        where = tuple(c for c in conditions if not isinstance(c, ast.Pin))
+        pins = tuple(c for c in conditions if isinstance(c, ast.Pin))
+        return ast.Match(target, where, models, tolerance, limit, pins=pins, pos=target.pos)
+
+    def match_where(self, items: list[Any]) -> tuple[ast.Compare | ast.Pin, ...]:
+        return tuple(e if isinstance(e, ast.Pin) else _comparison(e, "WHERE") for e in items)
+
+    def pin(self, items: list[Any]) -> ast.Pin:
+        name, neuron = items
+        return ast.Pin(str(name), _string(neuron), pos=_at(name))
 
     def census(self, items: list[Any]) -> ast.Census:
         target, where, models, tolerance, group_by = items

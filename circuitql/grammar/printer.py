@@ -191,7 +191,12 @@ def statement_text(s: ast.Statement) -> str:
     prefix = "EXPLAIN " if s.explain else ""
     if isinstance(s, ast.Match):
         limit = f" LIMIT {s.limit}" if s.limit is not None else ""
-        return f"{prefix}MATCH {_target(s.target)}{_options(s.where, s.models, s.tolerance)}{limit}"
+        pins = " AND ".join(f"{p.name} = {string(p.neuron)}" for p in s.pins)
+        options = _options(s.where, s.models, s.tolerance)
+        if pins:
+            options = (options.replace(" WHERE ", f" WHERE {pins} AND ", 1) if s.where
+                       else f" WHERE {pins}{options}")
+        return f"{prefix}MATCH {_target(s.target)}{options}{limit}"
     if isinstance(s, ast.Census):
         prop = s.group_by if _PLAIN_PROPERTY.match(s.group_by) else string(s.group_by)
         options = _options(s.where, s.models, s.tolerance)

@@ -13,7 +13,7 @@ import difflib
 import itertools
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from circuitql.grammar import ast
 from circuitql.grammar.errors import CircuitDefinitionError, UnknownCircuitError
@@ -53,6 +53,7 @@ class MatchQuery:
     tolerance: float | None = None
     limit: int | None = None
     explain: bool = False
+    pins: Mapping[str, str] = field(default_factory=dict)  # variable -> stored neuron id
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,11 @@ def _error(
     what: str, source: ast.SourceText | None, pos: ast.Pos | None, fix: str | None = None
 ) -> CircuitDefinitionError:
     return CircuitDefinitionError(what, source=source, pos=pos, fix=fix)
+
+
+def _unit_names(pattern: Pattern) -> tuple[str, ...]:
+    """Every unit name of every flat variant (hidden units can be pinned too)."""
+    return tuple({u.name for flat in expand(pattern, 1) for u in flat.units})
 
 
 def _closest(name: str, candidates: Iterable[str]) -> tuple[str, ...]:
@@ -457,7 +463,13 @@ class Compiler:
             return CompareQuery(a.model_a, a.model_b, a.tolerance, a.explain)
         pattern = self._target(a.target, a.where, a.source)
         if isinstance(a, ast.Match):
-            return MatchQuery(pattern, a.models, a.tolerance, a.limit, a.explain)
+            for pin in a.pins:
+                if pin.name not in (*pattern.inputs, *pattern.outputs, *_unit_names(pattern)):
+                    raise _error(f"{pattern.name} has no variable {pin.name!r} to pin",
+                                 a.source, pin.pos,
+                                 f"pin one of {', '.join(pattern.inputs + pattern.outputs)}")
+            return MatchQuery(pattern, a.models, a.tolerance, a.limit, a.explain,
+                              {p.name: p.neuron for p in a.pins})
         return CensusQuery(pattern, a.group_by, a.models, a.tolerance, a.explain)
 
     def _target(

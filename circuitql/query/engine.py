@@ -161,10 +161,14 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
     seen: set[tuple[str, frozenset[str]]] = set()
     found = 0
     for pattern in expand(query.pattern, max_repeat):
+        if any(var not in pattern.by_name for var in query.pins):
+            continue  # a variant without the pinned unit cannot bind it
         explain.patterns += 1
-        the_plan = plan(pattern, count)
+        the_plan = plan(pattern, count, query.pins)
         explain.plans.append(the_plan.text())
-        for match in _run_pattern(store, the_plan, names, tolerance, explain, seen):
+        scope = [m.name for m in infos]
+        for match in _run_pattern(store, the_plan, names, tolerance, explain, seen,
+                                  query.pins, scope):
             yield match
             found += 1
             if query.limit is not None and found >= query.limit:
@@ -172,11 +176,16 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
 
 
 def _run_pattern(store: Store, the_plan: Plan, models: list[str] | None, tolerance: float,
-                 explain: Explain, seen: set[tuple[str, frozenset[str]]]) -> Iterator[Match]:
+                 explain: Explain, seen: set[tuple[str, frozenset[str]]],
+                 pins: Mapping[str, str], scope: list[str]) -> Iterator[Match]:
     pattern = the_plan.pattern
     anchor_unit = pattern.unit(the_plan.anchor)
     with _Clock(explain, "lookup"):
-        hits = store.find_neurons(the_plan.columns, models)
+        if the_plan.anchor in pins:
+            uid = pins[the_plan.anchor]
+            hits = [(m, r) for m in scope for r in store.records(m, [uid]).values()]
+        else:
+            hits = store.find_neurons(the_plan.columns, models)
     by_model: dict[str, list[str]] = defaultdict(list)
     for model, record in hits:
         if anchor_unit.constraint.admits(record.signature):
@@ -191,13 +200,15 @@ def _run_pattern(store: Store, the_plan: Plan, models: list[str] | None, toleran
             if hood is None:
                 continue
             explain.counts["grow"] += 1
-            yield from _matches_in(model, pattern, hood, tolerance, explain, seen)
+            yield from _matches_in(model, pattern, hood, tolerance, explain, seen, pins)
 
 
 def _matches_in(model: str, pattern: CircuitPattern, hood: Neighbourhood, tolerance: float,
-                explain: Explain, seen: set[tuple[str, frozenset[str]]]) -> Iterator[Match]:
+                explain: Explain, seen: set[tuple[str, frozenset[str]]],
+                pins: Mapping[str, str]) -> Iterator[Match]:
     with _Clock(explain, "match"):
-        mappings = list(structural_matches(pattern, hood))
+        mappings = [m for m in structural_matches(pattern, hood)
+                    if all(m.get(var) == uid for var, uid in pins.items())]
     explain.counts["match"] += len(mappings)
     for mapping in mappings:
         key = (model, frozenset(mapping.values()))

@@ -52,8 +52,16 @@ class Plan:
 Counter = Callable[[Mapping[str, object]], int]
 
 
-def plan(pattern: CircuitPattern, count: Counter) -> Plan:
-    """``count(columns)`` is the number of stored neurons with those signature columns."""
+def plan(pattern: CircuitPattern, count: Counter, pinned: Mapping[str, str] | None = None
+         ) -> Plan:
+    """``count(columns)`` is the number of stored neurons with those signature columns.
+
+    A pinned variable (``WHERE x = 'input:3'``) is the anchor, whatever its role: the search
+    then grows only around that neuron.
+    """
+    pin = next((u.name for u in pattern.units if u.name in (pinned or {})), None)
+    if pin is not None:
+        return Plan(pattern, pin, 1, _grow(pattern, pin))
     anchors = [u for u in pattern.units if u.role is not Role.INPUT]
     costs = {u.name: count(u.constraint.columns()) for u in anchors}
     # Rarest first; among equals, closed fan-in (an exact index key) and hidden units first.

@@ -21,7 +21,8 @@ from torch import nn
 
 from circuitql.api import Database
 from circuitql.graph import NeuronGraph
-from circuitql.query.engine import Match
+from circuitql.query.engine import Explain, Match
+from circuitql.query.library import reference_network
 from circuitql.zoo.plant import PLANTS, GroundTruth, planted_zoo, random_host
 from tests.indexer.test_torch_loader import MinNet
 from tests.query.conftest import open_database
@@ -219,3 +220,19 @@ def test_hand_wired_is_even_is_one_chain(db: Database) -> None:
     assert hidden == {f"{2 * i}:{row}" for i in range(5) for row in (0, 1)}
     assert m.bindings["x"] == "input:0" and m.bindings["y"] == "10:0"
     assert m.params["fold[1].c"] == pytest.approx(8.0)
+
+
+def test_a_pinned_variable_restricts_the_search_to_that_neuron(db: Database) -> None:
+    for name in ("abs", "identity", "min_skip", "min_sym"):
+        db.index(reference_network(name), f"ref/{name}")
+    found = {(m.model, m.bindings["x"]) for m in db.query("MATCH detector_pair")}
+    assert {model for model, _ in found} >= {"ref/abs", "ref/identity"}
+    pinned = list(db.query("MATCH detector_pair WHERE x = 'input:0' IN MODELS 'ref/abs'"))
+    assert [(m.model, m.bindings["x"]) for m in pinned] == [("ref/abs", "input:0")]
+    assert list(db.query("MATCH abs WHERE x = 'no-such-neuron'")) == []
+    # a hidden unit only one implementation has: the other variants cannot bind it
+    skip = list(db.query("MATCH min WHERE d = 'd'"))
+    assert [(m.model, m.variant) for m in skip] == [("ref/min_skip", "min_skip")]
+    explain = Explain()
+    list(db.query("MATCH abs WHERE x = 'input:0'", explain=explain))
+    assert "anchor x" in explain.plans[0]
