@@ -32,15 +32,17 @@ SHAPE = (8, [64, 64, 64], 4)
 PLANTED_EVERY = 10
 
 
-def zoo_items(n_models: int, seed: int, width: int = 64) -> tuple[list[tuple[object, str]],
-                                                                    list[str]]:
-    """(graph, name) pairs of the zoo, and the names of the models with a planted abs."""
+def zoo_items(n_models: int, seed: int, width: int = 64, planted_count: int | None = None
+              ) -> tuple[list[tuple[object, str]], list[str]]:
+    """(graph, name) pairs of the zoo, and the names of the models with a planted abs: one
+    in ten, or the first ``planted_count`` of every ten when that is given."""
     planted, items = [], []
     n_inputs, widths, n_outputs = SHAPE[0], [width] * len(SHAPE[1]), SHAPE[2]
+    every = max(1, n_models // planted_count) if planted_count else PLANTED_EVERY
     for i in range(n_models):
         rng = np.random.default_rng([seed, i])
         name = f"mlp{i:05d}"
-        if i % PLANTED_EVERY == 0:
+        if i % every == 0 and (planted_count is None or len(planted) < planted_count):
             graph, _ = planted_host("abs", n_inputs, widths, n_outputs, rng)
             planted.append(name)
         else:
@@ -49,9 +51,10 @@ def zoo_items(n_models: int, seed: int, width: int = 64) -> tuple[list[tuple[obj
     return items, planted
 
 
-def build_zoo(db_path: Path, n_models: int, seed: int, width: int = 64) -> list[str]:
+def build_zoo(db_path: Path, n_models: int, seed: int, width: int = 64,
+              planted_count: int | None = None) -> list[str]:
     """Index the zoo into a fresh store; returns the names of the planted models."""
-    items, planted = zoo_items(n_models, seed, width)
+    items, planted = zoo_items(n_models, seed, width, planted_count)
     with connect(str(db_path)) as db:
         db.index_many(items)
     return planted
@@ -84,7 +87,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--baseline-models", type=int, default=2)
+    parser.add_argument("--planted", type=int, default=None, metavar="N",
+                        help="plant abs in N models whatever the zoo size (default: one in "
+                        "ten), to see cost follow candidates rather than models")
+    parser.add_argument("--baseline-models", type=int, default=2,
+                        help="models the VF2 baseline runs on (0: skip it)")
     parser.add_argument("--baseline-width", type=int, default=32,
                         help="hidden width of the zoo the baseline runs on (it is exponential "
                         "in width: ~9 s per model at 32)")
@@ -97,7 +104,7 @@ def main() -> None:
         for size in args.sizes:
             db_path = Path(tmp) / f"zoo{size}.db"
             start = time.perf_counter()
-            planted = build_zoo(db_path, size, args.seed)
+            planted = build_zoo(db_path, size, args.seed, planted_count=args.planted)
             build = time.perf_counter() - start
             times, explain, found = time_query(db_path, "MATCH abs", args.repeats)
             p95 = sorted(times)[max(0, round(0.95 * len(times)) - 1)]
@@ -106,6 +113,8 @@ def main() -> None:
                   f"{len(times)} runs; {len(found)} models matched ({len(planted)} planted, "
                   f"recall {len(found & set(planted)) / len(planted):.0%}, "
                   f"{len(found - set(planted))} unplanted); stage counts {explain.counts}")
+        if args.baseline_models == 0:
+            return
         db_path = Path(tmp) / "baseline.db"
         n = 2 * args.baseline_models
         planted = build_zoo(db_path, n, args.seed, args.baseline_width)
