@@ -77,6 +77,8 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE INDEX neuron_kind_fan_in IF NOT EXISTS "
     "FOR (n:Neuron) ON (n.kind, n.activation, n.fan_in)",
     "CREATE INDEX neuron_layer IF NOT EXISTS FOR (n:Neuron) ON (n.layer)",
+    "CREATE INDEX neuron_fan_in IF NOT EXISTS "
+    "FOR (n:Neuron) ON (n.fan_in, n.n_pos, n.n_neg, n.bias_class)",
     "CREATE VECTOR INDEX neuron_signature_embedding IF NOT EXISTS "
     "FOR (n:Neuron) ON (n.embedding) OPTIONS {indexConfig: {"
     f"`vector.dimensions`: {EMBEDDING_DIMENSIONS}, `vector.similarity_function`: 'euclidean', "

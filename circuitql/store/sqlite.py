@@ -41,7 +41,7 @@ from circuitql.store.base import (
     lookup_values,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Executed one statement at a time: executescript() would commit the transaction that guards
 # schema creation.
@@ -90,6 +90,8 @@ _SCHEMA = (
     "CREATE INDEX neurons_by_detector ON neurons(activation, n_pos, n_neg, bias_class)",
     "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)",
     "CREATE INDEX neurons_by_layer ON neurons(layer)",
+    # Output units of a pattern constrain fan-in and signs but not the activation.
+    "CREATE INDEX neurons_by_fan_in ON neurons(fan_in, n_pos, n_neg, bias_class)",
     """
     CREATE TABLE token_stats (
         token TEXT PRIMARY KEY,
