@@ -26,7 +26,8 @@ def baseline_matches(store: Store, model: str, pattern: CircuitPattern,
                      deadline: float | None = None) -> Iterator[frozenset[str]]:
     """The unit sets of verified matches in one model, found without any index."""
     neurons = store.neurons(model)
-    views = store.fetch(model, [n.uid for n in neurons])
+    views = {uid: view for (_, uid), view in
+             store.fetch([(model, n.uid) for n in neurons]).items()}
     host = nx.DiGraph()
     for uid, view in views.items():
         signature = view.record.signature

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,9 @@ if TYPE_CHECKING:
 DEFAULT_TOLERANCE = 0.05
 MAX_REPEAT_CAP = 32
 STAGES = ("lookup", "grow", "match", "fit", "verify")
+# Anchors grown together: one store round trip per plan step for the whole batch, while a
+# LIMIT still stops the search after the batch that satisfied it.
+GROW_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -188,23 +190,17 @@ def _run_pattern(store: Store, the_plan: Plan, models: list[str] | None, toleran
     with _Clock(explain, "lookup"):
         if the_plan.anchor in pins:
             uid = pins[the_plan.anchor]
-            hits = [(m, r) for m in scope for r in store.records(m, [uid]).values()]
+            hits = [(m, r) for (m, _), r in store.records([(m, uid) for m in scope]).items()]
         else:
             hits = store.find_neurons(the_plan.columns, models)
-    by_model: dict[str, list[str]] = defaultdict(list)
-    for model, record in hits:
-        if anchor_unit.constraint.admits(record.signature):
-            by_model[model].append(record.uid)
-    explain.counts["lookup"] += sum(len(v) for v in by_model.values())
-    for model, uids in by_model.items():
+    anchors = [(model, record.uid) for model, record in hits
+               if anchor_unit.constraint.admits(record.signature)]
+    explain.counts["lookup"] += len(anchors)
+    for start in range(0, len(anchors), GROW_BATCH):
         with _Clock(explain, "grow"):
-            anchors = store.fetch(model, uids)
-        for uid in uids:
-            with _Clock(explain, "grow"):
-                hood = grow(store, model, anchors[uid], the_plan)
-            if hood is None:
-                continue
-            explain.counts["grow"] += 1
+            hoods = grow(store, anchors[start:start + GROW_BATCH], the_plan)
+        explain.counts["grow"] += len(hoods)
+        for model, hood in hoods:
             yield from _matches_in(model, pattern, hood, tolerance, explain, seen, pins)
 
 

@@ -1,17 +1,20 @@
-"""From one anchor candidate to structural matches: grow the neighbourhood, run the
+"""From anchor candidates to structural matches: grow the neighbourhood, run the
 monomorphism, check the weights.
 
-Growing follows the plan: each step fetches, in one store round trip, the significant
-neighbours of the units found so far and keeps those whose signature the next pattern unit
-admits. Nothing outside the pattern's reach is loaded. Every structural match is then checked
-coefficient by coefficient: exact weights as ratios within tolerance, sign-only weights by
-sign, free parameters fitted by least squares across all units that mention them.
+Growing follows the plan: each step fetches, in one store round trip for all candidates
+together, the significant neighbours of the units found so far and keeps those whose
+signature the next pattern unit admits. Nothing outside the pattern's reach is loaded.
+Every structural match is then checked coefficient by coefficient: exact weights as ratios
+within tolerance, sign-only weights by sign, free parameters fitted by least squares across
+all units that mention them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -20,7 +23,7 @@ from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE
 from circuitql.query.isomorphism import monomorphisms
 from circuitql.query.pattern import CircuitPattern, Coef, CoefKind, Poly, Role
 from circuitql.query.plan import Plan
-from circuitql.store.base import NeuronView, Store
+from circuitql.store.base import NeuronKey, NeuronView, Store
 
 
 @dataclass(frozen=True)
@@ -37,38 +40,66 @@ def significant_inputs(view: NeuronView) -> list[tuple[str, float]]:
     return [(s, w) for s, w in view.inputs if top > 0 and abs(w) >= DEFAULT_SIGNIFICANCE * top]
 
 
-def grow(store: Store, model: str, anchor: NeuronView, plan: Plan) -> Neighbourhood | None:
-    """Candidate sets for every pattern unit around one anchor, or None when one is empty."""
+def grow(store: Store, anchors: Sequence[NeuronKey], plan: Plan
+         ) -> list[tuple[str, Neighbourhood]]:
+    """(model, neighbourhood) around each anchor whose every pattern unit has a candidate.
+
+    All anchors grow in lockstep: each plan step asks the store once for what every surviving
+    neighbourhood reached, so a query costs a few round trips per plan step whatever the
+    number of candidates (which is what makes a networked store usable). Neighbourhoods of
+    the same model share one view table: their units overlap, and each is fetched once.
+    """
     pattern = plan.pattern
-    views: dict[str, NeuronView] = {anchor.record.uid: anchor}
-    candidates: dict[str, frozenset[str]] = {plan.anchor: frozenset([anchor.record.uid])}
+    views: dict[str, dict[str, NeuronView]] = defaultdict(dict)
+    _fetch_into(views, store, anchors)
+    alive = [(model, {plan.anchor: frozenset([uid])}) for model, uid in anchors
+             if uid in views[model]]
     for step in plan.steps:
         unit = pattern.unit(step.unit)
-        reached: set[str] = set()
-        for uid in candidates[step.via]:
-            view = views[uid]
-            if step.direction == "input":
-                reached.update(s for s, _ in significant_inputs(view))
-            else:
-                reached.update(t for t, _ in view.outputs)
-        unseen = [uid for uid in reached if uid not in views]
+        reached = [_reach(views[model], candidates[step.via], step.direction)
+                   for model, candidates in alive]
+        unseen = list(dict.fromkeys(
+            (model, uid) for (model, _), uids in zip(alive, reached, strict=True)
+            for uid in uids if uid not in views[model]))
         if step.direction == "output" and unseen:
             # A dense layer fans out to every unit of the next: look at their signatures
             # first, and fetch edges only for the few the next pattern unit admits.
-            records = store.records(model, unseen)
-            unseen = [u for u in unseen if u in records
-                      and unit.constraint.admits(records[u].signature)]
-        if unseen:
-            views.update(store.fetch(model, unseen))
-        kept = frozenset(
-            uid for uid in reached
-            if uid in views and unit.constraint.admits(views[uid].record.signature)
-            and (step.direction == "input" or _feeds(views[uid], candidates[step.via]))
-        )
-        if not kept:
-            return None
-        candidates[step.unit] = kept
-    return Neighbourhood(candidates, views)
+            records = store.records(unseen)
+            unseen = [key for key in unseen
+                      if key in records and unit.constraint.admits(records[key].signature)]
+        _fetch_into(views, store, unseen)
+        survivors = []
+        for (model, candidates), uids in zip(alive, reached, strict=True):
+            hood = views[model]
+            kept = frozenset(
+                uid for uid in uids
+                if uid in hood and unit.constraint.admits(hood[uid].record.signature)
+                and (step.direction == "input" or _feeds(hood[uid], candidates[step.via]))
+            )
+            if kept:
+                survivors.append((model, {**candidates, step.unit: kept}))
+        alive = survivors
+    return [(model, Neighbourhood(candidates, views[model])) for model, candidates in alive]
+
+
+def _fetch_into(views: dict[str, dict[str, NeuronView]], store: Store,
+                keys: Sequence[NeuronKey]) -> None:
+    if keys:
+        for (model, uid), view in store.fetch(keys).items():
+            views[model][uid] = view
+
+
+def _reach(views: Mapping[str, NeuronView], via: frozenset[str],
+           direction: Literal["input", "output"]) -> list[str]:
+    """Units one step from ``via``: significant sources, or every target."""
+    reached: dict[str, None] = {}
+    for uid in via:
+        view = views[uid]
+        if direction == "input":
+            reached.update((s, None) for s, _ in significant_inputs(view))
+        else:
+            reached.update((t, None) for t, _ in view.outputs)
+    return list(reached)
 
 
 def _feeds(view: NeuronView, sources: frozenset[str]) -> bool:

@@ -56,6 +56,10 @@ class NeuronRecord:
         return self.signature.token
 
 
+NeuronKey = tuple[str, str]
+"""(model name, neuron uid): a neuron's address anywhere in the store."""
+
+
 class EdgeRecord(NamedTuple):
     """One weighted edge. A NamedTuple, not a dataclass: a model has thousands of them and a
     frozen dataclass costs several times more to build."""
@@ -162,15 +166,18 @@ class Store(Protocol):
         planner's selectivity estimate for each pattern unit."""
         ...
 
-    def records(self, model: str, uids: Sequence[str]) -> dict[str, NeuronRecord]:
-        """The named neurons of one model without their edges: the cheap first look at a
-        dense layer's worth of neighbours, most of which a signature check rejects."""
+    def records(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronRecord]:
+        """The named neurons without their edges: the cheap first look at a dense layer's
+        worth of neighbours, most of which a signature check rejects. Keys the store lacks
+        are left out."""
         ...
 
-    def fetch(self, model: str, uids: Sequence[str]) -> dict[str, NeuronView]:
-        """The named neurons of one model with their incoming and outgoing edges; uids the
-        model lacks are left out. One round trip however many uids: the engine calls this
-        once per expansion step of a candidate neighbourhood."""
+    def fetch(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronView]:
+        """The named neurons with their incoming and outgoing edges; keys the store lacks are
+        left out. One round trip however many keys, across any number of models: the engine
+        grows every candidate neighbourhood of a query in lockstep and calls this once per
+        pattern step, so a networked store costs a handful of round trips per query, not a
+        handful per candidate."""
         ...
 
     def close(self) -> None: ...

@@ -40,6 +40,7 @@ from circuitql.store.base import (
     EdgeRecord,
     IndexedModel,
     ModelInfo,
+    NeuronKey,
     NeuronRecord,
     NeuronView,
     WriteOutcome,
@@ -389,30 +390,30 @@ class Neo4jStore:
         )
         return [EdgeRecord(r["src"], r["dst"], r["weight"]) for r in records]
 
-    def records(self, model: str, uids: Sequence[str]) -> dict[str, NeuronRecord]:
+    def records(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronRecord]:
         records = self._read(
-            "UNWIND $uids AS uid "
-            "MATCH (n:Neuron {namespace: $namespace, model: $model, uid: uid}) RETURN n",
-            model=model, uids=list(dict.fromkeys(uids)),
+            "UNWIND $keys AS key "
+            "MATCH (n:Neuron {namespace: $namespace, model: key[0], uid: key[1]}) RETURN n",
+            keys=_unique_keys(keys),
         )
-        return {r["n"]["uid"]: _neuron_record(r["n"]) for r in records}
+        return {(r["n"]["model"], r["n"]["uid"]): _neuron_record(r["n"]) for r in records}
 
-    def fetch(self, model: str, uids: Sequence[str]) -> dict[str, NeuronView]:
-        """One statement: each uid is a seek on the (namespace, model, uid) uniqueness index,
-        and both edge lists come back with it, so a small expansion step costs one round
-        trip, not one per neuron."""
+    def fetch(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronView]:
+        """One statement: each key is a seek on the (namespace, model, uid) uniqueness index,
+        and both edge lists come back with it, so a whole expansion step of every candidate
+        neighbourhood costs one round trip."""
         records = self._read(
-            "UNWIND $uids AS uid "
-            "MATCH (n:Neuron {namespace: $namespace, model: $model, uid: uid}) "
+            "UNWIND $keys AS key "
+            "MATCH (n:Neuron {namespace: $namespace, model: key[0], uid: key[1]}) "
             "RETURN n, "
             "COLLECT { MATCH (a)-[r:FEEDS]->(n) RETURN [a.uid, r.weight] ORDER BY r.ordinal } "
             "AS inputs, "
             "COLLECT { MATCH (n)-[r:FEEDS]->(b) RETURN [b.uid, r.weight] ORDER BY r.ordinal } "
             "AS outputs",
-            model=model, uids=list(dict.fromkeys(uids)),
+            keys=_unique_keys(keys),
         )
         return {
-            r["n"]["uid"]: NeuronView(
+            (r["n"]["model"], r["n"]["uid"]): NeuronView(
                 _neuron_record(r["n"]),
                 tuple((uid, weight) for uid, weight in r["inputs"]),
                 tuple((uid, weight) for uid, weight in r["outputs"]),
@@ -482,6 +483,10 @@ def _check_edges(model: IndexedModel) -> None:
                 f"model {model.name!r}: edge {edge.src} -> {edge.dst} names a neuron the model "
                 "does not have"
             )
+
+
+def _unique_keys(keys: Sequence[NeuronKey]) -> list[list[str]]:
+    return [list(key) for key in dict.fromkeys(keys)]
 
 
 def _batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

@@ -35,6 +35,7 @@ from circuitql.store.base import (
     EdgeRecord,
     IndexedModel,
     ModelInfo,
+    NeuronKey,
     NeuronRecord,
     NeuronView,
     WriteOutcome,
@@ -105,7 +106,8 @@ _NEURON_FIELDS = (
     "out_neg", "magnitudes", "bias", "token", "members",
 )
 _NEURON_COLUMNS = ", ".join(_NEURON_FIELDS)
-_ADJACENCY_COLUMNS = "input_ids, input_weights, output_ids, output_weights"
+_ADJACENCY_FIELDS = ("input_ids", "input_weights", "output_ids", "output_weights")
+_ADJACENCY_COLUMNS = ", ".join(_ADJACENCY_FIELDS)
 _WRITE_COLUMNS = f"model_id, {_NEURON_COLUMNS}, {_ADJACENCY_COLUMNS}"
 _WRITE_PLACEHOLDERS = ", ".join("?" * (len(_NEURON_FIELDS) + 5))
 _NO_EDGES: tuple[list[str], list[float]] = ([], [])
@@ -294,36 +296,37 @@ class SQLiteStore:
             return [EdgeRecord(src, dst, weight) for dst, ids, weights in rows
                     for src, weight in zip(json.loads(ids), _floats(weights), strict=True)]
 
-    def records(self, model: str, uids: Sequence[str]) -> dict[str, NeuronRecord]:
-        columns = ", ".join(f"n.{field}" for field in _NEURON_FIELDS)
-        with self._db_errors(f"reading neurons of {model!r}"):
-            rows = self._conn.execute(
-                f"SELECT {columns} FROM neurons AS n WHERE n.model_id = {_MODEL_ID} "
-                "AND n.uid IN (SELECT value FROM json_each(?))",
-                (model, json.dumps(list(uids))),
-            ).fetchall()
-        return {record.uid: record for record in map(_neuron_record, rows)}
+    def records(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronRecord]:
+        rows = self._rows_by_key(keys, ", ".join(f"n.{field}" for field in _NEURON_FIELDS))
+        return {(row[0], record.uid): record
+                for row, record in ((row, _neuron_record(row[1:])) for row in rows)}
 
-    def fetch(self, model: str, uids: Sequence[str]) -> dict[str, NeuronView]:
-        columns = ", ".join(f"n.{field}" for field in _NEURON_FIELDS)
-        with self._db_errors(f"reading neurons of {model!r}"):
-            rows = self._conn.execute(
-                f"SELECT {columns}, n.{_ADJACENCY_COLUMNS.replace(', ', ', n.')} "
-                f"FROM neurons AS n WHERE n.model_id = {_MODEL_ID} "
-                "AND n.uid IN (SELECT value FROM json_each(?))",
-                (model, json.dumps(list(uids))),
-            ).fetchall()
-        width = len(_NEURON_FIELDS)
+    def fetch(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronView]:
+        columns = ", ".join(f"n.{field}" for field in (*_NEURON_FIELDS, *_ADJACENCY_FIELDS))
+        width = len(_NEURON_FIELDS) + 1
         views = {}
-        for row in rows:
+        for row in self._rows_by_key(keys, columns):
             in_ids, in_w, out_ids, out_w = row[width:]
-            record = _neuron_record(row[:width])
-            views[record.uid] = NeuronView(
+            record = _neuron_record(row[1:width])
+            views[row[0], record.uid] = NeuronView(
                 record,
                 tuple(zip(json.loads(in_ids), _floats(in_w), strict=True)),
                 tuple(zip(json.loads(out_ids), _floats(out_w), strict=True)),
             )
         return views
+
+    def _rows_by_key(self, keys: Sequence[NeuronKey], columns: str) -> list[Any]:
+        """(model name, *columns) rows of the neurons named by ``keys``: one statement whose
+        keys travel as one JSON parameter, each a seek on the models.name and
+        (model_id, uid) indexes."""
+        with self._db_errors("reading neurons"):
+            return self._conn.execute(
+                f"SELECT m.name, {columns} FROM json_each(?) AS k "
+                "JOIN models AS m ON m.name = json_extract(k.value, '$[0]') "
+                "JOIN neurons AS n ON n.model_id = m.id "
+                "AND n.uid = json_extract(k.value, '$[1]')",
+                (json.dumps(list(dict.fromkeys(keys))),),
+            ).fetchall()
 
     def delete(self, model: str) -> bool:
         with self._transaction(f"deleting model {model!r}"):

@@ -269,25 +269,43 @@ def test_fetch_returns_neurons_with_their_edges(store: Store) -> None:
     model = fake_model("m1")
     store.write(model)
     uids = [n.uid for n in model.neurons]
-    views = store.fetch("m1", [*uids[1:3], "no-such-neuron"])
-    assert set(views) == set(uids[1:3])
-    for uid, view in views.items():
+    views = store.fetch([("m1", uid) for uid in [*uids[1:3], "no-such-neuron"]])
+    assert set(views) == {("m1", uid) for uid in uids[1:3]}
+    for (_, uid), view in views.items():
         assert view.record == next(n for n in model.neurons if n.uid == uid)
         assert sorted(view.inputs) == sorted((e.src, e.weight) for e in model.edges
                                              if e.dst == uid)
         assert sorted(view.outputs) == sorted((e.dst, e.weight) for e in model.edges
                                               if e.src == uid)
-    assert store.fetch("no-such-model", uids) == {}
-    assert store.fetch("m1", []) == {}
+    assert store.fetch([("no-such-model", uid) for uid in uids]) == {}
+    assert store.fetch([]) == {}
+
+
+def test_one_fetch_spans_models(store: Store) -> None:
+    """The engine grows candidates of many models in one call: the same uid in two models is
+    two neurons, each with its own weights, and repeated keys come back once."""
+    a, b = fake_model("m1"), fake_model("m2", scale=2.0, hidden=5)
+    store.write(a)
+    store.write(b)
+    shared = sorted({n.uid for n in a.neurons} & {n.uid for n in b.neurons})
+    keys = [(m, uid) for uid in shared for m in ("m2", "m1")]
+    views = store.fetch([*keys, *keys])
+    assert set(views) == set(keys)
+    for (name, uid), view in views.items():
+        model = a if name == "m1" else b
+        assert view.record == next(n for n in model.neurons if n.uid == uid)
+        assert sorted(view.inputs) == sorted((e.src, e.weight) for e in model.edges
+                                             if e.dst == uid)
+    assert store.records(keys) == {key: view.record for key, view in views.items()}
 
 
 def test_records_are_fetch_without_edges(store: Store) -> None:
     model = fake_model("m1")
     store.write(model)
     uids = [n.uid for n in model.neurons]
-    records = store.records("m1", [*uids, "no-such-neuron"])
-    assert records == {n.uid: n for n in model.neurons}
-    assert store.records("no-such-model", uids) == {}
+    records = store.records([("m1", uid) for uid in [*uids, "no-such-neuron"]])
+    assert records == {("m1", n.uid): n for n in model.neurons}
+    assert store.records([("no-such-model", uid) for uid in uids]) == {}
 
 
 def test_count_neurons_agrees_with_find_neurons(store: Store) -> None:

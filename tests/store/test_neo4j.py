@@ -145,9 +145,9 @@ def test_a_model_written_in_many_batches_reads_back_in_order(
     assert live.write(model).status == "indexed"
     assert live.neurons("batched") == list(model.neurons)
     assert live.edges("batched") == list(model.edges)
-    views = live.fetch("batched", [n.uid for n in model.neurons])
+    views = live.fetch([("batched", n.uid) for n in model.neurons])
     for neuron in model.neurons:
-        view = views[neuron.uid]
+        view = views["batched", neuron.uid]
         assert view.inputs == tuple((e.src, e.weight) for e in model.edges if e.dst == neuron.uid)
         assert view.outputs == tuple((e.dst, e.weight) for e in model.edges
                                      if e.src == neuron.uid)
