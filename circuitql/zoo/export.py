@@ -77,23 +77,21 @@ class MLPSpec:
         return values[self.layers[-1].name]
 
 
-def spec_from_graph(graph: NeuronGraph, meta: Mapping[str, Any] | None = None) -> MLPSpec:
+def spec_from_graph(graph: NeuronGraph, meta: Mapping[str, Any] | None = None,
+                    keep_ids: bool = False) -> MLPSpec:
     """A neuron graph as dense layers, so that it can be written to a file.
 
     Files describe a network layer by layer, a ``NeuronGraph`` unit by unit. Hidden units
     become layers by depth (split by activation where one depth mixes them), outputs form the
     last layer, and every layer reads each earlier layer it has an edge from: skip
     connections become extra ``reads``. ``meta["units"]`` records which graph unit each new
-    source id (``"fc1:0"``) stands for.
+    source id (``"fc1:0"``) stands for. With ``keep_ids`` the graph's ids already name layers
+    and rows (``"fc1:0"``, as in a planted host whose ground truth uses them): they are kept.
     """
     position: dict[str, tuple[str, int]] = {u.id: (NETWORK_INPUT, i)
                                             for i, u in enumerate(graph.inputs)}
     widths: dict[str, int] = {NETWORK_INPUT: len(graph.inputs)}
-    groups: dict[tuple[int, Activation, float], list[Unit]] = {}
-    for unit in sorted(graph.hidden, key=lambda u: graph.layers[u.id]):
-        groups.setdefault((graph.layers[unit.id], unit.activation, unit.alpha), []).append(unit)
-    layers = [(f"fc{i + 1}", units) for i, units in enumerate(groups.values())]
-    layers.append(("out", list(graph.outputs)))
+    layers = _layers_by_id(graph) if keep_ids else _layers_by_depth(graph)
     layer_names = [NETWORK_INPUT] + [name for name, _ in layers]
     dense = []
     for name, units in layers:
@@ -110,9 +108,37 @@ def spec_from_graph(graph: NeuronGraph, meta: Mapping[str, Any] | None = None) -
         widths[name] = len(units)
         dense.append(DenseLayer(name, weight, np.array([u.bias for u in units], dtype=float),
                                 units[0].activation.value, tuple(reads)))
-    units_meta = {f"{position[u.id][0]}:{position[u.id][1]}": u.id
-                  for u in graph.units if u.kind is not UnitKind.INPUT}
-    return MLPSpec(len(graph.inputs), tuple(dense), {**(meta or {}), "units": units_meta})
+    units_meta = {} if keep_ids else {"units": {
+        f"{position[u.id][0]}:{position[u.id][1]}": u.id
+        for u in graph.units if u.kind is not UnitKind.INPUT}}
+    return MLPSpec(len(graph.inputs), tuple(dense), {**(meta or {}), **units_meta})
+
+
+Layers = list[tuple[str, list[Unit]]]
+
+
+def _layers_by_depth(graph: NeuronGraph) -> Layers:
+    groups: dict[tuple[int, Activation, float], list[Unit]] = {}
+    for unit in sorted(graph.hidden, key=lambda u: graph.layers[u.id]):
+        groups.setdefault((graph.layers[unit.id], unit.activation, unit.alpha), []).append(unit)
+    layers = [(f"fc{i + 1}", units) for i, units in enumerate(groups.values())]
+    return [*layers, ("out", list(graph.outputs))]
+
+
+def _layers_by_id(graph: NeuronGraph) -> Layers:
+    """Layers named by the ids' module part, rows in id order; ids must number each layer's
+    rows 0..n-1 (the rows a file gives them back under)."""
+    layers: dict[str, list[Unit]] = {}
+    for unit in graph.units:
+        if unit.kind is not UnitKind.INPUT:
+            layers.setdefault(unit.id.rsplit(":", 1)[0], []).append(unit)
+    for name, units in layers.items():
+        units.sort(key=lambda u: int(u.id.rsplit(":", 1)[1]))
+        if [u.id for u in units] != [f"{name}:{row}" for row in range(len(units))]:
+            raise ValueError(f"the ids of layer {name!r} do not number rows 0..{len(units) - 1}")
+    if [u.id for u in graph.inputs] != [f"{NETWORK_INPUT}:{i}" for i in range(len(graph.inputs))]:
+        raise ValueError(f"input ids are not {NETWORK_INPUT}:0..{len(graph.inputs) - 1}")
+    return list(layers.items())
 
 
 def _check_writable(graph: NeuronGraph, layer: str, units: Sequence[Unit]) -> None:

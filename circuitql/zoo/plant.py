@@ -33,7 +33,7 @@ from networkx.algorithms.isomorphism import DiGraphMatcher
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import canonicalize
 from circuitql.query.library import builtin_library, reference_network
-from circuitql.zoo.export import DenseLayer, MLPSpec, save
+from circuitql.zoo.export import save, spec_from_graph
 
 NOISE = 0.01  # relative weight noise, and the leftovers' bound relative to a row's largest
 RESCALE = (0.2, 5.0)  # range of the random positive rescaling factors
@@ -454,35 +454,12 @@ def planted_zoo(seed: int = 0) -> tuple[dict[str, NeuronGraph], GroundTruth]:
 # ---- files --------------------------------------------------------------------------------
 
 
-def as_spec(graph: NeuronGraph) -> MLPSpec:
-    """A host as dense layers (``fc1``... and ``out``), skip edges as extra layer inputs, so
-    it can be written in every format ``circuitql.zoo.export`` knows, with the same ids."""
-    module = {u.id: u.id.rsplit(":", 1)[0] for u in graph.units}
-    names: list[str] = []
-    for unit in graph.units:
-        if unit.kind is not UnitKind.INPUT and module[unit.id] not in names:
-            names.append(module[unit.id])
-    order = [INPUT, *names]
-    layers = []
-    for name in names:
-        units = sorted((u for u in graph.units if module[u.id] == name),
-                       key=lambda u: int(u.id.rsplit(":", 1)[1]))
-        reads = sorted({module[s] for u in units for s in u.inputs}, key=order.index)
-        columns = [u.id for u in graph.units if module[u.id] in reads]
-        columns.sort(key=lambda uid: (order.index(module[uid]), int(uid.rsplit(":", 1)[1])))
-        weight = np.array([[u.inputs.get(c, 0.0) for c in columns] for u in units])
-        bias = np.array([u.bias for u in units])
-        act = units[0].activation.value
-        layers.append(DenseLayer(name, weight, bias, act, tuple(reads)))
-    return MLPSpec(len(graph.inputs), tuple(layers))
-
-
 def write_zoo(folder: Path, seed: int = 0, suffix: str = ".safetensors") -> GroundTruth:
     """Write ``planted_zoo(seed)`` under ``folder`` (one weights file + JSON config per model,
     named so that ``circuitql index folder`` gives the same model names) and
     ``ground_truth.json``."""
     graphs, truth = planted_zoo(seed)
     for name, graph in graphs.items():
-        save(as_spec(graph), folder / f"{name}{suffix}")
+        save(spec_from_graph(graph, keep_ids=True), folder / f"{name}{suffix}")
     (folder / "ground_truth.json").write_text(json.dumps(truth.to_json(), indent=2))
     return truth

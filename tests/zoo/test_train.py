@@ -197,3 +197,16 @@ def test_census_plot_draws_one_bar_per_group(tmp_path: Path) -> None:
     assert "3/6" in text and "4 &amp; &lt;more&gt;" in text
     with pytest.raises(CircuitQLError, match=r"\.svg"):
         census.plot(tmp_path / "min.png")
+
+
+def test_kept_ids_must_number_rows() -> None:
+    """Keeping ids writes ``fc1:3`` as row 3 of layer fc1: a gap would shift every later row
+    and the ground truth would name the wrong neurons, so it is refused."""
+    graph = NeuronGraph((
+        Unit("input:0", UnitKind.INPUT),
+        Unit("fc1:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0}),
+        Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:1": 1.0}),
+    ))
+    with pytest.raises(ValueError, match="do not number rows"):
+        spec_from_graph(graph, keep_ids=True)
+    assert "units" in spec_from_graph(graph).meta
