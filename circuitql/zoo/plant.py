@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,30 @@ class Expected:
 
 
 @dataclass(frozen=True)
+class Score:
+    """How one circuit's reports compare with the ground truth (``GroundTruth.score``)."""
+
+    found: int
+    missed: int
+    false: int
+    nested: int
+
+    def __add__(self, other: Score) -> Score:
+        return Score(self.found + other.found, self.missed + other.missed,
+                     self.false + other.false, self.nested + other.nested)
+
+    @property
+    def recall(self) -> float:
+        planted = self.found + self.missed
+        return self.found / planted if planted else 1.0
+
+    @property
+    def precision(self) -> float:
+        reported = self.found + self.false
+        return self.found / reported if reported else 1.0
+
+
+@dataclass(frozen=True)
 class GroundTruth:
     seed: int
     expected: tuple[Expected, ...]
@@ -135,6 +159,29 @@ class GroundTruth:
 
     def absent(self) -> tuple[Expected, ...]:
         return tuple(e for e in self.expected if not e.present)
+
+    def score(self, circuit: str, matches: Iterable[tuple[str, Mapping[str, str]]]) -> Score:
+        """Judge reported (model, bindings) matches of ``circuit`` against the truth.
+
+        A report is *found* when it is a planted instance at one of its bindings; *nested*
+        when its units all lie inside a planted network of another circuit (abs holds a
+        detector pair: a true circuit the truth does not list); *false* otherwise: a decoy
+        reported as what it imitates, a wrong binding, or a circuit in a random host.
+        """
+        present = [e for e in self.expected if e.present and e.circuit == circuit]
+        found: set[int] = set()
+        false = nested = 0
+        for model, bindings in matches:
+            hit = next((i for i, e in enumerate(present)
+                        if e.model == model and e.accepts(bindings)), None)
+            if hit is not None:
+                found.add(hit)
+            elif any(e.model == model and e.circuit != circuit
+                     and set(bindings.values()) <= e.units for e in self.expected):
+                nested += 1
+            else:
+                false += 1
+        return Score(len(found), len(present) - len(found), false, nested)
 
     def to_json(self) -> dict[str, Any]:
         return {"seed": self.seed, "expected": [e.to_json() for e in self.expected]}
@@ -278,9 +325,10 @@ def _disguise(net: _Net, rng: np.random.Generator, noise: float = NOISE) -> dict
     layer's neurons in another order would.
     """
     for uid, row in net.rows.items():
-        for src in row:
-            row[src] *= 1.0 + float(rng.uniform(-noise, noise))
-        net.bias[uid] *= 1.0 + float(rng.uniform(-noise, noise))
+        *factors, bias_factor = (1.0 + rng.uniform(-noise, noise, len(row) + 1)).tolist()
+        for src, factor in zip(list(row), factors, strict=True):
+            row[src] *= factor
+        net.bias[uid] *= bias_factor
     readers: dict[str, list[str]] = {}
     for uid, row in net.rows.items():
         for src in row:
@@ -306,8 +354,9 @@ def _disguise(net: _Net, rng: np.random.Generator, noise: float = NOISE) -> dict
     return renamed
 
 
-def _host_shape(example: NeuronGraph, rng: np.random.Generator) -> tuple[int, bool, list[int]]:
-    """Where the circuit starts, whether its output is a network output, and hidden widths."""
+def _placement(example: NeuronGraph, rng: np.random.Generator) -> tuple[int, bool, int]:
+    """Where the circuit starts, whether its output is a network output, and how many
+    hidden layers the host needs at least."""
     depth = example.layers
     has_linear_output = any(u.activation is Activation.IDENTITY for u in example.outputs)
     to_output = has_linear_output and bool(rng.random() < 0.5)
@@ -315,9 +364,7 @@ def _host_shape(example: NeuronGraph, rng: np.random.Generator) -> tuple[int, bo
                and not (to_output and u.kind is UnitKind.OUTPUT))
     start = 2 if rng.random() < 0.5 else 1
     after = 0 if to_output else int(rng.integers(0, 2))
-    n_layers = start - 1 + span + after
-    widths = [int(rng.integers(WIDTHS[0], WIDTHS[1] + 1)) for _ in range(n_layers)]
-    return start, to_output, widths
+    return start, to_output, start - 1 + span + after
 
 
 def random_host(rng: np.random.Generator, n_inputs: int, widths: Sequence[int],
@@ -392,7 +439,8 @@ def _build(example: NeuronGraph, noise: float, rng: np.random.Generator
            ) -> tuple[NeuronGraph, dict[str, str]]:
     """A host of random shape with ``example`` planted; returns it and example unit -> final
     source id."""
-    start, to_output, widths = _host_shape(example, rng)
+    start, to_output, n_layers = _placement(example, rng)
+    widths = [int(rng.integers(WIDTHS[0], WIDTHS[1] + 1)) for _ in range(n_layers)]
     n_inputs = int(rng.integers(max(3, len(example.inputs)), 7))
     n_outputs = int(rng.integers(2, 5))
     return _planted_in(example, noise, _dense(rng, n_inputs, widths, n_outputs), start,
@@ -418,48 +466,118 @@ def _planted_in(example: NeuronGraph, noise: float, net: _Net, start: int, to_ou
     return net.graph(), {u: renamed.get(h, h) for u, h in where.items()}
 
 
+@dataclass(frozen=True)
+class _Case:
+    """One network to plant: a plant's example, or one of its decoys."""
+
+    name: str  # "planted/abs", "decoy/flip-abs", "decoy/near-abs"
+    example: NeuronGraph
+    plant: Plant
+    decoy: str = ""
+
+    def expected(self, model: str, where: Mapping[str, str]) -> list[Expected]:
+        """The ground truth of this case planted at ``where`` in ``model``."""
+        plant = self.plant
+        out = [_expected(model, plant.circuit, not self.decoy, self.example, where, plant,
+                         self.decoy, plant.example)]
+        if self.decoy == "sign_flip" and plant.flipped_is is not None:
+            out.append(_expected(model, plant.flipped_is, True, self.example, where, plant,
+                                 self.decoy, plant.flipped_is))
+        return out
+
+
+def _cases() -> list[_Case]:
+    cases = []
+    for plant in PLANTS:
+        example = reference_network(plant.example)
+        cases.append(_Case(f"planted/{plant.example}", example, plant))
+        if plant.flip is not None:
+            flipped = _with_weight(example, example.outputs[0].id, plant.flip, -1.0)
+            cases.append(_Case(f"decoy/flip-{plant.example}", flipped, plant, "sign_flip"))
+        if plant.near_miss is not None:
+            near = _with_weight(example, *plant.near_miss, NEAR_MISS)
+            cases.append(_Case(f"decoy/near-{plant.example}", near, plant, "near_miss"))
+    return cases
+
+
+Hosted = tuple[str, NeuronGraph, list[Expected]]  # model name, network, its ground truth
+
+
+def _small_hosts(seed: int) -> Iterator[Hosted]:
+    for i, case in enumerate(_cases()):
+        graph, where = _build(case.example, case.plant.noise, np.random.default_rng([seed, i]))
+        yield case.name, graph, case.expected(case.name, where)
+
+
 def planted_zoo(seed: int = 0) -> tuple[dict[str, NeuronGraph], GroundTruth]:
-    """Every plant of ``PLANTS`` in its own host, and its decoys in theirs; deterministic.
+    """Every plant of ``PLANTS`` in its own small host of random shape, and its decoys in
+    theirs; deterministic.
 
     Models are named ``planted/<example>``, ``decoy/flip-<example>`` and
     ``decoy/near-<example>``.
     """
     graphs: dict[str, NeuronGraph] = {}
     expected: list[Expected] = []
-
-    def add(model: str, example: NeuronGraph, plant: Plant, decoy: str = "") -> dict[str, str]:
-        rng = np.random.default_rng([seed, len(graphs)])
-        graphs[model], where = _build(example, plant.noise, rng)
-        expected.append(_expected(model, plant.circuit, not decoy, example, where, plant, decoy,
-                                  plant.example))
-        return where
-
-    for plant in PLANTS:
-        example = reference_network(plant.example)
-        add(f"planted/{plant.example}", example, plant)
-        if plant.flip is not None:
-            output = example.outputs[0].id
-            flipped = _with_weight(example, output, plant.flip, -1.0)
-            model = f"decoy/flip-{plant.example}"
-            where = add(model, flipped, plant, "sign_flip")
-            if plant.flipped_is is not None:
-                expected.append(_expected(model, plant.flipped_is, True, flipped, where, plant,
-                                          "sign_flip", plant.flipped_is))
-        if plant.near_miss is not None:
-            near = _with_weight(example, *plant.near_miss, NEAR_MISS)
-            add(f"decoy/near-{plant.example}", near, plant, "near_miss")
+    for name, graph, found in _small_hosts(seed):
+        graphs[name] = graph
+        expected += found
     return graphs, GroundTruth(seed, tuple(expected))
+
+
+@dataclass(frozen=True)
+class HostShape:
+    """The dense hosts of a zoo-sized planted zoo, and how often one carries a plant."""
+
+    n_inputs: int = 8
+    widths: tuple[int, ...] = (64, 64, 64)
+    n_outputs: int = 4
+    every: int = 10
+
+
+def hosted_zoo(size: int, seed: int = 0, shape: HostShape | None = None, first: int = 0
+               ) -> Iterator[Hosted]:
+    """Known answers at zoo scale: ``size`` dense hosts of one shape, one in ``shape.every``
+    carrying a case of ``planted_zoo`` (each plant and decoy in turn), the rest random.
+
+    A case deeper than the host gets the extra hidden layers it needs (is_even's chain).
+    Lazy, so that a 10,000-model zoo is never in memory at once; each model depends only on
+    the seed and its index, so ``first`` lets workers build slices of one zoo, and a smaller
+    zoo is a prefix of a larger one.
+    """
+    shape = shape or HostShape()
+    cases = _cases()
+    for i in range(first, size):
+        rng = np.random.default_rng([seed, i])
+        name = f"host{i:05d}"
+        if i % shape.every:
+            yield name, random_host(rng, shape.n_inputs, shape.widths, shape.n_outputs), []
+            continue
+        case = cases[(i // shape.every) % len(cases)]
+        name = f"{name}-{case.name.replace('/', '-')}"
+        start, to_output, n_layers = _placement(case.example, rng)
+        widths = [*shape.widths, *[shape.widths[-1]] * (n_layers - len(shape.widths))]
+        host = _dense(rng, shape.n_inputs, widths, shape.n_outputs)
+        graph, where = _planted_in(case.example, case.plant.noise, host, start, to_output, rng)
+        yield name, graph, case.expected(name, where)
 
 
 # ---- files --------------------------------------------------------------------------------
 
 
-def write_zoo(folder: Path, seed: int = 0, suffix: str = ".safetensors") -> GroundTruth:
-    """Write ``planted_zoo(seed)`` under ``folder`` (one weights file + JSON config per model,
-    named so that ``circuitql index folder`` gives the same model names) and
-    ``ground_truth.json``."""
-    graphs, truth = planted_zoo(seed)
-    for name, graph in graphs.items():
+def write_zoo(folder: Path, seed: int = 0, suffix: str = ".safetensors",
+              size: int | None = None, shape: HostShape | None = None,
+              on_model: Callable[[str], None] | None = None) -> GroundTruth:
+    """Write a planted zoo under ``folder`` (one weights file + JSON config per model, named
+    so that ``circuitql index folder`` gives the same model names) and
+    ``ground_truth.json``: ``planted_zoo(seed)``, or ``hosted_zoo(size, seed, shape)`` when a
+    size is given."""
+    models = _small_hosts(seed) if size is None else hosted_zoo(size, seed, shape)
+    expected: list[Expected] = []
+    for name, graph, found in models:
         save(spec_from_graph(graph, keep_ids=True), folder / f"{name}{suffix}")
+        expected += found
+        if on_model:
+            on_model(name)
+    truth = GroundTruth(seed, tuple(expected))
     (folder / "ground_truth.json").write_text(json.dumps(truth.to_json(), indent=2))
     return truth
