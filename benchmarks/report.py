@@ -1,0 +1,107 @@
+"""What a benchmark reports: Markdown for people, JSON for the suite that assembles
+BENCHMARKS.md.
+
+Every benchmark script builds one ``Report``: paragraphs and tables whose numbers come from
+the run, and the targets it checks (goal, measured value, met or not). Run alone, a script
+prints its Markdown; run by ``benchmarks/suite.py`` it also writes the JSON the suite reads
+(``--json PATH``), so the file is assembled from measured values only, never edited by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Target:
+    """One goal the issue set, and whether this run met it."""
+
+    name: str
+    goal: str
+    measured: str
+    met: bool
+
+
+@dataclass
+class Report:
+    title: str
+    command: str
+    blocks: list[str] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+
+    @staticmethod
+    def of(title: str) -> Report:
+        """A report whose command is this process's own command line, as it was typed."""
+        argv = _without_json(sys.argv[1:])
+        script = Path(sys.argv[0])
+        with contextlib.suppress(ValueError):
+            script = script.resolve().relative_to(Path.cwd())
+        return Report(title, " ".join(["PYTHONPATH=. .venv/bin/python", str(script),
+                                       *map(shlex.quote, argv)]))
+
+    def say(self, text: str) -> None:
+        """A paragraph (also printed at once, so a long run shows its progress)."""
+        self.blocks.append(text.strip())
+        print(text.strip(), flush=True)
+
+    def table(self, header: list[str], rows: list[list[str]], right: set[int] | None = None
+              ) -> None:
+        """A Markdown table; columns in ``right`` (default: all but the first) align right."""
+        right = set(range(1, len(header))) if right is None else right
+        align = ["---:" if i in right else "---" for i in range(len(header))]
+        lines = [_row(header), _row(align), *(_row(r) for r in rows)]
+        self.blocks.append("\n".join(lines))
+        print("\n".join(lines), flush=True)
+
+    def target(self, name: str, goal: str, measured: str, met: bool) -> None:
+        self.targets.append(Target(name, goal, measured, met))
+
+    def markdown(self) -> str:
+        return "\n\n".join(self.blocks)
+
+    def save(self, path: Path | None) -> None:
+        if path is not None:
+            path.write_text(json.dumps({
+                "title": self.title, "command": self.command, "markdown": self.markdown(),
+                "targets": [asdict(t) for t in self.targets]}, indent=2))
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="also write the report as JSON (what benchmarks/suite.py reads)")
+
+
+def _without_json(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True
+        elif not arg.startswith("--json="):
+            out.append(arg)
+    return out
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def ms(seconds: float) -> str:
+    """Milliseconds with the precision a reader needs: 0.84 ms, 62.2 ms, 4,188 ms."""
+    value = seconds * 1e3
+    return f"{value:.2f} ms" if value < 10 else f"{value:,.1f} ms" if value < 1000 \
+        else f"{value:,.0f} ms"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank percentile: with 7 runs, p95 is the slowest."""
+    ranked = sorted(values)
+    return ranked[max(0, math.ceil(q * len(ranked)) - 1)]
