@@ -33,7 +33,7 @@ check: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/python benchmarks/bench_index.py --models 1000
+	PYTHONPATH=. $(BIN)/python benchmarks/suite.py
 
 clean:
 	rm -rf demo-zoo $(DEMO_STORE) $(DEMO_STORE)-wal $(DEMO_STORE)-shm .neo4j

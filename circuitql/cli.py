@@ -170,6 +170,18 @@ def _parser() -> argparse.ArgumentParser:
                                                      "library circuit")
     reference.add_argument("directory", type=Path)
     reference.set_defaults(run=_zoo_reference)
+    planted = zoo_sub.add_parser(
+        "planted", help="write networks with library circuits planted at known places, "
+                        "decoys, and their ground_truth.json")
+    planted.add_argument("directory", type=Path)
+    planted.add_argument("--size", type=int, default=None, metavar="N",
+                         help="N dense 8-64-64-64-4 hosts, one in ten planted (default: each "
+                         "plant and decoy once, in small hosts)")
+    planted.add_argument("--seed", type=int, default=0)
+    planted.add_argument("--format", choices=("safetensors", "onnx", "pt"),
+                         default="safetensors", help="file format (default safetensors)")
+    planted.add_argument("--quiet", action="store_true", help="no progress bar")
+    planted.set_defaults(run=_zoo_planted)
     return parser
 
 
@@ -498,6 +510,30 @@ def _zoo_reference(args: argparse.Namespace) -> int:
 
     files = build_references(args.directory)
     print(f"wrote {len(files)} reference networks under {args.directory}")
+    return 0
+
+
+def _zoo_planted(args: argparse.Namespace) -> int:
+    from circuitql.zoo.plant import write_zoo
+
+    if args.size is not None and args.size < 1:
+        raise CircuitQLError(f"--size must be at least 1, not {args.size}",
+                             fix="give the number of models, e.g. --size 1000")
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.size, unit="model", file=sys.stderr)
+    try:
+        truth = write_zoo(args.directory, args.seed, f".{args.format}", args.size,
+                          on_model=(lambda _name: bar.update()) if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    models = len({e.model for e in truth.expected})
+    print(f"wrote {args.size or models} models under {args.directory} ({models} with a planted "
+          f"circuit or decoy; {len(truth.present())} planted instances); ground truth in "
+          f"{args.directory / 'ground_truth.json'}")
     return 0
 
 

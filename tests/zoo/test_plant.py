@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from circuitql.api import model_name
+from circuitql.api import connect, model_name
+from circuitql.cli import main
 from circuitql.graph import NeuronGraph, UnitKind
 from circuitql.indexer.canonical import canonicalize
 from circuitql.indexer.load import load
@@ -22,6 +23,7 @@ from circuitql.zoo.plant import (
     PLANTS,
     Expected,
     GroundTruth,
+    Score,
     planted_zoo,
     reference_binding,
     write_zoo,
@@ -204,3 +206,39 @@ def test_written_zoo_loads_back_as_the_same_networks(zoo: Zoo, tmp_path: Path) -
         xs = x[:, :len(graph.inputs)]
         np.testing.assert_allclose(loaded.evaluate(xs), graph.evaluate(xs), rtol=1e-4,
                                    atol=1e-4)
+
+
+def test_zoo_planted_command_writes_a_scorable_zoo(tmp_path: Path) -> None:
+    """The planted zoo at zoo scale, through the CLI: files, a ground truth, and the engine
+    finds every planted instance in it with no false report."""
+    folder, store = tmp_path / "zoo", str(tmp_path / "db")
+    assert main(["zoo", "planted", str(folder), "--size", "40", "--quiet"]) == 0
+    truth = GroundTruth.from_json(json.loads((folder / "ground_truth.json").read_text()))
+    assert len(list(folder.glob("*.safetensors"))) == 40
+    assert {e.model for e in truth.expected} == {
+        f.stem for f in folder.glob("*.safetensors") if "planted" in f.stem or "decoy" in f.stem}
+    assert truth.present()
+    assert main(["index", str(folder), "--store", store, "--quiet"]) == 0
+    with connect(store) as db:
+        for circuit in sorted({e.circuit for e in truth.expected}):
+            score = truth.score(circuit, [(m.model, m.bindings) for m in db.query(circuit)])
+            assert score.missed == 0 and score.false == 0, (circuit, score)
+
+
+def test_zoo_planted_refuses_a_size_below_one(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["zoo", "planted", str(tmp_path), "--size", "0", "--quiet"]) == 2
+    assert "--size must be at least 1" in capsys.readouterr().err
+
+
+def test_score_counts_found_nested_and_false(zoo: Zoo) -> None:
+    truth = zoo[1]
+    abs_at = next(e for e in truth.present() if e.circuit == "abs" and e.model == "planted/abs")
+    pair = {k: v for k, v in abs_at.binding.items() if k in ("x", "p", "n")}
+    flip = next(e for e in truth.absent() if e.circuit == "abs")
+    score = truth.score("abs", [(abs_at.model, abs_at.binding), (flip.model, flip.binding),
+                                ("random/0", {"x": "input:0"})])
+    assert score == Score(found=1, missed=len(
+        [e for e in truth.present() if e.circuit == "abs"]) - 1, false=2, nested=0)
+    assert truth.score("detector_pair", [(abs_at.model, pair)]).nested == 1
+    assert 0 < score.recall < 1 and score.precision == 1 / 3
