@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import Report, add_json_argument, ms
 from circuitql.api import Database, connect
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.pipeline import StageTimes
@@ -50,9 +51,10 @@ class IndexRun:
     relationships: int  # edges written
     times: StageTimes
 
-    def rates(self) -> str:
-        return (f"{self.models / self.wall:.1f} models/s, {self.neurons / self.wall:,.0f} "
-                f"neurons/s, {self.relationships / self.wall:,.0f} relationships/s")
+    def rates(self) -> list[str]:
+        """models/s, neurons/s, relationships/s."""
+        return [f"{self.models / self.wall:.1f}", f"{self.neurons / self.wall:,.0f}",
+                f"{self.relationships / self.wall:,.0f}"]
 
 
 def index_folder(db: Database, n_models: int, jobs: int, folder: Path) -> IndexRun:
@@ -64,39 +66,30 @@ def index_folder(db: Database, n_models: int, jobs: int, folder: Path) -> IndexR
                     sum(m.n_edges for m in report.indexed), report.times)
 
 
-def print_stages(run: IndexRun) -> None:
-    for stage in ("load", "canonicalize", "sign", "write"):
-        seconds = getattr(run.times, stage)
-        print(f"  {stage:<13}{seconds:7.2f} s  {1000 * seconds / run.models:6.2f} ms/model")
+STAGES = ("load", "canonicalize", "sign", "write")
 
 
-def bench_index(n_models: int, jobs: int, folder: Path) -> IndexRun:
+def stage_cells(run: IndexRun) -> list[str]:
+    return [ms(getattr(run.times, stage) / run.models) for stage in STAGES]
+
+
+def bench_index(n_models: int, jobs: int, folder: Path) -> tuple[IndexRun, float]:
+    """One indexing into a fresh SQLite store, and the writer's peak RSS in MiB."""
     with tempfile.TemporaryDirectory() as tmp, connect(str(Path(tmp) / "bench.db")) as db:
         run = index_folder(db, n_models, jobs, folder)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"jobs={jobs}: indexed {n_models} models ({run.neurons} canonical neurons) in "
-          f"{run.wall:.1f} s = {n_models / run.wall:.1f} models/s, "
-          f"{run.neurons / run.wall:,.0f} neurons/s; peak RSS of the writing process {rss:.0f} MiB")
-    print_stages(run)
-    return run
+    return run, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_neo4j(uri: str, n_models: int, jobs: int, folder: Path, sqlite: IndexRun) -> None:
+def bench_neo4j(uri: str, n_models: int, jobs: int, folder: Path) -> IndexRun:
     """Index into a namespace of its own, so the server's other data is neither read nor
     touched, and delete every model of it afterwards, whatever happened."""
     store = Neo4jStore.from_uri(uri, namespace=f"bench-{uuid.uuid4().hex[:12]}")
     try:
-        run = index_folder(Database(store), n_models, jobs, folder)
+        return index_folder(Database(store), n_models, jobs, folder)
     finally:
         for info in store.models():
             store.delete(info.name)
         store.close()
-    print(f"jobs={jobs}: sqlite {sqlite.rates()} ({sqlite.relationships:,} relationships)")
-    print(f"jobs={jobs}: neo4j  {run.rates()} (in {run.wall:.1f} s)")
-    print_stages(run)
-    print(f"jobs={jobs}: neo4j has {run.models / run.wall / (sqlite.models / sqlite.wall):.2f}x "
-          f"the throughput of sqlite; its write stage takes "
-          f"{run.times.write / sqlite.times.write:.1f}x as long")
 
 
 def write_zoo(folder: Path, n_models: int, seed: int) -> None:
@@ -105,7 +98,8 @@ def write_zoo(folder: Path, n_models: int, seed: int) -> None:
         save(random_mlp(rng, 8, [64, 64, 64], 4), folder / f"mlp{i:05d}.safetensors")
 
 
-def bench_equivalence(n_inputs: int, pairs: int, seed: int) -> None:
+def bench_equivalence(n_inputs: int, pairs: int, seed: int) -> tuple[float, float]:
+    """Seconds per pair: the exhaustive excited-states comparison, and signatures."""
     rng = np.random.default_rng(seed)
     w = rng.normal(size=n_inputs)
     b = float(rng.normal())
@@ -131,10 +125,7 @@ def bench_equivalence(n_inputs: int, pairs: int, seed: int) -> None:
     start = time.perf_counter()
     for _ in range(pairs):
         assert sig_a == sig_b
-    indexed = (time.perf_counter() - start) / pairs
-    print(f"neuron equivalence at n={n_inputs}: excited states {exhaustive * 1e3:.2f} ms/pair "
-          f"({2**n_inputs} states), signatures {indexed * 1e9:.0f} ns/pair, "
-          f"ratio {exhaustive / indexed:,.0f}x")
+    return exhaustive, (time.perf_counter() - start) / pairs
 
 
 def main() -> None:
@@ -146,19 +137,45 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--neo4j", metavar="URI",
                         help="also index into this Neo4j server and compare with sqlite")
+    add_json_argument(parser)
     args = parser.parse_args()
+    report = Report.of("Indexing throughput")
+    report.say(f"{args.models:,} random ReLU MLPs 8-64-64-64-4 written as safetensors + JSON "
+               "config (not timed), then `index_paths` on the folder into a fresh store per "
+               "row. Stage times are per model, summed over worker processes (CPU time, not "
+               "wall time); peak RSS is the writing process's.")
+    rows: list[list[str]] = []
     walls: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         write_zoo(Path(tmp), args.models, args.seed)
         for jobs in args.jobs:
-            run = bench_index(args.models, jobs, Path(tmp))
+            run, rss = bench_index(args.models, jobs, Path(tmp))
             walls[jobs] = run.wall
+            rows.append(["SQLite", f"{jobs}", f"{run.wall:.1f} s", *run.rates(),
+                         *stage_cells(run), f"{rss:,.0f} MiB"])
             if args.neo4j:
-                bench_neo4j(args.neo4j, args.models, jobs, Path(tmp), run)
-    if 1 in walls:
-        for jobs, wall in walls.items():
-            print(f"jobs={jobs}: {walls[1] / wall:.2f}x the wall time of jobs=1")
-    bench_equivalence(args.inputs, args.pairs, args.seed)
+                neo = bench_neo4j(args.neo4j, args.models, jobs, Path(tmp))
+                rows.append(["Neo4j", f"{jobs}", f"{neo.wall:.1f} s", *neo.rates(),
+                             *stage_cells(neo), ""])
+    report.table(["store", "jobs", "wall", "models/s", "neurons/s", "relationships/s", "load",
+                  "canonicalize", "sign", "write", "peak RSS"], rows, right=set(range(1, 11)))
+    fastest = min(walls.values())
+    if 1 in walls and len(walls) > 1:
+        report.say("Speed against one process: " + ", ".join(
+            f"{jobs} jobs {walls[1] / wall:.2f}x" for jobs, wall in walls.items() if jobs != 1)
+            + ".")
+    if args.models == 1000:
+        report.target("index 1,000 3x64 models (embedded store)", "< 60 s",
+                      f"{fastest:.1f} s", fastest < 60)
+    exhaustive, indexed = bench_equivalence(args.inputs, args.pairs, args.seed)
+    report.say(f"Neuron equivalence, same run: the exhaustive \"excited states\" comparison of "
+               f"one neuron with its rescaled copy over all 2^{args.inputs} binary inputs "
+               f"(vectorised numpy) takes {ms(exhaustive)} per pair; comparing their "
+               f"signatures takes {indexed * 1e9:,.0f} ns per pair: "
+               f"**{exhaustive / indexed:,.0f}x** faster.")
+    report.target(f"signatures vs excited states at n = {args.inputs}", ">= 1,000x",
+                  f"{exhaustive / indexed:,.0f}x", exhaustive / indexed >= 1000)
+    report.save(args.json)
 
 
 if __name__ == "__main__":
