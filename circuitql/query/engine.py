@@ -20,7 +20,7 @@ import numpy as np
 from circuitql.graph import NeuronGraph, UnitKind
 from circuitql.query import expr as ev
 from circuitql.query.compile import MatchQuery
-from circuitql.query.match import Neighbourhood, fit, grow, structural_matches
+from circuitql.query.match import Neighbourhood, NeuronCache, fit, grow, structural_matches
 from circuitql.query.pattern import CircuitPattern, Role
 from circuitql.query.plan import Plan, plan
 from circuitql.query.unroll import bounded, expand
@@ -145,7 +145,7 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
     infos = []
     # Listing every model costs per model; a plain query over the whole store never does it,
     # so its cost follows the index's candidates, not the size of the zoo.
-    if restricted or query.pins or not bounded(query.pattern):
+    if restricted or query.pins:
         infos = [m for m in store.models()
                  if (query.models is None or fnmatch.fnmatchcase(m.name, query.models))
                  and (models is None or m.name in models)]
@@ -155,26 +155,19 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
     names = [m.name for m in infos] if restricted else None
     max_repeat = None
     if not bounded(query.pattern):
-        depth = max(m.network_string.count("[") for m in infos)
-        max_repeat = max(1, min(MAX_REPEAT_CAP, depth - 2))
-    counts: dict[frozenset[tuple[str, object]], int] = {}
-
-    def count(columns: Mapping[str, object]) -> int:
-        key = frozenset(columns.items())
-        if key not in counts:
-            counts[key] = store.count_neurons(columns, names)
-        return counts[key]
-
+        # A chain of k blocks needs at least k + 1 layers between input and output.
+        max_repeat = max(1, min(MAX_REPEAT_CAP, store.max_layer(names) - 1))
+    cache = NeuronCache(store)
     seen: set[tuple[str, frozenset[str]]] = set()
     found = 0
     for pattern in expand(query.pattern, max_repeat):
         if any(var not in pattern.by_name for var in query.pins):
             continue  # a variant without the pinned unit cannot bind it
         explain.patterns += 1
-        the_plan = plan(pattern, count, query.pins)
+        the_plan = plan(pattern, lambda columns: cache.count(columns, names), query.pins)
         explain.plans.append(the_plan.text())
         scope = [m.name for m in infos]  # listed above whenever there are pins
-        for match in _run_pattern(store, the_plan, names, tolerance, explain, seen,
+        for match in _run_pattern(cache, the_plan, names, tolerance, explain, seen,
                                   query.pins, scope):
             yield match
             found += 1
@@ -182,23 +175,21 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
                 return
 
 
-def _run_pattern(store: Store, the_plan: Plan, models: list[str] | None, tolerance: float,
-                 explain: Explain, seen: set[tuple[str, frozenset[str]]],
+def _run_pattern(cache: NeuronCache, the_plan: Plan, models: list[str] | None,
+                 tolerance: float, explain: Explain, seen: set[tuple[str, frozenset[str]]],
                  pins: Mapping[str, str], scope: list[str]) -> Iterator[Match]:
     pattern = the_plan.pattern
     anchor_unit = pattern.unit(the_plan.anchor)
     with _Clock(explain, "lookup"):
         if the_plan.anchor in pins:
-            uid = pins[the_plan.anchor]
-            hits = [(m, r) for (m, _), r in store.records([(m, uid) for m in scope]).items()]
+            anchors = cache.admits([(m, pins[the_plan.anchor]) for m in scope],
+                                   anchor_unit.constraint)
         else:
-            hits = store.find_neurons(the_plan.columns, models)
-    anchors = [(model, record.uid) for model, record in hits
-               if anchor_unit.constraint.admits(record.signature)]
+            anchors = cache.lookup(anchor_unit.constraint, models)
     explain.counts["lookup"] += len(anchors)
     for start in range(0, len(anchors), GROW_BATCH):
         with _Clock(explain, "grow"):
-            hoods = grow(store, anchors[start:start + GROW_BATCH], the_plan)
+            hoods = grow(cache, anchors[start:start + GROW_BATCH], the_plan)
         explain.counts["grow"] += len(hoods)
         for model, hood in hoods:
             yield from _matches_in(model, pattern, hood, tolerance, explain, seen, pins)

@@ -19,9 +19,8 @@ from typing import Literal
 import numpy as np
 
 from circuitql.graph import UnitKind
-from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE
 from circuitql.query.isomorphism import monomorphisms
-from circuitql.query.pattern import CircuitPattern, Coef, CoefKind, Poly, Role
+from circuitql.query.pattern import CircuitPattern, Coef, CoefKind, Poly, Role, UnitConstraint
 from circuitql.query.plan import Plan
 from circuitql.store.base import NeuronKey, NeuronView, Store
 
@@ -34,13 +33,80 @@ class Neighbourhood:
     views: Mapping[str, NeuronView]
 
 
-def significant_inputs(view: NeuronView) -> list[tuple[str, float]]:
-    """The inputs that count for the signature (the significance rule of the indexer)."""
-    top = max((abs(w) for _, w in view.inputs), default=0.0)
-    return [(s, w) for s, w in view.inputs if top > 0 and abs(w) >= DEFAULT_SIGNIFICANCE * top]
+VIEW_LIMIT = 20_000  # cached neuron views per query (a 64-wide view is ~10 KB)
 
 
-def grow(store: Store, anchors: Sequence[NeuronKey], plan: Plan
+class NeuronCache:
+    """What one query has read from the store, shared by all its flat patterns.
+
+    Alternatives and unrolled repetitions (is_even's 2 to 9 folds, min4's 27 combinations of
+    min) grow from the same anchors through the same neurons: each view is fetched once per
+    query, and each dense fan-out's signature check against a pattern unit is asked once.
+    Views are dropped, between batches, once there are ``VIEW_LIMIT`` of them.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.views: dict[str, dict[str, NeuronView]] = defaultdict(dict)
+        self.size = 0
+        self.admitted: dict[UnitConstraint, dict[NeuronKey, bool]] = defaultdict(dict)
+        self.lookups: dict[tuple[UnitConstraint, tuple[str, ...] | None], list[NeuronKey]] = {}
+        self.everywhere: dict[UnitConstraint, frozenset[NeuronKey]] = {}
+        self.counts: dict[tuple[frozenset[tuple[str, object]], tuple[str, ...] | None], int] = {}
+
+    def count(self, columns: Mapping[str, object], models: Sequence[str] | None) -> int:
+        """``Store.count_neurons``, asked once per query for each set of columns."""
+        key = (frozenset(columns.items()), None if models is None else tuple(models))
+        if key not in self.counts:
+            self.counts[key] = self.store.count_neurons(columns, models)
+        return self.counts[key]
+
+    def trim(self) -> None:
+        if self.size > VIEW_LIMIT:
+            self.views, self.size = defaultdict(dict), 0
+
+    def fetch(self, keys: Sequence[NeuronKey]) -> None:
+        missing = [(model, uid) for model, uid in keys if uid not in self.views[model]]
+        if missing:
+            for (model, uid), view in self.store.fetch(missing).items():
+                self.views[model][uid] = view
+                self.size += 1
+
+    def lookup(self, constraint: UnitConstraint, models: Sequence[str] | None
+               ) -> list[NeuronKey]:
+        """The neurons ``constraint`` admits, found through the store's indexes; asked once
+        per query for each constraint (the variants of a repetition share their anchor)."""
+        key = (constraint, None if models is None else tuple(models))
+        if key not in self.lookups:
+            self.lookups[key] = [
+                (model, record.uid)
+                for model, record in self.store.find_neurons(constraint.columns(), models)
+                if constraint.admits(record.signature)]
+        return self.lookups[key]
+
+    def admits(self, keys: Sequence[NeuronKey], constraint: UnitConstraint) -> list[NeuronKey]:
+        """The keys whose signature ``constraint`` admits, judged by the store's indexed
+        columns first so that rejected neurons never leave it.
+
+        When the store holds fewer neurons with those columns than there are keys (a rare
+        signature, a zoo-sized batch of fan-outs), one index lookup of them all is cheaper
+        than sending the keys, and every later step and variant reuses it."""
+        columns = constraint.columns()
+        if columns and self.count(columns, None) <= len(keys):
+            if constraint not in self.everywhere:
+                self.everywhere[constraint] = frozenset(self.lookup(constraint, None))
+            everywhere = self.everywhere[constraint]
+            return [key for key in keys if key in everywhere]
+        known = self.admitted[constraint]
+        unknown = [key for key in keys if key not in known]
+        if unknown:
+            records = self.store.records(unknown, constraint.columns())
+            for key in unknown:
+                known[key] = key in records and constraint.admits(records[key].signature)
+        return [key for key in keys if known[key]]
+
+
+def grow(cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
          ) -> list[tuple[str, Neighbourhood]]:
     """(model, neighbourhood) around each anchor whose every pattern unit has a candidate.
 
@@ -50,8 +116,9 @@ def grow(store: Store, anchors: Sequence[NeuronKey], plan: Plan
     the same model share one view table: their units overlap, and each is fetched once.
     """
     pattern = plan.pattern
-    views: dict[str, dict[str, NeuronView]] = defaultdict(dict)
-    _fetch_into(views, store, anchors)
+    cache.trim()
+    views = cache.views
+    cache.fetch(anchors)
     alive = [(model, {plan.anchor: frozenset([uid])}) for model, uid in anchors
              if uid in views[model]]
     for step in plan.steps:
@@ -61,13 +128,11 @@ def grow(store: Store, anchors: Sequence[NeuronKey], plan: Plan
         unseen = list(dict.fromkeys(
             (model, uid) for (model, _), uids in zip(alive, reached, strict=True)
             for uid in uids if uid not in views[model]))
-        if step.direction == "output" and unseen:
+        if step.direction == "output":
             # A dense layer fans out to every unit of the next: look at their signatures
             # first, and fetch edges only for the few the next pattern unit admits.
-            records = store.records(unseen)
-            unseen = [key for key in unseen
-                      if key in records and unit.constraint.admits(records[key].signature)]
-        _fetch_into(views, store, unseen)
+            unseen = cache.admits(unseen, unit.constraint)
+        cache.fetch(unseen)
         survivors = []
         for (model, candidates), uids in zip(alive, reached, strict=True):
             hood = views[model]
@@ -82,13 +147,6 @@ def grow(store: Store, anchors: Sequence[NeuronKey], plan: Plan
     return [(model, Neighbourhood(candidates, views[model])) for model, candidates in alive]
 
 
-def _fetch_into(views: dict[str, dict[str, NeuronView]], store: Store,
-                keys: Sequence[NeuronKey]) -> None:
-    if keys:
-        for (model, uid), view in store.fetch(keys).items():
-            views[model][uid] = view
-
-
 def _reach(views: Mapping[str, NeuronView], via: frozenset[str],
            direction: Literal["input", "output"]) -> list[str]:
     """Units one step from ``via``: significant sources, or every target."""
@@ -96,7 +154,7 @@ def _reach(views: Mapping[str, NeuronView], via: frozenset[str],
     for uid in via:
         view = views[uid]
         if direction == "input":
-            reached.update((s, None) for s, _ in significant_inputs(view))
+            reached.update((s, None) for s, _ in view.significant_inputs)
         else:
             reached.update((t, None) for t, _ in view.outputs)
     return list(reached)
@@ -104,7 +162,7 @@ def _reach(views: Mapping[str, NeuronView], via: frozenset[str],
 
 def _feeds(view: NeuronView, sources: frozenset[str]) -> bool:
     """Whether one of ``sources`` is a significant input of ``view`` (an output step)."""
-    return any(s in sources for s, _ in significant_inputs(view))
+    return any(s in sources for s, _ in view.significant_inputs)
 
 
 def structural_matches(pattern: CircuitPattern, hood: Neighbourhood) -> Iterator[dict[str, str]]:
@@ -112,7 +170,7 @@ def structural_matches(pattern: CircuitPattern, hood: Neighbourhood) -> Iterator
     for name, uids in hood.candidates.items():
         for uid in uids:
             allowed.setdefault(uid, set()).add(name)
-    edges = [(src, uid, w) for uid in allowed for src, w in significant_inputs(hood.views[uid])
+    edges = [(src, uid, w) for uid in allowed for src, w in hood.views[uid].significant_inputs
              if src in allowed]
     pattern_edges = {(src, unit.name): _edge_sign(coef)
                      for unit in pattern.units for src, coef in unit.inputs}

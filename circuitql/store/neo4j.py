@@ -390,11 +390,23 @@ class Neo4jStore:
         )
         return [EdgeRecord(r["src"], r["dst"], r["weight"]) for r in records]
 
-    def records(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronRecord]:
+    def max_layer(self, models: Sequence[str] | None = None) -> int:
+        """Walks the layer index from the top down to the first neuron of this namespace
+        (and of ``models``), instead of aggregating every neuron."""
+        where, params = _signature_filter({}, models)
+        records = self._read(
+            f"MATCH (n:Neuron) WHERE n.layer >= 0 AND {where} "
+            "RETURN n.layer AS layer ORDER BY n.layer DESC LIMIT 1", **params)
+        return int(records[0]["layer"]) if records else 0
+
+    def records(self, keys: Sequence[NeuronKey], constraints: Mapping[str, object] | None = None
+                ) -> dict[NeuronKey, NeuronRecord]:
+        where, params = _signature_filter(constraints or {}, None)
         records = self._read(
             "UNWIND $keys AS key "
-            "MATCH (n:Neuron {namespace: $namespace, model: key[0], uid: key[1]}) RETURN n",
-            keys=_unique_keys(keys),
+            "MATCH (n:Neuron {namespace: $namespace, model: key[0], uid: key[1]}) "
+            f"WHERE {where} RETURN n",
+            keys=_unique_keys(keys), **params,
         )
         return {(r["n"]["model"], r["n"]["uid"]): _neuron_record(r["n"]) for r in records}
 

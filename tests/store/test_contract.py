@@ -308,6 +308,32 @@ def test_records_are_fetch_without_edges(store: Store) -> None:
     assert store.records([("no-such-model", uid) for uid in uids]) == {}
 
 
+def test_records_filtered_by_signature_leave_the_store_filtered(store: Store) -> None:
+    """The engine looks at a dense layer's worth of neighbours through ``records`` with the
+    next pattern unit's columns: the store answers with exactly the neurons find_neurons
+    would give for those columns among the keys."""
+    store.write(fake_model("m1"))
+    store.write(fake_model("m2", scale=2.0, hidden=5))
+    keys = [(m, n.uid) for m in ("m1", "m2") for n in store.neurons(m)]
+    for constraints in ({"activation": "relu"}, {"kind": "output", "fan_in": 3},
+                        {"n_pos": 1, "n_neg": 0}, {"activation": "sigmoid"}):
+        wanted = {(m, r.uid): r for m, r in store.find_neurons(constraints)}
+        assert store.records(keys, constraints) == wanted, constraints
+        assert store.records(keys[:3], constraints) == {
+            k: r for k, r in wanted.items() if k in keys[:3]}
+
+
+def test_max_layer_is_the_deepest_neuron(store: Store) -> None:
+    assert store.max_layer() == 0
+    a, b = fake_model("m1"), fake_model("m2", scale=2.0, hidden=5)
+    store.write(a)
+    store.write(b)
+    deepest = {m.name: max(n.layer for n in m.neurons) for m in (a, b)}
+    assert store.max_layer() == max(deepest.values())
+    assert store.max_layer(["m2"]) == deepest["m2"]
+    assert store.max_layer([]) == 0
+
+
 def test_count_neurons_agrees_with_find_neurons(store: Store) -> None:
     store.write(fake_model("m1"))
     store.write(fake_model("m2", scale=2.0, hidden=5))
