@@ -9,15 +9,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing import get_context
-from multiprocessing.pool import Pool
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from circuitql.errors import CircuitQLError
 from circuitql.indexer.load import discover, load
@@ -88,7 +89,7 @@ class Database:
         jobs = _worker_count(jobs, len(items))
         prepare = partial(_prepare, config=self.config)
         with _pool(jobs) as pool:
-            results = pool.imap(prepare, items, chunksize=4) if pool else map(prepare, items)
+            results = _in_order(pool, jobs, prepare, items) if pool else map(prepare, items)
             for (model, _name), (records, times) in zip(items, results, strict=True):
                 report.times.add(times)
                 if isinstance(records, CircuitQLError):
@@ -215,7 +216,12 @@ def _prepare(item: tuple[Any, str], config: IndexConfig
         return err, times
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 MIN_ITEMS_PER_WORKER = 8  # below this, starting processes costs more than it saves
+AHEAD_PER_WORKER = 4  # prepared models that may wait for the writer, per worker
+WORKER_NICENESS = 10  # see _yield_to_writer
 
 
 def _worker_count(jobs: int | None, n_items: int) -> int:
@@ -225,16 +231,49 @@ def _worker_count(jobs: int | None, n_items: int) -> int:
 
 
 @contextmanager
-def _pool(jobs: int) -> Iterator[Pool | None]:
-    """Worker processes from a fork server: no fork of a parent that may hold torch's threads."""
+def _pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Worker processes from a fork server: no fork of a parent that may hold torch's threads.
+
+    An executor rather than ``multiprocessing.Pool``: the pool's worker-handler thread wakes
+    whenever a result waits in the pipe, and with results of ~300 KB it spins, taking the
+    writing process's CPU and GIL.
+    """
     if jobs <= 1:
         yield None
         return
     context = get_context("forkserver" if sys.platform == "linux" else "spawn")
     if sys.platform == "linux":
         context.set_forkserver_preload(["circuitql.api"])
-    with context.Pool(jobs) as pool:
-        yield pool
+    executor = ProcessPoolExecutor(jobs, mp_context=context, initializer=_yield_to_writer)
+    try:
+        yield executor
+    finally:
+        executor.shutdown(cancel_futures=True)
+
+
+def _yield_to_writer() -> None:
+    """Run a worker below the writing process's priority.
+
+    The writer is the one serial stage: while it waits for a core, the whole run waits. With
+    fewer cores than workers + 1, the workers get the CPU time it leaves.
+    """
+    if hasattr(os, "nice"):  # not on Windows
+        os.nice(WORKER_NICENESS)
+
+
+def _in_order(pool: ProcessPoolExecutor, jobs: int, prepare: Callable[[T], R],
+              items: Iterable[T]) -> Iterator[R]:
+    """``map(prepare, items)`` run in ``pool``, with at most ``AHEAD_PER_WORKER`` results per
+    worker ahead of the consumer: the writer is the slower side, and results it has not taken
+    yet would otherwise pile up in memory, and keep the workers busy, competing with it."""
+    limit = AHEAD_PER_WORKER * jobs
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        pending.append(pool.submit(prepare, item))
+        if len(pending) >= limit:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def model_name(path: Path, roots: Sequence[Path]) -> str:

@@ -15,7 +15,7 @@ from typing import TypeVar
 from circuitql.indexer.canonical import Canonical, Config, canonicalize
 from circuitql.indexer.load import LoadedModel
 from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, network_string, signatures
-from circuitql.store.base import EdgeRecord, IndexedModel, NeuronRecord
+from circuitql.store.base import EdgeColumns, IndexedModel, NeuronColumns, NeuronRecord
 
 T = TypeVar("T")
 
@@ -69,11 +69,12 @@ def _records(loaded: LoadedModel, name: str, canon: Canonical, config: IndexConf
     graph = canon.graph
     sigs = signatures(graph, config.significance)
     layers = graph.layers
-    neurons = tuple(
+    neurons = NeuronColumns.of([
         NeuronRecord(u.id, layers[u.id], sigs[u.id], u.bias, canon.members[u.id])
         for u in graph.units
-    )
-    edges = tuple([EdgeRecord(src, u.id, w) for u in graph.units for src, w in u.inputs.items()])
+    ])
+    arrays = graph.edge_arrays
+    edges = EdgeColumns(neurons.uid, arrays.src, arrays.dst, arrays.weight)
     return IndexedModel(
         name=name,
         content_hash=loaded.graph.content_hash(),

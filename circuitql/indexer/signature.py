@@ -19,13 +19,13 @@ noise) from changing a token while every weight that shapes the function still c
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 import numpy as np
 
-from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+from circuitql.graph import Activation, NeuronGraph, UnitKind
 
 DEFAULT_SIGNIFICANCE = 0.05
 MAGNITUDE_DECIMALS = 2
@@ -80,7 +80,7 @@ class Signature:
             self.out_pos, self.out_neg,
         )
 
-    @property
+    @cached_property  # the indexer reads it for the network string and the store's column
     def token(self) -> str:
         fan_out = f">(+{self.out_pos}-{self.out_neg})"
         if self.kind is UnitKind.INPUT:
@@ -94,47 +94,44 @@ class Signature:
 def signatures(
     graph: NeuronGraph, significance: float = DEFAULT_SIGNIFICANCE
 ) -> dict[str, Signature]:
-    """The signature of every unit of a (canonical) graph, keyed by unit id."""
-    out_pos: Counter[str] = Counter()
-    out_neg: Counter[str] = Counter()
-    fan_in: dict[str, tuple[int, int, float, tuple[float, ...]]] = {}
-    for unit in graph.units:
-        fan_in[unit.id] = _fan_in(unit, significance, out_pos, out_neg)
+    """The signature of every unit of a (canonical) graph, keyed by unit id.
+
+    Computed over all edges at once (``graph.edge_arrays``); an outgoing edge counts for its
+    source when it is significant for its target, the same rule seen from the other end.
+    """
+    edges = graph.edge_arrays
+    n = len(graph.units)
+    magnitude = np.abs(edges.weight)
+    top = edges.row_max(magnitude)
+    edge_top = top[edges.dst]
+    # A unit whose inputs all weigh 0 has no significant input, whatever ``significance``.
+    significant = (magnitude >= significance * edge_top) & (edge_top > 0.0)
+    positive = significant & (edges.weight > 0)
+    fan_in = np.bincount(edges.dst[significant], minlength=n)
+    n_pos = np.bincount(edges.dst[positive], minlength=n)
+    out_pos = np.bincount(edges.src[positive], minlength=n)
+    out_neg = np.bincount(edges.src[significant], minlength=n) - out_pos
+    ratios = _quantize(magnitude[significant] / edge_top[significant])
+    # Grouped by unit, each unit's ratios descending. Ratios lie in [0, 1], so with units two
+    # apart on the key no group overlaps another; ties are equal values, so any order will do.
+    ratios = ratios[np.argsort(2.0 * edges.dst[significant] - ratios)].tolist()
+    ends = np.cumsum(fan_in).tolist()
     result: dict[str, Signature] = {}
-    for unit in graph.units:
-        n_pos, n_neg, top, magnitudes = fan_in[unit.id]
+    for unit, pos, count, unit_top, o_pos, o_neg, end in zip(
+        graph.units, n_pos.tolist(), fan_in.tolist(), top.tolist(), out_pos.tolist(),
+        out_neg.tolist(), ends, strict=True,
+    ):
         result[unit.id] = Signature(
             kind=unit.kind,
             activation=unit.activation,
-            n_pos=n_pos,
-            n_neg=n_neg,
-            bias_class=bias_class_for(unit.bias, top, significance),
-            out_pos=out_pos[unit.id],
-            out_neg=out_neg[unit.id],
-            magnitudes=magnitudes,
+            n_pos=pos,
+            n_neg=count - pos,
+            bias_class=bias_class_for(unit.bias, unit_top, significance),
+            out_pos=o_pos,
+            out_neg=o_neg,
+            magnitudes=tuple(ratios[end - count:end]),
         )
     return result
-
-
-def _fan_in(unit: Unit, significance: float, out_pos: Counter[str], out_neg: Counter[str]
-            ) -> tuple[int, int, float, tuple[float, ...]]:
-    """Significant input counts, largest |w| and magnitudes of one unit; counts its sources'
-    significant outgoing edges on the way (the same rule seen from the other end)."""
-    if not unit.inputs:
-        return 0, 0, 0.0, ()
-    weights = np.fromiter(unit.inputs.values(), dtype=np.float64, count=len(unit.inputs))
-    magnitude = np.abs(weights)
-    top = float(magnitude.max())
-    if top == 0.0:
-        return 0, 0, 0.0, ()
-    significant = magnitude >= significance * top
-    sources = list(unit.inputs)
-    for i in np.flatnonzero(significant).tolist():
-        (out_pos if weights[i] > 0 else out_neg)[sources[i]] += 1
-    n_pos = int(np.count_nonzero(weights[significant] > 0))
-    n_neg = int(np.count_nonzero(significant)) - n_pos
-    ratios = np.sort(_quantize(magnitude[significant] / top))[::-1]
-    return n_pos, n_neg, top, tuple(ratios.tolist())
 
 
 def _quantize(ratios: np.ndarray) -> np.ndarray:

@@ -8,12 +8,17 @@ indexer and a store, so a backend never needs to import the indexer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal, NamedTuple, Protocol
+from functools import cached_property
+from itertools import accumulate, chain
+from typing import Any, Literal, NamedTuple, Protocol, overload
 
-from circuitql.indexer.signature import Signature
+import numpy as np
+
+from circuitql.graph import Activation, UnitKind
+from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, BiasClass, Signature
 
 # The only signature columns a lookup may constrain, in every backend: a key outside this set
 # is rejected before any query text is built, so a key can never smuggle text into SQL or
@@ -69,6 +74,133 @@ class EdgeRecord(NamedTuple):
     weight: float
 
 
+@dataclass(frozen=True, eq=False)
+class EdgeColumns(Sequence[EdgeRecord]):
+    """A model's edges as three columns: what the indexer hands a store.
+
+    ``src`` and ``dst`` are positions in ``uids`` (the model's neurons, in order) and ``weight``
+    the canonical weights. A dense model has thousands of edges: as arrays they cross from an
+    indexing worker process to the writing one as three buffers (a tuple of EdgeRecords takes
+    ~30 ms to pickle and unpickle), and a store can group them without a loop per edge. Read as
+    a sequence they are EdgeRecords, in order, so a store may treat them as any other edges.
+    """
+
+    uids: tuple[str, ...]
+    src: np.ndarray
+    dst: np.ndarray
+    weight: np.ndarray
+
+    @staticmethod
+    def of(uids: Sequence[str], edges: Iterable[EdgeRecord]) -> EdgeColumns:
+        """Columns for edges that name their ends by uid; ValueError for an end not in
+        ``uids``."""
+        position = {uid: i for i, uid in enumerate(uids)}
+        src: list[int] = []
+        dst: list[int] = []
+        weight: list[float] = []
+        for edge in edges:
+            if edge.src not in position or edge.dst not in position:
+                raise ValueError(f"edge {edge.src} -> {edge.dst} names a neuron the model lacks")
+            src.append(position[edge.src])
+            dst.append(position[edge.dst])
+            weight.append(edge.weight)
+        return EdgeColumns(tuple(uids), np.array(src, dtype=np.intp),
+                           np.array(dst, dtype=np.intp), np.array(weight, dtype=np.float64))
+
+    def __len__(self) -> int:
+        return len(self.weight)
+
+    @overload
+    def __getitem__(self, index: int) -> EdgeRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[EdgeRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> EdgeRecord | Sequence[EdgeRecord]:
+        if isinstance(index, slice):
+            return EdgeColumns(self.uids, self.src[index], self.dst[index], self.weight[index])
+        return EdgeRecord(self.uids[self.src[index]], self.uids[self.dst[index]],
+                          float(self.weight[index]))
+
+    def __iter__(self) -> Iterator[EdgeRecord]:
+        uids = self.uids
+        return map(EdgeRecord, [uids[i] for i in self.src.tolist()],
+                   [uids[i] for i in self.dst.tolist()], self.weight.tolist())
+
+
+@dataclass(frozen=True, eq=False)
+class NeuronColumns(Sequence[NeuronRecord]):
+    """A model's neurons as columns, entry i for neuron i: what the indexer hands a store.
+
+    For the reason EdgeColumns exist: a model's ~200 NeuronRecords, each with its Signature,
+    cost the writing process more to unpickle than tuples of plain values, and a store reads
+    its columns straight from these. ``kind``, ``activation`` and ``bias_class`` hold the
+    enums' values; ``magnitudes`` holds every neuron's signature magnitudes back to back,
+    neuron i's ending at ``magnitude_ends[i]``. Read as a sequence they are NeuronRecords, in
+    order.
+    """
+
+    uid: tuple[str, ...]
+    layer: tuple[int, ...]
+    kind: tuple[str, ...]
+    activation: tuple[str, ...]
+    n_pos: tuple[int, ...]
+    n_neg: tuple[int, ...]
+    bias_class: tuple[str, ...]
+    out_pos: tuple[int, ...]
+    out_neg: tuple[int, ...]
+    magnitudes: np.ndarray
+    magnitude_ends: tuple[int, ...]
+    bias: tuple[float, ...]
+    members: tuple[tuple[tuple[str, float], ...], ...]
+    token: tuple[str, ...]
+
+    @staticmethod
+    def of(neurons: Sequence[NeuronRecord]) -> NeuronColumns:
+        sigs = [n.signature for n in neurons]
+        return NeuronColumns(
+            uid=tuple(n.uid for n in neurons),
+            layer=tuple(n.layer for n in neurons),
+            kind=tuple(s.kind.value for s in sigs),
+            activation=tuple(s.activation.value for s in sigs),
+            n_pos=tuple(s.n_pos for s in sigs),
+            n_neg=tuple(s.n_neg for s in sigs),
+            bias_class=tuple(s.bias_class.value for s in sigs),
+            out_pos=tuple(s.out_pos for s in sigs),
+            out_neg=tuple(s.out_neg for s in sigs),
+            magnitudes=np.fromiter(chain.from_iterable(s.magnitudes for s in sigs),
+                                   dtype=np.float64),
+            magnitude_ends=tuple(accumulate(len(s.magnitudes) for s in sigs)),
+            bias=tuple(n.bias for n in neurons),
+            members=tuple(n.members for n in neurons),
+            token=tuple(s.token for s in sigs),
+        )
+
+    def __len__(self) -> int:
+        return len(self.uid)
+
+    @overload
+    def __getitem__(self, index: int) -> NeuronRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[NeuronRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> NeuronRecord | Sequence[NeuronRecord]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        i = range(len(self))[index]
+        start = self.magnitude_ends[i - 1] if i else 0
+        signature = Signature(
+            UnitKind(self.kind[i]), Activation(self.activation[i]), self.n_pos[i],
+            self.n_neg[i], BiasClass(self.bias_class[i]), self.out_pos[i], self.out_neg[i],
+            tuple(self.magnitudes[start:self.magnitude_ends[i]].tolist()),
+        )
+        return NeuronRecord(self.uid[i], self.layer[i], signature, self.bias[i], self.members[i])
+
+    def __iter__(self) -> Iterator[NeuronRecord]:
+        return (self[i] for i in range(len(self)))
+
+
 @dataclass(frozen=True)
 class NeuronView:
     """A stored neuron with its edges: what the query engine expands a candidate through.
@@ -79,6 +211,15 @@ class NeuronView:
     record: NeuronRecord
     inputs: tuple[tuple[str, float], ...]
     outputs: tuple[tuple[str, float], ...]
+
+    @cached_property
+    def significant_inputs(self) -> tuple[tuple[str, float], ...]:
+        """The inputs that count for the signature (the indexer's significance rule): the
+        edges the query engine grows through and matches on, asked for many times per view
+        and so computed once."""
+        top = max((abs(w) for _, w in self.inputs), default=0.0)
+        return tuple((s, w) for s, w in self.inputs
+                     if top > 0 and abs(w) >= DEFAULT_SIGNIFICANCE * top)
 
 
 @dataclass(frozen=True)
@@ -91,8 +232,9 @@ class IndexedModel:
     n_inputs: int
     n_outputs: int
     network_string: str
-    neurons: tuple[NeuronRecord, ...]
-    edges: tuple[EdgeRecord, ...]
+    # NeuronColumns and EdgeColumns from the indexer; any records will do.
+    neurons: Sequence[NeuronRecord]
+    edges: Sequence[EdgeRecord]
     canonical_log: tuple[str, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
 
@@ -166,10 +308,17 @@ class Store(Protocol):
         planner's selectivity estimate for each pattern unit."""
         ...
 
-    def records(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronRecord]:
-        """The named neurons without their edges: the cheap first look at a dense layer's
-        worth of neighbours, most of which a signature check rejects. Keys the store lacks
-        are left out."""
+    def max_layer(self, models: Sequence[str] | None = None) -> int:
+        """The deepest neuron's layer (0 for an empty store): how many times a repetition can
+        repeat, answered from an index rather than by listing the zoo."""
+        ...
+
+    def records(self, keys: Sequence[NeuronKey], constraints: Mapping[str, object] | None = None
+                ) -> dict[NeuronKey, NeuronRecord]:
+        """The named neurons without their edges, only those whose signature columns equal
+        ``constraints`` (the keys of ``find_neurons``): the cheap first look at a dense
+        layer's worth of neighbours, most of which the signature rejects before they leave
+        the store. Keys the store lacks are left out."""
         ...
 
     def fetch(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronView]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
-from circuitql.indexer.canonical import Config, canonicalize
+from circuitql.indexer.canonical import Config, _sums_in_order, canonicalize
 from tests.indexer.random_graphs import (
     add_dead_units,
     add_tiny_weights,
@@ -151,3 +152,25 @@ def test_sigmoid_units_are_not_rescaled() -> None:
     y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0})
     canon = canonicalize(NeuronGraph((x, s, y))).graph
     assert canon["fc1:0"].inputs == {"input:0": 5.0}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=6), min_size=1,
+                max_size=6), st.integers(1, 3))
+def test_vectorised_sums_round_like_a_loop(rows: list[list[float]], repeats: int) -> None:
+    """The canonical form's interval bounds are sums of many terms; summed as a vector they
+    must round exactly as the per-unit loop of ``+=`` they replace, or a bound on the edge of
+    zero could fold a unit one way in one process and the other way in another."""
+    first = np.array([float(len(r)) - 2.5 for r in rows])
+    counts = np.array([len(r) for r in rows])
+    flat = [w for r in rows for w in r]
+    terms = np.array([[w * (k + 1) for w in flat] for k in range(repeats)]).reshape(repeats, -1)
+    got = _sums_in_order(first, terms, counts)
+    for k in range(repeats):
+        at = 0
+        for i, row in enumerate(rows):
+            total = float(first[i])
+            for w in row:
+                total += w * (k + 1)
+            at += len(row)
+            assert got[k, i] == total and math.copysign(1, got[k, i]) == math.copysign(1, total)
