@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: $CIRCUITQL_STORE, else ./circuitql.db)")
         return p
 
+    def on_model(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        """A command about one model, given as a file or as an indexed name."""
+        p.add_argument("model", metavar="MODEL",
+                       help="a model file, or the name of a model indexed from a file")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        return p
+
     p = with_store(command("index", _index, "index model files (folders are searched "
                                             "recursively for .pt .pth .safetensors .onnx)"))
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -118,21 +125,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model-context", action="store_true",
                    help="draw the whole model the match is in, with the match highlighted")
 
-    p = with_store(command("degeneracy", _degeneracy, "per layer: units removed as dead, "
-                           "unused or duplicate, weights pruned, activation rank and "
-                           "identically firing ReLUs on probe inputs"))
-    p.add_argument("model", metavar="MODEL",
-                   help="a model file, or the name of a model indexed from a file")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p = on_model(with_store(command("degeneracy", _degeneracy, "per layer: units removed as "
+                                    "dead, unused or duplicate, weights pruned, activation "
+                                    "rank and identically firing ReLUs on probe inputs")))
     p.add_argument("--probes", type=_positive_int, default=None, metavar="N",
                    help="probe inputs, half Gaussian and half uniform (default 1024)")
 
-    p = with_store(command("basis", _basis, "rotate each hidden layer's basis so the "
-                                            "layer-to-layer Jacobians are sparse over probe "
-                                            "inputs"))
-    p.add_argument("model", metavar="MODEL",
-                   help="a model file, or the name of a model indexed from a file")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p = on_model(with_store(command("basis", _basis, "rotate each hidden layer's basis so "
+                                    "the layer-to-layer Jacobians are sparse over probe "
+                                    "inputs")))
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write heatmaps of each Jacobian before and after (SVG) into DIR")
     p.add_argument("--steps", type=_positive_int, default=None, metavar="N",

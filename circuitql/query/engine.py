@@ -157,6 +157,7 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
     if not bounded(query.pattern):
         # A chain of k blocks needs at least k + 1 layers between input and output.
         max_repeat = max(1, min(MAX_REPEAT_CAP, store.max_layer(names) - 1))
+    scope = [m.name for m in infos]  # listed above whenever there are pins
     cache = NeuronCache(store)
     seen: set[tuple[str, frozenset[str]]] = set()
     found = 0
@@ -166,7 +167,6 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
         explain.patterns += 1
         the_plan = plan(pattern, lambda columns: cache.count(columns, names), query.pins)
         explain.plans.append(the_plan.text())
-        scope = [m.name for m in infos]  # listed above whenever there are pins
         for match in _run_pattern(cache, the_plan, names, tolerance, explain, seen,
                                   query.pins, scope):
             yield match

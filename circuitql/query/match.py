@@ -100,7 +100,7 @@ class NeuronCache:
         known = self.admitted[constraint]
         unknown = [key for key in keys if key not in known]
         if unknown:
-            records = self.store.records(unknown, constraint.columns())
+            records = self.store.records(unknown, columns)
             for key in unknown:
                 known[key] = key in records and constraint.admits(records[key].signature)
         return [key for key in keys if known[key]]

@@ -318,8 +318,7 @@ class SQLiteStore:
                 ) -> dict[NeuronKey, NeuronRecord]:
         rows = self._rows_by_key(keys, ", ".join(f"n.{field}" for field in _NEURON_FIELDS),
                                  constraints or {})
-        return {(row[0], record.uid): record
-                for row, record in ((row, _neuron_record(row[1:])) for row in rows)}
+        return {(row[0], row[1]): _neuron_record(row[1:]) for row in rows}
 
     def fetch(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronView]:
         columns = ", ".join(f"n.{field}" for field in (*_NEURON_FIELDS, *_ADJACENCY_FIELDS))
