@@ -22,21 +22,19 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import resource
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import Report, add_json_argument, ms
+from benchmarks.report import Report, add_json_argument, ms, peak_rss_mib
 from circuitql.api import Database, connect
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.pipeline import StageTimes
 from circuitql.indexer.signature import signatures
-from circuitql.store.neo4j import Neo4jStore
+from circuitql.store.neo4j import scratch_store
 from circuitql.zoo.demo import random_mlp
 from circuitql.zoo.export import save
 
@@ -69,27 +67,21 @@ def index_folder(db: Database, n_models: int, jobs: int, folder: Path) -> IndexR
 STAGES = ("load", "canonicalize", "sign", "write")
 
 
-def stage_cells(run: IndexRun) -> list[str]:
-    return [ms(getattr(run.times, stage) / run.models) for stage in STAGES]
+def stage_cells(times: StageTimes, models: int) -> list[str]:
+    """Each stage's time per model, as table cells."""
+    return [ms(getattr(times, stage) / models) for stage in STAGES]
 
 
 def bench_index(n_models: int, jobs: int, folder: Path) -> tuple[IndexRun, float]:
     """One indexing into a fresh SQLite store, and the writer's peak RSS in MiB."""
     with tempfile.TemporaryDirectory() as tmp, connect(str(Path(tmp) / "bench.db")) as db:
         run = index_folder(db, n_models, jobs, folder)
-    return run, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return run, peak_rss_mib()
 
 
 def bench_neo4j(uri: str, n_models: int, jobs: int, folder: Path) -> IndexRun:
-    """Index into a namespace of its own, so the server's other data is neither read nor
-    touched, and delete every model of it afterwards, whatever happened."""
-    store = Neo4jStore.from_uri(uri, namespace=f"bench-{uuid.uuid4().hex[:12]}")
-    try:
+    with scratch_store(uri, "bench") as store:
         return index_folder(Database(store), n_models, jobs, folder)
-    finally:
-        for info in store.models():
-            store.delete(info.name)
-        store.close()
 
 
 def write_zoo(folder: Path, n_models: int, seed: int) -> None:
@@ -152,11 +144,11 @@ def main() -> None:
             run, rss = bench_index(args.models, jobs, Path(tmp))
             walls[jobs] = run.wall
             rows.append(["SQLite", f"{jobs}", f"{run.wall:.1f} s", *run.rates(),
-                         *stage_cells(run), f"{rss:,.0f} MiB"])
+                         *stage_cells(run.times, run.models), f"{rss:,.0f} MiB"])
             if args.neo4j and jobs == max(args.jobs):  # Neo4j's writer is the bottleneck
                 neo = bench_neo4j(args.neo4j, args.models, jobs, Path(tmp))
                 rows.append(["Neo4j", f"{jobs}", f"{neo.wall:.1f} s", *neo.rates(),
-                             *stage_cells(neo), ""])
+                             *stage_cells(neo.times, neo.models), ""])
     report.table(["store", "jobs", "wall", "models/s", "neurons/s", "relationships/s", "load",
                   "canonicalize", "sign", "write", "peak RSS"], rows, right=set(range(1, 11)))
     fastest = min(walls.values())

@@ -13,7 +13,6 @@ circuit and scores the answers against the ground truth (``GroundTruth.score``).
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
 import tempfile
@@ -22,9 +21,10 @@ from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
-from benchmarks.report import Report, add_json_argument, ms, percentile
+from benchmarks.bench_index import stage_cells
+from benchmarks.bench_query import time_query
+from benchmarks.report import Report, add_json_argument, ms, peak_rss_mib, percentile
 from circuitql.api import connect
-from circuitql.query.engine import Explain
 from circuitql.query.library import builtin_library
 from circuitql.zoo.export import save, spec_from_graph
 from circuitql.zoo.plant import Expected, GroundTruth, HostShape, Score, hosted_zoo
@@ -52,12 +52,6 @@ def write_hosted_zoo(folder: Path, size: int, seed: int, jobs: int) -> GroundTru
     with get_context("forkserver").Pool(jobs) as pool:
         parts = pool.map(write, slices)
     return GroundTruth(seed, tuple(e for part in parts for e in part))
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process, which writes the store (workers hold one
-    model at a time)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -90,23 +84,16 @@ def main() -> None:
                 wall = time.perf_counter() - start
                 assert len(indexed.indexed) == size, indexed.failed[:3]
                 neurons = sum(m.n_neurons for m in indexed.indexed)
-                t = indexed.times
                 index_rows.append([f"{size:,}", f"{wall:,.1f} s", f"{size / wall:.1f}",
                                    f"{neurons / wall:,.0f}",
-                                   *(ms(getattr(t, s) / size) for s in
-                                     ("load", "canonicalize", "sign", "write")),
+                                   *stage_cells(indexed.times, size),
                                    f"{peak_rss_mib():,.0f} MiB"])
                 if size == TARGET_SIZE:
                     report.target("index 10,000 3x64 models (embedded store)", "< 10 min",
                                    f"{wall / 60:.1f} min", wall < INDEX_TARGET_S)
                 scores[size] = {}
                 for circuit in circuits:
-                    times, explain, matches = [], Explain(), []
-                    for _ in range(args.repeats):
-                        explain = Explain()
-                        start = time.perf_counter()
-                        matches = list(db.query(circuit, explain=explain))
-                        times.append(time.perf_counter() - start)
+                    times, explain, matches = time_query(db, circuit, args.repeats)
                     latency[circuit].append((statistics.median(times), percentile(times, 0.95),
                                              explain.counts["lookup"]))
                     scores[size][circuit] = sized.score(

@@ -16,13 +16,12 @@ import argparse
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from benchmarks.bench_query import zoo_items
-from benchmarks.report import Report, add_json_argument, ms
+from benchmarks.report import Report, add_json_argument, ms, timed
 from circuitql.api import Database, connect
-from circuitql.store.neo4j import Neo4jStore
+from circuitql.store.neo4j import scratch_store
 
 # What a Neo4j user writes without circuitql: the detector pair and its sum, with the
 # significance and ratio checks circuitql applies (5% significance, 5% ratio tolerance).
@@ -44,15 +43,6 @@ RETURN DISTINCT p.model AS model
 """
 
 
-def timed(fn: object, repeats: int) -> tuple[list[float], set[str]]:
-    times, result = [], set()
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - start)
-    return times, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uri", required=True)
@@ -67,50 +57,43 @@ def main() -> None:
                "circuitql on each, and the hand-written Cypher pattern of this script (the "
                "detector pair, the sum, significance and ratio checks in one MATCH) on Neo4j; "
                f"medians of {args.repeats} runs.")
-    namespace = f"bench-{uuid.uuid4().hex[:8]}"
-    store = Neo4jStore.from_uri(args.uri, namespace=namespace)
-    neo4j_db = Database(store)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            sqlite_path = Path(tmp) / "zoo.db"
-            items, planted_names = zoo_items(args.models, args.seed)
-            planted = set(planted_names)
-            indexing = {}
-            for label, db in (("SQLite", connect(str(sqlite_path))), ("Neo4j", neo4j_db)):
-                start = time.perf_counter()
-                db.index_many(items)
-                indexing[label] = time.perf_counter() - start
-            with connect(str(sqlite_path)) as sqlite_db:
-                lite, lite_found = timed(lambda: {m.model for m in sqlite_db.query("abs")},
-                                         args.repeats)
+    with scratch_store(args.uri, "bench") as store, tempfile.TemporaryDirectory() as tmp, \
+            connect(str(Path(tmp) / "zoo.db")) as sqlite_db:
+        neo4j_db = Database(store)
+        items, planted_names = zoo_items(args.models, args.seed)
+        planted = set(planted_names)
+        indexing = {}
+        for label, db in (("SQLite", sqlite_db), ("Neo4j", neo4j_db)):
+            start = time.perf_counter()
+            db.index_many(items)
+            indexing[label] = time.perf_counter() - start
+        lite, lite_found = timed(lambda: {m.model for m in sqlite_db.query("abs")},
+                                 args.repeats)
         neo, neo_found = timed(lambda: {m.model for m in neo4j_db.query("abs")}, args.repeats)
         with store.session() as session:
             cypher, cypher_found = timed(
-                lambda: {r["model"] for r in session.run(HAND_WRITTEN_ABS, ns=namespace)},
+                lambda: {r["model"] for r in session.run(HAND_WRITTEN_ABS,
+                                                         ns=store.namespace)},
                 args.repeats)
-        rows = [[label, index, ms(statistics.median(times)), f"{len(found)}",
-                 f"{len(found & planted) / len(planted):.0%}"]
-                for label, index, times, found in (
-                    ("circuitql, SQLite", f"{indexing['SQLite']:.1f} s", lite, lite_found),
-                    ("circuitql, Neo4j", f"{indexing['Neo4j']:.1f} s", neo, neo_found),
-                    ("hand-written Cypher on Neo4j", "(same data)", cypher, cypher_found))]
-        report.table(["", f"index {args.models:,} models", "MATCH abs median", "models found",
-                      "recall"], rows)
-        same = neo_found == cypher_found == lite_found
-        ratio = statistics.median(neo) / statistics.median(cypher)
-        report.say(f"Same answers from all three: {'yes' if same else '**no**'}. circuitql on "
-                   f"Neo4j takes {ratio:.1f}x the time of the hand-written pattern, which "
-                   "checks abs only structurally (no fit of free parameters, no numeric "
-                   "verification of the function) and must be written anew for each circuit.")
-        median = statistics.median(neo)
-        report.target(f"MATCH abs on Neo4j, {args.models:,} models", "< 2 s median", ms(median),
-                      median < 2.0)
-        report.target("Neo4j, SQLite and hand-written Cypher agree", "same answers",
-                      "same" if same else "different", same)
-    finally:
-        for info in store.models():
-            store.delete(info.name)
-        store.close()
+    rows = [[label, index, ms(statistics.median(times)), f"{len(found)}",
+             f"{len(found & planted) / len(planted):.0%}"]
+            for label, index, times, found in (
+                ("circuitql, SQLite", f"{indexing['SQLite']:.1f} s", lite, lite_found),
+                ("circuitql, Neo4j", f"{indexing['Neo4j']:.1f} s", neo, neo_found),
+                ("hand-written Cypher on Neo4j", "(same data)", cypher, cypher_found))]
+    report.table(["", f"index {args.models:,} models", "MATCH abs median", "models found",
+                  "recall"], rows)
+    same = neo_found == cypher_found == lite_found
+    ratio = statistics.median(neo) / statistics.median(cypher)
+    report.say(f"Same answers from all three: {'yes' if same else '**no**'}. circuitql on "
+               f"Neo4j takes {ratio:.1f}x the time of the hand-written pattern, which "
+               "checks abs only structurally (no fit of free parameters, no numeric "
+               "verification of the function) and must be written anew for each circuit.")
+    median = statistics.median(neo)
+    report.target(f"MATCH abs on Neo4j, {args.models:,} models", "< 2 s median", ms(median),
+                  median < 2.0)
+    report.target("Neo4j, SQLite and hand-written Cypher agree", "same answers",
+                  "same" if same else "different", same)
     report.save(args.json)
 
 

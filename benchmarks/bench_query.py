@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import Report, add_json_argument, ms, percentile
+from benchmarks.report import Report, add_json_argument, ms, percentile, timed
 from benchmarks.vf2_baseline import baseline_matches
-from circuitql.api import connect
+from circuitql.api import Database, connect
 from circuitql.query import compile_query, expand
 from circuitql.query.compile import MatchQuery
-from circuitql.query.engine import Explain
+from circuitql.query.engine import Explain, Match
 from circuitql.zoo.plant import planted_host, random_host
 
 SHAPE = (8, [64, 64, 64], 4)
@@ -62,15 +62,22 @@ def build_zoo(db_path: Path, n_models: int, seed: int, width: int = 64,
     return planted
 
 
-def time_query(db_path: Path, text: str, repeats: int) -> tuple[list[float], Explain, set[str]]:
-    times, explain, models = [], Explain(), set()
+def time_query(db: Database, text: str, repeats: int
+               ) -> tuple[list[float], Explain, list[Match]]:
+    """Seconds of each run of the query, and the last run's EXPLAIN and matches."""
+    def run() -> tuple[Explain, list[Match]]:
+        explain = Explain()
+        return explain, list(db.query(text, explain=explain))
+
+    times, (explain, matches) = timed(run, repeats)
+    return times, explain, matches
+
+
+def models_found(db_path: Path, text: str, repeats: int
+                 ) -> tuple[list[float], Explain, set[str]]:
     with connect(str(db_path)) as db:
-        for _ in range(repeats):
-            explain = Explain()
-            start = time.perf_counter()
-            models = {m.model for m in db.query(text, explain=explain)}
-            times.append(time.perf_counter() - start)
-    return times, explain, models
+        times, explain, matches = time_query(db, text, repeats)
+    return times, explain, {m.model for m in matches}
 
 
 def run_baseline(db_path: Path, models: list[str], budget: float) -> tuple[dict[str, int], float]:
@@ -116,7 +123,7 @@ def main() -> None:
         for size in args.sizes:
             db_path = Path(tmp) / f"zoo{size}.db"
             planted = build_zoo(db_path, size, args.seed, planted_count=args.planted)
-            times, explain, found = time_query(db_path, "MATCH abs", args.repeats)
+            times, explain, found = models_found(db_path, "MATCH abs", args.repeats)
             rows.append([f"{size:,}", f"{len(planted)}", ms(statistics.median(times)),
                          ms(percentile(times, 0.95)), f"{explain.counts['lookup']}",
                          f"{len(found & set(planted)) / len(planted):.0%}",
@@ -135,7 +142,7 @@ def baseline(report: Report, args: argparse.Namespace, db_path: Path) -> None:
     planted = build_zoo(db_path, n, args.seed, args.baseline_width)
     unplanted = [f"mlp{i:05d}" for i in range(n) if f"mlp{i:05d}" not in planted]
     sample = [*planted[: args.baseline_models], *unplanted[: args.baseline_models]]
-    engine_times, _, engine_found = time_query(db_path, "MATCH abs", args.repeats)
+    engine_times, _, engine_found = models_found(db_path, "MATCH abs", args.repeats)
     per_model_engine = statistics.median(engine_times) / n
     report.say(f"Baseline, same run: per-model networkx VF2 subgraph monomorphism of the abs "
                "pattern with activation and sign predicates, then the engine's own weight and "

@@ -13,10 +13,16 @@ import argparse
 import contextlib
 import json
 import math
+import resource
 import shlex
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -105,3 +111,18 @@ def percentile(values: list[float], q: float) -> float:
     """The nearest-rank percentile: with 7 runs, p95 is the slowest."""
     ranked = sorted(values)
     return ranked[max(0, math.ceil(q * len(ranked)) - 1)]
+
+
+def timed(run: Callable[[], T], repeats: int) -> tuple[list[float], T]:
+    """Seconds of each of ``repeats`` calls, and what the last one returned."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (the one that writes the store), in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

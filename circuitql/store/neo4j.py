@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -484,6 +485,20 @@ class Neo4jStore:
 
     def close(self) -> None:
         self._driver.close()
+
+
+@contextlib.contextmanager
+def scratch_store(uri: str, prefix: str = "scratch") -> Iterator[Neo4jStore]:
+    """A store in a fresh namespace of its own, emptied and closed on exit: for tests,
+    benchmarks and experiments on a shared server, which must neither see its other data nor
+    leave any behind, whatever happens inside."""
+    store = Neo4jStore.from_uri(uri, namespace=f"{prefix}-{uuid.uuid4().hex[:12]}")
+    try:
+        yield store
+    finally:
+        for info in store.models():
+            store.delete(info.name)
+        store.close()
 
 
 def _check_edges(model: IndexedModel) -> None:

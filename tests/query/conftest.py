@@ -19,14 +19,8 @@ from tests.store.conftest import BACKENDS
 
 @contextmanager
 def open_database(backend: str, tmp_path: Path) -> Iterator[Database]:
-    database = Database(BACKENDS[backend](tmp_path))
-    try:
-        yield database
-    finally:
-        if backend == "neo4j":
-            for info in database.models():
-                database.delete(info.name)
-        database.close()
+    with BACKENDS[backend](tmp_path) as store:
+        yield Database(store)
 
 
 @pytest.fixture(params=sorted(BACKENDS))

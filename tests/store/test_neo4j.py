@@ -12,7 +12,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from circuitql.store.neo4j import (
     EMBEDDING_DIMENSIONS,
     VECTOR_INDEX,
     Neo4jStore,
+    scratch_store,
     signature_embedding,
 )
 from tests.store.fakes import fake_model
@@ -54,13 +54,8 @@ def _raw_driver(uri: str) -> neo4j.Driver:
 @pytest.fixture
 def live() -> Iterator[Neo4jStore]:
     assert LIVE_URI
-    store = Neo4jStore.from_uri(LIVE_URI, namespace=f"test-{uuid.uuid4().hex[:12]}")
-    try:
+    with scratch_store(LIVE_URI, "test") as store:
         yield store
-    finally:
-        for info in store.models():
-            store.delete(info.name)
-        store.close()
 
 
 # --- connection errors ---------------------------------------------------------------------
