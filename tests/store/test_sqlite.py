@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from circuitql.errors import StoreError
+from circuitql.indexer.signature import Signature
 from circuitql.store.base import EdgeRecord
 from circuitql.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from circuitql.store.uri import open_store
@@ -116,6 +117,44 @@ def test_models_persist_across_close_and_reopen(tmp_path: Path) -> None:
         assert reopened.write(model).status == "unchanged"
     finally:
         reopened.close()
+
+
+def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
+    # Version 3 is version 4 with a narrower shape index: a store written then must open with
+    # its models intact and its counts served by the new index.
+    path = tmp_path / "v3.db"
+    model = fake_model("m1")
+    store = SQLiteStore(path)
+    store.write(model)
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX neurons_by_shape")
+    conn.execute("CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)")
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    migrated = SQLiteStore(path)
+    try:
+        assert migrated.neurons("m1") == list(model.neurons)
+        def shape(sig: Signature) -> tuple[object, ...]:
+            return (sig.kind.value, sig.activation.value, sig.fan_in, sig.n_pos, sig.n_neg,
+                    sig.bias_class.value)
+
+        hidden = next(n.signature for n in model.neurons if n.signature.kind.value == "hidden")
+        columns = dict(zip(("kind", "activation", "fan_in", "n_pos", "n_neg", "bias_class"),
+                           shape(hidden), strict=True))
+        expected = sum(shape(n.signature) == shape(hidden) for n in model.neurons)
+        assert migrated.count_neurons(columns) == expected
+    finally:
+        migrated.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT count(*) FROM neurons WHERE kind = 'hidden' "
+        "AND activation = 'relu' AND fan_in = 2 AND n_pos = 1 AND n_neg = 1 "
+        "AND bias_class = '0'").fetchall()
+    conn.close()
+    assert "COVERING INDEX" in str(plan)
 
 
 def test_delete_leaves_no_orphan_rows(tmp_path: Path) -> None:
