@@ -182,8 +182,10 @@ def _run_pattern(cache: NeuronCache, the_plan: Plan, models: list[str] | None,
     anchor_unit = pattern.unit(the_plan.anchor)
     with _Clock(explain, "lookup"):
         if the_plan.anchor in pins:
-            anchors = cache.admits([(m, pins[the_plan.anchor]) for m in scope],
-                                   anchor_unit.constraint)
+            pinned = frozenset([pins[the_plan.anchor]])
+            anchors = [(model, uid) for model, uids in
+                       cache.admits([(m, pinned) for m in scope], anchor_unit.constraint)
+                       for uid in uids]
         else:
             anchors = cache.lookup(anchor_unit.constraint, models)
     explain.counts["lookup"] += len(anchors)

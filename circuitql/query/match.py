@@ -22,7 +22,7 @@ from circuitql.graph import UnitKind
 from circuitql.query.isomorphism import monomorphisms
 from circuitql.query.pattern import CircuitPattern, Coef, CoefKind, Poly, Role, UnitConstraint
 from circuitql.query.plan import Plan
-from circuitql.store.base import NeuronKey, NeuronView, Store
+from circuitql.store.base import NeuronKey, NeuronRecord, NeuronView, Store
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,13 @@ class Neighbourhood:
 
     candidates: Mapping[str, frozenset[str]]
     views: Mapping[str, NeuronView]
+
+
+_Columns = tuple[frozenset[tuple[str, object]], tuple[str, ...] | None]
+
+
+def _columns_key(columns: Mapping[str, object], models: Sequence[str] | None) -> _Columns:
+    return frozenset(columns.items()), None if models is None else tuple(models)
 
 
 VIEW_LIMIT = 20_000  # cached neuron views per query (a 64-wide view is ~10 KB)
@@ -51,12 +58,13 @@ class NeuronCache:
         self.size = 0
         self.admitted: dict[UnitConstraint, dict[NeuronKey, bool]] = defaultdict(dict)
         self.lookups: dict[tuple[UnitConstraint, tuple[str, ...] | None], list[NeuronKey]] = {}
-        self.everywhere: dict[UnitConstraint, frozenset[NeuronKey]] = {}
-        self.counts: dict[tuple[frozenset[tuple[str, object]], tuple[str, ...] | None], int] = {}
+        self.everywhere: dict[UnitConstraint, dict[str, frozenset[str]]] = {}
+        self.counts: dict[_Columns, int] = {}
+        self.found: dict[_Columns, list[tuple[str, NeuronRecord]]] = {}
 
     def count(self, columns: Mapping[str, object], models: Sequence[str] | None) -> int:
         """``Store.count_neurons``, asked once per query for each set of columns."""
-        key = (frozenset(columns.items()), None if models is None else tuple(models))
+        key = _columns_key(columns, models)
         if key not in self.counts:
             self.counts[key] = self.store.count_neurons(columns, models)
         return self.counts[key]
@@ -78,32 +86,59 @@ class NeuronCache:
         per query for each constraint (the variants of a repetition share their anchor)."""
         key = (constraint, None if models is None else tuple(models))
         if key not in self.lookups:
-            self.lookups[key] = [
-                (model, record.uid)
-                for model, record in self.store.find_neurons(constraint.columns(), models)
-                if constraint.admits(record.signature)]
+            self.lookups[key] = [(model, record.uid)
+                                 for model, record in self._find(constraint.columns(), models)
+                                 if constraint.admits(record.signature)]
         return self.lookups[key]
 
-    def admits(self, keys: Sequence[NeuronKey], constraint: UnitConstraint) -> list[NeuronKey]:
-        """The keys whose signature ``constraint`` admits, judged by the store's indexed
-        columns first so that rejected neurons never leave it.
+    def _find(self, columns: Mapping[str, object], models: Sequence[str] | None
+              ) -> list[tuple[str, NeuronRecord]]:
+        """``Store.find_neurons``, asked once per query for each set of columns: the same
+        unit in different places of a pattern differs only in its fan-out bounds (min4's
+        detector units, five ways), which no index column holds."""
+        key = _columns_key(columns, models)
+        if key not in self.found:
+            self.found[key] = self.store.find_neurons(columns, models)
+        return self.found[key]
 
-        When the store holds fewer neurons with those columns than there are keys (a rare
+    def admits(self, reached: Sequence[tuple[str, frozenset[str]]], constraint: UnitConstraint
+               ) -> list[tuple[str, frozenset[str]]]:
+        """Per (model, uids), the uids whose signature ``constraint`` admits. Units not yet
+        fetched are judged by the store's indexed columns first, so that rejected neurons
+        never leave it.
+
+        When the store holds fewer neurons with those columns than there are uids (a rare
         signature, a zoo-sized batch of fan-outs), one index lookup of them all is cheaper
-        than sending the keys, and every later step and variant reuses it."""
+        than sending the keys, and every later step and variant reuses it: each model's
+        uids then meet that model's admitted neurons in one set intersection."""
         columns = constraint.columns()
-        if columns and self.count(columns, None) <= len(keys):
-            if constraint not in self.everywhere:
-                self.everywhere[constraint] = frozenset(self.lookup(constraint, None))
-            everywhere = self.everywhere[constraint]
-            return [key for key in keys if key in everywhere]
-        known = self.admitted[constraint]
-        unknown = [key for key in keys if key not in known]
+        if columns and self.count(columns, None) <= sum(len(uids) for _, uids in reached):
+            everywhere = self._everywhere(constraint)
+            return [(model, uids & everywhere.get(model, _NONE)) for model, uids in reached]
+        views, known = self.views, self.admitted[constraint]
+        unknown = list(dict.fromkeys(
+            (model, uid) for model, uids in reached for uid in uids
+            if uid not in views[model] and (model, uid) not in known))
         if unknown:
             records = self.store.records(unknown, columns)
             for key in unknown:
                 known[key] = key in records and constraint.admits(records[key].signature)
-        return [key for key in keys if known[key]]
+        return [(model, frozenset(uid for uid in uids if (
+                    constraint.admits(views[model][uid].record.signature)
+                    if uid in views[model] else known[model, uid])))
+                for model, uids in reached]
+
+    def _everywhere(self, constraint: UnitConstraint) -> dict[str, frozenset[str]]:
+        """Every stored neuron ``constraint`` admits, by model."""
+        if constraint not in self.everywhere:
+            by_model: dict[str, set[str]] = defaultdict(set)
+            for model, uid in self.lookup(constraint, None):
+                by_model[model].add(uid)
+            self.everywhere[constraint] = {m: frozenset(uids) for m, uids in by_model.items()}
+        return self.everywhere[constraint]
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def grow(cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
@@ -123,23 +158,23 @@ def grow(cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
              if uid in views[model]]
     for step in plan.steps:
         unit = pattern.unit(step.unit)
-        reached = [_reach(views[model], candidates[step.via], step.direction)
+        reached = [(model, _reach(views[model], candidates[step.via], step.direction))
                    for model, candidates in alive]
-        unseen = list(dict.fromkeys(
-            (model, uid) for (model, _), uids in zip(alive, reached, strict=True)
-            for uid in uids if uid not in views[model]))
-        if step.direction == "output":
-            # A dense layer fans out to every unit of the next: look at their signatures
-            # first, and fetch edges only for the few the next pattern unit admits.
-            unseen = cache.admits(unseen, unit.constraint)
-        cache.fetch(unseen)
+        if unit.role is not Role.INPUT:
+            # A dense layer fans out to every unit of the next, and a fan-in reaches units of
+            # every kind: look at their signatures first, and fetch edges (64 and more per
+            # unit in a dense layer) only for those the next pattern unit admits. A pattern
+            # input admits any unit, so there is nothing to look at first.
+            reached = cache.admits(reached, unit.constraint)
+        cache.fetch(list(dict.fromkeys((model, uid) for model, uids in reached for uid in uids)))
         survivors = []
-        for (model, candidates), uids in zip(alive, reached, strict=True):
+        for (model, candidates), (_, uids) in zip(alive, reached, strict=True):
             hood = views[model]
+            via = candidates[step.via]
             kept = frozenset(
                 uid for uid in uids
                 if uid in hood and unit.constraint.admits(hood[uid].record.signature)
-                and (step.direction == "input" or _feeds(hood[uid], candidates[step.via]))
+                and (step.direction == "input" or not hood[uid].sources.isdisjoint(via))
             )
             if kept:
                 survivors.append((model, {**candidates, step.unit: kept}))
@@ -148,21 +183,11 @@ def grow(cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
 
 
 def _reach(views: Mapping[str, NeuronView], via: frozenset[str],
-           direction: Literal["input", "output"]) -> list[str]:
+           direction: Literal["input", "output"]) -> frozenset[str]:
     """Units one step from ``via``: significant sources, or every target."""
-    reached: dict[str, None] = {}
-    for uid in via:
-        view = views[uid]
-        if direction == "input":
-            reached.update((s, None) for s, _ in view.significant_inputs)
-        else:
-            reached.update((t, None) for t, _ in view.outputs)
-    return list(reached)
-
-
-def _feeds(view: NeuronView, sources: frozenset[str]) -> bool:
-    """Whether one of ``sources`` is a significant input of ``view`` (an output step)."""
-    return any(s in sources for s, _ in view.significant_inputs)
+    if direction == "input":
+        return frozenset().union(*(views[uid].sources for uid in via))
+    return frozenset().union(*(views[uid].targets for uid in via))
 
 
 def structural_matches(pattern: CircuitPattern, hood: Neighbourhood) -> Iterator[dict[str, str]]:

@@ -2,11 +2,17 @@
 
 The anchor is the pattern unit whose signature constraint the store's indexes count the fewest
 neurons for, so the lookup returns the fewest candidates; the rest of the pattern is reached
-from it along pattern edges, breadth first, each step one ``Store.fetch`` of neighbours.
+from it along pattern edges, each step one store round trip for the neighbours of every
+candidate. Steps go rarest unit first, so that candidates die before their neighbourhoods
+are fetched: a pattern input admits any neuron, and stepping to it first (as breadth first
+would, to the anchor's inputs) fetches every candidate's inputs, 64-wide views in a dense
+layer, to prune nothing.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -59,29 +65,51 @@ def plan(pattern: CircuitPattern, count: Counter, pinned: Mapping[str, str] | No
     A pinned variable (``WHERE x = 'input:3'``) is the anchor, whatever its role: the search
     then grows only around that neuron.
     """
-    pin = next((u.name for u in pattern.units if u.name in (pinned or {})), None)
-    if pin is not None:
-        return Plan(pattern, pin, 1, _grow(pattern, pin))
     anchors = [u for u in pattern.units if u.role is not Role.INPUT]
     costs = {u.name: count(u.constraint.columns()) for u in anchors}
+    pin = next((u.name for u in pattern.units if u.name in (pinned or {})), None)
+    if pin is not None:
+        return Plan(pattern, pin, 1, _grow(pattern, pin, costs))
     # Rarest first; among equals, closed fan-in (an exact index key) and hidden units first.
     best = min(anchors, key=lambda u: (costs[u.name], u.open_fan_in, u.role is Role.OUTPUT))
-    return Plan(pattern, best.name, costs[best.name], _grow(pattern, best.name))
+    return Plan(pattern, best.name, costs[best.name], _grow(pattern, best.name, costs))
 
 
-def _grow(pattern: CircuitPattern, anchor: str) -> tuple[Step, ...]:
+def _grow(pattern: CircuitPattern, anchor: str, costs: Mapping[str, int]) -> tuple[Step, ...]:
+    """Every unit reached once from ``anchor``, through a unit reached before it.
+
+    Next comes, of the steps open, an input step before an output step (a candidate has a
+    few significant inputs but fans out to a whole layer), the rarer unit (``costs``) before
+    the commoner, and pattern order among equals; steps to pattern inputs, which prune
+    nothing, come last."""
     sources = {u.name: [src for src, _ in u.inputs] for u in pattern.units}
     targets: dict[str, list[str]] = {u.name: [] for u in pattern.units}
     for unit in pattern.units:
         for src in sources[unit.name]:
             targets[src].append(unit.name)
-    seen, queue, steps = {anchor}, [anchor], []
-    while queue:
-        current = queue.pop(0)
+    order = {u.name: i for i, u in enumerate(pattern.units)}
+
+    def rank(step: Step) -> tuple[bool, bool, int, int]:
+        return (step.unit not in costs, step.direction == "output", costs.get(step.unit, 0),
+                order[step.unit])
+
+    # (rank, order pushed, step): the first way found to reach a unit wins among equals.
+    frontier: list[tuple[tuple[bool, bool, int, int], int, Step]] = []
+    pushed = itertools.count()
+    reached = {anchor}
+    steps: list[Step] = []
+    current = anchor
+    while True:
         for direction, neighbours in (("input", sources[current]), ("output", targets[current])):
             for name in neighbours:
-                if name not in seen:
-                    seen.add(name)
-                    queue.append(name)
-                    steps.append(Step(name, current, direction))  # type: ignore[arg-type]
-    return tuple(steps)
+                if name not in reached:
+                    step = Step(name, current, direction)  # type: ignore[arg-type]
+                    heapq.heappush(frontier, (rank(step), next(pushed), step))
+        while frontier and frontier[0][2].unit in reached:
+            heapq.heappop(frontier)
+        if not frontier:
+            return tuple(steps)
+        step = heapq.heappop(frontier)[2]
+        reached.add(step.unit)
+        steps.append(step)
+        current = step.unit

@@ -221,6 +221,16 @@ class NeuronView:
         return tuple((s, w) for s, w in self.inputs
                      if top > 0 and abs(w) >= DEFAULT_SIGNIFICANCE * top)
 
+    @cached_property
+    def sources(self) -> frozenset[str]:
+        """The uids of ``significant_inputs``: a candidate's fan-in, as the engine grows."""
+        return frozenset(s for s, _ in self.significant_inputs)
+
+    @cached_property
+    def targets(self) -> tuple[str, ...]:
+        """The uids of ``outputs``: a candidate's fan-out, as the engine grows."""
+        return tuple(t for t, _ in self.outputs)
+
 
 @dataclass(frozen=True)
 class IndexedModel:
