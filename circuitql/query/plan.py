@@ -3,10 +3,11 @@
 The anchor is the pattern unit whose signature constraint the store's indexes count the fewest
 neurons for, so the lookup returns the fewest candidates; the rest of the pattern is reached
 from it along pattern edges, each step one store round trip for the neighbours of every
-candidate. Steps go rarest unit first, so that candidates die before their neighbourhoods
-are fetched: a pattern input admits any neuron, and stepping to it first (as breadth first
-would, to the anchor's inputs) fetches every candidate's inputs, 64-wide views in a dense
-layer, to prune nothing.
+candidate. Steps are ordered so that candidates die before their neighbourhoods are fetched:
+a unit's inputs before its outputs, rare units before common ones, pattern inputs last. A
+pattern input admits any neuron; stepping to it first (as breadth first would, to the
+anchor's inputs) fetches every candidate's inputs, 64-wide views in a dense layer, to prune
+nothing.
 """
 
 from __future__ import annotations
