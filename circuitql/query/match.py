@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,7 +59,7 @@ class NeuronCache:
         self.size = 0
         self.admitted: dict[UnitConstraint, dict[NeuronKey, bool]] = defaultdict(dict)
         self.lookups: dict[tuple[UnitConstraint, tuple[str, ...] | None], list[NeuronKey]] = {}
-        self.everywhere: dict[UnitConstraint, dict[str, frozenset[str]]] = {}
+        self.everywhere: dict[UnitConstraint, Mapping[str, AbstractSet[str]]] = {}
         self.counts: dict[_Columns, int] = {}
         self.found: dict[_Columns, list[tuple[str, NeuronRecord]]] = {}
 
@@ -128,13 +129,13 @@ class NeuronCache:
                     if uid in views[model] else known[model, uid])))
                 for model, uids in reached]
 
-    def _everywhere(self, constraint: UnitConstraint) -> dict[str, frozenset[str]]:
+    def _everywhere(self, constraint: UnitConstraint) -> Mapping[str, AbstractSet[str]]:
         """Every stored neuron ``constraint`` admits, by model."""
         if constraint not in self.everywhere:
             by_model: dict[str, set[str]] = defaultdict(set)
             for model, uid in self.lookup(constraint, None):
                 by_model[model].add(uid)
-            self.everywhere[constraint] = {m: frozenset(uids) for m, uids in by_model.items()}
+            self.everywhere[constraint] = by_model
         return self.everywhere[constraint]
 
 
