@@ -17,8 +17,7 @@ from typing import Any, Literal, NamedTuple, Protocol, overload
 
 import numpy as np
 
-from circuitql.graph import Activation, UnitKind
-from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, BiasClass, Signature
+from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, Signature
 
 # The only signature columns a lookup may constrain, in every backend: a key outside this set
 # is rejected before any query text is built, so a key can never smuggle text into SQL or
@@ -190,10 +189,10 @@ class NeuronColumns(Sequence[NeuronRecord]):
             return tuple(self[i] for i in range(*index.indices(len(self))))
         i = range(len(self))[index]
         start = self.magnitude_ends[i - 1] if i else 0
-        signature = Signature(
-            UnitKind(self.kind[i]), Activation(self.activation[i]), self.n_pos[i],
-            self.n_neg[i], BiasClass(self.bias_class[i]), self.out_pos[i], self.out_neg[i],
-            tuple(self.magnitudes[start:self.magnitude_ends[i]].tolist()),
+        signature = Signature.from_values(
+            self.kind[i], self.activation[i], self.n_pos[i], self.n_neg[i],
+            self.bias_class[i], self.out_pos[i], self.out_neg[i],
+            self.magnitudes[start:self.magnitude_ends[i]].tolist(),
         )
         return NeuronRecord(self.uid[i], self.layer[i], signature, self.bias[i], self.members[i])
 

@@ -578,15 +578,9 @@ def _neuron_row(namespace: str, model: str, ordinal: int, neuron: NeuronRecord) 
 
 
 def _neuron_record(node: Mapping[str, Any]) -> NeuronRecord:
-    signature = Signature(
-        kind=UnitKind(node["kind"]),
-        activation=Activation(node["activation"]),
-        n_pos=node["n_pos"],
-        n_neg=node["n_neg"],
-        bias_class=BiasClass(node["bias_class"]),
-        out_pos=node["out_pos"],
-        out_neg=node["out_neg"],
-        magnitudes=tuple(node["magnitudes"]),
+    signature = Signature.from_values(
+        node["kind"], node["activation"], node["n_pos"], node["n_neg"], node["bias_class"],
+        node["out_pos"], node["out_neg"], node["magnitudes"],
     )
     members = tuple((uid, float(scale)) for uid, scale in json.loads(node["members"]))
     return NeuronRecord(node["uid"], node["layer"], signature, node["bias"], members)

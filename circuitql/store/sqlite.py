@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 
 from circuitql.errors import StoreError
-from circuitql.graph import Activation, UnitKind
-from circuitql.indexer.signature import BiasClass, Signature
+from circuitql.indexer.signature import Signature
 from circuitql.store.base import (
     EdgeColumns,
     EdgeRecord,
@@ -529,25 +528,11 @@ def _floats(blob: bytes) -> list[float]:
     return array("d", blob).tolist()
 
 
-# A query decodes thousands of records: a dict lookup is 30x cheaper than Enum(value).
-_KINDS = {kind.value: kind for kind in UnitKind}
-_ACTIVATIONS = {activation.value: activation for activation in Activation}
-_BIAS_CLASSES = {bias.value: bias for bias in BiasClass}
-
-
 def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
     (uid, layer, kind, activation, n_pos, n_neg, _fan_in, bias_class, out_pos, out_neg,
      magnitudes, bias, _token, members) = row
-    signature = Signature(
-        kind=_KINDS[kind],
-        activation=_ACTIVATIONS[activation],
-        n_pos=n_pos,
-        n_neg=n_neg,
-        bias_class=_BIAS_CLASSES[bias_class],
-        out_pos=out_pos,
-        out_neg=out_neg,
-        magnitudes=tuple(_floats(magnitudes)),
-    )
+    signature = Signature.from_values(kind, activation, n_pos, n_neg, bias_class, out_pos,
+                                      out_neg, _floats(magnitudes))
     return NeuronRecord(
         uid=uid,
         layer=layer,
