@@ -9,6 +9,7 @@ This module is the whole public API; everything else is internal and free to cha
 """
 
 from circuitql.api import Database, IndexReport, connect
+from circuitql.domain import Domain
 from circuitql.errors import CircuitQLError, ModelLoadError, StoreError
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import Canonical, canonicalize
@@ -23,6 +24,7 @@ __all__ = [
     "CanonicalConfig",
     "CircuitQLError",
     "Database",
+    "Domain",
     "IndexConfig",
     "IndexReport",
     "ModelInfo",

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from circuitql.api import Database, IndexReport, connect
+from circuitql.domain import Domain
 from circuitql.errors import CircuitQLError
+from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.load import discover
+from circuitql.indexer.pipeline import IndexConfig
 from circuitql.query.engine import Match
 
 EXIT_USER_ERROR = 2
@@ -26,7 +29,7 @@ PROGRESS_THRESHOLD = 5  # a progress bar only when there is enough work to watch
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_negative_values(sys.argv[1:] if argv is None else list(argv)))
     try:
         return int(args.run(args))
     except CircuitQLError as err:
@@ -38,6 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `circuitql library | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _negative_values(argv: list[str]) -> list[str]:
+    """``--domain -2:2`` as ``--domain=-2:2``: argparse takes a value that starts with a dash
+    and is not a plain number for an option, and a domain's first end is often negative."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--domain" and arg[:1] == "-" and arg[1:2].isdigit():
+            out[-1] = f"--domain={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes for loading and canonicalizing (default: one per "
                    "core when there are many files)")
+    p.add_argument("--domain", metavar="LO:HI[,LO:HI...]", default=None,
+                   help="the box the inputs live in: one LO:HI for every input, or one per "
+                   "input (default: the model's own from its JSON config, else unbounded)")
 
     p = with_store(command("models", _models, "list the indexed models"))
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -207,7 +225,10 @@ def _index(args: argparse.Namespace) -> int:
                              fix="give .pt, .pth, .safetensors or .onnx files, or folders "
                              "holding them")
     start = time.perf_counter()
-    with _open(args) as db:
+    config = IndexConfig()
+    if args.domain is not None:
+        config = IndexConfig(CanonicalConfig(domain=Domain.parse(args.domain)))
+    with connect(args.store, config) as db:
         bar = None
         if not args.quiet and len(files) >= PROGRESS_THRESHOLD:
             from tqdm import tqdm
@@ -245,14 +266,15 @@ def _models(args: argparse.Namespace) -> int:
         print(json.dumps([{
             "name": m.name, "source": m.source, "inputs": m.n_inputs, "outputs": m.n_outputs,
             "neurons": m.n_neurons, "edges": m.n_edges, "hash": m.content_hash,
-            "meta": dict(m.meta),
+            "meta": dict(m.meta), "normal_form": dict(m.normal_form),
         } for m in models], indent=2))
         return 0
     if not models:
         print("no models indexed yet: run `circuitql index PATH`")
         return 0
-    rows = [("name", "in", "out", "neurons", "edges", "source")] + [
-        (m.name, str(m.n_inputs), str(m.n_outputs), str(m.n_neurons), str(m.n_edges), m.source)
+    rows = [("name", "in", "out", "neurons", "edges", "domain", "source")] + [
+        (m.name, str(m.n_inputs), str(m.n_outputs), str(m.n_neurons), str(m.n_edges),
+         "-" if m.domain is None else m.domain.text(), m.source)
         for m in models
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]

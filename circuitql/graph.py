@@ -68,6 +68,22 @@ class Activation(StrEnum):
         return lo, hi
 
 
+INPUT_PREFIX = "input:"
+
+
+def input_id(index: int) -> str:
+    """The source id of network input ``index``: every loader names inputs this way."""
+    return f"{INPUT_PREFIX}{index}"
+
+
+def input_index(uid: str) -> int | None:
+    """Which network input ``uid`` names (None: not an input id)."""
+    head, _, tail = uid.partition(":")
+    if f"{head}:" != INPUT_PREFIX or not tail.isdigit():
+        return None
+    return int(tail)
+
+
 class UnitKind(StrEnum):
     INPUT = "input"
     HIDDEN = "hidden"

@@ -527,7 +527,7 @@ def draw_model(store: Store, model: str, highlight: Mapping[str, str] | None = N
     The store keeps the canonical form (rescaled, pruned, duplicates merged), so that is what
     is drawn, and the title says so: its weights are not the file's.
     """
-    from circuitql.query.compare import stored_graph
+    from circuitql.store.base import stored_graph
 
     if store.get_model(model) is None:
         raise CircuitQLError(f"no model named {model!r} in {store.uri}",

@@ -16,7 +16,6 @@ from circuitql.api import Database, connect
 from circuitql.cli import main
 from circuitql.errors import CircuitQLError
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
-from circuitql.query.compare import stored_graph
 from circuitql.query.engine import Match
 from circuitql.render import (
     MAX_EDGES,
@@ -27,6 +26,7 @@ from circuitql.render import (
     draw_model,
     weight_text,
 )
+from circuitql.store.base import stored_graph
 from circuitql.zoo.demo import build_demo_zoo, random_mlp
 from circuitql.zoo.export import save
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind, input_id
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class GraphBuilder:
         self._ids: set[str] = set()
 
     def inputs(self, n: int) -> AffineVec:
-        ids = [f"input:{i}" for i in range(n)]
+        ids = [input_id(i) for i in range(n)]
         for uid in ids:
             self._add(Unit(uid, UnitKind.INPUT))
         return AffineVec.of_units(ids)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from circuitql.domain import Domain, DomainError
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
 from circuitql.indexer.affine import AffineVec, GraphBuilder, ShapeError
@@ -54,6 +55,7 @@ class ModelConfig:
     layers: tuple[LayerSpec, ...]
     outputs: tuple[str, ...]
     meta: Mapping[str, Any]
+    domain: Domain | None = None
 
 
 def find_sidecar(weights: Path) -> Path:
@@ -117,7 +119,14 @@ def parse_config(path: Path) -> ModelConfig:
         if out not in known:
             raise ModelLoadError(f"output {out!r} is not a layer", where=str(path),
                                  fix="name layers from the 'layers' list in 'outputs'")
-    return ModelConfig(int(raw["inputs"]), tuple(layers), outputs, dict(raw.get("meta", {})))
+    domain = None
+    if raw.get("domain") is not None:
+        try:
+            domain = Domain.from_json(raw["domain"]).for_inputs(int(raw["inputs"]))
+        except DomainError as exc:
+            raise ModelLoadError(f"'domain': {exc.what}", where=str(path), fix=exc.fix) from None
+    return ModelConfig(int(raw["inputs"]), tuple(layers), outputs, dict(raw.get("meta", {})),
+                       domain)
 
 
 def _config_problem(raw: Any) -> str | None:

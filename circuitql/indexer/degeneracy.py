@@ -28,7 +28,8 @@ from circuitql.graph import Activation, NeuronGraph, UnitKind
 from circuitql.indexer.canonical import Canonical, Config, canonicalize
 
 # Why a raw unit is missing from the canonical graph, by the canonical step that removed it.
-REMOVALS = {"remove_dead": "dead", "fold_constant": "dead", "remove_unused": "unused"}
+REMOVALS = {"remove_dead": "dead", "fold_constant": "dead", "remove_unused": "unused",
+            "linearize": "linear"}
 DEFAULT_RANK_RTOL = 1e-6
 CONSTANT_RTOL = 1e-9  # a unit whose spread is below this fraction of its size is constant
 FIRING = (Activation.RELU, Activation.LEAKY_RELU)
@@ -78,6 +79,7 @@ class LayerDegeneracy:
     dead: tuple[str, ...]
     unused: tuple[str, ...]
     merged: tuple[tuple[str, str], ...]  # (duplicate, the unit it was merged into)
+    linear: tuple[str, ...]  # never reach their kink: folded into their readers
     pruned: tuple[str, ...]  # canonical log lines of the weights pruned into this layer
     rank: int  # of all the layer's units
     effective: int  # rank of the units the canonical form keeps
@@ -85,12 +87,14 @@ class LayerDegeneracy:
 
     @property
     def kept(self) -> int:
-        return self.raw - len(self.dead) - len(self.unused) - len(self.merged)
+        return (self.raw - len(self.dead) - len(self.unused) - len(self.merged)
+                - len(self.linear))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "layer": self.layer, "raw": self.raw, "kept": self.kept, "rank": self.rank,
             "effective": self.effective, "dead": list(self.dead), "unused": list(self.unused),
+            "linear": list(self.linear),
             "merged": [{"unit": dup, "into": keep} for dup, keep in self.merged],
             "pruned_weights": len(self.pruned), "pruned": list(self.pruned),
             "same_firing": [{"units": list(g.units), "fires_on": g.fires_on}
@@ -123,11 +127,11 @@ class DegeneracyReport:
         }
 
     def text(self) -> str:
-        head = ("layer", "raw", "dead", "unused", "merged", "kept", "rank", "effective",
-                "pruned w", "same-firing groups")
+        head = ("layer", "raw", "dead", "unused", "merged", "linear", "kept", "rank",
+                "effective", "pruned w", "same-firing groups")
         rows = [head] + [(
             str(d.layer), str(d.raw), str(len(d.dead)), str(len(d.unused)), str(len(d.merged)),
-            str(d.kept), str(d.rank), str(d.effective), str(len(d.pruned)),
+            str(len(d.linear)), str(d.kept), str(d.rank), str(d.effective), str(len(d.pruned)),
             _group_sizes(d.firing_groups),
         ) for d in self.layers]
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
@@ -153,7 +157,7 @@ def _group_sizes(groups: tuple[FiringGroup, ...]) -> str:
 def _details(layers: tuple[LayerDegeneracy, ...]) -> list[str]:
     lines = []
     for d in layers:
-        for label, units in (("dead", d.dead), ("unused", d.unused)):
+        for label, units in (("dead", d.dead), ("unused", d.unused), ("linear", d.linear)):
             if units:
                 lines.append(f"layer {d.layer} {label}: {', '.join(units)}")
         if d.merged:
@@ -197,6 +201,7 @@ def degeneracy(
             dead=tuple(u for u in ids if fate[u][0] == "dead"),
             unused=tuple(u for u in ids if fate[u][0] == "unused"),
             merged=tuple((u, fate[u][1]) for u in ids if fate[u][0] == "merged"),
+            linear=tuple(u for u in ids if fate[u][0] == "linear"),
             pruned=tuple(line for u in ids for line in pruned.get(u, ())),
             rank=_rank(values, ids, rank_rtol),
             effective=_rank(values, kept, rank_rtol),
@@ -206,7 +211,8 @@ def degeneracy(
 
 
 def _fates(graph: NeuronGraph, canon: Canonical) -> dict[str, tuple[str, str]]:
-    """Per raw unit: ("kept" | "merged" | "dead" | "unused", the canonical unit it went to).
+    """Per raw unit: ("kept" | "merged" | "dead" | "unused" | "linear", the canonical unit
+    it went to).
 
     ``members`` keeps an entry for every unit that ever absorbed another, removed or not, so
     each raw unit sits in exactly one entry; a duplicate merged into a unit that was removed

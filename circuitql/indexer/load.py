@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from circuitql.domain import Domain
 from circuitql.errors import ModelLoadError
 from circuitql.graph import NeuronGraph
 
@@ -25,6 +26,7 @@ class LoadedModel:
     source: str
     default_name: str
     meta: Mapping[str, Any] = field(default_factory=dict)
+    domain: Domain | None = None  # the model's own input domain, when its file gives one
 
 
 def load(model: Any, *, input_dim: int | None = None) -> LoadedModel:
@@ -60,7 +62,7 @@ def load_path(path: Path) -> LoadedModel:
         from circuitql.indexer.config_loader import load_weights_file
 
         graph, config = load_weights_file(path)
-        return LoadedModel(graph, str(path), name, config.meta)
+        return LoadedModel(graph, str(path), name, config.meta, config.domain)
     raise ModelLoadError(
         f"unknown model file type {suffix or '(none)'!r}",
         where=str(path),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from circuitql.indexer.canonical import Canonical, Config, canonicalize
@@ -58,10 +58,20 @@ def build_records(
     config: IndexConfig | None = None,
     times: StageTimes | None = None,
 ) -> IndexedModel:
-    config = config or IndexConfig()
+    config = model_config(config or IndexConfig(), loaded)
     times = times or StageTimes()
     canon = times.timed("canonicalize", lambda: canonicalize(loaded.graph, config.canonical))
     return times.timed("sign", lambda: _records(loaded, name, canon, config))
+
+
+def model_config(config: IndexConfig, loaded: LoadedModel) -> IndexConfig:
+    """The settings one model is indexed under: a domain given for the run
+    (``IndexConfig``, ``--domain``) wins over the model's own (its JSON config's), and
+    either is checked against the model's inputs here, before any work is done."""
+    domain = config.canonical.domain or loaded.domain
+    if domain is not None:
+        domain = domain.for_inputs(len(loaded.graph.inputs))
+    return replace(config, canonical=replace(config.canonical, domain=domain))
 
 
 def _records(loaded: LoadedModel, name: str, canon: Canonical, config: IndexConfig
@@ -86,4 +96,5 @@ def _records(loaded: LoadedModel, name: str, canon: Canonical, config: IndexConf
         edges=edges,
         canonical_log=tuple(str(s) for s in canon.steps if s.action != "rescale"),
         meta=dict(loaded.meta),
+        normal_form={**config.canonical.fingerprint(), "significance": config.significance},
     )

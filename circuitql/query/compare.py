@@ -17,25 +17,13 @@ from typing import Any
 import networkx as nx
 
 from circuitql.grammar.token_parser import split_layers
-from circuitql.graph import NeuronGraph, Unit
+from circuitql.graph import NeuronGraph
 from circuitql.query.compile import MatchQuery
 from circuitql.query.engine import run
 from circuitql.query.library import PUBLIC_NAMES, builtin_library
-from circuitql.store.base import Store
+from circuitql.store.base import Store, stored_graph
 
 EQUIVALENCE_TOLERANCE = 1e-4
-
-
-def stored_graph(store: Store, model: str) -> NeuronGraph:
-    """A model's canonical graph, rebuilt from the store's neurons and edges."""
-    neurons = sorted(store.neurons(model), key=lambda n: n.layer)
-    incoming: dict[str, dict[str, float]] = {n.uid: {} for n in neurons}
-    for edge in store.edges(model):
-        incoming[edge.dst][edge.src] = edge.weight
-    return NeuronGraph(tuple(
-        Unit(n.uid, n.signature.kind, n.signature.activation, n.bias, incoming[n.uid])
-        for n in neurons
-    ))
 
 
 def as_networkx(graph: NeuronGraph) -> nx.DiGraph:

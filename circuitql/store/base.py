@@ -17,6 +17,8 @@ from typing import Any, Literal, NamedTuple, Protocol, overload
 
 import numpy as np
 
+from circuitql.domain import Domain
+from circuitql.graph import NeuronGraph, Unit
 from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, Signature
 
 # The only signature columns a lookup may constrain, in every backend: a key outside this set
@@ -246,6 +248,9 @@ class IndexedModel:
     edges: Sequence[EdgeRecord]
     canonical_log: tuple[str, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
+    # The canonical form's version and settings, the input domain among them: a model stored
+    # under other ones is canonicalized again when it is indexed again.
+    normal_form: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -261,6 +266,13 @@ class ModelInfo:
     n_edges: int
     network_string: str
     meta: Mapping[str, Any]
+    normal_form: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def domain(self) -> Domain | None:
+        """The box the model was canonicalized on (None: unbounded inputs)."""
+        box = self.normal_form.get("domain")
+        return None if box is None else Domain.from_json(box).for_inputs(self.n_inputs)
 
 
 @dataclass(frozen=True)
@@ -278,8 +290,10 @@ class Store(Protocol):
     uri: str
 
     def write(self, model: IndexedModel) -> WriteOutcome:
-        """Write a model atomically. Same content hash already stored: nothing changes.
-        A different model already under that name: ``StoreError`` naming both."""
+        """Write a model atomically. Same content hash already stored: nothing changes,
+        unless it was stored under another ``normal_form``; then it is replaced, in the same
+        transaction and under its stored name. A different model already under that name:
+        ``StoreError`` naming both."""
         ...
 
     def models(self) -> list[ModelInfo]: ...
@@ -339,3 +353,16 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def stored_graph(store: Store, model: str) -> NeuronGraph:
+    """A model's canonical graph, rebuilt from the store's neurons and edges (layer by
+    layer, so every unit follows its sources)."""
+    neurons = sorted(store.neurons(model), key=lambda n: n.layer)
+    incoming: dict[str, dict[str, float]] = {n.uid: {} for n in neurons}
+    for edge in store.edges(model):
+        incoming[edge.dst][edge.src] = edge.weight
+    return NeuronGraph(tuple(
+        Unit(n.uid, n.signature.kind, n.signature.activation, n.bias, incoming[n.uid])
+        for n in neurons
+    ))

@@ -21,6 +21,7 @@ reaches Cypher as a query parameter.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -293,7 +294,9 @@ class Neo4jStore:
         if existing is not None:
             info = _model_info(existing["m"])
             if info.content_hash == model.content_hash:
-                return WriteOutcome("unchanged", info)
+                if info.normal_form == model.normal_form:
+                    return WriteOutcome("unchanged", info)
+                return self._replace_tx(tx, info.name, dataclasses.replace(model, name=info.name))
             raise StoreError(
                 f"a different model is already stored under the name {model.name!r} (stored "
                 f"content {info.content_hash[:12]} from {info.source}, new content "
@@ -302,6 +305,16 @@ class Neo4jStore:
                 fix="give the new model another name (--name NAME), or delete the stored "
                 f"model {model.name!r} first",
             )
+        return self._create_tx(tx, model)
+
+    def _replace_tx(self, tx: neo4j.ManagedTransaction, stored: str, model: IndexedModel
+                    ) -> WriteOutcome:
+        """The stored model ``stored`` gives way to ``model`` (the same network canonicalized
+        under other settings) inside the caller's transaction."""
+        self._delete_tx(tx, stored)
+        return self._create_tx(tx, model)
+
+    def _create_tx(self, tx: neo4j.ManagedTransaction, model: IndexedModel) -> WriteOutcome:
         ns = self.namespace
         neuron_rows = [_neuron_row(ns, model.name, i, n) for i, n in enumerate(model.neurons)]
         for batch in _batches(neuron_rows):
@@ -550,6 +563,7 @@ def _model_props(namespace: str, model: IndexedModel) -> dict[str, Any]:
         "network_string": model.network_string,
         "canonical_log": list(model.canonical_log),
         "meta": json.dumps(dict(model.meta), sort_keys=True),
+        "normal_form": json.dumps(dict(model.normal_form), sort_keys=True),
     }
 
 
@@ -598,4 +612,5 @@ def _model_info(props: Mapping[str, Any]) -> ModelInfo:
         n_edges=props["n_edges"],
         network_string=props["network_string"],
         meta=json.loads(props["meta"]),
+        normal_form=json.loads(props.get("normal_form") or "{}"),
     )

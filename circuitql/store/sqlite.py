@@ -16,6 +16,7 @@ float64 blobs (also for ``magnitudes``) avoid formatting tens of thousands of fl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -46,7 +47,7 @@ from circuitql.store.base import (
     lookup_values,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SHAPE_INDEX = (
     "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class)"
@@ -55,7 +56,11 @@ _SHAPE_INDEX = (
 # From each older version to the next, in place: (version, statements). Version 3's shape
 # index had (kind, activation, fan_in) only, so counting a common hidden unit read its rows
 # (27 ms for 10,914 of 2 million neurons; 1 ms covered).
-_MIGRATIONS = ((3, ("DROP INDEX neurons_by_shape", _SHAPE_INDEX)),)
+# Version 4 had no normal_form: its models count as canonicalized under other settings.
+_MIGRATIONS = (
+    (3, ("DROP INDEX neurons_by_shape", _SHAPE_INDEX)),
+    (4, ("ALTER TABLE models ADD COLUMN normal_form TEXT NOT NULL DEFAULT '{}'",)),
+)
 
 # Executed one statement at a time: executescript() would commit the transaction that guards
 # schema creation.
@@ -73,7 +78,8 @@ _SCHEMA = (
         network_string TEXT NOT NULL,
         canonical_log TEXT NOT NULL,
         meta TEXT NOT NULL,
-        created_at TEXT NOT NULL
+        created_at TEXT NOT NULL,
+        normal_form TEXT NOT NULL DEFAULT '{}'
     )
     """,
     """
@@ -126,7 +132,8 @@ _ADJACENCY_COLUMNS = ", ".join(_ADJACENCY_FIELDS)
 _WRITE_COLUMNS = f"model_id, {_NEURON_COLUMNS}, {_ADJACENCY_COLUMNS}"
 _WRITE_PLACEHOLDERS = ", ".join("?" * (len(_NEURON_FIELDS) + 5))
 _MODEL_COLUMNS = (
-    "name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network_string, meta"
+    "name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network_string, meta, "
+    "normal_form"
 )
 _MODEL_ID = "(SELECT id FROM models WHERE name = ?)"
 
@@ -254,7 +261,11 @@ class SQLiteStore:
             f"SELECT {_MODEL_COLUMNS} FROM models WHERE content_hash = ?", (model.content_hash,)
         ).fetchone()
         if existing is not None:
-            return WriteOutcome("unchanged", _model_info(existing))
+            stored = _model_info(existing)
+            if stored.normal_form == model.normal_form:
+                return WriteOutcome("unchanged", stored)
+            self._delete(stored.name)
+            model = dataclasses.replace(model, name=stored.name)
         clash = self._conn.execute(
             "SELECT content_hash FROM models WHERE name = ?", (model.name,)
         ).fetchone()
@@ -268,13 +279,14 @@ class SQLiteStore:
             )
         model_id = self._conn.execute(
             "INSERT INTO models (name, content_hash, source, n_inputs, n_outputs, n_neurons, "
-            "n_edges, network_string, canonical_log, meta, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "n_edges, network_string, canonical_log, meta, created_at, normal_form) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 model.name, model.content_hash, model.source, model.n_inputs, model.n_outputs,
                 len(neurons), len(edges), model.network_string,
                 json.dumps(list(model.canonical_log)), json.dumps(dict(model.meta)),
                 datetime.now(UTC).isoformat(timespec="seconds"),
+                json.dumps(dict(model.normal_form), sort_keys=True),
             ),
         ).lastrowid
         self._conn.executemany(
@@ -543,7 +555,8 @@ def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
 
 
 def _model_info(row: Sequence[Any]) -> ModelInfo:
-    name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network, meta = row
+    (name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network, meta,
+     normal_form) = row
     return ModelInfo(
         name=name,
         content_hash=content_hash,
@@ -554,4 +567,5 @@ def _model_info(row: Sequence[Any]) -> ModelInfo:
         n_edges=n_edges,
         network_string=network,
         meta=json.loads(meta),
+        normal_form=json.loads(normal_form),
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from circuitql.domain import Domain
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.config_loader import CONFIG_FORMAT, NETWORK_INPUT
 
@@ -41,6 +42,7 @@ class MLPSpec:
     n_inputs: int
     layers: tuple[DenseLayer, ...]
     meta: Mapping[str, Any] = field(default_factory=dict)
+    domain: Domain | None = None  # where the inputs live (the training data's box)
 
     def resolved_reads(self) -> list[tuple[str, ...]]:
         previous, out = NETWORK_INPUT, []
@@ -54,8 +56,11 @@ class MLPSpec:
             {"name": layer.name, "activation": layer.activation, "input": list(reads)}
             for layer, reads in zip(self.layers, self.resolved_reads(), strict=True)
         ]
-        return {"format": CONFIG_FORMAT, "inputs": self.n_inputs, "layers": layers,
-                "meta": dict(self.meta)}
+        config = {"format": CONFIG_FORMAT, "inputs": self.n_inputs, "layers": layers,
+                  "meta": dict(self.meta)}
+        if self.domain is not None:
+            config["domain"] = self.domain.to_json()
+        return config
 
     def tensors(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}

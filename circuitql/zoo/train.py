@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from circuitql.domain import Domain
 from circuitql.zoo.export import PREVIOUS, DenseLayer, MLPSpec
 
 INPUT = "input"
@@ -48,6 +49,7 @@ class Task:
     skip: bool = False
     output: str = "identity"  # "sigmoid": a probability, trained with cross-entropy
     lr_scale: float = 1.0  # inputs far from [-1, 1] need other step sizes
+    domain: tuple[float, float] = (-2.0, 2.0)  # every input's range in the training data
 
     def widths(self, depth: int, multipliers: Sequence[int]) -> tuple[int, ...]:
         """A network without hidden layers has no width to vary."""
@@ -101,11 +103,12 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          skip=True),
     Task("less_than", 1, _around(LESS_THAN_C, 0.5, 4.0),
          lambda x: (x[:, 0] < LESS_THAN_C).float(), "less_than", 1, (0, 1), output="sigmoid",
-         lr_scale=10.0),
+         lr_scale=10.0, domain=(LESS_THAN_C - 4.0, LESS_THAN_C + 4.0)),
     Task("is_even", 1, _grid(range(2 ** IS_EVEN_BITS), 1), lambda x: x[:, 0].remainder(2),
-         "is_even", 2, (IS_EVEN_BITS + 1, IS_EVEN_BITS + 2), lr_scale=0.3),
+         "is_even", 2, (IS_EVEN_BITS + 1, IS_EVEN_BITS + 2), lr_scale=0.3,
+         domain=(0.0, 2.0 ** IS_EVEN_BITS - 1)),
     Task("xor", 2, _grid((0.0, 1.0), 2), lambda x: (x[:, 0] != x[:, 1]).float(), "xor", 2,
-         (1, 2)),
+         (1, 2), domain=(0.0, 1.0)),
 )}
 
 
@@ -250,7 +253,7 @@ class _Stacked:
                 weight, bias = weight[:width, :width if i else n_in], b[k].detach()[:width]
             layers.append(DenseLayer(name, weight.numpy().copy(), bias.numpy().copy(), act,
                                      reads))
-        return MLPSpec(n_in, tuple(layers), meta)
+        return MLPSpec(n_in, tuple(layers), meta, Domain((self.task.domain,)))
 
 
 def _shapes(task: Task, depth: int, width: int, skip: bool) -> list[tuple[int, int]]:

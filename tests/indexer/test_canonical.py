@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from circuitql.domain import Domain
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import Config, _sums_in_order, canonicalize
 from tests.indexer.random_graphs import (
@@ -78,12 +79,13 @@ def test_a_sign_flip_changes_the_canonical_form(graph: NeuronGraph, seed: int) -
     """Flip the sign of one output weight whose source is a single original neuron.
 
     (Flipping one of several merged duplicates' weights can leave their sum's sign as it was:
-    the canonical weights change, but not necessarily the coarse signature.)
+    the canonical weights change, but not necessarily the coarse signature. An edge a linear
+    unit folded into the output is not one the original network has.)
     """
     canonical = canonicalize(graph)
     canon = canonical.graph
     edges = [(out, src) for out in canon.outputs for src in sorted(out.inputs)
-             if len(canonical.members[src]) == 1]
+             if len(canonical.members[src]) == 1 and src in graph[out.id].inputs]
     assume(edges)  # a network whose outputs are constant has no sign left to flip
     output, src = edges[int(np.random.default_rng(seed).integers(len(edges)))]
     flipped = graph.with_units(
@@ -134,7 +136,7 @@ def test_input_bounds_make_more_units_provably_dead() -> None:
     y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0})
     graph = NeuronGraph((x, h, y))
     assert "fc1:0" in canonicalize(graph).graph
-    assert "fc1:0" not in canonicalize(graph, Config(input_bounds=(0.0, 1.0))).graph
+    assert "fc1:0" not in canonicalize(graph, Config(domain=Domain(((0.0, 1.0),)))).graph
 
 
 def test_constant_unit_folds_into_downstream_bias() -> None:
@@ -174,3 +176,80 @@ def test_vectorised_sums_round_like_a_loop(rows: list[list[float]], repeats: int
                 total += w * (k + 1)
             at += len(row)
             assert got[k, i] == total and math.copysign(1, got[k, i]) == math.copysign(1, total)
+
+
+# ---- on a domain: dead units go, linear units fold into their readers ----------------------
+
+
+@st.composite
+def boxes(draw: st.DrawFn, n_inputs: int) -> Domain:
+    box = []
+    for _ in range(n_inputs):
+        lo = draw(st.floats(-3.0, 2.0))
+        box.append((lo, lo + draw(st.floats(0.05, 4.0))))
+    return Domain(tuple(box))
+
+
+@property_settings
+@given(graph=layered_graphs(), data=st.data())
+def test_on_its_domain_the_canonical_graph_computes_the_same_function(
+        graph: NeuronGraph, data: st.DataObject) -> None:
+    domain = data.draw(boxes(len(graph.inputs)))
+    canonical = canonicalize(graph, Config(domain=domain))
+    lo, hi = np.array(domain.box).T
+    x = lo + (hi - lo) * np.random.default_rng(0).random((256, len(lo)))
+    x = np.vstack([x, lo, hi])  # the box's corners touch every bound
+    np.testing.assert_allclose(canonical.graph.evaluate(x), graph.evaluate(x), rtol=1e-6,
+                               atol=1e-6)
+    unbounded = canonicalize(graph)
+    assert len(canonical.graph) <= len(unbounded.graph)
+
+
+def _pair_beside(bias: float, slope: float = 0.5) -> NeuronGraph:
+    """A detector pair, a unit relu(slope x + bias) and a unit dead on [-2, 2], into y."""
+    x = Unit("input:0", UnitKind.INPUT)
+    p = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0})
+    n = Unit("fc1:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": -1.0})
+    lin = Unit("fc1:2", UnitKind.HIDDEN, Activation.RELU, bias, {"input:0": slope})
+    dead = Unit("fc1:3", UnitKind.HIDDEN, Activation.RELU, -3.0, {"input:0": 0.4})
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0,
+             {"fc1:0": 1.2, "fc1:1": 0.8, "fc1:2": -0.4, "fc1:3": 2.0})
+    return NeuronGraph((x, p, n, lin, dead, y))
+
+
+def test_units_linear_or_dead_on_the_domain_are_folded_and_logged() -> None:
+    graph = _pair_beside(3.0)
+    canon = canonicalize(graph, Config(domain=Domain(((-2.0, 2.0),))))
+    assert [u.id for u in canon.graph.hidden] == ["fc1:0", "fc1:1"]
+    # relu(0.5 x + 3) is 0.5 x + 3 there: the output reads x directly and takes the bias.
+    assert canon.graph["out:0"].inputs["input:0"] == pytest.approx(-0.2)
+    assert canon.graph["out:0"].bias == pytest.approx(-1.2)
+    actions = {(s.action, s.unit) for s in canon.steps}
+    assert ("linearize", "fc1:2") in actions and ("remove_dead", "fc1:3") in actions
+    assert all("on the domain" in s.detail for s in canon.steps
+               if s.action in ("linearize", "remove_dead"))
+    # Unbounded, both units can bend: nothing is folded.
+    assert len(canonicalize(graph).graph.hidden) == 4
+
+
+def test_a_unit_whose_range_touches_its_kink_stays_a_unit() -> None:
+    """relu(p + n) is the identity on p + n >= 0, and is also how |x| is written as a neuron:
+    it stays. relu(p + n + 0.1) never reaches its kink, and folds."""
+    x = Unit("input:0", UnitKind.INPUT)
+    p = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0})
+    n = Unit("fc1:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": -1.0})
+    for bias, kept in ((0.0, True), (0.1, False)):
+        q = Unit("fc2:0", UnitKind.HIDDEN, Activation.RELU, bias, {"fc1:0": 1.0, "fc1:1": 1.0})
+        y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc2:0": 2.0})
+        assert ("fc2:0" in canonicalize(NeuronGraph((x, p, n, q, y))).graph) is kept
+
+
+def test_a_leaky_unit_below_its_kink_folds_with_its_slope() -> None:
+    x = Unit("input:0", UnitKind.INPUT)
+    leak = Unit("fc1:0", UnitKind.HIDDEN, Activation.LEAKY_RELU, -5.0, {"input:0": 1.0},
+                alpha=0.1)
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 2.0})
+    canon = canonicalize(NeuronGraph((x, leak, y)), Config(domain=Domain(((-1.0, 1.0),))))
+    assert canon.graph.hidden == ()
+    assert canon.graph["out:0"].inputs == pytest.approx({"input:0": 0.2})
+    assert canon.graph["out:0"].bias == pytest.approx(-1.0)

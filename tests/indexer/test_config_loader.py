@@ -147,3 +147,19 @@ def test_discover_recurses_and_skips_sidecars(tmp_path: Path) -> None:
     found = discover([tmp_path])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/m.safetensors",
                                                                    "b/c/n.onnx"]
+
+
+def test_the_domain_comes_from_the_config(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from circuitql.domain import Domain
+
+    spec = replace(_spec(), domain=Domain(((-2.0, 2.0),)))
+    loaded = load(save(spec, tmp_path / "m.safetensors"))
+    assert loaded.domain is not None and loaded.domain.box == ((-2.0, 2.0),) * 5
+    config = tmp_path / "m.json"
+    raw = json.loads(config.read_text())
+    raw["domain"] = [[0, 1]] * 4  # four intervals for five inputs
+    config.write_text(json.dumps(raw))
+    with pytest.raises(ModelLoadError, match=r"'domain'.*4 intervals but the model has 5"):
+        load(tmp_path / "m.safetensors")

@@ -84,11 +84,14 @@ def test_planted_degeneracies_are_counted_exactly() -> None:
         6, ("fc2:3",), ("fc2:4",), ())
     assert (out.raw, out.dead, out.unused, out.merged) == (2, (), (), ())
     assert [len(d.pruned) for d in (first, second, out)] == [0, 2, 1]
-    assert [d.kept for d in (first, second, out)] == [3, 4, 2]
+    # fc2:5 reads ReLUs through positive weights only, with a positive bias, and so does
+    # fc2:1 once the duplicate fc1:3 merges into fc1:0: they never reach their kink.
+    assert (first.linear, second.linear, out.linear) == ((), ("fc2:1", "fc2:5"), ())
+    assert [d.kept for d in (first, second, out)] == [3, 2, 2]
     # The unused fc2:4 is a direction of layer 2's activations, but not an effective one.
     assert [d.rank for d in (first, second, out)] == [3, 5, 2]
-    assert [d.effective for d in (first, second, out)] == [3, 4, 2]
-    assert (report.raw, report.effective) == (13, 9)
+    assert [d.effective for d in (first, second, out)] == [3, 2, 2]
+    assert (report.raw, report.effective) == (13, 7)
     # The duplicate fires exactly when its original does.
     assert any(g.units == ("fc1:0", "fc1:3") for g in first.firing_groups)
 
@@ -120,11 +123,11 @@ def test_probes_are_reproducible_and_mixed() -> None:
 def test_report_json_and_text() -> None:
     report = degeneracy(load(planted_module(), input_dim=3).graph, name="planted")
     data = json.loads(json.dumps(report.to_json()))
-    assert data["raw_units"] == 13 and data["effective_units"] == 9
+    assert data["raw_units"] == 13 and data["effective_units"] == 7
     assert data["layers"][0]["merged"] == [{"unit": "fc1:3", "into": "fc1:0"}]
     assert data["layers"][1]["pruned_weights"] == 2
     text = report.text()
-    assert "planted: 9 effective of 13 units" in text
+    assert "planted: 7 effective of 13 units" in text
     assert "layer 1 merged: fc1:3 -> fc1:0" in text and "layer 2 unused: fc2:4" in text
 
 
@@ -138,11 +141,11 @@ def test_cli_on_a_file_and_on_an_indexed_model(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     path = save(planted(), tmp_path / "planted.safetensors")
     code, out, _ = run(capsys, "degeneracy", str(path), "--json")
-    assert code == 0 and json.loads(out)["effective_units"] == 9
+    assert code == 0 and json.loads(out)["effective_units"] == 7
     store = str(tmp_path / "s.db")
     assert run(capsys, "index", str(path), "--store", store, "--name", "p")[0] == 0
     code, out, _ = run(capsys, "degeneracy", "p", "--store", store, "--probes", "64")
-    assert code == 0 and "p: 9 effective of 13 units" in out
+    assert code == 0 and "p: 7 effective of 13 units" in out
 
 
 def test_cli_explains_what_it_cannot_load(tmp_path: Path,

@@ -47,6 +47,7 @@ def fake_model(
     n_inputs: int = 2,
     hidden: int = 3,
     meta: Mapping[str, Any] | None = None,
+    normal_form: Mapping[str, Any] | None = None,
 ) -> IndexedModel:
     """A three-layer model; its content (and hash) depends on everything but ``name``."""
     first = [
@@ -107,4 +108,5 @@ def fake_model(
         edges=tuple(edges),
         canonical_log=(f"merged fc1:{hidden} into fc1:0 (scale 0.5)",),
         meta=dict(meta) if meta is not None else {"seed": 7, "tags": ["fake", "small"]},
+        normal_form=dict(normal_form) if normal_form is not None else {},
     )

@@ -94,6 +94,24 @@ def test_same_content_under_another_name_reports_the_stored_model(store: Store) 
     assert _snapshot(store) == before
 
 
+def test_same_content_canonicalized_otherwise_replaces_the_stored_model(store: Store) -> None:
+    # The same network indexed under another domain (or canonical-form version) is another
+    # canonical graph: it is written again, under the name it is stored under.
+    store.write(fake_model("m1", normal_form={"version": 2, "domain": None}))
+    other = fake_model("renamed", normal_form={"version": 2, "domain": [-2.0, 2.0]},
+                       meta={"run": 2})
+    outcome = store.write(other)
+    assert outcome.status == "indexed"
+    assert outcome.model.name == "m1"
+    assert [m.name for m in store.models()] == ["m1"]
+    info = store.get_model("m1")
+    assert info is not None and dict(info.normal_form) == dict(other.normal_form)
+    assert dict(info.meta) == {"run": 2}
+    assert info.domain is not None and info.domain.box == ((-2.0, 2.0),) * info.n_inputs
+    assert store.token_counts() == dict(Counter(n.token for n in other.neurons))
+    assert store.write(other).status == "unchanged"
+
+
 def test_different_content_under_a_stored_name_is_refused(store: Store) -> None:
     store.write(fake_model("m1", scale=1.0))
     before = _snapshot(store)

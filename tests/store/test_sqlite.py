@@ -12,7 +12,7 @@ import pytest
 
 from circuitql.errors import StoreError
 from circuitql.indexer.signature import Signature
-from circuitql.store.base import EdgeRecord
+from circuitql.store.base import EdgeRecord, IndexedModel
 from circuitql.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from circuitql.store.uri import open_store
 from tests.store.fakes import fake_model
@@ -119,20 +119,30 @@ def test_models_persist_across_close_and_reopen(tmp_path: Path) -> None:
         reopened.close()
 
 
+def _older_store(path: Path, model: IndexedModel, version: int, *undo: str) -> None:
+    """A store holding ``model`` as circuitql wrote it at schema ``version``: today's, with
+    the statements ``undo`` taking back what later versions added."""
+    store = SQLiteStore(path)
+    store.write(model)
+    store.close()
+    conn = sqlite3.connect(path)
+    for statement in undo:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version:d}")
+    conn.commit()
+    conn.close()
+
+
+_UNDO_5 = "ALTER TABLE models DROP COLUMN normal_form"
+
+
 def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
     # Version 3 is version 4 with a narrower shape index: a store written then must open with
     # its models intact and its counts served by the new index.
     path = tmp_path / "v3.db"
     model = fake_model("m1")
-    store = SQLiteStore(path)
-    store.write(model)
-    store.close()
-    conn = sqlite3.connect(path)
-    conn.execute("DROP INDEX neurons_by_shape")
-    conn.execute("CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)")
-    conn.execute("PRAGMA user_version = 3")
-    conn.commit()
-    conn.close()
+    _older_store(path, model, 3, "DROP INDEX neurons_by_shape",
+                 "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)", _UNDO_5)
     migrated = SQLiteStore(path)
     try:
         assert migrated.neurons("m1") == list(model.neurons)
@@ -155,6 +165,24 @@ def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
         "AND bias_class = '0'").fetchall()
     conn.close()
     assert "COVERING INDEX" in str(plan)
+
+
+def test_a_version_4_store_is_migrated_and_its_models_canonicalized_again(
+        tmp_path: Path) -> None:
+    # Version 4 kept no normal form: its models open intact, read as canonicalized under
+    # unknown settings, and are written again when indexed again.
+    path = tmp_path / "v4.db"
+    model = fake_model("m1", normal_form={"version": 2})
+    _older_store(path, model, 4, _UNDO_5)
+    migrated = SQLiteStore(path)
+    try:
+        assert migrated.neurons("m1") == list(model.neurons)
+        info = migrated.get_model("m1")
+        assert info is not None and dict(info.normal_form) == {}
+        assert migrated.write(model).status == "indexed"
+        assert migrated.write(model).status == "unchanged"
+    finally:
+        migrated.close()
 
 
 def test_delete_leaves_no_orphan_rows(tmp_path: Path) -> None:
