@@ -18,7 +18,7 @@ from networkx.algorithms.isomorphism import DiGraphMatcher
 from circuitql.query.engine import DEFAULT_TOLERANCE
 from circuitql.query.match import Neighbourhood, fit
 from circuitql.query.pattern import CircuitPattern, CoefKind, Role
-from circuitql.query.verify import subnetwork, verify
+from circuitql.query.verify import Probing, subnetwork, verify
 from circuitql.store.base import Store
 
 
@@ -64,7 +64,8 @@ def baseline_matches(store: Store, model: str, pattern: CircuitPattern,
         graph = subnetwork(pattern, mapping, views)
         free = tuple(views[mapping[o]].record.signature.kind.value != "output"
                      for o in pattern.outputs)
-        if verify(pattern, graph, fitted.params, free).error <= DEFAULT_TOLERANCE:
+        probing = Probing(free)
+        if verify(pattern, mapping, graph, fitted.params, probing).error <= DEFAULT_TOLERANCE:
             seen.add(key)
             yield key
 

@@ -220,3 +220,22 @@ def test_compare_a_network_with_its_permuted_rescaled_copy(
     result = json.loads(out)
     assert code == 0 and result["equivalent"] is True
     assert result["shared_hidden_neurons"] == result["hidden_neurons"][0] == 11
+
+
+def test_a_domain_is_stored_shown_and_changes_the_canonical_form(
+        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    abs_file = str(zoo / "circuits" / "abs.safetensors")
+    run(capsys, "index", abs_file, "--store", store)
+    code, out, _ = run(capsys, "index", abs_file, "--store", store, "--domain", "-2:2")
+    assert code == 0 and "indexed 1 model(s)" in out  # canonicalized again, not unchanged
+    code, out, _ = run(capsys, "index", abs_file, "--store", store, "--domain", "-2:2")
+    assert "1 already indexed" in out
+    code, out, _ = run(capsys, "models", "--store", store)
+    assert "[-2, 2]" in out.splitlines()[1]
+    code, out, _ = run(capsys, "models", "--store", store, "--json")
+    assert json.loads(out)[0]["normal_form"]["domain"] == [-2.0, 2.0]
+    code, _, err = run(capsys, "index", abs_file, "--store", store, "--domain", "2:-2")
+    assert code == 2 and "empty" in err and "Traceback" not in err
+    code, out, _ = run(capsys, "query", "MATCH abs EXACT", "--store", store, "--json")
+    assert [m["exact"] for m in json.loads(out)["matches"]] == [True]

@@ -278,6 +278,7 @@ class Match:
     limit: int | None = None
     explain: bool = False
     pins: tuple[Pin, ...] = ()
+    exact: bool = False  # EXACT: only matches that hold without approximation
     pos: Pos | None = field(default=None, compare=False, repr=False)
     source: SourceText | None = field(default=None, compare=False, repr=False)
 

@@ -36,8 +36,10 @@ COMMON_MISTAKES: dict[str, list[str]] = {
         "MATCH LIMIT 3",
         "MATCH TOLERANCE 0.1",
     ],
-    "options go in this order: WHERE, IN MODELS, TOLERANCE, LIMIT": [
+    "options go in this order: WHERE, IN MODELS, TOLERANCE, EXACT, LIMIT": [
         "MATCH abs LIMIT 3 TOLERANCE 0.1",
+        "MATCH abs EXACT TOLERANCE 0.1",
+        "MATCH abs LIMIT 3 EXACT",
         "MATCH abs LIMIT 3 IN MODELS 'a'",
         "MATCH abs TOLERANCE 0.1 IN MODELS 'a'",
         "MATCH abs LIMIT 3 WHERE c > 0",
@@ -326,11 +328,15 @@ class _ToAst(Transformer[Token, Any]):
         return replace(items[0], explain=True)
 
     def match(self, items: list[Any]) -> ast.Match:
-        target, conditions, models, tolerance, limit = items
+        target, conditions, models, tolerance, exact, limit = items
         conditions = conditions or ()
         where = tuple(c for c in conditions if not isinstance(c, ast.Pin))
         pins = tuple(c for c in conditions if isinstance(c, ast.Pin))
-        return ast.Match(target, where, models, tolerance, limit, pins=pins, pos=target.pos)
+        return ast.Match(target, where, models, tolerance, limit, pins=pins,
+                         exact=exact is not None, pos=target.pos)
+
+    def exact(self, items: list[Any]) -> bool:
+        return True
 
     def match_where(self, items: list[Any]) -> tuple[ast.Compare | ast.Pin, ...]:
         return tuple(e if isinstance(e, ast.Pin) else _comparison(e, "WHERE") for e in items)

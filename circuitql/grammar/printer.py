@@ -190,7 +190,8 @@ def statement_text(s: ast.Statement) -> str:
         return definition_text(s)
     prefix = "EXPLAIN " if s.explain else ""
     if isinstance(s, ast.Match):
-        limit = f" LIMIT {s.limit}" if s.limit is not None else ""
+        limit = (" EXACT" if s.exact else "") + (f" LIMIT {s.limit}" if s.limit is not None
+                                                 else "")
         pins = " AND ".join(f"{p.name} = {string(p.neuron)}" for p in s.pins)
         options = _options(s.where, s.models, s.tolerance)
         if pins:

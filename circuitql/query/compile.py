@@ -54,6 +54,7 @@ class MatchQuery:
     limit: int | None = None
     explain: bool = False
     pins: Mapping[str, str] = field(default_factory=dict)  # variable -> stored neuron id
+    exact: bool = False  # only matches that hold without approximation (MATCH ... EXACT)
 
 
 @dataclass(frozen=True)
@@ -469,7 +470,7 @@ class Compiler:
                                  a.source, pin.pos,
                                  f"pin one of {', '.join(pattern.inputs + pattern.outputs)}")
             return MatchQuery(pattern, a.models, a.tolerance, a.limit, a.explain,
-                              {p.name: p.neuron for p in a.pins})
+                              {p.name: p.neuron for p in a.pins}, a.exact)
         return CensusQuery(pattern, a.group_by, a.models, a.tolerance, a.explain)
 
     def _target(

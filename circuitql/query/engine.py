@@ -11,21 +11,24 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from collections import ChainMap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from circuitql.graph import NeuronGraph, UnitKind
+from circuitql.domain import Domain
+from circuitql.graph import Activation, NeuronGraph, UnitKind, input_index
 from circuitql.query import expr as ev
 from circuitql.query.compile import MatchQuery
 from circuitql.query.match import Neighbourhood, NeuronCache, fit, grow, structural_matches
-from circuitql.query.pattern import CircuitPattern, Role
+from circuitql.query.pattern import DEFAULT_INTERVAL, CircuitPattern, Role
 from circuitql.query.plan import Plan, plan
 from circuitql.query.unroll import bounded, expand
-from circuitql.query.verify import subnetwork, verify
-from circuitql.store.base import Store
+from circuitql.query.verify import Probing, faithfulness, subnetwork, verify
+from circuitql.query.wiring import Fetch, Wiring, approximate, relaxed, strict, with_quiet
+from circuitql.store.base import NeuronView, Store, stored_graph
 
 if TYPE_CHECKING:
     from circuitql.api import Database
@@ -37,6 +40,7 @@ STAGES = ("lookup", "grow", "match", "fit", "verify")
 # Anchors grown together: one store round trip per plan step for the whole batch, while a
 # LIMIT still stops the search after the batch that satisfied it.
 GROW_BATCH = 512
+NETWORKS_KEPT = 8  # whole stored models a query keeps for measuring faithfulness
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,20 @@ class Match:
     the reference over the verification probes, relative to the reference's magnitude, after
     the best positive output scale: ``scales`` has one per output (a hidden output's scale is a
     symmetry of the network, a network output's is 1), ``scale`` is the first.
+
+    ``exact`` says whether the match holds as the pattern is written: every unit's
+    signature as the pattern demands, every coefficient within tolerance, nothing but the
+    pattern's edges. An approximate match holds only as training leaves circuits: kinks
+    near the origin, detectors split over near-parallel units (their neurons are in
+    ``members`` too), linear paths beside detector pairs. ``input_scales`` has the fitted
+    scale of each circuit input bound to a hidden unit (whose own scale is a symmetry): the
+    circuit reads ``scale x`` the unit's canonical value.
+
+    ``faithfulness`` is how much of the circuit's output units the matched units alone leave
+    unexplained where the model lives (its domain, else the probe range): every other input
+    of each output unit ablated, the largest change relative to the output's range. 0 when
+    the circuit is all its output reads; 0.3 when 30% of the output's swing comes from units
+    outside the circuit.
     """
 
     model: str
@@ -62,6 +80,9 @@ class Match:
     members: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     graph: NeuronGraph | None = field(default=None, compare=False, repr=False)
     pattern: CircuitPattern | None = field(default=None, compare=False, repr=False)
+    exact: bool = True
+    input_scales: Mapping[str, float] = field(default_factory=dict)
+    faithfulness: float = 0.0
 
     def subnetwork(self) -> Any:
         """The circuit alone as an ``nn.Module`` (inputs and output in pattern order)."""
@@ -93,7 +114,8 @@ class Match:
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "circuit": self.circuit, "bindings": dict(self.bindings),
                 "error": self.error, "params": dict(self.params), "scale": self.scale,
-                "variant": self.variant,
+                "variant": self.variant, "exact": self.exact,
+                "input_scales": dict(self.input_scales), "faithfulness": self.faithfulness,
                 "members": {k: list(v) for k, v in self.members.items() if len(v) > 1}}
 
 
@@ -157,72 +179,149 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
     if not bounded(query.pattern):
         # A chain of k blocks needs at least k + 1 layers between input and output.
         max_repeat = max(1, min(MAX_REPEAT_CAP, store.max_layer(names) - 1))
-    scope = [m.name for m in infos]  # listed above whenever there are pins
-    cache = NeuronCache(store)
-    seen: set[tuple[str, frozenset[str]]] = set()
+    search = _Search(store, NeuronCache(store), names, tolerance, explain, query.pins,
+                     [m.name for m in infos], approximate=not query.exact)
     found = 0
     for pattern in expand(query.pattern, max_repeat):
         if any(var not in pattern.by_name for var in query.pins):
             continue  # a variant without the pinned unit cannot bind it
         explain.patterns += 1
-        the_plan = plan(pattern, lambda columns: cache.count(columns, names), query.pins)
+        looked_up = relaxed(pattern) if search.approximate else pattern
+        the_plan = plan(looked_up, lambda columns: search.cache.count(columns, names),
+                        query.pins)
         explain.plans.append(the_plan.text())
-        for match in _run_pattern(cache, the_plan, names, tolerance, explain, seen,
-                                  query.pins, scope):
+        for match in _run_pattern(search, the_plan, pattern):
             yield match
             found += 1
             if query.limit is not None and found >= query.limit:
                 return
 
 
-def _run_pattern(cache: NeuronCache, the_plan: Plan, models: list[str] | None,
-                 tolerance: float, explain: Explain, seen: set[tuple[str, frozenset[str]]],
-                 pins: Mapping[str, str], scope: list[str]) -> Iterator[Match]:
-    pattern = the_plan.pattern
-    anchor_unit = pattern.unit(the_plan.anchor)
+@dataclass
+class _Search:
+    """What one query's flat patterns share: the store and its per-query cache, the scope
+    (``models`` None: the whole store; ``scope`` lists it when pins need it), the settings,
+    the instances already reported, and each model's domain as it is first needed."""
+
+    store: Store
+    cache: NeuronCache
+    models: list[str] | None
+    tolerance: float
+    explain: Explain
+    pins: Mapping[str, str]
+    scope: list[str]
+    approximate: bool
+    seen: set[tuple[str, frozenset[str]]] = field(default_factory=set)
+    domains: dict[str, Domain | None] = field(default_factory=dict)
+    networks: dict[str, NeuronGraph] = field(default_factory=dict)
+
+    def domain(self, model: str) -> Domain | None:
+        if model not in self.domains:
+            info = self.store.get_model(model)
+            self.domains[model] = None if info is None else info.domain
+        return self.domains[model]
+
+    def network(self, model: str) -> NeuronGraph:
+        """The whole stored model, for measuring what a circuit in it explains (the last
+        few read are kept: a model's matches arrive together)."""
+        if model not in self.networks:
+            if len(self.networks) >= NETWORKS_KEPT:
+                self.networks.pop(next(iter(self.networks)))
+            self.networks[model] = stored_graph(self.store, model)
+        return self.networks[model]
+
+    def box(self, model: str) -> list[tuple[float, float]]:
+        """Where the model's inputs live: its domain, else the default probe range."""
+        n_inputs = len(self.network(model).inputs)
+        domain = self.domain(model)
+        return list(domain.box) if domain is not None else [DEFAULT_INTERVAL] * n_inputs
+
+    def fetcher(self, model: str, views: ChainMap[str, NeuronView]) -> Fetch:
+        """Views of more units of ``model`` (split halves the wiring looks at), read from
+        ``views`` where they are and from the store, into ``views``, where they are not."""
+        def fetch(uids: Sequence[str]) -> Mapping[str, NeuronView]:
+            missing = [(model, uid) for uid in uids if uid not in views]
+            if missing:
+                views.maps[0].update({uid: view for (_, uid), view in
+                                      self.store.fetch(missing).items()})
+            return {uid: views[uid] for uid in uids if uid in views}
+
+        return fetch
+
+
+def _run_pattern(search: _Search, the_plan: Plan, pattern: CircuitPattern) -> Iterator[Match]:
+    """Matches of one flat pattern; ``the_plan`` is over the pattern as it is looked up
+    (relaxed, for an approximate search)."""
+    cache, explain = search.cache, search.explain
+    anchor_unit = the_plan.pattern.unit(the_plan.anchor)
     with _Clock(explain, "lookup"):
-        if the_plan.anchor in pins:
-            pinned = frozenset([pins[the_plan.anchor]])
+        if the_plan.anchor in search.pins:
+            pinned = frozenset([search.pins[the_plan.anchor]])
             anchors = [(model, uid) for model, uids in
-                       cache.admits([(m, pinned) for m in scope], anchor_unit.constraint)
+                       cache.admits([(m, pinned) for m in search.scope], anchor_unit.constraint)
                        for uid in uids]
         else:
-            anchors = cache.lookup(anchor_unit.constraint, models)
+            anchors = cache.lookup(anchor_unit.constraint, search.models)
     explain.counts["lookup"] += len(anchors)
     for start in range(0, len(anchors), GROW_BATCH):
         with _Clock(explain, "grow"):
             hoods = grow(cache, anchors[start:start + GROW_BATCH], the_plan)
         explain.counts["grow"] += len(hoods)
         for model, hood in hoods:
-            yield from _matches_in(model, pattern, hood, tolerance, explain, seen, pins)
+            yield from _matches_in(search, model, pattern, hood)
 
 
-def _matches_in(model: str, pattern: CircuitPattern, hood: Neighbourhood, tolerance: float,
-                explain: Explain, seen: set[tuple[str, frozenset[str]]],
-                pins: Mapping[str, str]) -> Iterator[Match]:
+def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neighbourhood
+                ) -> Iterator[Match]:
+    explain, tolerance = search.explain, search.tolerance
     with _Clock(explain, "match"):
         mappings = [m for m in structural_matches(pattern, hood)
-                    if all(m.get(var) == uid for var, uid in pins.items())]
+                    if all(m.get(var) == uid for var, uid in search.pins.items())]
     explain.counts["match"] += len(mappings)
     for mapping in mappings:
         key = (model, frozenset(mapping.values()))
-        if key in seen:
+        if key in search.seen:
             continue
         with _Clock(explain, "fit"):
-            fitted = fit(pattern, mapping, hood, tolerance)
+            views: ChainMap[str, NeuronView] = ChainMap({}, dict(hood.views))
+            fetch = search.fetcher(model, views)
+            ranges = _input_ranges(search, model, pattern, mapping)
+            wiring: Wiring | None = strict(pattern, mapping, views)
+            if search.approximate:
+                wiring = approximate(pattern, mapping, views, fetch, tolerance, ranges)
+            kinks = _movable_kinks(search, pattern, mapping)
+            offsets = _movable_offsets(search, pattern)
+            fitted = None if wiring is None else fit(pattern, mapping, hood, tolerance, wiring,
+                                                     search.approximate, kinks | offsets)
             ok = fitted is not None and _where_holds(pattern, fitted.params, tolerance)
-        if not ok or fitted is None:
+        if not ok or fitted is None or wiring is None:
             continue
         explain.counts["fit"] += 1
         with _Clock(explain, "verify"):
-            graph = subnetwork(pattern, mapping, hood.views)
-            free_scale = tuple(hood.views[mapping[o]].record.signature.kind is not UnitKind.OUTPUT
-                               for o in pattern.outputs)
-            verdict = verify(pattern, graph, fitted.params, free_scale)
-        if verdict.error > tolerance:
+            probing = _probing(search, model, pattern, mapping, views, kinks)
+            graph = subnetwork(pattern, mapping, views, wiring, fitted.input_scales)
+            verdict = verify(pattern, mapping, graph, fitted.params, probing)
+            if search.approximate and verdict.error > tolerance:
+                wiring = with_quiet(wiring, pattern, mapping, views, fetch, ranges)
+                if wiring.quiet:
+                    graph = subnetwork(pattern, mapping, views, wiring, fitted.input_scales)
+                    verdict = verify(pattern, mapping, graph, fitted.params, probing)
+        if verdict.error > tolerance or verdict.kink > tolerance:
             continue
         explain.counts["verify"] += 1
-        seen.add(key)
+        search.seen.add(key)
+        exact = not search.approximate or (
+            not wiring.approximate
+            and all(unit.constraint.admits(views[mapping[unit.name]].record.signature)
+                    for unit in pattern.units if unit.role is not Role.INPUT)
+            and fit(pattern, mapping, hood, tolerance) is not None)
+        members = {name: tuple(src for src, _ in views[uid].record.members)
+                   for name, uid in mapping.items()}
+        for name, uids in wiring.siblings.items():
+            members[name] += tuple(src for uid in uids for src, _ in views[uid].record.members)
+        with _Clock(explain, "verify"):
+            ablated = faithfulness(search.network(model), graph,
+                                   [mapping[o] for o in pattern.outputs], search.box(model))
         yield Match(
             model=model,
             circuit=pattern.name,
@@ -232,11 +331,78 @@ def _matches_in(model: str, pattern: CircuitPattern, hood: Neighbourhood, tolera
             scale=verdict.scales[0] if verdict.scales else 1.0,
             scales=verdict.scales,
             variant=pattern.variant,
-            members={name: tuple(src for src, _ in hood.views[uid].record.members)
-                     for name, uid in mapping.items()},
+            members=members,
             graph=graph,
             pattern=pattern,
+            exact=exact,
+            input_scales={k: v for k, v in fitted.input_scales.items()},
+            faithfulness=ablated,
         )
+
+
+def _input_ranges(search: _Search, model: str, pattern: CircuitPattern,
+                  mapping: Mapping[str, str]) -> dict[str, tuple[float, float]]:
+    """The range of each network input the circuit reads, by uid: its interval of the
+    model's domain, else the probe range the circuit is verified on."""
+    domain = search.domain(model)
+    ranges = {}
+    for name in pattern.inputs:
+        index = input_index(mapping[name])
+        if index is None:
+            continue
+        ranges[mapping[name]] = (domain.box[index] if domain is not None
+                                 and index < len(domain.box) else DEFAULT_INTERVAL)
+    return ranges
+
+
+def _movable_kinks(search: _Search, pattern: CircuitPattern, mapping: Mapping[str, str]
+                   ) -> frozenset[str]:
+    """The pattern units whose zero bias an approximate search lets move: rectifiers that
+    read network inputs only, whose kink can be measured against the inputs' range (the
+    domain, or the probe range). A kink on hidden inputs could sit anywhere in their unknown
+    range, so there the bias is held to the exact rule."""
+    if not search.approximate:
+        return frozenset()
+    return frozenset(
+        u.name for u in pattern.units
+        if u.role is not Role.INPUT and u.bias.is_zero and u.inputs
+        and u.activation in (Activation.RELU, Activation.LEAKY_RELU)
+        and all(pattern.unit(src).role is Role.INPUT and input_index(mapping[src]) is not None
+                for src, _ in u.inputs))
+
+
+def _movable_offsets(search: _Search, pattern: CircuitPattern) -> frozenset[str]:
+    """Units with a zero bias and no kink (a bare-sum output): an approximate search lets
+    their offset move, as an output bias cancels what the kinks moved, and verification
+    judges the function it leaves."""
+    if not search.approximate:
+        return frozenset()
+    return frozenset(u.name for u in pattern.units if u.role is not Role.INPUT
+                     and u.bias.is_zero and u.activation in (None, Activation.IDENTITY))
+
+
+def _probing(search: _Search, model: str, pattern: CircuitPattern, mapping: Mapping[str, str],
+             views: Mapping[str, NeuronView], kinks: frozenset[str]) -> Probing:
+    """Probe where the model lives: a circuit input bound to a network input ranges over
+    that input's interval of the model's domain (unless the circuit's EXPECT says where);
+    an approximate search probes a hidden ReLU or sigmoid input on non-negative values
+    only, and measures how far each zero-bias kink moved."""
+    free_scale = tuple(views[mapping[o]].record.signature.kind is not UnitKind.OUTPUT
+                       for o in pattern.outputs)
+    intervals = {}
+    domain = search.domain(model)
+    for name in pattern.inputs:
+        index = input_index(mapping[name])
+        if index is not None and domain is not None and index < len(domain.box):
+            intervals[name] = domain.box[index]
+        elif search.approximate:
+            # A hidden unit that never goes negative is probed where it lives.
+            activation = views[mapping[name]].record.signature.activation
+            if activation is Activation.RELU:
+                intervals[name] = (0.0, DEFAULT_INTERVAL[1])
+            elif activation is Activation.SIGMOID:
+                intervals[name] = (0.0, 1.0)
+    return Probing(free_scale, intervals, frozenset(mapping[name] for name in kinks))
 
 
 def _public_order(pattern: CircuitPattern) -> list[str]:

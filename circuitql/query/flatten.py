@@ -22,9 +22,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from circuitql.grammar import ast
 from circuitql.grammar.errors import CircuitDefinitionError
 from circuitql.graph import Activation, UnitKind
+from circuitql.indexer.canonical import rectifier_fates
 from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, BiasClass
 from circuitql.query import expr as ev
 from circuitql.query.pattern import (
@@ -212,6 +215,87 @@ def fold(drafts: Sequence[Draft], outputs: set[str], ctx: Context) -> list[Draft
     return kept
 
 
+def settle(drafts: Sequence[Draft], inputs: Sequence[str], outputs: set[str], ctx: Context,
+           touching: bool = False) -> list[Draft]:
+    """Remove the units the canonical form removes from a network computing the pattern,
+    and fold those it linearizes (``rectifier_fates``, the rule networks are normalized by):
+    a ReLU whose pre-activation can never be positive is dead, one that can never reach its
+    kink is linear. Bounds come from the pattern's own numbers, with unbounded inputs: a
+    composition such as ``abs >> negation`` feeds |x| >= 0 into relu(-y), which is then
+    dead, as the canonical form finds it in a network computing the same. ``touching`` also
+    folds the units whose range touches the kink (relu(|x|) there), which a network may
+    write as neurons or not. Repeats until nothing changes."""
+    kept = list(drafts)
+    while True:
+        hidden = [d for d in kept if d.name not in outputs]
+        lo, hi = _bounds(hidden + [d for d in kept if d.name in outputs], inputs, ctx)
+        dead, slope = rectifier_fates([d.activation for d in hidden], [0.01] * len(hidden),
+                                      np.array([lo[d.name] for d in hidden]),
+                                      np.array([hi[d.name] for d in hidden]), touching)
+        gone = {d.name for d, is_dead in zip(hidden, dead.tolist(), strict=True) if is_dead}
+        linear = {d.name for d, k in zip(hidden, slope.tolist(), strict=True)
+                  if not math.isnan(k) and d.name not in gone}
+        if not gone and not linear:
+            return kept
+        settled = []
+        for d in kept:
+            if d.name in gone:
+                continue
+            sources = tuple((src, c) for src, c in d.sources if src not in gone)
+            if not sources and not d.open:
+                raise ctx.error(f"unit {d.name} reads only units that can never fire", d.pos,
+                                "a network computing this circuit would be constant there")
+            settled.append(replace(d, sources=sources,
+                                   activation=None if d.name in linear else d.activation))
+        kept = fold(settled, outputs, ctx)
+        read = {src for d in kept for src, _ in d.sources}
+        for name in inputs:
+            if name not in read:
+                raise ctx.error(f"input {name} is read only by units that can never fire",
+                                None, f"remove {name} from the inputs")
+
+
+def _bounds(drafts: Sequence[Draft], inputs: Sequence[str], ctx: Context
+            ) -> tuple[dict[str, float], dict[str, float]]:
+    """Bounds of every unit's pre-activation over unbounded inputs, in topological order.
+
+    A coefficient of known sign but unknown size (``+any``, ``?c`` with ``c > 0``) spans a
+    half-line; a product of a zero bound with an infinite one is 0, the limit of the finite
+    numbers it bounds."""
+    post: dict[str, tuple[float, float]] = {name: (-math.inf, math.inf) for name in inputs}
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
+    order = {d.name: d for d in drafts}
+    for d in topological(list(order.values()), ctx):
+        total = _coef_range(d.bias, ctx)
+        for src, c in d.sources:
+            total = _plus(total, _times(_coef_range(c, ctx), post[src]))
+        if d.open:
+            total = (-math.inf, math.inf)
+        lo[d.name], hi[d.name] = total
+        act = Activation.IDENTITY if d.activation is None else d.activation
+        post[d.name] = act.bounds(*total)
+    return lo, hi
+
+
+def _coef_range(c: Coef, ctx: Context) -> tuple[float, float]:
+    if c.kind is CoefKind.EXACT:
+        return c.value, c.value
+    sign = ctx.sign(c)
+    if sign is None:
+        return -math.inf, math.inf
+    return (0.0, math.inf) if sign > 0 else (-math.inf, 0.0) if sign < 0 else (0.0, 0.0)
+
+
+def _times(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    corners = [0.0 if x == 0.0 or y == 0.0 else x * y for x in a for y in b]
+    return min(corners), max(corners)
+
+
+def _plus(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return a[0] + b[0], a[1] + b[1]
+
+
 def _canonical(
     drafts: Sequence[Draft], inputs: Sequence[str], consumed: set[str], ctx: Context
 ) -> list[Draft]:
@@ -271,12 +355,16 @@ def build(
     variant: str = "",
     source: ast.SourceText | None = None,
     pos: ast.Pos | None = None,
+    touching: bool = False,
 ) -> CircuitPattern:
-    """Check, fold, canonicalise and constrain drafts into a flat pattern."""
+    """Check, fold, canonicalise and constrain drafts into a flat pattern; ``touching``
+    builds its other form, with the units ``settle`` may fold either way folded."""
     ctx = Context(name, source, param_signs(where))
     ordered = topological(drafts, ctx)
     check_reach(ordered, inputs, outputs, ctx, pos)
-    kept = fold(ordered, set(outputs), ctx)
+    folded = fold(ordered, set(outputs), ctx)
+    kept = settle(folded, inputs, set(outputs), ctx, touching)
+    touches = not touching and len(settle(kept, inputs, set(outputs), ctx, True)) < len(kept)
     consumed = {src for d in kept for src, _ in d.sources}
     kept = _canonical(kept, inputs, consumed, ctx)
     out_signs: dict[str, list[int]] = {n: [0, 0] for n in (*inputs, *(d.name for d in kept))}
@@ -328,6 +416,7 @@ def build(
         units=tuple(units),
         params=tuple(params),
         variant=variant,
+        touches=touches,
     )
 
 

@@ -208,6 +208,9 @@ class UnitConstraint:
     bias_class: BiasClass | None = None
     out_pos: int = 0
     out_neg: int = 0
+    # An upper bound on an open fan-in (an approximate search's room for split halves and
+    # linear paths): not an index column, checked on each admitted signature.
+    fan_in_max: int | None = None
 
     @property
     def signs_exact(self) -> bool:
@@ -235,6 +238,8 @@ class UnitConstraint:
         if self.activation is not None and sig.activation is not self.activation:
             return False
         if self.fan_in is not None and sig.fan_in != self.fan_in:
+            return False
+        if self.fan_in_max is not None and sig.fan_in > self.fan_in_max:
             return False
         if self.bias_class is not None and sig.bias_class is not self.bias_class:
             return False
@@ -394,9 +399,11 @@ class Reference:
         return np.stack(cols, axis=1)
 
     def probes(
-        self, rng: np.random.Generator, n: int, params: Mapping[str, float] | None = None
+        self, rng: np.random.Generator, n: int, params: Mapping[str, float] | None = None,
+        intervals: Mapping[str, tuple[float, float]] | None = None,
     ) -> np.ndarray:
-        """``n`` random input rows drawn from the FOR ranges (default ``DEFAULT_INTERVAL``)."""
+        """``n`` random input rows drawn from the FOR ranges; an input no FOR clause mentions
+        is drawn from ``intervals`` (a model's domain), else from ``DEFAULT_INTERVAL``."""
         env = dict(params or {})
         ranges: dict[str, tuple[ast.Range, ...]] = {}
         for dom in self.domains:
@@ -406,7 +413,8 @@ class Reference:
         for name in self.inputs:
             options = ranges.get(name)
             if options is None:
-                cols.append(rng.uniform(*DEFAULT_INTERVAL, size=n))
+                cols.append(rng.uniform(*(intervals or {}).get(name, DEFAULT_INTERVAL),
+                                        size=n))
                 continue
             pick = rng.integers(len(options), size=n)
             col = np.empty(n)
@@ -487,6 +495,9 @@ class CircuitPattern(_Node):
     units: tuple[PatternUnit, ...] = ()
     params: tuple[str, ...] = ()
     variant: str = ""
+    # A unit is linear with its range touching its kink (relu(|x|)): a network may write it
+    # as a neuron or fold it into its readers, and the pattern has a form for each.
+    touches: bool = field(default=False, compare=False)
 
     @cached_property
     def by_name(self) -> dict[str, PatternUnit]:

@@ -184,7 +184,7 @@ def _fresh(name: str, taken: set[str]) -> str:
     return name
 
 
-def _single(name: str, s: _Seq) -> CircuitPattern:
+def _single(name: str, s: _Seq, touching: bool = False) -> CircuitPattern:
     piece = s.pieces[0]
     variant = ": ".join(v for v in (piece.name if piece.name != name else "", piece.variant) if v)
     io = dict(zip(piece.inputs, s.inputs, strict=True))
@@ -200,10 +200,11 @@ def _single(name: str, s: _Seq) -> CircuitPattern:
         reference=s.reference,
         doc=piece.doc,
         variant=variant,
+        touching=touching,
     )
 
 
-def _joined(name: str, s: _Seq) -> CircuitPattern:
+def _joined(name: str, s: _Seq, touching: bool = False) -> CircuitPattern:
     counts: Counter[str] = Counter()
     drafts: list[Draft] = []
     where: list[ast.Compare] = []
@@ -228,6 +229,7 @@ def _joined(name: str, s: _Seq) -> CircuitPattern:
         where=(*where, *s.where),
         reference=s.reference,
         variant=" >> ".join(p.name for p in s.pieces),
+        touching=touching,
     )
 
 
@@ -258,4 +260,9 @@ def expand(pattern: Pattern, max_repeat: int | None = None) -> Iterator[CircuitP
     sequence of parts each one is. Unbounded repetition needs ``max_repeat``.
     """
     for s in _seqs(pattern, max_repeat):
-        yield _joined(pattern.name, s) if s.chained else _single(pattern.name, s)
+        flat = _joined(pattern.name, s) if s.chained else _single(pattern.name, s)
+        yield flat
+        if flat.touches:
+            folded = (_joined(pattern.name, s, touching=True) if s.chained
+                      else _single(pattern.name, s, touching=True))
+            yield replace(folded, variant=f"{flat.variant}, folded".lstrip(", "))

@@ -21,13 +21,22 @@ the reference's largest magnitude on the probes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
-from circuitql.query.pattern import CircuitPattern, Coef, CoefKind, Role
+from circuitql.query.pattern import (
+    DEFAULT_INTERVAL,
+    CircuitPattern,
+    Coef,
+    CoefKind,
+    PatternUnit,
+    Role,
+)
+from circuitql.query.wiring import Wiring, strict
 from circuitql.store.base import NeuronView
 
 PROBES = 512
@@ -40,36 +49,68 @@ def member_scale(view: NeuronView) -> float:
 
 
 def subnetwork(pattern: CircuitPattern, mapping: Mapping[str, str],
-               views: Mapping[str, NeuronView]) -> NeuronGraph:
-    """The matched units as a network of their own, inputs and outputs in pattern order."""
+               views: Mapping[str, NeuronView], wiring: Wiring | None = None,
+               input_scales: Mapping[str, float] | None = None) -> NeuronGraph:
+    """The matched units as a network of their own, inputs and outputs in pattern order.
+
+    With an approximate ``wiring``, the units that stand beside a pattern unit (the other
+    halves of a split detector) follow it, and every edge the wiring explained is there: the
+    sub-network computes what the network computes, not what the rewriting says it does.
+    An input with a fitted scale (``input_scales``) is read at its canonical value times
+    that scale, so the sub-network takes the circuit's own inputs.
+    """
+    wiring = wiring or strict(pattern, mapping, views)
     units: list[Unit] = []
-    scale = {name: 1.0 if pattern.unit(name).role is Role.INPUT else member_scale(views[uid])
-             for name, uid in mapping.items()}
+    scale = {uid: (input_scales or {}).get(name, 1.0) if pattern.unit(name).role is Role.INPUT
+             else member_scale(views[uid]) for name, uid in mapping.items()}
+    for uids in wiring.siblings.values():
+        scale.update({uid: member_scale(views[uid]) for uid in uids})
     for unit in pattern.units:
         uid = mapping[unit.name]
         if unit.role is Role.INPUT:
             units.append(Unit(uid, UnitKind.INPUT))
             continue
-        view = views[uid]
-        weights = dict(view.inputs)
-        inputs = {mapping[src]: scale[unit.name] * weights[mapping[src]] / scale[src]
-                  for src, _ in unit.inputs}
-        bias = scale[unit.name] * view.record.bias
-        if unit.role is Role.OUTPUT:
-            # A bare-sum output is its pre-activation; an output the pattern writes with an
-            # activation (a detector pair's relu(+x)) is that activation's value.
-            act = Activation.IDENTITY if unit.activation is None else unit.activation
-            units.append(Unit(uid, UnitKind.OUTPUT, act, bias, inputs))
-        else:
-            units.append(Unit(uid, UnitKind.HIDDEN, view.record.signature.activation, bias,
-                              inputs))
+        sources = [mapping[src] for src, _ in unit.inputs]
+        sources += [s for src, _ in unit.inputs for s in wiring.siblings.get(src, ())]
+        sources += [s for s, _ in wiring.absorbed.get(unit.name, ())]
+        for extra in (*wiring.linear.get(unit.name, ()), *wiring.quiet.get(unit.name, ())):
+            placed = {u.id for u in units}
+            scale[extra] = member_scale(views[extra])
+            reads = [s for s, _ in views[extra].inputs if s in placed]
+            units.append(_unit(views[extra], extra, scale, reads, None))
+            sources.append(extra)
+        units.append(_unit(views[uid], uid, scale, sources, unit))
+        for sibling in wiring.siblings.get(unit.name, ()):
+            placed = {u.id for u in units}
+            reads = [s for s, _ in views[sibling].inputs if s in placed]
+            units.append(_unit(views[sibling], sibling, scale, reads, None))
     return NeuronGraph(tuple(units))
+
+
+def _unit(view: NeuronView, uid: str, scale: Mapping[str, float], sources: list[str],
+          role: PatternUnit | None) -> Unit:
+    """One matched unit in original coordinates, reading ``sources``; ``role`` is the
+    pattern unit it stands for (None: a sibling, a hidden unit like its host)."""
+    weights = dict(view.inputs)
+    inputs = {src: scale[uid] * weights[src] / scale[src] for src in sources}
+    bias = scale[uid] * view.record.bias
+    if role is not None and role.role is Role.OUTPUT:
+        # A bare-sum output is its pre-activation; an output the pattern writes with an
+        # activation (a detector pair's relu(+x)) is that activation's value.
+        act = Activation.IDENTITY if role.activation is None else role.activation
+        return Unit(uid, UnitKind.OUTPUT, act, bias, inputs)
+    return Unit(uid, UnitKind.HIDDEN, view.record.signature.activation, bias, inputs)
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """The worst relative error after the best output scales, and, per hidden unit the
+    caller asked about, how far its kink sits from the origin relative to the span of its
+    pre-activation over the probes (``kink``: the worst of them)."""
+
     error: float
     scales: tuple[float, ...]
+    kink: float = 0.0
 
 
 def compare(outputs: np.ndarray, expected: np.ndarray,
@@ -92,38 +133,100 @@ def compare(outputs: np.ndarray, expected: np.ndarray,
     return Verdict(max(errors, default=0.0), tuple(scales))
 
 
-def verify(pattern: CircuitPattern, graph: NeuronGraph, params: Mapping[str, float],
-           free_scale: tuple[bool, ...], probes: int = PROBES) -> Verdict:
+@dataclass(frozen=True)
+class Probing:
+    """Where and how a matched sub-network is evaluated.
+
+    ``intervals`` gives the range of circuit inputs the circuit's EXPECT leaves to the
+    model (the model's domain, where it has one); ``kinks`` the sub-network units whose
+    kink the pattern puts at the origin and approximation let move."""
+
+    free_scale: tuple[bool, ...]
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    kinks: frozenset[str] = frozenset()
+    probes: int = PROBES
+
+
+def verify(pattern: CircuitPattern, mapping: Mapping[str, str], graph: NeuronGraph,
+           params: Mapping[str, float], probing: Probing) -> Verdict:
     """Evaluate ``graph`` against the pattern's reference on its probe inputs."""
-    if pattern.reference is None:
-        return _verify_against_pattern(pattern, graph, params, free_scale, probes)
     rng = np.random.default_rng(SEED)
-    x = pattern.reference.probes(rng, probes, params)
-    return compare(graph.evaluate(x), pattern.reference(x, params), free_scale)
+    if pattern.reference is None:
+        x = np.column_stack([rng.uniform(*probing.intervals.get(name, DEFAULT_INTERVAL),
+                                         size=probing.probes) for name in pattern.inputs])
+        expected = _pattern_values(pattern, graph, mapping, params, x)
+    else:
+        x = pattern.reference.probes(rng, probing.probes, params, probing.intervals)
+        expected = pattern.reference(x, params)
+    verdict = compare(graph.evaluate(x), expected, probing.free_scale)
+    if not probing.kinks:
+        return verdict
+    return replace(verdict, kink=_kink_offset(graph, x, probing.kinks))
 
 
-def _verify_against_pattern(pattern: CircuitPattern, graph: NeuronGraph,
-                            params: Mapping[str, float], free_scale: tuple[bool, ...],
-                            probes: int) -> Verdict:
+def _kink_offset(graph: NeuronGraph, x: np.ndarray, units: frozenset[str]) -> float:
+    """The worst |bias| / span of pre-activation over the probes among ``units``: 0 is a kink
+    at the origin, 1 a unit constant (or linear) on the whole range."""
+    values = graph.activations(x)
+    worst = 0.0
+    for unit in graph.units:
+        if unit.id not in units:
+            continue
+        z = np.full(len(x), unit.bias)
+        for src, w in unit.inputs.items():
+            z = z + w * values[src]
+        span = float(z.max() - z.min())
+        worst = max(worst, abs(unit.bias) / span if span > 0 else math.inf)
+    return worst
+
+
+def _pattern_values(pattern: CircuitPattern, graph: NeuronGraph, mapping: Mapping[str, str],
+                    params: Mapping[str, float], x: np.ndarray) -> np.ndarray:
     """Without EXPECT, the pattern's own arithmetic (sign-only weights taken as matched) is
     the reference: the structural match is confirmed on numbers, not trusted."""
-    rng = np.random.default_rng(SEED)
-    x = rng.uniform(-4.0, 4.0, size=(probes, len(graph.inputs)))
-    values = {u.name: x[:, i] for i, u in enumerate(u for u in pattern.units
-                                                    if u.role is Role.INPUT)}
-    graph_units = [u for u in graph.units if u.kind is not UnitKind.INPUT]
-    for unit, actual in zip([u for u in pattern.units if u.role is not Role.INPUT],
-                            graph_units, strict=True):
+    values = {name: x[:, i] for i, name in enumerate(pattern.inputs)}
+    for unit in pattern.units:
+        if unit.role is Role.INPUT:
+            continue
+        actual = graph[mapping[unit.name]]
         z = np.full(len(x), _value(unit.bias, actual.bias, params))
-        weights = list(actual.inputs.values())
-        for (src, coef), w in zip(unit.inputs, weights, strict=True):
-            z = z + _value(coef, w, params) * values[src]
+        for src, coef in unit.inputs:
+            z = z + _value(coef, actual.inputs[mapping[src]], params) * values[src]
         values[unit.name] = z if unit.activation is None else unit.activation.apply(z)
-    outputs = [values[name] for name in pattern.outputs]
-    return compare(graph.evaluate(x), np.stack(outputs, axis=1), free_scale)
+    return np.stack([values[name] for name in pattern.outputs], axis=1)
 
 
 def _value(coef: Coef, actual: float, params: Mapping[str, float]) -> float:
     if coef.kind is CoefKind.SIGN:
         return actual
     return coef.poly.evaluate(params)
+
+
+FAITHFULNESS_PROBES = 128
+
+
+def faithfulness(network: NeuronGraph, circuit: NeuronGraph, outputs: Sequence[str],
+                 box: Sequence[tuple[float, float]]) -> float:
+    """How much of its output units' value the circuit alone leaves unexplained: the whole
+    ``network`` (canonical) evaluated on inputs drawn from ``box`` (one interval per network
+    input), each output unit's pre-activation compared with what it is once every input that
+    is not a unit of ``circuit`` is ablated (set to zero). The worst difference relative to
+    the output's own range: 0 when the circuit is all the output reads."""
+    rng = np.random.default_rng(SEED)
+    lo, hi = np.array(box, dtype=np.float64).reshape(-1, 2).T
+    x = lo + (hi - lo) * rng.random((FAITHFULNESS_PROBES, len(lo)))
+    values = network.activations(x)
+    kept = set(circuit.by_id)
+    worst = 0.0
+    for uid in outputs:
+        unit = network[uid]
+        full = np.full(len(x), unit.bias)
+        alone = full.copy()
+        for src, w in unit.inputs.items():
+            full = full + w * values[src]
+            if src in kept:
+                alone = alone + w * values[src]
+        span = float(full.max() - full.min())
+        gap = float(np.max(np.abs(full - alone)))
+        worst = max(worst, gap / span if span > 0 else (0.0 if gap == 0 else math.inf))
+    return worst

@@ -369,15 +369,18 @@ def _disguise(net: _Net, rng: np.random.Generator, noise: float = NOISE) -> dict
     return renamed
 
 
-def _placement(example: NeuronGraph, rng: np.random.Generator) -> tuple[int, bool, int]:
+def _placement(example: NeuronGraph, rng: np.random.Generator, on_inputs: bool = False
+               ) -> tuple[int, bool, int]:
     """Where the circuit starts, whether its output is a network output, and how many
-    hidden layers the host needs at least."""
+    hidden layers the host needs at least. ``on_inputs``: the circuit reads network inputs,
+    whose scale is part of the function (a near miss off by a ratio on a hidden unit's
+    weight is no miss: the hidden unit's own scale can make it up)."""
     depth = example.layers
     has_linear_output = any(u.activation is Activation.IDENTITY for u in example.outputs)
     to_output = has_linear_output and bool(rng.random() < 0.5)
     span = max(depth[u.id] for u in example.units if u.kind is not UnitKind.INPUT
                and not (to_output and u.kind is UnitKind.OUTPUT))
-    start = 2 if rng.random() < 0.5 else 1
+    start = 2 if rng.random() < 0.5 and not on_inputs else 1
     after = 0 if to_output else int(rng.integers(0, 2))
     return start, to_output, start - 1 + span + after
 
@@ -450,11 +453,11 @@ def _expected(model: str, circuit: str, present: bool, example: NeuronGraph,
     return Expected(model, circuit, present, binding, tuple(bindings), reference, decoy)
 
 
-def _build(example: NeuronGraph, noise: float, rng: np.random.Generator
+def _build(example: NeuronGraph, noise: float, rng: np.random.Generator, on_inputs: bool
            ) -> tuple[NeuronGraph, dict[str, str]]:
     """A host of random shape with ``example`` planted; returns it and example unit -> final
     source id."""
-    start, to_output, n_layers = _placement(example, rng)
+    start, to_output, n_layers = _placement(example, rng, on_inputs)
     widths = [int(rng.integers(WIDTHS[0], WIDTHS[1] + 1)) for _ in range(n_layers)]
     n_inputs = int(rng.integers(max(3, len(example.inputs)), 7))
     n_outputs = int(rng.integers(2, 5))
@@ -470,6 +473,16 @@ def planted_host(example: str, n_inputs: int, widths: Sequence[int], n_outputs: 
     plant = next(p for p in PLANTS if p.example == example)
     return _planted_in(reference_network(example), plant.noise,
                        _dense(rng, n_inputs, widths, n_outputs), 1, False, rng)
+
+
+def plant_in_host(example: NeuronGraph, noise: float, rng: np.random.Generator, n_inputs: int,
+                  widths: Sequence[int], n_outputs: int, start: int = 1, to_output: bool = True
+                  ) -> tuple[NeuronGraph, dict[str, str]]:
+    """``example`` (any network) planted in a dense random host of the given shape from
+    hidden layer ``start`` on, disguised like every planted host; returns the host and
+    example unit -> source id."""
+    return _planted_in(example, noise, _dense(rng, n_inputs, widths, n_outputs), start,
+                       to_output, rng)
 
 
 def _planted_in(example: NeuronGraph, noise: float, net: _Net, start: int, to_output: bool,
@@ -489,6 +502,10 @@ class _Case:
     example: NeuronGraph
     plant: Plant
     decoy: str = ""
+
+    @property
+    def on_inputs(self) -> bool:
+        return self.decoy == "near_miss"
 
     def expected(self, model: str, where: Mapping[str, str]) -> list[Expected]:
         """The ground truth of this case planted at ``where`` in ``model``."""
@@ -520,7 +537,8 @@ Hosted = tuple[str, NeuronGraph, list[Expected]]  # model name, network, its gro
 
 def _small_hosts(seed: int) -> Iterator[Hosted]:
     for i, case in enumerate(_cases()):
-        graph, where = _build(case.example, case.plant.noise, np.random.default_rng([seed, i]))
+        graph, where = _build(case.example, case.plant.noise, np.random.default_rng([seed, i]),
+                              case.on_inputs)
         yield case.name, graph, case.expected(case.name, where)
 
 
@@ -569,7 +587,7 @@ def hosted_zoo(size: int, seed: int = 0, shape: HostShape | None = None, first: 
             continue
         case = cases[(i // shape.every) % len(cases)]
         name = f"{name}-{case.name.replace('/', '-')}"
-        start, to_output, n_layers = _placement(case.example, rng)
+        start, to_output, n_layers = _placement(case.example, rng, case.on_inputs)
         widths = [*shape.widths, *[shape.widths[-1]] * (n_layers - len(shape.widths))]
         host = _dense(rng, shape.n_inputs, widths, shape.n_outputs)
         graph, where = _planted_in(case.example, case.plant.noise, host, start, to_output, rng)

@@ -223,7 +223,7 @@ def test_calls_inline_every_variant_of_the_callee() -> None:
 def test_composition_joins_outputs_to_inputs_and_composes_references() -> None:
     p = match("MATCH abs >> negation")
     assert isinstance(p, Chain)
-    (f,) = expand(p)
+    f, _folded = expand(p)
     assert f.variant == "abs >> negation"
     assert set(weights(f, "negation[1].p")) == {"abs[1].p", "abs[1].n"}
     x = np.linspace(-3, 3, 13)[:, None]
@@ -366,3 +366,18 @@ def test_variant_explosion_is_refused() -> None:
     calls = " ".join(f"m{i} = min(m{i - 1}, x)" for i in range(1, 9))
     err = compile_error(f"CIRCUIT f(m0, x) -> m8 {{ {calls} }} MATCH f")
     assert "6561 variants" in str(err)
+
+
+def test_compositions_lose_the_units_a_network_computing_them_loses() -> None:
+    """abs >> negation feeds |x| >= 0 into negation's relu(-x), which can never fire: the
+    canonical form removes such a unit, and the pattern does too. relu(|x|) only touches its
+    kink: the pattern has a form with it and one with it folded into the output."""
+    from circuitql.query import compile_query
+    from circuitql.query.unroll import expand
+
+    flats = list(expand(compile_query("MATCH abs >> negation").pattern))
+    assert [len(p.units) for p in flats] == [5, 4]
+    assert flats[1].variant.endswith("folded")
+    folded = flats[1].unit("y")
+    assert {src for src, _ in folded.inputs} == {"abs[1].p", "abs[1].n"}
+    assert all(c.value < 0 for _, c in folded.inputs)

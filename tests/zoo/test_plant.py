@@ -6,6 +6,7 @@ units, and the zoo is the same for the same seed, in memory and on disk."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -46,12 +47,17 @@ def _inputs(e: Expected) -> tuple[str, ...]:
 def _canonical_rows(graph: NeuronGraph, binding: Mapping[str, str],
                     inputs: tuple[str, ...]) -> Rows:
     """Each bound non-input unit's significant canonical weights and bias, sources named by
-    pattern variable (unbound sources keep their id), divided by the row's largest weight."""
+    pattern variable (unbound sources keep their id), divided by the row's largest weight.
+    A unit the canonical form folded away (a flipped step that never bends) is infinitely
+    far from any row."""
     canon = canonicalize(graph).graph
     variable = {uid: var for var, uid in binding.items()}
     rows: Rows = {}
     for var, uid in binding.items():
         if var in inputs:
+            continue
+        if uid not in canon:
+            rows[var] = {"folded": math.inf}
             continue
         unit = canon[uid]
         top = max(abs(w) for w in unit.inputs.values())
