@@ -27,6 +27,8 @@ from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind, input_id
 from circuitql.zoo.plant import Expected, GroundTruth, plant_in_host
 
 DOMAIN = Domain(((-2.0, 2.0),))
+PARITY = Domain(((0.0, 15.0),))  # is_even's integers [0, 16)
+PARITY_NOISE = 0.0005  # ten folds in a row add up what each is off by
 WIDTH = 4.0  # of the domain
 NOISE = 0.002  # relative noise on every weight, on top of the perturbation
 X, A, B = input_id(0), input_id(0), input_id(1)
@@ -169,6 +171,31 @@ def scaled_abs(rng: np.random.Generator) -> NeuronGraph:
                       ("y", 0.0, {"p": k, "n": k})])
 
 
+def parity_chain(rng: np.random.Generator, split_fold: int = 2, off: float = 1.0
+                 ) -> NeuronGraph:
+    """is_even on [0, 16) as training would leave its chain of folds: every weight and
+    threshold jittered by up to 0.1% (folds add up absolute errors: more is not parity
+    within 5%), fold ``split_fold``'s positive detector split over two
+    units 0.01 apart sharing its outgoing weights 60/40; ``off`` != 1 moves fold 3's threshold
+    by that factor (a decoy: the thresholds no longer halve)."""
+    def jitter(value: float) -> float:
+        return value * (1.0 + float(rng.uniform(-0.001, 0.001)))
+
+    rows: Rows = []
+    source: dict[str, float] = {X: 1.0}
+    for i, c in enumerate((8.0, 4.0, 2.0, 1.0, 1.0), start=1):
+        c *= off if i == 3 else 1.0
+        p = {s: jitter(w) for s, w in source.items()}
+        n = {s: -jitter(w) for s, w in source.items()}
+        rows += [(f"p{i}", jitter(-c), p), (f"n{i}", jitter(c), n)]
+        source = {f"p{i}": 1.0, f"n{i}": 1.0}
+        if i == split_fold:
+            rows.append((f"p{i}b", jitter(-c) - 0.01, dict(p)))
+            source = {f"p{i}": 0.6, f"p{i}b": 0.4, f"n{i}": 1.0}
+    rows.append(("y", 0.0, {s: jitter(w) for s, w in source.items()}))
+    return network(1, rows)
+
+
 # ---- the zoo ------------------------------------------------------------------------------
 
 
@@ -185,6 +212,8 @@ class Case:
     bindings: tuple[dict[str, str], ...]
     hidden_inputs: bool = False
     also: tuple[tuple[str, dict[str, str]], ...] = ()  # other circuits the network holds
+    domain: Domain = DOMAIN
+    noise: float = NOISE  # of the host's disguise
 
 
 def _halves(parts: int) -> tuple[dict[str, str], ...]:
@@ -214,6 +243,9 @@ def cases() -> list[Case]:
     # from being provably dead: its pre-activation is -|x| too.
     literal = ({**negated, "negation[1].p": "q"}, {**negated, "y": "r"})
     scaled = {"x": X, "abs[1].p": "p", "abs[1].n": "n", "y": "y"}
+    folds = {"x": X, "y": "y"} | {f"fold[{i}].{s}": f"{s}{i}" for i in range(1, 6)
+                                   for s in "pn"}
+    chain = (folds, {**folds, "fold[2].p": "p2b"})
     out = [c for circuit in ("abs", "identity", "negation") for c in _one_input(circuit)]
     out += [
         Case("gauge-subtract", "subtract", True, subtract, two, True),
@@ -231,6 +263,10 @@ def cases() -> list[Case]:
              also=(("abs", {"x": X, "p": "p", "n": "n", "y": "q"}),)),
         Case("scaled-(abs|negation)>>scale", "(abs | negation) >> scale", True, scaled_abs,
              (scaled,)),
+        Case("split-is_even", "is_even", True, parity_chain, chain, domain=PARITY,
+             noise=PARITY_NOISE),
+        Case("decoy-thresholds-is_even", "is_even", False, lambda r: parity_chain(r, off=0.7),
+             chain, domain=PARITY, noise=PARITY_NOISE),
     ]
     return out
 
@@ -242,8 +278,9 @@ def perturbed_zoo(seed: int = 0
     for i, case in enumerate(cases()):
         rng = np.random.default_rng([seed, 7, i])
         example = case.build(rng)
-        widths = [int(rng.integers(12, 21)) for _ in range(2 + case.hidden_inputs)]
-        graph, where = plant_in_host(example, NOISE, rng, int(rng.integers(3, 6)), widths,
+        depth = max(example.layers[u.id] for u in example.hidden)  # the output goes out
+        widths = [int(rng.integers(12, 21)) for _ in range(max(2, depth) + case.hidden_inputs)]
+        graph, where = plant_in_host(example, case.noise, rng, int(rng.integers(3, 6)), widths,
                                      int(rng.integers(2, 4)), 2 if case.hidden_inputs else 1)
         bindings = tuple({var: where[uid] for var, uid in b.items()} for b in case.bindings)
         name = f"perturbed/{case.name}"
@@ -252,7 +289,7 @@ def perturbed_zoo(seed: int = 0
         for circuit, b in case.also:
             binding = {var: where[uid] for var, uid in b.items()}
             expected.append(Expected(name, circuit, True, binding, (binding,), case.name))
-        yield name, graph, DOMAIN, tuple(expected)
+        yield name, graph, case.domain, tuple(expected)
 
 
 def ground_truth(seed: int = 0) -> GroundTruth:

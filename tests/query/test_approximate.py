@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from circuitql.api import Database
+from circuitql.domain import Domain
 from circuitql.indexer.canonical import Config
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.query.engine import Match
@@ -99,3 +100,20 @@ def test_exact_keeps_the_strict_answer(exact: Results, results: Results, circuit
                    for model in strict), strict
     assert all(m.exact for m in exact[circuit])
     assert strict <= {m.model for m in results[circuit] if m.exact}
+
+
+def test_faithfulness_measures_what_the_circuit_leaves_out(db: Database) -> None:
+    """|x0| plus 0.04 x1, an input too small to count for the output's signature: the
+    circuit is found, and leaves up to 0.04 * 2 of the output's swing of about 2.1 out."""
+    from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+
+    x0, x1 = Unit("input:0", UnitKind.INPUT), Unit("input:1", UnitKind.INPUT)
+    p = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0})
+    n = Unit("fc1:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": -1.0})
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0,
+             {"fc1:0": 1.0, "fc1:1": 1.0, "input:1": 0.04})
+    db.config = IndexConfig(Config(domain=Domain(((-2.0, 2.0),))))
+    db.index(NeuronGraph((x0, x1, p, n, y)), name="leaky")
+    (match,) = db.query("MATCH abs")
+    assert 0.03 < match.faithfulness < 0.04
+    assert match.to_json()["faithfulness"] == match.faithfulness
