@@ -338,6 +338,8 @@ def _print_match(match: Any) -> None:
         extra += " " + ", ".join(f"{k}={v:.4g}" for k, v in match.params.items())
     if abs(match.scale - 1.0) > 1e-9:
         extra += f" scale={match.scale:.4g}"
+    if not match.exact:
+        extra += f" approximate faithfulness={match.faithfulness:.2f}"
     print(f"{match.model}  {match.circuit}  error={match.error:.2e}{extra}  {bindings}")
 
 

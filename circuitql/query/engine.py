@@ -12,14 +12,15 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections import ChainMap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from circuitql.domain import Domain
-from circuitql.graph import Activation, NeuronGraph, UnitKind, input_index
+from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind, input_index
 from circuitql.query import expr as ev
 from circuitql.query.compile import MatchQuery
 from circuitql.query.match import Neighbourhood, NeuronCache, fit, grow, structural_matches
@@ -28,7 +29,7 @@ from circuitql.query.plan import Plan, plan
 from circuitql.query.unroll import bounded, expand
 from circuitql.query.verify import Probing, faithfulness, subnetwork, verify
 from circuitql.query.wiring import Fetch, Wiring, approximate, relaxed, strict, with_quiet
-from circuitql.store.base import NeuronView, Store, stored_graph
+from circuitql.store.base import NeuronView, Store
 
 if TYPE_CHECKING:
     from circuitql.api import Database
@@ -40,7 +41,6 @@ STAGES = ("lookup", "grow", "match", "fit", "verify")
 # Anchors grown together: one store round trip per plan step for the whole batch, while a
 # LIMIT still stops the search after the batch that satisfied it.
 GROW_BATCH = 512
-NETWORKS_KEPT = 8  # whole stored models a query keeps for measuring faithfulness
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ class Match:
     unexplained where the model lives (its domain, else the probe range): every other input
     of each output unit ablated, the largest change relative to the output's range. 0 when
     the circuit is all its output reads; 0.3 when 30% of the output's swing comes from units
-    outside the circuit.
+    outside the circuit. It is measured on first use (it reads the outputs' whole cone from
+    the store, which must still be open), by ``measure``.
     """
 
     model: str
@@ -82,7 +83,13 @@ class Match:
     pattern: CircuitPattern | None = field(default=None, compare=False, repr=False)
     exact: bool = True
     input_scales: Mapping[str, float] = field(default_factory=dict)
-    faithfulness: float = 0.0
+    measure: Callable[[], float] | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def faithfulness(self) -> float:
+        if self.measure is None:
+            raise ValueError("this match carries nothing to measure its faithfulness on")
+        return self.measure()
 
     def subnetwork(self) -> Any:
         """The circuit alone as an ``nn.Module`` (inputs and output in pattern order)."""
@@ -213,7 +220,6 @@ class _Search:
     approximate: bool
     seen: set[tuple[str, frozenset[str]]] = field(default_factory=set)
     domains: dict[str, Domain | None] = field(default_factory=dict)
-    networks: dict[str, NeuronGraph] = field(default_factory=dict)
 
     def domain(self, model: str) -> Domain | None:
         if model not in self.domains:
@@ -221,29 +227,27 @@ class _Search:
             self.domains[model] = None if info is None else info.domain
         return self.domains[model]
 
-    def network(self, model: str) -> NeuronGraph:
-        """The whole stored model, for measuring what a circuit in it explains (the last
-        few read are kept: a model's matches arrive together)."""
-        if model not in self.networks:
-            if len(self.networks) >= NETWORKS_KEPT:
-                self.networks.pop(next(iter(self.networks)))
-            self.networks[model] = stored_graph(self.store, model)
-        return self.networks[model]
-
-    def box(self, model: str) -> list[tuple[float, float]]:
-        """Where the model's inputs live: its domain, else the default probe range."""
-        n_inputs = len(self.network(model).inputs)
+    def box(self, model: str, graph: NeuronGraph) -> dict[str, tuple[float, float]]:
+        """Where the network inputs of ``graph`` live: their intervals of the model's
+        domain, else the default probe range."""
         domain = self.domain(model)
-        return list(domain.box) if domain is not None else [DEFAULT_INTERVAL] * n_inputs
+        box = {}
+        for unit in graph.inputs:
+            index = input_index(unit.id)
+            box[unit.id] = (domain.box[index] if domain is not None and index is not None
+                            and index < len(domain.box) else DEFAULT_INTERVAL)
+        return box
 
     def fetcher(self, model: str, views: ChainMap[str, NeuronView]) -> Fetch:
-        """Views of more units of ``model`` (split halves the wiring looks at), read from
-        ``views`` where they are and from the store, into ``views``, where they are not."""
+        """Views of more units of ``model`` (split halves the wiring looks at, the cone a
+        faithfulness is measured on), read from ``views`` where they are and through the
+        query's cache, into ``views``, where they are not."""
         def fetch(uids: Sequence[str]) -> Mapping[str, NeuronView]:
             missing = [(model, uid) for uid in uids if uid not in views]
-            if missing:
-                views.maps[0].update({uid: view for (_, uid), view in
-                                      self.store.fetch(missing).items()})
+            if missing:  # through the query's cache: the next match in the model reuses them
+                self.cache.fetch(missing)
+                known = self.cache.views[model]
+                views.maps[0].update({uid: known[uid] for _, uid in missing if uid in known})
             return {uid: views[uid] for uid in uids if uid in views}
 
         return fetch
@@ -311,7 +315,7 @@ def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neig
         explain.counts["verify"] += 1
         search.seen.add(key)
         exact = not search.approximate or (
-            not wiring.approximate
+            not wiring.approximate and not wiring.quiet
             and all(unit.constraint.admits(views[mapping[unit.name]].record.signature)
                     for unit in pattern.units if unit.role is not Role.INPUT)
             and fit(pattern, mapping, hood, tolerance) is not None)
@@ -319,9 +323,6 @@ def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neig
                    for name, uid in mapping.items()}
         for name, uids in wiring.siblings.items():
             members[name] += tuple(src for uid in uids for src, _ in views[uid].record.members)
-        with _Clock(explain, "verify"):
-            ablated = faithfulness(search.network(model), graph,
-                                   [mapping[o] for o in pattern.outputs], search.box(model))
         yield Match(
             model=model,
             circuit=pattern.name,
@@ -336,8 +337,33 @@ def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neig
             pattern=pattern,
             exact=exact,
             input_scales={k: v for k, v in fitted.input_scales.items()},
-            faithfulness=ablated,
+            measure=partial(_faithfulness, search, model, fetch, graph,
+                            tuple(mapping[o] for o in pattern.outputs)),
         )
+
+
+def _faithfulness(search: _Search, model: str, fetch: Fetch, circuit: NeuronGraph,
+                  outputs: tuple[str, ...]) -> float:
+    """``verify.faithfulness`` of a match, on the cone of its outputs: measured when asked
+    for, since reading the cone costs a store round trip per layer."""
+    cone = _cone(outputs, fetch)
+    return faithfulness(cone, circuit, outputs, search.box(model, cone))
+
+
+def _cone(outputs: Sequence[str], fetch: Fetch) -> NeuronGraph:
+    """Every unit ``outputs`` depend on, as a network: one store round trip per layer,
+    views the search has read already costing nothing."""
+    cone: dict[str, NeuronView] = {}
+    frontier = list(outputs)
+    while frontier:
+        found = fetch(frontier)
+        cone.update(found)
+        frontier = list(dict.fromkeys(src for uid in frontier if uid in found
+                                      for src, _ in found[uid].inputs if src not in cone))
+    order = sorted(cone.values(), key=lambda v: v.record.layer)
+    return NeuronGraph(tuple(
+        Unit(v.record.uid, v.record.signature.kind, v.record.signature.activation,
+             v.record.bias, dict(v.inputs)) for v in order))
 
 
 def _input_ranges(search: _Search, model: str, pattern: CircuitPattern,
@@ -385,8 +411,7 @@ def _probing(search: _Search, model: str, pattern: CircuitPattern, mapping: Mapp
              views: Mapping[str, NeuronView], kinks: frozenset[str]) -> Probing:
     """Probe where the model lives: a circuit input bound to a network input ranges over
     that input's interval of the model's domain (unless the circuit's EXPECT says where);
-    an approximate search probes a hidden ReLU or sigmoid input on non-negative values
-    only, and measures how far each zero-bias kink moved."""
+    an approximate search also measures how far each movable kink moved."""
     free_scale = tuple(views[mapping[o]].record.signature.kind is not UnitKind.OUTPUT
                        for o in pattern.outputs)
     intervals = {}
@@ -395,13 +420,6 @@ def _probing(search: _Search, model: str, pattern: CircuitPattern, mapping: Mapp
         index = input_index(mapping[name])
         if index is not None and domain is not None and index < len(domain.box):
             intervals[name] = domain.box[index]
-        elif search.approximate:
-            # A hidden unit that never goes negative is probed where it lives.
-            activation = views[mapping[name]].record.signature.activation
-            if activation is Activation.RELU:
-                intervals[name] = (0.0, DEFAULT_INTERVAL[1])
-            elif activation is Activation.SIGMOID:
-                intervals[name] = (0.0, 1.0)
     return Probing(free_scale, intervals, frozenset(mapping[name] for name in kinks))
 
 

@@ -230,6 +230,8 @@ class UnitConstraint:
             cols["n_neg"] = self.n_neg
         if self.bias_class is not None:
             cols["bias_class"] = self.bias_class.value
+        if self.fan_in_max is not None:
+            cols["fan_in_max"] = self.fan_in_max
         return cols
 
     def admits(self, sig: Signature) -> bool:

@@ -61,10 +61,14 @@ class Wiring:
     # verified, not of the match (an exact match may have them too).
     quiet: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
+    significant_paths: bool = False  # a path absorbed was one the signature counts
+
     @property
     def approximate(self) -> bool:
-        return any(self.siblings.values()) or any(self.linear.values()) or any(
-            self.absorbed.values())
+        """Whether the exact pattern would not see the match: small direct edges absorbed
+        into a pair are as invisible to it as to the signature."""
+        return any(self.siblings.values()) or any(self.linear.values()) or (
+            self.significant_paths)
 
 
 def strict(pattern: CircuitPattern, mapping: Mapping[str, str],
@@ -90,14 +94,18 @@ def approximate(pattern: CircuitPattern, mapping: Mapping[str, str],
     siblings: dict[str, list[str]] = {}
     linear: dict[str, tuple[str, ...]] = {}
     absorbed: dict[str, tuple[tuple[str, float], ...]] = {}
+    noticed = False  # a significant path was re-expressed
     weights = {name: dict(w) for name, w in wiring.weights.items()}
     for unit in _computed(pattern):
         view = views[mapping[unit.name]]
         named = {mapping[src] for src, _ in unit.inputs}
         extra = [(uid, w) for uid, w in view.significant_inputs if uid not in named]
-        if not extra:
+        # Every direct edge from the circuit's own units is a linear path, however small:
+        # a significant one must be re-expressed, a small one is when it can be.
+        direct = [(uid, w) for uid, w in view.inputs if uid in matched and uid not in named]
+        if not extra and not direct:
             continue
-        path = {uid: w for uid, w in extra if uid in matched}
+        path = dict(direct)
         loose = [(uid, w) for uid, w in extra if uid not in matched]
         hidden = [src for src, _ in unit.inputs if pattern.unit(src).role is not Role.INPUT]
         found = fetch([uid for uid, _ in loose])
@@ -121,13 +129,16 @@ def approximate(pattern: CircuitPattern, mapping: Mapping[str, str],
         if path:
             shift = _absorb(list(path.items()), unit, mapping, views, tolerance)
             if shift is None:
-                return None
+                if through or any(uid in matched for uid, _ in extra):
+                    return None
+                continue  # small direct edges and no pair along them: ignored, as exactly
             for src, t in shift.items():
                 weights[unit.name][src] += t
-            absorbed[unit.name] = tuple((uid, w) for uid, w in extra if uid in matched)
+            absorbed[unit.name] = tuple(direct)
+            noticed |= bool(through) or any(uid in matched for uid, _ in extra)
     return replace(wiring, weights=weights,
                    siblings={k: tuple(dict.fromkeys(v)) for k, v in siblings.items()},
-                   linear=linear, absorbed=absorbed)
+                   linear=linear, absorbed=absorbed, significant_paths=noticed)
 
 
 def with_quiet(wiring: Wiring, pattern: CircuitPattern, mapping: Mapping[str, str],

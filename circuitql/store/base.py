@@ -24,20 +24,24 @@ from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, Signature
 # The only signature columns a lookup may constrain, in every backend: a key outside this set
 # is rejected before any query text is built, so a key can never smuggle text into SQL or
 # Cypher. Values always travel as parameters.
+# A bound rather than a value: key -> (column, comparison).
+BOUNDS = {"fan_in_max": ("fan_in", "<=")}
 SIGNATURE_COLUMNS = frozenset(
     {"kind", "activation", "n_pos", "n_neg", "fan_in", "bias_class", "out_pos", "out_neg",
-     "layer", "token"}
+     "layer", "token", *BOUNDS}
 )
 
 
-def lookup_values(constraints: Mapping[str, object]) -> list[tuple[str, object]]:
-    """(column, plain value) pairs of a signature lookup, in a stable order; enum members
-    (Activation.RELU) become their stored values ("relu"). Unknown columns: ValueError."""
+def lookup_values(constraints: Mapping[str, object]) -> list[tuple[str, str, object]]:
+    """(column, comparison, plain value) triples of a signature lookup, in a stable order:
+    "=" for a column, the bound's comparison for a key of ``BOUNDS`` (``fan_in_max`` is
+    ``fan_in <=``); enum members (Activation.RELU) become their stored values ("relu").
+    Unknown keys: ValueError."""
     unknown = sorted(set(constraints) - SIGNATURE_COLUMNS)
     if unknown:  # a caller's bug, not a user's: queries only produce whitelisted keys
         raise ValueError(f"cannot look neurons up by {unknown}; searchable columns are "
                          f"{sorted(SIGNATURE_COLUMNS)}")
-    return [(key, value.value if isinstance(value, Enum) else value)
+    return [(*BOUNDS.get(key, (key, "=")), value.value if isinstance(value, Enum) else value)
             for key, value in sorted(constraints.items())]
 
 

@@ -93,9 +93,10 @@ def _signature_filter(constraints: Mapping[str, object], models: Sequence[str] |
                       ) -> tuple[str, dict[str, object]]:
     """WHERE clause and parameters for a signature lookup: property names come from the
     whitelist, values only as parameters."""
-    pairs = lookup_values(constraints)
-    params: dict[str, object] = {f"p{i}": value for i, (_, value) in enumerate(pairs)}
-    conditions = [f"n.{key} = $p{i}" for i, (key, _) in enumerate(pairs)]
+    triples = lookup_values(constraints)
+    params: dict[str, object] = {f"p{i}": value for i, (_, _, value) in enumerate(triples)}
+    conditions = [f"n.{column} {comparison} $p{i}"
+                  for i, (column, comparison, _) in enumerate(triples)]
     if models is not None:
         conditions.append("n.model IN $models")
         params["models"] = list(models)

@@ -408,9 +408,11 @@ class SQLiteStore:
         clause, params = _signature_filter(constraints, models)
         columns = ", ".join(f"n.{field}" for field in _NEURON_FIELDS)
         with self._db_errors("searching neurons"):
+            # "+ 0": ordering by the key would let the planner scan the whole table in key
+            # order rather than search the signature index and sort what it finds.
             rows = self._conn.execute(
                 f"SELECT m.name, {columns} FROM neurons AS n JOIN models AS m "
-                f"ON m.id = n.model_id WHERE {clause} ORDER BY n.model_id, n.rowid",
+                f"ON m.id = n.model_id WHERE {clause} ORDER BY n.model_id + 0, n.rowid",
                 params,
             )
             return [(row[0], _neuron_record(row[1:])) for row in rows]
@@ -440,9 +442,15 @@ def _signature_filter(constraints: Mapping[str, object], models: Sequence[str] |
                       ) -> tuple[str, list[Any]]:
     """WHERE clause and parameters for a signature lookup. Column names come from the
     whitelist; every value is a parameter."""
-    pairs = lookup_values(constraints)
-    where = [f"n.{column} = ?" for column, _ in pairs]
-    params: list[Any] = [value for _, value in pairs]
+    triples = lookup_values(constraints)
+    # Without a kind, SQLite's planner prefers an equality on the activation (a detector
+    # index holding every ReLU of the zoo) to a bound on the fan-in: "+" keeps the other
+    # terms off the indexes, so the bound leads (880 ms to 11 ms on 196,000 neurons).
+    bounded = any(comparison != "=" for _, comparison, _ in triples)
+    lead = "+" if bounded and "kind" not in constraints else ""
+    where = [f"{lead if comparison == '=' else ''}n.{column} {comparison} ?"
+             for column, comparison, _ in triples]
+    params: list[Any] = [value for _, _, value in triples]
     if models is not None:
         where.append("m.name IN (SELECT value FROM json_each(?))")
         params.append(json.dumps(list(models)))

@@ -54,6 +54,13 @@ def pair_weights(circuit: str) -> tuple[float, float]:
 # ---- one-input circuits: a detector pair on x ----------------------------------------------
 
 
+def abs_offset(k: float) -> float:
+    """The output bias that best cancels kinks at +-k of relu(x - k) + relu(-x - k): a dead
+    zone (k > 0) reads 0 where |x| < k and |x| - k beyond, a live zone (k < 0) reads 2|k|
+    at 0 and |x| + |k| beyond; either is then |x| to within |k| / 2."""
+    return k / 2 if k > 0 else 1.5 * k
+
+
 def kinks(circuit: str, rng: np.random.Generator) -> NeuronGraph:
     """Kinks moved off the origin by up to 3% of the domain's width, an output bias that
     cancels what it can: a shifted pair for identity and negation (exact again), a dead or
@@ -62,7 +69,7 @@ def kinks(circuit: str, rng: np.random.Generator) -> NeuronGraph:
     if circuit == "abs":
         k = float(rng.uniform(0.01, 0.03)) * WIDTH * float(rng.choice([-1.0, 1.0]))
         return network(1, [("p", -k, {X: 1.0}), ("n", -k, {X: -1.0}),
-                          ("y", k / 2, {"p": wp, "n": wn})])
+                          ("y", abs_offset(k), {"p": wp, "n": wn})])
     c = float(rng.uniform(-0.03, 0.03)) * WIDTH
     return network(1, [("p", -c, {X: 1.0}), ("n", c, {X: -1.0}),
                       ("y", wp * c, {"p": wp, "n": wn})])

@@ -19,7 +19,16 @@ from circuitql.graph import NeuronGraph
 from circuitql.indexer.canonical import Config
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.query.engine import Match
-from circuitql.zoo.perturbed import DOMAIN, NOISE, WIDTH, Rows, X, network, pair_weights
+from circuitql.zoo.perturbed import (
+    DOMAIN,
+    NOISE,
+    WIDTH,
+    Rows,
+    X,
+    abs_offset,
+    network,
+    pair_weights,
+)
 from circuitql.zoo.plant import plant_in_host
 
 CIRCUITS = ("identity", "negation", "abs")
@@ -70,7 +79,7 @@ def test_a_circuit_perturbed_within_tolerance_is_found(
     n_bias = c if circuit != "abs" else -c
     rows += [("n", n_bias, {X: -1.0}), ("lin", 3.0, {X: 0.5})]
     out.update({"n": wn + tilt, "lin": 2 * tilt})
-    bias = (wp * c if circuit != "abs" else c / 2) - 6 * tilt
+    bias = (wp * c if circuit != "abs" else abs_offset(c)) - 6 * tilt
     rows.append(("y", bias, out))
     found, where = _query(tmp_path, network(1, rows), circuit, seed)
     halves = [uid for uid, _, _ in rows if uid.startswith("p")]

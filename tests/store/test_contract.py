@@ -229,6 +229,19 @@ def test_find_neurons_by_detector_columns(
             assert _found(store, constraints) == expected
 
 
+def test_a_bound_on_the_fan_in_is_served_by_every_lookup(
+        store: Store, two_models: list[IndexedModel]) -> None:
+    # An approximate search admits a few more inputs than a pattern names, up to a bound.
+    for bound in (0, 1, 2, 3):
+        constraints: dict[str, object] = {"kind": UnitKind.HIDDEN, "fan_in_max": bound}
+        expected = sorted((m.name, n.uid) for m in two_models for n in m.neurons
+                          if n.signature.kind is UnitKind.HIDDEN and n.signature.fan_in <= bound)
+        assert _found(store, constraints) == expected
+        assert store.count_neurons(constraints) == len(expected)
+        keys = [(m.name, n.uid) for m in two_models for n in m.neurons]
+        assert sorted(store.records(keys, constraints)) == expected
+
+
 def test_find_neurons_by_shape_and_layer(store: Store, two_models: list[IndexedModel]) -> None:
     constraints: dict[str, object] = {
         "kind": UnitKind.HIDDEN, "activation": Activation.RELU, "fan_in": 3, "layer": 1,
