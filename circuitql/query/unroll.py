@@ -253,12 +253,37 @@ def bounded(p: Pattern) -> bool:
     return p.max is not None and bounded(p.block)
 
 
+EXPANSIONS_KEPT = 64  # whole expansions remembered, most recent first out
+
+
+_expansions: dict[tuple[Pattern, int | None], tuple[CircuitPattern, ...]] = {}
+
+
 def expand(pattern: Pattern, max_repeat: int | None = None) -> Iterator[CircuitPattern]:
     """Every flat pattern ``pattern`` stands for, repetitions counted up to ``max_repeat``.
 
     Flat patterns carry the name of ``pattern``; ``variant`` says which alternative or which
     sequence of parts each one is. Unbounded repetition needs ``max_repeat``.
+
+    Lazy, so that a LIMIT stops the work early; an expansion read to its end is remembered
+    (patterns are immutable), since building min4's 27 flat patterns costs more than
+    matching them, and a library circuit is asked for again and again.
     """
+    key = (pattern, max_repeat)
+    known = _expansions.get(key)
+    if known is not None:
+        yield from known
+        return
+    flats = []
+    for flat in _flat_patterns(pattern, max_repeat):
+        flats.append(flat)
+        yield flat
+    if len(_expansions) >= EXPANSIONS_KEPT:
+        _expansions.pop(next(iter(_expansions)))
+    _expansions[key] = tuple(flats)
+
+
+def _flat_patterns(pattern: Pattern, max_repeat: int | None) -> Iterator[CircuitPattern]:
     for s in _seqs(pattern, max_repeat):
         flat = _joined(pattern.name, s) if s.chained else _single(pattern.name, s)
         yield flat
