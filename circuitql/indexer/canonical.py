@@ -93,7 +93,8 @@ class State:
     its current inputs are the edges into position i (the units' own ``bias`` and ``inputs``
     are the loaded ones). ``level`` (longest-path depth) orders evaluation: every edge goes
     from a lower level to a higher one. Removing units or edges keeps that true, so it is
-    computed again only after a merge, which may add edges.
+    computed again only after a merge, which may add edges. ``box`` holds the lower and upper
+    ends of every input's interval, over which ``fates`` are proved.
     """
 
     units: tuple[Unit, ...]
@@ -103,15 +104,24 @@ class State:
     edges: EdgeArrays
     level: np.ndarray
     members: Members
+    box: tuple[np.ndarray, np.ndarray]
 
     @staticmethod
-    def of(graph: NeuronGraph) -> State:
+    def of(graph: NeuronGraph, config: Config) -> State:
         units = graph.units
         kind = np.array([u.kind for u in units], dtype=object)
         return State(units, kind, np.array([u.activation for u in units], dtype=object),
                      np.array([u.bias for u in units], dtype=np.float64), graph.edge_arrays,
                      graph.edge_arrays.depths(kind == UnitKind.INPUT),
-                     {u.id: ((u.id, 1.0),) for u in units})
+                     {u.id: ((u.id, 1.0),) for u in units}, config.box(len(graph.inputs)))
+
+    @cached_property
+    def fates(self) -> tuple[np.ndarray, np.ndarray]:
+        """``rectifier_fates`` of every unit on the box: one pass of interval bounds, read by
+        both fold_constants and linearize, and by the next round too when a round changed
+        nothing (a step that changes nothing hands on the same state)."""
+        lo, hi = bounds(self)
+        return rectifier_fates(self.activation.tolist(), [u.alpha for u in self.units], lo, hi)
 
     @cached_property
     def fan_in(self) -> np.ndarray:
@@ -143,7 +153,7 @@ StepFn = Callable[[State, Config], tuple[State, list[Step]]]
 def canonicalize(graph: NeuronGraph, config: Config | None = None) -> Canonical:
     """Apply every step until none changes anything."""
     config = config or Config()
-    state, log = State.of(graph), []
+    state, log = State.of(graph, config), []
     for _ in range(MAX_ROUNDS):
         changed = False
         for step in PIPELINE:
@@ -192,6 +202,7 @@ def _rebuild(state: State, removed: np.ndarray | None = None,
                            edges.weight[keep], len(units)),
         state.level[kept],
         state.members,
+        state.box,
     )
 
 
@@ -206,7 +217,7 @@ def fold_constants(state: State, config: Config) -> tuple[State, list[Step]]:
     candidates = state.hidden & (state.fan_in > 0) & state.has(Activation.RELU)
     dead = np.zeros_like(candidates)
     if candidates.any():
-        dead = candidates & _fates(state, config)[0]
+        dead = candidates & state.fates[0]
     if not constant.any() and not dead.any():
         return state, []
     edges = state.edges
@@ -267,7 +278,7 @@ def linearize(state: State, config: Config) -> tuple[State, list[Step]]:
                                                               Activation.LEAKY_RELU)
     if not rectifier.any():
         return state, []
-    slope = _fates(state, config)[1]
+    slope = state.fates[1]
     linear = rectifier & ~np.isnan(slope)
     if not linear.any():
         return state, []
@@ -307,26 +318,20 @@ def linearize(state: State, config: Config) -> tuple[State, list[Step]]:
     return replace(folded, level=folded.edges.depths(folded.kind == UnitKind.INPUT)), steps
 
 
-def _fates(state: State, config: Config) -> tuple[np.ndarray, np.ndarray]:
-    """``rectifier_fates`` of every unit of ``state`` on ``config``'s box."""
-    lo, hi = bounds(state, config)
-    return rectifier_fates(state.activation.tolist(), [u.alpha for u in state.units], lo, hi)
-
-
 def _members_text(state: State, uid: str) -> str:
     """The original neurons behind a canonical unit, when it stands for more than itself."""
     members = [src for src, _ in state.members[uid]]
     return "" if members == [uid] else f" (members {', '.join(members)})"
 
 
-def bounds(state: State, config: Config) -> tuple[np.ndarray, np.ndarray]:
+def bounds(state: State) -> tuple[np.ndarray, np.ndarray]:
     """Sound lower and upper bounds of every unit's pre-activation (an input's: its interval),
-    propagated level by level through post-activation intervals over ``config``'s box."""
+    propagated level by level through post-activation intervals over the state's box."""
     n = len(state.units)
     post_lo, post_hi = np.empty(n), np.empty(n)
     pre_lo, pre_hi = np.empty(n), np.empty(n)
     inputs = state.kind == UnitKind.INPUT
-    box_lo, box_hi = config.box(int(inputs.sum()))
+    box_lo, box_hi = state.box
     input_index = np.cumsum(inputs) - 1
     relu = state.has(Activation.RELU) & ~inputs
     other = ~(inputs | state.has(Activation.RELU, Activation.IDENTITY))
