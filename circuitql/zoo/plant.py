@@ -322,13 +322,15 @@ def _leftovers(net: _Net, planted: frozenset[str], norms: Mapping[str, float], n
     row's largest weight, both measured in canonical coordinates, and at most ``noise`` times
     its bias when that is smaller: a saturating step (less_than's relu(1 - 100 h)) keeps its
     meaning in a bias a hundred times smaller than its weight."""
-    depth = {uid: d for d, layer in enumerate(net.layers) for uid in layer}
-    for uid in sorted(planted, key=depth.__getitem__):
+    place = {uid: (d, i) for d, layer in enumerate(net.layers) for i, uid in enumerate(layer)}
+    # In the layers' order: a set's order changes from one process to the next, and each
+    # row draws its leftovers from the one generator.
+    for uid in sorted(planted, key=place.__getitem__):
         row = net.rows[uid]
         top = max(abs(w) * norms[s] for s, w in row.items())
         if net.bias[uid]:
             top = min(top, abs(net.bias[uid]))
-        for src in net.layers[depth[uid] - 1]:
+        for src in net.layers[place[uid][0] - 1]:
             if src not in row:
                 row[src] = float(rng.uniform(-noise, noise)) * top / norms[src]
 
