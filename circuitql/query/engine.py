@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections import ChainMap
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ from circuitql.query.pattern import DEFAULT_INTERVAL, CircuitPattern, Role
 from circuitql.query.plan import Plan, plan
 from circuitql.query.unroll import bounded, expand
 from circuitql.query.verify import Probing, faithfulness, subnetwork, verify
-from circuitql.query.wiring import Fetch, Wiring, approximate, relaxed, strict, with_quiet
+from circuitql.query.wiring import Fetch, approximate, relaxed, strict, with_quiet
 from circuitql.store.base import NeuronView, Store
 
 if TYPE_CHECKING:
@@ -227,16 +227,18 @@ class _Search:
             self.domains[model] = None if info is None else info.domain
         return self.domains[model]
 
-    def box(self, model: str, graph: NeuronGraph) -> dict[str, tuple[float, float]]:
-        """Where the network inputs of ``graph`` live: their intervals of the model's
-        domain, else the default probe range."""
-        domain = self.domain(model)
-        box = {}
-        for unit in graph.inputs:
-            index = input_index(unit.id)
-            box[unit.id] = (domain.box[index] if domain is not None and index is not None
-                            and index < len(domain.box) else DEFAULT_INTERVAL)
-        return box
+    def interval(self, model: str, uid: str) -> tuple[float, float] | None:
+        """Where the network input ``uid`` lives: its interval of the model's domain (None
+        for a unit that is no network input, or a model without a domain)."""
+        index, domain = input_index(uid), self.domain(model)
+        if index is None or domain is None or index >= len(domain.box):
+            return None
+        return domain.box[index]
+
+    def box(self, model: str, uids: Iterable[str]) -> dict[str, tuple[float, float]]:
+        """The intervals of the network inputs ``uids``, the default probe range where the
+        model has no domain."""
+        return {uid: self.interval(model, uid) or DEFAULT_INTERVAL for uid in uids}
 
     def fetcher(self, model: str, views: ChainMap[str, NeuronView]) -> Fetch:
         """Views of more units of ``model`` (split halves the wiring looks at, the cone a
@@ -278,6 +280,7 @@ def _run_pattern(search: _Search, the_plan: Plan, pattern: CircuitPattern) -> It
 def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neighbourhood
                 ) -> Iterator[Match]:
     explain, tolerance = search.explain, search.tolerance
+    offsets = _movable_offsets(search, pattern)
     with _Clock(explain, "match"):
         mappings = [m for m in structural_matches(pattern, hood)
                     if all(m.get(var) == uid for var, uid in search.pins.items())]
@@ -290,11 +293,9 @@ def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neig
             views: ChainMap[str, NeuronView] = ChainMap({}, dict(hood.views))
             fetch = search.fetcher(model, views)
             ranges = _input_ranges(search, model, pattern, mapping)
-            wiring: Wiring | None = strict(pattern, mapping, views)
-            if search.approximate:
-                wiring = approximate(pattern, mapping, views, fetch, tolerance, ranges)
+            wiring = (approximate(pattern, mapping, views, fetch, tolerance, ranges)
+                      if search.approximate else strict(pattern, mapping, views))
             kinks = _movable_kinks(search, pattern, mapping)
-            offsets = _movable_offsets(search, pattern)
             fitted = None if wiring is None else fit(pattern, mapping, hood, tolerance, wiring,
                                                      search.approximate, kinks | offsets)
             ok = fitted is not None and _where_holds(pattern, fitted.params, tolerance)
@@ -347,7 +348,7 @@ def _faithfulness(search: _Search, model: str, fetch: Fetch, circuit: NeuronGrap
     """``verify.faithfulness`` of a match, on the cone of its outputs: measured when asked
     for, since reading the cone costs a store round trip per layer."""
     cone = _cone(outputs, fetch)
-    return faithfulness(cone, circuit, outputs, search.box(model, cone))
+    return faithfulness(cone, circuit, outputs, search.box(model, [u.id for u in cone.inputs]))
 
 
 def _cone(outputs: Sequence[str], fetch: Fetch) -> NeuronGraph:
@@ -370,15 +371,8 @@ def _input_ranges(search: _Search, model: str, pattern: CircuitPattern,
                   mapping: Mapping[str, str]) -> dict[str, tuple[float, float]]:
     """The range of each network input the circuit reads, by uid: its interval of the
     model's domain, else the probe range the circuit is verified on."""
-    domain = search.domain(model)
-    ranges = {}
-    for name in pattern.inputs:
-        index = input_index(mapping[name])
-        if index is None:
-            continue
-        ranges[mapping[name]] = (domain.box[index] if domain is not None
-                                 and index < len(domain.box) else DEFAULT_INTERVAL)
-    return ranges
+    return search.box(model, [mapping[name] for name in pattern.inputs
+                              if input_index(mapping[name]) is not None])
 
 
 def _movable_kinks(search: _Search, pattern: CircuitPattern, mapping: Mapping[str, str]
@@ -414,12 +408,8 @@ def _probing(search: _Search, model: str, pattern: CircuitPattern, mapping: Mapp
     an approximate search also measures how far each movable kink moved."""
     free_scale = tuple(views[mapping[o]].record.signature.kind is not UnitKind.OUTPUT
                        for o in pattern.outputs)
-    intervals = {}
-    domain = search.domain(model)
-    for name in pattern.inputs:
-        index = input_index(mapping[name])
-        if index is not None and domain is not None and index < len(domain.box):
-            intervals[name] = domain.box[index]
+    intervals = {name: interval for name in pattern.inputs
+                 if (interval := search.interval(model, mapping[name])) is not None}
     return Probing(free_scale, intervals, frozenset(mapping[name] for name in kinks))
 
 

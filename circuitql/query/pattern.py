@@ -209,7 +209,7 @@ class UnitConstraint:
     out_pos: int = 0
     out_neg: int = 0
     # An upper bound on an open fan-in (an approximate search's room for split halves and
-    # linear paths): not an index column, checked on each admitted signature.
+    # linear paths): the lookup key ``fan_in_max``, a bound the stores' indexes serve.
     fan_in_max: int | None = None
 
     @property

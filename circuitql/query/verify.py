@@ -158,21 +158,24 @@ def verify(pattern: CircuitPattern, mapping: Mapping[str, str], graph: NeuronGra
     else:
         x = pattern.reference.probes(rng, probing.probes, params, probing.intervals)
         expected = pattern.reference(x, params)
-    verdict = compare(graph.evaluate(x), expected, probing.free_scale)
+    values = graph.activations(x)
+    outputs = np.stack([values[u.id] for u in graph.outputs], axis=1)
+    verdict = compare(outputs, expected, probing.free_scale)
     if not probing.kinks:
         return verdict
-    return replace(verdict, kink=_kink_offset(graph, x, probing.kinks))
+    return replace(verdict, kink=_kink_offset(graph, values, len(x), probing.kinks))
 
 
-def _kink_offset(graph: NeuronGraph, x: np.ndarray, units: frozenset[str]) -> float:
-    """The worst |bias| / span of pre-activation over the probes among ``units``: 0 is a kink
-    at the origin, 1 a unit constant (or linear) on the whole range."""
-    values = graph.activations(x)
+def _kink_offset(graph: NeuronGraph, values: Mapping[str, np.ndarray], n: int,
+                 units: frozenset[str]) -> float:
+    """The worst |bias| / span of pre-activation over the probes among ``units``, from every
+    unit's ``values`` there: 0 is a kink at the origin, 1 a unit constant (or linear) on the
+    whole range."""
     worst = 0.0
     for unit in graph.units:
         if unit.id not in units:
             continue
-        z = np.full(len(x), unit.bias)
+        z = np.full(n, unit.bias)
         for src, w in unit.inputs.items():
             z = z + w * values[src]
         span = float(z.max() - z.min())

@@ -21,11 +21,11 @@ from circuitql.domain import Domain
 from circuitql.graph import NeuronGraph, Unit
 from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, Signature
 
+# Lookup keys that bound a column rather than give its value: key -> (column, comparison).
+BOUNDS = {"fan_in_max": ("fan_in", "<=")}
 # The only signature columns a lookup may constrain, in every backend: a key outside this set
 # is rejected before any query text is built, so a key can never smuggle text into SQL or
 # Cypher. Values always travel as parameters.
-# A bound rather than a value: key -> (column, comparison).
-BOUNDS = {"fan_in_max": ("fan_in", "<=")}
 SIGNATURE_COLUMNS = frozenset(
     {"kind", "activation", "n_pos", "n_neg", "fan_in", "bias_class", "out_pos", "out_neg",
      "layer", "token", *BOUNDS}

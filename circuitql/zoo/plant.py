@@ -473,8 +473,8 @@ def planted_host(example: str, n_inputs: int, widths: Sequence[int], n_outputs: 
     first hidden layer on (its output a hidden unit), disguised like every planted host: for
     benchmarks that need zoo-sized networks. Returns the host and example unit -> source id."""
     plant = next(p for p in PLANTS if p.example == example)
-    return _planted_in(reference_network(example), plant.noise,
-                       _dense(rng, n_inputs, widths, n_outputs), 1, False, rng)
+    return plant_in_host(reference_network(example), plant.noise, rng, n_inputs, widths,
+                         n_outputs, to_output=False)
 
 
 def plant_in_host(example: NeuronGraph, noise: float, rng: np.random.Generator, n_inputs: int,
