@@ -161,7 +161,8 @@ def grow(cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
              if uid in views[model]]
     for step in plan.steps:
         unit = pattern.unit(step.unit)
-        reached = [(model, _reach(views[model], candidates[step.via], step.direction))
+        reached = [(model, _reach(views[model], candidates[step.via], step.direction,
+                                  unit.constraint))
                    for model, candidates in alive]
         if unit.role is not Role.INPUT:
             # A dense layer fans out to every unit of the next, and a fan-in reaches units of
@@ -186,11 +187,14 @@ def grow(cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
 
 
 def _reach(views: Mapping[str, NeuronView], via: frozenset[str],
-           direction: Literal["input", "output"]) -> frozenset[str]:
-    """Units one step from ``via``: significant sources, or every target."""
+           direction: Literal["input", "output"], constraint: UnitConstraint
+           ) -> frozenset[str]:
+    """Units one step from ``via``: significant sources, or the targets whose fan-in
+    ``constraint`` allows."""
     if direction == "input":
         return frozenset().union(*(views[uid].sources for uid in via))
-    return frozenset().union(*(views[uid].targets for uid in via))
+    low, high = constraint.fan_in_range
+    return frozenset().union(*(views[uid].targets_with_fan_in(low, high) for uid in via))
 
 
 def structural_matches(pattern: CircuitPattern, hood: Neighbourhood) -> Iterator[dict[str, str]]:

@@ -209,8 +209,17 @@ class UnitConstraint:
     out_pos: int = 0
     out_neg: int = 0
     # An upper bound on an open fan-in (an approximate search's room for split halves and
-    # linear paths): the lookup key ``fan_in_max``, a bound the stores' indexes serve.
+    # linear paths): the lookup key ``fan_in_max``, a bound the stores' indexes serve. An
+    # open fan-in is also bounded below by the sign counts (``fan_in_min``): a network input
+    # or a dense layer's unit then never leaves the index.
     fan_in_max: int | None = None
+
+    @property
+    def fan_in_range(self) -> tuple[int, int | None]:
+        """The fan-ins admitted, as (lowest, highest or None)."""
+        if self.fan_in is not None:
+            return self.fan_in, self.fan_in
+        return self.n_pos + self.n_neg, self.fan_in_max
 
     @property
     def signs_exact(self) -> bool:
@@ -232,6 +241,8 @@ class UnitConstraint:
             cols["bias_class"] = self.bias_class.value
         if self.fan_in_max is not None:
             cols["fan_in_max"] = self.fan_in_max
+        if self.fan_in is None and self.n_pos + self.n_neg:
+            cols["fan_in_min"] = self.n_pos + self.n_neg
         return cols
 
     def admits(self, sig: Signature) -> bool:

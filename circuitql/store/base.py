@@ -21,8 +21,11 @@ from circuitql.domain import Domain
 from circuitql.graph import NeuronGraph, Unit
 from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, Signature
 
+# Targets' fan-ins as views carry them, one byte each: a fan-in of this or more reads as this.
+FAN_IN_SEEN = 255
+
 # Lookup keys that bound a column rather than give its value: key -> (column, comparison).
-BOUNDS = {"fan_in_max": ("fan_in", "<=")}
+BOUNDS = {"fan_in_max": ("fan_in", "<="), "fan_in_min": ("fan_in", ">=")}
 # The only signature columns a lookup may constrain, in every backend: a key outside this set
 # is rejected before any query text is built, so a key can never smuggle text into SQL or
 # Cypher. Values always travel as parameters.
@@ -216,6 +219,9 @@ class NeuronView:
     record: NeuronRecord
     inputs: tuple[tuple[str, float], ...]
     outputs: tuple[tuple[str, float], ...]
+    # Each output's target's fan-in (its signature's), in ``outputs`` order, at most
+    # ``FAN_IN_SEEN``; None where the store does not keep them (written before it did).
+    target_fan_ins: tuple[int, ...] | None = None
 
     @cached_property
     def significant_inputs(self) -> tuple[tuple[str, float], ...]:
@@ -235,6 +241,17 @@ class NeuronView:
     def targets(self) -> tuple[str, ...]:
         """The uids of ``outputs``: a candidate's fan-out, as the engine grows."""
         return tuple(t for t, _ in self.outputs)
+
+    def targets_with_fan_in(self, low: int, high: int | None) -> tuple[str, ...]:
+        """The targets whose fan-in may lie in [low, high] (``high`` None: unbounded).
+
+        A unit of a dense layer feeds the whole next layer, tens of units each reading tens
+        of others; a circuit's unit reads a few. Told apart here, a step to a candidate's
+        readers looks at the few and never asks the store about the rest."""
+        if self.target_fan_ins is None:
+            return self.targets
+        return tuple(t for t, fan_in in zip(self.targets, self.target_fan_ins, strict=True)
+                     if fan_in >= min(low, FAN_IN_SEEN) and (high is None or fan_in <= high))
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from circuitql.errors import StoreError
 from circuitql.graph import Activation, UnitKind
 from circuitql.indexer.signature import BiasClass, Signature
 from circuitql.store.base import (
+    FAN_IN_SEEN,
     EdgeRecord,
     IndexedModel,
     ModelInfo,
@@ -435,15 +436,16 @@ class Neo4jStore:
             "RETURN n, "
             "COLLECT { MATCH (a)-[r:FEEDS]->(n) RETURN [a.uid, r.weight] ORDER BY r.ordinal } "
             "AS inputs, "
-            "COLLECT { MATCH (n)-[r:FEEDS]->(b) RETURN [b.uid, r.weight] ORDER BY r.ordinal } "
-            "AS outputs",
+            "COLLECT { MATCH (n)-[r:FEEDS]->(b) RETURN [b.uid, r.weight, b.fan_in] "
+            "ORDER BY r.ordinal } AS outputs",
             keys=_unique_keys(keys),
         )
         return {
             (r["n"]["model"], r["n"]["uid"]): NeuronView(
                 _neuron_record(r["n"]),
                 tuple((uid, weight) for uid, weight in r["inputs"]),
-                tuple((uid, weight) for uid, weight in r["outputs"]),
+                tuple((uid, weight) for uid, weight, _ in r["outputs"]),
+                tuple(min(fan_in, FAN_IN_SEEN) for _, _, fan_in in r["outputs"]),
             )
             for r in records
         }

@@ -22,7 +22,7 @@ import os
 import sqlite3
 from array import array
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -35,6 +35,7 @@ import numpy as np
 from circuitql.errors import StoreError
 from circuitql.indexer.signature import Signature
 from circuitql.store.base import (
+    FAN_IN_SEEN,
     EdgeColumns,
     EdgeRecord,
     IndexedModel,
@@ -47,7 +48,7 @@ from circuitql.store.base import (
     lookup_values,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SHAPE_INDEX = (
     "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class)"
@@ -57,9 +58,24 @@ _SHAPE_INDEX = (
 # index had (kind, activation, fan_in) only, so counting a common hidden unit read its rows
 # (27 ms for 10,914 of 2 million neurons; 1 ms covered).
 # Version 4 had no normal_form: its models count as canonicalized under other settings.
-_MIGRATIONS = (
+# Version 5 kept no targets' fan-ins: they are read from the targets' rows, once.
+
+
+def _fill_target_fan_ins(conn: sqlite3.Connection) -> None:
+    for (model_id,) in conn.execute("SELECT id FROM models").fetchall():
+        rows = conn.execute("SELECT uid, fan_in, output_ids FROM neurons WHERE model_id = ?",
+                            (model_id,)).fetchall()
+        fan_in = {uid: min(count, FAN_IN_SEEN) for uid, count, _ in rows}
+        conn.executemany(
+            "UPDATE neurons SET output_fan_ins = ? WHERE model_id = ? AND uid = ?",
+            [(bytes(fan_in[target] for target in json.loads(targets)), model_id, uid)
+             for uid, _, targets in rows])
+
+
+_MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], ...]], ...] = (
     (3, ("DROP INDEX neurons_by_shape", _SHAPE_INDEX)),
     (4, ("ALTER TABLE models ADD COLUMN normal_form TEXT NOT NULL DEFAULT '{}'",)),
+    (5, ("ALTER TABLE neurons ADD COLUMN output_fan_ins BLOB", _fill_target_fan_ins)),
 )
 
 # Executed one statement at a time: executescript() would commit the transaction that guards
@@ -103,6 +119,7 @@ _SCHEMA = (
         input_weights BLOB NOT NULL,
         output_ids TEXT NOT NULL,
         output_weights BLOB NOT NULL,
+        output_fan_ins BLOB,
         PRIMARY KEY (model_id, uid)
     )
     """,
@@ -127,10 +144,12 @@ _NEURON_FIELDS = (
     "out_neg", "magnitudes", "bias", "token", "members",
 )
 _NEURON_COLUMNS = ", ".join(_NEURON_FIELDS)
-_ADJACENCY_FIELDS = ("input_ids", "input_weights", "output_ids", "output_weights")
+_ADJACENCY_FIELDS = (
+    "input_ids", "input_weights", "output_ids", "output_weights", "output_fan_ins",
+)
 _ADJACENCY_COLUMNS = ", ".join(_ADJACENCY_FIELDS)
 _WRITE_COLUMNS = f"model_id, {_NEURON_COLUMNS}, {_ADJACENCY_COLUMNS}"
-_WRITE_PLACEHOLDERS = ", ".join("?" * (len(_NEURON_FIELDS) + 5))
+_WRITE_PLACEHOLDERS = ", ".join("?" * (1 + len(_NEURON_FIELDS) + len(_ADJACENCY_FIELDS)))
 _MODEL_COLUMNS = (
     "name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network_string, meta, "
     "normal_form"
@@ -205,8 +224,11 @@ class SQLiteStore:
             version = SCHEMA_VERSION
         for old, statements in _MIGRATIONS:
             if version == old:
-                for statement in statements:
-                    self._conn.execute(statement)
+                for step in statements:
+                    if isinstance(step, str):
+                        self._conn.execute(step)
+                    else:
+                        step(self._conn)
                 version = old + 1
                 self._conn.execute(f"PRAGMA user_version = {version:d}")
         if version != SCHEMA_VERSION:
@@ -353,12 +375,13 @@ class SQLiteStore:
         width = len(_NEURON_FIELDS) + 1
         views = {}
         for row in self._rows_by_key(keys, columns, {}):
-            in_ids, in_w, out_ids, out_w = row[width:]
+            in_ids, in_w, out_ids, out_w, out_fan_ins = row[width:]
             record = _neuron_record(row[1:width])
             views[row[0], record.uid] = NeuronView(
                 record,
                 tuple(zip(json.loads(in_ids), _floats(in_w), strict=True)),
                 tuple(zip(json.loads(out_ids), _floats(out_w), strict=True)),
+                None if out_fan_ins is None else tuple(out_fan_ins),
             )
         return views
 
@@ -511,12 +534,14 @@ def _neuron_rows(neurons: NeuronColumns, edges: EdgeColumns) -> list[tuple[Any, 
     names = np.array([_json_text(uid) for uid in neurons.uid], dtype=object)
     input_ids, input_weights = _pack(edges.dst, edges.src, edges.weight, names)
     output_ids, output_weights = _pack(edges.src, edges.dst, edges.weight, names)
+    fan_in = np.add(neurons.n_pos, neurons.n_neg, dtype=np.intp)
+    output_fan_ins = _fan_in_bytes(edges.src, fan_in[edges.dst], len(names))
     return list(zip(
         neurons.uid, neurons.layer, neurons.kind, neurons.activation, neurons.n_pos,
         neurons.n_neg, map(add, neurons.n_pos, neurons.n_neg), neurons.bias_class,
         neurons.out_pos, neurons.out_neg, _blobs(neurons.magnitudes, neurons.magnitude_ends),
         neurons.bias, neurons.token, map(json.dumps, neurons.members),
-        input_ids, input_weights, output_ids, output_weights,
+        input_ids, input_weights, output_ids, output_weights, output_fan_ins,
         strict=True,
     ))
 
@@ -529,12 +554,26 @@ def _pack(owner: np.ndarray, other: np.ndarray, weight: np.ndarray, names: np.nd
           ) -> tuple[list[str], list[bytes]]:
     """Per neuron, the edges it is the ``owner`` end of: their ``other`` ends as a JSON list
     (``names``: the neurons' uids as JSON strings) and their weights as float64 bytes."""
-    order = np.argsort(owner, kind="stable")
-    ends = np.cumsum(np.bincount(owner, minlength=len(names))).tolist()
+    order, ends = _by_owner(owner, len(names))
     ids = names[other[order]].tolist()
     joined = ["[" + ", ".join(ids[start:end]) + "]" for start, end in zip(
         [0, *ends][:-1], ends, strict=True)]
     return joined, _blobs(weight[order], ends)
+
+
+def _by_owner(owner: np.ndarray, n: int) -> tuple[np.ndarray, list[int]]:
+    """Edge positions grouped by owner, in edge order within each, and where each owner's
+    group ends: the order every adjacency column is written in."""
+    return (np.argsort(owner, kind="stable"),
+            np.cumsum(np.bincount(owner, minlength=n)).tolist())
+
+
+def _fan_in_bytes(owner: np.ndarray, fan_in: np.ndarray, n: int) -> list[bytes]:
+    """Per neuron, the fan-in of each target it feeds (``fan_in``, per edge), one byte each
+    in ``output_ids`` order, at most ``FAN_IN_SEEN``."""
+    order, ends = _by_owner(owner, n)
+    blob = np.minimum(fan_in[order], FAN_IN_SEEN).astype(np.uint8).tobytes()
+    return [blob[start:end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
 
 
 def _blobs(values: np.ndarray, ends: Sequence[int]) -> list[bytes]:

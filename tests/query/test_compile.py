@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from circuitql.query import (
     expand,
 )
 from circuitql.query.pattern import CoefKind, Role, constraints_hold
+from circuitql.store.base import lookup_values
 
 
 def match(text: str) -> Pattern:
@@ -119,7 +121,7 @@ def test_outputs_do_not_pin_kind_and_inputs_only_bound_fan_out() -> None:
 
 def test_open_fan_in_gives_lower_bounds_only() -> None:
     h = flat("CIRCUIT f(x) -> y { h = relu(+x, ...) y = h } MATCH f").unit("h").constraint
-    assert h.columns() == {"kind": "hidden", "activation": "relu"}
+    assert h.columns() == {"kind": "hidden", "activation": "relu", "fan_in_min": 1}
     wider = Signature(UnitKind.HIDDEN, Activation.RELU, 3, 2, BiasClass.POSITIVE, 1, 0)
     assert h.admits(wider)
     assert not h.admits(Signature(UnitKind.HIDDEN, Activation.RELU, 0, 2, BiasClass.ZERO, 1, 0))
@@ -191,15 +193,17 @@ def test_constraints_are_readable_from_tokens(c: UnitConstraint, sig: Signature)
     if admitted:
         assert c.admits_token(sig.token)
         assert sig.token.startswith(c.token_prefix)
-        assert all(sig_value == value for key, value in c.columns().items()
-                   for sig_value in [_column(sig, key)])
+        assert all(_holds(sig, key, value) for key, value in c.columns().items())
     if c.kind is UnitKind.HIDDEN and sig.kind is UnitKind.HIDDEN:
         assert c.admits_token(sig.token) == admitted
 
 
-def _column(sig: Signature, key: str) -> object:
-    value = sig.fan_in if key == "fan_in" else getattr(sig, key)
-    return getattr(value, "value", value)
+def _holds(sig: Signature, key: str, value: object) -> bool:
+    """Whether ``sig`` has the lookup key's value, or lies within its bound."""
+    [(column, comparison, wanted)] = lookup_values({key: value})
+    have: Any = sig.fan_in if column == "fan_in" else getattr(sig, column)
+    have = getattr(have, "value", have)
+    return {"=": have == wanted, "<=": have <= wanted, ">=": have >= wanted}[comparison]
 
 
 # ---- structure -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from circuitql.query import builtin_library, expand
 from circuitql.query.pattern import CircuitPattern, Role
-from circuitql.query.plan import Plan, plan
+from circuitql.query.plan import FAN_OUT, Plan, plan
 
 LIBRARY = builtin_library()
 FLAT = [p for name in LIBRARY.names for p in expand(LIBRARY.pattern(name), max_repeat=3)]
@@ -71,17 +71,24 @@ def test_pattern_inputs_wait_for_every_unit_that_can_prune(data: st.DataObject,
 
 
 def test_min4_steps_to_rare_units_before_its_inputs() -> None:
-    # The detector of the inner min(a, b) anchors; a, b, c and d admit any neuron and come
-    # last, after the outer min's units, which are rare and prune the anchor's candidates.
+    # a, b, c and d admit any neuron and come last, after every unit that prunes. A detector
+    # of the inner min(a, b) reads pattern inputs only, so its first step goes to its readers
+    # (a dense layer's unit feeds the whole next layer): it anchors only when rarer by
+    # FAN_OUT than the outer min's detectors, whose first step goes to their few inputs.
     pattern = next(p for p in expand(LIBRARY.pattern("min4"))
                    if p.variant == "m1=min_skip, m2=min_sym, y=min_sym")
     # As a 10,000-model zoo counts them: the three detectors share a signature, so do y.p
     # and y.n; random dense layers hold many neurons like y.
     counts = {"m1.d": 886, "m2.p": 886, "m2.n": 886, "y.p": 2_545, "y.n": 2_545,
               "y": 10_914}
+    assert 886 * FAN_OUT > 2_545
     the_plan = _plan_with(pattern, counts)
     order = [step.unit for step in the_plan.steps]
-    assert the_plan.anchor == "m1.d"
-    assert order[0] == "y.p"
+    assert the_plan.anchor == "y.p"
+    assert the_plan.steps[0].direction == "input"
+    assert set(order[-4:]) == {"a", "b", "c", "d"}
+    rarer = _plan_with(pattern, {**counts, "y.p": 10_914, "y.n": 10_914})
+    order = [step.unit for step in rarer.steps]
+    assert rarer.anchor == "m1.d"
     assert set(order[:5]) == {"y.p", "y.n", "y", "m2.p", "m2.n"}
     assert set(order[5:]) == {"a", "b", "c", "d"}

@@ -10,7 +10,7 @@ import pytest
 from circuitql.errors import StoreError
 from circuitql.graph import Activation, UnitKind
 from circuitql.indexer.signature import BiasClass
-from circuitql.store.base import IndexedModel, NeuronRecord, Store
+from circuitql.store.base import FAN_IN_SEEN, IndexedModel, NeuronRecord, Store
 from tests.store.fakes import fake_model
 
 
@@ -229,17 +229,23 @@ def test_find_neurons_by_detector_columns(
             assert _found(store, constraints) == expected
 
 
-def test_a_bound_on_the_fan_in_is_served_by_every_lookup(
+def test_bounds_on_the_fan_in_are_served_by_every_lookup(
         store: Store, two_models: list[IndexedModel]) -> None:
-    # An approximate search admits a few more inputs than a pattern names, up to a bound.
-    for bound in (0, 1, 2, 3):
-        constraints: dict[str, object] = {"kind": UnitKind.HIDDEN, "fan_in_max": bound}
-        expected = sorted((m.name, n.uid) for m in two_models for n in m.neurons
-                          if n.signature.kind is UnitKind.HIDDEN and n.signature.fan_in <= bound)
-        assert _found(store, constraints) == expected
-        assert store.count_neurons(constraints) == len(expected)
-        keys = [(m.name, n.uid) for m in two_models for n in m.neurons]
-        assert sorted(store.records(keys, constraints)) == expected
+    # An approximate search admits a few more inputs than a pattern names, up to a bound; an
+    # open fan-in is bounded below by the pattern's sign counts. With no kind, the bounds
+    # alone choose among every unit of the store.
+    for low, high in ((0, 0), (1, 1), (1, 3), (2, 3), (3, 9)):
+        for kind in (UnitKind.HIDDEN, None):
+            constraints: dict[str, object] = {"fan_in_min": low, "fan_in_max": high}
+            if kind is not None:
+                constraints["kind"] = kind
+            expected = sorted((m.name, n.uid) for m in two_models for n in m.neurons
+                              if kind in (None, n.signature.kind)
+                              and low <= n.signature.fan_in <= high)
+            assert _found(store, constraints) == expected
+            assert store.count_neurons(constraints) == len(expected)
+            keys = [(m.name, n.uid) for m in two_models for n in m.neurons]
+            assert sorted(store.records(keys, constraints)) == expected
 
 
 def test_find_neurons_by_shape_and_layer(store: Store, two_models: list[IndexedModel]) -> None:
@@ -308,6 +314,10 @@ def test_fetch_returns_neurons_with_their_edges(store: Store) -> None:
                                              if e.dst == uid)
         assert sorted(view.outputs) == sorted((e.dst, e.weight) for e in model.edges
                                               if e.src == uid)
+        # Each target's fan-in travels with the edge: the engine weeds out a dense layer's
+        # readers by it, without asking for their rows.
+        fan_in = {n.uid: n.signature.fan_in for n in model.neurons}
+        assert view.target_fan_ins == tuple(min(fan_in[t], FAN_IN_SEEN) for t in view.targets)
     assert store.fetch([("no-such-model", uid) for uid in uids]) == {}
     assert store.fetch([]) == {}
 

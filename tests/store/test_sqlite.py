@@ -134,6 +134,7 @@ def _older_store(path: Path, model: IndexedModel, version: int, *undo: str) -> N
 
 
 _UNDO_5 = "ALTER TABLE models DROP COLUMN normal_form"
+_UNDO_6 = "ALTER TABLE neurons DROP COLUMN output_fan_ins"
 
 
 def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
@@ -142,7 +143,8 @@ def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
     path = tmp_path / "v3.db"
     model = fake_model("m1")
     _older_store(path, model, 3, "DROP INDEX neurons_by_shape",
-                 "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)", _UNDO_5)
+                 "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)", _UNDO_5,
+                 _UNDO_6)
     migrated = SQLiteStore(path)
     try:
         assert migrated.neurons("m1") == list(model.neurons)
@@ -173,7 +175,7 @@ def test_a_version_4_store_is_migrated_and_its_models_canonicalized_again(
     # unknown settings, and are written again when indexed again.
     path = tmp_path / "v4.db"
     model = fake_model("m1", normal_form={"version": 2})
-    _older_store(path, model, 4, _UNDO_5)
+    _older_store(path, model, 4, _UNDO_5, _UNDO_6)
     migrated = SQLiteStore(path)
     try:
         assert migrated.neurons("m1") == list(model.neurons)
@@ -183,6 +185,38 @@ def test_a_version_4_store_is_migrated_and_its_models_canonicalized_again(
         assert migrated.write(model).status == "unchanged"
     finally:
         migrated.close()
+
+
+def test_a_version_5_store_is_migrated_with_its_targets_fan_ins(tmp_path: Path) -> None:
+    # Version 5 kept no targets' fan-ins: after the migration every view carries them, just
+    # as a store written today does, model by model.
+    models = [fake_model("m1"), fake_model("m2", scale=2.0, hidden=5)]
+    keys = [(m.name, n.uid) for m in models for n in m.neurons]
+    today = SQLiteStore(tmp_path / "today.db")
+    for model in models:
+        today.write(model)
+    expected = today.fetch(keys)
+    today.close()
+    path = tmp_path / "v5.db"
+    store = SQLiteStore(path)
+    for model in models:
+        store.write(model)
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute(_UNDO_6)
+    conn.execute("PRAGMA user_version = 5")
+    conn.commit()
+    conn.close()
+    migrated = SQLiteStore(path)
+    try:
+        views = migrated.fetch(keys)
+        assert views == expected
+        assert all(view.target_fan_ins is not None for view in views.values())
+    finally:
+        migrated.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    conn.close()
 
 
 def test_delete_leaves_no_orphan_rows(tmp_path: Path) -> None:

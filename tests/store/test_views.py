@@ -1,0 +1,33 @@
+"""What the query engine reads off a stored neuron's view, without asking the store again."""
+
+from __future__ import annotations
+
+from circuitql.graph import Activation, UnitKind
+from circuitql.indexer.signature import BiasClass, Signature
+from circuitql.store.base import FAN_IN_SEEN, NeuronRecord, NeuronView
+
+
+def _view(target_fan_ins: tuple[int, ...] | None) -> NeuronView:
+    signature = Signature(UnitKind.HIDDEN, Activation.RELU, 1, 0, BiasClass.ZERO, 4, 0)
+    record = NeuronRecord("h", 1, signature, 0.0, (("h", 1.0),))
+    outputs = (("a", 1.0), ("b", 0.5), ("c", 0.2), ("d", 0.1))
+    return NeuronView(record, (("x", 1.0),), outputs, target_fan_ins)
+
+
+def test_targets_are_chosen_by_their_fan_in() -> None:
+    view = _view((2, 64, FAN_IN_SEEN, 3))
+    assert view.targets_with_fan_in(2, 3) == ("a", "d")
+    assert view.targets_with_fan_in(3, None) == ("b", "c", "d")
+    assert view.targets_with_fan_in(0, 2) == ("a",)
+
+
+def test_a_fan_in_past_what_a_byte_holds_may_be_any_larger_one() -> None:
+    # 255 stands for 255 or more: a pattern unit reading 300 units must still reach it.
+    view = _view((2, 64, FAN_IN_SEEN, 3))
+    assert view.targets_with_fan_in(300, 300) == ("c",)
+    assert view.targets_with_fan_in(FAN_IN_SEEN, FAN_IN_SEEN + 10) == ("c",)
+
+
+def test_without_fan_ins_every_target_is_reached() -> None:
+    # A view read from a store that does not keep them hides nothing.
+    assert _view(None).targets_with_fan_in(2, 3) == ("a", "b", "c", "d")
