@@ -118,7 +118,9 @@ class Expected:
 
     @property
     def units(self) -> frozenset[str]:
-        return frozenset(self.binding.values())
+        """Every unit of the planted instance: those of all its bindings (a detector split
+        in two is bound through either half, and both are the circuit's)."""
+        return frozenset(uid for b in (self.binding, *self.equivalent) for uid in b.values())
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "circuit": self.circuit, "present": self.present,
