@@ -1,14 +1,18 @@
-"""Run every benchmark and write benchmarks/BENCHMARKS.md from what they measured.
+"""Run the benchmarks and write benchmarks/BENCHMARKS.md from what they measured.
 
     PYTHONPATH=. .venv/bin/python benchmarks/suite.py            # the full suite (about 1 h)
     PYTHONPATH=. .venv/bin/python benchmarks/suite.py --quick    # small sizes, minutes
+    PYTHONPATH=. .venv/bin/python benchmarks/suite.py --only bench_library.py
 
 Each benchmark runs as its own process (so its peak memory is its own) and hands back a
 report (``benchmarks/report.py``): Markdown built from its measurements, and the targets it
-checked. The file gets the machine, the commit, the load average around each benchmark (the
-machine may be shared, and speed figures mean little without it), every command exactly as
-run, and a summary of the targets. A Neo4j server is started for the run (``--neo4j URI``
-uses a running one instead) and stopped after.
+checked. Reports are kept in ``benchmarks/results.json``, one section per benchmark, each
+stamped with when and from which commit it was measured: ``--only`` reruns some benchmarks
+and keeps the others' last measurements, so the file is always assembled from measured
+values. It gets the machine, the load average around each benchmark (the machine may be
+shared, and speed figures mean little without it), every command exactly as run, and a
+summary of the targets. A Neo4j server is started for the run when a benchmark needs one
+(``--neo4j URI`` uses a running one instead) and stopped after.
 """
 
 from __future__ import annotations
@@ -25,13 +29,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "circuitql-bench"
+RESULTS = ROOT / "benchmarks" / "results.json"
+BASELINE = "eccae1f"  # the engine before approximate matching, which bench_library times too
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,9 @@ class Bench:
 BENCHES = (
     Bench("bench_index.py", ("--models", "1000", "--jobs", "1", "2", "--neo4j", "{uri}"),
           ("--models", "100", "--jobs", "1", "2", "--neo4j", "{uri}"), needs_neo4j=True),
-    Bench("bench_library.py", ("--sizes", "100", "1000", "10000", "--repeats", "5"),
-          ("--sizes", "100", "300", "--repeats", "2")),
+    Bench("bench_library.py", ("--sizes", "100", "1000", "10000", "--repeats", "5",
+                               "--baseline", "{baseline}"),
+          ("--sizes", "100", "300", "--repeats", "2", "--baseline", "{baseline}")),
     Bench("bench_neo4j_query.py", ("--uri", "{uri}", "--models", "1000", "--repeats", "5"),
           ("--uri", "{uri}", "--models", "100", "--repeats", "2"), needs_neo4j=True),
     Bench("bench_query.py", ("--sizes", "100", "1000", "--planted", "10", "--repeats", "7",
@@ -117,47 +124,70 @@ def load() -> str:
 
 @dataclass(frozen=True)
 class Result:
+    """One benchmark's section of the file, as kept in ``results.json``."""
+
+    script: str
     title: str
     command: str
     markdown: str
     targets: list[dict[str, object]]
     seconds: float
     load: str
+    measured: str  # when, UTC
+    commit: str
+    quick: bool = False
     failed: bool = False
 
 
-def run_bench(bench: Bench, quick: bool, uri: str, out: Path) -> Result:
-    args = [a.replace("{uri}", uri) for a in (bench.quick if quick else bench.full)]
+@dataclass(frozen=True)
+class Context:
+    """What the benchmarks' arguments may name: a Neo4j server and the earlier engine."""
+
+    uri: str
+    baseline: str
+
+
+def run_bench(bench: Bench, quick: bool, context: Context, out: Path) -> Result:
+    args = [a.replace("{uri}", context.uri).replace("{baseline}", context.baseline)
+            for a in (bench.quick if quick else bench.full)]
     command = [sys.executable, str(ROOT / "benchmarks" / bench.script), *args, "--json",
                str(out)]
     print(f"\n=== {bench.script} {' '.join(args)}", file=sys.stderr, flush=True)
     before, start = load(), time.perf_counter()
+    measured, revision = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", commit()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, cwd=ROOT, env=env, check=False)
     seconds = time.perf_counter() - start
-    shown = _shown(bench.script, args, uri)
+    shown = _shown(bench.script, args, context)
     if done.returncode != 0 or not out.exists():
-        return Result(bench.script, shown, f"**Failed** (exit status {done.returncode}); see "
-                      "the suite's output.", [], seconds, before, failed=True)
+        return Result(bench.script, bench.script, shown, f"**Failed** (exit status "
+                      f"{done.returncode}); see the suite's output.", [], seconds, before,
+                      measured, revision, quick, failed=True)
     report = json.loads(out.read_text())
-    return Result(report["title"], shown, report["markdown"], report["targets"], seconds,
-                  f"{before} before, {load()} after")
+    return Result(bench.script, report["title"], shown, report["markdown"], report["targets"],
+                  seconds, f"{before} before, {load()} after", measured, revision, quick)
 
 
-def _shown(script: str, args: list[str], uri: str) -> str:
-    """The command as a reader can rerun it: the password replaced by a placeholder."""
-    shown = [a.replace(uri, "neo4j://neo4j:PASSWORD@127.0.0.1:PORT") for a in args]
+def _shown(script: str, args: list[str], context: Context) -> str:
+    """The command as a reader can rerun it: the password and the temporary worktree
+    replaced by placeholders."""
+    shown = [a.replace(context.uri, "neo4j://neo4j:PASSWORD@127.0.0.1:PORT")
+             if context.uri else a for a in args]
+    if context.baseline:
+        shown = [a.replace(context.baseline, "WORKTREE") for a in shown]
     return f"PYTHONPATH=. .venv/bin/python benchmarks/{script} {shlex.join(shown)}"
 
 
-def render(results: list[Result], quick: bool, total: float) -> str:
+def render(results: list[Result]) -> str:
     lines = ["# Benchmarks", "",
-             "Written by `benchmarks/suite.py`" + (" --quick" if quick else "") + " on "
-             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC from commit {commit()}, in "
-             f"{total / 60:.0f} minutes; every figure below was measured in that run. "
-             "Rerun it to update this file:", "",
-             "```sh", "PYTHONPATH=. .venv/bin/python benchmarks/suite.py"
-             + (" --quick" if quick else ""), "```", "",
+             "Written by `benchmarks/suite.py` from `benchmarks/results.json`. Each section was "
+             "measured in one run, stamped under its title with the date, the commit and the "
+             "load; every figure in it was measured in that run. Rerun everything, or one "
+             "benchmark, to update this file (`WORKTREE` in a command is a `git worktree` of "
+             "the earlier commit it compares with, which the suite makes itself):", "",
+             "```sh", "PYTHONPATH=. .venv/bin/python benchmarks/suite.py",
+             "PYTHONPATH=. .venv/bin/python benchmarks/suite.py --only bench_library.py",
+             "```", "",
              "Machine: " + "; ".join(machine()) + ". The load average (1, 5, 15 minutes) "
              "is given around each benchmark: the machine may be shared, and timings taken "
              "under load are slower than the code is.", "",
@@ -167,10 +197,37 @@ def render(results: list[Result], quick: bool, total: float) -> str:
             lines.append(f"| {t['name']} | {t['goal']} | {t['measured']} | "
                          f"{'yes' if t['met'] else '**no**'} |")
     for result in results:
+        quick = " (--quick)" if result.quick else ""
         lines += ["", f"## {result.title}", "", "```sh", result.command, "```", "",
+                  f"Measured on {result.measured} from commit {result.commit}{quick}, in "
                   f"{result.seconds / 60:.1f} minutes; load average {result.load}.", "",
                   result.markdown]
     return "\n".join(lines) + "\n"
+
+
+def kept() -> dict[str, Result]:
+    """The last measurement of each benchmark, by script."""
+    if not RESULTS.exists():
+        return {}
+    return {raw["script"]: Result(**raw) for raw in json.loads(RESULTS.read_text())["sections"]}
+
+
+@contextmanager
+def worktree(commit_id: str, needed: bool) -> Iterator[str]:
+    """A checkout of ``commit_id`` in a temporary directory, for the benchmarks that time the
+    earlier engine beside this one; removed after."""
+    if not needed:
+        yield ""
+        return
+    with tempfile.TemporaryDirectory(prefix="circuitql-baseline-") as tmp:
+        path = str(Path(tmp) / "baseline")
+        subprocess.run(["git", "worktree", "add", "--detach", path, commit_id], cwd=ROOT,
+                       check=True, capture_output=True)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", path], cwd=ROOT,
+                           check=False, capture_output=True)
 
 
 def main() -> None:
@@ -179,18 +236,30 @@ def main() -> None:
                         help="small sizes: checks that every benchmark runs, in minutes")
     parser.add_argument("--neo4j", metavar="URI", help="a running server (default: start one)")
     parser.add_argument("--only", nargs="+", metavar="SCRIPT",
-                        help="run only these benchmarks (e.g. bench_library.py)")
+                        help="run only these benchmarks (e.g. bench_library.py); the others "
+                        "keep their last measurements")
+    parser.add_argument("--baseline", default=BASELINE, metavar="COMMIT",
+                        help=f"the earlier engine to time beside this one (default {BASELINE}: "
+                        "the last before approximate matching)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "BENCHMARKS.md")
     args = parser.parse_args()
+    unknown = sorted(set(args.only or ()) - {b.script for b in BENCHES})
+    if unknown:
+        parser.error(f"no benchmark {', '.join(unknown)}; there are "
+                     f"{', '.join(b.script for b in BENCHES)}")
     benches = [b for b in BENCHES if not args.only or b.script in args.only]
-    start = time.perf_counter()
-    results = []
-    needed = any(b.needs_neo4j for b in benches)
-    with tempfile.TemporaryDirectory() as tmp, neo4j_server(args.neo4j, needed) as uri:
+    results = kept()
+    needs_baseline = any("{baseline}" in " ".join(b.full) for b in benches)
+    with tempfile.TemporaryDirectory() as tmp, \
+            neo4j_server(args.neo4j, any(b.needs_neo4j for b in benches)) as uri, \
+            worktree(args.baseline, needs_baseline) as baseline:
         for bench in benches:
-            results.append(run_bench(bench, args.quick, uri, Path(tmp) / f"{bench.script}.json"))
-    args.out.write_text(render(results, args.quick, time.perf_counter() - start))
-    failed = [r.title for r in results if r.failed]
+            results[bench.script] = run_bench(bench, args.quick, Context(uri, baseline),
+                                              Path(tmp) / f"{bench.script}.json")
+    ordered = [results[b.script] for b in BENCHES if b.script in results]
+    RESULTS.write_text(json.dumps({"sections": [asdict(r) for r in ordered]}, indent=2) + "\n")
+    args.out.write_text(render(ordered))
+    failed = [r.title for r in ordered if r.failed and r.script in {b.script for b in benches}]
     print(f"wrote {args.out}" + (f"; failed: {', '.join(failed)}" if failed else ""),
           file=sys.stderr)
     sys.exit(1 if failed else 0)

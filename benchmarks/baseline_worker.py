@@ -1,0 +1,62 @@
+"""Serve index and query timings from whichever circuitql is first on PYTHONPATH.
+
+A benchmark compares today's engine with an earlier commit's in the same run: it starts this
+script with ``PYTHONPATH`` pointing at a ``git worktree`` of that commit, then asks it, one
+JSON line at a time on stdin, to index files or time a query, and alternates those requests
+with its own. Both engines then see the same files under the same machine load. Only the
+public API that every release has (``connect``, ``index_paths``, ``query``) is used, so the
+script runs against old and new releases alike.
+
+Requests and answers, one JSON object per line:
+
+- ``{"op": "index", "store": PATH, "files": [...], "jobs": N}`` -> ``{"wall": seconds}``
+- ``{"op": "time", "store": PATH, "query": TEXT, "repeats": N}`` ->
+  ``{"times": [seconds, ...], "matches": [[model, {var: unit}], ...]}``
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from circuitql.api import Database, connect
+
+
+def _index(db: Database, request: dict[str, Any]) -> dict[str, Any]:
+    files = [Path(f) for f in request["files"]]
+    start = time.perf_counter()
+    indexed = db.index_paths([files[0].parent], files=files, jobs=request["jobs"])
+    wall = time.perf_counter() - start
+    if len(indexed.indexed) != len(files):
+        raise SystemExit(f"baseline indexed {len(indexed.indexed)} of {len(files)} files: "
+                         f"{indexed.failed[:3]}")
+    return {"wall": wall}
+
+
+def _time(db: Database, request: dict[str, Any]) -> dict[str, Any]:
+    times, matches = [], []
+    for _ in range(request["repeats"]):
+        start = time.perf_counter()
+        matches = list(db.query(request["query"]))
+        times.append(time.perf_counter() - start)
+    return {"times": times, "matches": [[m.model, dict(m.bindings)] for m in matches]}
+
+
+def main() -> None:
+    stores: dict[str, Database] = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["store"] not in stores:
+            stores[request["store"]] = connect(request["store"])
+        db = stores[request["store"]]
+        answer = _index(db, request) if request["op"] == "index" else _time(db, request)
+        print(json.dumps(answer), flush=True)
+    for db in stores.values():
+        db.close()
+
+
+if __name__ == "__main__":
+    main()
