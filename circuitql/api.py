@@ -156,15 +156,17 @@ class Database:
         return compare_models(self.store, model_a, model_b, tolerance, circuits)
 
     def census(self, circuit: str, by: str, *, models: str | None = None,
-               tolerance: float | None = None) -> Census:
-        """Per group of ``by`` (``meta.task``...), how many models contain ``circuit``."""
+               tolerance: float | None = None, exact: bool = False) -> Census:
+        """Per group of ``by`` (``meta.task``...), how many models contain ``circuit``
+        (``exact``: without approximation, as ``MATCH ... EXACT`` finds it)."""
         pattern = builtin_library().pattern(circuit) if circuit.isidentifier() else None
         if pattern is None:
             compiled = compile_query(circuit)
             if not isinstance(compiled, MatchQuery):
                 raise CircuitQLError("census takes a circuit name or a MATCH query")
             pattern = compiled.pattern
-        return run_census(self.store, CensusQuery(pattern, by, models, tolerance))
+        return run_census(self.store, CensusQuery(pattern, by, models, tolerance,
+                                                  exact=exact))
 
     def models(self) -> list[ModelInfo]:
         return self.store.models()

@@ -125,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--by", required=True, metavar="KEY",
                    help="model property to group by, e.g. meta.task or meta.width")
     p.add_argument("--models", metavar="GLOB", help="only models whose name matches")
+    p.add_argument("--exact", action="store_true",
+                   help="count only exact matches (as MATCH ... EXACT finds them)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", type=Path, metavar="FILE.svg",
                    help="also draw the census as a bar chart (SVG)")
@@ -385,7 +387,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _census(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        counted = db.census(args.circuit, args.by, models=args.models)
+        counted = db.census(args.circuit, args.by, models=args.models, exact=args.exact)
     print(json.dumps(counted.to_json(), indent=2) if args.json else counted.text())
     if args.plot:
         print(f"wrote {counted.plot(args.plot)}", file=sys.stderr)

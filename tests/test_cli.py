@@ -184,6 +184,9 @@ def test_query_library_compare_census(zoo: Path, tmp_path: Path,
                        "--json")
     groups = {g["group"]: (g["with_circuit"], g["models"]) for g in json.loads(out)["groups"]}
     assert groups["random"] == (0, 2)
+    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--exact", "--store",
+                       store)
+    assert code == 0 and "with abs exactly" in out.splitlines()[0]
 
 
 def test_query_errors_exit_2(zoo: Path, tmp_path: Path,

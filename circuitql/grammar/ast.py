@@ -293,6 +293,7 @@ class Census:
     models: str | None = None
     tolerance: float | None = None
     explain: bool = False
+    exact: bool = False  # EXACT: count only models holding the circuit without approximation
     pos: Pos | None = field(default=None, compare=False, repr=False)
     source: SourceText | None = field(default=None, compare=False, repr=False)
 

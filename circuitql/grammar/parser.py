@@ -346,8 +346,9 @@ class _ToAst(Transformer[Token, Any]):
         return ast.Pin(str(name), _string(neuron), pos=_at(name))
 
     def census(self, items: list[Any]) -> ast.Census:
-        target, where, models, tolerance, group_by = items
-        return ast.Census(target, group_by, where or (), models, tolerance, pos=target.pos)
+        target, where, models, tolerance, exact, group_by = items
+        return ast.Census(target, group_by, where or (), models, tolerance,
+                          exact=exact is not None, pos=target.pos)
 
     def show(self, items: list[Any]) -> ast.ShowCircuits:
         (pattern,) = items

@@ -200,7 +200,7 @@ def statement_text(s: ast.Statement) -> str:
         return f"{prefix}MATCH {_target(s.target)}{options}{limit}"
     if isinstance(s, ast.Census):
         prop = s.group_by if _PLAIN_PROPERTY.match(s.group_by) else string(s.group_by)
-        options = _options(s.where, s.models, s.tolerance)
+        options = _options(s.where, s.models, s.tolerance) + (" EXACT" if s.exact else "")
         return f"{prefix}COUNT MODELS WITH {_target(s.target)}{options} GROUP BY {prop}"
     if isinstance(s, ast.ShowCircuits):
         pattern = f" {string(s.pattern)}" if s.pattern is not None else ""

@@ -39,9 +39,15 @@ class Census:
     circuit: str
     group_by: str
     rows: tuple[CensusRow, ...]
+    exact: bool = False  # only exact matches were counted
+
+    @property
+    def counted(self) -> str:
+        """What a model must hold to count, in words."""
+        return f"{self.circuit} exactly" if self.exact else self.circuit
 
     def to_json(self) -> dict[str, Any]:
-        return {"circuit": self.circuit, "group_by": self.group_by,
+        return {"circuit": self.circuit, "group_by": self.group_by, "exact": self.exact,
                 "groups": [{"group": r.group, "with_circuit": r.with_circuit,
                             "models": r.models} for r in self.rows]}
 
@@ -62,9 +68,9 @@ class Census:
 
     def text(self) -> str:
         width = max([len(self.group_by), *(len(r.group) for r in self.rows)])
-        lines = [f"{self.group_by:<{width}}  with {self.circuit:<8}  models  share"]
+        lines = [f"{self.group_by:<{width}}  with {self.counted:<8}  models  share"]
         for r in self.rows:
-            lines.append(f"{r.group:<{width}}  {r.with_circuit:>{5 + len(self.circuit)}}  "
+            lines.append(f"{r.group:<{width}}  {r.with_circuit:>{5 + len(self.counted)}}  "
                          f"{r.models:>6}  {r.fraction:6.1%}")
         return "\n".join(lines)
 
@@ -85,11 +91,12 @@ def census(store: Store, query: CensusQuery) -> Census:
         raise CircuitQLError("no indexed models to count", fix="index models first, or widen "
                              "IN MODELS")
     totals = Counter(group_of(m, query.group_by) for m in infos)
-    match = MatchQuery(query.pattern, models=query.models, tolerance=query.tolerance)
+    match = MatchQuery(query.pattern, models=query.models, tolerance=query.tolerance,
+                       exact=query.exact)
     holders = {m.model for m in run(store, match)}
     with_circuit = Counter(group_of(m, query.group_by) for m in infos if m.name in holders)
     rows = tuple(CensusRow(g, with_circuit[g], totals[g]) for g in sorted(totals, key=_order))
-    return Census(query.pattern.name, query.group_by, rows)
+    return Census(query.pattern.name, query.group_by, rows, query.exact)
 
 
 def _order(group: str) -> tuple[int, float | str]:
@@ -107,7 +114,7 @@ def bar_chart_svg(census: Census) -> str:
     """A self-contained SVG: one bar per group, its height the share of models holding the
     circuit, labelled ``with/models``. Hand-written so a census plot needs no plotting
     library."""
-    title = f"models containing {census.circuit}, by {census.group_by}"
+    title = f"models containing {census.counted}, by {census.group_by}"
     width = max(LEFT + len(census.rows) * (BAR + GAP) + GAP, 8 * len(title) + 2 * GAP)
     height = TOP + PLOT_HEIGHT + BOTTOM
     base = TOP + PLOT_HEIGHT

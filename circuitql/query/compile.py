@@ -64,6 +64,7 @@ class CensusQuery:
     models: str | None = None
     tolerance: float | None = None
     explain: bool = False
+    exact: bool = False  # count only exact matches (COUNT MODELS WITH ... EXACT)
 
 
 @dataclass(frozen=True)
@@ -471,7 +472,7 @@ class Compiler:
                                  f"pin one of {', '.join(pattern.inputs + pattern.outputs)}")
             return MatchQuery(pattern, a.models, a.tolerance, a.limit, a.explain,
                               {p.name: p.neuron for p in a.pins}, a.exact)
-        return CensusQuery(pattern, a.group_by, a.models, a.tolerance, a.explain)
+        return CensusQuery(pattern, a.group_by, a.models, a.tolerance, a.explain, a.exact)
 
     def _target(
         self, t: ast.Target, where: tuple[ast.Compare, ...], src: ast.SourceText | None

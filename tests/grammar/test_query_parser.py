@@ -159,6 +159,7 @@ def test_positions_are_recorded_but_not_compared() -> None:
         "MATCH (abs | negation)(x) -> y",
         "MATCH (fold WHERE next.c == c / 2){2,} >> fold | fold{3} | (a >> b)+",
         "COUNT MODELS WITH min IN MODELS 'm*' TOLERANCE 0.1 GROUP BY 'opt.name'",
+        "COUNT MODELS WITH abs TOLERANCE 0.1 EXACT GROUP BY meta.width",
         "SHOW CIRCUITS",
         "COMPARE 'a' WITH 'b'",
         'CIRCUIT f(x, a) -> (y, z) {\n p = relu(-(x - 2) * 3, ...)\n q = tanh(a / 2 - -x)\n'

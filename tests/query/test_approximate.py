@@ -18,6 +18,8 @@ from circuitql.api import Database
 from circuitql.domain import Domain
 from circuitql.indexer.canonical import Config
 from circuitql.indexer.pipeline import IndexConfig
+from circuitql.query.census import Census, census
+from circuitql.query.compile import CensusQuery
 from circuitql.query.engine import Match
 from circuitql.zoo.perturbed import ground_truth, perturbed_zoo
 from circuitql.zoo.plant import Expected, GroundTruth
@@ -100,6 +102,22 @@ def test_exact_keeps_the_strict_answer(exact: Results, results: Results, circuit
                    for model in strict), strict
     assert all(m.exact for m in exact[circuit])
     assert strict <= {m.model for m in results[circuit] if m.exact}
+
+
+def test_a_census_counts_every_match_or_the_exact_ones(zoo_db: Database, exact: Results,
+                                                      results: Results) -> None:
+    # The census runs the same search as MATCH: by default every model with a match, with
+    # EXACT (the language's or the API's) those with a strict one.
+    def holders(counted: Census) -> set[str]:
+        return {row.group for row in counted.rows if row.with_circuit}
+
+    assert holders(zoo_db.census("abs", "name")) == {m.model for m in results["abs"]}
+    strict = zoo_db.census("abs", "name", exact=True)
+    assert holders(strict) == {m.model for m in exact["abs"]}
+    assert strict.to_json()["exact"] and "abs exactly" in strict.text()
+    spelled = zoo_db.execute("COUNT MODELS WITH abs EXACT GROUP BY name")
+    assert isinstance(spelled, CensusQuery) and spelled.exact
+    assert holders(census(zoo_db.store, spelled)) == holders(strict)
 
 
 def test_faithfulness_measures_what_the_circuit_leaves_out(db: Database) -> None:
