@@ -29,7 +29,7 @@ test: install
 	scripts/test
 
 check: install
-	$(BIN)/ruff check circuitql tests benchmarks
+	$(BIN)/ruff check circuitql tests benchmarks docs
 	$(BIN)/mypy
 
 bench: install

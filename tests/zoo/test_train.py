@@ -20,6 +20,7 @@ from circuitql.query.library import builtin_library, reference_network
 from circuitql.zoo.build import Plan, build_zoo, plan_for
 from circuitql.zoo.export import save, spec_from_graph
 from circuitql.zoo.train import TASKS, Member, TrainConfig, Trained, train_group
+from docs.showcase import FIT, by, survey
 
 META_KEYS = {"task", "circuit", "width", "depth", "seed", "optimizer", "init", "final_loss",
              "steps"}
@@ -108,6 +109,26 @@ def test_a_tiny_zoo_indexes_with_its_metadata(tmp_path: Path) -> None:
                 info.meta["seed"]) == ("min", 1, 1, 1)
         counted = db.census("abs", "meta.task")
     assert [(r.group, r.models) for r in counted.rows] == [("abs", 4), ("min", 4)]
+
+
+def test_the_showcase_surveys_every_network_of_a_trained_zoo(tmp_path: Path) -> None:
+    # docs/showcase.py writes the README's tables: each network asked for its task's circuit,
+    # exactly and approximately, with its training outcome.
+    build_zoo(tmp_path / "zoo", tiny_plan(seeds=(0, 1)), jobs=1)
+    assert main(["index", str(tmp_path / "zoo"), "--store", str(tmp_path / "db"),
+                 "--quiet"]) == 0
+    with circuitql.connect(str(tmp_path / "db")) as db:
+        networks = {n.name: n for n in survey(db)}
+        infos = {m.name: m for m in db.models()}
+        found = {m.model for task in ("min", "abs") for m in db.query(f"MATCH {task} IN MODELS "
+                                                                      f"'{task}/*'")}
+    assert set(networks) == set(infos)
+    for name, n in networks.items():
+        assert n.fit == (infos[name].meta["final_loss"] < FIT)
+        assert n.found == (name in found) and (not n.exact or n.found)
+        assert (n.faithfulness is not None) == n.found
+    rows = by(list(networks.values()), lambda n: n.task)
+    assert [row[:2] for row in rows] == [["abs", "4"], ["min", "4"]]
 
 
 def test_diverged_networks_are_reported_not_saved(tmp_path: Path) -> None:
