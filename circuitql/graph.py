@@ -23,6 +23,9 @@ from functools import cached_property
 
 import numpy as np
 
+# A leaky ReLU's negative slope where nothing says otherwise (PyTorch's default).
+LEAKY_SLOPE = 0.01
+
 
 class Activation(StrEnum):
     RELU = "relu"
@@ -37,7 +40,7 @@ class Activation(StrEnum):
         """act(k*z) == k*act(z) for k > 0: the units whose scale can be pushed downstream."""
         return self in (Activation.RELU, Activation.LEAKY_RELU, Activation.IDENTITY)
 
-    def apply(self, z: np.ndarray, alpha: float = 0.01) -> np.ndarray:
+    def apply(self, z: np.ndarray, alpha: float = LEAKY_SLOPE) -> np.ndarray:
         if self is Activation.RELU:
             return np.maximum(z, 0.0)
         if self is Activation.LEAKY_RELU:
@@ -51,7 +54,7 @@ class Activation(StrEnum):
             return 0.5 * z * (1.0 + erf(z / math.sqrt(2.0)))
         return z
 
-    def bounds(self, lo: float, hi: float, alpha: float = 0.01) -> tuple[float, float]:
+    def bounds(self, lo: float, hi: float, alpha: float = LEAKY_SLOPE) -> tuple[float, float]:
         """Sound output interval for a pre-activation in [lo, hi] (used to find dead units)."""
         if self is Activation.RELU:
             return max(lo, 0.0), max(hi, 0.0)
@@ -103,7 +106,7 @@ class Unit:
     activation: Activation = Activation.IDENTITY
     bias: float = 0.0
     inputs: Mapping[str, float] = field(default_factory=dict)
-    alpha: float = 0.01  # negative slope, meaningful for leaky_relu only
+    alpha: float = LEAKY_SLOPE  # negative slope, meaningful for leaky_relu only
 
     def with_inputs(self, inputs: Mapping[str, float], bias: float | None = None) -> Unit:
         return replace(self, inputs=dict(inputs), bias=self.bias if bias is None else bias)

@@ -80,7 +80,7 @@ def _records(loaded: LoadedModel, name: str, canon: Canonical, config: IndexConf
     sigs = signatures(graph, config.significance)
     layers = graph.layers
     neurons = NeuronColumns.of([
-        NeuronRecord(u.id, layers[u.id], sigs[u.id], u.bias, canon.members[u.id])
+        NeuronRecord(u.id, layers[u.id], sigs[u.id], u.bias, canon.members[u.id], u.alpha)
         for u in graph.units
     ])
     arrays = graph.edge_arrays

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from circuitql.domain import Domain
-from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind, input_index
+from circuitql.graph import Activation, NeuronGraph, UnitKind, input_index
 from circuitql.query import expr as ev
 from circuitql.query.compile import MatchQuery
 from circuitql.query.match import Neighbourhood, NeuronCache, fit, grow, structural_matches
@@ -362,9 +362,7 @@ def _cone(outputs: Sequence[str], fetch: Fetch) -> NeuronGraph:
         frontier = list(dict.fromkeys(src for uid in frontier if uid in found
                                       for src, _ in found[uid].inputs if src not in cone))
     order = sorted(cone.values(), key=lambda v: v.record.layer)
-    return NeuronGraph(tuple(
-        Unit(v.record.uid, v.record.signature.kind, v.record.signature.activation,
-             v.record.bias, dict(v.inputs)) for v in order))
+    return NeuronGraph(tuple(v.record.unit(dict(v.inputs)) for v in order))
 
 
 def _input_ranges(search: _Search, model: str, pattern: CircuitPattern,

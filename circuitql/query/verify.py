@@ -98,8 +98,9 @@ def _unit(view: NeuronView, uid: str, scale: Mapping[str, float], sources: list[
         # A bare-sum output is its pre-activation; an output the pattern writes with an
         # activation (a detector pair's relu(+x)) is that activation's value.
         act = Activation.IDENTITY if role.activation is None else role.activation
-        return Unit(uid, UnitKind.OUTPUT, act, bias, inputs)
-    return Unit(uid, UnitKind.HIDDEN, view.record.signature.activation, bias, inputs)
+        return Unit(uid, UnitKind.OUTPUT, act, bias, inputs, view.record.alpha)
+    return Unit(uid, UnitKind.HIDDEN, view.record.signature.activation, bias, inputs,
+                view.record.alpha)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, Literal, NamedTuple, Protocol, overload
 import numpy as np
 
 from circuitql.domain import Domain
-from circuitql.graph import NeuronGraph, Unit
+from circuitql.graph import LEAKY_SLOPE, NeuronGraph, Unit
 from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, Signature
 
 # Targets' fan-ins as views carry them, one byte each: a fan-in of this or more reads as this.
@@ -55,7 +55,8 @@ class NeuronRecord:
     ``uid`` is the canonical unit's id: the source id of the representative original neuron.
     ``members`` lists every original neuron folded into this one as (source id, scale): the
     original neuron's output is ``scale`` times the canonical neuron's. A neuron that was only
-    rescaled has one member; merged duplicates have several.
+    rescaled has one member; merged duplicates have several. ``alpha`` is a leaky ReLU's
+    negative slope: without it, a network read back from the store computes another function.
     """
 
     uid: str
@@ -63,6 +64,12 @@ class NeuronRecord:
     signature: Signature
     bias: float
     members: tuple[tuple[str, float], ...]
+    alpha: float = LEAKY_SLOPE
+
+    def unit(self, inputs: Mapping[str, float]) -> Unit:
+        """The neuron as a graph unit reading ``inputs``."""
+        return Unit(self.uid, self.signature.kind, self.signature.activation, self.bias,
+                    dict(inputs), self.alpha)
 
     @property
     def token(self) -> str:
@@ -162,6 +169,7 @@ class NeuronColumns(Sequence[NeuronRecord]):
     bias: tuple[float, ...]
     members: tuple[tuple[tuple[str, float], ...], ...]
     token: tuple[str, ...]
+    alpha: tuple[float, ...]
 
     @staticmethod
     def of(neurons: Sequence[NeuronRecord]) -> NeuronColumns:
@@ -182,6 +190,7 @@ class NeuronColumns(Sequence[NeuronRecord]):
             bias=tuple(n.bias for n in neurons),
             members=tuple(n.members for n in neurons),
             token=tuple(s.token for s in sigs),
+            alpha=tuple(n.alpha for n in neurons),
         )
 
     def __len__(self) -> int:
@@ -203,7 +212,8 @@ class NeuronColumns(Sequence[NeuronRecord]):
             self.bias_class[i], self.out_pos[i], self.out_neg[i],
             self.magnitudes[start:self.magnitude_ends[i]].tolist(),
         )
-        return NeuronRecord(self.uid[i], self.layer[i], signature, self.bias[i], self.members[i])
+        return NeuronRecord(self.uid[i], self.layer[i], signature, self.bias[i], self.members[i],
+                            self.alpha[i])
 
     def __iter__(self) -> Iterator[NeuronRecord]:
         return (self[i] for i in range(len(self)))
@@ -383,7 +393,4 @@ def stored_graph(store: Store, model: str) -> NeuronGraph:
     incoming: dict[str, dict[str, float]] = {n.uid: {} for n in neurons}
     for edge in store.edges(model):
         incoming[edge.dst][edge.src] = edge.weight
-    return NeuronGraph(tuple(
-        Unit(n.uid, n.signature.kind, n.signature.activation, n.bias, incoming[n.uid])
-        for n in neurons
-    ))
+    return NeuronGraph(tuple(n.unit(incoming[n.uid]) for n in neurons))

@@ -36,7 +36,7 @@ import neo4j
 from neo4j import exceptions as neo4j_errors
 
 from circuitql.errors import StoreError
-from circuitql.graph import Activation, UnitKind
+from circuitql.graph import LEAKY_SLOPE, Activation, UnitKind
 from circuitql.indexer.signature import BiasClass, Signature
 from circuitql.store.base import (
     FAN_IN_SEEN,
@@ -590,6 +590,7 @@ def _neuron_row(namespace: str, model: str, ordinal: int, neuron: NeuronRecord) 
         "bias": float(neuron.bias),
         "token": sig.token,
         "members": json.dumps([[uid, float(scale)] for uid, scale in neuron.members]),
+        "alpha": float(neuron.alpha),
         "embedding": signature_embedding(sig),
     }
 
@@ -600,7 +601,9 @@ def _neuron_record(node: Mapping[str, Any]) -> NeuronRecord:
         node["out_pos"], node["out_neg"], node["magnitudes"],
     )
     members = tuple((uid, float(scale)) for uid, scale in json.loads(node["members"]))
-    return NeuronRecord(node["uid"], node["layer"], signature, node["bias"], members)
+    # Neurons written before the slope was kept read as PyTorch's default.
+    return NeuronRecord(node["uid"], node["layer"], signature, node["bias"], members,
+                        node.get("alpha", LEAKY_SLOPE))
 
 
 def _model_info(props: Mapping[str, Any]) -> ModelInfo:

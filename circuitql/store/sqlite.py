@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from circuitql.errors import StoreError
+from circuitql.graph import LEAKY_SLOPE
 from circuitql.indexer.signature import Signature
 from circuitql.store.base import (
     FAN_IN_SEEN,
@@ -48,7 +49,7 @@ from circuitql.store.base import (
     lookup_values,
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _SHAPE_INDEX = (
     "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class)"
@@ -59,6 +60,9 @@ _SHAPE_INDEX = (
 # (27 ms for 10,914 of 2 million neurons; 1 ms covered).
 # Version 4 had no normal_form: its models count as canonicalized under other settings.
 # Version 5 kept no targets' fan-ins: they are read from the targets' rows, once.
+# Version 6 kept no negative slope, so leaky ReLUs read back at 0.01 whatever the network's:
+# the models holding one count as canonicalized under unknown settings, and indexing them
+# again writes them with their slope.
 
 
 def _fill_target_fan_ins(conn: sqlite3.Connection) -> None:
@@ -76,6 +80,9 @@ _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], 
     (3, ("DROP INDEX neurons_by_shape", _SHAPE_INDEX)),
     (4, ("ALTER TABLE models ADD COLUMN normal_form TEXT NOT NULL DEFAULT '{}'",)),
     (5, ("ALTER TABLE neurons ADD COLUMN output_fan_ins BLOB", _fill_target_fan_ins)),
+    (6, (f"ALTER TABLE neurons ADD COLUMN alpha REAL NOT NULL DEFAULT {LEAKY_SLOPE!r}",
+         "UPDATE models SET normal_form = '{}' WHERE id IN "
+         "(SELECT model_id FROM neurons WHERE activation = 'leaky_relu')")),
 )
 
 # Executed one statement at a time: executescript() would commit the transaction that guards
@@ -115,6 +122,7 @@ _SCHEMA = (
         bias REAL NOT NULL,
         token TEXT NOT NULL,
         members TEXT NOT NULL,
+        alpha REAL NOT NULL,
         input_ids TEXT NOT NULL,
         input_weights BLOB NOT NULL,
         output_ids TEXT NOT NULL,
@@ -141,7 +149,7 @@ _SCHEMA = (
 
 _NEURON_FIELDS = (
     "uid", "layer", "kind", "activation", "n_pos", "n_neg", "fan_in", "bias_class", "out_pos",
-    "out_neg", "magnitudes", "bias", "token", "members",
+    "out_neg", "magnitudes", "bias", "token", "members", "alpha",
 )
 _NEURON_COLUMNS = ", ".join(_NEURON_FIELDS)
 _ADJACENCY_FIELDS = (
@@ -540,7 +548,7 @@ def _neuron_rows(neurons: NeuronColumns, edges: EdgeColumns) -> list[tuple[Any, 
         neurons.uid, neurons.layer, neurons.kind, neurons.activation, neurons.n_pos,
         neurons.n_neg, map(add, neurons.n_pos, neurons.n_neg), neurons.bias_class,
         neurons.out_pos, neurons.out_neg, _blobs(neurons.magnitudes, neurons.magnitude_ends),
-        neurons.bias, neurons.token, map(json.dumps, neurons.members),
+        neurons.bias, neurons.token, map(json.dumps, neurons.members), neurons.alpha,
         input_ids, input_weights, output_ids, output_weights, output_fan_ins,
         strict=True,
     ))
@@ -589,7 +597,7 @@ def _floats(blob: bytes) -> list[float]:
 
 def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
     (uid, layer, kind, activation, n_pos, n_neg, _fan_in, bias_class, out_pos, out_neg,
-     magnitudes, bias, _token, members) = row
+     magnitudes, bias, _token, members, alpha) = row
     signature = Signature.from_values(kind, activation, n_pos, n_neg, bias_class, out_pos,
                                       out_neg, _floats(magnitudes))
     return NeuronRecord(
@@ -598,6 +606,7 @@ def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
         signature=signature,
         bias=bias,
         members=tuple((source, float(scale)) for source, scale in json.loads(members)),
+        alpha=alpha,
     )
 
 

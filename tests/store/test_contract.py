@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from circuitql.errors import StoreError
-from circuitql.graph import Activation, UnitKind
+from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+from circuitql.indexer.load import load
+from circuitql.indexer.pipeline import build_records
 from circuitql.indexer.signature import BiasClass
-from circuitql.store.base import FAN_IN_SEEN, IndexedModel, NeuronRecord, Store
+from circuitql.store.base import FAN_IN_SEEN, IndexedModel, NeuronRecord, Store, stored_graph
 from tests.store.fakes import fake_model
 
 
@@ -300,6 +303,29 @@ def test_delete_removes_the_model_and_everything_under_it(
     assert _by_uid(store.neurons("b")) == _by_uid(list(b.neurons))
     assert store.delete("a") is False
     assert store.write(a).status == "indexed"
+
+
+def _leaky(slope: float) -> NeuronGraph:
+    x = Unit("input:0", UnitKind.INPUT)
+    return NeuronGraph((
+        x, Unit("fc1:0", UnitKind.HIDDEN, Activation.LEAKY_RELU, 0.5, {x.id: 2.0}, slope),
+        Unit("fc1:1", UnitKind.HIDDEN, Activation.LEAKY_RELU, -0.3, {x.id: -1.0}, slope),
+        Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.1, {"fc1:0": 1.5, "fc1:1": -0.7})))
+
+
+def test_a_leaky_relu_keeps_its_slope(store: Store) -> None:
+    # A network read back from the store computes what the network computes: with its own
+    # slope, not PyTorch's default.
+    network = _leaky(0.1)
+    model = build_records(load(network), "leaky")
+    store.write(model)
+    assert {n.alpha for n in store.neurons("leaky")
+            if n.signature.activation is Activation.LEAKY_RELU} == {0.1}
+    views = store.fetch([("leaky", n.uid) for n in model.neurons])
+    assert {v.record.alpha for v in views.values()
+            if v.record.signature.activation is Activation.LEAKY_RELU} == {0.1}
+    x = np.linspace(-3.0, 3.0, 61)[:, None]
+    assert np.allclose(stored_graph(store, "leaky").evaluate(x), network.evaluate(x))
 
 
 def test_fetch_returns_neurons_with_their_edges(store: Store) -> None:

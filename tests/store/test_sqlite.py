@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from circuitql.errors import StoreError
+from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+from circuitql.indexer.load import load
+from circuitql.indexer.pipeline import build_records
 from circuitql.indexer.signature import Signature
 from circuitql.store.base import EdgeRecord, IndexedModel
 from circuitql.store.sqlite import SCHEMA_VERSION, SQLiteStore
@@ -135,6 +138,7 @@ def _older_store(path: Path, model: IndexedModel, version: int, *undo: str) -> N
 
 _UNDO_5 = "ALTER TABLE models DROP COLUMN normal_form"
 _UNDO_6 = "ALTER TABLE neurons DROP COLUMN output_fan_ins"
+_UNDO_7 = "ALTER TABLE neurons DROP COLUMN alpha"
 
 
 def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
@@ -144,7 +148,7 @@ def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
     model = fake_model("m1")
     _older_store(path, model, 3, "DROP INDEX neurons_by_shape",
                  "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)", _UNDO_5,
-                 _UNDO_6)
+                 _UNDO_6, _UNDO_7)
     migrated = SQLiteStore(path)
     try:
         assert migrated.neurons("m1") == list(model.neurons)
@@ -175,7 +179,7 @@ def test_a_version_4_store_is_migrated_and_its_models_canonicalized_again(
     # unknown settings, and are written again when indexed again.
     path = tmp_path / "v4.db"
     model = fake_model("m1", normal_form={"version": 2})
-    _older_store(path, model, 4, _UNDO_5, _UNDO_6)
+    _older_store(path, model, 4, _UNDO_5, _UNDO_6, _UNDO_7)
     migrated = SQLiteStore(path)
     try:
         assert migrated.neurons("m1") == list(model.neurons)
@@ -203,6 +207,7 @@ def test_a_version_5_store_is_migrated_with_its_targets_fan_ins(tmp_path: Path) 
         store.write(model)
     store.close()
     conn = sqlite3.connect(path)
+    conn.execute(_UNDO_7)
     conn.execute(_UNDO_6)
     conn.execute("PRAGMA user_version = 5")
     conn.commit()
@@ -217,6 +222,40 @@ def test_a_version_5_store_is_migrated_with_its_targets_fan_ins(tmp_path: Path) 
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     conn.close()
+
+
+def test_a_version_6_store_is_migrated_and_its_leaky_models_indexed_again(
+        tmp_path: Path) -> None:
+    # Version 6 kept no negative slope: a leaky ReLU read back at 0.01. Its models now count
+    # as canonicalized under unknown settings, so indexing them again writes their slope;
+    # other models keep their normal form.
+    path = tmp_path / "v6.db"
+    x = Unit("input:0", UnitKind.INPUT)
+    leaky = build_records(load(NeuronGraph((
+        x, Unit("fc1:0", UnitKind.HIDDEN, Activation.LEAKY_RELU, 0.5, {x.id: 2.0}, 0.2),
+        Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0})))), "leaky")
+    plain = fake_model("m1", normal_form={"version": 2})
+    store = SQLiteStore(path)
+    store.write(plain)
+    store.write(leaky)
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute(_UNDO_7)
+    conn.execute("PRAGMA user_version = 6")
+    conn.commit()
+    conn.close()
+    migrated = SQLiteStore(path)
+    try:
+        stale = migrated.get_model("leaky")
+        kept = migrated.get_model("m1")
+        assert stale is not None and dict(stale.normal_form) == {}
+        assert kept is not None and dict(kept.normal_form) == {"version": 2}
+        assert migrated.write(leaky).status == "indexed"
+        assert {n.alpha for n in migrated.neurons("leaky")
+                if n.signature.activation is Activation.LEAKY_RELU} == {0.2}
+        assert migrated.write(plain).status == "unchanged"
+    finally:
+        migrated.close()
 
 
 def test_delete_leaves_no_orphan_rows(tmp_path: Path) -> None:
