@@ -139,8 +139,10 @@ def _only(matches: Matches, models: set[str]) -> Matches:
 
 
 def _same(a: Matches, b: Matches) -> bool:
-    def key(matches: Matches) -> set[tuple[str, frozenset[tuple[str, str]]]]:
-        return {(model, frozenset(bindings.items())) for model, bindings in matches}
+    """Whether two answers report the same instances: the same units of the same models (a
+    symmetric circuit's instance may be bound either way round: add(a, b) is add(b, a))."""
+    def key(matches: Matches) -> set[tuple[str, frozenset[str]]]:
+        return {(model, frozenset(bindings.values())) for model, bindings in matches}
 
     return key(a) == key(b)
 
@@ -263,8 +265,8 @@ def _report(report: Report, sizes: list[int], circuits: list[str],
                "holds a detector pair), which the truth does not list and are not errors. "
                "The default search is scored on every model, hosted and perturbed; EXACT on "
                "the hosted models, where it must give the answers it always gave"
-               + (" (the earlier engine's, binding for binding, for every library circuit; "
-                  "the compositions are new: the earlier engine found none of them)"
+               + (" (the earlier engine's instances, unit for unit, for every library "
+                  "circuit; the compositions are new: the earlier engine found none of them)"
                   if with_base else "") + ":")
     rows = []
     for size in sizes:

@@ -285,18 +285,21 @@ def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neig
         mappings = [m for m in structural_matches(pattern, hood)
                     if all(m.get(var) == uid for var, uid in search.pins.items())]
     explain.counts["match"] += len(mappings)
+    views: ChainMap[str, NeuronView] = ChainMap({}, dict(hood.views))
+    fetch = search.fetcher(model, views)
+    if mappings:  # the units bound to pattern inputs, which growth did not read
+        fetch(sorted({uid for mapping in mappings for uid in mapping.values()}))
+    bound = Neighbourhood(hood.candidates, views)
     for mapping in mappings:
         key = (model, frozenset(mapping.values()))
         if key in search.seen:
             continue
         with _Clock(explain, "fit"):
-            views: ChainMap[str, NeuronView] = ChainMap({}, dict(hood.views))
-            fetch = search.fetcher(model, views)
             ranges = _input_ranges(search, model, pattern, mapping)
             wiring = (approximate(pattern, mapping, views, fetch, tolerance, ranges)
                       if search.approximate else strict(pattern, mapping, views))
             kinks = _movable_kinks(search, pattern, mapping)
-            fitted = None if wiring is None else fit(pattern, mapping, hood, tolerance, wiring,
+            fitted = None if wiring is None else fit(pattern, mapping, bound, tolerance, wiring,
                                                      search.approximate, kinks | offsets)
             ok = fitted is not None and _where_holds(pattern, fitted.params, tolerance)
         if not ok or fitted is None or wiring is None:
@@ -319,7 +322,7 @@ def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neig
             not wiring.approximate and not wiring.quiet
             and all(unit.constraint.admits(views[mapping[unit.name]].record.signature)
                     for unit in pattern.units if unit.role is not Role.INPUT)
-            and fit(pattern, mapping, hood, tolerance) is not None)
+            and fit(pattern, mapping, bound, tolerance) is not None)
         members = {name: tuple(src for src, _ in views[uid].record.members)
                    for name, uid in mapping.items()}
         for name, uids in wiring.siblings.items():

@@ -161,15 +161,24 @@ def grow(cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
              if uid in views[model]]
     for step in plan.steps:
         unit = pattern.unit(step.unit)
+        if pattern.unit(step.via).role is Role.INPUT:  # grown through after all: read it now
+            cache.fetch(list(dict.fromkeys((model, uid) for model, candidates in alive
+                                           for uid in candidates[step.via])))
         reached = [(model, _reach(views[model], candidates[step.via], step.direction,
                                   unit.constraint))
                    for model, candidates in alive]
-        if unit.role is not Role.INPUT:
-            # A dense layer fans out to every unit of the next, and a fan-in reaches units of
-            # every kind: look at their signatures first, and fetch edges (64 and more per
-            # unit in a dense layer) only for those the next pattern unit admits. A pattern
-            # input admits any unit, so there is nothing to look at first.
-            reached = cache.admits(reached, unit.constraint)
+        if unit.role is Role.INPUT:
+            # A pattern input admits any unit, and the only edges of it a match looks at are
+            # those its readers hold: its own view (a network input's lists a whole layer)
+            # is read once a match binds it, if one does.
+            alive = [(model, {**candidates, step.unit: uids})
+                     for (model, candidates), (_, uids) in zip(alive, reached, strict=True)
+                     if uids]
+            continue
+        # A dense layer fans out to every unit of the next, and a fan-in reaches units of every
+        # kind: look at their signatures first, and fetch edges (64 and more per unit in a
+        # dense layer) only for those the next pattern unit admits.
+        reached = cache.admits(reached, unit.constraint)
         cache.fetch(list(dict.fromkeys((model, uid) for model, uids in reached for uid in uids)))
         survivors = []
         for (model, candidates), (_, uids) in zip(alive, reached, strict=True):
@@ -202,8 +211,9 @@ def structural_matches(pattern: CircuitPattern, hood: Neighbourhood) -> Iterator
     for name, uids in hood.candidates.items():
         for uid in uids:
             allowed.setdefault(uid, set()).add(name)
-    edges = [(src, uid, w) for uid in allowed for src, w in hood.views[uid].significant_inputs
-             if src in allowed]
+    # Units standing only for pattern inputs may have no view yet: no pattern edge ends there.
+    edges = [(src, uid, w) for uid in allowed if uid in hood.views
+             for src, w in hood.views[uid].significant_inputs if src in allowed]
     pattern_edges = {(src, unit.name): _edge_sign(coef)
                      for unit in pattern.units for src, coef in unit.inputs}
     yield from monomorphisms({u: frozenset(n) for u, n in allowed.items()}, edges,

@@ -11,19 +11,24 @@ checked as nn.Modules.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from circuitql.api import Database
+from circuitql.api import Database, connect
 from circuitql.graph import NeuronGraph
 from circuitql.query.engine import Explain, Match
 from circuitql.query.library import reference_network
-from circuitql.zoo.plant import PLANTS, GroundTruth, planted_zoo, random_host
+from circuitql.zoo.plant import PLANTS, GroundTruth, plant_in_host, planted_zoo, random_host
 from tests.indexer.test_torch_loader import MinNet
 from tests.query.conftest import open_database
 
@@ -236,3 +241,23 @@ def test_a_pinned_variable_restricts_the_search_to_that_neuron(db: Database) -> 
     explain = Explain()
     list(db.query("MATCH abs WHERE x = 'input:0'", explain=explain))
     assert "anchor x" in explain.plans[0]
+
+
+def test_answers_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
+    # add(a, b) is add(b, a): which binding is reported, and with it the error, used to follow
+    # set order, which changes with PYTHONHASHSEED from one process to the next.
+    store = tmp_path / "s.db"
+    with connect(str(store)) as db:
+        for name in ("add", "min", "abs", "max_sym"):
+            host, _ = plant_in_host(reference_network(name), 0.002, np.random.default_rng(7),
+                                    4, [12, 12], 2)
+            db.index(host, name=name)
+    script = ("import json, sys; from circuitql import connect; db = connect(sys.argv[1]); "
+              "print(json.dumps([[m.model, dict(m.bindings), m.error] for q in "
+              "('MATCH add', 'MATCH min', 'MATCH detector_pair') for m in db.query(q)]))")
+    answers = {subprocess.run([sys.executable, "-c", script, str(store)], check=True,
+                              capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2", "3", "4")}
+    assert len(answers) == 1
+    assert json.loads(answers.pop())  # it found something to compare
