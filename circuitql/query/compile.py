@@ -38,7 +38,7 @@ from circuitql.query.pattern import (
     Reference,
     Repeat,
 )
-from circuitql.query.unroll import bounded, expand, rename_io, scope
+from circuitql.query.unroll import BUDGET_FIX, bounded, expand, over_budget, rename_io, scope
 
 # A body that calls circuits with several implementations has one variant per combination.
 MAX_VARIANTS = 4096
@@ -384,8 +384,9 @@ class Compiler:
                         f"{len(first.outputs)}, {o.name} is {len(o.inputs)} -> {len(o.outputs)}",
                         src, node.pos, "alternatives need the same numbers of inputs and outputs",
                     )
-            return Alternation(name=name, inputs=first.inputs, outputs=first.outputs,
-                               options=tuple(options))
+            return self._bounded(Alternation(name=name, inputs=first.inputs,
+                                             outputs=first.outputs, options=tuple(options)),
+                                 src, e.pos)
         if isinstance(e, ast.Chain):
             parts = [self._cexpr(q, src) for q in e.parts]
             for a, b, node in zip(parts, parts[1:], e.parts[1:], strict=False):
@@ -395,18 +396,31 @@ class Compiler:
                         f"{_n(len(b.inputs), 'input')}", src, node.pos,
                         "in a >> b, a's outputs feed b's inputs in order",
                     )
-            return Chain(name=name, inputs=parts[0].inputs, outputs=parts[-1].outputs,
-                         parts=tuple(parts))
+            return self._bounded(Chain(name=name, inputs=parts[0].inputs,
+                                       outputs=parts[-1].outputs, parts=tuple(parts)), src, e.pos)
         body, step = (e.body.body, e.body.where) if isinstance(e.body, ast.Group) else (e.body, ())
         block = self._cexpr(body, src)
         if len(block.inputs) != len(block.outputs):
             raise _error(f"{block.name} is repeated, so its outputs feed its inputs, but it has "
                          f"{_io(block)}", src, e.pos)
+        repeat = self._bounded(Repeat(name=name, inputs=block.inputs, outputs=block.outputs,
+                                      block=block, min=e.min, max=e.max, step=step), src, e.pos)
         names = scope(block)
         _check_names(step, names | {f"next.{n}" for n in names}, "WHERE", src,
                      "in a repeated group, c is a block's parameter and next.c the next one's")
-        return Repeat(name=name, inputs=block.inputs, outputs=block.outputs, block=block,
-                      min=e.min, max=e.max, step=step)
+        return repeat
+
+    @staticmethod
+    def _bounded(p: Pattern, src: ast.SourceText | None, pos: ast.Pos | None) -> Pattern:
+        """``p``, if it stays within a query's budget as far as it is known before a store
+        says how deep its networks are (repetitions at their minimum); else an error here,
+        before anything is unrolled."""
+        problem = over_budget(p, None, at_min=True)
+        if problem is None and bounded(p):
+            problem = over_budget(p, None)
+        if problem is not None:
+            raise _error(problem, src, pos, BUDGET_FIX)
+        return p
 
     # ---- clauses ----
 

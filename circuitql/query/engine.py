@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from circuitql.domain import Domain
+from circuitql.grammar.errors import QueryError
 from circuitql.graph import Activation, NeuronGraph, UnitKind, input_index
 from circuitql.query import expr as ev
 from circuitql.query.compile import MatchQuery
 from circuitql.query.match import Neighbourhood, NeuronCache, fit, grow, structural_matches
 from circuitql.query.pattern import DEFAULT_INTERVAL, CircuitPattern, Role
 from circuitql.query.plan import Plan, plan
-from circuitql.query.unroll import bounded, expand
+from circuitql.query.unroll import BUDGET_FIX, bounded, expand, over_budget
 from circuitql.query.verify import Probing, faithfulness, subnetwork, verify
 from circuitql.query.wiring import Fetch, approximate, relaxed, strict, with_quiet
 from circuitql.store.base import NeuronView, Store
@@ -186,6 +187,10 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
     if not bounded(query.pattern):
         # A chain of k blocks needs at least k + 1 layers between input and output.
         max_repeat = max(1, min(MAX_REPEAT_CAP, store.max_layer(names) - 1))
+        problem = over_budget(query.pattern, max_repeat)
+        if problem is not None:
+            raise QueryError(f"{problem}, once its repetitions run to {max_repeat} (the "
+                             "deepest network searched allows that many)", fix=BUDGET_FIX)
     search = _Search(store, NeuronCache(store), names, tolerance, explain, query.pins,
                      [m.name for m in infos], approximate=not query.exact)
     found = 0

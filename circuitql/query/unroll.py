@@ -14,6 +14,7 @@ names; ``next.c`` in a repeated block's WHERE is ``c`` of the following block.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -252,6 +253,53 @@ def bounded(p: Pattern) -> bool:
         return all(bounded(q) for q in p.parts)
     return p.max is not None and bounded(p.block)
 
+
+# What one query may stand for. Each flat pattern is planned, looked up and grown on its
+# own (is_even is 8 of them, min4 27), and a chain's reference composes every piece's
+# equations into one expression.
+MAX_FLAT_PATTERNS = 1_000
+MAX_PIECES = 48  # circuits chained in one flat pattern (is_even runs to 33 at most)
+
+
+@dataclass(frozen=True)
+class Size:
+    """How much a pattern unrolls to: flat patterns, and the most pieces chained in one."""
+
+    patterns: int
+    pieces: int
+
+
+def size(p: Pattern, max_repeat: int | None, at_min: bool = False) -> Size:
+    """What ``expand`` would build, counted without building it (repetitions at their
+    minimum with ``at_min``, as ``scope`` reads them)."""
+    if isinstance(p, CircuitPattern):
+        return Size(1, 1)
+    if isinstance(p, Alternation):
+        options = [size(o, max_repeat, at_min) for o in p.options]
+        return Size(sum(o.patterns for o in options), max(o.pieces for o in options))
+    if isinstance(p, Chain):
+        parts = [size(q, max_repeat, at_min) for q in p.parts]
+        return Size(math.prod(q.patterns for q in parts), sum(q.pieces for q in parts))
+    block = size(p.block, max_repeat, at_min)
+    counts = _counts(p, max_repeat, at_min)
+    return Size(sum(block.patterns ** k for k in counts),
+                max(counts, default=0) * block.pieces)
+
+
+def over_budget(p: Pattern, max_repeat: int | None, at_min: bool = False) -> str | None:
+    """Why ``p`` unrolls to more than a query may run, or None."""
+    found = size(p, max_repeat, at_min)
+    if found.pieces > MAX_PIECES:
+        return (f"{p.name} chains {found.pieces:,} circuits in one pattern; a query may chain "
+                f"{MAX_PIECES}")
+    if found.patterns > MAX_FLAT_PATTERNS:
+        return (f"{p.name} stands for {found.patterns:,} flat patterns; a query may stand for "
+                f"{MAX_FLAT_PATTERNS:,}")
+    return None
+
+
+BUDGET_FIX = ("bound each repetition ({2,4} rather than {2,} or +) and keep alternatives "
+              "inside repetitions few; ask several smaller queries for the rest")
 
 EXPANSIONS_KEPT = 64  # whole expansions remembered, most recent first out
 

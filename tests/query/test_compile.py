@@ -28,7 +28,9 @@ from circuitql.query import (
     compile_query,
     expand,
 )
+from circuitql.query.engine import MAX_REPEAT_CAP
 from circuitql.query.pattern import CoefKind, Role, constraints_hold
+from circuitql.query.unroll import over_budget
 from circuitql.store.base import lookup_values
 
 
@@ -385,3 +387,24 @@ def test_compositions_lose_the_units_a_network_computing_them_loses() -> None:
     folded = flats[1].unit("y")
     assert {src for src, _ in folded.inputs} == {"abs[1].p", "abs[1].n"}
     assert all(c.value < 0 for _, c in folded.inputs)
+
+
+@pytest.mark.parametrize(("text", "column", "problem"), [
+    ("MATCH (abs | negation){100} >> fold", 8, "chains 100 circuits in one pattern"),
+    ("MATCH (fold | abs | scale | identity | negation){1,8}", 8,
+     "stands for 488,280 flat patterns"),
+    ("MATCH ((((((((((fold{2}){2}){2}){2}){2}){2}){2}){2}){2}){2})", 17,
+     "chains 64 circuits"),
+])
+def test_a_query_past_its_budget_is_refused_where_it_grows(text: str, column: int,
+                                                            problem: str) -> None:
+    # Counted, not built: each is refused at once, at the repetition or alternation that
+    # outgrows the budget, where unrolling it would take minutes or exhaust the stack.
+    with pytest.raises(QueryError, match=problem) as err:
+        compile_query(text)
+    assert err.value.column == column and err.value.fix is not None
+
+
+def test_the_library_is_within_the_budget() -> None:
+    for name in builtin_library().names:
+        assert over_budget(builtin_library().pattern(name), MAX_REPEAT_CAP) is None, name

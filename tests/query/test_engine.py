@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from circuitql.api import Database, connect
+from circuitql.grammar.errors import QueryError
 from circuitql.graph import NeuronGraph
 from circuitql.query.engine import Explain, Match
 from circuitql.query.library import reference_network
@@ -261,3 +262,15 @@ def test_answers_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
                for seed in ("1", "2", "3", "4")}
     assert len(answers) == 1
     assert json.loads(answers.pop())  # it found something to compare
+
+
+def test_a_query_past_its_budget_on_this_store_is_refused_before_any_work(db: Database
+                                                                         ) -> None:
+    # (is_even){2,} reads fine, but over this network its repetitions run to 5: 3,900 flat
+    # patterns, each planned and grown on its own. It is refused with the budget and how to
+    # stay within it; bounded, a repetition runs.
+    db.index(hand_wired_is_even(), name="is-even")
+    with pytest.raises(QueryError, match=r"stands for 3,900 flat patterns.*run to 5") as err:
+        list(db.query("MATCH (is_even){2,}"))
+    assert err.value.fix is not None and "{2,4}" in err.value.fix
+    assert list(db.query("MATCH (fold){2,3}")) == []
