@@ -37,6 +37,7 @@ from circuitql.query.pattern import (
     Poly,
     Reference,
     Repeat,
+    range_problem,
 )
 from circuitql.query.unroll import BUDGET_FIX, bounded, expand, over_budget, rename_io, scope
 
@@ -99,6 +100,17 @@ def _error(
     what: str, source: ast.SourceText | None, pos: ast.Pos | None, fix: str | None = None
 ) -> CircuitDefinitionError:
     return CircuitDefinitionError(what, source=source, pos=pos, fix=fix)
+
+
+def _check_range(r: ast.Range, src: ast.SourceText | None) -> None:
+    """A FOR range of constants is checked here; one of parameters when it is sampled (a
+    range that fitted parameters leave empty verifies nothing, and matches nothing)."""
+    if any(True for b in r.bounds for _ in ev.names(b)):
+        return
+    problem = range_problem(r.kind, [float(ev.evaluate(b, {})) for b in r.bounds])
+    if problem is not None:
+        raise _error(f"FOR range: {problem}", src, r.pos,
+                     "give a range the circuit's inputs can be probed on, e.g. [-4, 4]")
 
 
 def _unit_names(pattern: Pattern) -> tuple[str, ...]:
@@ -453,6 +465,8 @@ class Compiler:
                                  dom.pos, _did_you_mean(name, inputs))
             _check_names((b for r in dom.ranges for b in r.bounds), params, "FOR", src,
                          "ranges are numbers or expressions of the free parameters")
+            for r in dom.ranges:
+                _check_range(r, src)
         ordered = tuple((o, equations[o]) for o in outputs)
         return Reference(inputs, outputs, ordered, d.expect.domains)
 

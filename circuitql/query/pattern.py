@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -463,8 +463,31 @@ class Reference:
         return "\n".join(lines)
 
 
+# Probe values a range may reach: beyond, a network's sums overflow or lose every digit.
+PROBE_LIMIT = 1e12
+
+
+class ProbeRangeError(ValueError):
+    """A FOR range that cannot be sampled (empty, reversed, infinite or too far out)."""
+
+
+def range_problem(kind: str, bounds: Sequence[float]) -> str | None:
+    """What is wrong with a FOR range whose endpoints are ``bounds``, or None: one rule for
+    the compiler (constant ranges) and the verifier (ranges of fitted parameters)."""
+    if not all(math.isfinite(b) and abs(b) <= PROBE_LIMIT for b in bounds):
+        return f"its endpoints must be finite numbers within +-{PROBE_LIMIT:g}"
+    if kind == "interval" and bounds[0] > bounds[1]:
+        return f"[{bounds[0]:g}, {bounds[1]:g}] is reversed: write [low, high]"
+    if kind == "integers" and math.ceil(bounds[0]) >= math.ceil(bounds[1]):
+        return f"INTEGERS [{bounds[0]:g}, {bounds[1]:g}) holds no integer"
+    return None
+
+
 def _sample(r: ast.Range, rng: np.random.Generator, n: int, env: Mapping[str, float]) -> np.ndarray:
     bounds = [float(ev.evaluate(b, env)) for b in r.bounds]
+    problem = range_problem(r.kind, bounds)
+    if problem is not None:
+        raise ProbeRangeError(problem)
     if r.kind == "interval":
         return rng.uniform(bounds[0], bounds[1], size=n)
     if r.kind == "values":

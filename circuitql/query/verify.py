@@ -34,6 +34,7 @@ from circuitql.query.pattern import (
     Coef,
     CoefKind,
     PatternUnit,
+    ProbeRangeError,
     Role,
 )
 from circuitql.query.wiring import Wiring, strict
@@ -157,7 +158,10 @@ def verify(pattern: CircuitPattern, mapping: Mapping[str, str], graph: NeuronGra
                                          size=probing.probes) for name in pattern.inputs])
         expected = _pattern_values(pattern, graph, mapping, params, x)
     else:
-        x = pattern.reference.probes(rng, probing.probes, params, probing.intervals)
+        try:
+            x = pattern.reference.probes(rng, probing.probes, params, probing.intervals)
+        except ProbeRangeError:  # the fitted parameters leave a FOR range nothing to probe
+            return Verdict(math.inf, ())
         expected = pattern.reference(x, params)
     values = graph.activations(x)
     outputs = np.stack([values[u.id] for u in graph.outputs], axis=1)

@@ -408,3 +408,17 @@ def test_a_query_past_its_budget_is_refused_where_it_grows(text: str, column: in
 def test_the_library_is_within_the_budget() -> None:
     for name in builtin_library().names:
         assert over_budget(builtin_library().pattern(name), MAX_REPEAT_CAP) is None, name
+
+
+@pytest.mark.parametrize(("domain", "problem"), [
+    ("[1, 0]", "is reversed"),
+    ("INTEGERS [0, 0)", "holds no integer"),
+    ("[-1e308, 1e308]", "finite numbers within"),
+    ("INTEGERS [0, 1e300)", "finite numbers within"),
+])
+def test_a_for_range_that_cannot_be_probed_is_refused_at_it(domain: str, problem: str) -> None:
+    text = f"CIRCUIT f(x) -> y {{ y = relu(x) }} EXPECT y == max(x, 0) FOR x IN {domain} MATCH f"
+    with pytest.raises(QueryError, match=problem) as err:
+        compile_query(text)
+    start = text.index(domain)
+    assert err.value.column is not None and start < err.value.column <= start + len(domain)

@@ -274,3 +274,18 @@ def test_a_query_past_its_budget_on_this_store_is_refused_before_any_work(db: Da
         list(db.query("MATCH (is_even){2,}"))
     assert err.value.fix is not None and "{2,4}" in err.value.fix
     assert list(db.query("MATCH (fold){2,3}")) == []
+
+
+def test_a_range_the_fitted_parameters_leave_empty_matches_nothing(db: Database) -> None:
+    # [c + 1, c - 1] is reversed whatever c: verification has nothing to probe, so the match
+    # fails, as it would on numbers that disagree, rather than stopping the query.
+    x = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        x.weight[:] = 1.0
+        x.bias[:] = -0.5
+    db.index(nn.Sequential(x, nn.ReLU(), _linear([[1.0]], None)), name="shifted")
+    query = ("CIRCUIT g(x) -> y { h = relu(x - ?c) y = h } EXPECT y == max(x - c, 0) "
+             "FOR x IN [c + 1, c - 1] MATCH g")
+    assert list(db.query(query)) == []
+    assert [m.model for m in db.query(query.replace("[c + 1, c - 1]", "[c - 1, c + 1]"))] == [
+        "shifted"]
