@@ -598,12 +598,22 @@ def _parser() -> Lark:
     )
 
 
+# Characters parse reads: parsing is linear in the text, about 20 us a character, so this
+# bounds it near 2 s. The built-in library's files are 10,000 together.
+MAX_TEXT = 100_000
+
+
 def parse(text: str, origin: str = "<query>") -> ast.Script:
     """Parse query text (or a library file) into a Script.
 
     Raises ``QuerySyntaxError`` for anything that is not in the language, and nothing else.
     """
     source = ast.SourceText(origin, text)
+    if len(text) > MAX_TEXT:
+        raise QuerySyntaxError(
+            f"the text is {len(text):,} characters long; at most {MAX_TEXT:,} are read",
+            source=ast.SourceText(origin, ""),
+            hint="split it into several queries, or several library files")
     try:
         script = _parser().parse(text)
     except _Reject as rej:

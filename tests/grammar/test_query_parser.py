@@ -6,7 +6,7 @@ import pytest
 
 from circuitql.grammar import ast
 from circuitql.grammar.errors import QuerySyntaxError
-from circuitql.grammar.parser import parse, reserved_words
+from circuitql.grammar.parser import MAX_TEXT, parse, reserved_words
 from circuitql.grammar.printer import script_text
 from circuitql.graph import Activation
 
@@ -177,3 +177,14 @@ def test_print_then_parse_gives_the_same_ast(text: str) -> None:
 def test_printing_normalises_parentheses() -> None:
     printed = script_text(parse("CIRCUIT f(a, b) -> y { y = ((a)) + (b * 2) - (a - b) }"))
     assert "y = a + b * 2 - (a - b)" in printed
+
+
+def test_a_text_past_the_size_cap_is_refused_unread() -> None:
+    # min(x, ...) with 40,000 arguments took 5.7 s to parse; parsing is linear in the text,
+    # so a cap on its length bounds it.
+    text = "MATCH min(" + ", ".join(["x"] * 40_000) + ") -> y"
+    assert len(text) > MAX_TEXT
+    with pytest.raises(QuerySyntaxError, match=f"at most {MAX_TEXT:,} are read") as err:
+        parse(text)
+    assert err.value.fix is not None and "split it" in err.value.fix
+    assert parse("MATCH abs" + " " * (MAX_TEXT - 9)).statements  # at the cap, read
