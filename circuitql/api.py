@@ -294,7 +294,10 @@ def model_name(path: Path, roots: Sequence[Path]) -> str:
     return path.name.split(".")[0]
 
 
-def connect(uri: str | None = None, config: IndexConfig | None = None) -> Database:
+def connect(uri: str | None = None, config: IndexConfig | None = None, *,
+            create: bool = True) -> Database:
     """Open a store: ``None`` (``$CIRCUITQL_STORE`` or ``./circuitql.db``), a path,
-    ``sqlite:///path``, or ``neo4j://user:pw@host:7687`` / ``bolt://...``."""
-    return Database(open_store(uri), config)
+    ``sqlite:///path``, or ``neo4j://user:pw@host:7687`` / ``bolt://...``. A path with no
+    store is a new one, unless ``create`` is False: then it is an error, as for every CLI
+    command that only reads."""
+    return Database(open_store(uri, create), config)

@@ -217,7 +217,8 @@ def _help_of(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
 
 
 def _open(args: argparse.Namespace) -> Database:
-    return connect(args.store)
+    """The store of a command that reads it (or deletes from it): never a new, empty one."""
+    return connect(args.store, create=False)
 
 
 def _index(args: argparse.Namespace) -> int:

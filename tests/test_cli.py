@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from circuitql.api import connect
 from circuitql.cli import main
 from circuitql.zoo.demo import build_demo_zoo, random_mlp
 from circuitql.zoo.export import save
@@ -242,3 +243,17 @@ def test_a_domain_is_stored_shown_and_changes_the_canonical_form(
     assert code == 2 and "empty" in err and "Traceback" not in err
     code, out, _ = run(capsys, "query", "MATCH abs EXACT", "--store", store, "--json")
     assert [m["exact"] for m in json.loads(out)["matches"]] == [True]
+
+
+@pytest.mark.parametrize("command", [["query", "MATCH abs"], ["models"], ["tokens", "m"],
+                                     ["census", "abs", "--by", "meta.task"],
+                                     ["compare", "a", "b"], ["delete", "m"]])
+def test_a_read_command_never_creates_a_store(tmp_path: Path, command: list[str],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # --store zooo.db used to create an empty store and answer "0 match(es)".
+    real = tmp_path / "zoo.db"
+    connect(str(real)).close()
+    typo = tmp_path / "zooo.db"
+    code, _, err = run(capsys, *command, "--store", str(typo))
+    assert code == 2 and "there is no store here" in err and str(real) in err
+    assert not typo.exists()

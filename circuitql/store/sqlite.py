@@ -17,6 +17,7 @@ float64 blobs (also for ``magnitudes``) avoid formatting tens of thousands of fl
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import sqlite3
@@ -168,9 +169,13 @@ _MODEL_ID = "(SELECT id FROM models WHERE name = ?)"
 class SQLiteStore:
     """A store in one SQLite file (created on first use), safe for concurrent readers."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        """Open the store at ``path``; a missing file is a new store, or with ``create``
+        False an error (a read command never leaves an empty store behind a typo)."""
         self.path = Path(path).expanduser()
         self.uri = f"sqlite:///{self.path}"
+        if not create and not self.path.is_file():
+            raise _missing(self.path)
         _check_location(self.path)
         created = not self.path.exists()
         try:
@@ -509,6 +514,16 @@ def _check_location(path: Path) -> None:
             where=str(path),
             fix="fix the permissions or pick another store path you can write to",
         )
+
+
+def _missing(path: Path) -> StoreError:
+    near = difflib.get_close_matches(
+        path.name, [p.name for p in path.parent.glob("*.db")] if path.parent.is_dir() else [],
+        n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(str(path.parent / n) for n in near)}? " if near else ""
+    return StoreError("there is no store here", where=str(path),
+                      fix=f"{hint}index models into it first: circuitql index DIR --store "
+                      f"{path}")
 
 
 def _remove_db_files(path: Path) -> None:

@@ -27,18 +27,20 @@ _ACCEPTED = (
 )
 
 
-def open_store(uri: str | None = None) -> Store:
-    """Open the store ``uri`` names; without one, ``$CIRCUITQL_STORE`` or ./circuitql.db."""
+def open_store(uri: str | None = None, create: bool = True) -> Store:
+    """Open the store ``uri`` names; without one, ``$CIRCUITQL_STORE`` or ./circuitql.db.
+    ``create`` False: an embedded store that does not exist is an error, not a new one (a
+    server's store is the server's, and always exists)."""
     if uri is None:
         uri = os.environ.get(ENV_VAR) or DEFAULT_PATH
     scheme_match = _SCHEME.match(uri)
     if scheme_match is None:
-        return SQLiteStore(uri)
+        return SQLiteStore(uri, create)
     scheme = scheme_match.group(1).lower()
     if scheme in NEO4J_SCHEMES:
         return _open_neo4j(uri)
     if scheme == "sqlite" and uri.startswith(SQLITE_PREFIX) and len(uri) > len(SQLITE_PREFIX):
-        return SQLiteStore(uri[len(SQLITE_PREFIX):])
+        return SQLiteStore(uri[len(SQLITE_PREFIX):], create)
     raise StoreError(
         f"unsupported store URI {_without_password(uri)!r}",
         fix=f"use {_ACCEPTED}",

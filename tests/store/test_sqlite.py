@@ -392,3 +392,12 @@ def test_neo4j_uris_without_the_backend_say_how_to_install_it(
     with pytest.raises(StoreError, match=r"circuitql\[neo4j\]") as err:
         open_store(f"{scheme}://neo4j:s3cret@localhost:7687")
     assert "s3cret" not in str(err.value)
+
+
+def test_a_store_is_created_only_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with pytest.raises(StoreError, match="there is no store here"):
+        SQLiteStore(path, create=False)
+    assert not path.exists()
+    SQLiteStore(path).close()
+    SQLiteStore(path, create=False).close()
