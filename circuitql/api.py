@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from circuitql.errors import CircuitQLError
-from circuitql.indexer.load import discover, load
+from circuitql.indexer.load import discover, load, printable_path
 from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
 from circuitql.query import builtin_library, compile_query, engine
 from circuitql.query.census import Census
@@ -282,7 +282,8 @@ def model_name(path: Path, roots: Sequence[Path]) -> str:
     """A file's model name: its path below the folder it was found in, without suffixes.
 
     ``zoo/abs/seed0.safetensors`` found under ``zoo`` is ``abs/seed0``, so models in different
-    subfolders with the same file name do not collide.
+    subfolders with the same file name do not collide. Bytes of a file name that are not
+    UTF-8 are kept, escaped: ``b\\xe9b\\xe9`` for Latin-1's "bébé".
     """
     for root in roots:
         if root.is_dir():
@@ -290,8 +291,8 @@ def model_name(path: Path, roots: Sequence[Path]) -> str:
                 relative = path.relative_to(root)
             except ValueError:
                 continue
-            return str(relative.parent / relative.name.split(".")[0])
-    return path.name.split(".")[0]
+            return printable_path(str(relative.parent / relative.name.split(".")[0]))
+    return printable_path(path.name.split(".")[0])
 
 
 def connect(uri: str | None = None, config: IndexConfig | None = None, *,

@@ -7,6 +7,7 @@ architecture of a weights-only file comes from a JSON config.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,23 +50,30 @@ def load(model: Any, *, input_dim: int | None = None) -> LoadedModel:
     )
 
 
+def printable_path(text: str) -> str:
+    """A path as text a store and a terminal can carry: bytes of a file name that are not
+    UTF-8 (which Python keeps as lone surrogates) are kept, escaped (``b\\xe9b\\xe9``)."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 def load_path(path: Path) -> LoadedModel:
+    shown = printable_path(str(path))
     if not path.exists():
-        raise ModelLoadError("no such file", where=str(path), fix="check the path")
+        raise ModelLoadError("no such file", where=shown, fix="check the path")
     suffix = path.suffix.lower()
-    name = path.name.split(".")[0]
+    name = printable_path(path.name.split(".")[0])
     if suffix == ".onnx":
         from circuitql.indexer.onnx_loader import load_onnx
 
-        return LoadedModel(load_onnx(path), str(path), name)
+        return LoadedModel(load_onnx(path), shown, name)
     if suffix in WEIGHTS_SUFFIXES:
         from circuitql.indexer.config_loader import load_weights_file
 
         graph, config = load_weights_file(path)
-        return LoadedModel(graph, str(path), name, config.meta, config.domain)
+        return LoadedModel(graph, shown, name, config.meta, config.domain)
     raise ModelLoadError(
         f"unknown model file type {suffix or '(none)'!r}",
-        where=str(path),
+        where=shown,
         fix=f"circuitql reads {', '.join(MODEL_SUFFIXES)} files",
     )
 

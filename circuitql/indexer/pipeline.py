@@ -6,12 +6,14 @@ load / canonicalize / sign / write separately) and so the same records go to any
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from circuitql.errors import ModelLoadError
 from circuitql.indexer.canonical import Canonical, Config, canonicalize
 from circuitql.indexer.load import LoadedModel
 from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, network_string, signatures
@@ -58,10 +60,35 @@ def build_records(
     config: IndexConfig | None = None,
     times: StageTimes | None = None,
 ) -> IndexedModel:
+    check_names(name, loaded)
     config = model_config(config or IndexConfig(), loaded)
     times = times or StageTimes()
     canon = times.timed("canonicalize", lambda: canonicalize(loaded.graph, config.canonical))
     return times.timed("sign", lambda: _records(loaded, name, canon, config))
+
+
+# Control characters (NUL included) and lone surrogates: a NUL cuts a name short inside
+# SQLite's JSON functions, so the model is never found again, and the others rewrite a
+# terminal's screen when a name is printed.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def check_names(name: str, loaded: LoadedModel) -> None:
+    """Refuse a model whose name, or a unit's id, holds a character that names cannot
+    carry safely; a folder's other models are indexed as usual."""
+    if not name.strip():
+        raise ModelLoadError("the model's name is empty", where=loaded.source,
+                             fix="give it a name (--name, or index(model, name=...))")
+    bad = [(f"model name {name!r}", name)] if _UNPRINTABLE.search(name) else []
+    bad += [(f"unit {u.id!r}", u.id) for u in loaded.graph.units if _UNPRINTABLE.search(u.id)]
+    if bad:
+        what, text = bad[0]
+        char = _UNPRINTABLE.search(text)
+        assert char is not None
+        raise ModelLoadError(
+            f"the {what} holds {char.group()!r}, which a name cannot carry (a control "
+            "character, or a byte that is not UTF-8)", where=loaded.source,
+            fix="rename the file, layer or node: names may hold any printable character")
 
 
 def model_config(config: IndexConfig, loaded: LoadedModel) -> IndexConfig:
