@@ -426,8 +426,10 @@ def _public_order(pattern: CircuitPattern) -> list[str]:
 
 
 def _where_holds(pattern: CircuitPattern, params: Mapping[str, float], tolerance: float) -> bool:
-    """WHERE constraints on fitted parameters; ``==`` holds within the query tolerance
-    (fitted numbers are never exactly equal)."""
+    """WHERE constraints on fitted parameters. ``==`` and ``!=`` compare within the query's
+    tolerance, relative to the larger side (fitted numbers are never exactly equal: is_even's
+    next.c == c / 2); ``<``, ``<=``, ``>``, ``>=`` compare exactly, as written, so that
+    ``c > 0`` never holds for c = 0."""
     for condition in pattern.where:
         left = float(ev.evaluate(condition.left, params))
         right = float(ev.evaluate(condition.right, params))
@@ -435,10 +437,10 @@ def _where_holds(pattern: CircuitPattern, params: Mapping[str, float], tolerance
         holds = {
             "==": abs(left - right) <= slack,
             "!=": abs(left - right) > slack,
-            "<": left < right + slack,
-            "<=": left <= right + slack,
-            ">": left > right - slack,
-            ">=": left >= right - slack,
+            "<": left < right,
+            "<=": left <= right,
+            ">": left > right,
+            ">=": left >= right,
         }[condition.op]
         if not holds:
             return False

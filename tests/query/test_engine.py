@@ -289,3 +289,18 @@ def test_a_range_the_fitted_parameters_leave_empty_matches_nothing(db: Database)
     assert list(db.query(query)) == []
     assert [m.model for m in db.query(query.replace("[c + 1, c - 1]", "[c - 1, c + 1]"))] == [
         "shifted"]
+
+
+def test_where_compares_inequalities_exactly_and_equality_within_tolerance(db: Database
+                                                                          ) -> None:
+    # The library's fold, at its fitted threshold c: WHERE c >= c holds exactly, c >= 1.04 c
+    # does not (it did, within 5%); == and != compare within TOLERANCE (0.05 by default).
+    db.index(reference_network("fold"), name="fold")
+    (m,) = db.query("MATCH fold")
+    c = m.params["c"]
+    assert c > 0
+    assert list(db.query(f"MATCH fold WHERE c >= {c!r} AND c > 0"))
+    assert not list(db.query(f"MATCH fold WHERE c >= {c * 1.04!r}"))
+    assert not list(db.query(f"MATCH fold WHERE c < {c!r}"))
+    assert list(db.query(f"MATCH fold WHERE c == {c * 1.02!r}"))
+    assert not list(db.query(f"MATCH fold WHERE c != {c * 1.02!r}"))
