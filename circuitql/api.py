@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import select
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -223,7 +226,7 @@ R = TypeVar("R")
 
 MIN_ITEMS_PER_WORKER = 8  # below this, starting processes costs more than it saves
 AHEAD_PER_WORKER = 4  # prepared models that may wait for the writer, per worker
-WORKER_NICENESS = 10  # see _yield_to_writer
+WORKER_NICENESS = 10  # see _start_worker
 
 
 def _worker_count(jobs: int | None, n_items: int) -> int:
@@ -246,21 +249,53 @@ def _pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
     context = get_context("forkserver" if sys.platform == "linux" else "spawn")
     if sys.platform == "linux":
         context.set_forkserver_preload(["circuitql.api"])
-    executor = ProcessPoolExecutor(jobs, mp_context=context, initializer=_yield_to_writer)
+    executor = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                                   initargs=(os.getpid(),))
     try:
         yield executor
     finally:
         executor.shutdown(cancel_futures=True)
 
 
-def _yield_to_writer() -> None:
-    """Run a worker below the writing process's priority.
+def _start_worker(writer: int) -> None:
+    """Set a worker process up: bound to the life of ``writer``, the indexing process, and
+    below its priority.
 
     The writer is the one serial stage: while it waits for a core, the whole run waits. With
     fewer cores than workers + 1, the workers get the CPU time it leaves.
     """
+    _exit_with(writer)
     if hasattr(os, "nice"):  # not on Windows
         os.nice(WORKER_NICENESS)
+
+
+def _exit_with(pid: int) -> None:
+    """End this worker as soon as process ``pid`` ends, however it ends (SIGKILL included).
+
+    Its queue's other end stays open in the other workers, and each worker holds the fork
+    server's lifeline, so without this a killed indexer left the fork server, the resource
+    tracker and every worker waiting on each other for up to 45 minutes."""
+    def wait() -> None:
+        try:
+            handle = os.pidfd_open(pid)  # Linux 5.3+: readable once pid has ended
+        except (AttributeError, OSError):
+            while _alive(pid):
+                time.sleep(1.0)
+        else:
+            select.select([handle], [], [])
+        os._exit(1)
+
+    threading.Thread(target=wait, name="exit-with-indexer", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _in_order(pool: ProcessPoolExecutor, jobs: int, prepare: Callable[[T], R],
