@@ -319,6 +319,11 @@ def _scaled(coef: Coef, scale: float | None) -> Coef:
     return Coef(coef.poly.scaled(scale))
 
 
+# How strongly a hidden input's scale is pulled to its canonical scale where the weights
+# leave it free: far too weakly to move a scale they determine.
+GAUGE_PULL = 1e-3
+
+
 def _scales(pattern: CircuitPattern, mapping: Mapping[str, str],
             views: Mapping[str, NeuronView], wiring: Wiring
             ) -> tuple[dict[str, float], dict[str, float]] | None:
@@ -333,11 +338,17 @@ def _scales(pattern: CircuitPattern, mapping: Mapping[str, str],
     detectors read different directions, or whose reader weighs a unit as its scale does not
     allow, leaves residuals the ratio checks then reject. None when a weight's sign
     disagrees with its coefficient's.
+
+    Where the weights leave an input's scale free (x's scale against its readers' in
+    is_even: only their product is seen), it stays at the canonical scale, 1: a weak pull
+    toward it decides, never the data. A circuit whose reference is not scale-free (parity
+    on the integers) is only found there.
     """
     unknowns: dict[str, int] = {}
     for name in pattern.inputs:
         if views[mapping[name]].record.signature.kind is not UnitKind.INPUT:
             unknowns[name] = len(unknowns)
+    inputs = list(unknowns.values())
     for unit in pattern.units:
         if unit.role is not Role.INPUT and _fixed_scale(views[mapping[unit.name]]) is None:
             unknowns[unit.name] = len(unknowns)
@@ -360,6 +371,7 @@ def _scales(pattern: CircuitPattern, mapping: Mapping[str, str],
                 sign = 1.0 if pattern.unit(src).role is Role.INPUT else -1.0
                 row[unknowns[src]] = row.get(unknowns[src], 0.0) + sign  # log sigma_j
             rows.append((row, math.log(value / coef.value)))
+    rows += [({column: GAUGE_PULL}, 0.0) for column in inputs]
     log = np.zeros(len(unknowns))
     if rows and unknowns:
         a = np.zeros((len(rows), len(unknowns)))

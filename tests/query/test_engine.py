@@ -29,7 +29,15 @@ from circuitql.grammar.errors import QueryError
 from circuitql.graph import NeuronGraph
 from circuitql.query.engine import Explain, Match
 from circuitql.query.library import reference_network
-from circuitql.zoo.plant import PLANTS, GroundTruth, plant_in_host, planted_zoo, random_host
+from circuitql.zoo.plant import (
+    PLANTS,
+    GroundTruth,
+    HostShape,
+    hosted_zoo,
+    plant_in_host,
+    planted_zoo,
+    random_host,
+)
 from tests.indexer.test_torch_loader import MinNet
 from tests.query.conftest import open_database
 
@@ -304,3 +312,17 @@ def test_where_compares_inequalities_exactly_and_equality_within_tolerance(db: D
     assert not list(db.query(f"MATCH fold WHERE c < {c!r}"))
     assert list(db.query(f"MATCH fold WHERE c == {c * 1.02!r}"))
     assert not list(db.query(f"MATCH fold WHERE c != {c * 1.02!r}"))
+
+
+def test_is_even_on_a_hidden_unit_is_found_by_default_as_exactly(db: Database) -> None:
+    # x bound to a hidden unit gets a scale of its own, but is_even's weights only show its
+    # product with its readers' scales: the fit left x at whatever least squares liked, and
+    # parity on the integers holds at no scale but the canonical one. This chain, model
+    # 2,280 of the benchmark's 10,000-model zoo, was one of 6 of 35 the default search missed.
+    ((name, host, (planted,)),) = list(hosted_zoo(2281, 0, HostShape(), first=2280))
+    assert planted.circuit == "is_even" and planted.binding["x"].startswith("fc")
+    db.index(host, name=name)
+    exact = [dict(m.bindings) for m in db.query("MATCH is_even EXACT")]
+    found = list(db.query("MATCH is_even"))
+    assert exact == [dict(planted.binding)]
+    assert [dict(m.bindings) for m in found] == exact and found[0].input_scales
