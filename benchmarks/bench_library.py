@@ -307,9 +307,10 @@ def _report(report: Report, sizes: list[int], circuits: list[str],
                   "nested", *(["same answers as the earlier engine"] if with_base else [])],
                  rows)
     top = sizes[-1]
+    library = [c for c in circuits if c not in COMPOSITIONS]  # what the targets are about
     if top == TARGET_SIZE:
         for mode in ("exact", "default"):
-            slowest = max(circuits, key=lambda c: latency[top][c][mode].median)
+            slowest = max(library, key=lambda c: latency[top][c][mode].median)
             report.target(f"library queries at 10,000 models ({mode})", "< 1 s median each",
                           f"slowest {slowest}: {ms(latency[top][slowest][mode].median)}",
                           latency[top][slowest][mode].median < QUERY_TARGET_S)
@@ -318,7 +319,7 @@ def _report(report: Report, sizes: list[int], circuits: list[str],
                     runs = latency[top][c]
                     return runs[mode].median / runs["baseline"].median
 
-                farthest = max(circuits, key=slowdown)
+                farthest = max(library, key=slowdown)
                 report.target(f"library queries at 10,000 models ({mode}) against the "
                               "earlier engine", f"within {BASELINE_RATIO}x each",
                               f"worst {farthest}: {slowdown(farthest):.2f}x",

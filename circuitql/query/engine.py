@@ -278,22 +278,27 @@ def _run_pattern(search: _Search, the_plan: Plan, pattern: CircuitPattern) -> It
         with _Clock(explain, "grow"):
             hoods = grow(cache, anchors[start:start + GROW_BATCH], the_plan)
         explain.counts["grow"] += len(hoods)
-        for model, hood in hoods:
-            yield from _matches_in(search, model, pattern, hood)
+        with _Clock(explain, "match"):
+            matched = [(model, hood, [m for m in structural_matches(pattern, hood)
+                                      if all(m.get(v) == uid for v, uid in search.pins.items())])
+                       for model, hood in hoods]
+            # The units bound to pattern inputs, which growth did not read: one store round
+            # trip for the whole batch, not one per neighbourhood.
+            cache.fetch(sorted({(model, uid) for model, hood, mappings in matched
+                                for mapping in mappings for uid in mapping.values()
+                                if uid not in hood.views}))
+        for model, hood, mappings in matched:
+            explain.counts["match"] += len(mappings)
+            yield from _matches_in(search, model, pattern, hood, mappings)
 
 
-def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neighbourhood
-                ) -> Iterator[Match]:
+def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neighbourhood,
+                mappings: list[dict[str, str]]) -> Iterator[Match]:
     explain, tolerance = search.explain, search.tolerance
     offsets = _movable_offsets(search, pattern)
-    with _Clock(explain, "match"):
-        mappings = [m for m in structural_matches(pattern, hood)
-                    if all(m.get(var) == uid for var, uid in search.pins.items())]
-    explain.counts["match"] += len(mappings)
     views: ChainMap[str, NeuronView] = ChainMap({}, dict(hood.views))
     fetch = search.fetcher(model, views)
-    if mappings:  # the units bound to pattern inputs, which growth did not read
-        fetch(sorted({uid for mapping in mappings for uid in mapping.values()}))
+    fetch(sorted({uid for mapping in mappings for uid in mapping.values()}))  # read already
     bound = Neighbourhood(hood.candidates, views)
     for mapping in mappings:
         key = (model, frozenset(mapping.values()))
