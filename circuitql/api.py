@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from circuitql.errors import CircuitQLError
 from circuitql.indexer.load import discover, load, printable_path
 from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
+from circuitql.processes import alive
 from circuitql.query import builtin_library, compile_query, engine
 from circuitql.query.census import Census
 from circuitql.query.census import census as run_census
@@ -279,23 +280,13 @@ def _exit_with(pid: int) -> None:
         try:
             handle = os.pidfd_open(pid)  # Linux 5.3+: readable once pid has ended
         except (AttributeError, OSError):
-            while _alive(pid):
+            while alive(pid):
                 time.sleep(1.0)
         else:
             select.select([handle], [], [])
         os._exit(1)
 
     threading.Thread(target=wait, name="exit-with-indexer", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _in_order(pool: ProcessPoolExecutor, jobs: int, prepare: Callable[[T], R],

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from circuitql.errors import CircuitQLError, StoreError
+from circuitql.processes import alive
 
 DEFAULT_DATA_DIR = Path(".neo4j")
 DEFAULT_PORT = 7687
@@ -236,7 +237,7 @@ def _wait_ready(pid: int, port: int, log_path: Path, offset: int, timeout: float
     """Ready means the launcher printed its line *and* the Bolt port accepts connections."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             raise StoreError(
                 "the Neo4j server exited during start-up",
                 where=str(log_path),
@@ -264,29 +265,15 @@ def _log_since(log_path: Path, offset: int) -> str:
 def _wait_exit(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return True
         time.sleep(0.1)
     return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie has exited; only its parent (not us: see _spawn_detached) has not reaped it.
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    return True
-
-
 def _is_our_server(pid: int, data_dir: Path) -> bool:
     """The pid is alive and still the launcher for this directory (pids get reused)."""
-    if not _alive(pid):
+    if not alive(pid):
         return False
     cmdline = Path(f"/proc/{pid}/cmdline")
     if not cmdline.is_file():
