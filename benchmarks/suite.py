@@ -62,6 +62,7 @@ BENCHES = (
            "--baseline-width", "16")),
     Bench("parse_speed.py", ("--repeats", "5"), ("--repeats", "1")),
     Bench("bench_basis.py", ("--threads", "1"), ("--threads", "1")),
+    Bench("bench_fidelity.py", ("--inputs", "10000"), ("--inputs", "2000")),
 )
 
 

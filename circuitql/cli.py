@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -94,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", metavar="LO:HI[,LO:HI...]", default=None,
                    help="the box the inputs live in: one LO:HI for every input, or one per "
                    "input (default: the model's own from its JSON config, else unbounded)")
+    p.add_argument("--max-canonical-error", type=_bound, default=CanonicalConfig.max_error,
+                   metavar="E", help="the most the canonical network's outputs may differ "
+                   "from the model's, relative to their reach (default: %(default)g); over "
+                   "it, pruning is tightened")
 
     p = with_store(command("models", _models, "list the indexed models"))
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -228,9 +233,9 @@ def _index(args: argparse.Namespace) -> int:
                              fix="give .pt, .pth, .safetensors or .onnx files, or folders "
                              "holding them")
     start = time.perf_counter()
-    config = IndexConfig()
-    if args.domain is not None:
-        config = IndexConfig(CanonicalConfig(domain=Domain.parse(args.domain)))
+    config = IndexConfig(CanonicalConfig(
+        domain=None if args.domain is None else Domain.parse(args.domain),
+        max_error=args.max_canonical_error))
     with connect(args.store, config) as db:
         bar = None
         if not args.quiet and len(files) >= PROGRESS_THRESHOLD:
@@ -270,14 +275,16 @@ def _models(args: argparse.Namespace) -> int:
             "name": m.name, "source": m.source, "inputs": m.n_inputs, "outputs": m.n_outputs,
             "neurons": m.n_neurons, "edges": m.n_edges, "hash": m.content_hash,
             "meta": dict(m.meta), "normal_form": dict(m.normal_form),
+            "canonical_error": m.canonical_error,
         } for m in models], indent=2))
         return 0
     if not models:
         print("no models indexed yet: run `circuitql index PATH`")
         return 0
-    rows = [("name", "in", "out", "neurons", "edges", "domain", "source")] + [
+    rows = [("name", "in", "out", "neurons", "edges", "domain", "canon. error", "source")] + [
         (m.name, str(m.n_inputs), str(m.n_outputs), str(m.n_neurons), str(m.n_edges),
-         "-" if m.domain is None else m.domain.text(), m.source)
+         "-" if m.domain is None else m.domain.text(),
+         "-" if m.canonical_error is None else f"{m.canonical_error:.1e}", m.source)
         for m in models
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -439,6 +446,16 @@ def _nth_match(db: Database, target: str, n: int) -> Match:
         raise CircuitQLError(f"{target!r} has {len(matches)} match(es), so no match {n}",
                              fix=f"run `circuitql query {json.dumps(target)}` to list them")
     return matches[n - 1]
+
+
+def _bound(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"{value} is not a finite number >= 0")
+    return value
 
 
 def _positive_int(text: str) -> int:

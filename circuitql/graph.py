@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import math
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
@@ -72,6 +73,11 @@ class Activation(StrEnum):
 
 
 INPUT_PREFIX = "input:"
+
+# Up to this many units a graph is evaluated unit by unit (see NeuronGraph.evaluate).
+SMALL_GRAPH = 64
+# The most cells of a weight matrix built at once when a whole network is evaluated.
+BLOCK_CELLS = 1 << 22
 
 
 def input_id(index: int) -> str:
@@ -279,17 +285,45 @@ class NeuronGraph:
         return sum(len(u.inputs) for u in self.units)
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        """Outputs for a batch of inputs, shape (batch, n_inputs) -> (batch, n_outputs)."""
-        values = self.activations(x)
-        return np.stack([values[u.id] for u in self.outputs], axis=1)
+        """Outputs for a batch of inputs, shape (batch, n_inputs) -> (batch, n_outputs).
 
-    def activations(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Every unit's post-activation value on a batch (outputs: their pre-activation)."""
+        A matched sub-network (a handful of units, evaluated once per candidate) goes unit by
+        unit, where building arrays would cost more than it saves; a whole network (checking
+        its canonical form, thousands of units) goes a level at a time in matrix products.
+        """
+        if len(self.units) <= SMALL_GRAPH:
+            values = self.activations(x)
+            return np.stack([values[u.id] for u in self.outputs], axis=1)
+        return self._evaluate_by_level(self._batch(x))
+
+    def _evaluate_by_level(self, x: np.ndarray) -> np.ndarray:
+        edges, kinds = self.edge_arrays, [u.kind for u in self.units]
+        values = np.empty((len(self.units), x.shape[0]))
+        values[[i for i, kind in enumerate(kinds) if kind is UnitKind.INPUT]] = x.T
+        depth = np.fromiter(self.layers.values(), dtype=np.intp, count=len(self.units))
+        bias = np.array([u.bias for u in self.units])
+        for level in range(1, int(depth.max(initial=0)) + 1):
+            rows = np.flatnonzero(depth == level)
+            for block in _row_blocks(rows, edges):
+                values[block] = bias[block, None] + _weighted_sums(block, edges, values)
+            groups: dict[tuple[Activation, float], list[int]] = defaultdict(list)
+            for row in rows.tolist():
+                groups[self.units[row].activation, self.units[row].alpha].append(row)
+            for (activation, alpha), members in groups.items():
+                values[members] = activation.apply(values[members], alpha)
+        return values[[i for i, kind in enumerate(kinds) if kind is UnitKind.OUTPUT]].T
+
+    def _batch(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim == 1:
             x = x[None, :]
         if x.shape[1] != len(self.inputs):
             raise ValueError(f"expected {len(self.inputs)} inputs per row, got {x.shape[1]}")
+        return x
+
+    def activations(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every unit's post-activation value on a batch (outputs: their pre-activation)."""
+        x = self._batch(x)
         values: dict[str, np.ndarray] = {}
         for i, unit in enumerate(self.inputs):
             values[unit.id] = x[:, i]
@@ -318,3 +352,33 @@ class NeuronGraph:
 
     def with_units(self, units: Iterable[Unit]) -> NeuronGraph:
         return NeuronGraph(tuple(units))
+
+
+def _row_blocks(rows: np.ndarray, edges: EdgeArrays) -> Iterator[np.ndarray]:
+    """``rows`` in blocks whose weight matrix (rows x sources read) has at most
+    ``BLOCK_CELLS`` cells: a dense layer is one product, a huge one several."""
+    fan_in = int((edges.starts[rows + 1] - edges.starts[rows]).sum())
+    if len(rows) <= 1 or len(rows) * fan_in <= BLOCK_CELLS or len(rows) * len(
+            np.unique(edges.src[_edges_of(rows, edges)])) <= BLOCK_CELLS:
+        yield rows
+        return
+    half = len(rows) // 2
+    yield from _row_blocks(rows[:half], edges)
+    yield from _row_blocks(rows[half:], edges)
+
+
+def _edges_of(rows: np.ndarray, edges: EdgeArrays) -> np.ndarray:
+    """Positions of the edges into ``rows``, row by row."""
+    counts = edges.starts[rows + 1] - edges.starts[rows]
+    return np.repeat(edges.starts[rows] - np.cumsum(counts) + counts, counts) + np.arange(
+        int(counts.sum()))
+
+
+def _weighted_sums(rows: np.ndarray, edges: EdgeArrays, values: np.ndarray) -> np.ndarray:
+    """Each row's sum of weight x source value, for every probe (one matrix product);
+    ``rows`` ascending."""
+    idx = _edges_of(rows, edges)
+    sources, column = np.unique(edges.src[idx], return_inverse=True)
+    matrix = np.zeros((len(rows), len(sources)))
+    matrix[np.searchsorted(rows, edges.dst[idx]), column] = edges.weight[idx]
+    return matrix @ values[sources]

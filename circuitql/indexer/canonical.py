@@ -13,9 +13,13 @@ in the canonical graph is reported in the user's own coordinates.
 
 Defaults (documented in docs/canonical-form.md):
 
-* ``prune_tol = 1e-3``: an incoming weight is negligible when it is under 0.1% of the largest
-  incoming weight of its neuron, measured after upstream neurons are rescaled (so the weight
-  also stands for the upstream neuron's downstream effect).
+* ``prune_tol = 1e-3``: an incoming weight is negligible when its contribution is under 0.1%
+  of the largest contribution to its neuron: the weight, measured after upstream neurons are
+  rescaled (so it also stands for the upstream neuron's downstream effect), times the width
+  of the source's interval when the source is a network input (``input_ranges``).
+* ``max_error = 1e-4``: the most the canonical network may differ from the original, relative
+  to the output's reach, on probes over the domain (``circuitql.indexer.fidelity``); a model
+  over it is canonicalized again with a tighter ``prune_tol``.
 * ``merge_tol = 1e-6``: two neurons are duplicates when their canonical incoming weights and
   biases differ by at most this much (max-abs, on unit-norm rows).
 * ``domain = None``: the box the inputs live in (``circuitql.domain.Domain``), unbounded when
@@ -50,7 +54,7 @@ _HOMOGENEOUS = tuple(a for a in Activation if a.positively_homogeneous)
 
 # Bumped whenever a rule below changes what a network's canonical form is: a model stored
 # under another version is canonicalized again when it is indexed again.
-VERSION = 2
+VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Config:
     prune_tol: float = 1e-3
     merge_tol: float = 1e-6
     domain: Domain | None = None
+    max_error: float = 1e-4
 
     def box(self, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper ends of every input's interval (unbounded without a domain)."""
@@ -69,7 +74,8 @@ class Config:
     def fingerprint(self) -> dict[str, object]:
         """What decides the canonical form besides the network: stored with every model."""
         return {"version": VERSION, "prune_tol": self.prune_tol, "merge_tol": self.merge_tol,
-                "domain": None if self.domain is None else self.domain.to_json()}
+                "domain": None if self.domain is None else self.domain.to_json(),
+                "max_error": self.max_error}
 
 
 @dataclass(frozen=True)
@@ -420,18 +426,53 @@ def rescale(state: State, config: Config) -> tuple[State, list[Step]]:
 
 
 def prune_weights(state: State, config: Config) -> tuple[State, list[Step]]:
-    """Drop incoming weights under ``prune_tol`` of the largest incoming weight of the unit."""
+    """Drop incoming weights whose contribution is under ``prune_tol`` of the unit's largest.
+
+    A contribution is the weight times how far its source can move: for a network input, the
+    width of its interval on the domain (``input_ranges``), since a weight of 1e-5 on an input
+    that spans 60,000 is not negligible; for a hidden unit, 1, its scale being the one
+    rescaling gave it. A pruned weight from a bounded input leaves its mean over the interval
+    in the bias.
+    """
     edges = state.edges
     if not len(edges):
         return state, []
-    floor = config.prune_tol * edges.row_max(np.abs(edges.weight))[edges.dst]
-    weak = (-floor < edges.weight) & (edges.weight < floor)
+    inputs = state.kind == UnitKind.INPUT
+    width, center = np.ones(len(state.units)), np.zeros(len(state.units))
+    lo, hi = input_ranges(state.box)
+    width[inputs] = hi - lo
+    bounded = np.isfinite(state.box[0]) & np.isfinite(state.box[1])
+    center[np.flatnonzero(inputs)[bounded]] = ((lo + hi) / 2)[bounded]
+    contribution = np.abs(edges.weight) * width[edges.src]
+    floor = config.prune_tol * edges.row_max(contribution)[edges.dst]
+    weak = contribution < floor
     if not weak.any():
         return state, []
     steps = [Step("prune_edge", unit, f"from {src} ({w:.3g})") for unit, src, w in zip(
         state.ids(edges.dst[weak]), state.ids(edges.src[weak]), edges.weight[weak].tolist(),
         strict=True)]
-    return _rebuild(state, kept_edges=~weak), steps
+    bias = state.bias.copy()
+    np.add.at(bias, edges.dst[weak], edges.weight[weak] * center[edges.src[weak]])
+    return _rebuild(replace(state, bias=bias), kept_edges=~weak), steps
+
+
+def input_ranges(box: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per network input, the interval it is judged on: its ``box`` interval, with an
+    unbounded end put 2 from the other (or at -1 and 1 when both are).
+
+    Without a domain nothing says how far an input moves, and inputs are taken to move alike,
+    over [-1, 1]: the weights cannot tell a 1e-5 weight on an input spanning 60,000 (input
+    normalization folded into the first layer) from a 1e-5 weight on an input the network
+    ignores, and pruning the second is what makes the form blind to negligible weights. A
+    network read at other scales needs its domain (``--domain``, or a .nnet file's own).
+    """
+    lo, hi = box[0].copy(), box[1].copy()
+    open_lo, open_hi = ~np.isfinite(lo), ~np.isfinite(hi)
+    both = open_lo & open_hi
+    lo[both], hi[both] = -1.0, 1.0
+    lo[open_lo & ~both] = hi[open_lo & ~both] - 2.0
+    hi[open_hi & ~both] = lo[open_hi & ~both] + 2.0
+    return lo, hi
 
 
 def remove_unused(state: State, config: Config) -> tuple[State, list[Step]]:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from circuitql.errors import ModelLoadError
-from circuitql.indexer.canonical import Canonical, Config, canonicalize
+from circuitql.indexer.canonical import Canonical, Config
+from circuitql.indexer.fidelity import faithful_canonical
 from circuitql.indexer.load import LoadedModel
 from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, network_string, signatures
 from circuitql.store.base import EdgeColumns, IndexedModel, NeuronColumns, NeuronRecord
@@ -63,8 +64,9 @@ def build_records(
     check_names(name, loaded)
     config = model_config(config or IndexConfig(), loaded)
     times = times or StageTimes()
-    canon = times.timed("canonicalize", lambda: canonicalize(loaded.graph, config.canonical))
-    return times.timed("sign", lambda: _records(loaded, name, canon, config))
+    canon, error = times.timed("canonicalize", lambda: faithful_canonical(
+        loaded.graph, config.canonical, loaded.source))
+    return times.timed("sign", lambda: _records(loaded, name, canon, error, config))
 
 
 # Control characters (NUL included) and lone surrogates: a NUL cuts a name short inside
@@ -101,8 +103,8 @@ def model_config(config: IndexConfig, loaded: LoadedModel) -> IndexConfig:
     return replace(config, canonical=replace(config.canonical, domain=domain))
 
 
-def _records(loaded: LoadedModel, name: str, canon: Canonical, config: IndexConfig
-             ) -> IndexedModel:
+def _records(loaded: LoadedModel, name: str, canon: Canonical, error: float,
+             config: IndexConfig) -> IndexedModel:
     graph = canon.graph
     sigs = signatures(graph, config.significance)
     layers = graph.layers
@@ -124,4 +126,5 @@ def _records(loaded: LoadedModel, name: str, canon: Canonical, config: IndexConf
         canonical_log=tuple(str(s) for s in canon.steps if s.action != "rescale"),
         meta=dict(loaded.meta),
         normal_form={**config.canonical.fingerprint(), "significance": config.significance},
+        canonical_error=error,
     )

@@ -282,6 +282,9 @@ class IndexedModel:
     # The canonical form's version and settings, the input domain among them: a model stored
     # under other ones is canonicalized again when it is indexed again.
     normal_form: Mapping[str, Any] = field(default_factory=dict)
+    # How far the canonical network's outputs are from the original's, relative to their
+    # reach, on probes over the domain (indexer.fidelity); None: not measured (older stores).
+    canonical_error: float | None = None
 
 
 @dataclass(frozen=True)
@@ -298,6 +301,7 @@ class ModelInfo:
     network_string: str
     meta: Mapping[str, Any]
     normal_form: Mapping[str, Any] = field(default_factory=dict)
+    canonical_error: float | None = None
 
     @property
     def domain(self) -> Domain | None:

@@ -567,6 +567,7 @@ def _model_props(namespace: str, model: IndexedModel) -> dict[str, Any]:
         "canonical_log": list(model.canonical_log),
         "meta": json.dumps(dict(model.meta), sort_keys=True),
         "normal_form": json.dumps(dict(model.normal_form), sort_keys=True),
+        "canonical_error": model.canonical_error,
     }
 
 
@@ -619,4 +620,5 @@ def _model_info(props: Mapping[str, Any]) -> ModelInfo:
         network_string=props["network_string"],
         meta=json.loads(props["meta"]),
         normal_form=json.loads(props.get("normal_form") or "{}"),
+        canonical_error=props.get("canonical_error"),
     )

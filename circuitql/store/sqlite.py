@@ -50,7 +50,7 @@ from circuitql.store.base import (
     lookup_values,
 )
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _SHAPE_INDEX = (
     "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class)"
@@ -64,6 +64,7 @@ _SHAPE_INDEX = (
 # Version 6 kept no negative slope, so leaky ReLUs read back at 0.01 whatever the network's:
 # the models holding one count as canonicalized under unknown settings, and indexing them
 # again writes them with their slope.
+# Version 7 kept no canonical error: its models read back as not measured.
 
 
 def _fill_target_fan_ins(conn: sqlite3.Connection) -> None:
@@ -84,6 +85,7 @@ _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], 
     (6, (f"ALTER TABLE neurons ADD COLUMN alpha REAL NOT NULL DEFAULT {LEAKY_SLOPE!r}",
          "UPDATE models SET normal_form = '{}' WHERE id IN "
          "(SELECT model_id FROM neurons WHERE activation = 'leaky_relu')")),
+    (7, ("ALTER TABLE models ADD COLUMN canonical_error REAL",)),
 )
 
 # Executed one statement at a time: executescript() would commit the transaction that guards
@@ -103,7 +105,8 @@ _SCHEMA = (
         canonical_log TEXT NOT NULL,
         meta TEXT NOT NULL,
         created_at TEXT NOT NULL,
-        normal_form TEXT NOT NULL DEFAULT '{}'
+        normal_form TEXT NOT NULL DEFAULT '{}',
+        canonical_error REAL
     )
     """,
     """
@@ -161,7 +164,7 @@ _WRITE_COLUMNS = f"model_id, {_NEURON_COLUMNS}, {_ADJACENCY_COLUMNS}"
 _WRITE_PLACEHOLDERS = ", ".join("?" * (1 + len(_NEURON_FIELDS) + len(_ADJACENCY_FIELDS)))
 _MODEL_COLUMNS = (
     "name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network_string, meta, "
-    "normal_form"
+    "normal_form, canonical_error"
 )
 _MODEL_ID = "(SELECT id FROM models WHERE name = ?)"
 
@@ -314,14 +317,14 @@ class SQLiteStore:
             )
         model_id = self._conn.execute(
             "INSERT INTO models (name, content_hash, source, n_inputs, n_outputs, n_neurons, "
-            "n_edges, network_string, canonical_log, meta, created_at, normal_form) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "n_edges, network_string, canonical_log, meta, created_at, normal_form, "
+            "canonical_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 model.name, model.content_hash, model.source, model.n_inputs, model.n_outputs,
                 len(neurons), len(edges), model.network_string,
                 json.dumps(list(model.canonical_log)), json.dumps(dict(model.meta)),
                 datetime.now(UTC).isoformat(timespec="seconds"),
-                json.dumps(dict(model.normal_form), sort_keys=True),
+                json.dumps(dict(model.normal_form), sort_keys=True), model.canonical_error,
             ),
         ).lastrowid
         self._conn.executemany(
@@ -627,7 +630,7 @@ def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
 
 def _model_info(row: Sequence[Any]) -> ModelInfo:
     (name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network, meta,
-     normal_form) = row
+     normal_form, canonical_error) = row
     return ModelInfo(
         name=name,
         content_hash=content_hash,
@@ -639,4 +642,5 @@ def _model_info(row: Sequence[Any]) -> ModelInfo:
         network_string=network,
         meta=json.loads(meta),
         normal_form=json.loads(normal_form),
+        canonical_error=canonical_error,
     )

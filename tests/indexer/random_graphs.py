@@ -56,6 +56,23 @@ def layered_graphs(draw: st.DrawFn) -> NeuronGraph:
     return NeuronGraph(tuple(units))
 
 
+@st.composite
+def any_activation_graphs(draw: st.DrawFn) -> NeuronGraph:
+    """Random layered networks whose hidden units use every activation circuitql reads."""
+    graph = draw(layered_graphs())
+    kinds = st.sampled_from([(Activation.RELU, 0.01), (Activation.LEAKY_RELU, 0.01),
+                             (Activation.LEAKY_RELU, 0.1), (Activation.LEAKY_RELU, 0.3),
+                             (Activation.SIGMOID, 0.01), (Activation.TANH, 0.01),
+                             (Activation.GELU, 0.01)])
+    units = []
+    for unit in graph.units:
+        if unit.kind is UnitKind.HIDDEN:
+            activation, alpha = draw(kinds)
+            unit = replace(unit, activation=activation, alpha=alpha)
+        units.append(unit)
+    return NeuronGraph(tuple(units))
+
+
 def _hidden_layers(graph: NeuronGraph) -> list[list[str]]:
     layers: dict[str, list[str]] = {}
     for unit in graph.hidden:

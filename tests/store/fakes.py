@@ -48,6 +48,7 @@ def fake_model(
     hidden: int = 3,
     meta: Mapping[str, Any] | None = None,
     normal_form: Mapping[str, Any] | None = None,
+    canonical_error: float | None = 1e-7,
 ) -> IndexedModel:
     """A three-layer model; its content (and hash) depends on everything but ``name``."""
     first = [
@@ -109,4 +110,5 @@ def fake_model(
         canonical_log=(f"merged fc1:{hidden} into fc1:0 (scale 0.5)",),
         meta=dict(meta) if meta is not None else {"seed": 7, "tags": ["fake", "small"]},
         normal_form=dict(normal_form) if normal_form is not None else {},
+        canonical_error=canonical_error,
     )

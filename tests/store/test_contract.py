@@ -7,13 +7,17 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from circuitql.errors import StoreError
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+from circuitql.indexer.canonical import Config as CanonicalConfig
+from circuitql.indexer.fidelity import output_error, probes
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
 from circuitql.indexer.signature import BiasClass
 from circuitql.store.base import FAN_IN_SEEN, IndexedModel, NeuronRecord, Store, stored_graph
+from tests.indexer.random_graphs import any_activation_graphs
 from tests.store.fakes import fake_model
 
 
@@ -113,6 +117,14 @@ def test_same_content_canonicalized_otherwise_replaces_the_stored_model(store: S
     assert info.domain is not None and info.domain.box == ((-2.0, 2.0),) * info.n_inputs
     assert store.token_counts() == dict(Counter(n.token for n in other.neurons))
     assert store.write(other).status == "unchanged"
+
+
+def test_the_canonical_error_is_kept_and_an_unmeasured_one_reads_back_as_none(
+        store: Store) -> None:
+    assert store.write(fake_model("m1", canonical_error=2.5e-5)).model.canonical_error == 2.5e-5
+    store.write(fake_model("m2", scale=2.0, canonical_error=None))
+    errors = {m.name: m.canonical_error for m in store.models()}
+    assert errors == {"m1": 2.5e-5, "m2": None}
 
 
 def test_different_content_under_a_stored_name_is_refused(store: Store) -> None:
@@ -326,6 +338,22 @@ def test_a_leaky_relu_keeps_its_slope(store: Store) -> None:
             if v.record.signature.activation is Activation.LEAKY_RELU} == {0.1}
     x = np.linspace(-3.0, 3.0, 61)[:, None]
     assert np.allclose(stored_graph(store, "leaky").evaluate(x), network.evaluate(x))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(network=any_activation_graphs())
+def test_a_stored_network_computes_its_canonical_function(store: Store,
+                                                          network: NeuronGraph) -> None:
+    # What is read back is what was canonicalized, to the last bit that matters: its error
+    # against the original on the fidelity probes is the canonical error stored with it.
+    model = build_records(load(network), network.content_hash()[:16])
+    store.write(model)
+    x = probes(network, CanonicalConfig())
+    stored = stored_graph(store, model.name)
+    assert model.canonical_error is not None
+    assert output_error(network.evaluate(x), stored.evaluate(x)) == pytest.approx(
+        model.canonical_error, abs=1e-12)
 
 
 def test_fetch_returns_neurons_with_their_edges(store: Store) -> None:

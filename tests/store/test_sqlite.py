@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sqlite3
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -122,23 +123,29 @@ def test_models_persist_across_close_and_reopen(tmp_path: Path) -> None:
         reopened.close()
 
 
-def _older_store(path: Path, model: IndexedModel, version: int, *undo: str) -> None:
-    """A store holding ``model`` as circuitql wrote it at schema ``version``: today's, with
-    the statements ``undo`` taking back what later versions added."""
+# What each schema version added, as the statement that takes it back.
+_ADDED_IN = {
+    5: "ALTER TABLE models DROP COLUMN normal_form",
+    6: "ALTER TABLE neurons DROP COLUMN output_fan_ins",
+    7: "ALTER TABLE neurons DROP COLUMN alpha",
+    8: "ALTER TABLE models DROP COLUMN canonical_error",
+}
+
+
+def _older_store(path: Path, models: Sequence[IndexedModel], version: int, *undo: str) -> None:
+    """A store holding ``models`` as circuitql wrote them at schema ``version``: today's,
+    without what later versions added, and with the statements ``undo`` taking back the rest."""
     store = SQLiteStore(path)
-    store.write(model)
+    for model in models:
+        store.write(model)
     store.close()
     conn = sqlite3.connect(path)
-    for statement in undo:
+    for statement in undo + tuple(_ADDED_IN[v] for v in sorted(_ADDED_IN, reverse=True)
+                                  if v > version):
         conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {version:d}")
     conn.commit()
     conn.close()
-
-
-_UNDO_5 = "ALTER TABLE models DROP COLUMN normal_form"
-_UNDO_6 = "ALTER TABLE neurons DROP COLUMN output_fan_ins"
-_UNDO_7 = "ALTER TABLE neurons DROP COLUMN alpha"
 
 
 def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
@@ -146,9 +153,8 @@ def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
     # its models intact and its counts served by the new index.
     path = tmp_path / "v3.db"
     model = fake_model("m1")
-    _older_store(path, model, 3, "DROP INDEX neurons_by_shape",
-                 "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)", _UNDO_5,
-                 _UNDO_6, _UNDO_7)
+    _older_store(path, [model], 3, "DROP INDEX neurons_by_shape",
+                 "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)")
     migrated = SQLiteStore(path)
     try:
         assert migrated.neurons("m1") == list(model.neurons)
@@ -179,7 +185,7 @@ def test_a_version_4_store_is_migrated_and_its_models_canonicalized_again(
     # unknown settings, and are written again when indexed again.
     path = tmp_path / "v4.db"
     model = fake_model("m1", normal_form={"version": 2})
-    _older_store(path, model, 4, _UNDO_5, _UNDO_6, _UNDO_7)
+    _older_store(path, [model], 4)
     migrated = SQLiteStore(path)
     try:
         assert migrated.neurons("m1") == list(model.neurons)
@@ -202,16 +208,7 @@ def test_a_version_5_store_is_migrated_with_its_targets_fan_ins(tmp_path: Path) 
     expected = today.fetch(keys)
     today.close()
     path = tmp_path / "v5.db"
-    store = SQLiteStore(path)
-    for model in models:
-        store.write(model)
-    store.close()
-    conn = sqlite3.connect(path)
-    conn.execute(_UNDO_7)
-    conn.execute(_UNDO_6)
-    conn.execute("PRAGMA user_version = 5")
-    conn.commit()
-    conn.close()
+    _older_store(path, models, 5)
     migrated = SQLiteStore(path)
     try:
         views = migrated.fetch(keys)
@@ -235,15 +232,7 @@ def test_a_version_6_store_is_migrated_and_its_leaky_models_indexed_again(
         x, Unit("fc1:0", UnitKind.HIDDEN, Activation.LEAKY_RELU, 0.5, {x.id: 2.0}, 0.2),
         Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0})))), "leaky")
     plain = fake_model("m1", normal_form={"version": 2})
-    store = SQLiteStore(path)
-    store.write(plain)
-    store.write(leaky)
-    store.close()
-    conn = sqlite3.connect(path)
-    conn.execute(_UNDO_7)
-    conn.execute("PRAGMA user_version = 6")
-    conn.commit()
-    conn.close()
+    _older_store(path, [plain, leaky], 6)
     migrated = SQLiteStore(path)
     try:
         stale = migrated.get_model("leaky")
@@ -254,6 +243,22 @@ def test_a_version_6_store_is_migrated_and_its_leaky_models_indexed_again(
         assert {n.alpha for n in migrated.neurons("leaky")
                 if n.signature.activation is Activation.LEAKY_RELU} == {0.2}
         assert migrated.write(plain).status == "unchanged"
+    finally:
+        migrated.close()
+
+
+def test_a_version_7_store_is_migrated_with_canonical_errors_not_measured(
+        tmp_path: Path) -> None:
+    path = tmp_path / "v7.db"
+    _older_store(path, [fake_model("m1", canonical_error=2e-5)], 7)
+    migrated = SQLiteStore(path)
+    try:
+        info = migrated.get_model("m1")
+        assert info is not None and info.canonical_error is None
+        assert migrated.write(fake_model("m2", scale=2.0, canonical_error=3e-6)).status == (
+            "indexed")
+        written = migrated.get_model("m2")
+        assert written is not None and written.canonical_error == 3e-6
     finally:
         migrated.close()
 
