@@ -453,8 +453,8 @@ def _bound(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"{value} is not a finite number >= 0")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{value} is not a finite number > 0")
     return value
 
 

@@ -245,6 +245,26 @@ def test_a_domain_is_stored_shown_and_changes_the_canonical_form(
     assert [m["exact"] for m in json.loads(out)["matches"]] == [True]
 
 
+def test_the_canonical_error_is_bounded_stored_and_shown(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    net = str(ACASXU / "ACASXU_experimental_v2a_1_1.onnx")
+    store = str(tmp_path / "s.db")
+    code, out, _ = run(capsys, "index", net, "--store", store, "--max-canonical-error", "1e-6")
+    assert code == 0
+    code, out, _ = run(capsys, "models", "--store", store, "--json")
+    (model,) = json.loads(out)
+    assert 0 < model["canonical_error"] <= 1e-6
+    assert model["normal_form"]["max_error"] == 1e-6
+    code, out, _ = run(capsys, "models", "--store", store)
+    assert f"{model['canonical_error']:.1e}" in out.splitlines()[1]
+    (log,) = sqlite3.connect(store).execute("SELECT canonical_log FROM models").fetchone()
+    assert any(line.startswith("tighten prune_tol: 0.001 -> 0.0001") for line in json.loads(log))
+    for bad in ("0", "-1", "nan", "inf", "abc"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["index", net, "--store", store, "--max-canonical-error", bad])
+        assert exit_.value.code == 2
+
+
 @pytest.mark.parametrize("command", [["query", "MATCH abs"], ["models"], ["tokens", "m"],
                                      ["census", "abs", "--by", "meta.task"],
                                      ["compare", "a", "b"], ["delete", "m"]])
