@@ -20,7 +20,7 @@ from circuitql.api import Database, IndexReport, connect
 from circuitql.domain import Domain
 from circuitql.errors import CircuitQLError
 from circuitql.indexer.canonical import Config as CanonicalConfig
-from circuitql.indexer.load import discover
+from circuitql.indexer.load import MODEL_SUFFIXES, discover, printable_path
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.query.engine import Match
 
@@ -84,10 +84,10 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     p = with_store(command("index", _index, "index model files (folders are searched "
-                                            "recursively for .pt .pth .safetensors .onnx)"))
+                                            "recursively for " + " ".join(MODEL_SUFFIXES) + ")"))
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--name", help="model name (one file only; default: the path below the "
-                                  "folder given, without suffix)")
+                                  "folder given, without its extension)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes for loading and canonicalizing (default: one per "
@@ -230,7 +230,7 @@ def _index(args: argparse.Namespace) -> int:
     files = discover(args.paths)
     if not files:
         raise CircuitQLError(f"no model files under {', '.join(args.paths)}",
-                             fix="give .pt, .pth, .safetensors or .onnx files, or folders "
+                             fix=f"give {', '.join(MODEL_SUFFIXES)} files, or folders "
                              "holding them")
     start = time.perf_counter()
     config = IndexConfig(CanonicalConfig(
@@ -255,7 +255,10 @@ def _index(args: argparse.Namespace) -> int:
 
 def _print_index_summary(report: IndexReport, uri: str, seconds: float) -> None:
     for path, err in report.failed:
-        print(f"error: {path}: {err}", file=sys.stderr)
+        # Most errors say which file they are about; the others get its path in front.
+        named = err.where is not None and printable_path(str(path)) in err.where
+        print(f"error: {err}" if named else f"error: {printable_path(str(path))}: {err}",
+              file=sys.stderr)
     neurons = sum(m.n_neurons for m in report.indexed)
     print(
         f"indexed {len(report.indexed)} model(s) ({neurons} canonical neurons), "

@@ -298,9 +298,10 @@ class NeuronGraph:
 
     def _evaluate_by_level(self, x: np.ndarray) -> np.ndarray:
         edges, kinds = self.edge_arrays, [u.kind for u in self.units]
+        inputs = np.array([kind is UnitKind.INPUT for kind in kinds], dtype=bool)
         values = np.empty((len(self.units), x.shape[0]))
-        values[[i for i, kind in enumerate(kinds) if kind is UnitKind.INPUT]] = x.T
-        depth = np.fromiter(self.layers.values(), dtype=np.intp, count=len(self.units))
+        values[inputs] = x.T
+        depth = edges.depths(inputs)
         bias = np.array([u.bias for u in self.units])
         for level in range(1, int(depth.max(initial=0)) + 1):
             rows = np.flatnonzero(depth == level)

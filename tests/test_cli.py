@@ -245,6 +245,21 @@ def test_a_domain_is_stored_shown_and_changes_the_canonical_form(
     assert [m["exact"] for m in json.loads(out)["matches"]] == [True]
 
 
+def test_files_named_with_dots_index_under_their_names_and_errors_name_a_file_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "runs"
+    for i in range(3):
+        save(random_mlp(np.random.default_rng(i), 3, [4], 1), folder / f"mlp_s0.{i}.safetensors")
+    (folder / "broken.0.pt").write_bytes(b"not a torch file")
+    store = str(tmp_path / "s.db")
+    code, out, err = run(capsys, "index", str(folder), "--store", store)
+    assert code == 2 and "indexed 3 model(s)" in out and "1 failed" in out
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line.count("broken.0.pt") == 1
+    code, out, _ = run(capsys, "models", "--store", store, "--json")
+    assert sorted(m["name"] for m in json.loads(out)) == [f"mlp_s0.{i}" for i in range(3)]
+
+
 def test_the_canonical_error_is_bounded_stored_and_shown(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     net = str(ACASXU / "ACASXU_experimental_v2a_1_1.onnx")

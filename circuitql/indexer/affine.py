@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind, input_id
 
 
@@ -121,15 +122,32 @@ class ShapeError(ValueError):
     """Two parts of a network disagree about a vector's length."""
 
 
+# The widest layer (or input) read: a layer's values are affine in its units, one row and one
+# column each, so a layer of n units costs 8 n^2 bytes while it is read (512 MiB here).
+MAX_WIDTH = 8192
+
+
+def _check_width(n: int, what: str) -> None:
+    if n > MAX_WIDTH:
+        raise ModelLoadError(
+            f"{what} has {n:,} units, more than the {MAX_WIDTH:,} circuitql reads in one "
+            "layer", fix="index a narrower network, or the part of it a circuit can live in")
+
+
 class GraphBuilder:
     """Collects units in creation order, which is a topological order by construction."""
 
     def __init__(self) -> None:
         self._units: list[Unit] = []
         self._ids: set[str] = set()
+        self.n_inputs = 0
 
     def inputs(self, n: int) -> AffineVec:
-        ids = [input_id(i) for i in range(n)]
+        """``n`` more network inputs, numbered after those already made (a graph with
+        several input tensors reads them as consecutive blocks)."""
+        _check_width(n, "an input")
+        ids = [input_id(self.n_inputs + i) for i in range(n)]
+        self.n_inputs += n
         for uid in ids:
             self._add(Unit(uid, UnitKind.INPUT))
         return AffineVec.of_units(ids)
@@ -140,6 +158,7 @@ class GraphBuilder:
         """Create one unit per element; the result is those units' outputs."""
         if activation is Activation.IDENTITY:
             return value
+        _check_width(len(value), f"layer {module!r}")
         ids = []
         for i in range(len(value)):
             uid = self._fresh_id(value.origin[i] or f"{module}:{i}", module)

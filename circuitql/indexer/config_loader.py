@@ -25,6 +25,7 @@ from circuitql.domain import Domain, DomainError
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
 from circuitql.indexer.affine import AffineVec, GraphBuilder, ShapeError
+from circuitql.indexer.load import model_stem
 
 CONFIG_FORMAT = "circuitql-mlp"
 NETWORK_INPUT = "input"
@@ -58,23 +59,35 @@ class ModelConfig:
     domain: Domain | None = None
 
 
-def find_sidecar(weights: Path) -> Path:
-    stem = weights.name.split(".")[0]
-    candidates = [
-        weights.with_name(f"{stem}.json"),
-        weights.with_name(f"{stem}.config.json"),
-        weights.with_name("config.json"),
-    ]
-    for candidate in candidates:
+def find_sidecar(weights: Path) -> Path | None:
+    stem = model_stem(weights)
+    for candidate in (weights.with_name(f"{stem}.json"), weights.with_name(f"{stem}.config.json"),
+                      weights.with_name("config.json")):
         if candidate.is_file():
             return candidate
-    raise ModelLoadError(
-        "a weights-only file needs a JSON config naming its layers and activations",
-        where=str(weights),
-        fix=f"write {candidates[0].name} beside it, e.g. "
-        '{"format": "circuitql-mlp", "inputs": 2, "layers": [{"name": "fc1", "activation": '
-        '"relu"}, {"name": "fc2", "activation": "identity"}]} (see docs/model-config.md)',
-    )
+    return None
+
+
+def suggested_config(tensors: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """A config for the file's own tensors, read as a chain of layers in the order they were
+    saved (ReLU between them): the start a user edits, in the error that asks for one."""
+    layers = [name[: -len(".weight")] for name, t in tensors.items()
+              if name.endswith(".weight") and t.ndim == 2]
+    inputs = int(tensors[f"{layers[0]}.weight"].shape[1]) if layers else 1
+    return {"format": CONFIG_FORMAT, "inputs": inputs, "layers": [
+        {"name": name, "activation": "relu" if i < len(layers) - 1 else "identity"}
+        for i, name in enumerate(layers)]}
+
+
+def _missing_config(weights: Path, tensors: Mapping[str, np.ndarray]) -> ModelLoadError:
+    shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in list(tensors.items())[:12])
+    more = "" if len(tensors) <= 12 else f" and {len(tensors) - 12} more"
+    return ModelLoadError(
+        f"a weights-only file needs a JSON config naming its layers and activations; its "
+        f"tensors are {shapes}{more}", where=str(weights),
+        fix=f"write {model_stem(weights)}.json beside it; for a chain of these layers with "
+        f"ReLU between them: {json.dumps(suggested_config(tensors))} (check the order and "
+        "the activations; see docs/model-config.md)")
 
 
 def parse_config(path: Path) -> ModelConfig:
@@ -147,7 +160,7 @@ def _config_problem(raw: Any) -> str | None:
 def read_weights(path: Path) -> dict[str, np.ndarray]:
     """Tensors by name, from safetensors or from a torch file loaded with weights_only=True."""
     try:
-        if path.suffix == ".safetensors":
+        if is_safetensors(path):
             from safetensors.numpy import load_file
 
             return {k: v.astype(np.float64) for k, v in load_file(str(path)).items()}
@@ -164,6 +177,47 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
             fix="the file is truncated or not a weights file: re-save it with "
             "torch.save(model.state_dict(), path) or safetensors' save_file",
         ) from exc
+
+
+def is_safetensors(path: Path) -> bool:
+    """Whether the file is safetensors, by its content (8 bytes of header length, then a JSON
+    object), whatever its extension: such files are published as .pt and .bin too."""
+    with path.open("rb") as file:
+        head = file.read(9)
+    return (len(head) == 9 and head[8:9] == b"{"
+            and int.from_bytes(head[:8], "little") < path.stat().st_size)
+
+
+# Where training scripts keep the weights inside a checkpoint, most common first.
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weights")
+
+
+def state_dict_of(checkpoint: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """The state dict in ``checkpoint``: the file itself when all its values are tensors,
+    else the one entry that is a state dict (beside an optimizer's state, an epoch, an
+    accuracy), or of several the one under the first usual name (``CHECKPOINT_KEYS``)."""
+    import torch
+
+    def tensors_only(value: Any) -> bool:
+        return (isinstance(value, Mapping) and bool(value)
+                and all(isinstance(v, torch.Tensor) for v in value.values()))
+
+    if tensors_only(checkpoint):
+        return checkpoint
+    found = [key for key, value in checkpoint.items() if tensors_only(value)]
+    named = [key for key in CHECKPOINT_KEYS if key in found]
+    if len(found) == 1 or named:
+        return checkpoint[named[0] if named else found[0]]
+    if found:
+        raise ModelLoadError(
+            f"the checkpoint holds {len(found)} state dicts ({', '.join(map(repr, found))}) "
+            "and none is under a usual name", where=where,
+            fix=f"re-save the one to index: torch.save(checkpoint[{found[0]!r}], path)")
+    keys = ", ".join(repr(k) for k in list(checkpoint)[:8])
+    raise ModelLoadError(
+        f"expected a state_dict (a mapping of names to tensors), or a checkpoint holding one; "
+        f"found the keys {keys or '(none)'}", where=where,
+        fix="save it with torch.save(model.state_dict(), path)")
 
 
 def _read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
@@ -186,19 +240,22 @@ def _read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
             fix="the file is truncated or not a torch file: re-save it with "
             "torch.save(model.state_dict(), path)",
         ) from exc
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, Mapping):
         raise ModelLoadError(
-            "expected a state_dict (a mapping of names to tensors)",
-            where=str(path),
-            fix="save it with torch.save(model.state_dict(), path)",
-        )
-    return {k: v.detach().double().numpy() for k, v in obj.items()}
+            f"expected a state_dict (a mapping of names to tensors), found a "
+            f"{type(obj).__name__}", where=str(path),
+            fix="save it with torch.save(model.state_dict(), path)")
+    weights = state_dict_of(obj, str(path))
+    return {str(k): v.detach().double().numpy() for k, v in weights.items()}
 
 
 def load_weights_file(path: Path, config_path: Path | None = None) -> tuple[NeuronGraph,
                                                                              ModelConfig]:
-    config = parse_config(config_path or find_sidecar(path))
     tensors = read_weights(path)
+    config_path = config_path or find_sidecar(path)
+    if config_path is None:
+        raise _missing_config(path, tensors)
+    config = parse_config(config_path)
     for name, array in tensors.items():
         if not np.all(np.isfinite(array)):
             raise ModelLoadError(f"tensor {name!r} contains NaN or Inf", where=str(path),

@@ -17,8 +17,8 @@ from circuitql.domain import Domain
 from circuitql.errors import ModelLoadError
 from circuitql.graph import NeuronGraph
 
-WEIGHTS_SUFFIXES = (".pt", ".pth", ".safetensors")
-MODEL_SUFFIXES = (*WEIGHTS_SUFFIXES, ".onnx")
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+MODEL_SUFFIXES = (*WEIGHTS_SUFFIXES, ".onnx", ".nnet")
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ def load(model: Any, *, input_dim: int | None = None) -> LoadedModel:
         return LoadedModel(load_module(model, input_dim), f"<nn.Module {name}>", name)
     raise ModelLoadError(
         f"cannot index a {type(model).__name__}",
-        fix="pass an nn.Module, or the path of a .pt/.pth/.safetensors (with a JSON config) "
-        "or .onnx file",
+        fix="pass an nn.Module, or the path of a .pt/.pth/.bin/.safetensors (with a JSON "
+        "config), .nnet or .onnx file",
     )
 
 
@@ -56,16 +56,28 @@ def printable_path(text: str) -> str:
     return os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
+def model_stem(path: Path) -> str:
+    """A model file's name without its final extension: ``mlp_s0.9.safetensors`` is
+    ``mlp_s0.9``. Its JSON config is looked up by this stem, and the model named after it."""
+    return path.name[: -len(path.suffix)] if path.suffix else path.name
+
+
 def load_path(path: Path) -> LoadedModel:
     shown = printable_path(str(path))
     if not path.exists():
         raise ModelLoadError("no such file", where=shown, fix="check the path")
     suffix = path.suffix.lower()
-    name = printable_path(path.name.split(".")[0])
+    name = printable_path(model_stem(path))
     if suffix == ".onnx":
         from circuitql.indexer.onnx_loader import load_onnx
 
-        return LoadedModel(load_onnx(path), shown, name)
+        graph, notes = load_onnx(path)
+        return LoadedModel(graph, shown, name, notes)
+    if suffix == ".nnet":
+        from circuitql.indexer.nnet_loader import load_nnet
+
+        graph, domain, notes = load_nnet(path)
+        return LoadedModel(graph, shown, name, notes, domain)
     if suffix in WEIGHTS_SUFFIXES:
         from circuitql.indexer.config_loader import load_weights_file
 

@@ -57,8 +57,9 @@ class _Node:
         return self.proto.name or weight or f"{self.proto.op_type}_{self.index}"
 
 
-def load_onnx(path: Path) -> NeuronGraph:
-    """Read the ONNX file at ``path`` into a neuron graph (inputs are "input:<i>")."""
+def load_onnx(path: Path) -> tuple[NeuronGraph, dict[str, Any]]:
+    """Read the ONNX file at ``path`` into a neuron graph (inputs are "input:<i>"), with
+    notes on what was read that the graph does not show (``"onnx"`` in the model's meta)."""
     try:
         model = onnx.load(str(path))
     except (OSError, ProtobufError, onnx.checker.ValidationError) as exc:
@@ -77,12 +78,13 @@ class _Converter:
         self.where = where
         self.builder = GraphBuilder()
         self.values: dict[str, Value] = {}
+        self.notes: dict[str, Any] = {}
+        self.final: set[str] = set()  # tensors only a graph output may be (a Softmax's)
 
-    def run(self) -> NeuronGraph:
+    def run(self) -> tuple[NeuronGraph, dict[str, Any]]:
         for tensor in self.graph.initializer:
             self.values[tensor.name] = self._finite(tensor.name, numpy_helper.to_array(tensor))
-        name, features = self._input()
-        self.values[name] = features
+        self._inputs()
         for index, proto in enumerate(self.graph.node):
             node = _Node(proto, index, {a.name: onnx.helper.get_attribute_value(a)
                                         for a in proto.attribute})
@@ -90,34 +92,43 @@ class _Converter:
         if not self.graph.output:
             raise self._error("the graph has no outputs", "export the network with its outputs")
         outputs = [self._output(out.name) for out in self.graph.output]
-        return self.builder.finish(AffineVec.concat(outputs))
+        return self.builder.finish(AffineVec.concat(outputs)), (
+            {"onnx": self.notes} if self.notes else {})
 
     # --- the graph's ends ---------------------------------------------------------------
 
-    def _input(self) -> tuple[str, Features]:
+    def _inputs(self) -> None:
+        """Every graph input that is not an initializer, as consecutive blocks of network
+        inputs. The first dimension of a tensor of rank 2 or more is the batch, whatever its
+        size; the others are features, numbered in row-major order."""
         inputs = [i for i in self.graph.input if i.name not in self.values]
-        if len(inputs) != 1:
-            raise self._error(
-                f"the graph has {len(inputs)} inputs {[i.name for i in inputs]}; circuitql "
-                "reads networks with exactly one input, the feature vector",
-                "export the network with a single input tensor of shape (batch, features)",
-            )
-        name, tensor_type = inputs[0].name, inputs[0].type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None
-                for d in tensor_type.shape.dim]
-        if len(dims) >= 2 and dims[0] in (None, 1):
-            dims[0] = 1  # the batch: a neuron graph reads one sample at a time
-        shape = tuple(d for d in dims if d is not None)
-        if not tensor_type.HasField("shape") or len(shape) != len(dims) or not _is_vector(shape):
-            raise self._error(
-                f"input {name!r} has shape {_shape_text(tensor_type)}, which is not "
-                "(batch, features) with a known number of features",
-                "export the network with a flat input of a fixed width and a batch of 1 or a "
-                "symbolic batch dimension",
-            )
-        return name, Features(self.builder.inputs(math.prod(shape)), shape)
+        if not inputs:
+            raise self._error("the graph has no input", "export the network with its input")
+        blocks = []
+        for graph_input in inputs:
+            name, tensor_type = graph_input.name, graph_input.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None
+                    for d in tensor_type.shape.dim]
+            if len(dims) >= 2:
+                dims[0] = 1  # the batch: a neuron graph reads one sample at a time
+            known = [d for d in dims if d is not None]
+            if (not tensor_type.HasField("shape") or not dims or len(known) != len(dims)
+                    or math.prod(known) < 1):
+                raise self._error(
+                    f"input {name!r} has shape {_shape_text(tensor_type)}: every dimension "
+                    "but the batch must have a known size",
+                    "export the network with fixed feature dimensions (only the first, the "
+                    "batch, may be symbolic)")
+            shape = tuple(known)
+            first = self.builder.n_inputs
+            self.values[name] = Features(self.builder.inputs(math.prod(shape)), shape)
+            blocks.append({"name": name, "shape": list(shape[1:] if len(shape) > 1 else shape),
+                           "first": first, "count": math.prod(shape)})
+        if len(blocks) > 1 or any(len(b["shape"]) > 1 for b in blocks):
+            self.notes["inputs"] = blocks
 
     def _output(self, name: str) -> AffineVec:
+        self.final.discard(name)
         value = self.values.get(name)
         if value is None:
             raise self._error(f"graph output {name!r} is produced by no node",
@@ -142,6 +153,9 @@ class _Converter:
                               "check that the file is a valid ONNX model (onnx.checker)") from exc
 
     def _read(self, node: _Node, name: str) -> Value:
+        if name in self.final:
+            raise self._unsupported(node, f"reads {name!r}, the output of a Softmax; circuitql "
+                                          "reads a Softmax only as the network's last step")
         if name not in self.values:
             raise self._error(
                 f"{node.label} reads tensor {name!r}, which no initializer, input or earlier "
@@ -222,6 +236,7 @@ class _Converter:
                                           "vector times a constant matrix is linear")
         if isinstance(a, Features):
             assert isinstance(b, np.ndarray)
+            a = self._flat(node, a)
             matrix, weight_name = self._matrix(node, b), node.proto.input[1]
             weight = matrix[None, :] if matrix.ndim == 1 else matrix.T
             x, rank = a, _matmul_rank(len(a.shape), b.ndim)
@@ -253,6 +268,7 @@ class _Converter:
         if not isinstance(a, Features) or trans_a:
             raise self._unsupported(node, "needs the feature vector as its first operand, "
                                           "untransposed (transA=0)")
+        a = self._flat(node, a)
         bias = None
         if isinstance(c, np.ndarray):
             bias = beta * np.broadcast_to(c, (1, right.shape[1])).reshape(-1)
@@ -279,7 +295,7 @@ class _Converter:
         constants = [p for p in parts if isinstance(p, np.ndarray)]
         if len(constants) == len(parts):
             return np.concatenate(constants, axis=axis)
-        vectors = [p for p in parts if isinstance(p, Features)]
+        vectors = [self._flat(node, p) for p in parts if isinstance(p, Features)]
         if constants:
             raise self._unsupported(node, "joins a constant to the feature vector; only "
                                           "feature vectors can be concatenated")
@@ -290,6 +306,76 @@ class _Converter:
                                           "only feature vectors along the feature axis join")
         vec = AffineVec.concat([p.vec for p in vectors])
         return Features(vec, (*shapes[0][:-1], len(vec)))
+
+    def _batch_norm(self, node: _Node, args: list[Value | None]) -> Value:
+        """Inference-mode batch normalization: per channel (axis 1) ``scale * (x - mean) /
+        sqrt(var + epsilon) + bias``, an affine map that folds into the next layer."""
+        x = _given(args[0])
+        if node.attrs.get("training_mode", 0) or len(node.proto.output) > 1:
+            raise self._unsupported(node, "runs in training mode (batch statistics)")
+        scale, bias, mean, var = (self._constant_arg(node, _given(a)) for a in args[1:5])
+        assert scale is not None and bias is not None and mean is not None and var is not None
+        factor = scale / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
+        shift = bias - mean * factor
+        if isinstance(x, np.ndarray):
+            channel = (1, -1) + (1,) * (x.ndim - 2)
+            return (x * factor.reshape(channel) + shift.reshape(channel)).astype(x.dtype)
+        channel_shape = (1, -1) + (1,) * (len(x.shape) - 2) if len(x.shape) > 1 else (-1,)
+        full = np.broadcast_to(factor.reshape(channel_shape), x.shape).reshape(-1)
+        offset = np.broadcast_to(shift.reshape(channel_shape), x.shape).reshape(-1)
+        self.notes.setdefault("folded", []).append(node.label)
+        return Features(x.vec.affine_elementwise(full, offset), x.shape)
+
+    def _softmax(self, node: _Node, args: list[Value | None]) -> Value:
+        """A Softmax or LogSoftmax as the network's last step: the graph keeps the scores it
+        reads (the same decisions), and the notes say which function the outputs go
+        through."""
+        x = _given(args[0])
+        if isinstance(x, np.ndarray):
+            raise self._unsupported(node, "normalizes a constant")
+        self.final.add(node.proto.output[0])
+        self.notes["output_activation"] = node.proto.op_type.lower()
+        return x
+
+    def _select(self, node: _Node, x: Features, picked: np.ndarray) -> Features:
+        """The features of ``x`` at positions ``picked`` (an array of flat indices in the
+        shape the result has)."""
+        return Features(x.vec.select(picked.reshape(-1).tolist()),
+                        self._vector_shape(node, picked.shape))
+
+    def _transpose(self, node: _Node, args: list[Value | None]) -> Value:
+        x = _given(args[0])
+        perm = node.attrs.get("perm")
+        if isinstance(x, np.ndarray):
+            return np.transpose(x, perm)
+        order = np.arange(len(x.vec)).reshape(x.shape)
+        return self._select(node, x, np.transpose(order, perm))
+
+    def _slice(self, node: _Node, args: list[Value | None]) -> Value:
+        x = _given(args[0])
+        given = [self._constant_arg(node, a) for a in args[1:5]]
+        if len(given) >= 2:
+            starts, ends = _ints(given[0]), _ints(given[1])
+            axes = _ints(given[2]) if len(given) > 2 and given[2] is not None else None
+            steps = _ints(given[3]) if len(given) > 3 and given[3] is not None else None
+        else:  # before opset 10 they were attributes
+            starts, ends = _ints(node.attrs.get("starts")), _ints(node.attrs.get("ends"))
+            axes, steps = _ints(node.attrs.get("axes")), None
+        data = x if isinstance(x, np.ndarray) else np.arange(len(x.vec)).reshape(x.shape)
+        index = [slice(None)] * data.ndim
+        for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
+            axis = i if axes is None else axes[i]
+            index[axis % data.ndim] = slice(start, end, 1 if steps is None else steps[i])
+        picked = data[tuple(index)]
+        return picked if isinstance(x, np.ndarray) else self._select(node, x, picked)
+
+    def _gather(self, node: _Node, args: list[Value | None]) -> Value:
+        x, indices = _given(args[0]), self._constant_arg(node, _given(args[1]))
+        assert indices is not None
+        axis = int(node.attrs.get("axis", 0))
+        data = x if isinstance(x, np.ndarray) else np.arange(len(x.vec)).reshape(x.shape)
+        picked = np.take(data, indices.astype(np.int64), axis=axis)
+        return picked if isinstance(x, np.ndarray) else self._select(node, x, picked)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -308,10 +394,19 @@ class _Converter:
         return weight
 
     def _vector_shape(self, node: _Node, shape: Sequence[int]) -> tuple[int, ...]:
-        if not _is_vector(tuple(shape)):
-            raise self._unsupported(node, f"turns the feature vector into a tensor of shape "
-                                          f"{tuple(shape)}; it must stay (batch, features)")
+        """A feature tensor's new shape, which must keep the batch of one in front."""
+        if len(shape) > 1 and shape[0] != 1:
+            raise self._unsupported(node, f"turns the features into a tensor of shape "
+                                          f"{tuple(shape)}, which moves them into the batch")
         return tuple(shape)
+
+    def _flat(self, node: _Node, x: Features) -> Features:
+        """``x``, which a matrix product or a join needs as a (batch, features) vector."""
+        if not _is_vector(x.shape):
+            raise self._unsupported(node, f"reads features of shape {x.shape}; only a flat "
+                                          "(batch, features) vector can be multiplied or "
+                                          "joined: flatten it first")
+        return x
 
     def _finite(self, name: str, array: np.ndarray) -> np.ndarray:
         if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
@@ -329,6 +424,13 @@ class _Converter:
 
     def _error(self, what: str, fix: str) -> ModelLoadError:
         return ModelLoadError(what, where=self.where, fix=fix)
+
+
+def _ints(value: Any) -> list[int]:
+    """An ONNX list of integers (a constant tensor or an attribute) as Python ints."""
+    if value is None:
+        raise ValueError("a required list of integers is missing")
+    return [int(v) for v in np.asarray(value).reshape(-1)]
 
 
 def _given(value: Value | None) -> Value:
@@ -418,6 +520,12 @@ _HANDLERS: dict[str, _Handler] = {
     "Gemm": _Converter._gemm,
     **dict.fromkeys(_ACTIVATIONS, _Converter._activation),
     "Concat": _Converter._concat,
+    "BatchNormalization": _Converter._batch_norm,
+    "Softmax": _Converter._softmax,
+    "LogSoftmax": _Converter._softmax,
+    "Transpose": _Converter._transpose,
+    "Slice": _Converter._slice,
+    "Gather": _Converter._gather,
 }
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(_HANDLERS))

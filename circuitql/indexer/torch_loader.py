@@ -52,8 +52,9 @@ CAT_FUNCTIONS: tuple[Any, ...] = (torch.cat, torch.concat)
 
 SUPPORTED = (
     "nn.Linear, F.linear; activations ReLU, LeakyReLU, Sigmoid, Tanh, GELU (modules, "
-    "functions or tensor methods); torch.cat along the feature axis; + and - of vectors "
-    "(residuals); * and / by constants; Flatten, Dropout, Identity, view/reshape of a vector"
+    "functions or tensor methods); BatchNorm1d in eval mode; torch.cat along the feature "
+    "axis; + and - of vectors (residuals); * and / by constants; Flatten, Dropout, Identity, "
+    "view/reshape of a vector"
 )
 
 
@@ -135,7 +136,28 @@ class _Tracer:
             )
         if isinstance(module, NO_OP_MODULES):
             return x
+        if isinstance(module, nn.BatchNorm1d):
+            return self._batch_norm(module, self._vector(x, node), node)
         raise self._unsupported(node, f"module {type(module).__name__}")
+
+    def _batch_norm(self, module: nn.BatchNorm1d, x: AffineVec, node: torch.fx.Node
+                    ) -> AffineVec:
+        """Batch normalization as inference computes it, from the running statistics: an
+        affine map per feature, folded into the layers around it."""
+        if module.training or module.running_mean is None or module.running_var is None:
+            raise ModelLoadError(
+                "a BatchNorm1d normalizes by the batch's own statistics (training mode, or "
+                "no running statistics), so a single input has no fixed function",
+                where=self._where(node), fix="call model.eval() before indexing it")
+        name = str(node.target)
+        factor = 1.0 / np.sqrt(_constant(module.running_var, f"{name}.running_var")
+                               + module.eps)
+        if module.weight is not None:
+            factor = factor * _constant(module.weight, f"{name}.weight")
+        shift = -_constant(module.running_mean, f"{name}.running_mean") * factor
+        if module.bias is not None:
+            shift = shift + _constant(module.bias, f"{name}.bias")
+        return x.affine_elementwise(factor, shift)
 
     def _call_function(self, node: torch.fx.Node) -> Value:
         fn = node.target
@@ -237,7 +259,8 @@ class _Tracer:
         return self._vector(self._resolve(arg), node)
 
     def _input_width(self, placeholder: torch.fx.Node) -> int:
-        """The width of the network input, read off the first Linear that consumes it."""
+        """The width of the network input, read off the first Linear (or BatchNorm1d) that
+        consumes it."""
         if self.input_dim is not None:
             return self.input_dim
         frontier, seen = [placeholder], set()
@@ -251,6 +274,8 @@ class _Tracer:
                     module = self.modules[str(user.target)]
                     if isinstance(module, nn.Linear):
                         return int(module.in_features)
+                    if isinstance(module, nn.BatchNorm1d):
+                        return int(module.num_features)
                     if isinstance(module, NO_OP_MODULES):
                         frontier.append(user)
                 elif user.target in NO_OP_FUNCTIONS or user.target in NO_OP_METHODS:

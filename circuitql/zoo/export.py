@@ -19,6 +19,7 @@ import numpy as np
 from circuitql.domain import Domain
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.config_loader import CONFIG_FORMAT, NETWORK_INPUT
+from circuitql.indexer.load import model_stem
 
 DEFAULT_NEGATIVE_SLOPE = 0.01  # the config loader's leaky_relu slope when a layer names none
 
@@ -182,7 +183,7 @@ def save(spec: MLPSpec, path: Path) -> Path:
         torch.save({k: torch.from_numpy(v) for k, v in tensors.items()}, str(path))
     else:
         raise ValueError(f"unknown format {suffix!r}")
-    path.with_name(path.name.split(".")[0] + ".json").write_text(
+    path.with_name(model_stem(path) + ".json").write_text(
         json.dumps(spec.config(), indent=2)
     )
     return path

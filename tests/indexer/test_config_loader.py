@@ -163,3 +163,78 @@ def test_the_domain_comes_from_the_config(tmp_path: Path) -> None:
     config.write_text(json.dumps(raw))
     with pytest.raises(ModelLoadError, match=r"'domain'.*4 intervals but the model has 5"):
         load(tmp_path / "m.safetensors")
+
+
+def _state_dict_and_config(tmp_path: Path, stem: str) -> tuple[dict[str, torch.Tensor], Path]:
+    """A state dict of the demo spec, and its config written as ``stem.json``."""
+    spec = _spec()
+    reference = save(spec, tmp_path / "reference" / "m.pt")
+    config = tmp_path / f"{stem}.json"
+    config.write_text(reference.with_suffix(".json").read_text())
+    return torch.load(reference, weights_only=True), config
+
+
+@pytest.mark.parametrize("checkpoint", [
+    lambda sd: {"state_dict": sd, "acc": 0.98, "epoch": 12},
+    lambda sd: {"model_state_dict": sd, "optimizer_state_dict": {"state": {}, "lr": 0.1}},
+    lambda sd: {"model": sd, "ema": {k: v * 0.5 for k, v in sd.items()}},
+    lambda sd: {"weights_of_my_run": sd, "note": "unusual name, but the only state dict"},
+], ids=["state_dict", "model_state_dict", "model-beside-ema", "only-one"])
+def test_a_state_dict_inside_a_checkpoint_is_found(tmp_path: Path, checkpoint) -> None:
+    weights, _ = _state_dict_and_config(tmp_path, "ckpt")
+    torch.save(checkpoint(weights), tmp_path / "ckpt.pth")
+    loaded = load(tmp_path / "ckpt.pth")
+    x = np.random.default_rng(0).normal(size=(20, 5))
+    np.testing.assert_allclose(loaded.graph.evaluate(x), _spec().evaluate(x), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_several_unnamed_state_dicts_are_an_error_that_names_them(tmp_path: Path) -> None:
+    weights, _ = _state_dict_and_config(tmp_path, "ckpt")
+    torch.save({"run_a": weights, "run_b": weights, "epoch": 3}, tmp_path / "ckpt.pt")
+    with pytest.raises(ModelLoadError, match="2 state dicts") as err:
+        load(tmp_path / "ckpt.pt")
+    assert "'run_a'" in str(err.value) and "torch.save(checkpoint['run_a']" in str(err.value)
+
+
+def test_safetensors_are_read_by_content_whatever_the_extension(tmp_path: Path) -> None:
+    spec = _spec()
+    real = save(spec, tmp_path / "reference" / "m.safetensors")
+    disguised = tmp_path / "weights.pt"
+    disguised.write_bytes(real.read_bytes())
+    (tmp_path / "weights.json").write_text(real.with_suffix(".json").read_text())
+    x = np.random.default_rng(0).normal(size=(20, 5))
+    np.testing.assert_allclose(load(disguised).graph.evaluate(x), spec.evaluate(x), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_a_name_with_dots_keeps_them_and_finds_its_config(tmp_path: Path) -> None:
+    spec = _spec()
+    first = save(spec, tmp_path / "mlp_s0.9.safetensors")
+    assert first.name == "mlp_s0.9.safetensors" and (tmp_path / "mlp_s0.9.json").is_file()
+    loaded = load(first)
+    assert loaded.default_name == "mlp_s0.9"
+
+
+def test_a_missing_config_is_suggested_from_the_files_own_tensors(tmp_path: Path) -> None:
+    path = save(_spec(), tmp_path / "m.safetensors")
+    path.with_suffix(".json").unlink()
+    with pytest.raises(ModelLoadError) as err:
+        load(path)
+    message = str(err.value)
+    assert "fc1.weight (7, 5)" in message and "out.bias (3,)" in message
+    suggestion = json.loads(message[message.index('{"format"'):message.index("} (check") + 1])
+    assert suggestion == {"format": "circuitql-mlp", "inputs": 5, "layers": [
+        {"name": "fc1", "activation": "relu"}, {"name": "fc2", "activation": "relu"},
+        {"name": "out", "activation": "identity"}]}
+    path.with_suffix(".json").write_text(json.dumps(suggestion))
+    x = np.random.default_rng(0).normal(size=(20, 5))
+    np.testing.assert_allclose(load(path).graph.evaluate(x), _spec().evaluate(x), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_a_config_declaring_millions_of_inputs_is_refused(tmp_path: Path) -> None:
+    path = save(_spec(), tmp_path / "m.safetensors")
+    _edit_config(path, inputs=30_000_000)
+    with pytest.raises(ModelLoadError, match="30,000,000 units"):
+        load(path)

@@ -49,9 +49,15 @@ def _reference(path: Path, x: np.ndarray) -> np.ndarray:
     """The file's outputs on the batch ``x``, all outputs side by side."""
     model = _in_float64(onnx.load(path))
     weights = {t.name for t in model.graph.initializer}
-    (graph_input,) = [i for i in model.graph.input if i.name not in weights]
-    feature_dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim][1:]
-    feed = {graph_input.name: x.reshape(len(x), *feature_dims)}
+    feed, first = {}, 0
+    for graph_input in [i for i in model.graph.input if i.name not in weights]:
+        dims = graph_input.type.tensor_type.shape.dim
+        if len(dims) > 1:
+            dims[0].dim_param = "N"  # a fixed batch size too: the reference runs them all
+        features = [d.dim_value for d in dims][1:] if len(dims) > 1 else []
+        width = int(np.prod(features)) if features else 1
+        feed[graph_input.name] = x[:, first:first + width].reshape(len(x), *features)
+        first += width
     outputs = ReferenceEvaluator(model).run(None, feed)
     return np.concatenate([np.asarray(o).reshape(len(x), -1) for o in outputs], axis=1)
 
@@ -102,7 +108,7 @@ def test_acasxu_zoo_has_all_45_networks() -> None:
 @needs_acasxu
 @pytest.mark.parametrize("path", ACASXU_FILES, ids=lambda p: p.stem)
 def test_acasxu_network_loads_with_its_shape_and_function(path: Path) -> None:
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     assert [u.id for u in graph.inputs] == [f"input:{i}" for i in range(5)]
     assert len(graph.outputs) == 5
@@ -131,7 +137,7 @@ def test_gemm_with_transposed_weight_alpha_and_beta(tmp_path: Path) -> None:
         {"w1": _rand(6, 3), "b1": _rand(6), "w2": _rand(6, 2), "b2": _rand(1, 2)},
         ["N", 3],
     )
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     assert [u.id for u in graph.hidden] == [f"fc1:{i}" for i in range(6)]
     assert [u.id for u in graph.outputs] == ["fc2:0", "fc2:1"]
@@ -151,7 +157,7 @@ def test_matmul_then_bias_add_is_one_layer_named_after_the_matmul(tmp_path: Path
         {"w1": _rand(4, 5), "b1": _rand(5), "w2": _rand(5, 3), "b2": _rand(3)},
         ["N", 4],
     )
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     assert [u.id for u in graph.hidden] == [f"dense/MatMul:{i}" for i in range(5)]
     assert [u.id for u in graph.outputs] == ["w2:0", "w2:1", "w2:2"]  # unnamed: its weight
@@ -166,7 +172,7 @@ def test_unnamed_node_without_weight_is_named_by_op_and_position(tmp_path: Path)
         {},
         ["N", 2],
     )
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     assert [u.id for u in graph.hidden] == ["Relu_0:0", "Relu_0:1"]
     _assert_matches_reference(path, graph)  # relu(x) - x == relu(-x)
@@ -195,7 +201,7 @@ def test_activation(
         ["N", 3],
         opset=opset,
     )
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     assert {u.activation for u in graph.hidden} == {activation}
     assert all(u.alpha == pytest.approx(attrs.get("alpha", 0.01)) for u in graph.hidden)
@@ -218,7 +224,7 @@ def test_min_via_skip_connection_concat(tmp_path: Path) -> None:
         },
         ["N", 2],
     )
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     (hidden,) = graph.hidden
     assert hidden.id == "diff:0"
@@ -241,7 +247,7 @@ def test_residual_add_of_two_vectors(tmp_path: Path) -> None:
         {"w1": _rand(5, 4), "b1": _rand(5), "w2": _rand(4, 5), "b2": _rand(4)},
         ["N", 4],
     )
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     assert graph["fc2:1"].inputs["input:1"] == 1.0
     _assert_matches_reference(path, graph)
@@ -260,7 +266,7 @@ def test_multiple_outputs_are_concatenated_in_order(tmp_path: Path) -> None:
         ["N", 2],
         outputs=("first", "second"),
     )
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     assert [u.id for u in graph.outputs] == ["head_a:0", "head_a:1", "head_b:0"]
     _assert_matches_reference(path, graph)
@@ -289,7 +295,7 @@ def test_shape_ops_that_keep_a_feature_vector_are_no_ops(tmp_path: Path) -> None
         },
         [1, 1, 4],
     )
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     assert len(graph.hidden) == 5 and len(graph.inputs) == 4
     _assert_matches_reference(path, graph)
@@ -316,7 +322,7 @@ def test_input_normalisation_folds_into_the_first_layer(tmp_path: Path) -> None:
         },
         ["N", 3],
     )
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     assert len(graph.hidden) == 4
     weight = w1.astype(np.float64) / std
@@ -341,7 +347,7 @@ def test_constant_minus_vector_and_a_one_dimensional_weight(tmp_path: Path) -> N
         {"c": _rand(3), "w1": _rand(3, 4), "w2": _rand(4)},
         ["N", 3],
     )
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     assert [u.id for u in graph.outputs] == ["fc2:0"]
     _assert_matches_reference(path, graph)
@@ -358,7 +364,7 @@ def test_constant_matrix_times_an_unbatched_vector(tmp_path: Path) -> None:
         {"w1": _rand(4, 3), "w2": _rand(2, 4)},
         [3],
     )
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     assert [u.id for u in graph.hidden] == [f"fc1:{i}" for i in range(4)]
     reference = ReferenceEvaluator(_in_float64(onnx.load(path)))
@@ -375,7 +381,7 @@ def test_torch_export_of_an_mlp(tmp_path: Path) -> None:
     model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 2))
     path = tmp_path / "mlp.onnx"
     torch.onnx.export(model, torch.zeros(1, 3), path, dynamo=False)
-    graph = load_onnx(path)
+    graph, _ = load_onnx(path)
 
     node_names = [n.name for n in onnx.load(path).graph.node]
     assert graph.hidden[0].id == f"{node_names[0]}:0"
@@ -461,14 +467,133 @@ def test_nan_weight_is_named(tmp_path: Path) -> None:
         load_onnx(path)
 
 
-def test_more_than_one_input_is_refused(tmp_path: Path) -> None:
+def test_several_inputs_are_consecutive_blocks_of_network_inputs(tmp_path: Path) -> None:
     graph = helper.make_graph(
-        [helper.make_node("Add", ["a", "b"], ["y"])],
+        [helper.make_node("Concat", ["a", "b"], ["ab"], axis=1),
+         helper.make_node("Gemm", ["ab", "w"], ["h"], transB=1, name="fc1"),
+         helper.make_node("Relu", ["h"], ["y"])],
         "two_inputs",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 2]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 2]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(_rand(4, 5), "w")],
     )
     path = tmp_path / "two.onnx"
-    onnx.save(helper.make_model(graph), path)
-    with pytest.raises(ModelLoadError, match="2 inputs"):
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    graph_, notes = load_onnx(path)
+    assert [u.id for u in graph_.inputs] == [f"input:{i}" for i in range(5)]
+    assert notes["onnx"]["inputs"] == [{"name": "a", "shape": [2], "first": 0, "count": 2},
+                                       {"name": "b", "shape": [3], "first": 2, "count": 3}]
+    _assert_matches_reference(path, graph_)
+
+
+def test_an_image_shaped_input_is_flattened_in_row_major_order(tmp_path: Path) -> None:
+    # (N, 1, 4, 4) normalized per pixel, then flattened into the first layer: input:i is the
+    # i-th pixel in row-major order of (1, 4, 4).
+    path = _save(tmp_path, [
+        helper.make_node("Sub", ["x", "mean"], ["centered"]),
+        helper.make_node("Flatten", ["centered"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "w1", "b1"], ["h"], transB=1, name="fc1"),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "w2"], ["y"], transB=1, name="fc2"),
+    ], {"mean": _rand(1, 1, 4, 4), "w1": _rand(6, 16), "b1": _rand(6), "w2": _rand(2, 6)},
+        ["N", 1, 4, 4])
+    graph, notes = load_onnx(path)
+    assert len(graph.inputs) == 16
+    assert notes["onnx"]["inputs"][0]["shape"] == [1, 4, 4]
+    _assert_matches_reference(path, graph)
+
+
+def test_a_fixed_batch_size_is_read_as_the_batch(tmp_path: Path) -> None:
+    path = _save(tmp_path, [helper.make_node("Gemm", ["x", "w"], ["y"], transB=1, name="fc")],
+                 {"w": _rand(3, 5)}, [25, 5])
+    graph, _ = load_onnx(path)
+    assert len(graph.inputs) == 5
+    _assert_matches_reference(path, graph)
+
+
+def test_batch_normalization_folds_into_the_affine_maps(tmp_path: Path) -> None:
+    bn = {"s": _rand(6) + 2, "b": _rand(6), "m": _rand(6), "v": np.abs(_rand(6)) + 0.5}
+    image_bn = {f"c{k}": np.abs(v[:2]) + 0.1 for k, v in bn.items()}
+    path = _save(tmp_path, [
+        helper.make_node("BatchNormalization", ["x", "cs", "cb", "cm", "cv"], ["xn"],
+                         epsilon=1e-3),
+        helper.make_node("Transpose", ["xn"], ["nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("Flatten", ["nhwc"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w1"], ["h"], transB=1, name="fc1"),
+        helper.make_node("BatchNormalization", ["h", "s", "b", "m", "v"], ["hn"]),
+        helper.make_node("Relu", ["hn"], ["r"]),
+        helper.make_node("Gemm", ["r", "w2"], ["y"], transB=1, name="fc2"),
+    ], {**bn, **image_bn, "w1": _rand(6, 8), "w2": _rand(2, 6)}, ["N", 2, 2, 2])
+    graph, notes = load_onnx(path)
+    assert len(graph.hidden) == 6 and len(notes["onnx"]["folded"]) == 2
+    _assert_matches_reference(path, graph)
+
+
+def test_a_softmax_at_the_end_is_recorded_and_its_scores_kept(tmp_path: Path) -> None:
+    path = _save(tmp_path, [
+        helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="fc1"),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "w2"], ["logits"], transB=1, name="fc2"),
+        helper.make_node("Softmax", ["logits"], ["y"], axis=1),
+    ], {"w1": _rand(4, 3), "w2": _rand(3, 4)}, ["N", 3])
+    graph, notes = load_onnx(path)
+    assert notes["onnx"]["output_activation"] == "softmax"
+    x = np.random.default_rng(0).normal(size=(32, 3))
+    scores = graph.evaluate(x)
+    probabilities = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probabilities, _reference(path, x), rtol=1e-6, atol=1e-9)
+
+
+def test_a_softmax_before_the_end_is_refused(tmp_path: Path) -> None:
+    path = _save(tmp_path, [
+        helper.make_node("Softmax", ["x"], ["p"], axis=1, name="attention"),
+        helper.make_node("Gemm", ["p", "w"], ["y"], transB=1, name="fc"),
+    ], {"w": _rand(2, 3)}, ["N", 3])
+    with pytest.raises(ModelLoadError, match="Softmax") as err:
+        load_onnx(path)
+    assert "'fc'" in str(err.value)
+
+
+def test_constant_feature_ranges_are_sliced_and_gathered(tmp_path: Path) -> None:
+    path = _save(tmp_path, [
+        helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["tail"], name="tail"),
+        helper.make_node("Gather", ["x", "picked"], ["some"], axis=1, name="pick"),
+        helper.make_node("Concat", ["tail", "some"], ["joined"], axis=1),
+        helper.make_node("Gemm", ["joined", "w"], ["y"], transB=1, name="fc"),
+    ], {"starts": np.array([2], dtype=np.int64), "ends": np.array([6], dtype=np.int64),
+        "axes": np.array([1], dtype=np.int64), "picked": np.array([5, 0], dtype=np.int64),
+        "w": _rand(2, 6)}, ["N", 6])
+    graph, _ = load_onnx(path)
+    assert set(graph["fc:0"].inputs) == {f"input:{i}" for i in (0, 2, 3, 4, 5)}
+    _assert_matches_reference(path, graph)
+
+
+def test_torch_export_of_an_image_classifier_with_batch_norm(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+        torch.nn.Dropout(0.2), torch.nn.Linear(8, 3), torch.nn.LogSoftmax(dim=1))
+    with torch.no_grad():
+        model[2].running_mean.uniform_(-1, 1)
+        model[2].running_var.uniform_(0.5, 2)
+    model.eval()
+    path = tmp_path / "classifier.onnx"
+    torch.onnx.export(model, (torch.randn(1, 3, 2, 2),), str(path), input_names=["image"],
+                      dynamo=False)
+    graph, notes = load_onnx(path)
+    assert notes["onnx"]["output_activation"] == "logsoftmax"
+    x = np.random.default_rng(1).normal(size=(16, 12))
+    with torch.no_grad():
+        want = model(torch.tensor(x.reshape(16, 3, 2, 2), dtype=torch.float32)).numpy()
+    scores = graph.evaluate(x)
+    got = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_huge_declared_input_is_refused_before_any_memory_is_spent(tmp_path: Path) -> None:
+    path = _save(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], {}, [1, 50_000_000])
+    assert path.stat().st_size < 200
+    with pytest.raises(ModelLoadError, match="50,000,000 units, more than the 8,192"):
         load_onnx(path)

@@ -93,11 +93,29 @@ def test_consecutive_linears_fold_into_one_layer() -> None:
 
 
 def test_unsupported_module_names_the_op_and_what_is_supported() -> None:
-    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.ReLU())
+    model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.ReLU())
     with pytest.raises(ModelLoadError) as err:
         load(model)
     message = str(err.value)
-    assert "BatchNorm1d" in message and "'1'" in message and "nn.Linear" in message
+    assert "LayerNorm" in message and "'1'" in message and "nn.Linear" in message
+
+
+def test_batch_norm_in_eval_mode_folds_into_the_layers_around_it() -> None:
+    model = nn.Sequential(nn.BatchNorm1d(3), nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(),
+                          nn.Linear(4, 2), nn.BatchNorm1d(2, affine=False)).double()
+    with torch.no_grad():
+        for norm in (model[0], model[2], model[5]):
+            norm.running_mean.uniform_(-1, 1)
+            norm.running_var.uniform_(0.5, 2.0)
+    graph = _check(model, 3)
+    assert [u.id for u in graph.hidden] == [f"1:{i}" for i in range(4)]
+
+
+def test_batch_norm_in_training_mode_is_refused_with_the_fix() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU())
+    with pytest.raises(ModelLoadError, match="batch's own statistics") as err:
+        load(model.train())
+    assert "model.eval()" in str(err.value)
 
 
 def test_product_of_two_network_values_is_refused() -> None:
