@@ -14,6 +14,7 @@ from circuitql.errors import CircuitQLError, ModelLoadError, StoreError
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import Canonical, canonicalize
 from circuitql.indexer.canonical import Config as CanonicalConfig
+from circuitql.indexer.check import CheckReport, check_file
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.indexer.signature import Signature, signatures
 from circuitql.store.base import ModelInfo, WriteOutcome
@@ -22,6 +23,7 @@ __all__ = [
     "Activation",
     "Canonical",
     "CanonicalConfig",
+    "CheckReport",
     "CircuitQLError",
     "Database",
     "Domain",
@@ -36,6 +38,7 @@ __all__ = [
     "UnitKind",
     "WriteOutcome",
     "canonicalize",
+    "check_file",
     "connect",
     "signatures",
 ]

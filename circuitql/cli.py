@@ -100,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
                    "from the model's, relative to their reach (default: %(default)g); over "
                    "it, pruning is tightened")
 
+    p = command("check", _check, "load a model file and compare its own function, the graph "
+                "circuitql reads and the canonical graph it would index (writes nothing)")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--domain", metavar="LO:HI[,LO:HI...]", default=None,
+                   help="the box the inputs live in (default: the file's own, else [-1, 1])")
+    p.add_argument("--probes", type=_positive_int, default=None, metavar="N",
+                   help="random inputs to compare on (default 10,000)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = with_store(command("models", _models, "list the indexed models"))
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -268,6 +277,16 @@ def _print_index_summary(report: IndexReport, uri: str, seconds: float) -> None:
     if len(report.indexed) + len(report.unchanged) == 1:
         info = (report.indexed or report.unchanged)[0]
         print(f"{info.name}: {info.network_string}")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from circuitql.indexer.check import PROBES, check_file
+
+    report = check_file(args.file, CanonicalConfig(
+        domain=None if args.domain is None else Domain.parse(args.domain)),
+        args.probes or PROBES)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.text())
+    return 0
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -260,6 +260,23 @@ def test_files_named_with_dots_index_under_their_names_and_errors_name_a_file_on
     assert sorted(m["name"] for m in json.loads(out)) == [f"mlp_s0.{i}" for i in range(3)]
 
 
+def test_check_compares_a_file_with_what_circuitql_reads_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    net = str(ACASXU / "ACASXU_experimental_v2a_1_1.onnx")
+    code, out, _ = run(capsys, "check", net, "--probes", "500", "--domain", "-0.5:0.5")
+    assert code == 0
+    assert "loaded graph vs ONNX reference evaluator" in out and "argmin" in out
+    code, out, _ = run(capsys, "check", net, "--probes", "500", "--json")
+    report = json.loads(out)
+    assert [c["compared"] for c in report["comparisons"]] == [
+        "loaded graph vs ONNX reference evaluator", "canonical graph vs loaded graph"]
+    assert list(tmp_path.iterdir()) == []  # no store, nothing written
+    code, _, err = run(capsys, "check", str(tmp_path / "absent.onnx"))
+    assert code == 2 and "no such file" in err and "Traceback" not in err
+
+
 def test_the_canonical_error_is_bounded_stored_and_shown(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     net = str(ACASXU / "ACASXU_experimental_v2a_1_1.onnx")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,29 @@ _FIX = ("check that the file is a complete .nnet file (header, sizes, min, max, 
         "ranges, then every layer's weight rows and bias rows)")
 
 
-def load_nnet(path: Path) -> tuple[NeuronGraph, Domain, dict[str, Any]]:
-    """The network with its normalization folded in, its input box, and what was folded."""
+@dataclass(frozen=True)
+class NNet:
+    """A .nnet file as written: raw layers, input box, normalization."""
+
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    low: np.ndarray
+    high: np.ndarray
+    mean: np.ndarray  # every input's, then the output's
+    spread: np.ndarray  # the same, for the ranges
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        """What a .nnet evaluator computes (clip, normalize, ReLU layers, scale back): the
+        reference ``circuitql check`` compares the loaded graph with."""
+        h = (np.clip(x, self.low, self.high) - self.mean[:-1]) / self.spread[:-1]
+        for i, (weight, bias) in enumerate(self.layers):
+            h = h @ weight.T + bias
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return h * self.spread[-1] + self.mean[-1]
+
+
+def read_nnet(path: Path) -> NNet:
+    """The file's numbers, checked against its header."""
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
@@ -70,10 +92,19 @@ def load_nnet(path: Path) -> tuple[NeuronGraph, Domain, dict[str, Any]]:
         bias = np.array([rows.floats(1)[0] for _ in range(width)])
         layers.append((weight, bias))
     rows.finish()
+    return NNet(tuple(layers), low, high, mean, spread)
+
+
+def load_nnet(path: Path) -> tuple[NeuronGraph, Domain, dict[str, Any]]:
+    """The network with its normalization folded in, its input box, and what was folded."""
+    net = read_nnet(path)
+    n_inputs = len(net.low)
+    layers = list(net.layers)
     # Normalized input (x - mean) / range into the first layer; output y * range + mean out of
     # the last.
+    scale, mean, spread = net.spread[:n_inputs], net.mean, net.spread
     weight, bias = layers[0]
-    layers[0] = (weight / spread[:n_inputs], bias - weight @ (mean[:n_inputs] / spread[:n_inputs]))
+    layers[0] = (weight / scale, bias - weight @ (mean[:n_inputs] / scale))
     weight, bias = layers[-1]
     layers[-1] = (weight * spread[-1], bias * spread[-1] + mean[-1])
     builder = GraphBuilder()
@@ -82,7 +113,7 @@ def load_nnet(path: Path) -> tuple[NeuronGraph, Domain, dict[str, Any]]:
         value = value.linear(weight, bias, f"layer{i}")
         if i < len(layers):
             value = builder.activate(value, Activation.RELU, f"layer{i}")
-    domain = Domain(tuple(zip(low.tolist(), high.tolist(), strict=True)))
+    domain = Domain(tuple(zip(net.low.tolist(), net.high.tolist(), strict=True)))
     meta = {"nnet": {"normalization": "folded into the first and last layers",
                      "input_mean": mean[:-1].tolist(), "input_range": spread[:-1].tolist(),
                      "output_mean": float(mean[-1]), "output_range": float(spread[-1])}}

@@ -1,0 +1,162 @@
+"""``circuitql check FILE``: does circuitql read this file as the network it is?
+
+Three functions are compared on the same random inputs over the model's domain: the file as
+its own format defines it (ONNX's reference evaluator running the file, or a .nnet file's
+semantics from its raw numbers), the graph circuitql loaded, and the canonical graph it would
+index. Each pair gets its error (the largest output difference over the largest output) and
+how often the decision agrees (the argmax of the outputs, and the argmin, which is what
+ACAS Xu's advisories are). Nothing is written anywhere.
+
+A weights file with a JSON config has no reference of its own: the config is the
+architecture, so only the canonical graph is compared with the loaded one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuitql.domain import Domain
+from circuitql.indexer.canonical import Config
+from circuitql.indexer.fidelity import faithful_canonical, output_error, probes
+from circuitql.indexer.load import LoadedModel, load_path
+from circuitql.indexer.pipeline import IndexConfig, model_config
+
+PROBES = 10_000
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One function against another on the probes."""
+
+    compared: str
+    error: float
+    argmax_agreement: float | None  # None with a single output: no decision to agree on
+    argmin_agreement: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"compared": self.compared, "error": self.error,
+                "argmax_agreement": self.argmax_agreement,
+                "argmin_agreement": self.argmin_agreement}
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    source: str
+    inputs: int
+    outputs: int
+    loaded_units: int
+    canonical_units: int
+    domain: Domain | None
+    probes: int
+    comparisons: tuple[Comparison, ...]
+    canonical_log: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "inputs": self.inputs, "outputs": self.outputs,
+                "loaded_units": self.loaded_units, "canonical_units": self.canonical_units,
+                "domain": None if self.domain is None else self.domain.to_json(),
+                "probes": self.probes,
+                "comparisons": [c.to_json() for c in self.comparisons],
+                "tightened": [line for line in self.canonical_log
+                              if line.startswith("tighten")]}
+
+    def text(self) -> str:
+        where = ("[-1, 1] for every input (no domain: give --domain for the inputs' real "
+                 "range)" if self.domain is None else self.domain.text())
+        lines = [f"{self.source}: {self.inputs} inputs, {self.outputs} outputs; "
+                 f"{self.loaded_units} units loaded, {self.canonical_units} canonical",
+                 f"{self.probes:,} random inputs over {where}:"]
+        width = max(len(c.compared) for c in self.comparisons)
+        for c in self.comparisons:
+            decisions = "" if c.argmax_agreement is None else (
+                f"  argmax agrees {c.argmax_agreement:.2%}, argmin {c.argmin_agreement:.2%}")
+            lines.append(f"  {c.compared.ljust(width)}  error {c.error:.1e}{decisions}")
+        lines += [f"  {line}" for line in self.canonical_log if line.startswith("tighten")]
+        return "\n".join(lines)
+
+
+def check_file(path: str | Path, config: Config | None = None, n_probes: int = PROBES
+               ) -> CheckReport:
+    """Load ``path``, canonicalize it as indexing would, and compare the three functions."""
+    path = Path(path)
+    loaded = load_path(path)
+    config = model_config(IndexConfig(config or Config()), loaded).canonical
+    canon, _error = faithful_canonical(loaded.graph, config, loaded.source)
+    x = probes(loaded.graph, config, n_probes)
+    with np.errstate(over="ignore", invalid="ignore"):
+        graph_out = loaded.graph.evaluate(x)
+        canonical_out = canon.graph.evaluate(x)
+        comparisons = [_compare(f"loaded graph vs {label}", expected, actual)
+                       for label, expected, actual in _against_reference(path, loaded, x,
+                                                                         graph_out)]
+    comparisons.append(_compare("canonical graph vs loaded graph", graph_out, canonical_out))
+    return CheckReport(loaded.source, len(loaded.graph.inputs), len(loaded.graph.outputs),
+                       len(loaded.graph.hidden), len(canon.graph.hidden), config.domain, len(x),
+                       tuple(comparisons), tuple(str(s) for s in canon.steps))
+
+
+def _compare(compared: str, expected: np.ndarray, actual: np.ndarray) -> Comparison:
+    if expected.shape[1] < 2:
+        return Comparison(compared, output_error(expected, actual), None, None)
+    return Comparison(compared, output_error(expected, actual),
+                      float(np.mean(expected.argmax(1) == actual.argmax(1))),
+                      float(np.mean(expected.argmin(1) == actual.argmin(1))))
+
+
+def _against_reference(path: Path, loaded: LoadedModel, x: np.ndarray, graph_out: np.ndarray
+                       ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The file's own outputs beside the loaded graph's, where its format defines them apart
+    from circuitql; none for a weights file, whose config is its architecture."""
+    suffix = path.suffix.lower()
+    if suffix == ".nnet":
+        from circuitql.indexer.nnet_loader import read_nnet
+
+        return [(".nnet semantics", read_nnet(path).evaluate(x), graph_out)]
+    if suffix != ".onnx":
+        return []
+    reference = _onnx_outputs(path, x)
+    if reference is None:
+        return []
+    final = loaded.meta.get("onnx", {}).get("output_activation")
+    if final is None:
+        return [("ONNX reference evaluator", reference, graph_out)]
+    # After a final Softmax the file gives probabilities, the graph the scores before them:
+    # both as log-probabilities, which fix the scores up to a constant per input.
+    if final == "softmax":
+        reference = np.log(np.maximum(reference, 1e-300))
+    return [("ONNX reference evaluator (log-probabilities)", _log_softmax(reference),
+             _log_softmax(graph_out))]
+
+
+def _onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray | None:
+    """The file run by onnx's reference evaluator, each graph input fed its block of the
+    probes (float32, as the file's weights are), all outputs side by side; None when an
+    input has no batch dimension to run the probes in at once."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    model = onnx.load(str(path))
+    constants = {tensor.name for tensor in model.graph.initializer}
+    feeds, first = {}, 0
+    for graph_input in [i for i in model.graph.input if i.name not in constants]:
+        dims = graph_input.type.tensor_type.shape.dim
+        if len(dims) < 2:
+            return None
+        features = [d.dim_value for d in dims][1:]
+        dims[0].dim_param = "N"  # a fixed batch size too: every probe in one run
+        width = int(np.prod(features))
+        feeds[graph_input.name] = x[:, first:first + width].reshape(len(x), *features).astype(
+            np.float32)
+        first += width
+    outputs = ReferenceEvaluator(model).run(None, feeds)
+    return np.concatenate([np.asarray(o, dtype=np.float64).reshape(len(x), -1)
+                           for o in outputs], axis=1)
+
+
+def _log_softmax(scores: np.ndarray) -> np.ndarray:
+    top = scores.max(axis=1, keepdims=True)
+    return scores - top - np.log(np.exp(scores - top).sum(axis=1, keepdims=True))

@@ -1,0 +1,62 @@
+"""`circuitql check`: the file's own function, the loaded graph and the canonical graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from circuitql.domain import Domain
+from circuitql.indexer.canonical import Config
+from circuitql.indexer.check import check_file
+from circuitql.indexer.nnet_loader import read_nnet
+from circuitql.zoo.demo import random_mlp
+from circuitql.zoo.export import save
+from tests.indexer.test_nnet_loader import acas_like, nnet_semantics  # noqa: F401
+from tests.indexer.test_onnx_loader import _rand, _save
+
+ACASXU = Path(__file__).resolve().parents[2].parent / "shared" / "zoo" / "acasxu"
+BOX = Domain(((-0.3284228772, 0.6798577687), *((-0.5, 0.5),) * 4))
+
+
+@pytest.mark.skipif(not ACASXU.is_dir(), reason="the ACAS Xu zoo is not beside this checkout")
+def test_an_acas_xu_network_is_read_and_indexed_as_onnx_runs_it() -> None:
+    report = check_file(ACASXU / "ACASXU_experimental_v2a_1_1.onnx", Config(domain=BOX), 2000)
+    (against_file, canonical) = report.comparisons
+    assert against_file.compared == "loaded graph vs ONNX reference evaluator"
+    assert against_file.error < 1e-5 and canonical.error < 1e-3  # float32 file; the bound
+    assert against_file.argmin_agreement == canonical.argmin_agreement == 1.0
+    assert report.domain == BOX and report.probes == 2000 + 32
+    assert "ONNX reference evaluator" in report.text()
+    assert report.to_json()["comparisons"][1]["argmax_agreement"] == 1.0
+
+
+def test_a_nnet_file_is_compared_with_its_own_semantics(acas_like: tuple) -> None:  # noqa: F811
+    path, spec = acas_like
+    x = np.random.default_rng(0).uniform(spec[1], spec[2], size=(50, 5))
+    np.testing.assert_allclose(read_nnet(path).evaluate(x), nnet_semantics(*spec, x), rtol=1e-12)
+    report = check_file(path, n_probes=1000)
+    assert report.comparisons[0].compared == "loaded graph vs .nnet semantics"
+    assert report.comparisons[0].error < 1e-9
+    assert report.domain is not None and report.domain.box[0] == (0.0, 60760.0)
+
+
+def test_a_final_softmax_is_compared_as_log_probabilities(tmp_path: Path) -> None:
+    path = _save(tmp_path, [
+        helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="fc1"),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "w2"], ["logits"], transB=1, name="fc2"),
+        helper.make_node("Softmax", ["logits"], ["y"], axis=1),
+    ], {"w1": _rand(4, 3), "w2": _rand(3, 4)}, ["N", 3])
+    (against_file, _) = check_file(path, n_probes=500).comparisons
+    assert against_file.compared.endswith("(log-probabilities)")
+    assert against_file.error < 1e-5 and against_file.argmax_agreement == 1.0
+
+
+def test_a_weights_file_has_no_reference_but_its_canonical_graph(tmp_path: Path) -> None:
+    path = save(random_mlp(np.random.default_rng(0), 3, [8, 8], 2), tmp_path / "m.safetensors")
+    report = check_file(path, n_probes=300)
+    assert [c.compared for c in report.comparisons] == ["canonical graph vs loaded graph"]
+    assert report.comparisons[0].error <= Config().max_error
