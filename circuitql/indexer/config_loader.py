@@ -12,6 +12,7 @@ the same folder.
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -42,12 +43,27 @@ ACTIVATION_NAMES: dict[str, Activation] = {
 
 
 @dataclass(frozen=True)
+class TensorRef:
+    """Which tensor a layer's weight or bias is, and how to read it: ``transpose`` None
+    reads a weight as stored (out x in) unless only its transpose fits the layer's input;
+    ``rows`` and ``columns`` take a [start, stop) range (ties and slices of shared tensors)."""
+
+    tensor: str
+    transpose: bool | None = None
+    rows: tuple[int, int] | None = None
+    columns: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
 class LayerSpec:
     name: str
     activation: Activation
     reads: tuple[str, ...]
     adds: tuple[str, ...]
     alpha: float
+    weight: TensorRef
+    bias: TensorRef | None
+    bias_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,68 +109,127 @@ def _missing_config(weights: Path, tensors: Mapping[str, np.ndarray]) -> ModelLo
 def parse_config(path: Path) -> ModelConfig:
     try:
         raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"cannot read the config: {exc}", where=str(path),
-                             fix="make it valid JSON (see docs/model-config.md)") from exc
-    bad = _config_problem(raw)
-    if bad:
-        raise ModelLoadError(bad, where=str(path), fix="see docs/model-config.md for the format")
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: malformed JSON, and integers too long to convert
+        raise ModelLoadError(f"cannot read the config: {str(exc)[:200]}", where=str(path),
+                             fix="make it valid JSON (see docs/model-config.md)") from None
+    try:
+        return _model_config(raw)
+    except _ConfigProblem as problem:
+        raise ModelLoadError(str(problem), where=str(path),
+                             fix="see docs/model-config.md for the format") from None
+
+
+class _ConfigProblem(ValueError):
+    """What is wrong with a config, in words."""
+
+
+def _model_config(raw: Any) -> ModelConfig:
+    if not isinstance(raw, dict):
+        raise _ConfigProblem("the config must be a JSON object")
+    if raw.get("format", CONFIG_FORMAT) != CONFIG_FORMAT:
+        raise _ConfigProblem(f"unknown format {_short(raw.get('format'))}, expected "
+                             f"{CONFIG_FORMAT!r}")
+    n_inputs = raw.get("inputs")
+    if not isinstance(n_inputs, int) or isinstance(n_inputs, bool) or n_inputs < 1:
+        raise _ConfigProblem("'inputs' must be the number of network inputs (a positive "
+                             "integer)")
+    entries = raw.get("layers")
+    if not isinstance(entries, list) or not entries:
+        raise _ConfigProblem("'layers' must be a non-empty list")
     layers: list[LayerSpec] = []
-    previous = NETWORK_INPUT
-    for entry in raw["layers"]:
-        act_name = str(entry.get("activation", "identity")).lower()
-        if act_name not in ACTIVATION_NAMES:
-            raise ModelLoadError(
-                f"layer {entry['name']!r} has unknown activation {act_name!r}",
-                where=str(path),
-                fix=f"use one of {', '.join(sorted(ACTIVATION_NAMES))}",
-            )
-        reads = entry.get("input", previous)
-        reads = (reads,) if isinstance(reads, str) else tuple(reads)
-        adds = entry.get("add", ())
-        adds = (adds,) if isinstance(adds, str) else tuple(adds)
-        layers.append(LayerSpec(entry["name"], ACTIVATION_NAMES[act_name], reads, adds,
-                                float(entry.get("negative_slope", 0.01))))
-        previous = entry["name"]
-    known = {NETWORK_INPUT}
-    for layer in layers:
-        for ref in layer.reads + layer.adds:
-            if ref not in known:
-                raise ModelLoadError(
-                    f"layer {layer.name!r} reads {ref!r}, which is not an earlier layer",
-                    where=str(path),
-                    fix=f"list layers in order; names so far: {', '.join(sorted(known))}",
-                )
-        known.add(layer.name)
-    outputs = raw.get("outputs", [layers[-1].name])
-    outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
-    for out in outputs:
-        if out not in known:
-            raise ModelLoadError(f"output {out!r} is not a layer", where=str(path),
-                                 fix="name layers from the 'layers' list in 'outputs'")
+    known = [NETWORK_INPUT]
+    for entry in entries:
+        layers.append(_layer(entry, known))
+        known.append(layers[-1].name)
+    outputs = _names(raw.get("outputs", [layers[-1].name]), "'outputs'", known, "a layer")
+    meta = raw.get("meta", {})
+    if not isinstance(meta, dict):
+        raise _ConfigProblem(f"'meta' must be a JSON object, not {_short(meta)}")
     domain = None
     if raw.get("domain") is not None:
         try:
-            domain = Domain.from_json(raw["domain"]).for_inputs(int(raw["inputs"]))
+            domain = Domain.from_json(raw["domain"]).for_inputs(n_inputs)
         except DomainError as exc:
-            raise ModelLoadError(f"'domain': {exc.what}", where=str(path), fix=exc.fix) from None
-    return ModelConfig(int(raw["inputs"]), tuple(layers), outputs, dict(raw.get("meta", {})),
-                       domain)
+            raise _ConfigProblem(f"'domain': {exc.what} ({exc.fix})") from None
+    return ModelConfig(n_inputs, tuple(layers), outputs, meta, domain)
 
 
-def _config_problem(raw: Any) -> str | None:
-    if not isinstance(raw, dict):
-        return "the config must be a JSON object"
-    if raw.get("format", CONFIG_FORMAT) != CONFIG_FORMAT:
-        return f"unknown format {raw.get('format')!r}, expected {CONFIG_FORMAT!r}"
-    if not isinstance(raw.get("inputs"), int) or raw["inputs"] < 1:
-        return "'inputs' must be the number of network inputs (a positive integer)"
-    layers = raw.get("layers")
-    if not isinstance(layers, list) or not layers:
-        return "'layers' must be a non-empty list"
-    if not all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in layers):
-        return "every layer needs a 'name' (the prefix of its weight and bias tensors)"
-    return None
+def _layer(entry: Any, known: list[str]) -> LayerSpec:
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise _ConfigProblem("every layer needs a 'name' (the prefix of its weight and bias "
+                             f"tensors); found {_short(entry)}")
+    name = entry["name"]
+    act_name = entry.get("activation", "identity")
+    if not isinstance(act_name, str) or act_name.lower() not in ACTIVATION_NAMES:
+        raise _ConfigProblem(f"layer {name!r} has unknown activation {_short(act_name)}: use "
+                             f"one of {', '.join(sorted(ACTIVATION_NAMES))}")
+    slope = entry.get("negative_slope", 0.01)
+    if not isinstance(slope, int | float) or isinstance(slope, bool) or not math.isfinite(
+            slope):
+        raise _ConfigProblem(f"layer {name!r}: 'negative_slope' must be a number, not "
+                             f"{_short(slope)}")
+    transpose = entry.get("transpose")
+    if transpose is not None and not isinstance(transpose, bool):
+        raise _ConfigProblem(f"layer {name!r}: 'transpose' must be true or false")
+    weight = _tensor_ref(entry.get("weight", f"{name}.weight"), f"layer {name!r}: 'weight'")
+    assert weight is not None
+    if transpose is not None and weight.transpose is None:
+        weight = TensorRef(weight.tensor, transpose, weight.rows, weight.columns)
+    bias = _tensor_ref(entry.get("bias", f"{name}.bias"), f"layer {name!r}: 'bias'")
+    return LayerSpec(
+        name, ACTIVATION_NAMES[act_name.lower()],
+        _names(entry.get("input", known[-1]), f"layer {name!r}: 'input'", known,
+               "an earlier layer"),
+        _names(entry.get("add", []), f"layer {name!r}: 'add'", known, "an earlier layer"),
+        float(slope), weight, bias, bias_required="bias" in entry)
+
+
+def _names(value: Any, what: str, known: list[str], kind: str) -> tuple[str, ...]:
+    """A name or a list of names, each of something already defined."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _ConfigProblem(f"{what} must be a name or a list of names, not {_short(value)}")
+    for ref in names:
+        if ref not in known:
+            raise _ConfigProblem(f"{what} names {ref!r}, which is not {kind}; list layers in "
+                                 f"order (names so far: {', '.join(known)})")
+    return tuple(names)
+
+
+def _tensor_ref(value: Any, what: str) -> TensorRef | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return TensorRef(value)
+    if isinstance(value, dict) and isinstance(value.get("tensor"), str):
+        transpose = value.get("transpose")
+        if transpose is not None and not isinstance(transpose, bool):
+            raise _ConfigProblem(f"{what}: 'transpose' must be true or false")
+        return TensorRef(value["tensor"], transpose, _range(value.get("rows"), what),
+                         _range(value.get("columns"), what))
+    raise _ConfigProblem(f"{what} must be a tensor name, or {{\"tensor\": name, "
+                         f"\"transpose\": ..., \"rows\": [start, stop], \"columns\": "
+                         f"[start, stop]}}, not {_short(value)}")
+
+
+def _range(value: Any, what: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            and 0 <= value[0] < value[1]):
+        return value[0], value[1]
+    raise _ConfigProblem(f"{what}: a range is [start, stop] with 0 <= start < stop, not "
+                         f"{_short(value)}")
+
+
+def _short(value: Any) -> str:
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # nested too deep, or an integer too long to print
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def read_weights(path: Path) -> dict[str, np.ndarray]:
@@ -249,8 +324,9 @@ def _read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
     return {str(k): v.detach().double().numpy() for k, v in weights.items()}
 
 
-def load_weights_file(path: Path, config_path: Path | None = None) -> tuple[NeuronGraph,
-                                                                             ModelConfig]:
+def load_weights_file(path: Path, config_path: Path | None = None
+                      ) -> tuple[NeuronGraph, ModelConfig, dict[str, Any]]:
+    """The graph, its config, and notes on how its tensors were read."""
     tensors = read_weights(path)
     config_path = config_path or find_sidecar(path)
     if config_path is None:
@@ -261,26 +337,65 @@ def load_weights_file(path: Path, config_path: Path | None = None) -> tuple[Neur
             raise ModelLoadError(f"tensor {name!r} contains NaN or Inf", where=str(path),
                                  fix="the weights are corrupt or diverged: retrain or re-export")
     try:
-        return build_graph(config, tensors, str(path)), config
+        graph, notes = build_graph(config, tensors, str(path))
     except ShapeError as exc:
         raise ModelLoadError(str(exc), where=str(path),
                              fix="make the config's layers match the tensors' shapes") from exc
+    return graph, config, notes
 
 
-def build_graph(config: ModelConfig, tensors: Mapping[str, np.ndarray], where: str) -> NeuronGraph:
+def build_graph(config: ModelConfig, tensors: Mapping[str, np.ndarray], where: str
+                ) -> tuple[NeuronGraph, dict[str, Any]]:
+    """The graph, and notes on how its tensors were read (weights found transposed)."""
     builder = GraphBuilder()
     values: dict[str, AffineVec] = {NETWORK_INPUT: builder.inputs(config.n_inputs)}
+    transposed: list[str] = []
     for layer in config.layers:
-        weight_key = f"{layer.name}.weight"
-        if weight_key not in tensors:
-            raise ModelLoadError(
-                f"layer {layer.name!r} has no tensor {weight_key!r}",
-                where=where,
-                fix=f"name layers after the file's tensors: {', '.join(sorted(tensors))}",
-            )
         x = AffineVec.concat([values[ref] for ref in layer.reads])
-        pre = x.linear(tensors[weight_key], tensors.get(f"{layer.name}.bias"), layer.name)
+        weight = _weight(layer, tensors, len(x), where, transposed)
+        bias = None
+        if layer.bias is not None and (layer.bias.tensor in tensors or layer.bias_required):
+            bias = _read(layer.bias, tensors, where, f"layer {layer.name!r}")
+        pre = x.linear(weight, bias, layer.name)
         for ref in layer.adds:
             pre = pre + values[ref]
         values[layer.name] = builder.activate(pre, layer.activation, layer.name, layer.alpha)
-    return builder.finish(AffineVec.concat([values[name] for name in config.outputs]))
+    graph = builder.finish(AffineVec.concat([values[name] for name in config.outputs]))
+    return graph, ({"loaded": {"transposed": transposed}} if transposed else {})
+
+
+def _weight(layer: LayerSpec, tensors: Mapping[str, np.ndarray], width: int, where: str,
+            transposed: list[str]) -> np.ndarray:
+    """The layer's weight as (out, in). Stored (in, out), as JAX and some papers keep it,
+    it is read transposed when the config says so, or when only that fits the layer's
+    input; a square one is read as stored unless the config says otherwise."""
+    ref = layer.weight
+    matrix = _read(ref, tensors, where, f"layer {layer.name!r}")
+    if matrix.ndim != 2:
+        raise ModelLoadError(f"layer {layer.name!r}: tensor {ref.tensor!r} has shape "
+                             f"{matrix.shape}, not a matrix", where=where,
+                             fix="name the layer's 2-D weight tensor in the config")
+    fits_transposed = matrix.shape[0] == width and matrix.shape[1] != width
+    if ref.transpose or (ref.transpose is None and fits_transposed):
+        transposed.append(ref.tensor)
+        return matrix.T
+    return matrix
+
+
+def _read(ref: TensorRef, tensors: Mapping[str, np.ndarray], where: str, what: str
+          ) -> np.ndarray:
+    if ref.tensor not in tensors:
+        names = ", ".join(sorted(tensors)[:20])
+        raise ModelLoadError(f"{what} reads tensor {ref.tensor!r}, which the file does not "
+                             "hold", where=where,
+                             fix=f"name one of the file's tensors ({names}) in the config")
+    array = tensors[ref.tensor]
+    for axis, span in ((0, ref.rows), (1, ref.columns)):
+        if span is None:
+            continue
+        if array.ndim <= axis or span[1] > array.shape[axis]:
+            raise ModelLoadError(f"{what}: {['rows', 'columns'][axis]} {list(span)} of tensor "
+                                 f"{ref.tensor!r} of shape {array.shape} do not exist",
+                                 where=where, fix="give a range inside the tensor")
+        array = array[span[0]:span[1]] if axis == 0 else array[:, span[0]:span[1]]
+    return array

@@ -81,8 +81,8 @@ def load_path(path: Path) -> LoadedModel:
     if suffix in WEIGHTS_SUFFIXES:
         from circuitql.indexer.config_loader import load_weights_file
 
-        graph, config = load_weights_file(path)
-        return LoadedModel(graph, shown, name, config.meta, config.domain)
+        graph, config, notes = load_weights_file(path)
+        return LoadedModel(graph, shown, name, {**config.meta, **notes}, config.domain)
     raise ModelLoadError(
         f"unknown model file type {suffix or '(none)'!r}",
         where=shown,

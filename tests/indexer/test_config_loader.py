@@ -238,3 +238,65 @@ def test_a_config_declaring_millions_of_inputs_is_refused(tmp_path: Path) -> Non
     _edit_config(path, inputs=30_000_000)
     with pytest.raises(ModelLoadError, match="30,000,000 units"):
         load(path)
+
+
+def test_a_config_renames_transposes_ties_and_slices_tensors(tmp_path: Path) -> None:
+    # rib-style tensors: layers.{i}.W stored (in, out); a tied decoder reading the encoder's
+    # matrix transposed; a bias sliced out of a packed vector.
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    encoder, packed = rng.normal(size=(6, 3)), rng.normal(size=10)
+    head = rng.normal(size=(2, 4))  # (in, out): read transposed because only that fits
+    save_file({"layers.0.W": encoder, "packed_b": packed, "layers.2.W": head},
+              str(tmp_path / "net.safetensors"))
+    (tmp_path / "net.json").write_text(json.dumps({"inputs": 6, "layers": [
+        {"name": "enc", "weight": {"tensor": "layers.0.W", "transpose": True},
+         "bias": {"tensor": "packed_b", "rows": [0, 3]}, "activation": "relu"},
+        {"name": "dec", "weight": "layers.0.W", "bias": {"tensor": "packed_b", "rows": [3, 9]},
+         "activation": "relu"},
+        {"name": "mix", "weight": {"tensor": "layers.0.W", "columns": [0, 2]}, "bias": None},
+        {"name": "out", "weight": "layers.2.W", "bias": None},
+    ]}))
+    loaded = load(tmp_path / "net.safetensors")
+    x = rng.normal(size=(30, 6))
+    h = np.maximum(x @ encoder + packed[:3], 0)
+    h = np.maximum(h @ encoder.T + packed[3:9], 0)
+    h = h @ encoder[:, :2]  # columns [0, 2): (6, 2), read transposed as only that fits
+    expected = h @ head
+    np.testing.assert_allclose(loaded.graph.evaluate(x), expected, rtol=1e-9, atol=1e-9)
+    assert loaded.meta["loaded"]["transposed"] == ["layers.0.W", "layers.0.W", "layers.2.W"]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ({"layers": [{"name": "fc1", "activation": "relu", "input": 5}]}, "'input' must be a name"),
+    ({"outputs": 7}, "'outputs' must be a name"),
+    ({"layers": [{"name": "fc1", "input": [["input"]]}]}, "'input' must be a name"),
+    ({"layers": [{"name": "fc1", "activation": "leaky_relu", "negative_slope": "abc"}]},
+     "'negative_slope' must be a number"),
+    ({"meta": [1, 2]}, "'meta' must be a JSON object"),
+    ({"layers": [{"name": "fc1", "weight": {"tensor": "fc1.weight", "rows": [3, 1]}}]},
+     "a range is"),
+    ({"layers": [{"name": "fc1", "weight": 3}]}, "must be a tensor name"),
+    ({"layers": [{"name": "fc1", "transpose": "yes"}]}, "'transpose' must be true or false"),
+    ({"layers": [{"name": "fc1", "weight": "nope"}]}, "does not hold"),
+], ids=["input-number", "outputs-number", "input-nested", "slope-text", "meta-list",
+        "reversed-range", "weight-number", "transpose-text", "missing-tensor"])
+def test_a_malformed_config_is_one_message(tmp_path: Path, edit: dict[str, object],
+                                           message: str) -> None:
+    path = save(_spec(), tmp_path / "m.safetensors")
+    _edit_config(path, **edit)
+    with pytest.raises(ModelLoadError, match=message) as err:
+        load(path)
+    assert str(path.with_suffix(".json").name) in str(err.value) or str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("text", [
+    '{"inputs": 5, "layers": [{"name": "fc1"}], "meta": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    '{"inputs": ' + "9" * 100_000 + ', "layers": [{"name": "fc1"}]}',
+], ids=["meta-nested-100000-deep", "100000-digit-integer"])
+def test_a_hostile_config_is_refused_with_a_message(tmp_path: Path, text: str) -> None:
+    path = save(_spec(), tmp_path / "m.safetensors")
+    path.with_suffix(".json").write_text(text)
+    with pytest.raises(ModelLoadError, match="cannot read the config|must be"):
+        load(path)
