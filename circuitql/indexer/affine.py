@@ -152,12 +152,29 @@ class GraphBuilder:
             self._add(Unit(uid, UnitKind.INPUT))
         return AffineVec.of_units(ids)
 
+    def linear(self, value: AffineVec, weight: np.ndarray, bias: np.ndarray | None,
+               module: str) -> AffineVec:
+        """``weight @ value + bias``, multiplied out into the units ``value`` reads where that
+        adds no edges (two consecutive Linears are one map); where it would (a bottleneck: a
+        20 -> 5 map read by a 5 -> 20 one), ``value`` first becomes units of its own with the
+        identity activation, so the graph keeps the layer a network was built around."""
+        folded = value.linear(weight, bias, module)
+        if not len(value) or np.count_nonzero(folded.coef) <= (
+                np.count_nonzero(weight) + np.count_nonzero(value.coef)):
+            return folded
+        return self._new_units(value, Activation.IDENTITY, module, 0.01).linear(weight, bias,
+                                                                                module)
+
     def activate(
         self, value: AffineVec, activation: Activation, module: str, alpha: float = 0.01
     ) -> AffineVec:
         """Create one unit per element; the result is those units' outputs."""
         if activation is Activation.IDENTITY:
             return value
+        return self._new_units(value, activation, module, alpha)
+
+    def _new_units(self, value: AffineVec, activation: Activation, module: str, alpha: float
+               ) -> AffineVec:
         _check_width(len(value), f"layer {module!r}")
         ids = []
         for i in range(len(value)):

@@ -356,7 +356,7 @@ def build_graph(config: ModelConfig, tensors: Mapping[str, np.ndarray], where: s
         bias = None
         if layer.bias is not None and (layer.bias.tensor in tensors or layer.bias_required):
             bias = _read(layer.bias, tensors, where, f"layer {layer.name!r}")
-        pre = x.linear(weight, bias, layer.name)
+        pre = builder.linear(x, weight, bias, layer.name)
         for ref in layer.adds:
             pre = pre + values[ref]
         values[layer.name] = builder.activate(pre, layer.activation, layer.name, layer.alpha)

@@ -110,7 +110,7 @@ def load_nnet(path: Path) -> tuple[NeuronGraph, Domain, dict[str, Any]]:
     builder = GraphBuilder()
     value = builder.inputs(n_inputs)
     for i, (weight, bias) in enumerate(layers, start=1):
-        value = value.linear(weight, bias, f"layer{i}")
+        value = builder.linear(value, weight, bias, f"layer{i}")
         if i < len(layers):
             value = builder.activate(value, Activation.RELU, f"layer{i}")
     domain = Domain(tuple(zip(net.low.tolist(), net.high.tolist(), strict=True)))

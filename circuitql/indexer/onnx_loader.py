@@ -248,7 +248,7 @@ class _Converter:
             matrix, weight_name = self._matrix(node, a), node.proto.input[0]
             weight = matrix[None, :] if matrix.ndim == 1 else matrix
             x, rank = b, _matmul_rank(a.ndim, 1)
-        vec = x.vec.linear(weight, None, node.module(weight_name))
+        vec = self.builder.linear(x.vec, weight, None, node.module(weight_name))
         return Features(vec, ((1,) * (rank - 1) + (len(vec),)) if rank else ())
 
     def _gemm(self, node: _Node, args: list[Value | None]) -> Value:
@@ -272,7 +272,8 @@ class _Converter:
         bias = None
         if isinstance(c, np.ndarray):
             bias = beta * np.broadcast_to(c, (1, right.shape[1])).reshape(-1)
-        vec = a.vec.linear(alpha * right.T, bias, node.module(node.proto.input[1]))
+        vec = self.builder.linear(a.vec, alpha * right.T, bias,
+                                  node.module(node.proto.input[1]))
         if isinstance(c, Features):
             vec = vec + c.vec.affine_elementwise(np.asarray(beta), np.asarray(0.0))
         return Features(vec, (1, len(vec)))

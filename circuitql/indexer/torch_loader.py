@@ -124,8 +124,8 @@ class _Tracer:
         module = self.modules[str(node.target)]
         x = self._arg(node, 0)
         if isinstance(module, nn.Linear):
-            return self._vector(x, node).linear(
-                _constant(module.weight, f"{node.target}.weight"),
+            return self.builder.linear(
+                self._vector(x, node), _constant(module.weight, f"{node.target}.weight"),
                 None if module.bias is None else _constant(module.bias, f"{node.target}.bias"),
                 str(node.target),
             )
@@ -173,8 +173,8 @@ class _Tracer:
         if fn is F.linear:
             weight = self._arg(node, 1)
             bias = node.kwargs.get("bias", node.args[2] if len(node.args) > 2 else None)
-            return self._vector(self._arg(node, 0), node).linear(
-                np.asarray(weight),
+            return self.builder.linear(
+                self._vector(self._arg(node, 0), node), np.asarray(weight),
                 None if bias is None else np.asarray(self._resolve(bias)),
                 node.name,
             )

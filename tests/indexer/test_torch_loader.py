@@ -10,6 +10,7 @@ from torch import nn
 
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph, UnitKind
+from circuitql.indexer.canonical import canonicalize
 from circuitql.indexer.load import load
 
 
@@ -90,6 +91,19 @@ def test_consecutive_linears_fold_into_one_layer() -> None:
     graph = _check(model, 2)
     assert [u.id for u in graph.hidden] == ["1:0", "1:1", "1:2"]
     assert all(set(u.inputs) == {"input:0", "input:1"} for u in graph.hidden)
+
+
+def test_a_bottleneck_stays_a_layer_of_linear_units() -> None:
+    # Toy models of superposition: 20 features through 5 dimensions and back. Multiplied out,
+    # the two maps would be 400 edges and no bottleneck; kept, they are 200 and the 5 units.
+    model = nn.Sequential(nn.Linear(20, 5, bias=False), nn.Linear(5, 20), nn.ReLU()).double()
+    graph = _check(model, 20)
+    bottleneck = [u for u in graph.hidden if u.activation is Activation.IDENTITY]
+    assert [u.id for u in bottleneck] == [f"0:{i}" for i in range(5)]
+    assert all(set(u.inputs) == {f"0:{i}" for i in range(5)}
+               for u in graph.hidden if u.activation is Activation.RELU)
+    canonical = canonicalize(graph).graph
+    assert sum(u.activation is Activation.IDENTITY for u in canonical.hidden) == 5
 
 
 def test_unsupported_module_names_the_op_and_what_is_supported() -> None:
