@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -439,3 +440,53 @@ def test_count_neurons_agrees_with_find_neurons(store: Store) -> None:
                 store.find_neurons(constraints, models))
     with pytest.raises(ValueError):
         store.count_neurons({"uid); DROP": 1})
+
+
+def _real_format_files(folder: Path) -> list[Path]:
+    """One file of every format circuitql reads, written by the tools that write them."""
+    import torch
+    from torch import nn
+
+    from circuitql.zoo.demo import random_mlp
+    from circuitql.zoo.export import save
+    from tests.indexer.test_nnet_loader import write_nnet
+
+    rng = np.random.default_rng(5)
+    spec = random_mlp(rng, 4, [6, 5], 3)
+    files = [save(spec, folder / "plain.safetensors"), save(spec, folder / "onnx_mlp.onnx")]
+    checkpoint = save(spec, folder / "state.pt")
+    torch.save({"state_dict": torch.load(checkpoint, weights_only=True), "epoch": 3},
+               folder / "checkpoint.pth")
+    (folder / "checkpoint.json").write_text(checkpoint.with_suffix(".json").read_text())
+    files.append(folder / "checkpoint.pth")
+    torch.manual_seed(0)
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(8, 6), nn.BatchNorm1d(6),
+                               nn.LeakyReLU(0.2), nn.Linear(6, 3), nn.Softmax(dim=1)).eval()
+    torch.onnx.export(classifier, (torch.randn(1, 2, 2, 2),), str(folder / "image.onnx"),
+                      dynamo=False)
+    files.append(folder / "image.onnx")
+    layers = [(rng.normal(size=(5, 3)), rng.normal(size=5)), (rng.normal(size=(2, 5)),
+                                                              rng.normal(size=2))]
+    files.append(write_nnet(folder / "verified.nnet", layers, np.array([0.0, -1.0, 10.0]),
+                            np.array([100.0, 1.0, 20.0]), np.array([50.0, 0.0, 15.0, 1.0]),
+                            np.array([100.0, 2.0, 10.0, 3.0])))
+    return files
+
+
+def test_every_format_round_trips_within_its_canonical_error(store: Store,
+                                                             tmp_path: Path) -> None:
+    # Read back from the store, each model computes its loaded function on its own domain
+    # within the canonical error stored with it.
+    from circuitql.indexer.load import load_path
+    from circuitql.indexer.pipeline import IndexConfig, model_config
+
+    for path in _real_format_files(tmp_path):
+        loaded = load_path(path)
+        model = build_records(loaded, path.stem)
+        # The same network in another format is the same content: stored once, first name.
+        name = store.write(model).model.name
+        config = model_config(IndexConfig(), loaded).canonical
+        x = probes(loaded.graph, config)
+        error = output_error(loaded.graph.evaluate(x), stored_graph(store, name).evaluate(x))
+        assert model.canonical_error is not None and model.canonical_error < 1e-3, path.name
+        assert error == pytest.approx(model.canonical_error, abs=1e-12), path.name
