@@ -125,6 +125,18 @@ class ShapeError(ValueError):
 # The widest layer (or input) read: a layer's values are affine in its units, one row and one
 # column each, so a layer of n units costs 8 n^2 bytes while it is read (512 MiB here).
 MAX_WIDTH = 8192
+# The largest tensor read: a weight between two of the widest layers.
+MAX_TENSOR_VALUES = MAX_WIDTH * MAX_WIDTH
+
+
+def check_tensor_size(name: str, values: int, where: str) -> None:
+    """Refuse a tensor larger than any layer circuitql reads, before it is materialized (a
+    stride-0 tensor or a file's declared shape can ask for gigabytes from a few bytes)."""
+    if values > MAX_TENSOR_VALUES:
+        raise ModelLoadError(
+            f"tensor {name!r} holds {values:,} values, more than the {MAX_TENSOR_VALUES:,} of "
+            f"a weight between two layers of {MAX_WIDTH:,} units, the widest circuitql reads",
+            where=where, fix="index a smaller network, or the part of it a circuit lives in")
 
 
 def _check_width(n: int, what: str) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from circuitql.domain import Domain, DomainError
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
-from circuitql.indexer.affine import AffineVec, GraphBuilder, ShapeError
+from circuitql.indexer.affine import AffineVec, GraphBuilder, ShapeError, check_tensor_size
 from circuitql.indexer.load import model_stem
 
 CONFIG_FORMAT = "circuitql-mlp"
@@ -238,7 +238,10 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
         if is_safetensors(path):
             from safetensors.numpy import load_file
 
-            return {k: v.astype(np.float64) for k, v in load_file(str(path)).items()}
+            tensors = load_file(str(path))
+            for name, array in tensors.items():
+                check_tensor_size(name, array.size, str(path))
+            return {k: v.astype(np.float64) for k, v in tensors.items()}
         return _read_torch_state_dict(path)
     except ModelLoadError:
         raise
@@ -321,6 +324,8 @@ def _read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
             f"{type(obj).__name__}", where=str(path),
             fix="save it with torch.save(model.state_dict(), path)")
     weights = state_dict_of(obj, str(path))
+    for name, tensor in weights.items():
+        check_tensor_size(str(name), tensor.numel(), str(path))
     return {str(k): v.detach().double().numpy() for k, v in weights.items()}
 
 

@@ -27,7 +27,7 @@ from onnx import numpy_helper
 
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
-from circuitql.indexer.affine import AffineVec, GraphBuilder
+from circuitql.indexer.affine import AffineVec, GraphBuilder, check_tensor_size
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ def load_onnx(path: Path) -> tuple[NeuronGraph, dict[str, Any]]:
     notes on what was read that the graph does not show (``"onnx"`` in the model's meta)."""
     try:
         model = onnx.load(str(path))
-    except (OSError, ProtobufError, onnx.checker.ValidationError) as exc:
+    except (OSError, ValueError, ProtobufError, onnx.checker.ValidationError) as exc:
+        # ValueError: external data that is missing, or shorter than it claims
         raise ModelLoadError(
             f"cannot read the ONNX file ({type(exc).__name__}: {exc})",
             where=str(path),
@@ -83,7 +84,7 @@ class _Converter:
 
     def run(self) -> tuple[NeuronGraph, dict[str, Any]]:
         for tensor in self.graph.initializer:
-            self.values[tensor.name] = self._finite(tensor.name, numpy_helper.to_array(tensor))
+            self.values[tensor.name] = self._finite(tensor.name, self._array(tensor))
         self._inputs()
         for index, proto in enumerate(self.graph.node):
             node = _Node(proto, index, {a.name: onnx.helper.get_attribute_value(a)
@@ -167,7 +168,7 @@ class _Converter:
     def _constant(self, node: _Node, args: list[Value | None]) -> Value:
         ((key, raw),) = node.attrs.items()
         if key == "value":
-            array = numpy_helper.to_array(raw)
+            array = self._array(raw)
         elif key in ("value_float", "value_floats"):
             array = np.asarray(raw, dtype=np.float32)
         elif key in ("value_int", "value_ints"):
@@ -408,6 +409,16 @@ class _Converter:
                                           "(batch, features) vector can be multiplied or "
                                           "joined: flatten it first")
         return x
+
+    def _array(self, tensor: onnx.TensorProto) -> np.ndarray:
+        """A tensor's values, its declared size checked first, its data against it."""
+        check_tensor_size(tensor.name, math.prod(tensor.dims), self.where)
+        try:
+            return numpy_helper.to_array(tensor)
+        except ValueError as exc:  # fewer values than the shape declares, an unknown type
+            raise self._error(f"tensor {tensor.name!r} of shape {list(tensor.dims)} cannot "
+                              f"be read: {exc}", "re-export the network; the file is "
+                              "truncated or was edited") from None
 
     def _finite(self, name: str, array: np.ndarray) -> np.ndarray:
         if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():

@@ -300,3 +300,26 @@ def test_a_hostile_config_is_refused_with_a_message(tmp_path: Path, text: str) -
     path.with_suffix(".json").write_text(text)
     with pytest.raises(ModelLoadError, match=r"cannot read the config|must be"):
         load(path)
+
+
+def test_a_stride_zero_tensor_is_refused_before_it_is_materialized(tmp_path: Path) -> None:
+    # 8 bytes of storage, expanded to 30,000 x 30,000 (7.2 GB as float64 once copied).
+    path = save(_spec(), tmp_path / "m.pt")
+    weights = torch.load(path, weights_only=True)
+    weights["fc1.weight"] = torch.zeros(1, 1).expand(30_000, 30_000)
+    torch.save(weights, path)
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ModelLoadError, match="900,000,000 values"):
+        load(path)
+
+
+def test_weights_that_overflow_are_refused_when_indexed(tmp_path: Path) -> None:
+    from circuitql.indexer.pipeline import build_records
+
+    path = save(_spec(), tmp_path / "m.pt")
+    weights = torch.load(path, weights_only=True)
+    weights = {k: v.double() * (1e300 if k.endswith("weight") else 1.0)
+               for k, v in weights.items()}
+    torch.save(weights, path)
+    with pytest.raises(ModelLoadError, match="even without pruning"):
+        build_records(load(path), "m")

@@ -597,3 +597,29 @@ def test_a_huge_declared_input_is_refused_before_any_memory_is_spent(tmp_path: P
     assert path.stat().st_size < 200
     with pytest.raises(ModelLoadError, match="50,000,000 units, more than the 8,192"):
         load_onnx(path)
+
+
+def test_a_tensor_declaring_more_values_than_any_layer_is_refused_unread(tmp_path: Path) -> None:
+    tensor = onnx.TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[100_000, 100_000])
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[tensor])
+    onnx.save(helper.make_model(graph), tmp_path / "huge.onnx")
+    with pytest.raises(ModelLoadError, match="10,000,000,000 values"):
+        load_onnx(tmp_path / "huge.onnx")
+
+
+def test_external_data_claiming_more_than_its_file_is_refused(tmp_path: Path) -> None:
+    tensor = numpy_helper.from_array(np.zeros((4, 3), dtype=np.float32), "w")
+    onnx.external_data_helper.set_external_data(tensor, location="w.bin", offset=0,
+                                                length=10**12)
+    tensor.ClearField("raw_data")
+    (tmp_path / "w.bin").write_bytes(np.ones(12, np.float32).tobytes())
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[tensor])
+    onnx.save(helper.make_model(graph), tmp_path / "external.onnx")
+    with pytest.raises(ModelLoadError, match=r"exceeds available data|cannot be read"):
+        load_onnx(tmp_path / "external.onnx")
