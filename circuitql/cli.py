@@ -12,7 +12,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,10 @@ PROGRESS_THRESHOLD = 5  # a progress bar only when there is enough work to watch
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    # Bytes of an argument that are not UTF-8 (a Latin-1 file name typed in a shell) arrive
+    # as lone surrogates; stored names keep such bytes escaped, and so do arguments.
+    raw = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(_negative_values([printable_path(arg) for arg in raw]))
     try:
         return int(args.run(args))
     except CircuitQLError as err:
@@ -245,21 +249,29 @@ def _index(args: argparse.Namespace) -> int:
     config = IndexConfig(CanonicalConfig(
         domain=None if args.domain is None else Domain.parse(args.domain),
         max_error=args.max_canonical_error))
-    with connect(args.store, config) as db:
-        bar = None
-        if not args.quiet and len(files) >= PROGRESS_THRESHOLD:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(files), unit="model", file=sys.stderr)
-        try:
-            report = db.index_paths(args.paths, args.name,
-                                    (lambda _path: bar.update(1)) if bar else None, files=files,
-                                    jobs=args.jobs)
-        finally:
-            if bar:
-                bar.close()
+    with connect(args.store, config) as db, _progress(
+            len(files), args.quiet or len(files) < PROGRESS_THRESHOLD) as step:
+        report = db.index_paths(args.paths, args.name,
+                                None if step is None else lambda _path: step(1), files=files,
+                                jobs=args.jobs)
         _print_index_summary(report, db.uri, time.perf_counter() - start)
     return EXIT_USER_ERROR if report.failed else 0
+
+
+@contextmanager
+def _progress(total: int | None, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for ``total`` models (unknown: None), as the function that
+    advances it by a number of models; None when ``quiet``."""
+    if quiet:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="model", file=sys.stderr) as bar:
+        def advance(models: int) -> None:
+            bar.update(models)
+
+        yield advance
 
 
 def _print_index_summary(report: IndexReport, uri: str, seconds: float) -> None:
@@ -555,16 +567,8 @@ def _zoo_build(args: argparse.Namespace) -> int:
     from circuitql.zoo.build import build_zoo, plan_for
 
     plan = plan_for(args.size, args.seed)
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(plan), unit="model", file=sys.stderr)
-    try:
-        report = build_zoo(args.directory, plan, args.jobs, bar.update if bar else None)
-    finally:
-        if bar:
-            bar.close()
+    with _progress(len(plan), args.quiet) as step:
+        report = build_zoo(args.directory, plan, args.jobs, step)
     for path in report.diverged:
         print(f"diverged, not saved: {path}", file=sys.stderr)
     print(f"wrote {len(report.written)} models under {args.directory} in "
@@ -586,17 +590,9 @@ def _zoo_planted(args: argparse.Namespace) -> int:
     if args.size is not None and args.size < 1:
         raise CircuitQLError(f"--size must be at least 1, not {args.size}",
                              fix="give the number of models, e.g. --size 1000")
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=args.size, unit="model", file=sys.stderr)
-    try:
+    with _progress(args.size, args.quiet) as step:
         truth = write_zoo(args.directory, args.seed, f".{args.format}", args.size,
-                          on_model=(lambda _name: bar.update()) if bar else None)
-    finally:
-        if bar:
-            bar.close()
+                          on_model=None if step is None else lambda _name: step(1))
     models = len({e.model for e in truth.expected})
     print(f"wrote {args.size or models} models under {args.directory} ({models} with a planted "
           f"circuit or decoy; {len(truth.present())} planted instances); ground truth in "

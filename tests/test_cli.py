@@ -260,6 +260,26 @@ def test_files_named_with_dots_index_under_their_names_and_errors_name_a_file_on
     assert sorted(m["name"] for m in json.loads(out)) == [f"mlp_s0.{i}" for i in range(3)]
 
 
+def test_an_argument_with_bytes_that_are_not_utf8_finds_the_name_stored_for_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A shell passes Latin-1 bytes as lone surrogates ("caf\udce9"); the file indexed from
+    # that name is stored escaped, and the same argument finds it.
+    folder = tmp_path / "zoo"
+    save(random_mlp(np.random.default_rng(0), 2, [3], 1), folder / "caf\udce9.safetensors")
+    store = str(tmp_path / "s.db")
+    assert run(capsys, "index", str(folder), "--store", store)[0] == 0
+    code, out, err = run(capsys, "tokens", "caf\udce9", "--store", store)
+    assert code == 0 and "Traceback" not in err and out.startswith("[x>")
+    code, _, err = run(capsys, "tokens", "caf\udce8", "--store", store)
+    assert code == 2 and "did you mean caf\\xe9" in err and "Traceback" not in err
+
+
+def test_zoo_planted_runs_as_the_readme_says(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "zoo", "planted", str(tmp_path / "zoo"))
+    assert code == 0 and "ground truth in" in out
+
+
 def test_check_compares_a_file_with_what_circuitql_reads_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
