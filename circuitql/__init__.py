@@ -17,6 +17,7 @@ from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.check import CheckReport, check_file
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.indexer.signature import Signature, signatures
+from circuitql.query.engine import PartialAnswer
 from circuitql.store.base import ModelInfo, WriteOutcome
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "ModelInfo",
     "ModelLoadError",
     "NeuronGraph",
+    "PartialAnswer",
     "Signature",
     "StoreError",
     "Unit",

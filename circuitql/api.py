@@ -127,11 +127,14 @@ class Database:
         return self.index_many(items, jobs=jobs, on_done=on_file)
 
     def query(self, text: str, *, limit: int | None = None,
-              explain: Explain | None = None) -> Iterator[Match]:
+              explain: Explain | None = None, timeout: float | None = None) -> Iterator[Match]:
         """Verified matches of a MATCH query (a library name alone is short for MATCH name).
 
         A generator: matches arrive as they are verified, and ``LIMIT`` (or ``limit``) stops
-        the search early. Pass an ``Explain`` to collect the plan and per-stage counts.
+        the search early. Pass an ``Explain`` to collect the plan and per-stage counts. The
+        search stops at its deadline (``TIMEOUT``, ``timeout`` seconds, else 120 s): the
+        matches so far stand, ``explain.partial`` says why, and a ``PartialAnswer`` warning
+        is issued.
         """
         compiled = compile_query(_as_query(text))
         if not isinstance(compiled, MatchQuery):
@@ -142,6 +145,8 @@ class Database:
             )
         if limit is not None:
             compiled = dataclasses.replace(compiled, limit=limit)
+        if timeout is not None:
+            compiled = dataclasses.replace(compiled, timeout=timeout)
         return engine.run(self.store, compiled, explain)
 
     def execute(self, text: str) -> CompiledQuery:
@@ -160,7 +165,8 @@ class Database:
         return compare_models(self.store, model_a, model_b, tolerance, circuits)
 
     def census(self, circuit: str, by: str, *, models: str | None = None,
-               tolerance: float | None = None, exact: bool = False) -> Census:
+               tolerance: float | None = None, exact: bool = False,
+               timeout: float | None = None) -> Census:
         """Per group of ``by`` (``meta.task``...), how many models contain ``circuit``
         (``exact``: without approximation, as ``MATCH ... EXACT`` finds it)."""
         pattern = builtin_library().pattern(circuit) if circuit.isidentifier() else None
@@ -170,7 +176,7 @@ class Database:
                 raise CircuitQLError("census takes a circuit name or a MATCH query")
             pattern = compiled.pattern
         return run_census(self.store, CensusQuery(pattern, by, models, tolerance,
-                                                  exact=exact))
+                                                  exact=exact, timeout=timeout))
 
     def models(self) -> list[ModelInfo]:
         return self.store.models()

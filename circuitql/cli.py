@@ -7,11 +7,13 @@ its message goes to stderr and the exit code is 2. A traceback means a bug in ci
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("text", metavar="QUERY", help="e.g. \"MATCH abs\" or just abs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--limit", type=int, default=None, help="stop after N matches")
+    p.add_argument("--timeout", type=_bound, default=None, metavar="SECONDS",
+                   help="stop the search after this long, keeping the matches found "
+                   "(default: the query's TIMEOUT, else 120)")
 
     p = command("library", _library, "list the built-in circuits, or print one's definition")
     p.add_argument("name", nargs="?", help="a circuit to print in full")
@@ -145,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--models", metavar="GLOB", help="only models whose name matches")
     p.add_argument("--exact", action="store_true",
                    help="count only exact matches (as MATCH ... EXACT finds them)")
+    p.add_argument("--timeout", type=_bound, default=None, metavar="SECONDS",
+                   help="give up (with an error) after this long (default 120)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", type=Path, metavar="FILE.svg",
                    help="also draw the census as a bar chart (SVG)")
@@ -342,7 +349,7 @@ def _tokens(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from circuitql.query.compile import CensusQuery, CompareQuery, MatchQuery, ShowQuery
-    from circuitql.query.engine import Explain
+    from circuitql.query.engine import Explain, PartialAnswer
 
     with _open(args) as db:
         compiled = db.execute(args.text)
@@ -355,16 +362,24 @@ def _query(args: argparse.Namespace) -> int:
         if isinstance(compiled, CensusQuery):
             from circuitql.query.census import census
 
+            if args.timeout is not None:
+                compiled = dataclasses.replace(compiled, timeout=args.timeout)
             counted = census(db.store, compiled)
             print(json.dumps(counted.to_json(), indent=2) if args.json else counted.text())
             return 0
         assert isinstance(compiled, MatchQuery)
         explain = Explain()
         matches = []
-        for match in db.query(args.text, limit=args.limit, explain=explain):
-            matches.append(match)
-            if not args.json:
-                _print_match(match)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PartialAnswer)  # said below, in the answer
+            for match in db.query(args.text, limit=args.limit, explain=explain,
+                                  timeout=args.timeout):
+                matches.append(match)
+                if not args.json:
+                    _print_match(match)
+    if explain.partial is not None:
+        print(f"partial answer: {explain.partial}; give it longer with --timeout SECONDS or "
+              "TIMEOUT in the query", file=sys.stderr)
     if args.json:
         print(json.dumps({"query": args.text, "explain": explain.to_json(),
                           "matches": [m.to_json() for m in matches]}, indent=2))
@@ -429,7 +444,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _census(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        counted = db.census(args.circuit, args.by, models=args.models, exact=args.exact)
+        counted = db.census(args.circuit, args.by, models=args.models, exact=args.exact,
+                            timeout=args.timeout)
     print(json.dumps(counted.to_json(), indent=2) if args.json else counted.text())
     if args.plot:
         print(f"wrote {counted.plot(args.plot)}", file=sys.stderr)

@@ -274,6 +274,23 @@ def test_an_argument_with_bytes_that_are_not_utf8_finds_the_name_stored_for_them
     assert code == 2 and "did you mean caf\\xe9" in err and "Traceback" not in err
 
 
+def test_a_query_past_its_deadline_says_it_is_partial(
+        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    run(capsys, "index", str(zoo), "--store", store)
+    code, out, err = run(capsys, "query", "MATCH abs", "--store", store, "--timeout", "1e-9")
+    assert code == 0 and "0 match(es)" in out
+    assert "partial answer: the search stopped at its 1e-09 s deadline" in err
+    code, out, _ = run(capsys, "query", "MATCH abs", "--store", store, "--json",
+                       "--timeout", "1e-9")
+    assert json.loads(out)["explain"]["partial"].startswith("the search stopped")
+    code, out, err = run(capsys, "query", "MATCH abs TIMEOUT 5m", "--store", store)
+    assert "1 match(es)" in out and "partial" not in err
+    code, _, err = run(capsys, "census", "abs", "--by", "name", "--store", store,
+                       "--timeout", "1e-9")
+    assert code == 2 and "census could not finish" in err
+
+
 def test_zoo_planted_runs_as_the_readme_says(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "zoo", "planted", str(tmp_path / "zoo"))

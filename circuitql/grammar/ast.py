@@ -279,6 +279,7 @@ class Match:
     explain: bool = False
     pins: tuple[Pin, ...] = ()
     exact: bool = False  # EXACT: only matches that hold without approximation
+    timeout: float | None = None  # TIMEOUT: seconds the search may run
     pos: Pos | None = field(default=None, compare=False, repr=False)
     source: SourceText | None = field(default=None, compare=False, repr=False)
 
@@ -294,6 +295,7 @@ class Census:
     tolerance: float | None = None
     explain: bool = False
     exact: bool = False  # EXACT: count only models holding the circuit without approximation
+    timeout: float | None = None
     pos: Pos | None = field(default=None, compare=False, repr=False)
     source: SourceText | None = field(default=None, compare=False, repr=False)
 

@@ -36,8 +36,9 @@ COMMON_MISTAKES: dict[str, list[str]] = {
         "MATCH LIMIT 3",
         "MATCH TOLERANCE 0.1",
     ],
-    "options go in this order: WHERE, IN MODELS, TOLERANCE, EXACT, LIMIT": [
+    "options go in this order: WHERE, IN MODELS, TOLERANCE, EXACT, LIMIT, TIMEOUT": [
         "MATCH abs LIMIT 3 TOLERANCE 0.1",
+        "MATCH abs TIMEOUT 30s LIMIT 3",
         "MATCH abs EXACT TOLERANCE 0.1",
         "MATCH abs LIMIT 3 EXACT",
         "MATCH abs LIMIT 3 IN MODELS 'a'",
@@ -192,6 +193,21 @@ def _whole(tok: Token, what: str, least: int) -> int:
     return int(value)
 
 
+_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_TIMEOUT = 7 * 24 * 3600.0  # a week: longer is a typo, not a search
+
+
+def _duration(tok: Token) -> float:
+    """``30``, ``30s``, ``500ms``, ``2m``, ``1h`` as seconds, above 0 and at most a week."""
+    text = str(tok).lower()
+    unit = next((u for u in ("ms", "s", "m", "h") if text.endswith(u)), "")
+    value = float(text[: len(text) - len(unit)]) * _UNITS.get(unit, 1.0)
+    if not 0 < value <= MAX_TIMEOUT:
+        raise _Reject(f"TIMEOUT must be above 0 and at most a week, not {tok}", _at(tok),
+                      "give seconds, or a number with a unit: 30s, 500ms, 2m, 1h")
+    return value
+
+
 def _count(tok: Token) -> int:
     count = _whole(tok, "a repetition count", 1)
     if count > MAX_REPEAT:
@@ -328,12 +344,12 @@ class _ToAst(Transformer[Token, Any]):
         return replace(items[0], explain=True)
 
     def match(self, items: list[Any]) -> ast.Match:
-        target, conditions, models, tolerance, exact, limit = items
+        target, conditions, models, tolerance, exact, limit, timeout = items
         conditions = conditions or ()
         where = tuple(c for c in conditions if not isinstance(c, ast.Pin))
         pins = tuple(c for c in conditions if isinstance(c, ast.Pin))
         return ast.Match(target, where, models, tolerance, limit, pins=pins,
-                         exact=exact is not None, pos=target.pos)
+                         exact=exact is not None, timeout=timeout, pos=target.pos)
 
     def exact(self, items: list[Any]) -> bool:
         return True
@@ -346,9 +362,9 @@ class _ToAst(Transformer[Token, Any]):
         return ast.Pin(str(name), _string(neuron), pos=_at(name))
 
     def census(self, items: list[Any]) -> ast.Census:
-        target, where, models, tolerance, exact, group_by = items
+        target, where, models, tolerance, exact, timeout, group_by = items
         return ast.Census(target, group_by, where or (), models, tolerance,
-                          exact=exact is not None, pos=target.pos)
+                          exact=exact is not None, timeout=timeout, pos=target.pos)
 
     def show(self, items: list[Any]) -> ast.ShowCircuits:
         (pattern,) = items
@@ -383,6 +399,9 @@ class _ToAst(Transformer[Token, Any]):
 
     def limit(self, items: list[Token]) -> int:
         return _whole(items[0], "LIMIT", 1)
+
+    def timeout(self, items: list[Token]) -> float:
+        return _duration(items[0])
 
     def model_property(self, items: list[Token]) -> str:
         if items[0].type == "STRING":

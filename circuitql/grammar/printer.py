@@ -190,8 +190,8 @@ def statement_text(s: ast.Statement) -> str:
         return definition_text(s)
     prefix = "EXPLAIN " if s.explain else ""
     if isinstance(s, ast.Match):
-        limit = (" EXACT" if s.exact else "") + (f" LIMIT {s.limit}" if s.limit is not None
-                                                 else "")
+        limit = ((" EXACT" if s.exact else "")
+                 + (f" LIMIT {s.limit}" if s.limit is not None else "") + _timeout(s.timeout))
         pins = " AND ".join(f"{p.name} = {string(p.neuron)}" for p in s.pins)
         options = _options(s.where, s.models, s.tolerance)
         if pins:
@@ -200,13 +200,18 @@ def statement_text(s: ast.Statement) -> str:
         return f"{prefix}MATCH {_target(s.target)}{options}{limit}"
     if isinstance(s, ast.Census):
         prop = s.group_by if _PLAIN_PROPERTY.match(s.group_by) else string(s.group_by)
-        options = _options(s.where, s.models, s.tolerance) + (" EXACT" if s.exact else "")
+        options = (_options(s.where, s.models, s.tolerance) + (" EXACT" if s.exact else "")
+                   + _timeout(s.timeout))
         return f"{prefix}COUNT MODELS WITH {_target(s.target)}{options} GROUP BY {prop}"
     if isinstance(s, ast.ShowCircuits):
         pattern = f" {string(s.pattern)}" if s.pattern is not None else ""
         return f"{prefix}SHOW CIRCUITS{pattern}"
     tolerance = f" TOLERANCE {number(s.tolerance)}" if s.tolerance is not None else ""
     return f"{prefix}COMPARE {string(s.model_a)} WITH {string(s.model_b)}{tolerance}"
+
+
+def _timeout(seconds: float | None) -> str:
+    return "" if seconds is None else f" TIMEOUT {number(seconds)}s"
 
 
 def script_text(script: ast.Script) -> str:

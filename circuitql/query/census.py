@@ -9,6 +9,7 @@ instances of the circuit it holds.
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from xml.sax.saxutils import escape
 
 from circuitql.errors import CircuitQLError
 from circuitql.query.compile import CensusQuery, MatchQuery
-from circuitql.query.engine import run
+from circuitql.query.engine import Explain, PartialAnswer, run
 from circuitql.store.base import ModelInfo, Store
 
 MISSING = "(none)"
@@ -92,8 +93,16 @@ def census(store: Store, query: CensusQuery) -> Census:
                              "IN MODELS")
     totals = Counter(group_of(m, query.group_by) for m in infos)
     match = MatchQuery(query.pattern, models=query.models, tolerance=query.tolerance,
-                       exact=query.exact)
-    holders = {m.model for m in run(store, match)}
+                       exact=query.exact, timeout=query.timeout)
+    explain = Explain()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialAnswer)
+        holders = {m.model for m in run(store, match, explain)}
+    if explain.partial is not None:
+        # A count over the models searched so far would be a wrong count, not a smaller one.
+        raise CircuitQLError(f"the census could not finish: {explain.partial}",
+                             fix="give it longer: TIMEOUT 10m in the query, --timeout 600, or "
+                             "db.census(..., timeout=600)")
     with_circuit = Counter(group_of(m, query.group_by) for m in infos if m.name in holders)
     rows = tuple(CensusRow(g, with_circuit[g], totals[g]) for g in sorted(totals, key=_order))
     return Census(query.pattern.name, query.group_by, rows, query.exact)

@@ -56,6 +56,7 @@ class MatchQuery:
     explain: bool = False
     pins: Mapping[str, str] = field(default_factory=dict)  # variable -> stored neuron id
     exact: bool = False  # only matches that hold without approximation (MATCH ... EXACT)
+    timeout: float | None = None  # seconds the search may run (None: DEFAULT_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class CensusQuery:
     tolerance: float | None = None
     explain: bool = False
     exact: bool = False  # count only exact matches (COUNT MODELS WITH ... EXACT)
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -499,8 +501,9 @@ class Compiler:
                                  a.source, pin.pos,
                                  f"pin one of {', '.join(pattern.inputs + pattern.outputs)}")
             return MatchQuery(pattern, a.models, a.tolerance, a.limit, a.explain,
-                              {p.name: p.neuron for p in a.pins}, a.exact)
-        return CensusQuery(pattern, a.group_by, a.models, a.tolerance, a.explain, a.exact)
+                              {p.name: p.neuron for p in a.pins}, a.exact, a.timeout)
+        return CensusQuery(pattern, a.group_by, a.models, a.tolerance, a.explain, a.exact,
+                           a.timeout)
 
     def _target(
         self, t: ast.Target, where: tuple[ast.Compare, ...], src: ast.SourceText | None

@@ -10,7 +10,9 @@ is symmetric in a and b), is reported once.
 from __future__ import annotations
 
 import fnmatch
+import math
 import time
+import warnings
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,14 @@ if TYPE_CHECKING:
     from circuitql.render import Svg
 
 DEFAULT_TOLERANCE = 0.05
+# Seconds a search may run without a TIMEOUT of its own: a query over a 10,000-model zoo takes
+# about a second; one that runs for minutes is a pattern that explodes, and the answer so far
+# is more use than a wait with no end.
+DEFAULT_TIMEOUT = 120.0
+
+
+class PartialAnswer(UserWarning):
+    """A search stopped at its deadline: the matches it gave are real, but not all."""
 MAX_REPEAT_CAP = 32
 STAGES = ("lookup", "grow", "match", "fit", "verify")
 # Anchors grown together: one store round trip per plan step for the whole batch, while a
@@ -136,10 +146,11 @@ class Explain:
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     patterns: int = 0
     models: int | None = None  # None: the whole store, not listed
+    partial: str | None = None  # why the search stopped before it was complete
 
     def to_json(self) -> dict[str, Any]:
         return {"patterns": self.patterns, "models": self.models, "plans": self.plans,
-                "counts": dict(self.counts),
+                "partial": self.partial, "counts": dict(self.counts),
                 "seconds": {k: round(v, 6) for k, v in self.seconds.items()}}
 
     def text(self) -> str:
@@ -165,11 +176,15 @@ class _Clock:
 
 def run(store: Store, query: MatchQuery, explain: Explain | None = None,
         models: Sequence[str] | None = None) -> Iterator[Match]:
-    """Verified matches of ``query``, streamed; stops after ``query.limit`` of them.
+    """Verified matches of ``query``, streamed; stops after ``query.limit`` of them, or at
+    its deadline (``TIMEOUT``, else ``DEFAULT_TIMEOUT``): then ``explain.partial`` says so
+    and a ``PartialAnswer`` warning is issued.
 
     ``models`` restricts the search to those model names (on top of ``IN MODELS``).
     """
     explain = explain or Explain()
+    seconds = query.timeout if query.timeout is not None else DEFAULT_TIMEOUT
+    deadline = time.monotonic() + seconds
     tolerance = query.tolerance if query.tolerance is not None else DEFAULT_TOLERANCE
     restricted = query.models is not None or models is not None
     infos = []
@@ -192,11 +207,13 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
             raise QueryError(f"{problem}, once its repetitions run to {max_repeat} (the "
                              "deepest network searched allows that many)", fix=BUDGET_FIX)
     search = _Search(store, NeuronCache(store), names, tolerance, explain, query.pins,
-                     [m.name for m in infos], approximate=not query.exact)
+                     [m.name for m in infos], approximate=not query.exact, deadline=deadline)
     found = 0
     for pattern in expand(query.pattern, max_repeat):
         if any(var not in pattern.by_name for var in query.pins):
             continue  # a variant without the pinned unit cannot bind it
+        if search.expired():
+            break
         explain.patterns += 1
         looked_up = relaxed(pattern) if search.approximate else pattern
         the_plan = plan(looked_up, lambda columns: search.cache.count(columns, names),
@@ -207,6 +224,10 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
             found += 1
             if query.limit is not None and found >= query.limit:
                 return
+    if search.expired():
+        explain.partial = (f"the search stopped at its {seconds:g} s deadline with {found} "
+                           "match(es): there may be more")
+        warnings.warn(explain.partial, PartialAnswer, stacklevel=2)
 
 
 @dataclass
@@ -223,6 +244,10 @@ class _Search:
     pins: Mapping[str, str]
     scope: list[str]
     approximate: bool
+    deadline: float = math.inf  # time.monotonic() past which the search stops
+
+    def expired(self) -> bool:
+        return time.monotonic() > self.deadline
     seen: set[tuple[str, frozenset[str]]] = field(default_factory=set)
     domains: dict[str, Domain | None] = field(default_factory=dict)
 
@@ -275,6 +300,8 @@ def _run_pattern(search: _Search, the_plan: Plan, pattern: CircuitPattern) -> It
             anchors = cache.lookup(anchor_unit.constraint, search.models)
     explain.counts["lookup"] += len(anchors)
     for start in range(0, len(anchors), GROW_BATCH):
+        if search.expired():
+            return
         with _Clock(explain, "grow"):
             hoods = grow(cache, anchors[start:start + GROW_BATCH], the_plan)
         explain.counts["grow"] += len(hoods)
@@ -288,6 +315,8 @@ def _run_pattern(search: _Search, the_plan: Plan, pattern: CircuitPattern) -> It
                                 for mapping in mappings for uid in mapping.values()
                                 if uid not in hood.views}))
         for model, hood, mappings in matched:
+            if search.expired():
+                return
             explain.counts["match"] += len(mappings)
             yield from _matches_in(search, model, pattern, hood, mappings)
 
@@ -301,6 +330,8 @@ def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neig
     fetch(sorted({uid for mapping in mappings for uid in mapping.values()}))  # read already
     bound = Neighbourhood(hood.candidates, views)
     for mapping in mappings:
+        if search.expired():
+            return
         key = (model, frozenset(mapping.values()))
         if key in search.seen:
             continue

@@ -52,7 +52,7 @@ def test_every_labelled_mistake_gets_its_hint(label: str, example: str) -> None:
 
 def test_similar_mistakes_get_the_hint_too() -> None:
     assert syntax_error("MATCH min LIMIT 5 TOLERANCE 1").hint == (
-        "options go in this order: WHERE, IN MODELS, TOLERANCE, EXACT, LIMIT"
+        "options go in this order: WHERE, IN MODELS, TOLERANCE, EXACT, LIMIT, TIMEOUT"
     )
     assert "quoted" in (syntax_error("MATCH x IN MODELS models").hint or "")
 

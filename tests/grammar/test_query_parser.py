@@ -160,6 +160,8 @@ def test_positions_are_recorded_but_not_compared() -> None:
         "MATCH (fold WHERE next.c == c / 2){2,} >> fold | fold{3} | (a >> b)+",
         "COUNT MODELS WITH min IN MODELS 'm*' TOLERANCE 0.1 GROUP BY 'opt.name'",
         "COUNT MODELS WITH abs TOLERANCE 0.1 EXACT GROUP BY meta.width",
+        "COUNT MODELS WITH abs EXACT TIMEOUT 10m GROUP BY meta.width",
+        "MATCH abs LIMIT 3 TIMEOUT 1.5",
         "SHOW CIRCUITS",
         "COMPARE 'a' WITH 'b'",
         'CIRCUIT f(x, a) -> (y, z) {\n p = relu(-(x - 2) * 3, ...)\n q = tanh(a / 2 - -x)\n'
@@ -172,6 +174,21 @@ def test_print_then_parse_gives_the_same_ast(text: str) -> None:
     printed = script_text(script)
     assert parse(printed) == script
     assert script_text(parse(printed)) == printed
+
+
+@pytest.mark.parametrize(("clause", "seconds"), [
+    ("TIMEOUT 30", 30.0), ("TIMEOUT 30s", 30.0), ("timeout 500ms", 0.5), ("TIMEOUT 2m", 120.0),
+    ("TIMEOUT 1H", 3600.0), ("TIMEOUT .25", 0.25)])
+def test_a_timeout_is_seconds_or_a_number_with_a_unit(clause: str, seconds: float) -> None:
+    match = one(f"MATCH abs {clause}")
+    assert isinstance(match, ast.Match) and match.timeout == seconds
+
+
+@pytest.mark.parametrize("clause", ["TIMEOUT 0", "TIMEOUT 0ms", "TIMEOUT 200h"])
+def test_a_timeout_outside_its_range_is_refused_with_a_caret(clause: str) -> None:
+    with pytest.raises(QuerySyntaxError, match="TIMEOUT must be above 0") as err:
+        parse(f"MATCH abs {clause}")
+    assert "^" in str(err.value)
 
 
 def test_printing_normalises_parentheses() -> None:

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -25,9 +26,10 @@ import torch
 from torch import nn
 
 from circuitql.api import Database, connect
+from circuitql.errors import CircuitQLError
 from circuitql.grammar.errors import QueryError
 from circuitql.graph import NeuronGraph
-from circuitql.query.engine import Explain, Match
+from circuitql.query.engine import Explain, Match, PartialAnswer
 from circuitql.query.library import reference_network
 from circuitql.zoo.plant import (
     PLANTS,
@@ -171,6 +173,21 @@ def test_limit_stops_at_one_match(zoo_db: Database) -> None:
     assert len(results_of(zoo_db, "MATCH detector_pair")) > 1
     assert len(results_of(zoo_db, "MATCH detector_pair LIMIT 1")) == 1
     assert len(list(zoo_db.query("detector_pair", limit=1))) == 1
+
+
+def test_a_search_past_its_deadline_keeps_its_matches_and_says_it_is_partial(
+        zoo_db: Database) -> None:
+    explain = Explain()
+    with pytest.warns(PartialAnswer, match="deadline"):
+        assert list(zoo_db.query("MATCH detector_pair", explain=explain, timeout=1e-9)) == []
+    assert explain.partial is not None and "1e-09 s deadline with 0 match(es)" in explain.partial
+    complete = Explain()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PartialAnswer)
+        found = list(zoo_db.query("MATCH detector_pair TIMEOUT 10m", explain=complete))
+    assert found and complete.partial is None
+    with pytest.raises(CircuitQLError, match="census could not finish"):
+        zoo_db.census("detector_pair", "name", timeout=1e-9)
 
 
 def test_in_models_restricts_the_search(zoo_db: Database) -> None:
