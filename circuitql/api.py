@@ -58,6 +58,9 @@ class Database:
     def uri(self) -> str:
         return self.store.uri
 
+    def __repr__(self) -> str:
+        return f"<circuitql.Database {self.uri}>"
+
     def index(
         self,
         model: Any,
@@ -143,8 +146,8 @@ class Database:
                 fix="use db.compare(a, b) for COMPARE, db.census(...) for COUNT MODELS, "
                 "or db.execute(text) for any statement",
             )
-        if limit is not None:
-            compiled = dataclasses.replace(compiled, limit=limit)
+        if limit is not None:  # the smaller of the two: neither asks for more than it says
+            compiled = dataclasses.replace(compiled, limit=min(limit, compiled.limit or limit))
         if timeout is not None:
             compiled = dataclasses.replace(compiled, timeout=timeout)
         return engine.run(self.store, compiled, explain)

@@ -190,6 +190,33 @@ def test_query_library_compare_census(zoo: Path, tmp_path: Path,
     assert code == 0 and "with abs exactly" in out.splitlines()[0]
 
 
+def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    run(capsys, "index", str(zoo), "--store", store)
+    # The smaller LIMIT wins, whichever side gives it.
+    both = {"MATCH detector_pair LIMIT 1": "5", "MATCH detector_pair LIMIT 5": "1"}
+    for text, flag in both.items():
+        code, out, _ = run(capsys, "query", text, "--store", store, "--limit", flag)
+        assert out.strip().endswith("1 match(es)")
+    # --no-circuits compares no circuits, and says nothing about them.
+    code, out, _ = run(capsys, "compare", "circuits/abs", "circuits/identity", "--store", store,
+                       "--no-circuits")
+    assert code == 0 and "circuits in both" not in out
+    code, out, _ = run(capsys, "compare", "circuits/abs", "circuits/identity", "--store", store,
+                       "--no-circuits", "--json")
+    assert json.loads(out)["circuits"] is None
+    # A misspelt census key is an error listing the keys there are, not one "(none)" group.
+    code, _, err = run(capsys, "census", "abs", "--by", "meta.kidn", "--store", store)
+    assert code == 2 and "'meta.kidn'" in err and "meta.kind" in err
+    with connect(store) as db:
+        assert repr(db) == f"<circuitql.Database sqlite:///{tmp_path / 's.db'}>"
+        (match,) = db.query("MATCH abs")
+        assert match.to_dict()["bindings"] == {"x": "input:0", "p": "fc1:0", "n": "fc1:1",
+                                               "y": "out:0"}
+        assert json.loads(json.dumps(match.to_dict())) == match.to_dict()
+
+
 def test_query_errors_exit_2(zoo: Path, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
     store = str(tmp_path / "s.db")

@@ -85,12 +85,25 @@ def group_of(info: ModelInfo, key: str) -> str:
     return MISSING if value is None else str(value)
 
 
+def _check_key(key: str, infos: list[ModelInfo]) -> None:
+    """A key no model has would put every model in one "(none)" group: a typo, said so."""
+    if key in ("name", "source"):
+        return
+    field = key.removeprefix("meta.")
+    if any(field in m.meta for m in infos):
+        return
+    keys = sorted({f"meta.{k}" for m in infos for k in m.meta})
+    raise CircuitQLError(f"no model in the census has the property {key!r}",
+                         fix="group by one of: name, source" + "".join(f", {k}" for k in keys))
+
+
 def census(store: Store, query: CensusQuery) -> Census:
     infos = [m for m in store.models()
              if query.models is None or fnmatch.fnmatchcase(m.name, query.models)]
     if not infos:
         raise CircuitQLError("no indexed models to count", fix="index models first, or widen "
                              "IN MODELS")
+    _check_key(query.group_by, infos)
     totals = Counter(group_of(m, query.group_by) for m in infos)
     match = MatchQuery(query.pattern, models=query.models, tolerance=query.tolerance,
                        exact=query.exact, timeout=query.timeout)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -65,7 +65,8 @@ class Comparison:
     hidden_a: int
     hidden_b: int
     sublayers: tuple[tuple[str, int, int], ...]  # ("a<=b" | "b<=a", layer of a, layer of b)
-    circuits: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # name: (in a, in b)
+    # name: (matches in a, in b); None when circuits were not compared (--no-circuits)
+    circuits: Mapping[str, tuple[int, int]] | None = None
 
     @property
     def shared_hidden(self) -> int:
@@ -78,7 +79,8 @@ class Comparison:
                 "shared_tokens": dict(self.shared_tokens),
                 "sublayers": [{"relation": r, "layer_a": i, "layer_b": j}
                               for r, i, j in self.sublayers],
-                "circuits": {k: {"a": v[0], "b": v[1]} for k, v in self.circuits.items()}}
+                "circuits": None if self.circuits is None else {
+                    k: {"a": v[0], "b": v[1]} for k, v in self.circuits.items()}}
 
     def text(self) -> str:
         verdict = ("equivalent: identical canonical form" if self.equivalent
@@ -89,6 +91,8 @@ class Comparison:
         for relation, i, j in self.sublayers:
             lines.append(f"  layer {i} of {self.model_a} {'⊆' if relation == 'a<=b' else '⊇'} "
                          f"layer {j} of {self.model_b}")
+        if self.circuits is None:
+            return "\n".join(lines)
         both = [name for name, (a, b) in self.circuits.items() if a and b]
         lines.append("circuits in both: " + (", ".join(both) if both else "none"))
         for name, (a, b) in self.circuits.items():
@@ -106,8 +110,9 @@ def compare_models(store: Store, model_a: str, model_b: str, tolerance: float | 
     all_b = sum(words_b[1:-1], Counter())
     equivalent = (info[model_a].network_string == info[model_b].network_string
                   and isomorphic(stored_graph(store, model_a), stored_graph(store, model_b)))
-    found: dict[str, tuple[int, int]] = {}
+    found: dict[str, tuple[int, int]] | None = None
     if circuits:
+        found = {}
         library = builtin_library()
         for name in PUBLIC_NAMES:
             query = MatchQuery(library.pattern(name), tolerance=tolerance)

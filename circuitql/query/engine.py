@@ -129,6 +129,11 @@ class Match:
         scales = np.asarray(self.scales or (self.scale,))
         return compare(scales * self.graph.evaluate(x), expected, fixed).error
 
+    def to_dict(self) -> dict[str, Any]:
+        """The match as plain data (what ``--json`` prints per match): names, numbers, lists
+        and dicts only, so it goes to JSON, a DataFrame row or a CSV line as it is."""
+        return self.to_json()
+
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "circuit": self.circuit, "bindings": dict(self.bindings),
                 "error": self.error, "params": dict(self.params), "scale": self.scale,
