@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import select
 import sys
 import threading
@@ -27,7 +28,7 @@ from circuitql.errors import CircuitQLError
 from circuitql.indexer.load import discover, load, model_stem, printable_path
 from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
 from circuitql.processes import alive
-from circuitql.query import builtin_library, compile_query, engine
+from circuitql.query import compile_query, engine
 from circuitql.query.census import Census
 from circuitql.query.census import census as run_census
 from circuitql.query.compare import Comparison, compare_models
@@ -170,14 +171,18 @@ class Database:
     def census(self, circuit: str, by: str, *, models: str | None = None,
                tolerance: float | None = None, exact: bool = False,
                timeout: float | None = None) -> Census:
-        """Per group of ``by`` (``meta.task``...), how many models contain ``circuit``
-        (``exact``: without approximation, as ``MATCH ... EXACT`` finds it)."""
-        pattern = builtin_library().pattern(circuit) if circuit.isidentifier() else None
-        if pattern is None:
-            compiled = compile_query(circuit)
-            if not isinstance(compiled, MatchQuery):
-                raise CircuitQLError("census takes a circuit name or a MATCH query")
-            pattern = compiled.pattern
+        """Per group of ``by`` (``meta.task``...), how many models contain ``circuit`` and
+        which (``exact``: without approximation, as ``MATCH ... EXACT`` finds it).
+        ``circuit`` is anything MATCH takes: a library name, ``min(a, b) >> negation``, a
+        ``MATCH`` query, or circuit definitions followed by one."""
+        text = circuit if re.match(r"\s*(MATCH|CIRCUIT)\b", circuit, re.IGNORECASE) else (
+            f"MATCH {circuit}")
+        compiled = compile_query(text)
+        if not isinstance(compiled, MatchQuery):
+            raise CircuitQLError("census counts models holding a circuit: give its name, an "
+                                 "expression such as min >> negation, or a MATCH query",
+                                 fix="for COUNT MODELS ... GROUP BY, use `circuitql query`")
+        pattern = compiled.pattern
         return run_census(self.store, CensusQuery(pattern, by, models, tolerance,
                                                   exact=exact, timeout=timeout))
 

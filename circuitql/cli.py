@@ -143,8 +143,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip the (slower) search for library circuits in both")
 
     p = with_store(command("census", _census, "per group of models, how many contain a "
-                                              "circuit"))
-    p.add_argument("circuit", help="a library circuit name")
+                                              "circuit, and which"))
+    p.add_argument("circuit", help="what MATCH takes: a library circuit (min), an expression "
+                   "(\"min >> negation\"), or a MATCH query with CIRCUIT definitions")
     p.add_argument("--by", required=True, metavar="KEY",
                    help="model property to group by, e.g. meta.task or meta.width")
     p.add_argument("--models", metavar="GLOB", help="only models whose name matches")

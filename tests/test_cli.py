@@ -206,6 +206,13 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
     code, out, _ = run(capsys, "compare", "circuits/abs", "circuits/identity", "--store", store,
                        "--no-circuits", "--json")
     assert json.loads(out)["circuits"] is None
+    # A census names the models, and counts any circuit MATCH takes.
+    code, out, _ = run(capsys, "census", "abs >> identity | abs", "--by", "meta.kind",
+                       "--store", store, "--json")
+    (circuits,) = [g for g in json.loads(out)["groups"] if g["group"] == "(none)"]
+    assert circuits["holders"] == ["circuits/abs"] and circuits["with_circuit"] == 1
+    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store)
+    assert "(none): circuits/abs" in out.splitlines()
     # A misspelt census key is an error listing the keys there are, not one "(none)" group.
     code, _, err = run(capsys, "census", "abs", "--by", "meta.kidn", "--store", store)
     assert code == 2 and "'meta.kidn'" in err and "meta.kind" in err

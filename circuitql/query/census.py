@@ -22,6 +22,7 @@ from circuitql.query.engine import Explain, PartialAnswer, run
 from circuitql.store.base import ModelInfo, Store
 
 MISSING = "(none)"
+SHOWN_HOLDERS = 5  # model names per group in the text table; JSON has them all
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class CensusRow:
     group: str
     with_circuit: int
     models: int
+    holders: tuple[str, ...] = ()  # the names of the models that hold the circuit, sorted
 
     @property
     def fraction(self) -> float:
@@ -50,7 +52,8 @@ class Census:
     def to_json(self) -> dict[str, Any]:
         return {"circuit": self.circuit, "group_by": self.group_by, "exact": self.exact,
                 "groups": [{"group": r.group, "with_circuit": r.with_circuit,
-                            "models": r.models} for r in self.rows]}
+                            "models": r.models, "share": r.fraction,
+                            "holders": list(r.holders)} for r in self.rows]}
 
     def plot(self, path: Path) -> Path:
         """Write the census as an SVG bar chart: the share of each group's models that hold
@@ -73,6 +76,12 @@ class Census:
         for r in self.rows:
             lines.append(f"{r.group:<{width}}  {r.with_circuit:>{5 + len(self.counted)}}  "
                          f"{r.models:>6}  {r.fraction:6.1%}")
+        for r in self.rows:
+            if r.holders:
+                shown = ", ".join(r.holders[:SHOWN_HOLDERS])
+                more = len(r.holders) - SHOWN_HOLDERS
+                lines.append(f"{r.group}: {shown}" + (f" and {more} more (--json lists all)"
+                                                      if more > 0 else ""))
         return "\n".join(lines)
 
 
@@ -116,8 +125,12 @@ def census(store: Store, query: CensusQuery) -> Census:
         raise CircuitQLError(f"the census could not finish: {explain.partial}",
                              fix="give it longer: TIMEOUT 10m in the query, --timeout 600, or "
                              "db.census(..., timeout=600)")
-    with_circuit = Counter(group_of(m, query.group_by) for m in infos if m.name in holders)
-    rows = tuple(CensusRow(g, with_circuit[g], totals[g]) for g in sorted(totals, key=_order))
+    names: dict[str, list[str]] = {}
+    for m in sorted(infos, key=lambda m: m.name):
+        if m.name in holders:
+            names.setdefault(group_of(m, query.group_by), []).append(m.name)
+    rows = tuple(CensusRow(g, len(names.get(g, ())), totals[g], tuple(names.get(g, ())))
+                 for g in sorted(totals, key=_order))
     return Census(query.pattern.name, query.group_by, rows, query.exact)
 
 
