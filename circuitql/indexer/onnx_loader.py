@@ -53,7 +53,11 @@ class _Node:
         return f"{self.proto.op_type} node {name}"
 
     def module(self, weight: str = "") -> str:
-        """The stable name that prefixes this node's source ids ("<module>:<row>")."""
+        """The stable name that prefixes this node's source ids ("<module>:<row>"): the
+        module path when the weight is named as PyTorch's exporter names it (``fc1.weight``
+        gives ``fc1``, the ids indexing the nn.Module itself gives), else the node's name."""
+        if weight.endswith(".weight") and len(weight) > len(".weight"):
+            return weight[: -len(".weight")]
         return self.proto.name or weight or f"{self.proto.op_type}_{self.index}"
 
 

@@ -19,6 +19,7 @@ from onnx.reference import ReferenceEvaluator
 
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
+from circuitql.indexer.load import load
 from circuitql.indexer.onnx_loader import load_onnx
 
 ACASXU = Path(__file__).resolve().parents[2].parent / "shared" / "zoo" / "acasxu"
@@ -383,8 +384,9 @@ def test_torch_export_of_an_mlp(tmp_path: Path) -> None:
     torch.onnx.export(model, torch.zeros(1, 3), path, dynamo=False)
     graph, _ = load_onnx(path)
 
-    node_names = [n.name for n in onnx.load(path).graph.node]
-    assert graph.hidden[0].id == f"{node_names[0]}:0"
+    # Units are named by module path, as indexing the module itself names them.
+    assert [u.id for u in graph.hidden][:2] == ["0:0", "0:1"]
+    assert [u.id for u in load(model).graph.units] == [u.id for u in graph.units]
     assert len(graph.hidden) == 14 and len(graph.outputs) == 2
     x = np.random.default_rng(4).normal(size=(64, 3))
     with torch.no_grad():
