@@ -26,6 +26,7 @@ from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.load import MODEL_SUFFIXES, discover, printable_path
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.query.engine import Match
+from circuitql.store.base import ModelInfo
 
 EXIT_USER_ERROR = 2
 PROGRESS_THRESHOLD = 5  # a progress bar only when there is enough work to watch
@@ -95,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="model name (one file only; default: the path below the "
                                   "folder given, without its extension)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: the models indexed, unchanged and failed")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes for loading and canonicalizing (default: one per "
                    "core when there are many files)")
@@ -122,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
                                               "words of neuron tokens, in order"))
     p.add_argument("model")
     p.add_argument("--by-layer", action="store_true", help="one layer per line, numbered")
+    p.add_argument("--json", action="store_true", help="print JSON: the string and its layers")
 
     p = with_store(command("query", _query, "run a circuit query (MATCH, COMPARE, COUNT MODELS, "
                                             "SHOW CIRCUITS; EXPLAIN in front shows the plan)"))
@@ -134,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("library", _library, "list the built-in circuits, or print one's definition")
     p.add_argument("name", nargs="?", help="a circuit to print in full")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: each circuit's documentation (with a name: its text too)")
 
     p = with_store(command("compare", _compare, "what two indexed networks share"))
     p.add_argument("model_a")
@@ -258,11 +264,20 @@ def _index(args: argparse.Namespace) -> int:
         domain=None if args.domain is None else Domain.parse(args.domain),
         max_error=args.max_canonical_error))
     with connect(args.store, config) as db, _progress(
-            len(files), args.quiet or len(files) < PROGRESS_THRESHOLD) as step:
+            len(files), args.quiet or args.json or len(files) < PROGRESS_THRESHOLD) as step:
         report = db.index_paths(args.paths, args.name,
                                 None if step is None else lambda _path: step(1), files=files,
                                 jobs=args.jobs)
-        _print_index_summary(report, db.uri, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        if args.json:
+            print(json.dumps({
+                "store": db.uri, "seconds": round(seconds, 3),
+                "indexed": [_model_json(m) for m in report.indexed],
+                "unchanged": [_model_json(m) for m in report.unchanged],
+                "failed": [{"path": printable_path(str(path)), "error": str(err)}
+                           for path, err in report.failed]}, indent=2))
+        else:
+            _print_index_summary(report, db.uri, seconds)
     return EXIT_USER_ERROR if report.failed else 0
 
 
@@ -313,12 +328,7 @@ def _models(args: argparse.Namespace) -> int:
     with _open(args) as db:
         models = db.models()
     if args.json:
-        print(json.dumps([{
-            "name": m.name, "source": m.source, "inputs": m.n_inputs, "outputs": m.n_outputs,
-            "neurons": m.n_neurons, "edges": m.n_edges, "hash": m.content_hash,
-            "meta": dict(m.meta), "normal_form": dict(m.normal_form),
-            "canonical_error": m.canonical_error,
-        } for m in models], indent=2))
+        print(json.dumps([_model_json(m) for m in models], indent=2))
         return 0
     if not models:
         print("no models indexed yet: run `circuitql index PATH`")
@@ -335,9 +345,23 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_json(m: ModelInfo) -> dict[str, Any]:
+    """A stored model as ``models --json`` and ``index --json`` print it."""
+    return {"name": m.name, "source": m.source, "inputs": m.n_inputs, "outputs": m.n_outputs,
+            "neurons": m.n_neurons, "edges": m.n_edges, "hash": m.content_hash,
+            "meta": dict(m.meta), "normal_form": dict(m.normal_form),
+            "canonical_error": m.canonical_error}
+
+
 def _tokens(args: argparse.Namespace) -> int:
     with _open(args) as db:
         text = db.tokens(args.model)
+    if args.json:
+        from circuitql.grammar.token_parser import split_layers
+
+        print(json.dumps({"model": args.model, "network_string": text,
+                          "layers": split_layers(text)}, indent=2))
+        return 0
     if not args.by_layer:
         print(text)
         return 0
@@ -415,9 +439,13 @@ def _library(args: argparse.Namespace) -> int:
             raise CircuitQLError(f"no library circuit named {args.name!r}",
                                  fix=f"did you mean {', '.join(close)}?" if close
                                  else "run `circuitql library` for the list")
-        print(library.text(args.name))
+        if args.json:
+            print(json.dumps({"name": args.name, "doc": library.definition(args.name).doc or "",
+                              "text": library.text(args.name)}, indent=2))
+        else:
+            print(library.text(args.name))
         return 0
-    return _print_library(None, False)
+    return _print_library(None, args.json)
 
 
 def _print_library(glob: str | None, as_json: bool) -> int:

@@ -190,6 +190,28 @@ def test_query_library_compare_census(zoo: Path, tmp_path: Path,
     assert code == 0 and "with abs exactly" in out.splitlines()[0]
 
 
+def test_index_tokens_and_library_print_json(zoo: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    (zoo / "circuits" / "junk.onnx").write_bytes(b"not a model")
+    code, out, _ = run(capsys, "index", str(zoo), "--store", store, "--json")
+    report = json.loads(out)
+    assert code == 2 and len(report["indexed"]) == 7 and report["unchanged"] == []
+    assert [f["path"].endswith("junk.onnx") for f in report["failed"]] == [True]
+    assert all(m["canonical_error"] is not None for m in report["indexed"])
+    code, out, _ = run(capsys, "index", str(zoo / "circuits" / "abs.safetensors"), "--store",
+                       store, "--json")
+    assert code == 0 and [m["name"] for m in json.loads(out)["unchanged"]] == ["circuits/abs"]
+    code, out, _ = run(capsys, "tokens", "circuits/abs", "--store", store, "--json")
+    tokens = json.loads(out)
+    assert tokens["layers"][0] == "[x>(+1-1)]" and " ".join(tokens["layers"]) == (
+        tokens["network_string"])
+    code, out, _ = run(capsys, "library", "--json")
+    assert "min" in json.loads(out)
+    code, out, _ = run(capsys, "library", "abs", "--json")
+    assert "CIRCUIT abs(x) -> y" in json.loads(out)["text"]
+
+
 def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     store = str(tmp_path / "s.db")
