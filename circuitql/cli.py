@@ -176,6 +176,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="draw the query's N-th match (default: the first)")
     p.add_argument("--model-context", action="store_true",
                    help="draw the whole model the match is in, with the match highlighted")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", dest="read_as", action="store_const", const="model",
+                       help="TARGET is a model name")
+    which.add_argument("--query", dest="read_as", action="store_const", const="query",
+                       help="TARGET is a query or a circuit")
 
     p = on_model(with_store(command("degeneracy", _degeneracy, "per layer: units removed as "
                                     "dead, unused or duplicate, weights pruned, activation "
@@ -497,7 +502,7 @@ def _show(args: argparse.Namespace) -> int:
         raise CircuitQLError(f"--match {args.match}: matches are counted from 1",
                              fix="give --match 1 for the first match")
     with _open(args) as db:
-        if db.store.get_model(args.target) is not None:
+        if _shows_model(db, args.target, args.read_as):
             picture, what = draw_model(db.store, args.target), f"model {args.target}"
         else:
             match = _nth_match(db, args.target, args.match)
@@ -506,6 +511,24 @@ def _show(args: argparse.Namespace) -> int:
     picture.save(args.out)
     print(f"wrote {args.out}: {what}")
     return 0
+
+
+def _shows_model(db: Database, target: str, read_as: str | None) -> bool:
+    """Whether ``show TARGET`` draws a model; a name that is both a model and a library
+    circuit (a model named abs) is asked about rather than guessed."""
+    if read_as is not None:
+        if read_as == "model":
+            db.model(target)  # no such model: the error says so, with close names
+        return read_as == "model"
+    if db.store.get_model(target) is None:
+        return False
+    from circuitql.query.library import builtin_library
+
+    if target in builtin_library().names:
+        raise CircuitQLError(f"{target!r} is both a model in {db.uri} and a library circuit",
+                             fix=f"say which: `show {target} --model ...` draws the model, "
+                             f"`show {target} --query ...` a match of the circuit")
+    return True
 
 
 def _nth_match(db: Database, target: str, n: int) -> Match:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,6 +248,26 @@ def test_cli_show_draws_matches_and_models(store_path: str, tmp_path: Path,
     assert code == 0 and "model random/mlp1" in printed
     assert len(units(ET.parse(out).getroot())) == len(stored_graph_of(store_path,
                                                                       "random/mlp1"))
+
+
+def test_cli_show_asks_when_a_name_is_a_model_and_a_circuit(
+        store_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    shutil.copy(store_path, store)
+    x = Unit("input:0", UnitKind.INPUT)
+    h = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, 0.25, {x.id: 1.5})
+    with connect(store) as db:
+        db.index(NeuronGraph((x, h, Unit("out:0", UnitKind.OUTPUT, inputs={h.id: 2.0}))),
+                 name="abs")
+    out = tmp_path / "x.svg"
+    code, _, err = run(capsys, "show", "abs", "--out", str(out), "--store", store)
+    assert code == 2 and "both a model" in err and "--model" in err and not out.exists()
+    code, printed, _ = run(capsys, "show", "abs", "--model", "--out", str(out), "--store", store)
+    assert code == 0 and "model abs" in printed
+    code, printed, _ = run(capsys, "show", "abs", "--query", "--out", str(out), "--store", store)
+    assert code == 0 and "model abs" not in printed and "abs" in printed
+    code, _, err = run(capsys, "show", "absx", "--model", "--out", str(out), "--store", store)
+    assert code == 2 and "no model named 'absx'" in err
 
 
 def stored_graph_of(store_path: str, model: str) -> NeuronGraph:
