@@ -394,8 +394,14 @@ def _query(args: argparse.Namespace) -> int:
 
             if args.timeout is not None:
                 compiled = dataclasses.replace(compiled, timeout=args.timeout)
-            counted = census(db.store, compiled)
-            print(json.dumps(counted.to_json(), indent=2) if args.json else counted.text())
+            explain = Explain()
+            counted = census(db.store, compiled, explain)
+            if args.json:
+                print(json.dumps({**counted.to_json(), "explain": explain.to_json()}, indent=2))
+            else:
+                print(counted.text())
+                if compiled.explain:
+                    print(explain.text())
             return 0
         assert isinstance(compiled, MatchQuery)
         explain = Explain()

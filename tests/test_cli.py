@@ -235,6 +235,9 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
     assert circuits["holders"] == ["circuits/abs"] and circuits["with_circuit"] == 1
     code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store)
     assert "(none): circuits/abs" in out.splitlines()
+    code, out, _ = run(capsys, "query", "EXPLAIN COUNT MODELS WITH abs GROUP BY meta.kind",
+                       "--store", store)
+    assert "anchor" in out and "verify:" in out  # the census's search, explained
     # A misspelt census key is an error listing the keys there are, not one "(none)" group.
     code, _, err = run(capsys, "census", "abs", "--by", "meta.kidn", "--store", store)
     assert code == 2 and "'meta.kidn'" in err and "meta.kind" in err

@@ -106,7 +106,9 @@ def _check_key(key: str, infos: list[ModelInfo]) -> None:
                          fix="group by one of: name, source" + "".join(f", {k}" for k in keys))
 
 
-def census(store: Store, query: CensusQuery) -> Census:
+def census(store: Store, query: CensusQuery, explain: Explain | None = None) -> Census:
+    """Count, per group, the models holding the circuit; ``explain`` collects the search's
+    plan and counts (EXPLAIN COUNT MODELS ...)."""
     infos = [m for m in store.models()
              if query.models is None or fnmatch.fnmatchcase(m.name, query.models)]
     if not infos:
@@ -116,7 +118,7 @@ def census(store: Store, query: CensusQuery) -> Census:
     totals = Counter(group_of(m, query.group_by) for m in infos)
     match = MatchQuery(query.pattern, models=query.models, tolerance=query.tolerance,
                        exact=query.exact, timeout=query.timeout)
-    explain = Explain()
+    explain = explain or Explain()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PartialAnswer)
         holders = {m.model for m in run(store, match, explain)}
