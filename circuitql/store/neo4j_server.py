@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import fcntl
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -25,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from circuitql.errors import CircuitQLError, StoreError
 from circuitql.processes import alive
@@ -346,7 +348,12 @@ def run(args: argparse.Namespace) -> int:
         result = status(args.data_dir)
     state = f"running (pid {result.pid})" if result.running else "stopped"
     print(f"neo4j server {state}; data {result.data_dir}; log {result.log_file}")
-    if result.uri:
+    if result.uri and result.port:
+        # What to paste, credentials included; the bare address stays the last line.
+        password = (args.password or os.environ.get("CIRCUITQL_NEO4J_PASSWORD")
+                    or DEFAULT_PASSWORD)
+        uri = f"neo4j://neo4j:{quote(password, safe='')}@127.0.0.1:{result.port}"
+        print(f"to use it: export CIRCUITQL_STORE={shlex.quote(uri)}")
         print(result.uri)
     return 0 if result.running or args.action == "stop" else 1
 

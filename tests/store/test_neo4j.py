@@ -7,6 +7,7 @@ contract suite); the crash test starts and stops its own server on a fresh direc
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import socket
@@ -290,3 +291,20 @@ def test_embedding_has_a_fixed_length() -> None:
     lengths = {len(signature_embedding(n.signature)) for n in model.neurons}
     assert lengths == {EMBEDDING_DIMENSIONS}
     assert all(math.isfinite(x) for n in model.neurons for x in signature_embedding(n.signature))
+
+
+def test_start_prints_a_store_uri_to_paste_with_its_credentials(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The server itself is started by the other lifecycle tests; this is what it prints.
+    started = neo4j_server.ServerStatus(True, tmp_path, tmp_path / "launcher.log", 4242, 7999)
+    monkeypatch.setattr(neo4j_server, "start", lambda *args: started)
+    parser = argparse.ArgumentParser()
+    neo4j_server.add_arguments(parser)
+    neo4j_server.run(parser.parse_args(["start", "--password", "p@ss w/rd!"]))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2] == ("to use it: export "
+                         "CIRCUITQL_STORE=neo4j://neo4j:p%40ss%20w%2Frd%21@127.0.0.1:7999")
+    assert lines[-1] == "neo4j://127.0.0.1:7999"  # what .ci/neo4j-start reads
+    target = neo4j_store._parse_uri("neo4j://neo4j:p%40ss%20w%2Frd%21@127.0.0.1:7999")
+    assert (target.user, target.password) == ("neo4j", "p@ss w/rd!")
