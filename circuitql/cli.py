@@ -118,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="random inputs to compare on (default 10,000)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = with_store(command("doctor", _doctor, "versions, the optional extras, the store and "
+                           "whether it opens, and every resource limit (changes nothing)"))
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = with_store(command("models", _models, "list the indexed models"))
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -317,6 +321,14 @@ def _print_index_summary(report: IndexReport, uri: str, seconds: float) -> None:
     if len(report.indexed) + len(report.unchanged) == 1:
         info = (report.indexed or report.unchanged)[0]
         print(f"{info.name}: {info.network_string}")
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from circuitql.doctor import diagnose
+
+    report = diagnose(args.store)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.text())
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import torch
 
 from circuitql.api import connect
 from circuitql.cli import main
+from circuitql.store.sqlite import SCHEMA_VERSION
 from circuitql.zoo.demo import build_demo_zoo, random_mlp
 from circuitql.zoo.export import save
 
@@ -210,6 +211,22 @@ def test_index_tokens_and_library_print_json(zoo: Path, tmp_path: Path,
     assert "min" in json.loads(out)
     code, out, _ = run(capsys, "library", "abs", "--json")
     assert "CIRCUIT abs(x) -> y" in json.loads(out)["text"]
+
+
+def test_doctor_reports_the_installation_the_store_and_the_limits(
+        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.db")
+    run(capsys, "index", str(zoo / "circuits"), "--store", store)
+    code, out, _ = run(capsys, "doctor", "--store", store, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["store"]["opens"] == "yes"
+    assert report["store"]["models"] == 4
+    assert report["store"]["schema version"] == SCHEMA_VERSION
+    assert report["packages"]["numpy"] != "not installed"
+    assert report["limits"]["units per layer"] == "8,192"
+    code, out, _ = run(capsys, "doctor", "--store", str(tmp_path / "missing.db"))
+    assert code == 0 and "opens  no: there is no store here" in out
+    assert not (tmp_path / "missing.db").exists()
 
 
 def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
