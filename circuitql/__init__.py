@@ -17,7 +17,7 @@ from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.check import CheckReport, check_file
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.indexer.signature import Signature, signatures
-from circuitql.query.engine import PartialAnswer
+from circuitql.query.engine import Match, PartialAnswer, Results
 from circuitql.store.base import ModelInfo, WriteOutcome
 
 __all__ = [
@@ -30,10 +30,12 @@ __all__ = [
     "Domain",
     "IndexConfig",
     "IndexReport",
+    "Match",
     "ModelInfo",
     "ModelLoadError",
     "NeuronGraph",
     "PartialAnswer",
+    "Results",
     "Signature",
     "StoreError",
     "Unit",

@@ -33,7 +33,7 @@ from circuitql.query.census import Census
 from circuitql.query.census import census as run_census
 from circuitql.query.compare import Comparison, compare_models
 from circuitql.query.compile import CensusQuery, CompareQuery, CompiledQuery, MatchQuery
-from circuitql.query.engine import Explain, Match
+from circuitql.query.engine import Explain, Results
 from circuitql.store.base import IndexedModel, ModelInfo, Store, WriteOutcome
 from circuitql.store.uri import open_store
 
@@ -131,14 +131,14 @@ class Database:
         return self.index_many(items, jobs=jobs, on_done=on_file)
 
     def query(self, text: str, *, limit: int | None = None,
-              explain: Explain | None = None, timeout: float | None = None) -> Iterator[Match]:
+              explain: Explain | None = None, timeout: float | None = None) -> Results:
         """Verified matches of a MATCH query (a library name alone is short for MATCH name).
 
-        A generator: matches arrive as they are verified, and ``LIMIT`` (or ``limit``) stops
-        the search early. Pass an ``Explain`` to collect the plan and per-stage counts. The
-        search stops at its deadline (``TIMEOUT``, ``timeout`` seconds, else 120 s): the
-        matches so far stand, ``explain.partial`` says why, and a ``PartialAnswer`` warning
-        is issued.
+        An iterator: matches arrive as they are verified, and ``LIMIT`` (or ``limit``) stops
+        the search early; ``.to_records()`` and ``.to_pandas()`` give them as a table. Pass
+        an ``Explain`` to collect the plan and per-stage counts. The search stops at its
+        deadline (``TIMEOUT``, ``timeout`` seconds, else 120 s): the matches so far stand,
+        ``explain.partial`` says why, and a ``PartialAnswer`` warning is issued.
         """
         compiled = compile_query(_as_query(text))
         if not isinstance(compiled, MatchQuery):
@@ -151,7 +151,7 @@ class Database:
             compiled = dataclasses.replace(compiled, limit=min(limit, compiled.limit or limit))
         if timeout is not None:
             compiled = dataclasses.replace(compiled, timeout=timeout)
-        return engine.run(self.store, compiled, explain)
+        return Results(engine.run(self.store, compiled, explain))
 
     def execute(self, text: str) -> CompiledQuery:
         """Compile any statement, checking the models it names exist (the CLI's entry)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 
 from circuitql.api import connect
 from circuitql.cli import main
+from circuitql.errors import CircuitQLError
 from circuitql.store.sqlite import SCHEMA_VERSION
 from circuitql.zoo.demo import build_demo_zoo, random_mlp
 from circuitql.zoo.export import save
@@ -230,7 +232,8 @@ def test_doctor_reports_the_installation_the_store_and_the_limits(
 
 
 def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+                                            capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     store = str(tmp_path / "s.db")
     run(capsys, "index", str(zoo), "--store", store)
     # The smaller LIMIT wins, whichever side gives it.
@@ -264,6 +267,16 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
         assert match.to_dict()["bindings"] == {"x": "input:0", "p": "fc1:0", "n": "fc1:1",
                                                "y": "out:0"}
         assert json.loads(json.dumps(match.to_dict())) == match.to_dict()
+        results = db.query("MATCH detector_pair")
+        first = next(results)
+        rows = results.to_records()  # the one read, then the rest
+        assert rows[0]["model"] == first.model and len(rows) > 1
+        assert {"model", "circuit", "error", "exact", "bound.x"} <= set(rows[0])
+        frame = db.query("MATCH detector_pair").to_pandas()
+        assert list(frame["model"]) == [r["model"] for r in rows]
+        monkeypatch.setitem(sys.modules, "pandas", None)  # as if it were not installed
+        with pytest.raises(CircuitQLError, match="pandas is not installed"):
+            db.query("MATCH abs").to_pandas()
 
 
 def test_query_errors_exit_2(zoo: Path, tmp_path: Path,

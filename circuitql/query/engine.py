@@ -486,3 +486,38 @@ def _where_holds(pattern: CircuitPattern, params: Mapping[str, float], tolerance
         if not holds:
             return False
     return True
+
+
+class Results(Iterator[Match]):
+    """The matches of a query, as they are verified: an iterator (``for m in db.query(...)``
+    streams them, and ``LIMIT`` stops the search early), and a table once read:
+    ``to_records()`` and ``to_pandas()`` read the rest and give one row per match."""
+
+    def __init__(self, matches: Iterator[Match]) -> None:
+        self._matches = matches
+        self.read: list[Match] = []
+
+    def __next__(self) -> Match:
+        match = next(self._matches)
+        self.read.append(match)
+        return match
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Every match (those already read, then the rest) as plain data: ``Match.to_dict``,
+        with one column per binding."""
+        for _ in self:
+            pass
+        return [{**{k: v for k, v in m.to_dict().items() if k != "bindings"},
+                 **{f"bound.{name}": uid for name, uid in m.bindings.items()}}
+                for m in self.read]
+
+    def to_pandas(self) -> Any:
+        """``to_records()`` as a pandas DataFrame (pandas is an optional extra)."""
+        try:
+            import pandas
+        except ImportError:
+            raise QueryError("pandas is not installed, and to_pandas() needs it",
+                             fix="pip install 'circuitql[data]' (or pandas), or use "
+                             "to_records() for plain rows"
+                             ) from None
+        return pandas.DataFrame.from_records(self.to_records())
