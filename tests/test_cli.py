@@ -202,9 +202,12 @@ def test_index_tokens_and_library_print_json(zoo: Path, tmp_path: Path,
     assert code == 2 and len(report["indexed"]) == 7 and report["unchanged"] == []
     assert [f["path"].endswith("junk.onnx") for f in report["failed"]] == [True]
     assert all(m["canonical_error"] is not None for m in report["indexed"])
-    code, out, _ = run(capsys, "index", str(zoo / "circuits" / "abs.safetensors"), "--store",
-                       store, "--json")
-    assert code == 0 and [m["name"] for m in json.loads(out)["unchanged"]] == ["circuits/abs"]
+    # The same network under another name is kept under that name too.
+    abs_file = str(zoo / "circuits" / "abs.safetensors")
+    code, out, _ = run(capsys, "index", abs_file, "--store", store, "--json")
+    assert code == 0 and [m["name"] for m in json.loads(out)["indexed"]] == ["abs"]
+    code, out, _ = run(capsys, "index", abs_file, "--store", store, "--json")
+    assert code == 0 and [m["name"] for m in json.loads(out)["unchanged"]] == ["abs"]
     code, out, _ = run(capsys, "tokens", "circuits/abs", "--store", store, "--json")
     tokens = json.loads(out)
     assert tokens["layers"][0] == "[x>(+1-1)]" and " ".join(tokens["layers"]) == (

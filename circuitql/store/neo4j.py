@@ -21,7 +21,6 @@ reaches Cypher as a query parameter.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import re
@@ -67,8 +66,9 @@ _KINDS = tuple(UnitKind)  # iterating an Enum class is slow, and embeddings are 
 _ACTIVATIONS = tuple(Activation)
 
 SCHEMA: tuple[LiteralString, ...] = (
-    "CREATE CONSTRAINT model_content IF NOT EXISTS "
-    "FOR (m:Model) REQUIRE (m.namespace, m.content_hash) IS UNIQUE",
+    # Several names may hold the same network: the content is looked up, not unique.
+    "DROP CONSTRAINT model_content IF EXISTS",
+    "CREATE INDEX model_content_hash IF NOT EXISTS FOR (m:Model) ON (m.namespace, m.content_hash)",
     "CREATE CONSTRAINT model_name IF NOT EXISTS "
     "FOR (m:Model) REQUIRE (m.namespace, m.name) IS UNIQUE",
     "CREATE CONSTRAINT neuron_uid IF NOT EXISTS "
@@ -288,17 +288,15 @@ class Neo4jStore:
 
     def _write_tx(self, tx: neo4j.ManagedTransaction, model: IndexedModel) -> WriteOutcome:
         existing = tx.run(
-            "MATCH (m:Model {namespace: $namespace}) "
-            "WHERE m.content_hash = $content_hash OR m.name = $name "
-            "RETURN m ORDER BY m.content_hash = $content_hash DESC LIMIT 1",
-            namespace=self.namespace, content_hash=model.content_hash, name=model.name,
+            "MATCH (m:Model {namespace: $namespace, name: $name}) RETURN m",
+            namespace=self.namespace, name=model.name,
         ).single()
         if existing is not None:
             info = _model_info(existing["m"])
             if info.content_hash == model.content_hash:
                 if info.normal_form == model.normal_form:
                     return WriteOutcome("unchanged", info)
-                return self._replace_tx(tx, info.name, dataclasses.replace(model, name=info.name))
+                return self._replace_tx(tx, info.name, model)
             raise StoreError(
                 f"a different model is already stored under the name {model.name!r} (stored "
                 f"content {info.content_hash[:12]} from {info.source}, new content "

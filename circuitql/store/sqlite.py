@@ -16,7 +16,6 @@ float64 blobs (also for ``magnitudes``) avoid formatting tens of thousands of fl
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 import os
@@ -50,7 +49,7 @@ from circuitql.store.base import (
     lookup_values,
 )
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _SHAPE_INDEX = (
     "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class)"
@@ -65,6 +64,29 @@ _SHAPE_INDEX = (
 # the models holding one count as canonicalized under unknown settings, and indexing them
 # again writes them with their slope.
 # Version 7 kept no canonical error: its models read back as not measured.
+# Version 8 kept one name per network (content_hash was unique): the table is rebuilt
+# without that rule, with foreign keys off so the neurons stay (see _prepare).
+
+
+_MODELS_TABLE = """
+    CREATE TABLE models (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        content_hash TEXT NOT NULL,
+        source TEXT NOT NULL,
+        n_inputs INTEGER NOT NULL,
+        n_outputs INTEGER NOT NULL,
+        n_neurons INTEGER NOT NULL,
+        n_edges INTEGER NOT NULL,
+        network_string TEXT NOT NULL,
+        canonical_log TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        normal_form TEXT NOT NULL DEFAULT '{}',
+        canonical_error REAL
+    )
+    """
+_MODELS_BY_CONTENT = "CREATE INDEX models_by_content ON models(content_hash)"
 
 
 def _fill_target_fan_ins(conn: sqlite3.Connection) -> None:
@@ -78,6 +100,18 @@ def _fill_target_fan_ins(conn: sqlite3.Connection) -> None:
              for uid, _, targets in rows])
 
 
+def _every_name_kept(conn: sqlite3.Connection) -> None:
+    columns = ("id, name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, "
+               "network_string, canonical_log, meta, created_at, normal_form, canonical_error")
+    conn.execute(_MODELS_TABLE.replace("CREATE TABLE models", "CREATE TABLE models_v9"))
+    conn.execute(f"INSERT INTO models_v9 ({columns}) SELECT {columns} FROM models")
+    conn.execute("DROP TABLE models")
+    conn.execute("ALTER TABLE models_v9 RENAME TO models")
+    conn.execute(_MODELS_BY_CONTENT)
+    if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+        raise sqlite3.IntegrityError("rebuilding the models table broke a neuron's reference")
+
+
 _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], ...]], ...] = (
     (3, ("DROP INDEX neurons_by_shape", _SHAPE_INDEX)),
     (4, ("ALTER TABLE models ADD COLUMN normal_form TEXT NOT NULL DEFAULT '{}'",)),
@@ -86,29 +120,13 @@ _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], 
          "UPDATE models SET normal_form = '{}' WHERE id IN "
          "(SELECT model_id FROM neurons WHERE activation = 'leaky_relu')")),
     (7, ("ALTER TABLE models ADD COLUMN canonical_error REAL",)),
+    (8, (_every_name_kept,)),
 )
 
 # Executed one statement at a time: executescript() would commit the transaction that guards
 # schema creation.
 _SCHEMA = (
-    """
-    CREATE TABLE models (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        content_hash TEXT NOT NULL UNIQUE,
-        source TEXT NOT NULL,
-        n_inputs INTEGER NOT NULL,
-        n_outputs INTEGER NOT NULL,
-        n_neurons INTEGER NOT NULL,
-        n_edges INTEGER NOT NULL,
-        network_string TEXT NOT NULL,
-        canonical_log TEXT NOT NULL,
-        meta TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        normal_form TEXT NOT NULL DEFAULT '{}',
-        canonical_error REAL
-    )
-    """,
+    _MODELS_TABLE,
     """
     CREATE TABLE neurons (
         model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
@@ -135,6 +153,7 @@ _SCHEMA = (
         PRIMARY KEY (model_id, uid)
     )
     """,
+    _MODELS_BY_CONTENT,
     "CREATE INDEX neurons_by_token ON neurons(token)",
     "CREATE INDEX neurons_by_detector ON neurons(activation, n_pos, n_neg, bias_class)",
     # Covers every column a hidden pattern unit is looked up by: the planner's count of each
@@ -201,14 +220,17 @@ class SQLiteStore:
         """Check the file is a circuitql store of a known version, creating the schema if new."""
         with self._db_errors("opening the store"):
             try:
-                self._conn.execute("PRAGMA foreign_keys=ON")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
                 # A zoo's indexes outgrow SQLite's 2 MiB default cache, and every WAL
                 # checkpoint (default: each 1,000 pages, about every model) is an fsync:
                 # 64 MiB and 10,000 pages took writing 1,000 models from 32 to 25 ms each.
                 self._conn.execute("PRAGMA cache_size=-65536")
                 self._conn.execute("PRAGMA wal_autocheckpoint=10000")
+                # Off while the schema is checked, so a migration that rebuilds the models
+                # table does not cascade its DROP to the neurons (SQLite's own recipe).
+                self._conn.execute("PRAGMA foreign_keys=OFF")
                 self._check_schema()
+                self._conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.DatabaseError as exc:
                 if exc.sqlite_errorcode != sqlite3.SQLITE_NOTADB:
                     raise
@@ -296,25 +318,23 @@ class SQLiteStore:
         neurons, edges = _columns(model)
         rows = _neuron_rows(neurons, edges)  # checked before any insert
         existing = self._conn.execute(
-            f"SELECT {_MODEL_COLUMNS} FROM models WHERE content_hash = ?", (model.content_hash,)
+            f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (model.name,)
         ).fetchone()
         if existing is not None:
             stored = _model_info(existing)
-            if stored.normal_form == model.normal_form:
-                return WriteOutcome("unchanged", stored)
-            self._delete(stored.name)
-            model = dataclasses.replace(model, name=stored.name)
-        clash = self._conn.execute(
-            "SELECT content_hash FROM models WHERE name = ?", (model.name,)
-        ).fetchone()
-        if clash is not None:
-            raise StoreError(
-                f"a different model is already stored under the name {model.name!r} "
-                f"(stored content {clash[0][:12]}, new content {model.content_hash[:12]})",
-                where=str(self.path),
-                fix="give the new model another name (--name NAME), or delete the stored "
-                f"model {model.name!r} first",
-            )
+            if stored.content_hash == model.content_hash:
+                if stored.normal_form == model.normal_form:
+                    return WriteOutcome("unchanged", stored)
+                self._delete(stored.name)  # the same network, canonicalized otherwise
+            else:
+                raise StoreError(
+                    f"a different model is already stored under the name {model.name!r} "
+                    f"(stored content {stored.content_hash[:12]}, new content "
+                    f"{model.content_hash[:12]})",
+                    where=str(self.path),
+                    fix="give the new model another name (--name NAME), or delete the "
+                    f"stored model {model.name!r} first",
+                )
         model_id = self._conn.execute(
             "INSERT INTO models (name, content_hash, source, n_inputs, n_outputs, n_neurons, "
             "n_edges, network_string, canonical_log, meta, created_at, normal_form, "

@@ -91,22 +91,24 @@ def test_writing_the_same_content_again_changes_nothing(store: Store) -> None:
     assert _snapshot(store) == before
 
 
-def test_same_content_under_another_name_reports_the_stored_model(store: Store) -> None:
-    store.write(fake_model("m1"))
-    before = _snapshot(store)
-
-    outcome = store.write(fake_model("renamed"))
-    assert outcome.status == "unchanged"
-    assert outcome.model.name == "m1"
-    assert store.get_model("renamed") is None
-    assert _snapshot(store) == before
+def test_the_same_content_under_another_name_is_kept_under_both(store: Store) -> None:
+    # Every name given is kept: two runs that trained to the same weights are two models a
+    # census counts, and each is found by its own name.
+    first = store.write(fake_model("m1"))
+    outcome = store.write(fake_model("renamed", meta={"run": 2}))
+    assert outcome.status == "indexed" and outcome.model.name == "renamed"
+    assert [m.name for m in store.models()] == ["m1", "renamed"]
+    assert store.get_model("m1") == first.model
+    assert _by_uid(store.neurons("renamed")) == _by_uid(store.neurons("m1"))
+    assert store.write(fake_model("renamed", meta={"run": 2})).status == "unchanged"
+    assert store.delete("m1") and store.get_model("renamed") is not None
 
 
 def test_same_content_canonicalized_otherwise_replaces_the_stored_model(store: Store) -> None:
-    # The same network indexed under another domain (or canonical-form version) is another
-    # canonical graph: it is written again, under the name it is stored under.
+    # The same network indexed again under another domain (or canonical-form version) is
+    # another canonical graph: it replaces what that name held.
     store.write(fake_model("m1", normal_form={"version": 2, "domain": None}))
-    other = fake_model("renamed", normal_form={"version": 2, "domain": [-2.0, 2.0]},
+    other = fake_model("m1", normal_form={"version": 2, "domain": [-2.0, 2.0]},
                        meta={"run": 2})
     outcome = store.write(other)
     assert outcome.status == "indexed"

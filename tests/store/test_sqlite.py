@@ -16,7 +16,7 @@ from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
 from circuitql.indexer.signature import Signature
-from circuitql.store.base import EdgeRecord, IndexedModel
+from circuitql.store.base import EdgeRecord, IndexedModel, NeuronRecord
 from circuitql.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from circuitql.store.uri import open_store
 from tests.store.fakes import fake_model
@@ -129,6 +129,8 @@ _ADDED_IN = {
     6: "ALTER TABLE neurons DROP COLUMN output_fan_ins",
     7: "ALTER TABLE neurons DROP COLUMN alpha",
     8: "ALTER TABLE models DROP COLUMN canonical_error",
+    # Version 8's content_hash was UNIQUE: its index stands for that rule.
+    9: "DROP INDEX models_by_content; CREATE UNIQUE INDEX models_content ON models(content_hash)",
 }
 
 
@@ -140,9 +142,10 @@ def _older_store(path: Path, models: Sequence[IndexedModel], version: int, *undo
         store.write(model)
     store.close()
     conn = sqlite3.connect(path)
-    for statement in undo + tuple(_ADDED_IN[v] for v in sorted(_ADDED_IN, reverse=True)
-                                  if v > version):
-        conn.execute(statement)
+    for statements in undo + tuple(_ADDED_IN[v] for v in sorted(_ADDED_IN, reverse=True)
+                                   if v > version):
+        for statement in statements.split("; "):
+            conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {version:d}")
     conn.commit()
     conn.close()
@@ -261,6 +264,33 @@ def test_a_version_7_store_is_migrated_with_canonical_errors_not_measured(
         assert written is not None and written.canonical_error == 3e-6
     finally:
         migrated.close()
+
+
+def test_a_version_8_store_keeps_its_neurons_and_then_every_name(tmp_path: Path) -> None:
+    # Version 8 kept one name per network; the models table is rebuilt without that rule,
+    # and the neurons that reference it stay.
+    path = tmp_path / "v8.db"
+    models = [fake_model("m1"), fake_model("m2", scale=2.0, hidden=5)]
+    _older_store(path, models, 8)
+    migrated = SQLiteStore(path)
+    try:
+        assert [m.name for m in migrated.models()] == ["m1", "m2"]
+        for model in models:
+            assert _by_uid(migrated.neurons(model.name)) == _by_uid(list(model.neurons))
+        assert migrated.write(fake_model("m1 again")).status == "indexed"
+        assert migrated.delete("m2") and migrated.get_model("m1") is not None
+    finally:
+        migrated.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert conn.execute("SELECT count(*) FROM neurons WHERE model_id NOT IN "
+                        "(SELECT id FROM models)").fetchone() == (0,)
+    conn.close()
+
+
+def _by_uid(neurons: list[NeuronRecord]) -> list[NeuronRecord]:
+    return sorted(neurons, key=lambda n: n.uid)
 
 
 def test_delete_leaves_no_orphan_rows(tmp_path: Path) -> None:
