@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -578,6 +579,19 @@ def _bound(text: str) -> float:
     return value
 
 
+def _writable_folder(folder: Path) -> Path:
+    """``folder``, created if needed, once a file can be written in it: a command that
+    writes there is refused before its work, not after it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise CircuitQLError(f"cannot write into this folder: {exc.strerror or exc}",
+                             where=str(folder), fix="choose a folder you can write to") from None
+    return folder
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -619,6 +633,8 @@ def _basis(args: argparse.Namespace) -> int:
     from circuitql.indexer.degeneracy import Probes
     from circuitql.indexer.load import load
 
+    if args.out:
+        _writable_folder(args.out)  # before the search, not after it
     report = sparse_basis(load(_model_file(args, "basis")).graph, name=args.model,
                           probes=Probes(n=args.probes) if args.probes else None,
                           search=Search(max_steps=args.steps) if args.steps else None)
@@ -644,7 +660,7 @@ def _neo4j(args: argparse.Namespace) -> int:
 def _zoo_demo(args: argparse.Namespace) -> int:
     from circuitql.zoo.demo import build_demo_zoo
 
-    files = build_demo_zoo(args.directory)
+    files = build_demo_zoo(_writable_folder(args.directory))
     print(f"wrote {len(files)} models under {args.directory}")
     return 0
 
@@ -653,6 +669,7 @@ def _zoo_build(args: argparse.Namespace) -> int:
     from circuitql.zoo.build import build_zoo, plan_for
 
     plan = plan_for(args.size, args.seed)
+    _writable_folder(args.directory)
     with _progress(len(plan), args.quiet) as step:
         report = build_zoo(args.directory, plan, args.jobs, step)
     for path in report.diverged:
@@ -665,7 +682,7 @@ def _zoo_build(args: argparse.Namespace) -> int:
 def _zoo_reference(args: argparse.Namespace) -> int:
     from circuitql.zoo.build import build_references
 
-    files = build_references(args.directory)
+    files = build_references(_writable_folder(args.directory))
     print(f"wrote {len(files)} reference networks under {args.directory}")
     return 0
 
@@ -676,6 +693,7 @@ def _zoo_planted(args: argparse.Namespace) -> int:
     if args.size is not None and args.size < 1:
         raise CircuitQLError(f"--size must be at least 1, not {args.size}",
                              fix="give the number of models, e.g. --size 1000")
+    _writable_folder(args.directory)
     with _progress(args.size, args.quiet) as step:
         truth = write_zoo(args.directory, args.seed, f".{args.format}", args.size,
                           on_model=None if step is None else lambda _name: step(1))

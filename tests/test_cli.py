@@ -383,6 +383,25 @@ def test_a_query_past_its_deadline_says_it_is_partial(
     assert code == 2 and "census could not finish" in err
 
 
+@pytest.mark.parametrize("command", [["zoo", "demo"], ["zoo", "planted", "--quiet"],
+                                     ["zoo", "reference"], ["zoo", "build", "--quiet"]])
+def test_a_folder_that_cannot_be_written_is_refused_before_the_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    code, _, err = run(capsys, *command[:2], str(blocked / "zoo"), *command[2:])
+    assert code == 2 and "cannot write into this folder" in err and "Traceback" not in err
+
+
+def test_basis_refuses_an_unwritable_out_folder_before_its_search(
+        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    code, _, err = run(capsys, "basis", str(zoo / "circuits" / "abs.safetensors"), "--out",
+                       str(blocked / "heatmaps"))
+    assert code == 2 and "cannot write into this folder" in err
+
+
 def test_zoo_planted_runs_as_the_readme_says(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "zoo", "planted", str(tmp_path / "zoo"))
