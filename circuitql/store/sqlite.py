@@ -20,6 +20,7 @@ import difflib
 import json
 import os
 import sqlite3
+import urllib.parse
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -193,15 +194,19 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path, create: bool = True) -> None:
         """Open the store at ``path``; a missing file is a new store, or with ``create``
-        False an error (a read command never leaves an empty store behind a typo)."""
+        False an error (a read command never leaves an empty store behind a typo). A store
+        a read command cannot write (its permissions, read-only media) is opened read-only:
+        it can be queried, not written."""
         self.path = Path(path).expanduser()
         self.uri = f"sqlite:///{self.path}"
         if not create and not self.path.is_file():
             raise _missing(self.path)
-        _check_location(self.path)
+        self.read_only = not create and not os.access(self.path, os.W_OK)
+        if not self.read_only:
+            _check_location(self.path)
         created = not self.path.exists()
         try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None)
+            self._conn = sqlite3.connect(self._address(), isolation_level=None, uri=True)
         except sqlite3.Error as exc:
             raise StoreError(
                 f"cannot open the SQLite store ({exc})",
@@ -216,6 +221,15 @@ class SQLiteStore:
                 _remove_db_files(self.path)
             raise
 
+    def _address(self) -> str:
+        """The file as an SQLite URI: read-only when it cannot be written, and immutable
+        too when its folder cannot be (no shared-memory file can be made beside it)."""
+        address = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        if not self.read_only:
+            return address
+        immutable = "" if os.access(self.path.parent, os.W_OK) else "&immutable=1"
+        return f"{address}?mode=ro{immutable}"
+
     def _prepare(self) -> None:
         """Check the file is a circuitql store of a known version, creating the schema if new."""
         with self._db_errors("opening the store"):
@@ -229,7 +243,10 @@ class SQLiteStore:
                 # Off while the schema is checked, so a migration that rebuilds the models
                 # table does not cascade its DROP to the neurons (SQLite's own recipe).
                 self._conn.execute("PRAGMA foreign_keys=OFF")
-                self._check_schema()
+                if self.read_only:
+                    self._check_read_only_schema()
+                else:
+                    self._check_schema()
                 self._conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.DatabaseError as exc:
                 if exc.sqlite_errorcode != sqlite3.SQLITE_NOTADB:
@@ -241,7 +258,18 @@ class SQLiteStore:
                     "create one",
                 ) from exc
             # Only once the file is known to be ours: the journal mode is stored in the file.
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            if not self.read_only:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+
+    def _check_read_only_schema(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"this store is read-only and has schema version {version}, but this "
+                f"circuitql reads version {SCHEMA_VERSION} (an older store is updated in "
+                "place when it is first opened for writing)", where=str(self.path),
+                fix="open it once where it can be written (copy it, or give write "
+                "permission), or read it with the circuitql release that wrote it")
 
     def _check_schema(self) -> None:
         # Checked and created under one write lock so two processes opening a fresh file at the

@@ -293,6 +293,32 @@ def _by_uid(neurons: list[NeuronRecord]) -> list[NeuronRecord]:
     return sorted(neurons, key=lambda n: n.uid)
 
 
+@pytest.mark.parametrize("folder_writable", [True, False], ids=["file", "file-and-folder"])
+def test_a_store_that_cannot_be_written_is_opened_read_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder_writable: bool) -> None:
+    # Permissions do not bind root, who runs CI: what the process may write is simulated,
+    # and SQLite itself enforces the read-only opening.
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    store.write(fake_model("m1"))
+    store.close()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: (
+        (folder_writable and Path(p) == tmp_path) if mode == os.W_OK else real_access(p, mode)))
+    read_only = SQLiteStore(path, create=False)
+    try:
+        assert read_only.read_only and [m.name for m in read_only.models()] == ["m1"]
+        assert read_only.neurons("m1")
+        with pytest.raises(StoreError, match=r"readonly|read-only"):
+            read_only.write(fake_model("m2", scale=2.0))
+    finally:
+        read_only.close()
+    monkeypatch.undo()
+    writable = SQLiteStore(path, create=False)
+    assert writable.read_only is False  # writable again: opened for writing, as before
+    writable.close()
+
+
 def test_delete_leaves_no_orphan_rows(tmp_path: Path) -> None:
     # The API cannot see rows whose model is gone; the file can, and they would pile up.
     path = tmp_path / "s.db"
