@@ -18,7 +18,7 @@ from typing import Any, Literal, NamedTuple, Protocol, overload
 import numpy as np
 
 from circuitql.domain import Domain
-from circuitql.graph import LEAKY_SLOPE, NeuronGraph, Unit
+from circuitql.graph import LEAKY_SLOPE, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, Signature
 
 # Targets' fan-ins as views carry them, one byte each: a fan-in of this or more reads as this.
@@ -392,8 +392,10 @@ class Store(Protocol):
 
 def stored_graph(store: Store, model: str) -> NeuronGraph:
     """A model's canonical graph, rebuilt from the store's neurons and edges (layer by
-    layer, so every unit follows its sources)."""
-    neurons = sorted(store.neurons(model), key=lambda n: n.layer)
+    layer, so every unit follows its sources; the outputs last, in the network's order,
+    whatever their depths)."""
+    neurons = sorted(store.neurons(model),
+                     key=lambda n: (1, 0) if n.signature.kind is UnitKind.OUTPUT else (0, n.layer))
     incoming: dict[str, dict[str, float]] = {n.uid: {} for n in neurons}
     for edge in store.edges(model):
         incoming[edge.dst][edge.src] = edge.weight
