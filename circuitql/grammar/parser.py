@@ -99,6 +99,12 @@ COMMON_MISTAKES: dict[str, list[str]] = {
         '"""unterminated',
         "'doc' CIRCUIT f(x) -> y { y = x }",
     ],
+    "a statement starts with MATCH, COUNT MODELS, COMPARE, SHOW CIRCUITS, EXPLAIN or "
+    "CIRCUIT: `MATCH abs`, or a library circuit's name alone": [
+        "hello world",
+        "min(a, b) -> y",
+        "7",
+    ],
     "probe ranges read `FOR x IN [lo, hi]`, `IN {0, 1}` or `IN INTEGERS [0, 16)`": [
         "CIRCUIT f(x) -> y { y = x } EXPECT y == x FOR x [0, 1]",
         "CIRCUIT f(x) -> y { y = x } EXPECT y == x FOR x IN 0",
@@ -740,5 +746,8 @@ def _replay(text: str) -> Tree[Token]:
 def _hint(err: UnexpectedInput) -> str | None:
     if err.state is None:
         return None
-    label = _numbered_state(err).match_examples(_replay, COMMON_MISTAKES)
+    # The token's type decides between hints for the same parser state: a stray name at
+    # the start is not an unclosed docstring.
+    label = _numbered_state(err).match_examples(_replay, COMMON_MISTAKES,
+                                                token_type_match_fallback=True)
     return None if label is None else str(label)

@@ -57,6 +57,15 @@ def test_similar_mistakes_get_the_hint_too() -> None:
     assert "quoted" in (syntax_error("MATCH x IN MODELS models").hint or "")
 
 
+@pytest.mark.parametrize("text", ["hello world", "abs(x) -> y", "42 abs", "x >> y"])
+def test_text_that_is_no_statement_is_told_how_statements_start(text: str) -> None:
+    assert (syntax_error(text).hint or "").startswith("a statement starts with MATCH")
+
+
+def test_an_unclosed_docstring_still_gets_its_own_hint() -> None:
+    assert "docstring" in (syntax_error("'doc' MATCH abs").hint or "")
+
+
 @pytest.mark.parametrize(
     ("char", "hint"),
     [("$", "?name"), ("^", "power"), ("%", "mod"), ("&", "AND"), ("#", "//")],
