@@ -261,6 +261,12 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
     code, out, _ = run(capsys, "query", "EXPLAIN COUNT MODELS WITH abs GROUP BY meta.kind",
                        "--store", store)
     assert "anchor" in out and "verify:" in out  # the census's search, explained
+    # In Jupyter: tables, with names escaped.
+    with connect(store) as db:
+        table = db.census("abs", "meta.kind")._repr_html_()
+        assert "<td>circuits/abs</td>" in table and table.count("<tr>") == 3
+        compared = db.compare("circuits/abs", "random/mlp0", circuits=False)._repr_html_()
+        assert compared.startswith("<pre>circuits/abs vs random/mlp0")
     # A misspelt census key is an error listing the keys there are, not one "(none)" group.
     code, _, err = run(capsys, "census", "abs", "--by", "meta.kidn", "--store", store)
     assert code == 2 and "'meta.kidn'" in err and "meta.kind" in err

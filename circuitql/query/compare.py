@@ -9,6 +9,7 @@ reported as equivalent: they differ only by the symmetries the canonical form re
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,6 +82,10 @@ class Comparison:
                               for r, i, j in self.sublayers],
                 "circuits": None if self.circuits is None else {
                     k: {"a": v[0], "b": v[1]} for k, v in self.circuits.items()}}
+
+    def _repr_html_(self) -> str:
+        """The comparison in Jupyter: its text, as preformatted HTML."""
+        return f"<pre>{html.escape(self.text())}</pre>"
 
     def text(self) -> str:
         verdict = ("equivalent: identical canonical form" if self.equivalent
