@@ -69,16 +69,18 @@ class Database:
         *,
         input_dim: int | None = None,
         times: StageTimes | None = None,
+        replace: bool = False,
     ) -> WriteOutcome:
         """Index an nn.Module, a NeuronGraph or a model file under ``name``.
 
-        Indexing the same network again (same weights, whatever the file format) changes
-        nothing and reports ``status == "unchanged"``.
+        Indexing the same network again under its name (same weights, whatever the file
+        format) changes nothing and reports ``status == "unchanged"``; another network under
+        a stored name is refused, or with ``replace`` takes its place.
         """
         times = times or StageTimes()
         loaded = times.timed("load", lambda: load(model, input_dim=input_dim))
         records = build_records(loaded, name or loaded.default_name, self.config, times)
-        return times.timed("write", lambda: self.store.write(records))
+        return times.timed("write", lambda: self.store.write(records, replace))
 
     def index_many(
         self,
@@ -86,6 +88,7 @@ class Database:
         *,
         jobs: int | None = None,
         on_done: Callable[[Any], None] | None = None,
+        replace: bool = False,
     ) -> IndexReport:
         """Index many (model, name) pairs: a bad model is reported, the rest go on.
 
@@ -108,7 +111,7 @@ class Database:
                     report.failed.append((model, records))
                 else:
                     with report.times.timing("write"):
-                        outcome = self.store.write(records)
+                        outcome = self.store.write(records, replace)
                     target = report.indexed if outcome.status == "indexed" else report.unchanged
                     target.append(outcome.model)
                 if on_done:
@@ -122,8 +125,11 @@ class Database:
         on_file: Callable[[Path], None] | None = None,
         files: Iterable[Path] | None = None,
         jobs: int | None = None,
+        replace: bool = False,
     ) -> IndexReport:
-        """Index every model file under ``paths`` (folders searched recursively)."""
+        """Index every model file under ``paths`` (folders searched recursively); with
+        ``replace``, a file whose network differs from the one stored under its name takes
+        its place."""
         found = list(files) if files is not None else discover(paths)
         if name is not None and len(found) != 1:
             raise CircuitQLError(
@@ -132,7 +138,7 @@ class Database:
             )
         roots = [Path(p) for p in paths]
         items = [(path, name or model_name(path, roots)) for path in found]
-        return self.index_many(items, jobs=jobs, on_done=on_file)
+        return self.index_many(items, jobs=jobs, on_done=on_file, replace=replace)
 
     def query(self, text: str, *, limit: int | None = None,
               explain: Explain | None = None, timeout: float | None = None) -> Results:

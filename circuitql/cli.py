@@ -99,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: the models indexed, unchanged and failed")
+    p.add_argument("--replace", action="store_true",
+                   help="a file whose network differs from the one stored under its name "
+                   "takes its place (without it, that is refused)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes for loading and canonicalizing (default: one per "
                    "core when there are many files)")
@@ -277,7 +280,7 @@ def _index(args: argparse.Namespace) -> int:
             len(files), args.quiet or args.json or len(files) < PROGRESS_THRESHOLD) as step:
         report = db.index_paths(args.paths, args.name,
                                 None if step is None else lambda _path: step(1), files=files,
-                                jobs=args.jobs)
+                                jobs=args.jobs, replace=args.replace)
         seconds = time.perf_counter() - start
         if args.json:
             print(json.dumps({

@@ -208,6 +208,13 @@ def test_index_tokens_and_library_print_json(zoo: Path, tmp_path: Path,
     assert code == 0 and [m["name"] for m in json.loads(out)["indexed"]] == ["abs"]
     code, out, _ = run(capsys, "index", abs_file, "--store", store, "--json")
     assert code == 0 and [m["name"] for m in json.loads(out)["unchanged"]] == ["abs"]
+    # Another network under a stored name: refused, or with --replace put in its place.
+    other = str(zoo / "circuits" / "negation.safetensors")
+    code, _, err = run(capsys, "index", other, "--name", "abs", "--store", store)
+    assert code == 2 and "--replace" in err
+    code, out, _ = run(capsys, "index", other, "--name", "abs", "--store", store, "--json",
+                       "--replace")
+    assert code == 0 and [m["source"] for m in json.loads(out)["indexed"]] == [other]
     code, out, _ = run(capsys, "tokens", "circuits/abs", "--store", store, "--json")
     tokens = json.loads(out)
     assert tokens["layers"][0] == "[x>(+1-1)]" and " ".join(tokens["layers"]) == (

@@ -324,11 +324,12 @@ class Store(Protocol):
 
     uri: str
 
-    def write(self, model: IndexedModel) -> WriteOutcome:
-        """Write a model atomically. Same content hash already stored: nothing changes,
-        unless it was stored under another ``normal_form``; then it is replaced, in the same
-        transaction and under its stored name. A different model already under that name:
-        ``StoreError`` naming both."""
+    def write(self, model: IndexedModel, replace: bool = False) -> WriteOutcome:
+        """Write a model atomically, under its name; the same network may be stored under
+        other names too. The same network already under that name: nothing changes, unless
+        it was stored under another ``normal_form``; then it is replaced, in the same
+        transaction. A different network under that name: ``StoreError`` naming both, or,
+        with ``replace``, it is replaced."""
         ...
 
     def models(self) -> list[ModelInfo]: ...

@@ -265,19 +265,19 @@ class Neo4jStore:
 
     # --- writes -------------------------------------------------------------------------
 
-    def write(self, model: IndexedModel) -> WriteOutcome:
+    def write(self, model: IndexedModel, replace: bool = False) -> WriteOutcome:
         """One managed transaction per model: it commits whole or not at all, and the driver
         retries it on transient failures. The Model node is created last, after its neurons
         and edges, so the uniqueness constraints are the final check before commit."""
         _check_edges(model)
         with self._errors(), self._driver.session() as session:
             try:
-                return session.execute_write(self._write_tx, model)
+                return session.execute_write(self._write_tx, model, replace)
             except neo4j_errors.ConstraintError:
-                pass  # most likely a concurrent writer committed this name or content first
+                pass  # most likely a concurrent writer committed this name first
             try:
                 # This run finds that model and answers as for any stored one.
-                return session.execute_write(self._write_tx, model)
+                return session.execute_write(self._write_tx, model, replace)
             except neo4j_errors.ConstraintError as err:
                 raise StoreError(
                     f"model {model.name!r} breaks a uniqueness rule of the store: {err.message}",
@@ -286,7 +286,8 @@ class Neo4jStore:
                     "indexer, please report it with the model file",
                 ) from None
 
-    def _write_tx(self, tx: neo4j.ManagedTransaction, model: IndexedModel) -> WriteOutcome:
+    def _write_tx(self, tx: neo4j.ManagedTransaction, model: IndexedModel, replace: bool
+                  ) -> WriteOutcome:
         existing = tx.run(
             "MATCH (m:Model {namespace: $namespace, name: $name}) RETURN m",
             namespace=self.namespace, name=model.name,
@@ -297,20 +298,23 @@ class Neo4jStore:
                 if info.normal_form == model.normal_form:
                     return WriteOutcome("unchanged", info)
                 return self._replace_tx(tx, info.name, model)
+            if replace:
+                return self._replace_tx(tx, info.name, model)
             raise StoreError(
                 f"a different model is already stored under the name {model.name!r} (stored "
                 f"content {info.content_hash[:12]} from {info.source}, new content "
                 f"{model.content_hash[:12]} from {model.source})",
                 where=self.uri,
-                fix="give the new model another name (--name NAME), or delete the stored "
-                f"model {model.name!r} first",
+                fix="give the new model another name (--name NAME), or replace the stored "
+                "one (--replace)",
             )
         return self._create_tx(tx, model)
 
     def _replace_tx(self, tx: neo4j.ManagedTransaction, stored: str, model: IndexedModel
                     ) -> WriteOutcome:
         """The stored model ``stored`` gives way to ``model`` (the same network canonicalized
-        under other settings) inside the caller's transaction."""
+        under other settings, or another network with ``replace``) inside the caller's
+        transaction."""
         self._delete_tx(tx, stored)
         return self._create_tx(tx, model)
 

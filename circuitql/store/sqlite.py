@@ -337,11 +337,11 @@ class SQLiteStore:
                     self._conn.execute("ROLLBACK")
                 raise
 
-    def write(self, model: IndexedModel) -> WriteOutcome:
+    def write(self, model: IndexedModel, replace: bool = False) -> WriteOutcome:
         with self._transaction(f"writing model {model.name!r}"):
-            return self._write_new(model)
+            return self._write_new(model, replace)
 
-    def _write_new(self, model: IndexedModel) -> WriteOutcome:
+    def _write_new(self, model: IndexedModel, replace: bool) -> WriteOutcome:
         """The body of ``write``; runs inside its transaction."""
         neurons, edges = _columns(model)
         rows = _neuron_rows(neurons, edges)  # checked before any insert
@@ -354,14 +354,16 @@ class SQLiteStore:
                 if stored.normal_form == model.normal_form:
                     return WriteOutcome("unchanged", stored)
                 self._delete(stored.name)  # the same network, canonicalized otherwise
+            elif replace:
+                self._delete(stored.name)
             else:
                 raise StoreError(
                     f"a different model is already stored under the name {model.name!r} "
                     f"(stored content {stored.content_hash[:12]}, new content "
                     f"{model.content_hash[:12]})",
                     where=str(self.path),
-                    fix="give the new model another name (--name NAME), or delete the "
-                    f"stored model {model.name!r} first",
+                    fix="give the new model another name (--name NAME), or replace the "
+                    "stored one (--replace)",
                 )
         model_id = self._conn.execute(
             "INSERT INTO models (name, content_hash, source, n_inputs, n_outputs, n_neurons, "

@@ -139,8 +139,22 @@ def test_different_content_under_a_stored_name_is_refused(store: Store) -> None:
     message = str(err.value)
     assert "'m1'" in message
     fix = err.value.fix or ""
-    assert "name" in fix and "delete" in fix
+    assert "name" in fix and "--replace" in fix
     assert _snapshot(store) == before
+
+
+def test_replace_puts_another_network_under_a_stored_name(store: Store) -> None:
+    store.write(fake_model("m1", scale=1.0))
+    store.write(fake_model("m2", scale=3.0))
+    new = fake_model("m1", scale=2.0, hidden=5, meta={"run": 2})
+    outcome = store.write(new, replace=True)
+    assert outcome.status == "indexed" and outcome.model.content_hash == new.content_hash
+    assert [m.name for m in store.models()] == ["m1", "m2"]
+    assert _by_uid(store.neurons("m1")) == _by_uid(list(new.neurons))
+    kept = fake_model("m2", scale=3.0)
+    assert store.token_counts() == dict(Counter(n.token for n in (*new.neurons,
+                                                                     *kept.neurons)))
+    assert store.write(new, replace=True).status == "unchanged"
 
 
 def _failing_half_way(model: IndexedModel) -> IndexedModel:
