@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx import helper
 
 from circuitql.domain import Domain
 from circuitql.indexer.canonical import Config
@@ -15,7 +14,7 @@ from circuitql.indexer.nnet_loader import read_nnet
 from circuitql.zoo.demo import random_mlp
 from circuitql.zoo.export import save
 from tests.indexer.test_nnet_loader import acas_like, nnet_semantics  # noqa: F401
-from tests.indexer.test_onnx_loader import _rand, _save
+from tests.indexer.test_onnx_loader import softmax_classifier
 
 ACASXU = Path(__file__).resolve().parents[2].parent / "shared" / "zoo" / "acasxu"
 BOX = Domain(((-0.3284228772, 0.6798577687), *((-0.5, 0.5),) * 4))
@@ -44,13 +43,7 @@ def test_a_nnet_file_is_compared_with_its_own_semantics(acas_like: tuple) -> Non
 
 
 def test_a_final_softmax_is_compared_as_log_probabilities(tmp_path: Path) -> None:
-    path = _save(tmp_path, [
-        helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="fc1"),
-        helper.make_node("Relu", ["h"], ["r"]),
-        helper.make_node("Gemm", ["r", "w2"], ["logits"], transB=1, name="fc2"),
-        helper.make_node("Softmax", ["logits"], ["y"], axis=1),
-    ], {"w1": _rand(4, 3), "w2": _rand(3, 4)}, ["N", 3])
-    (against_file, _) = check_file(path, n_probes=500).comparisons
+    (against_file, _) = check_file(softmax_classifier(tmp_path), n_probes=500).comparisons
     assert against_file.compared.endswith("(log-probabilities)")
     assert against_file.error < 1e-5 and against_file.argmax_agreement == 1.0
 

@@ -532,13 +532,18 @@ def test_batch_normalization_folds_into_the_affine_maps(tmp_path: Path) -> None:
     _assert_matches_reference(path, graph)
 
 
-def test_a_softmax_at_the_end_is_recorded_and_its_scores_kept(tmp_path: Path) -> None:
-    path = _save(tmp_path, [
+def softmax_classifier(tmp_path: Path) -> Path:
+    """3 inputs, 4 ReLUs, 3 scores, then a Softmax: an exported classifier's last step."""
+    return _save(tmp_path, [
         helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="fc1"),
         helper.make_node("Relu", ["h"], ["r"]),
         helper.make_node("Gemm", ["r", "w2"], ["logits"], transB=1, name="fc2"),
         helper.make_node("Softmax", ["logits"], ["y"], axis=1),
     ], {"w1": _rand(4, 3), "w2": _rand(3, 4)}, ["N", 3])
+
+
+def test_a_softmax_at_the_end_is_recorded_and_its_scores_kept(tmp_path: Path) -> None:
+    path = softmax_classifier(tmp_path)
     graph, notes = load_onnx(path)
     assert notes["onnx"]["output_activation"] == "softmax"
     x = np.random.default_rng(0).normal(size=(32, 3))
