@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx.reference import ReferenceEvaluator
 
 from benchmarks.report import Report, add_json_argument
 from circuitql.domain import Domain
 from circuitql.indexer.canonical import Config, canonicalize
+from circuitql.indexer.check import onnx_outputs
 from circuitql.indexer.load import load_path
 from circuitql.indexer.pipeline import IndexConfig, build_records
 from circuitql.store.base import stored_graph
@@ -52,16 +51,10 @@ class Outcome:
 
 
 def reference_outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    """The original file run by onnx's reference evaluator, all inputs in one batch."""
-    model = onnx.load(str(path))
-    constants = {tensor.name for tensor in model.graph.initializer}
-    (feed,) = [i for i in model.graph.input if i.name not in constants]
-    dims = feed.type.tensor_type.shape.dim
-    dims[0].dim_param = "N"
-    session = ReferenceEvaluator(model)
-    shape = (len(x), *(d.dim_value for d in list(dims)[1:]))
-    (out,) = session.run(None, {feed.name: x.reshape(shape).astype(np.float32)})
-    return np.asarray(out, dtype=np.float64).reshape(len(x), -1)
+    """The original file run by onnx's reference evaluator, as ``circuitql check`` runs it."""
+    outputs = onnx_outputs(path, x)
+    assert outputs is not None, f"{path} has an input without a batch dimension"
+    return outputs
 
 
 def relative(expected: np.ndarray, actual: np.ndarray) -> float:

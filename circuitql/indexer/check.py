@@ -118,7 +118,7 @@ def _against_reference(path: Path, loaded: LoadedModel, x: np.ndarray, graph_out
         return [(".nnet semantics", read_nnet(path).evaluate(x), graph_out)]
     if suffix != ".onnx":
         return []
-    reference = _onnx_outputs(path, x)
+    reference = onnx_outputs(path, x)
     if reference is None:
         return []
     final = loaded.meta.get("onnx", {}).get("output_activation")
@@ -132,7 +132,7 @@ def _against_reference(path: Path, loaded: LoadedModel, x: np.ndarray, graph_out
              _log_softmax(graph_out))]
 
 
-def _onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray | None:
+def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray | None:
     """The file run by onnx's reference evaluator, each graph input fed its block of the
     probes (float32, as the file's weights are), all outputs side by side; None when an
     input has no batch dimension to run the probes in at once."""
