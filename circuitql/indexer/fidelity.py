@@ -51,15 +51,11 @@ def output_error(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.max(np.abs(actual - expected), initial=0.0)) / (reach if reach > 0 else 1.0)
 
 
-def canonical_error(original: NeuronGraph, canonical: NeuronGraph, config: Config,
-                    expected: np.ndarray | None = None) -> float:
-    """The canonical network's error against the original on the probes (``expected``: the
-    original's outputs there, when already computed)."""
+def canonical_error(original: NeuronGraph, canonical: NeuronGraph, config: Config) -> float:
+    """The canonical network's error against the original on the probes."""
     x = probes(original, config)
     with np.errstate(over="ignore", invalid="ignore"):
-        if expected is None:
-            expected = original.evaluate(x)
-        return output_error(expected, canonical.evaluate(x))
+        return output_error(original.evaluate(x), canonical.evaluate(x))
 
 
 def faithful_canonical(graph: NeuronGraph, config: Config, where: str = ""
@@ -71,13 +67,16 @@ def faithful_canonical(graph: NeuronGraph, config: Config, where: str = ""
     refused: something other than a negligible weight changed its function.
     """
     tightened: list[Step] = []
+    # The probes and the original's outputs there stay the same however pruning is tightened
+    # (only prune_tol changes): computed once.
+    x = probes(graph, config)
     with np.errstate(over="ignore", invalid="ignore"):
-        expected = graph.evaluate(probes(graph, config))
+        expected = graph.evaluate(x)
     while True:
         # Weights near the float range overflow on the way; the error measured says so.
         with np.errstate(over="ignore", invalid="ignore"):
             canon = canonicalize(graph, config)
-        error = canonical_error(graph, canon.graph, config, expected)
+            error = output_error(expected, canon.graph.evaluate(x))
         if error <= config.max_error:
             return replace(canon, steps=(*tightened, *canon.steps)), error
         if config.prune_tol == 0.0:
