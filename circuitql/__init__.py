@@ -5,20 +5,55 @@
     db.index(model, name="m1")          # an nn.Module or a .pt/.safetensors/.onnx file
     print(db.tokens("m1"))
 
-This module is the whole public API; everything else is internal and free to change.
+This module is the whole public API; everything else is internal and free to change. Names
+are imported on first use (PEP 562): a command that only queries never loads the indexer.
 """
 
-from circuitql.api import Database, IndexReport, connect
-from circuitql.domain import Domain
-from circuitql.errors import CircuitQLError, ModelLoadError, StoreError
-from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
-from circuitql.indexer.canonical import Canonical, canonicalize
-from circuitql.indexer.canonical import Config as CanonicalConfig
-from circuitql.indexer.check import CheckReport, check_file
-from circuitql.indexer.pipeline import IndexConfig
-from circuitql.indexer.signature import Signature, signatures
-from circuitql.query.engine import Match, PartialAnswer, Results
-from circuitql.store.base import ModelInfo, WriteOutcome
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from circuitql.api import Database, IndexReport, connect
+    from circuitql.domain import Domain
+    from circuitql.errors import CircuitQLError, ModelLoadError, StoreError
+    from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+    from circuitql.indexer.canonical import Canonical, canonicalize
+    from circuitql.indexer.canonical import Config as CanonicalConfig
+    from circuitql.indexer.check import CheckReport, check_file
+    from circuitql.indexer.pipeline import IndexConfig
+    from circuitql.indexer.signature import Signature, signatures
+    from circuitql.query.engine import Match, PartialAnswer, Results
+    from circuitql.store.base import ModelInfo, WriteOutcome
+
+# Public name -> (module, name there).
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "Activation": ("circuitql.graph", "Activation"),
+    "Canonical": ("circuitql.indexer.canonical", "Canonical"),
+    "CanonicalConfig": ("circuitql.indexer.canonical", "Config"),
+    "CheckReport": ("circuitql.indexer.check", "CheckReport"),
+    "CircuitQLError": ("circuitql.errors", "CircuitQLError"),
+    "Database": ("circuitql.api", "Database"),
+    "Domain": ("circuitql.domain", "Domain"),
+    "IndexConfig": ("circuitql.indexer.pipeline", "IndexConfig"),
+    "IndexReport": ("circuitql.api", "IndexReport"),
+    "Match": ("circuitql.query.engine", "Match"),
+    "ModelInfo": ("circuitql.store.base", "ModelInfo"),
+    "ModelLoadError": ("circuitql.errors", "ModelLoadError"),
+    "NeuronGraph": ("circuitql.graph", "NeuronGraph"),
+    "PartialAnswer": ("circuitql.query.engine", "PartialAnswer"),
+    "Results": ("circuitql.query.engine", "Results"),
+    "Signature": ("circuitql.indexer.signature", "Signature"),
+    "StoreError": ("circuitql.errors", "StoreError"),
+    "Unit": ("circuitql.graph", "Unit"),
+    "UnitKind": ("circuitql.graph", "UnitKind"),
+    "WriteOutcome": ("circuitql.store.base", "WriteOutcome"),
+    "canonicalize": ("circuitql.indexer.canonical", "canonicalize"),
+    "check_file": ("circuitql.indexer.check", "check_file"),
+    "connect": ("circuitql.api", "connect"),
+    "signatures": ("circuitql.indexer.signature", "signatures"),
+}
 
 __all__ = [
     "Activation",
@@ -47,3 +82,16 @@ __all__ = [
     "signatures",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'circuitql' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = getattr(import_module(module), attribute)
+    globals()[name] = value  # once: later lookups find it without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

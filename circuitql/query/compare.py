@@ -13,9 +13,7 @@ import html
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from circuitql.grammar.token_parser import split_layers
 from circuitql.graph import NeuronGraph
@@ -24,12 +22,17 @@ from circuitql.query.engine import run
 from circuitql.query.library import PUBLIC_NAMES, builtin_library
 from circuitql.store.base import Store, stored_graph
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 EQUIVALENCE_TOLERANCE = 1e-4
 
 
 def as_networkx(graph: NeuronGraph) -> nx.DiGraph:
     """Inputs and outputs keep their position (they are the interface); hidden units are
     interchangeable."""
+    import networkx as nx  # 0.2 s, paid only by a comparison that gets this far
+
     g = nx.DiGraph()
     inputs = {u.id: f"in{i}" for i, u in enumerate(graph.inputs)}
     outputs = {u.id: f"out{i}" for i, u in enumerate(graph.outputs)}
@@ -52,6 +55,8 @@ def isomorphic(a: NeuronGraph, b: NeuronGraph, tol: float = EQUIVALENCE_TOLERANC
 
     def edge_match(x: dict[str, float], y: dict[str, float]) -> bool:
         return abs(x["weight"] - y["weight"]) <= tol * max(1.0, abs(x["weight"]))
+
+    import networkx as nx
 
     return nx.is_isomorphic(as_networkx(a), as_networkx(b), node_match=node_match,
                             edge_match=edge_match)

@@ -19,9 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 
-import networkx as nx
-from networkx.algorithms.isomorphism import DiGraphMatcher
-
 # Searched by trying assignments when the candidate sets allow at most this many.
 SMALL_SEARCH = 4096
 
@@ -102,7 +99,13 @@ def _kept(host: Mapping[tuple[str, str], int], src: str, dst: str, sign: int | N
 def vf2(allowed: Mapping[str, frozenset[str]], host_edges: Mapping[tuple[str, str], int],
         pattern_edges: Signs, order: list[str]) -> Iterator[dict[str, str]]:
     """The maps, by networkx's VF2, for neighbourhoods too large to try assignment by
-    assignment; sorted by their units in ``order``, as ``assignments`` gives them."""
+    assignment; sorted by their units in ``order``, as ``assignments`` gives them.
+
+    networkx is imported here, on first use: its import takes 0.2 s, which a command that
+    never meets so large a neighbourhood (most of them) should not pay."""
+    import networkx as nx
+    from networkx.algorithms.isomorphism import DiGraphMatcher
+
     host = nx.DiGraph()
     for uid, names in allowed.items():
         host.add_node(uid, allowed=names)
