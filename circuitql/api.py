@@ -15,14 +15,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from circuitql.errors import CircuitQLError
 from circuitql.indexer.load import discover, load, model_stem, printable_path
@@ -36,6 +34,9 @@ from circuitql.query.compile import CensusQuery, CompareQuery, CompiledQuery, Ma
 from circuitql.query.engine import Explain, Results
 from circuitql.store.base import IndexedModel, ModelInfo, Store, WriteOutcome
 from circuitql.store.uri import open_store
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 
 @dataclass
@@ -140,9 +141,10 @@ class Database:
         items = [(path, name or model_name(path, roots)) for path in found]
         return self.index_many(items, jobs=jobs, on_done=on_file, replace=replace)
 
-    def query(self, text: str, *, limit: int | None = None,
+    def query(self, text: str | MatchQuery, *, limit: int | None = None,
               explain: Explain | None = None, timeout: float | None = None) -> Results:
-        """Verified matches of a MATCH query (a library name alone is short for MATCH name).
+        """Verified matches of a MATCH query (a library name alone is short for MATCH name),
+        as text or as ``execute`` compiled it.
 
         An iterator: matches arrive as they are verified, and ``LIMIT`` (or ``limit``) stops
         the search early; ``.to_records()`` and ``.to_pandas()`` give them as a table. Pass
@@ -150,7 +152,7 @@ class Database:
         deadline (``TIMEOUT``, ``timeout`` seconds, else 120 s): the matches so far stand,
         ``explain.partial`` says why, and a ``PartialAnswer`` warning is issued.
         """
-        compiled = compile_query(_as_query(text))
+        compiled = text if isinstance(text, MatchQuery) else compile_query(_as_query(text))
         if not isinstance(compiled, MatchQuery):
             raise CircuitQLError(
                 f"db.query runs MATCH queries; this is a {type(compiled).__name__}",
@@ -178,13 +180,23 @@ class Database:
         self.model(model_b)
         return compare_models(self.store, model_a, model_b, tolerance, circuits)
 
-    def census(self, circuit: str, by: str, *, models: str | None = None,
-               tolerance: float | None = None, exact: bool = False,
-               timeout: float | None = None) -> Census:
+    def census(self, circuit: str | CensusQuery, by: str | None = None, *,
+               models: str | None = None, tolerance: float | None = None,
+               exact: bool = False, timeout: float | None = None,
+               explain: Explain | None = None) -> Census:
         """Per group of ``by`` (``meta.task``...), how many models contain ``circuit`` and
         which (``exact``: without approximation, as ``MATCH ... EXACT`` finds it).
         ``circuit`` is anything MATCH takes: a library name, ``min(a, b) >> negation``, a
-        ``MATCH`` query, or circuit definitions followed by one."""
+        ``MATCH`` query, or circuit definitions followed by one; or a ``COUNT MODELS``
+        statement as ``execute`` compiled it, which says the rest itself (``timeout``
+        still applies)."""
+        if isinstance(circuit, CensusQuery):
+            query = circuit if timeout is None else dataclasses.replace(circuit,
+                                                                        timeout=timeout)
+            return run_census(self.store, query, explain)
+        if by is None:
+            raise CircuitQLError("a census groups models by a key, and none was given",
+                                 fix="name one, e.g. db.census('abs', by='meta.task')")
         text = circuit if re.match(r"\s*(MATCH|CIRCUIT)\b", circuit, re.IGNORECASE) else (
             f"MATCH {circuit}")
         compiled = compile_query(text)
@@ -194,7 +206,7 @@ class Database:
                                  fix="for COUNT MODELS ... GROUP BY, use `circuitql query`")
         pattern = compiled.pattern
         return run_census(self.store, CensusQuery(pattern, by, models, tolerance,
-                                                  exact=exact, timeout=timeout))
+                                                  exact=exact, timeout=timeout), explain)
 
     def models(self) -> list[ModelInfo]:
         return self.store.models()
@@ -271,6 +283,9 @@ def _pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
     if jobs <= 1:
         yield None
         return
+    from concurrent.futures import ProcessPoolExecutor  # 25 ms that only indexing pays
+    from multiprocessing import get_context
+
     context = get_context("forkserver" if sys.platform == "linux" else "spawn")
     if sys.platform == "linux":
         context.set_forkserver_preload(["circuitql.api"])

@@ -7,7 +7,6 @@ its message goes to stderr and the exit code is 2. A traceback means a bug in ci
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -406,12 +405,8 @@ def _query(args: argparse.Namespace) -> int:
             print(json.dumps(result.to_json(), indent=2) if args.json else result.text())
             return 0
         if isinstance(compiled, CensusQuery):
-            from circuitql.query.census import census
-
-            if args.timeout is not None:
-                compiled = dataclasses.replace(compiled, timeout=args.timeout)
             explain = Explain()
-            counted = census(db.store, compiled, explain)
+            counted = db.census(compiled, timeout=args.timeout, explain=explain)
             if args.json:
                 print(json.dumps({**counted.to_json(), "explain": explain.to_json()}, indent=2))
             else:
@@ -424,7 +419,7 @@ def _query(args: argparse.Namespace) -> int:
         matches = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PartialAnswer)  # said below, in the answer
-            for match in db.query(args.text, limit=args.limit, explain=explain,
+            for match in db.query(compiled, limit=args.limit, explain=explain,
                                   timeout=args.timeout):
                 matches.append(match)
                 if not args.json:
