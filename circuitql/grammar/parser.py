@@ -17,7 +17,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer, Tree
@@ -26,6 +25,7 @@ from lark.lexer import PatternStr
 
 from circuitql.grammar import ast
 from circuitql.grammar.errors import QuerySyntaxError
+from circuitql.grammar.lalr import lalr_parser
 
 # Typical mistakes, labelled with the hint shown for them (Lark's ``match_examples`` finds the
 # example that fails in the same parser state as the user's query).
@@ -613,14 +613,7 @@ class _ToAst(Transformer[Token, Any]):
 
 @cache
 def _parser() -> Lark:
-    grammar = resources.files("circuitql.grammar").joinpath("query.lark").read_text("utf-8")
-    return Lark(
-        grammar,
-        parser="lalr",
-        lexer="contextual",
-        transformer=_ToAst(),
-        maybe_placeholders=True,
-    )
+    return lalr_parser("query.lark", _ToAst(), lexer="contextual", maybe_placeholders=True)
 
 
 # Characters parse reads: parsing is linear in the text, about 20 us a character, so this

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError
 
 from circuitql.errors import CircuitQLError
+from circuitql.grammar.lalr import lalr_parser
 from circuitql.graph import UnitKind
 from circuitql.indexer.signature import ACTIVATION_CODES, BiasClass, Signature
 
@@ -30,8 +30,7 @@ class TokenSyntaxError(CircuitQLError):
 
 @cache
 def _parser() -> Lark:
-    grammar = resources.files("circuitql.grammar").joinpath("tokens.lark").read_text()
-    return Lark(grammar, start=["network", "item"], parser="lalr")
+    return lalr_parser("tokens.lark", start=["network", "item"])
 
 
 class _ToSignatures(Transformer[Token, object]):

@@ -12,8 +12,11 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import resources
+from typing import Any
 
+from circuitql.cache import cached, content_key
 from circuitql.grammar import ast
+from circuitql.grammar.ast_json import from_json, parser_fingerprint, to_json
 from circuitql.grammar.errors import CircuitDefinitionError
 from circuitql.grammar.parser import parse
 from circuitql.grammar.printer import definition_text
@@ -51,18 +54,7 @@ class Library:
     @staticmethod
     def from_texts(texts: Mapping[str, str]) -> Library:
         """A library from ``{origin: text}``; files hold definitions only."""
-        definitions: list[ast.CircuitDef] = []
-        for origin, text in texts.items():
-            script = parse(text, origin)
-            for action in script.actions:
-                raise CircuitDefinitionError(
-                    "a library file holds CIRCUIT definitions only",
-                    source=ast.SourceText(origin, text),
-                    pos=action.pos,
-                    fix="move queries out of the library",
-                )
-            definitions += script.definitions
-        return Library(definitions)
+        return Library(_definitions(texts))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -93,13 +85,45 @@ class Library:
 
 @cache
 def builtin_library() -> Library:
+    """The library shipped in ``library/*.cql``. Parsing it takes a cold command 0.1 s, so
+    its definitions are kept in the cache, keyed by the files and the parser that reads
+    them."""
     folder = resources.files("circuitql.query").joinpath("library")
     texts = {
         f"library/{entry.name}": entry.read_text("utf-8")
         for entry in sorted(folder.iterdir(), key=lambda e: e.name)
         if entry.name.endswith(".cql")
     }
-    return Library.from_texts(texts)
+    key = content_key(LIBRARY_FORMAT, parser_fingerprint(),
+                      *(part for item in texts.items() for part in item))
+
+    def use(kept: Any) -> list[ast.CircuitDef]:
+        definitions = [from_json(item) for item in kept]
+        if not all(isinstance(d, ast.CircuitDef) for d in definitions):
+            raise ValueError("the kept library holds something other than definitions")
+        return definitions
+
+    return Library(cached("library", key, lambda: [to_json(d) for d in _definitions(texts)],
+                          use))
+
+
+# Bump when what the library cache keeps changes shape.
+LIBRARY_FORMAT = "1"
+
+
+def _definitions(texts: Mapping[str, str]) -> list[ast.CircuitDef]:
+    definitions: list[ast.CircuitDef] = []
+    for origin, text in texts.items():
+        script = parse(text, origin)
+        for action in script.actions:
+            raise CircuitDefinitionError(
+                "a library file holds CIRCUIT definitions only",
+                source=ast.SourceText(origin, text),
+                pos=action.pos,
+                fix="move queries out of the library",
+            )
+        definitions += script.definitions
+    return definitions
 
 
 def reference_network(name: str) -> NeuronGraph:
