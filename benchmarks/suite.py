@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "circuitql-bench"
 RESULTS = ROOT / "benchmarks" / "results.json"
 BASELINE = "eccae1f"  # the engine before approximate matching, which bench_library times too
+COLD_BASELINE = "a967651"  # the last commit before the cache and lazy imports
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Bench:
     full: tuple[str, ...]
     quick: tuple[str, ...]
     needs_neo4j: bool = False
+    # The earlier commit "{baseline}" names for this benchmark (default: ``--baseline``).
+    baseline: str | None = None
 
 
 BENCHES = (
@@ -63,6 +66,8 @@ BENCHES = (
     Bench("parse_speed.py", ("--repeats", "5"), ("--repeats", "1")),
     Bench("bench_basis.py", ("--threads", "1"), ("--threads", "1")),
     Bench("bench_fidelity.py", ("--inputs", "10000"), ("--inputs", "2000")),
+    Bench("bench_cold.py", ("--repeats", "7", "--baseline", "{baseline}"),
+          ("--repeats", "2", "--baseline", "{baseline}"), baseline=COLD_BASELINE),
 )
 
 
@@ -142,14 +147,20 @@ class Result:
 
 @dataclass(frozen=True)
 class Context:
-    """What the benchmarks' arguments may name: a Neo4j server and the earlier engine."""
+    """What the benchmarks' arguments may name: a Neo4j server and the earlier engines, a
+    worktree per commit."""
 
     uri: str
-    baseline: str
+    worktrees: dict[str, str]
+    baseline: str  # the commit "{baseline}" names where a benchmark does not name its own
+
+    def worktree(self, bench: Bench) -> str:
+        return self.worktrees.get(bench.baseline or self.baseline, "")
 
 
 def run_bench(bench: Bench, quick: bool, context: Context, out: Path) -> Result:
-    args = [a.replace("{uri}", context.uri).replace("{baseline}", context.baseline)
+    worktree = context.worktree(bench)
+    args = [a.replace("{uri}", context.uri).replace("{baseline}", worktree)
             for a in (bench.quick if quick else bench.full)]
     command = [sys.executable, str(ROOT / "benchmarks" / bench.script), *args, "--json",
                str(out)]
@@ -159,7 +170,7 @@ def run_bench(bench: Bench, quick: bool, context: Context, out: Path) -> Result:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, cwd=ROOT, env=env, check=False)
     seconds = time.perf_counter() - start
-    shown = _shown(bench.script, args, context)
+    shown = _shown(bench.script, args, context.uri, worktree)
     if done.returncode != 0 or not out.exists():
         return Result(bench.script, bench.script, shown, f"**Failed** (exit status "
                       f"{done.returncode}); see the suite's output.", [], seconds, before,
@@ -169,13 +180,13 @@ def run_bench(bench: Bench, quick: bool, context: Context, out: Path) -> Result:
                   seconds, f"{before} before, {load()} after", measured, revision, quick)
 
 
-def _shown(script: str, args: list[str], context: Context) -> str:
+def _shown(script: str, args: list[str], uri: str, worktree: str) -> str:
     """The command as a reader can rerun it: the password and the temporary worktree
     replaced by placeholders."""
-    shown = [a.replace(context.uri, "neo4j://neo4j:PASSWORD@127.0.0.1:PORT")
-             if context.uri else a for a in args]
-    if context.baseline:
-        shown = [a.replace(context.baseline, "WORKTREE") for a in shown]
+    shown = [a.replace(uri, "neo4j://neo4j:PASSWORD@127.0.0.1:PORT") if uri else a
+             for a in args]
+    if worktree:
+        shown = [a.replace(worktree, "WORKTREE") for a in shown]
     return f"PYTHONPATH=. .venv/bin/python benchmarks/{script} {shlex.join(shown)}"
 
 
@@ -214,21 +225,20 @@ def kept() -> dict[str, Result]:
 
 
 @contextmanager
-def worktree(commit_id: str, needed: bool) -> Iterator[str]:
-    """A checkout of ``commit_id`` in a temporary directory, for the benchmarks that time the
+def worktrees(commits: set[str]) -> Iterator[dict[str, str]]:
+    """A checkout of each commit in a temporary directory, for the benchmarks that time an
     earlier engine beside this one; removed after."""
-    if not needed:
-        yield ""
-        return
     with tempfile.TemporaryDirectory(prefix="circuitql-baseline-") as tmp:
-        path = str(Path(tmp) / "baseline")
-        subprocess.run(["git", "worktree", "add", "--detach", path, commit_id], cwd=ROOT,
-                       check=True, capture_output=True)
+        paths = {commit_id: str(Path(tmp) / commit_id) for commit_id in sorted(commits)}
         try:
-            yield path
+            for commit_id, path in paths.items():
+                subprocess.run(["git", "worktree", "add", "--detach", path, commit_id],
+                               cwd=ROOT, check=True, capture_output=True)
+            yield paths
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", path], cwd=ROOT,
-                           check=False, capture_output=True)
+            for path in paths.values():
+                subprocess.run(["git", "worktree", "remove", "--force", path], cwd=ROOT,
+                               check=False, capture_output=True)
 
 
 def main() -> None:
@@ -250,12 +260,13 @@ def main() -> None:
                      f"{', '.join(b.script for b in BENCHES)}")
     benches = [b for b in BENCHES if not args.only or b.script in args.only]
     results = kept()
-    needs_baseline = any("{baseline}" in " ".join(b.full) for b in benches)
+    commits = {b.baseline or args.baseline for b in benches if "{baseline}" in " ".join(b.full)}
     with tempfile.TemporaryDirectory() as tmp, \
             neo4j_server(args.neo4j, any(b.needs_neo4j for b in benches)) as uri, \
-            worktree(args.baseline, needs_baseline) as baseline:
+            worktrees(commits) as paths:
         for bench in benches:
-            results[bench.script] = run_bench(bench, args.quick, Context(uri, baseline),
+            results[bench.script] = run_bench(bench, args.quick,
+                                              Context(uri, paths, args.baseline),
                                               Path(tmp) / f"{bench.script}.json")
     ordered = [results[b.script] for b in BENCHES if b.script in results]
     RESULTS.write_text(json.dumps({"sections": [asdict(r) for r in ordered]}, indent=2) + "\n")

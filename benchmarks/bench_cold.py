@@ -1,0 +1,118 @@
+"""A one-model query from the shell, as a user types it: the whole process, from exec to
+exit, beside an earlier commit's, interleaved in the same run.
+
+Each run is a fresh interpreter (``/usr/bin/time -v``: wall time and peak RSS): the first
+with an empty cache directory (what the first command after an install or an upgrade pays),
+the rest with the cache it left. The earlier commit runs from its own worktree on a store
+it indexed itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.report import Report, add_json_argument
+
+ROOT = Path(__file__).resolve().parent.parent
+QUERY = "MATCH abs"
+COLD_TARGET = 0.5  # seconds, issue 15
+
+INDEX = """
+import sys
+from circuitql.api import connect
+from circuitql.query.library import reference_network
+db = connect(sys.argv[1])
+db.index(reference_network("abs"), name="abs")
+db.close()
+"""
+CLI = "import sys; from circuitql.cli import main; sys.exit(main())"
+
+
+@dataclass(frozen=True)
+class Run:
+    wall: float  # seconds
+    rss: float  # MiB
+
+
+@dataclass(frozen=True)
+class Engine:
+    label: str
+    code: Path
+    store: Path
+    cache: Path
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(self.code), "CIRCUITQL_CACHE": str(self.cache)}
+
+    def query(self) -> Run:
+        done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", CLI, "query",
+                               "--store", str(self.store), QUERY], env=self.env(), check=True,
+                              capture_output=True, text=True, cwd=self.store.parent)
+        if "1 match(es)" not in done.stdout:
+            raise SystemExit(f"{self.label}: unexpected answer {done.stdout!r}")
+        return Run(_field(done.stderr, r"Elapsed \(wall clock\) time.*: (?:(\d+):)?([\d.]+)"),
+                   _field(done.stderr, r"Maximum resident set size \(kbytes\): (\d+)") / 1024)
+
+
+def _field(report: str, pattern: str) -> float:
+    found = re.search(pattern, report)
+    if found is None:
+        raise SystemExit(f"no {pattern!r} in /usr/bin/time's report:\n{report}")
+    values = [float(v) for v in found.groups() if v is not None]
+    return values[0] * 60 + values[1] if len(values) == 2 else values[0]
+
+
+def engine(label: str, code: Path, tmp: Path) -> Engine:
+    folder = tmp / label
+    folder.mkdir()
+    store = folder / "store.db"
+    subprocess.run([sys.executable, "-c", INDEX, str(store)], check=True, cwd=folder,
+                   env={**os.environ, "PYTHONPATH": str(code)})
+    return Engine(label, code, store, folder / "cache")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7, help="warm runs per engine")
+    parser.add_argument("--baseline", type=Path, required=True,
+                        help="a worktree of the earlier commit")
+    add_json_argument(parser)
+    args = parser.parse_args()
+    report = Report.of("A one-model query from the shell")
+    with tempfile.TemporaryDirectory() as tmp:
+        engines = [engine("this", ROOT, Path(tmp)), engine("earlier", args.baseline, Path(tmp))]
+        first = {e.label: e.query() for e in engines}
+        warm: dict[str, list[Run]] = {e.label: [] for e in engines}
+        for _ in range(args.repeats):
+            for e in engines:
+                warm[e.label].append(e.query())
+    report.say(f"`circuitql query --store STORE '{QUERY}'` on a store holding one model (the "
+               "library's abs network), run as a fresh process each time and measured by "
+               "`/usr/bin/time -v`: the first run with an empty cache directory, then "
+               f"{args.repeats} runs with the cache it left, interleaved with the earlier "
+               "commit's (from its worktree, on a store it indexed).")
+    rows = []
+    median = {}
+    for label, name in (("earlier", "earlier commit"), ("this", "this commit")):
+        walls = [r.wall for r in warm[label]]
+        median[label] = statistics.median(walls)
+        rows.append([name, f"{first[label].wall:.2f} s", f"{median[label]:.2f} s",
+                     f"{max(walls):.2f} s", f"{max(r.rss for r in warm[label]):.0f} MiB"])
+    report.table(["engine", "first run", "median", "slowest", "peak RSS"], rows)
+    report.say(f"This commit answers in {median['this'] / median['earlier']:.2f}x the earlier "
+               "commit's wall time.")
+    report.target("one-model query from the shell (median wall time)", f"< {COLD_TARGET} s",
+                  f"{median['this']:.2f} s", median["this"] < COLD_TARGET)
+    report.save(args.json)
+
+
+if __name__ == "__main__":
+    main()
