@@ -13,53 +13,16 @@ import html
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from circuitql.grammar.token_parser import split_layers
-from circuitql.graph import NeuronGraph
+from circuitql.grammar.token_parser import layer_words
 from circuitql.query.compile import MatchQuery
 from circuitql.query.engine import run
+from circuitql.query.equivalence import isomorphic
 from circuitql.query.library import PUBLIC_NAMES, builtin_library
 from circuitql.store.base import Store, stored_graph
 
-if TYPE_CHECKING:
-    import networkx as nx
-
 EQUIVALENCE_TOLERANCE = 1e-4
-
-
-def as_networkx(graph: NeuronGraph) -> nx.DiGraph:
-    """Inputs and outputs keep their position (they are the interface); hidden units are
-    interchangeable."""
-    import networkx as nx  # 0.2 s, paid only by a comparison that gets this far
-
-    g = nx.DiGraph()
-    inputs = {u.id: f"in{i}" for i, u in enumerate(graph.inputs)}
-    outputs = {u.id: f"out{i}" for i, u in enumerate(graph.outputs)}
-    for unit in graph.units:
-        g.add_node(unit.id, fixed=inputs.get(unit.id) or outputs.get(unit.id),
-                   activation=unit.activation, bias=unit.bias)
-        for src, w in unit.inputs.items():
-            g.add_edge(src, unit.id, weight=w)
-    return g
-
-
-def isomorphic(a: NeuronGraph, b: NeuronGraph, tol: float = EQUIVALENCE_TOLERANCE) -> bool:
-    """Same canonical network up to hidden-unit order, weights within ``tol`` (relative)."""
-    if len(a) != len(b) or a.n_edges != b.n_edges:
-        return False
-
-    def node_match(x: dict[str, Any], y: dict[str, Any]) -> bool:
-        return (x["fixed"] == y["fixed"] and x["activation"] == y["activation"]
-                and abs(x["bias"] - y["bias"]) <= tol * max(1.0, abs(x["bias"])))
-
-    def edge_match(x: dict[str, float], y: dict[str, float]) -> bool:
-        return abs(x["weight"] - y["weight"]) <= tol * max(1.0, abs(x["weight"]))
-
-    import networkx as nx
-
-    return nx.is_isomorphic(as_networkx(a), as_networkx(b), node_match=node_match,
-                            edge_match=edge_match)
 
 
 @dataclass(frozen=True)
@@ -114,12 +77,13 @@ class Comparison:
 def compare_models(store: Store, model_a: str, model_b: str, tolerance: float | None = None,
                    circuits: bool = True) -> Comparison:
     info = {m.name: m for m in store.models() if m.name in (model_a, model_b)}
-    words_a = [Counter(_tokens(w)) for w in split_layers(info[model_a].network_string)]
-    words_b = [Counter(_tokens(w)) for w in split_layers(info[model_b].network_string)]
+    words_a = [Counter(_tokens(w)) for w in layer_words(info[model_a].network_string)]
+    words_b = [Counter(_tokens(w)) for w in layer_words(info[model_b].network_string)]
     all_a = sum(words_a[1:-1], Counter())
     all_b = sum(words_b[1:-1], Counter())
     equivalent = (info[model_a].network_string == info[model_b].network_string
-                  and isomorphic(stored_graph(store, model_a), stored_graph(store, model_b)))
+                  and isomorphic(stored_graph(store, model_a), stored_graph(store, model_b),
+                                EQUIVALENCE_TOLERANCE))
     found: dict[str, tuple[int, int]] | None = None
     if circuits:
         found = {}

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import canonicalize
 from circuitql.indexer.signature import signatures
-from circuitql.query.compare import isomorphic as compare_isomorphic
+from circuitql.query.equivalence import isomorphic as compare_isomorphic
 
 
 def _weight(draw: st.DrawFn, rng: np.random.Generator) -> float:
