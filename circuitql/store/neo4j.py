@@ -399,14 +399,17 @@ class Neo4jStore:
         )
         return [_neuron_record(r["n"]) for r in records]
 
-    def edges(self, model: str) -> list[EdgeRecord]:
+    def inputs(self, model: str) -> dict[str, dict[str, float]]:
         records = self._read(
             "MATCH (:Model {namespace: $namespace, name: $model})-[:HAS]->(a:Neuron)"
             "-[r:FEEDS]->(b:Neuron) "
             "RETURN a.uid AS src, b.uid AS dst, r.weight AS weight ORDER BY r.ordinal",
             model=model,
         )
-        return [EdgeRecord(r["src"], r["dst"], r["weight"]) for r in records]
+        incoming: dict[str, dict[str, float]] = {}
+        for r in records:
+            incoming.setdefault(r["dst"], {})[r["src"]] = r["weight"]
+        return incoming
 
     def max_layer(self, models: Sequence[str] | None = None) -> int:
         """Walks the layer index from the top down to the first neuron of this namespace

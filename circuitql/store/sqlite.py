@@ -39,7 +39,6 @@ from circuitql.indexer.signature import Signature
 from circuitql.store.base import (
     FAN_IN_SEEN,
     EdgeColumns,
-    EdgeRecord,
     IndexedModel,
     ModelInfo,
     NeuronColumns,
@@ -412,15 +411,15 @@ class SQLiteStore:
             )
             return [_neuron_record(row) for row in rows]
 
-    def edges(self, model: str) -> list[EdgeRecord]:
+    def inputs(self, model: str) -> dict[str, dict[str, float]]:
         with self._db_errors(f"reading the edges of {model!r}"):
             rows = self._conn.execute(
                 f"SELECT uid, input_ids, input_weights FROM neurons "
                 f"WHERE model_id = {_MODEL_ID} ORDER BY rowid",
                 (model,),
             )
-            return [EdgeRecord(src, dst, weight) for dst, ids, weights in rows
-                    for src, weight in zip(json.loads(ids), _floats(weights), strict=True)]
+            return {dst: dict(zip(json.loads(ids), _floats(weights), strict=True))
+                    for dst, ids, weights in rows}
 
     def max_layer(self, models: Sequence[str] | None = None) -> int:
         clause, params = _signature_filter({}, models)

@@ -14,7 +14,7 @@ from typing import Any
 
 from circuitql.graph import Activation, UnitKind
 from circuitql.indexer.signature import BiasClass, Signature, format_layer
-from circuitql.store.base import EdgeRecord, IndexedModel, NeuronRecord
+from circuitql.store.base import EdgeRecord, IndexedModel, NeuronRecord, Store
 
 
 def _sign_class(value: float) -> BiasClass:
@@ -112,3 +112,9 @@ def fake_model(
         normal_form=dict(normal_form) if normal_form is not None else {},
         canonical_error=canonical_error,
     )
+
+
+def edges_of(store: Store, model: str) -> list[EdgeRecord]:
+    """A stored model's edges as records, in stored order (neuron by neuron)."""
+    return [EdgeRecord(src, dst, weight) for dst, incoming in store.inputs(model).items()
+            for src, weight in incoming.items()]

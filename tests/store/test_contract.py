@@ -19,7 +19,7 @@ from circuitql.indexer.pipeline import build_records
 from circuitql.indexer.signature import BiasClass
 from circuitql.store.base import FAN_IN_SEEN, IndexedModel, NeuronRecord, Store, stored_graph
 from tests.indexer.random_graphs import any_activation_graphs
-from tests.store.fakes import fake_model
+from tests.store.fakes import edges_of, fake_model
 
 
 def _by_uid(neurons: list[NeuronRecord]) -> list[NeuronRecord]:
@@ -32,7 +32,7 @@ def _snapshot(store: Store) -> tuple[object, ...]:
     return (
         infos,
         {info.name: _by_uid(store.neurons(info.name)) for info in infos},
-        {info.name: sorted(store.edges(info.name), key=repr) for info in infos},
+        {info.name: sorted(edges_of(store, info.name), key=repr) for info in infos},
         store.token_counts(),
     )
 
@@ -52,7 +52,7 @@ def test_write_then_read_back_exactly(store: Store) -> None:
     assert store.get_model("m1") == info
 
     assert _by_uid(store.neurons("m1")) == _by_uid(list(model.neurons))
-    assert sorted(store.edges("m1"), key=repr) == sorted(model.edges, key=repr)
+    assert sorted(edges_of(store, "m1"), key=repr) == sorted(model.edges, key=repr)
 
 
 def test_signatures_round_trip_with_their_types(store: Store) -> None:
@@ -77,7 +77,7 @@ def test_unknown_model_reads_as_absent(store: Store) -> None:
 
     assert store.get_model("nope") is None
     assert store.neurons("nope") == []
-    assert store.edges("nope") == []
+    assert store.inputs("nope") == {}
     assert store.delete("nope") is False
 
 
@@ -177,7 +177,7 @@ def test_a_write_that_fails_half_way_leaves_nothing(store: Store) -> None:
 
     assert store.get_model("broken") is None
     assert store.neurons("broken") == []
-    assert store.edges("broken") == []
+    assert store.inputs("broken") == {}
     assert _snapshot(store) == before
     # Nothing of the failed attempt blocks writing the model correctly afterwards.
     assert store.write(fake_model("broken", scale=2.0)).status == "indexed"
@@ -326,7 +326,7 @@ def test_delete_removes_the_model_and_everything_under_it(
     assert store.get_model("a") is None
     assert [info.name for info in store.models()] == ["b"]
     assert store.neurons("a") == []
-    assert store.edges("a") == []
+    assert store.inputs("a") == {}
     assert all(name == "b" for name, _ in store.find_neurons({"kind": UnitKind.INPUT}))
     # The other model is untouched, and the deleted one can be indexed again from scratch.
     assert _by_uid(store.neurons("b")) == _by_uid(list(b.neurons))

@@ -30,7 +30,7 @@ from circuitql.store.neo4j import (
     scratch_store,
     signature_embedding,
 )
-from tests.store.fakes import fake_model
+from tests.store.fakes import edges_of, fake_model
 
 LIVE_URI = os.environ.get("CIRCUITQL_TEST_NEO4J_URI")
 needs_server = pytest.mark.skipif(
@@ -142,7 +142,7 @@ def test_a_model_written_in_many_batches_reads_back_in_order(
     model = fake_model("batched", n_inputs=3, hidden=5)
     assert live.write(model).status == "indexed"
     assert live.neurons("batched") == list(model.neurons)
-    assert live.edges("batched") == list(model.edges)
+    assert edges_of(live, "batched") == list(model.edges)
     views = live.fetch([("batched", n.uid) for n in model.neurons])
     for neuron in model.neurons:
         view = views["batched", neuron.uid]
@@ -256,7 +256,7 @@ def test_server_stopped_mid_write_leaves_nothing_and_a_retry_succeeds(tmp_path: 
         outcome = store.write(model)
         assert outcome.status == "indexed"
         assert len(store.neurons("victim")) == len(model.neurons)
-        assert len(store.edges("victim")) == len(model.edges)
+        assert len(edges_of(store, "victim")) == len(model.edges)
         store.close()
     finally:
         neo4j_server.stop(data_dir)

@@ -19,7 +19,7 @@ from circuitql.indexer.signature import Signature
 from circuitql.store.base import EdgeRecord, IndexedModel, NeuronRecord
 from circuitql.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from circuitql.store.uri import open_store
-from tests.store.fakes import fake_model
+from tests.store.fakes import edges_of, fake_model
 
 
 def _open_and_close(path: str | Path) -> SQLiteStore:
@@ -117,7 +117,7 @@ def test_models_persist_across_close_and_reopen(tmp_path: Path) -> None:
     try:
         assert reopened.models() == [first.model]
         assert reopened.neurons("m1") == list(model.neurons)
-        assert reopened.edges("m1") == list(model.edges)
+        assert edges_of(reopened, "m1") == list(model.edges)
         assert reopened.write(model).status == "unchanged"
     finally:
         reopened.close()
