@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "circuitql-bench"
 RESULTS = ROOT / "benchmarks" / "results.json"
 BASELINE = "eccae1f"  # the engine before approximate matching, which bench_library times too
-COLD_BASELINE = "a967651"  # the last commit before the cache and lazy imports
+COLD_BASELINE = "a967651"  # the last commit before the cache, lazy imports and sorted compare
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,10 @@ BENCHES = (
     Bench("parse_speed.py", ("--repeats", "5"), ("--repeats", "1")),
     Bench("bench_basis.py", ("--threads", "1"), ("--threads", "1")),
     Bench("bench_fidelity.py", ("--inputs", "10000"), ("--inputs", "2000")),
+    Bench("bench_compare.py", ("--sizes", "768", "1000", "--limit", "120", "--baseline",
+                               "{baseline}"),
+          ("--sizes", "128", "--limit", "60", "--baseline", "{baseline}"),
+          baseline=COLD_BASELINE),
     Bench("bench_cold.py", ("--repeats", "7", "--baseline", "{baseline}"),
           ("--repeats", "2", "--baseline", "{baseline}"), baseline=COLD_BASELINE),
 )
