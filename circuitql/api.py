@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from circuitql.errors import CircuitQLError
 from circuitql.indexer.load import discover, load, model_stem, printable_path
 from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
-from circuitql.processes import alive
+from circuitql.processes import alive, idle_cores
 from circuitql.query import compile_query, engine
 from circuitql.query.census import Census
 from circuitql.query.census import census as run_census
@@ -263,13 +263,12 @@ R = TypeVar("R")
 
 MIN_ITEMS_PER_WORKER = 8  # below this, starting processes costs more than it saves
 AHEAD_PER_WORKER = 4  # prepared models that may wait for the writer, per worker
-WORKER_NICENESS = 10  # see _start_worker
 
 
 def _worker_count(jobs: int | None, n_items: int) -> int:
     if jobs is not None:
         return max(1, jobs)
-    return max(1, min(os.cpu_count() or 1, n_items // MIN_ITEMS_PER_WORKER))
+    return max(1, min(idle_cores(), n_items // MIN_ITEMS_PER_WORKER))
 
 
 @contextmanager
@@ -298,19 +297,18 @@ def _pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
 
 
 def _start_worker(writer: int) -> None:
-    """Set a worker process up: bound to the life of ``writer``, the indexing process, below
-    its priority, and on one BLAS thread.
+    """Set a worker process up: bound to the life of ``writer``, the indexing process, and on
+    one BLAS thread.
 
-    The writer is the one serial stage: while it waits for a core, the whole run waits. With
-    fewer cores than workers + 1, the workers get the CPU time it leaves. The workers are the
-    parallelism: a BLAS pool per worker on top of them only contends for the same cores (the
-    canonical-error check's products ran 5x slower with two workers on two cores).
+    Workers keep the writer's priority. Below it (nice 10, as they once ran), they starved on
+    a machine other jobs kept busy: ``--jobs 2`` took 3.4x longer than one process. The
+    workers are the parallelism: a BLAS pool per worker on top of them only contends for the
+    same cores (the canonical-error check's products ran 5x slower with two workers on two
+    cores).
     """
     from threadpoolctl import threadpool_limits
 
     _exit_with(writer)
-    if hasattr(os, "nice"):  # not on Windows
-        os.nice(WORKER_NICENESS)
     threadpool_limits(1)
 
 

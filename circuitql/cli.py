@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
                    "takes its place (without it, that is refused)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes for loading and canonicalizing (default: one per "
-                   "core when there are many files)")
+                   "idle core, the cores less the load average, when there are many files)")
     p.add_argument("--domain", metavar="LO:HI[,LO:HI...]", default=None,
                    help="the box the inputs live in: one LO:HI for every input, or one per "
                    "input (default: the model's own from its JSON config, else unbounded)")

@@ -1,5 +1,5 @@
-"""Whether a process still runs: asked by the Neo4j launcher of its server and by indexing
-workers of the process that feeds them."""
+"""Processes: whether one still runs (asked by the Neo4j launcher of its server and by
+indexing workers of the process that feeds them), and how many cores are free for more."""
 
 from __future__ import annotations
 
@@ -21,3 +21,21 @@ def alive(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
     return True
+
+
+def idle_cores() -> int:
+    """Cores this process may use that other work is not using now: the cores it may run on
+    less the last minute's load average, at least one.
+
+    Indexing starts this many workers by default. On a machine other jobs keep busy, workers
+    beyond the idle cores only take turns with them and with the writer, the one serial stage.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on macOS or Windows
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on Windows
+        busy = 0.0
+    return max(1, min(cores, round(cores - busy)))

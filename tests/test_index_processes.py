@@ -70,3 +70,37 @@ def test_a_killed_indexer_leaves_no_process(tmp_path: Path, sig: signal.Signals)
     for pid in left:  # leave the machine clean whatever the verdict
         os.kill(pid, signal.SIGKILL)
     assert not left
+
+
+def test_workers_run_at_the_indexers_priority() -> None:
+    """Below it, they starved on a busy machine: two workers took 3.4x one process's time."""
+    from circuitql.api import _pool
+
+    with _pool(2) as pool:
+        assert pool is not None
+        niceness = {pool.submit(os.nice, 0).result() for _ in range(4)}
+    assert niceness == {os.nice(0)}
+
+
+@pytest.mark.parametrize(("cores", "load", "idle"),
+                         [(4, 0.3, 4), (4, 1.6, 2), (4, 3.2, 1), (2, 9.0, 1), (8, 0.0, 8)])
+def test_workers_default_to_the_idle_cores(monkeypatch: pytest.MonkeyPatch, cores: int,
+                                           load: float, idle: int) -> None:
+    from circuitql import processes
+
+    monkeypatch.setattr(processes.os, "sched_getaffinity", lambda pid: set(range(cores)),
+                        raising=False)
+    monkeypatch.setattr(processes.os, "getloadavg", lambda: (load, load, load))
+    assert processes.idle_cores() == idle
+
+
+def test_without_a_load_average_every_core_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    from circuitql import processes
+
+    def unknown() -> tuple[float, float, float]:
+        raise OSError("no load average here")
+
+    monkeypatch.setattr(processes.os, "sched_getaffinity", lambda pid: {0, 1, 2},
+                        raising=False)
+    monkeypatch.setattr(processes.os, "getloadavg", unknown)
+    assert processes.idle_cores() == 3
