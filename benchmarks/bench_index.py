@@ -12,6 +12,10 @@
 
        python benchmarks/bench_index.py --models 200 --jobs 1 --neo4j neo4j://USER:PW@HOST:7687
 
+   With ``--busy N`` each ``--jobs`` value is also timed with N busy-loop processes running
+   beside it (an artificial competing load, started before and stopped after each run), as
+   on a machine other jobs keep busy.
+
 2. Neuron equivalence for the same neuron at n binary inputs: the exhaustive "excited states"
    comparison (evaluate both neurons on all 2^n binary inputs) against comparing signatures,
    measured per pair in the same run.
@@ -22,8 +26,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +87,19 @@ def bench_index(n_models: int, jobs: int, folder: Path) -> tuple[IndexRun, float
     return run, peak_rss_mib()
 
 
+@contextmanager
+def busy_loops(n: int) -> Iterator[None]:
+    """``n`` processes spinning on a core each, for as long as the block runs."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(0.5 if n else 0.0)  # let them reach their loop
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
 def bench_neo4j(uri: str, n_models: int, jobs: int, folder: Path) -> IndexRun:
     with scratch_store(uri, "bench") as store:
         return index_folder(Database(store), n_models, jobs, folder)
@@ -129,6 +150,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--neo4j", metavar="URI",
                         help="also index into this Neo4j server and compare with sqlite")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="also time each --jobs value beside N busy-loop processes")
     add_json_argument(parser)
     args = parser.parse_args()
     report = Report.of("Indexing throughput")
@@ -138,24 +161,36 @@ def main() -> None:
                "wall time); peak RSS is the writing process's.")
     rows: list[list[str]] = []
     walls: dict[int, float] = {}
+    busy_walls: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         write_zoo(Path(tmp), args.models, args.seed)
         for jobs in args.jobs:
             run, rss = bench_index(args.models, jobs, Path(tmp))
             walls[jobs] = run.wall
-            rows.append(["SQLite", f"{jobs}", f"{run.wall:.1f} s", *run.rates(),
+            rows.append(["SQLite", f"{jobs}", "0", f"{run.wall:.1f} s", *run.rates(),
                          *stage_cells(run.times, run.models), f"{rss:,.0f} MiB"])
             if args.neo4j and jobs == max(args.jobs):  # Neo4j's writer is the bottleneck
                 neo = bench_neo4j(args.neo4j, args.models, jobs, Path(tmp))
-                rows.append(["Neo4j", f"{jobs}", f"{neo.wall:.1f} s", *neo.rates(),
+                rows.append(["Neo4j", f"{jobs}", "0", f"{neo.wall:.1f} s", *neo.rates(),
                              *stage_cells(neo.times, neo.models), ""])
-    report.table(["store", "jobs", "wall", "models/s", "neurons/s", "relationships/s", "load",
-                  "canonicalize", "sign", "write", "peak RSS"], rows, right=set(range(1, 11)))
+        for jobs in args.jobs if args.busy else ():
+            with busy_loops(args.busy):
+                run, rss = bench_index(args.models, jobs, Path(tmp))
+            busy_walls[jobs] = run.wall
+            rows.append(["SQLite", f"{jobs}", f"{args.busy}", f"{run.wall:.1f} s", *run.rates(),
+                         *stage_cells(run.times, run.models), ""])
+    report.table(["store", "jobs", "busy loops", "wall", "models/s", "neurons/s",
+                  "relationships/s", "load", "canonicalize", "sign", "write", "peak RSS"], rows,
+                 right=set(range(1, 12)))
     fastest = min(walls.values())
-    if 1 in walls and len(walls) > 1:
-        report.say("Speed against one process: " + ", ".join(
-            f"{jobs} jobs {walls[1] / wall:.2f}x" for jobs, wall in walls.items() if jobs != 1)
-            + ".")
+    for label, timed in (("", walls), (f" beside {args.busy} busy loops", busy_walls)):
+        if 1 in timed and len(timed) > 1:
+            report.say(f"Speed against one process{label}: " + ", ".join(
+                f"{jobs} jobs {timed[1] / wall:.2f}x" for jobs, wall in timed.items()
+                if jobs != 1) + ".")
+    if 1 in busy_walls and 2 in busy_walls:
+        report.target(f"2 jobs against 1 beside {args.busy} busy loops", "faster",
+                      f"{busy_walls[1] / busy_walls[2]:.2f}x", busy_walls[2] < busy_walls[1])
     if args.models == 1000:
         report.target("index 1,000 3x64 models (embedded store)", "< 60 s",
                       f"{fastest:.1f} s", fastest < 60)
