@@ -84,11 +84,11 @@ class Poly:
     def is_zero(self) -> bool:
         return not self.terms
 
-    @property
+    @cached_property
     def is_constant(self) -> bool:
         return all(not m for m, _ in self.terms)
 
-    @property
+    @cached_property
     def constant(self) -> float:
         return sum(f for m, f in self.terms if not m)
 
@@ -153,8 +153,9 @@ class Coef:
     poly: Poly
     sign_only: bool = False
 
-    @property
+    @cached_property
     def kind(self) -> CoefKind:
+        """Asked for every weight of every candidate the search fits: computed once."""
         if self.sign_only:
             return CoefKind.SIGN
         return CoefKind.EXACT if self.poly.is_constant else CoefKind.FREE
