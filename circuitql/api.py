@@ -7,25 +7,18 @@ Kept thin on purpose: loading, canonicalization and signing live in ``indexer``,
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import select
-import sys
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from circuitql.errors import CircuitQLError
 from circuitql.indexer.load import discover, load, model_stem, printable_path
 from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
-from circuitql.processes import alive, idle_cores
+from circuitql.parallel import executor, in_order
 from circuitql.query import compile_query, engine
 from circuitql.query.census import Census
 from circuitql.query.census import census as run_census
@@ -34,9 +27,6 @@ from circuitql.query.compile import CensusQuery, CompareQuery, CompiledQuery, Ma
 from circuitql.query.engine import Explain, Results
 from circuitql.store.base import IndexedModel, ModelInfo, Store, WriteOutcome
 from circuitql.store.uri import open_store
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
 
 
 @dataclass
@@ -90,22 +80,24 @@ class Database:
         jobs: int | None = None,
         on_done: Callable[[Any], None] | None = None,
         replace: bool = False,
+        dask: str | None = None,
     ) -> IndexReport:
         """Index many (model, name) pairs: a bad model is reported, the rest go on.
 
         Loading, canonicalizing and signing run in ``jobs`` worker processes (default: one per
-        core); the store is written from this process, one model per transaction, in the
-        order given, so the result does not depend on ``jobs``.
+        idle core), or with ``dask`` on a Dask cluster (a scheduler's address, or ``"local"``
+        for a LocalCluster here); the store is written from this process, one model per
+        transaction, in the order given, so the result does not depend on where the work ran.
         """
         from threadpoolctl import threadpool_limits
 
         report = IndexReport()
-        jobs = _worker_count(jobs, len(items))
         prepare = partial(_prepare, config=self.config)
         # One BLAS thread here too: the products indexing runs are small, and a thread pool
         # spinning up for each costs more than it saves (5x on a busy two-core machine).
-        with _pool(jobs) as pool, threadpool_limits(1):
-            results = _in_order(pool, jobs, prepare, items) if pool else map(prepare, items)
+        with executor(jobs, len(items), dask) as (pool, workers), threadpool_limits(1):
+            results = (in_order(pool, workers, prepare, items) if pool
+                       else map(prepare, items))
             for (model, _name), (records, times) in zip(items, results, strict=True):
                 report.times.add(times)
                 if isinstance(records, CircuitQLError):
@@ -127,10 +119,12 @@ class Database:
         files: Iterable[Path] | None = None,
         jobs: int | None = None,
         replace: bool = False,
+        dask: str | None = None,
     ) -> IndexReport:
         """Index every model file under ``paths`` (folders searched recursively); with
         ``replace``, a file whose network differs from the one stored under its name takes
-        its place."""
+        its place. With ``dask``, the files are read by the cluster's workers: by their
+        absolute paths, which every worker must see."""
         found = list(files) if files is not None else discover(paths)
         if name is not None and len(found) != 1:
             raise CircuitQLError(
@@ -138,8 +132,9 @@ class Database:
                 fix="drop --name: models from several files are named after their paths",
             )
         roots = [Path(p) for p in paths]
-        items = [(path, name or model_name(path, roots)) for path in found]
-        return self.index_many(items, jobs=jobs, on_done=on_file, replace=replace)
+        items = [(path.absolute() if dask else path, name or model_name(path, roots))
+                 for path in found]
+        return self.index_many(items, jobs=jobs, on_done=on_file, replace=replace, dask=dask)
 
     def query(self, text: str | MatchQuery, *, limit: int | None = None,
               explain: Explain | None = None, timeout: float | None = None) -> Results:
@@ -256,94 +251,6 @@ def _prepare(item: tuple[Any, str], config: IndexConfig
         return build_records(loaded, name, config, times), times
     except CircuitQLError as err:
         return err, times
-
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-MIN_ITEMS_PER_WORKER = 8  # below this, starting processes costs more than it saves
-AHEAD_PER_WORKER = 4  # prepared models that may wait for the writer, per worker
-
-
-def _worker_count(jobs: int | None, n_items: int) -> int:
-    if jobs is not None:
-        return max(1, jobs)
-    return max(1, min(idle_cores(), n_items // MIN_ITEMS_PER_WORKER))
-
-
-@contextmanager
-def _pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
-    """Worker processes from a fork server: no fork of a parent that may hold torch's threads.
-
-    An executor rather than ``multiprocessing.Pool``: the pool's worker-handler thread wakes
-    whenever a result waits in the pipe, and with results of ~300 KB it spins, taking the
-    writing process's CPU and GIL.
-    """
-    if jobs <= 1:
-        yield None
-        return
-    from concurrent.futures import ProcessPoolExecutor  # 25 ms that only indexing pays
-    from multiprocessing import get_context
-
-    context = get_context("forkserver" if sys.platform == "linux" else "spawn")
-    if sys.platform == "linux":
-        context.set_forkserver_preload(["circuitql.api"])
-    executor = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                                   initargs=(os.getpid(),))
-    try:
-        yield executor
-    finally:
-        executor.shutdown(cancel_futures=True)
-
-
-def _start_worker(writer: int) -> None:
-    """Set a worker process up: bound to the life of ``writer``, the indexing process, and on
-    one BLAS thread.
-
-    Workers keep the writer's priority. Below it (nice 10, as they once ran), they starved on
-    a machine other jobs kept busy: ``--jobs 2`` took 3.4x longer than one process. The
-    workers are the parallelism: a BLAS pool per worker on top of them only contends for the
-    same cores (the canonical-error check's products ran 5x slower with two workers on two
-    cores).
-    """
-    from threadpoolctl import threadpool_limits
-
-    _exit_with(writer)
-    threadpool_limits(1)
-
-
-def _exit_with(pid: int) -> None:
-    """End this worker as soon as process ``pid`` ends, however it ends (SIGKILL included).
-
-    Its queue's other end stays open in the other workers, and each worker holds the fork
-    server's lifeline, so without this a killed indexer left the fork server, the resource
-    tracker and every worker waiting on each other for up to 45 minutes."""
-    def wait() -> None:
-        try:
-            handle = os.pidfd_open(pid)  # Linux 5.3+: readable once pid has ended
-        except (AttributeError, OSError):
-            while alive(pid):
-                time.sleep(1.0)
-        else:
-            select.select([handle], [], [])
-        os._exit(1)
-
-    threading.Thread(target=wait, name="exit-with-indexer", daemon=True).start()
-
-
-def _in_order(pool: ProcessPoolExecutor, jobs: int, prepare: Callable[[T], R],
-              items: Iterable[T]) -> Iterator[R]:
-    """``map(prepare, items)`` run in ``pool``, with at most ``AHEAD_PER_WORKER`` results per
-    worker ahead of the consumer: the writer is the slower side, and results it has not taken
-    yet would otherwise pile up in memory, and keep the workers busy, competing with it."""
-    limit = AHEAD_PER_WORKER * jobs
-    pending: deque[Future[R]] = deque()
-    for item in items:
-        pending.append(pool.submit(prepare, item))
-        if len(pending) >= limit:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 def model_name(path: Path, roots: Sequence[Path]) -> str:

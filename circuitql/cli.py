@@ -104,6 +104,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes for loading and canonicalizing (default: one per "
                    "idle core, the cores less the load average, when there are many files)")
+    p.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help="load and canonicalize on a Dask cluster: its scheduler's address "
+                   "(tcp://host:8786; every worker must see the files at their absolute "
+                   "paths), or 'local' for a LocalCluster of --jobs workers here; the store is "
+                   "written from this process (see docs/scale-out.md)")
     p.add_argument("--domain", metavar="LO:HI[,LO:HI...]", default=None,
                    help="the box the inputs live in: one LO:HI for every input, or one per "
                    "input (default: the model's own from its JSON config, else unbounded)")
@@ -279,7 +284,7 @@ def _index(args: argparse.Namespace) -> int:
             len(files), args.quiet or args.json or len(files) < PROGRESS_THRESHOLD) as step:
         report = db.index_paths(args.paths, args.name,
                                 None if step is None else lambda _path: step(1), files=files,
-                                jobs=args.jobs, replace=args.replace)
+                                jobs=args.jobs, replace=args.replace, dask=args.dask)
         seconds = time.perf_counter() - start
         if args.json:
             print(json.dumps({

@@ -74,9 +74,9 @@ def test_a_killed_indexer_leaves_no_process(tmp_path: Path, sig: signal.Signals)
 
 def test_workers_run_at_the_indexers_priority() -> None:
     """Below it, they starved on a busy machine: two workers took 3.4x one process's time."""
-    from circuitql.api import _pool
+    from circuitql.parallel import process_pool
 
-    with _pool(2) as pool:
+    with process_pool(2) as pool:
         assert pool is not None
         niceness = {pool.submit(os.nice, 0).result() for _ in range(4)}
     assert niceness == {os.nice(0)}
