@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.bench_cold import compiled_env
 from benchmarks.report import Report, add_json_argument
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ class Run:
 def run_compare(code: Path, store: Path, a: str, b: str, limit: float) -> Run:
     command = ["/usr/bin/time", "-v", sys.executable, "-c", CLI, "compare", "--store",
                str(store), a, b, "--no-circuits"]
-    env = {**os.environ, "PYTHONPATH": str(code)}
+    env = compiled_env(code)
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=True,
                               timeout=limit, cwd=store.parent)

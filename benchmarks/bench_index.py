@@ -63,9 +63,10 @@ class IndexRun:
                 f"{self.relationships / self.wall:,.0f}"]
 
 
-def index_folder(db: Database, n_models: int, jobs: int, folder: Path) -> IndexRun:
+def index_folder(db: Database, n_models: int, jobs: int, folder: Path,
+                 dask: str | None = None) -> IndexRun:
     start = time.perf_counter()
-    report = db.index_paths([folder], jobs=jobs)
+    report = db.index_paths([folder], jobs=jobs, dask=dask)
     wall = time.perf_counter() - start
     assert len(report.indexed) == n_models, report.failed[:3]
     return IndexRun(wall, n_models, sum(m.n_neurons for m in report.indexed),
@@ -80,10 +81,11 @@ def stage_cells(times: StageTimes, models: int) -> list[str]:
     return [ms(getattr(times, stage) / models) for stage in STAGES]
 
 
-def bench_index(n_models: int, jobs: int, folder: Path) -> tuple[IndexRun, float]:
+def bench_index(n_models: int, jobs: int, folder: Path, dask: str | None = None
+                ) -> tuple[IndexRun, float]:
     """One indexing into a fresh SQLite store, and the writer's peak RSS in MiB."""
     with tempfile.TemporaryDirectory() as tmp, connect(str(Path(tmp) / "bench.db")) as db:
-        run = index_folder(db, n_models, jobs, folder)
+        run = index_folder(db, n_models, jobs, folder, dask)
     return run, peak_rss_mib()
 
 
@@ -150,6 +152,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--neo4j", metavar="URI",
                         help="also index into this Neo4j server and compare with sqlite")
+    parser.add_argument("--dask", action="store_true",
+                        help="also index on a Dask LocalCluster of the largest --jobs workers")
     parser.add_argument("--busy", type=int, default=0, metavar="N",
                         help="also time each --jobs value beside N busy-loop processes")
     add_json_argument(parser)
@@ -173,6 +177,13 @@ def main() -> None:
                 neo = bench_neo4j(args.neo4j, args.models, jobs, Path(tmp))
                 rows.append(["Neo4j", f"{jobs}", "0", f"{neo.wall:.1f} s", *neo.rates(),
                              *stage_cells(neo.times, neo.models), ""])
+        if args.dask:
+            jobs = max(args.jobs)
+            run, rss = bench_index(args.models, jobs, Path(tmp), dask="local")
+            dask_wall = run.wall
+            rows.append([f"SQLite, Dask LocalCluster of {jobs}", f"{jobs}", "0",
+                         f"{run.wall:.1f} s", *run.rates(),
+                         *stage_cells(run.times, run.models), f"{rss:,.0f} MiB"])
         for jobs in args.jobs if args.busy else ():
             with busy_loops(args.busy):
                 run, rss = bench_index(args.models, jobs, Path(tmp))
@@ -188,6 +199,11 @@ def main() -> None:
             report.say(f"Speed against one process{label}: " + ", ".join(
                 f"{jobs} jobs {timed[1] / wall:.2f}x" for jobs, wall in timed.items()
                 if jobs != 1) + ".")
+    if args.dask:
+        pool = walls[max(args.jobs)]
+        report.say(f"The Dask LocalCluster ({max(args.jobs)} single-threaded workers, started "
+                   f"inside the timed run) takes {dask_wall / pool:.2f}x the process pool's "
+                   "wall time on the same folder.")
     if 1 in busy_walls and 2 in busy_walls:
         report.target(f"2 jobs against 1 beside {args.busy} busy loops", "faster",
                       f"{busy_walls[1] / busy_walls[2]:.2f}x", busy_walls[2] < busy_walls[1])

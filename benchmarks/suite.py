@@ -52,9 +52,9 @@ class Bench:
 
 
 BENCHES = (
-    Bench("bench_index.py", ("--models", "1000", "--jobs", "1", "2", "--busy", "4", "--neo4j",
-                             "{uri}"),
-          ("--models", "100", "--jobs", "1", "2", "--busy", "4", "--neo4j", "{uri}"),
+    Bench("bench_index.py", ("--models", "1000", "--jobs", "1", "2", "--busy", "4", "--dask",
+                             "--neo4j", "{uri}"),
+          ("--models", "100", "--jobs", "1", "2", "--busy", "4", "--dask", "--neo4j", "{uri}"),
           needs_neo4j=True),
     Bench("bench_library.py", ("--sizes", "100", "1000", "10000", "--repeats", "5",
                                "--baseline", "{baseline}"),
