@@ -169,11 +169,13 @@ class Database:
         return compiled
 
     def compare(self, model_a: str, model_b: str, *, tolerance: float | None = None,
-                circuits: bool = True) -> Comparison:
-        """What two indexed networks share: signatures, sub-layers, library circuits."""
+                circuits: bool = True, on_circuit: Callable[[str], None] | None = None
+                ) -> Comparison:
+        """What two indexed networks share: signatures, sub-layers, library circuits
+        (``on_circuit`` hears each circuit's name as both are searched for it)."""
         self.model(model_a)
         self.model(model_b)
-        return compare_models(self.store, model_a, model_b, tolerance, circuits)
+        return compare_models(self.store, model_a, model_b, tolerance, circuits, on_circuit)
 
     def census(self, circuit: str | CensusQuery, by: str | None = None, *,
                models: str | None = None, tolerance: float | None = None,

@@ -299,15 +299,16 @@ def _index(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _progress(total: int | None, quiet: bool) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr for ``total`` models (unknown: None), as the function that
-    advances it by a number of models; None when ``quiet``."""
+def _progress(total: int | None, quiet: bool, unit: str = "model"
+              ) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for ``total`` steps (unknown: None), as the function that
+    advances it by a number of steps; None when ``quiet``."""
     if quiet:
         yield None
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, unit="model", file=sys.stderr) as bar:
+    with tqdm(total=total, unit=unit, file=sys.stderr) as bar:
         def advance(models: int) -> None:
             bar.update(models)
 
@@ -492,8 +493,12 @@ def _print_library(glob: str | None, as_json: bool) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    with _open(args) as db:
-        result = db.compare(args.model_a, args.model_b, circuits=not args.no_circuits)
+    from circuitql.query.library import PUBLIC_NAMES
+
+    quiet = args.json or args.no_circuits or not sys.stderr.isatty()
+    with _open(args) as db, _progress(len(PUBLIC_NAMES), quiet, "circuit") as step:
+        result = db.compare(args.model_a, args.model_b, circuits=not args.no_circuits,
+                            on_circuit=None if step is None else lambda _name: step(1))
     print(json.dumps(result.to_json(), indent=2) if args.json else result.text())
     return 0
 
@@ -632,15 +637,19 @@ def _degeneracy(args: argparse.Namespace) -> int:
 
 
 def _basis(args: argparse.Namespace) -> int:
-    from circuitql.indexer.basis import Search, sparse_basis
+    from circuitql.indexer.basis import Search, jacobian_count, sparse_basis
     from circuitql.indexer.degeneracy import Probes
     from circuitql.indexer.load import load
 
     if args.out:
         _writable_folder(args.out)  # before the search, not after it
-    report = sparse_basis(load(_model_file(args, "basis")).graph, name=args.model,
-                          probes=Probes(n=args.probes) if args.probes else None,
-                          search=Search(max_steps=args.steps) if args.steps else None)
+    graph = load(_model_file(args, "basis")).graph
+    quiet = args.json or not sys.stderr.isatty()
+    with _progress(jacobian_count(graph), quiet, "Jacobian") as step:
+        report = sparse_basis(graph, name=args.model,
+                              probes=Probes(n=args.probes) if args.probes else None,
+                              search=Search(max_steps=args.steps) if args.steps else None,
+                              on_jacobian=None if step is None else lambda: step(1))
     heatmaps = report.write_heatmaps(args.out) if args.out else []
     if args.json:
         print(json.dumps({**report.to_json(), "heatmaps": [str(p) for p in heatmaps]},

@@ -14,6 +14,7 @@ import torch
 from circuitql.api import connect
 from circuitql.cli import main
 from circuitql.errors import CircuitQLError
+from circuitql.query.library import PUBLIC_NAMES
 from circuitql.store.sqlite import SCHEMA_VERSION
 from circuitql.zoo.demo import build_demo_zoo, random_mlp
 from circuitql.zoo.export import save
@@ -329,6 +330,10 @@ def test_compare_a_network_with_its_permuted_rescaled_copy(
     result = json.loads(out)
     assert code == 0 and result["equivalent"] is True
     assert result["shared_hidden_neurons"] == result["hidden_neurons"][0] == 11
+    with connect(store, create=False) as db:
+        heard: list[str] = []
+        db.compare("a", "b", on_circuit=heard.append)
+    assert heard == list(PUBLIC_NAMES)
 
 
 def test_a_domain_is_stored_shown_and_changes_the_canonical_form(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,8 +283,10 @@ def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 
 
 def sparse_basis(graph: NeuronGraph, *, name: str = "model", probes: Probes | None = None,
-                 search: Search | None = None) -> BasisReport:
-    """Search, for every Jacobian between consecutive layers, the rotations that sparsify it."""
+                 search: Search | None = None, on_jacobian: Callable[[], None] | None = None
+                 ) -> BasisReport:
+    """Search, for every Jacobian between consecutive layers, the rotations that sparsify it;
+    ``on_jacobian`` is called as each search ends (a wide network takes minutes)."""
     probes = probes or Probes(n=DEFAULT_PROBES)
     search = search or Search()
     net = layered(graph)
@@ -292,13 +294,23 @@ def sparse_basis(graph: NeuronGraph, *, name: str = "model", probes: Probes | No
     reference = graph.evaluate(x)
     _, pre = net.forward(x)
     pairs = []
-    for target in range(1, len(net.ids)):
-        source = target - 1
-        if not (net.hidden(source) or net.hidden(target)):
-            continue
+    for target in _targets(net):
         slopes = _slopes(net.activations[target], pre[target - 1])
-        pairs.append(_search_pair(net, source, target, slopes, x, reference, search))
+        pairs.append(_search_pair(net, target - 1, target, slopes, x, reference, search))
+        if on_jacobian is not None:
+            on_jacobian()
     return BasisReport(name, tuple(pairs), tuple(_agreements(pairs, search.seed)), probes)
+
+
+def jacobian_count(graph: NeuronGraph) -> int:
+    """How many Jacobians ``sparse_basis`` searches: one into every layer that is hidden or
+    follows a hidden layer."""
+    return len(_targets(layered(graph)))
+
+
+def _targets(net: Layered) -> list[int]:
+    return [target for target in range(1, len(net.ids))
+            if net.hidden(target - 1) or net.hidden(target)]
 
 
 def _search_pair(net: Layered, source: int, target: int, slopes: np.ndarray, x: np.ndarray,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,10 @@ class Comparison:
 
 
 def compare_models(store: Store, model_a: str, model_b: str, tolerance: float | None = None,
-                   circuits: bool = True) -> Comparison:
+                   circuits: bool = True, on_circuit: Callable[[str], None] | None = None
+                   ) -> Comparison:
+    """What the two models share; ``on_circuit`` is called with each library circuit's name
+    once both models have been searched for it."""
     info = {m.name: m for m in store.models() if m.name in (model_a, model_b)}
     words_a = [Counter(_tokens(w)) for w in layer_words(info[model_a].network_string)]
     words_b = [Counter(_tokens(w)) for w in layer_words(info[model_b].network_string)]
@@ -92,6 +95,8 @@ def compare_models(store: Store, model_a: str, model_b: str, tolerance: float | 
             query = MatchQuery(library.pattern(name), tolerance=tolerance)
             counts = Counter(m.model for m in run(store, query, models=[model_a, model_b]))
             found[name] = (counts[model_a], counts[model_b])
+            if on_circuit is not None:
+                on_circuit(name)
     return Comparison(model_a, model_b, equivalent, dict(all_a & all_b),
                       sum(all_a.values()), sum(all_b.values()),
                       _sublayers(words_a, words_b), found)

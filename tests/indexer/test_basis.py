@@ -18,6 +18,7 @@ from circuitql.indexer.basis import (
     Search,
     basis_agreement,
     heatmap_svg,
+    jacobian_count,
     layered,
     sparse_basis,
 )
@@ -137,3 +138,11 @@ def test_cli_basis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and data["max_error"] < 1e-5
     assert [j["jacobian"] for j in data["jacobians"]] == ["L0->L1", "L1->L2", "L2->L3"]
     assert len(data["heatmaps"]) == 6 and all(Path(p).is_file() for p in data["heatmaps"])
+
+
+def test_every_jacobian_searched_is_announced() -> None:
+    graph = layered_random()
+    heard: list[None] = []
+    report = sparse_basis(graph, probes=PROBES, search=Search(max_steps=5),
+                          on_jacobian=lambda: heard.append(None))
+    assert len(heard) == len(report.pairs) == jacobian_count(graph) > 0
