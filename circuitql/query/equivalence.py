@@ -9,8 +9,8 @@ already matched, and two units of one canonical network never agree on those (th
 form merges duplicates). So a level is matched in two exact steps and one numeric one: units
 are grouped by kind, activation, output position and set of sources (an isomorphism keeps
 each of these exactly), and in each group a unit's partner is looked up in a window of the
-other network's units sorted by a projection of their weights. Only where some unit has two
-partners within tolerance, near-duplicates the merge left apart, does VF2 decide.
+other network's units sorted by the weight that spreads them most. Only where some unit has
+two partners within tolerance, near-duplicates the merge left apart, does VF2 decide.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from circuitql.graph import NeuronGraph, Unit, UnitKind
 if TYPE_CHECKING:
     import networkx as nx
 
-# A group whose projection windows hold more candidates than this per unit is left to VF2:
-# its units are too alike for a sort to tell apart.
+# A group whose windows hold more candidates than this per unit is left to VF2: its units
+# are too alike for a sort to tell apart.
 MAX_WINDOW = 8
 
 _Key = tuple[UnitKind, str, int | None, frozenset[str]]
@@ -101,10 +101,12 @@ def _pair(units_a: list[Unit], units_b: list[Unit], sources: list[str],
                   for u in units_a])
     y = np.array([[u.inputs[s] for s in sources] + [u.bias, u.alpha] for u in units_b])
     slack = tol * np.maximum(1.0, np.abs(x))
-    # Partners' projections on a positive direction differ by at most the projected slack.
-    direction = np.linspace(1.0, 2.0, x.shape[1])
-    px, py = x @ direction, y @ direction
-    reach = slack @ direction * (1 + 1e-9) + 1e-12
+    # Partners differ by at most the slack in every coordinate, so in the one that spreads
+    # the units most. A single coordinate, not a weighted sum: a sum's slack grows with the
+    # number of sources faster than its spread (166 sources left 965 units ten to a window).
+    column = int(np.argmax(x.std(axis=0))) if len(x) > 1 else 0
+    px, py = x[:, column], y[:, column]
+    reach = slack[:, column] * (1 + 1e-9) + 1e-12
     order = np.argsort(py, kind="stable")
     low = np.searchsorted(py[order], px - reach, side="left")
     high = np.searchsorted(py[order], px + reach, side="right")

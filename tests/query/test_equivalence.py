@@ -5,16 +5,19 @@ units make the sort hand over to VF2."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from circuitql.api import connect
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import canonicalize
 from circuitql.query import equivalence
 from circuitql.query.equivalence import _vf2, isomorphic
+from circuitql.store.base import stored_graph
 from tests.indexer.random_graphs import layered_graphs, permute_hidden, rescale_hidden
 
 TOL = 1e-4
@@ -67,24 +70,34 @@ def test_near_duplicate_units_are_left_to_vf2() -> None:
     assert not isomorphic(a, near_duplicates(1.0, 3.0, (1, 0)), TOL)
 
 
-def test_a_wide_twin_is_matched_without_vf2(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("n_inputs", "width"), [(8, 256), (166, 1000)])
+def test_a_wide_twin_is_matched_without_vf2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                            n_inputs: int, width: int) -> None:
+    """Many sources and readers too, as in a transformer's MLP block (d -> width -> d): a
+    sort on a sum of the weights left ten units to a window there, and VF2 ran for minutes."""
     rng = np.random.default_rng(0)
-    width = 256
-    x = [Unit(f"input:{i}", UnitKind.INPUT) for i in range(8)]
-    w1, b1 = rng.normal(size=(width, 8)), rng.normal(size=width)
-    w2 = rng.normal(size=(2, width))
+    x = [Unit(f"input:{i}", UnitKind.INPUT) for i in range(n_inputs)]
+    w1 = rng.normal(size=(width, n_inputs)) / np.sqrt(n_inputs)
+    b1 = 0.1 * rng.normal(size=width)
+    n_outputs = 2 if n_inputs < 16 else n_inputs
+    w2 = rng.normal(size=(n_outputs, width)) / np.sqrt(width)
 
     def network(order: np.ndarray, scale: np.ndarray) -> NeuronGraph:
         hidden = [Unit(f"h{k}", UnitKind.HIDDEN, Activation.RELU, float(b1[j] * scale[j]),
-                       {f"input:{i}": float(w1[j, i] * scale[j]) for i in range(8)})
+                       {f"input:{i}": float(w1[j, i] * scale[j]) for i in range(n_inputs)})
                   for k, j in enumerate(order)]
         outputs = [Unit(f"out:{o}", UnitKind.OUTPUT, Activation.IDENTITY, 0.0,
                         {f"h{k}": float(w2[o, j] / scale[j]) for k, j in enumerate(order)})
-                   for o in range(2)]
-        return canonicalize(NeuronGraph((*x, *hidden, *outputs))).graph
+                   for o in range(n_outputs)]
+        name = f"m{len(stored)}"
+        stored.append(name)
+        db.index(NeuronGraph((*x, *hidden, *outputs)), name=name)
+        return stored_graph(db.store, name)
 
-    a = network(np.arange(width), np.ones(width))
-    b = network(rng.permutation(width), rng.uniform(0.5, 2.0, width))
+    stored: list[str] = []
+    with connect(str(tmp_path / "s.db")) as db:
+        a = network(np.arange(width), np.ones(width))
+        b = network(rng.permutation(width), rng.uniform(0.5, 2.0, width))
 
     def refuse(*args: object) -> bool:
         raise AssertionError("a twin of distinct units needs no VF2")
