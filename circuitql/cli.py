@@ -405,10 +405,18 @@ def _query(args: argparse.Namespace) -> int:
     with _open(args) as db:
         compiled = db.execute(args.text)
         if isinstance(compiled, ShowQuery):
-            return _print_library(compiled.pattern, args.json)
+            code = _print_library(compiled.pattern, args.json)
+            if compiled.explain and not args.json:
+                print("plan: the library's circuit names matched against "
+                      f"{compiled.pattern or '*'!r}; nothing is read from the store")
+            return code
         if isinstance(compiled, CompareQuery):
+            from circuitql.query.compare import plan_text
+
             result = db.compare(compiled.model_a, compiled.model_b, tolerance=compiled.tolerance)
             print(json.dumps(result.to_json(), indent=2) if args.json else result.text())
+            if compiled.explain and not args.json:
+                print(plan_text())
             return 0
         if isinstance(compiled, CensusQuery):
             explain = Explain()

@@ -269,6 +269,14 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
     code, out, _ = run(capsys, "query", "EXPLAIN COUNT MODELS WITH abs GROUP BY meta.kind",
                        "--store", store)
     assert "anchor" in out and "verify:" in out  # the census's search, explained
+    code, out, _ = run(capsys, "query", "EXPLAIN COMPARE 'circuits/abs' WITH 'circuits/abs'",
+                       "--store", store)
+    plan = out[out.index("plan:"):].splitlines()
+    assert code == 0 and len(plan) == 5 and plan[4].startswith("  4. circuits: MATCH each")
+    code, out, _ = run(capsys, "query", "EXPLAIN SHOW CIRCUITS 'min*'", "--store", store)
+    assert out.splitlines()[-1].startswith("plan: the library's circuit names matched")
+    code, out, _ = run(capsys, "query", "SHOW CIRCUITS 'min*'", "--store", store)
+    assert "plan:" not in out
     # In Jupyter: tables, with names escaped.
     with connect(store) as db:
         table = db.census("abs", "meta.kind")._repr_html_()

@@ -74,6 +74,21 @@ class Comparison:
         return "\n".join(lines)
 
 
+def plan_text() -> str:
+    """What COMPARE does, in order: ``EXPLAIN COMPARE``'s plan."""
+    steps = [
+        "equivalent: the stored network strings, then the canonical graphs matched level by "
+        "level (docs/canonical-form.md, equivalence)",
+        "shared hidden neuron signatures: the multiset intersection of the hidden layers' "
+        "tokens",
+        "sub-layers: each hidden layer's token multiset against the other network's, in "
+        "layer order",
+        f"circuits: MATCH each of the {len(PUBLIC_NAMES)} public library circuits in the two "
+        "models",
+    ]
+    return "plan:\n" + "\n".join(f"  {i}. {step}" for i, step in enumerate(steps, 1))
+
+
 def compare_models(store: Store, model_a: str, model_b: str, tolerance: float | None = None,
                    circuits: bool = True, on_circuit: Callable[[str], None] | None = None
                    ) -> Comparison:
