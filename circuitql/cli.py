@@ -83,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: $CIRCUITQL_STORE, else ./circuitql.db)")
         return p
 
+    def as_table(p: argparse.ArgumentParser, json_help: str = "print JSON") -> None:
+        """--json, or --csv: a table's rows as CSV, nested values as JSON."""
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--json", action="store_true", help=json_help)
+        group.add_argument("--csv", action="store_true",
+                           help="print the table as CSV (nested values as JSON text)")
+
     def on_model(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """A command about one model, given as a file or as an indexed name."""
         p.add_argument("model", metavar="MODEL",
@@ -131,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = with_store(command("models", _models, "list the indexed models"))
-    p.add_argument("--json", action="store_true", help="print JSON")
+    as_table(p)
 
     p = with_store(command("tokens", _tokens, "print a model's network string: its layers' "
                                               "words of neuron tokens, in order"))
@@ -142,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     p = with_store(command("query", _query, "run a circuit query (MATCH, COMPARE, COUNT MODELS, "
                                             "SHOW CIRCUITS; EXPLAIN in front shows the plan)"))
     p.add_argument("text", metavar="QUERY", help="e.g. \"MATCH abs\" or just abs")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    as_table(p, "print one JSON object")
     p.add_argument("--limit", type=int, default=None, help="stop after N matches")
     p.add_argument("--timeout", type=_bound, default=None, metavar="SECONDS",
                    help="stop the search after this long, keeping the matches found "
@@ -171,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="count only exact matches (as MATCH ... EXACT finds them)")
     p.add_argument("--timeout", type=_bound, default=None, metavar="SECONDS",
                    help="give up (with an error) after this long (default 120)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    as_table(p)
     p.add_argument("--plot", type=Path, metavar="FILE.svg",
                    help="also draw the census as a bar chart (SVG)")
 
@@ -356,6 +363,9 @@ def _models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_model_json(m) for m in models], indent=2))
         return 0
+    if args.csv:
+        _print_csv([_model_json(m) for m in models])
+        return 0
     if not models:
         print("no models indexed yet: run `circuitql index PATH`")
         return 0
@@ -369,6 +379,20 @@ def _models(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     return 0
+
+
+def _print_csv(rows: list[dict[str, Any]]) -> None:
+    """Rows as CSV on stdout: a column per key (in the order first seen), nested values as
+    JSON text, None as an empty cell."""
+    import csv
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else
+                         json.dumps(row[c]) if isinstance(row[c], dict | list | tuple)
+                         else row[c] for c in columns])
 
 
 def _model_json(m: ModelInfo) -> dict[str, Any]:
@@ -404,6 +428,10 @@ def _query(args: argparse.Namespace) -> int:
 
     with _open(args) as db:
         compiled = db.execute(args.text)
+        if args.csv and isinstance(compiled, ShowQuery | CompareQuery):
+            raise CircuitQLError("--csv prints the rows of MATCH (one per match) and of COUNT "
+                                 "MODELS (one per group); SHOW and COMPARE have none",
+                                 fix="use --json for SHOW and COMPARE")
         if isinstance(compiled, ShowQuery):
             code = _print_library(compiled.pattern, args.json)
             if compiled.explain and not args.json:
@@ -421,7 +449,9 @@ def _query(args: argparse.Namespace) -> int:
         if isinstance(compiled, CensusQuery):
             explain = Explain()
             counted = db.census(compiled, timeout=args.timeout, explain=explain)
-            if args.json:
+            if args.csv:
+                _print_csv(counted.to_json()["groups"])
+            elif args.json:
                 print(json.dumps({**counted.to_json(), "explain": explain.to_json()}, indent=2))
             else:
                 print(counted.text())
@@ -433,10 +463,11 @@ def _query(args: argparse.Namespace) -> int:
         matches = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PartialAnswer)  # said below, in the answer
-            for match in db.query(compiled, limit=args.limit, explain=explain,
-                                  timeout=args.timeout):
+            results = db.query(compiled, limit=args.limit, explain=explain,
+                               timeout=args.timeout)
+            for match in results:
                 matches.append(match)
-                if not args.json:
+                if not (args.json or args.csv):
                     _print_match(match)
     if explain.partial is not None:
         print(f"partial answer: {explain.partial}; give it longer with --timeout SECONDS or "
@@ -444,6 +475,9 @@ def _query(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"query": args.text, "explain": explain.to_json(),
                           "matches": [m.to_json() for m in matches]}, indent=2))
+        return 0
+    if args.csv:
+        _print_csv(results.to_records())
         return 0
     print(f"{len(matches)} match(es)")
     if compiled.explain:
@@ -515,7 +549,10 @@ def _census(args: argparse.Namespace) -> int:
     with _open(args) as db:
         counted = db.census(args.circuit, args.by, models=args.models, exact=args.exact,
                             timeout=args.timeout)
-    print(json.dumps(counted.to_json(), indent=2) if args.json else counted.text())
+    if args.csv:
+        _print_csv(counted.to_json()["groups"])
+    else:
+        print(json.dumps(counted.to_json(), indent=2) if args.json else counted.text())
     if args.plot:
         print(f"wrote {counted.plot(args.plot)}", file=sys.stderr)
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 import sys
@@ -277,6 +279,19 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
     assert out.splitlines()[-1].startswith("plan: the library's circuit names matched")
     code, out, _ = run(capsys, "query", "SHOW CIRCUITS 'min*'", "--store", store)
     assert "plan:" not in out
+    # Tables as CSV: a row per model, per match, per group; nested values as JSON text.
+    code, out, _ = run(capsys, "models", "--store", store, "--csv")
+    models = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and "circuits/abs" in {m["name"] for m in models}
+    assert json.loads(models[0]["normal_form"])["version"] >= 1
+    code, out, _ = run(capsys, "query", "MATCH abs", "--store", store, "--csv")
+    (match,) = [m for m in csv.DictReader(io.StringIO(out)) if m["model"] == "circuits/abs"]
+    assert match["bound.x"] == "input:0" and float(match["error"]) < 1e-6
+    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store, "--csv")
+    groups = {g["group"]: g for g in csv.DictReader(io.StringIO(out))}
+    assert json.loads(groups["(none)"]["holders"]) == ["circuits/abs"]
+    code, _, err = run(capsys, "query", "SHOW CIRCUITS", "--store", store, "--csv")
+    assert code == 2 and "--json" in err
     # In Jupyter: tables, with names escaped.
     with connect(store) as db:
         table = db.census("abs", "meta.kind")._repr_html_()
