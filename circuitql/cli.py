@@ -450,7 +450,7 @@ def _query(args: argparse.Namespace) -> int:
             explain = Explain()
             counted = db.census(compiled, timeout=args.timeout, explain=explain)
             if args.csv:
-                _print_csv(counted.to_json()["groups"])
+                _print_csv(counted.to_records())
             elif args.json:
                 print(json.dumps({**counted.to_json(), "explain": explain.to_json()}, indent=2))
             else:
@@ -460,13 +460,11 @@ def _query(args: argparse.Namespace) -> int:
             return 0
         assert isinstance(compiled, MatchQuery)
         explain = Explain()
-        matches = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PartialAnswer)  # said below, in the answer
             results = db.query(compiled, limit=args.limit, explain=explain,
                                timeout=args.timeout)
-            for match in results:
-                matches.append(match)
+            for match in results:  # kept in results.read
                 if not (args.json or args.csv):
                     _print_match(match)
     if explain.partial is not None:
@@ -474,12 +472,12 @@ def _query(args: argparse.Namespace) -> int:
               "TIMEOUT in the query", file=sys.stderr)
     if args.json:
         print(json.dumps({"query": args.text, "explain": explain.to_json(),
-                          "matches": [m.to_json() for m in matches]}, indent=2))
+                          "matches": [m.to_json() for m in results.read]}, indent=2))
         return 0
     if args.csv:
         _print_csv(results.to_records())
         return 0
-    print(f"{len(matches)} match(es)")
+    print(f"{len(results.read)} match(es)")
     if compiled.explain:
         print(explain.text())
     return 0
@@ -550,7 +548,7 @@ def _census(args: argparse.Namespace) -> int:
         counted = db.census(args.circuit, args.by, models=args.models, exact=args.exact,
                             timeout=args.timeout)
     if args.csv:
-        _print_csv(counted.to_json()["groups"])
+        _print_csv(counted.to_records())
     else:
         print(json.dumps(counted.to_json(), indent=2) if args.json else counted.text())
     if args.plot:

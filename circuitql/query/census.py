@@ -56,9 +56,12 @@ class Census:
 
     def to_json(self) -> dict[str, Any]:
         return {"circuit": self.circuit, "group_by": self.group_by, "exact": self.exact,
-                "groups": [{"group": r.group, "with_circuit": r.with_circuit,
-                            "models": r.models, "share": r.fraction,
-                            "holders": list(r.holders)} for r in self.rows]}
+                "groups": self.to_records()}
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One row per group, as plain data (what ``--json`` lists and ``--csv`` prints)."""
+        return [{"group": r.group, "with_circuit": r.with_circuit, "models": r.models,
+                 "share": r.fraction, "holders": list(r.holders)} for r in self.rows]
 
     def _repr_html_(self) -> str:
         """The census as a table in Jupyter, the models holding the circuit named."""
