@@ -433,17 +433,26 @@ def _query(args: argparse.Namespace) -> int:
                                  "MODELS (one per group); SHOW and COMPARE have none",
                                  fix="use --json for SHOW and COMPARE")
         if isinstance(compiled, ShowQuery):
+            plan = ("plan: the library's circuit names matched against "
+                    f"{compiled.pattern or '*'!r}; nothing is read from the store")
+            if compiled.explain and args.json:
+                print(json.dumps({"circuits": _library_docs(compiled.pattern),
+                                  "explain": plan}, indent=2))
+                return 0
             code = _print_library(compiled.pattern, args.json)
-            if compiled.explain and not args.json:
-                print("plan: the library's circuit names matched against "
-                      f"{compiled.pattern or '*'!r}; nothing is read from the store")
+            if compiled.explain:
+                print(plan)
             return code
         if isinstance(compiled, CompareQuery):
             from circuitql.query.compare import plan_text
 
             result = db.compare(compiled.model_a, compiled.model_b, tolerance=compiled.tolerance)
-            print(json.dumps(result.to_json(), indent=2) if args.json else result.text())
-            if compiled.explain and not args.json:
+            if args.json:
+                explained = {"explain": plan_text()} if compiled.explain else {}
+                print(json.dumps({**result.to_json(), **explained}, indent=2))
+                return 0
+            print(result.text())
+            if compiled.explain:
                 print(plan_text())
             return 0
         if isinstance(compiled, CensusQuery):
@@ -516,17 +525,21 @@ def _library(args: argparse.Namespace) -> int:
     return _print_library(None, args.json)
 
 
-def _print_library(glob: str | None, as_json: bool) -> int:
+def _library_docs(glob: str | None) -> dict[str, str]:
+    """The library circuits whose names match ``glob``, in order, each with its docstring."""
     from circuitql.query.library import builtin_library
 
     library = builtin_library()
-    names = library.matching(glob)
-    docs = {n: library.definition(n).doc or "" for n in names}
+    return {n: library.definition(n).doc or "" for n in library.matching(glob)}
+
+
+def _print_library(glob: str | None, as_json: bool) -> int:
+    docs = _library_docs(glob)
     if as_json:
-        print(json.dumps({n: docs[n] for n in names}, indent=2))
+        print(json.dumps(docs, indent=2))
         return 0
-    width = max((len(n) for n in names), default=0)
-    for name in names:
+    width = max((len(n) for n in docs), default=0)
+    for name in docs:
         first = docs[name].strip().splitlines()[0] if docs[name].strip() else ""
         print(f"{name:<{width}}  {first}")
     return 0

@@ -279,6 +279,14 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
     assert out.splitlines()[-1].startswith("plan: the library's circuit names matched")
     code, out, _ = run(capsys, "query", "SHOW CIRCUITS 'min*'", "--store", store)
     assert "plan:" not in out
+    # In JSON, EXPLAIN adds the plan beside what the statement prints.
+    code, out, _ = run(capsys, "query", "EXPLAIN SHOW CIRCUITS 'min*'", "--store", store,
+                       "--json")
+    shown = json.loads(out)
+    assert "min" in shown["circuits"] and shown["explain"].startswith("plan: the library's")
+    code, out, _ = run(capsys, "query", "EXPLAIN COMPARE 'circuits/abs' WITH 'circuits/abs'",
+                       "--store", store, "--json")
+    assert json.loads(out)["equivalent"] and "4. circuits" in json.loads(out)["explain"]
     # Tables as CSV: a row per model, per match, per group; nested values as JSON text.
     code, out, _ = run(capsys, "models", "--store", store, "--csv")
     models = list(csv.DictReader(io.StringIO(out)))
