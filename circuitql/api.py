@@ -53,6 +53,17 @@ class Database:
     def __repr__(self) -> str:
         return f"<circuitql.Database {self.uri}>"
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: the store and its first models, as ``circuitql models`` lists them."""
+        from circuitql.html import MAX_ROWS, table
+
+        models = self.models()
+        rows = [(m.name, m.n_inputs, m.n_outputs, m.n_neurons, m.n_edges, m.canonical_error,
+                 m.source) for m in models[:MAX_ROWS]]
+        more = f"… and {len(models) - MAX_ROWS} more" if len(models) > MAX_ROWS else ""
+        return table(("model", "in", "out", "neurons", "edges", "canonical error", "source"),
+                     rows, caption=f"{self.uri}: {len(models)} model(s)", footer=more)
+
     def index(
         self,
         model: Any,

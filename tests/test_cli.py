@@ -311,7 +311,12 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
     assert code == 2 and "'meta.kidn'" in err and "meta.kind" in err
     with connect(store) as db:
         assert repr(db) == f"<circuitql.Database sqlite:///{tmp_path / 's.db'}>"
+        page = db._repr_html_()
+        assert "<td>circuits/abs</td>" in page and ": 7 model(s)</caption>" in page
         (match,) = db.query("MATCH abs")
+        shown = match._repr_html_()
+        assert "<caption>abs in circuits/abs</caption>" in shown and "<svg" in shown
+        assert "<td>faithfulness</td><td>0</td>" in shown
         assert match.to_dict()["bindings"] == {"x": "input:0", "p": "fc1:0", "n": "fc1:1",
                                                "y": "out:0"}
         assert json.loads(json.dumps(match.to_dict())) == match.to_dict()

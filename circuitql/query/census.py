@@ -65,13 +65,11 @@ class Census:
 
     def _repr_html_(self) -> str:
         """The census as a table in Jupyter, the models holding the circuit named."""
-        head = "".join(f"<th>{escape(h)}</th>" for h in (
-            self.group_by, f"with {self.counted}", "models", "share", "holders"))
-        rows = "".join(
-            f"<tr><td>{escape(r.group)}</td><td>{r.with_circuit}</td><td>{r.models}</td>"
-            f"<td>{r.fraction:.1%}</td><td>{escape(', '.join(r.holders))}</td></tr>"
-            for r in self.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        from circuitql.html import table
+
+        return table((self.group_by, f"with {self.counted}", "models", "share", "holders"),
+                     ((r.group, r.with_circuit, r.models, f"{r.fraction:.1%}",
+                       ", ".join(r.holders)) for r in self.rows))
 
     def plot(self, path: Path) -> Path:
         """Write the census as an SVG bar chart: the share of each group's models that hold

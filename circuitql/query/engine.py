@@ -129,6 +129,21 @@ class Match:
         scales = np.asarray(self.scales or (self.scale,))
         return compare(scales * self.graph.evaluate(x), expected, fixed).error
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: what matched where, the numbers, and the matched sub-network drawn."""
+        from circuitql.html import table
+
+        numbers = [("error", self.error), ("exact", self.exact), ("scale", self.scale),
+                   *((f"param {k}", v) for k, v in self.params.items()),
+                   *((f"input scale {k}", v) for k, v in self.input_scales.items())]
+        if self.measure is not None:
+            numbers.append(("faithfulness", self.faithfulness))
+        bound = [(name, uid, ", ".join(self.members.get(name, ())[1:]))
+                 for name, uid in self.bindings.items()]
+        picture = self.draw().text if self.graph is not None else ""
+        return (table(("", ""), numbers, caption=f"{self.circuit} in {self.model}")
+                + table(("variable", "unit", "merged with"), bound) + picture)
+
     def to_dict(self) -> dict[str, Any]:
         """The match as plain data (what ``--json`` prints per match): names, numbers, lists
         and dicts only, so it goes to JSON, a DataFrame row or a CSV line as it is."""
@@ -501,6 +516,21 @@ class Results(Iterator[Match]):
         match = next(self._matches)
         self.read.append(match)
         return match
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: a row per match, reading (at most) the first ``MAX_ROWS`` of them."""
+        from circuitql.html import MAX_ROWS, table
+
+        for _ in zip(range(MAX_ROWS + 1 - len(self.read)), self, strict=False):
+            pass
+        rows = [(m.model, m.circuit, m.error, "exact" if m.exact else "approximate",
+                 ", ".join(f"{k}={v}" for k, v in m.bindings.items()))
+                for m in self.read[:MAX_ROWS]]
+        cut = len(self.read) > MAX_ROWS
+        more = "… and more: iterate on, or to_records() / to_pandas() for them all" if cut else ""
+        return table(("model", "circuit", "error", "kind", "bindings"), rows,
+                     caption=f"the first {len(rows)} matches" if cut else f"{len(rows)} match(es)",
+                     footer=more)
 
     def to_records(self) -> list[dict[str, Any]]:
         """Every match (those already read, then the rest) as plain data: ``Match.to_dict``,
