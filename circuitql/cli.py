@@ -179,8 +179,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_bound, default=None, metavar="SECONDS",
                    help="give up (with an error) after this long (default 120)")
     as_table(p)
-    p.add_argument("--plot", type=Path, metavar="FILE.svg",
-                   help="also draw the census as a bar chart (SVG)")
+    p.add_argument("--plot", type=Path, metavar="FILE",
+                   help="also draw the census as a bar chart: FILE.svg, or FILE.png (the "
+                   "render extra)")
 
     p = with_store(command("delete", _delete, "remove a model from the store"))
     p.add_argument("model")
@@ -578,7 +579,8 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from circuitql.render import check_format, draw_match, draw_model, match_title
+    from circuitql.picture import check_format
+    from circuitql.render import draw_match, draw_model, match_title
 
     check_format(args.out)
     if args.match < 1:

@@ -17,12 +17,12 @@ from circuitql.api import Database, connect
 from circuitql.cli import main
 from circuitql.errors import CircuitQLError
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+from circuitql.picture import Svg
 from circuitql.query.engine import Match
 from circuitql.render import (
     MAX_EDGES,
     NEGATIVE,
     POSITIVE,
-    Svg,
     draw_graph,
     draw_model,
     weight_text,

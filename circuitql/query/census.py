@@ -72,19 +72,12 @@ class Census:
                        ", ".join(r.holders)) for r in self.rows))
 
     def plot(self, path: Path) -> Path:
-        """Write the census as an SVG bar chart: the share of each group's models that hold
-        the circuit, with the counts on the bars."""
-        if path.suffix.lower() != ".svg":
-            raise CircuitQLError(f"cannot write a {path.suffix or 'suffix-less'} plot: "
-                                 f"{path}", fix="give a .svg file (circuitql draws SVG "
-                                 "itself, with no plotting library); convert it to PNG with "
-                                 "any SVG tool, e.g. rsvg-convert")
-        try:
-            path.write_text(bar_chart_svg(self))
-        except OSError as exc:
-            raise CircuitQLError(f"cannot write the plot: {exc}", where=str(path),
-                                 fix="choose a writable path") from exc
-        return path
+        """Write the census as a bar chart, SVG or PNG by the suffix: the share of each
+        group's models that hold the circuit, with the counts on the bars."""
+        from circuitql.picture import Svg, check_format
+
+        check_format(path)
+        return Svg(bar_chart_svg(self)).save(path)
 
     def text(self) -> str:
         width = max([len(self.group_by), *(len(r.group) for r in self.rows)])

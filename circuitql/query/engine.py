@@ -36,7 +36,7 @@ from circuitql.store.base import NeuronView, Store
 
 if TYPE_CHECKING:
     from circuitql.api import Database
-    from circuitql.render import Svg
+    from circuitql.picture import Svg
 
 DEFAULT_TOLERANCE = 0.05
 # Seconds a search may run without a TIMEOUT of its own: a query over a 10,000-model zoo takes

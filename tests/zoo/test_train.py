@@ -216,8 +216,15 @@ def test_census_plot_draws_one_bar_per_group(tmp_path: Path) -> None:
                                                                PLOT_HEIGHT]
     text = (tmp_path / "min.svg").read_text()
     assert "3/6" in text and "4 &amp; &lt;more&gt;" in text
-    with pytest.raises(CircuitQLError, match=r"\.svg"):
-        census.plot(tmp_path / "min.png")
+    with pytest.raises(CircuitQLError, match=r"\.svg or \.png"):
+        census.plot(tmp_path / "min.jpg")
+    assert not (tmp_path / "min.jpg").exists()
+
+
+def test_census_plot_is_written_as_png_too(tmp_path: Path) -> None:
+    pytest.importorskip("cairosvg", reason="PNG needs the render extra")
+    census = Census("min", "meta.width", (CensusRow("1", 1, 2),))
+    assert census.plot(tmp_path / "min.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_kept_ids_must_number_rows() -> None:
