@@ -148,7 +148,8 @@ class Database:
         return self.index_many(items, jobs=jobs, on_done=on_file, replace=replace, dask=dask)
 
     def query(self, text: str | MatchQuery, *, limit: int | None = None,
-              explain: Explain | None = None, timeout: float | None = None) -> Results:
+              explain: Explain | None = None, timeout: float | None = None,
+              on_progress: Callable[[int, int], None] | None = None) -> Results:
         """Verified matches of a MATCH query (a library name alone is short for MATCH name),
         as text or as ``execute`` compiled it.
 
@@ -157,6 +158,8 @@ class Database:
         an ``Explain`` to collect the plan and per-stage counts. The search stops at its
         deadline (``TIMEOUT``, ``timeout`` seconds, else 120 s): the matches so far stand,
         ``explain.partial`` says why, and a ``PartialAnswer`` warning is issued.
+        ``on_progress(examined, found)`` hears the anchor candidates examined so far and
+        those found so far (which grows as each flat pattern is looked up).
         """
         compiled = text if isinstance(text, MatchQuery) else compile_query(_as_query(text))
         if not isinstance(compiled, MatchQuery):
@@ -169,7 +172,7 @@ class Database:
             compiled = dataclasses.replace(compiled, limit=min(limit, compiled.limit or limit))
         if timeout is not None:
             compiled = dataclasses.replace(compiled, timeout=timeout)
-        return Results(engine.run(self.store, compiled, explain))
+        return Results(engine.run(self.store, compiled, _watched(explain, on_progress)))
 
     def execute(self, text: str) -> CompiledQuery:
         """Compile any statement, checking the models it names exist (the CLI's entry)."""
@@ -191,13 +194,15 @@ class Database:
     def census(self, circuit: str | CensusQuery, by: str | None = None, *,
                models: str | None = None, tolerance: float | None = None,
                exact: bool = False, timeout: float | None = None,
-               explain: Explain | None = None) -> Census:
+               explain: Explain | None = None,
+               on_progress: Callable[[int, int], None] | None = None) -> Census:
         """Per group of ``by`` (``meta.task``...), how many models contain ``circuit`` and
         which (``exact``: without approximation, as ``MATCH ... EXACT`` finds it).
         ``circuit`` is anything MATCH takes: a library name, ``min(a, b) >> negation``, a
         ``MATCH`` query, or circuit definitions followed by one; or a ``COUNT MODELS``
         statement as ``execute`` compiled it, which says the rest itself (``timeout``
-        still applies)."""
+        still applies). ``on_progress`` hears the search's progress as in ``query``."""
+        explain = _watched(explain, on_progress)
         if isinstance(circuit, CensusQuery):
             query = circuit if timeout is None else dataclasses.replace(circuit,
                                                                         timeout=timeout)
@@ -246,6 +251,16 @@ class Database:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _watched(explain: Explain | None, on_progress: Callable[[int, int], None] | None
+             ) -> Explain | None:
+    """``explain``, or a new one when there is progress to hear, carrying ``on_progress``."""
+    if on_progress is None:
+        return explain
+    explain = explain or Explain()
+    explain.on_progress = on_progress
+    return explain
 
 
 def _as_query(text: str) -> str:

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from circuitql.api import Database, IndexReport, connect
 from circuitql.domain import Domain
@@ -27,6 +27,9 @@ from circuitql.indexer.load import MODEL_SUFFIXES, discover, printable_path
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.query.engine import Match
 from circuitql.store.base import ModelInfo
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 EXIT_USER_ERROR = 2
 PROGRESS_THRESHOLD = 5  # a progress bar only when there is enough work to watch
@@ -90,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
         group.add_argument("--csv", action="store_true",
                            help="print the table as CSV (nested values as JSON text)")
 
+    def quiet(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--quiet", action="store_true",
+                       help="no progress bar (there is none with --json or --csv, or when "
+                       "stderr is not a terminal)")
+
     def on_model(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """A command about one model, given as a file or as an indexed name."""
         p.add_argument("model", metavar="MODEL",
@@ -102,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--name", help="model name (one file only; default: the path below the "
                                   "folder given, without its extension)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    quiet(p)
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: the models indexed, unchanged and failed")
     p.add_argument("--replace", action="store_true",
@@ -150,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
                                             "SHOW CIRCUITS; EXPLAIN in front shows the plan)"))
     p.add_argument("text", metavar="QUERY", help="e.g. \"MATCH abs\" or just abs")
     as_table(p, "print one JSON object")
+    quiet(p)
     p.add_argument("--limit", type=int, default=None, help="stop after N matches")
     p.add_argument("--timeout", type=_bound, default=None, metavar="SECONDS",
                    help="stop the search after this long, keeping the matches found "
@@ -166,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--no-circuits", action="store_true",
                    help="skip the (slower) search for library circuits in both")
+    quiet(p)
 
     p = with_store(command("census", _census, "per group of models, how many contain a "
                                               "circuit, and which"))
@@ -179,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_bound, default=None, metavar="SECONDS",
                    help="give up (with an error) after this long (default 120)")
     as_table(p)
+    quiet(p)
     p.add_argument("--plot", type=Path, metavar="FILE",
                    help="also draw the census as a bar chart: FILE.svg, or FILE.png (the "
                    "render extra)")
@@ -218,6 +229,7 @@ def _parser() -> argparse.ArgumentParser:
                    "stops earlier once it converges)")
     p.add_argument("--probes", type=_positive_int, default=None, metavar="N",
                    help="probe inputs (default 512)")
+    quiet(p)
 
     p = command("neo4j", _neo4j, "start, stop or check a local Neo4j server for the Neo4j "
                 "store (no Docker needed: Java 17 and Maven build a small launcher once)")
@@ -242,7 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     build.add_argument("--jobs", type=int, default=None, metavar="N",
                        help="worker processes (default: one per core)")
-    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    quiet(build)
     build.set_defaults(run=_zoo_build)
     reference = zoo_sub.add_parser("reference", help="write the hand-wired network of every "
                                                      "library circuit")
@@ -258,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
     planted.add_argument("--seed", type=int, default=0)
     planted.add_argument("--format", choices=("safetensors", "onnx", "pt"),
                          default="safetensors", help="file format (default safetensors)")
-    planted.add_argument("--quiet", action="store_true", help="no progress bar")
+    quiet(planted)
     planted.set_defaults(run=_zoo_planted)
     return parser
 
@@ -311,16 +323,37 @@ def _progress(total: int | None, quiet: bool, unit: str = "model"
               ) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr for ``total`` steps (unknown: None), as the function that
     advances it by a number of steps; None when ``quiet``."""
-    if quiet:
+    with _bar(total, quiet, unit) as bar:
+        yield None if bar is None else bar.update
+
+
+@contextmanager
+def _running_total(quiet: bool, unit: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar whose end moves: the function it yields hears (done, total so far),
+    as a search reports candidates examined against candidates found; None when ``quiet``."""
+    with _bar(None, quiet, unit) as bar:
+        if bar is None:
+            yield None
+            return
+
+        def show(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield show
+
+
+@contextmanager
+def _bar(total: int | None, quiet: bool, unit: str) -> Iterator[tqdm[Any] | None]:
+    """tqdm on stderr, only when a person watches it: not with ``quiet`` (--quiet, --json,
+    --csv) and not when stderr is a file or a pipe."""
+    if quiet or not sys.stderr.isatty():
         yield None
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, unit=unit, file=sys.stderr) as bar:
-        def advance(models: int) -> None:
-            bar.update(models)
-
-        yield advance
+    with tqdm(total=total, unit=unit, file=sys.stderr, leave=False) as bar:
+        yield bar
 
 
 def _print_index_summary(report: IndexReport, uri: str, seconds: float) -> None:
@@ -456,9 +489,12 @@ def _query(args: argparse.Namespace) -> int:
             if compiled.explain:
                 print(plan_text())
             return 0
+        watch = args.quiet or args.json or args.csv
         if isinstance(compiled, CensusQuery):
             explain = Explain()
-            counted = db.census(compiled, timeout=args.timeout, explain=explain)
+            with _running_total(watch, "candidate") as heard:
+                counted = db.census(compiled, timeout=args.timeout, explain=explain,
+                                    on_progress=heard)
             if args.csv:
                 _print_csv(counted.to_records())
             elif args.json:
@@ -470,13 +506,13 @@ def _query(args: argparse.Namespace) -> int:
             return 0
         assert isinstance(compiled, MatchQuery)
         explain = Explain()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _running_total(watch, "candidate") as heard:
             warnings.simplefilter("ignore", PartialAnswer)  # said below, in the answer
             results = db.query(compiled, limit=args.limit, explain=explain,
-                               timeout=args.timeout)
+                               timeout=args.timeout, on_progress=heard)
             for match in results:  # kept in results.read
                 if not (args.json or args.csv):
-                    _print_match(match)
+                    _write(_match_line(match), over_bar=heard is not None)
     if explain.partial is not None:
         print(f"partial answer: {explain.partial}; give it longer with --timeout SECONDS or "
               "TIMEOUT in the query", file=sys.stderr)
@@ -493,7 +529,17 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_match(match: Any) -> None:
+def _write(line: str, over_bar: bool) -> None:
+    """Print ``line``; over a progress bar, through tqdm, so the bar is redrawn below it."""
+    if not over_bar:
+        print(line)
+        return
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stdout)
+
+
+def _match_line(match: Match) -> str:
     bindings = ", ".join(f"{k}={v}" for k, v in match.bindings.items())
     extra = ""
     if match.params:
@@ -502,7 +548,7 @@ def _print_match(match: Any) -> None:
         extra += f" scale={match.scale:.4g}"
     if not match.exact:
         extra += f" approximate faithfulness={match.faithfulness:.2f}"
-    print(f"{match.model}  {match.circuit}  error={match.error:.2e}{extra}  {bindings}")
+    return f"{match.model}  {match.circuit}  error={match.error:.2e}{extra}  {bindings}"
 
 
 def _library(args: argparse.Namespace) -> int:
@@ -549,7 +595,7 @@ def _print_library(glob: str | None, as_json: bool) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from circuitql.query.library import PUBLIC_NAMES
 
-    quiet = args.json or args.no_circuits or not sys.stderr.isatty()
+    quiet = args.quiet or args.json or args.no_circuits
     with _open(args) as db, _progress(len(PUBLIC_NAMES), quiet, "circuit") as step:
         result = db.compare(args.model_a, args.model_b, circuits=not args.no_circuits,
                             on_circuit=None if step is None else lambda _name: step(1))
@@ -558,9 +604,10 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _census(args: argparse.Namespace) -> int:
-    with _open(args) as db:
+    with _open(args) as db, _running_total(args.quiet or args.json or args.csv,
+                                           "candidate") as heard:
         counted = db.census(args.circuit, args.by, models=args.models, exact=args.exact,
-                            timeout=args.timeout)
+                            timeout=args.timeout, on_progress=heard)
     if args.csv:
         _print_csv(counted.to_records())
     else:
@@ -702,8 +749,7 @@ def _basis(args: argparse.Namespace) -> int:
     if args.out:
         _writable_folder(args.out)  # before the search, not after it
     graph = load(_model_file(args, "basis")).graph
-    quiet = args.json or not sys.stderr.isatty()
-    with _progress(jacobian_count(graph), quiet, "Jacobian") as step:
+    with _progress(jacobian_count(graph), args.quiet or args.json, "Jacobian") as step:
         report = sparse_basis(graph, name=args.model,
                               probes=Probes(n=args.probes) if args.probes else None,
                               search=Search(max_steps=args.steps) if args.steps else None,

@@ -16,6 +16,7 @@ import torch
 from circuitql.api import connect
 from circuitql.cli import main
 from circuitql.errors import CircuitQLError
+from circuitql.query.engine import Explain
 from circuitql.query.library import PUBLIC_NAMES
 from circuitql.store.sqlite import SCHEMA_VERSION
 from circuitql.zoo.demo import build_demo_zoo, random_mlp
@@ -511,3 +512,33 @@ def test_a_read_command_never_creates_a_store(tmp_path: Path, command: list[str]
     code, _, err = run(capsys, *command, "--store", str(typo))
     assert code == 2 and "there is no store here" in err and str(real) in err
     assert not typo.exists()
+
+
+def test_slow_work_shows_progress_only_to_a_person_watching(
+        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """query and census report candidates examined against found; the API hears the same
+    numbers. No bar with --quiet, --json or --csv, nor when stderr is not a terminal."""
+    store = str(tmp_path / "s.db")
+    run(capsys, "index", str(zoo), "--store", store)
+    with connect(store, create=False) as db:
+        heard: list[tuple[int, int]] = []
+        explain = Explain()
+        list(db.query("MATCH detector_pair", explain=explain,
+                      on_progress=lambda done, total: heard.append((done, total))))
+        assert heard and heard[-1] == (explain.counts["lookup"],) * 2
+        assert all(d <= t for d, t in heard) and [d for d, _ in heard] == sorted(
+            d for d, _ in heard)
+        counted: list[tuple[int, int]] = []
+        db.census("abs", "meta.kind", on_progress=lambda d, t: counted.append((d, t)))
+        assert counted and counted[-1][0] == counted[-1][1] > 0
+    code, _, err = run(capsys, "query", "MATCH abs", "--store", store)
+    assert code == 0 and "candidate" not in err  # stderr is no terminal here
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    for argv in (("query", "MATCH abs"), ("census", "abs", "--by", "meta.kind"),
+                 ("query", "COUNT MODELS WITH abs GROUP BY meta.kind")):
+        code, out, err = run(capsys, *argv, "--store", store)
+        assert code == 0 and "candidate" in err and "candidate" not in out
+        for flag in ("--quiet", "--json", "--csv"):
+            code, _, err = run(capsys, *argv, "--store", store, flag)
+            assert code == 0 and "candidate" not in err, flag

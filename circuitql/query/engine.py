@@ -167,6 +167,17 @@ class Explain:
     patterns: int = 0
     models: int | None = None  # None: the whole store, not listed
     partial: str | None = None  # why the search stopped before it was complete
+    # Hears (candidates examined, candidates found so far) as the search goes: the second
+    # grows as each flat pattern's anchors are looked up, so a bar's end moves with it.
+    on_progress: Callable[[int, int], None] | None = field(default=None, repr=False,
+                                                           compare=False)
+    examined: int = 0
+
+    def advance(self, candidates: int) -> None:
+        """``candidates`` more anchors examined (0: only more were looked up)."""
+        self.examined += candidates
+        if self.on_progress is not None:
+            self.on_progress(self.examined, self.counts["lookup"])
 
     def to_json(self) -> dict[str, Any]:
         return {"patterns": self.patterns, "models": self.models, "plans": self.plans,
@@ -319,12 +330,15 @@ def _run_pattern(search: _Search, the_plan: Plan, pattern: CircuitPattern) -> It
         else:
             anchors = cache.lookup(anchor_unit.constraint, search.models)
     explain.counts["lookup"] += len(anchors)
+    explain.advance(0)
     for start in range(0, len(anchors), GROW_BATCH):
         if search.expired():
             return
         with _Clock(explain, "grow"):
-            hoods = grow(cache, anchors[start:start + GROW_BATCH], the_plan)
+            batch = anchors[start:start + GROW_BATCH]
+            hoods = grow(cache, batch, the_plan)
         explain.counts["grow"] += len(hoods)
+        explain.advance(len(batch))
         with _Clock(explain, "match"):
             matched = [(model, hood, [m for m in structural_matches(pattern, hood)
                                       if all(m.get(v) == uid for v, uid in search.pins.items())])
