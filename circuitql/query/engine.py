@@ -17,11 +17,13 @@ from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from circuitql.domain import Domain
+from circuitql.errors import CircuitQLError
 from circuitql.grammar.errors import QueryError
 from circuitql.graph import Activation, NeuronGraph, UnitKind, input_index
 from circuitql.query import expr as ev
@@ -103,11 +105,49 @@ class Match:
         return self.measure()
 
     def subnetwork(self) -> Any:
-        """The circuit alone as an ``nn.Module`` (inputs and output in pattern order)."""
+        """The circuit alone as an ``nn.Module``: it takes (batch, circuit inputs) and gives
+        (batch, circuit outputs), both in the circuit's order, the order of the ``input_ids``
+        and ``output_ids`` it carries (the model's units they stand for)."""
         from circuitql.query.subnetwork import as_module
 
-        assert self.graph is not None
-        return as_module(self.graph)
+        return as_module(self._circuit_graph())
+
+    def save(self, path: str | Path) -> Path:
+        """Write the circuit alone as a model file, by the suffix: ``.onnx``, or
+        ``.safetensors`` / ``.pt`` with its JSON config beside it. It computes what
+        ``subnetwork()`` computes, in the model's own coordinates: inputs and outputs in the
+        circuit's order, and a hidden output at the scale the model gives it. The config's
+        meta names the model, the circuit, the bindings, the model unit behind each unit of
+        the file, and ``scales`` and ``input_scales``, which turn it into the circuit as its
+        definition writes it."""
+        from circuitql.zoo.export import save, spec_from_graph
+
+        path = Path(path)
+        if path.suffix not in (".onnx", ".safetensors", ".pt"):
+            named = path.suffix or "a file without suffix"
+            raise CircuitQLError(f"cannot write a circuit as {named!r}", where=str(path),
+                                 fix="name the file .onnx, .safetensors or .pt")
+        try:
+            spec = spec_from_graph(self._circuit_graph(), {
+                "model": self.model, "circuit": self.circuit, "bindings": dict(self.bindings),
+                "scales": list(self.scales or (self.scale,)),
+                "input_scales": dict(self.input_scales)})
+        except ValueError as err:
+            raise CircuitQLError(f"this circuit cannot be written as dense layers: {err}",
+                                 fix="use subnetwork() for an nn.Module, which keeps any "
+                                 "wiring") from err
+        try:
+            return save(spec, path)
+        except OSError as err:
+            raise CircuitQLError(f"cannot write the circuit: {err.strerror or err}",
+                                 where=str(path),
+                                 fix="write to a folder that is writable") from err
+
+    def _circuit_graph(self) -> NeuronGraph:
+        if self.graph is None:
+            raise CircuitQLError("this match carries no sub-network",
+                                 fix="take matches from db.query(...), which attach it")
+        return self.graph
 
     def draw(self, context: Database | Store | None = None) -> Svg:
         """The matched sub-network as an SVG picture (shown inline in Jupyter); pass the
@@ -120,14 +160,15 @@ class Match:
         """Relative error of the matched sub-network against the reference on ``inputs``."""
         from circuitql.query.verify import compare
 
-        assert self.graph is not None and self.pattern is not None
+        graph = self._circuit_graph()
+        assert self.pattern is not None
         if self.pattern.reference is None:
             raise ValueError(f"{self.circuit} has no EXPECT clause to verify against")
         x = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
         expected = self.pattern.reference(x, self.params)
         fixed = (False,) * expected.shape[1]
         scales = np.asarray(self.scales or (self.scale,))
-        return compare(scales * self.graph.evaluate(x), expected, fixed).error
+        return compare(scales * graph.evaluate(x), expected, fixed).error
 
     def _repr_html_(self) -> str:
         """In Jupyter: what matched where, the numbers, and the matched sub-network drawn."""

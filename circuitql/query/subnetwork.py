@@ -41,6 +41,12 @@ class GraphModule(nn.Module):
             self.biases.append(nn.Parameter(torch.tensor(unit.bias, dtype=torch.float64)))
         self._inputs = [index[u.id] for u in graph.inputs]
         self._outputs = [index[u.id] for u in graph.outputs]
+        # Which unit each input column and output column stands for, in order.
+        self.input_ids = tuple(u.id for u in graph.inputs)
+        self.output_ids = tuple(u.id for u in graph.outputs)
+
+    def extra_repr(self) -> str:
+        return f"inputs={list(self.input_ids)}, outputs={list(self.output_ids)}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[int, torch.Tensor] = {i: x[:, k] for k, i in enumerate(self._inputs)}

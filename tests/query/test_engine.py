@@ -169,6 +169,34 @@ def test_subnetwork_computes_the_circuit_and_verify_agrees(results: Results,
         assert m.verify(x) <= TOLERANCE
 
 
+@pytest.mark.parametrize("suffix", [".onnx", ".safetensors", ".pt"])
+def test_a_match_saved_as_a_file_computes_it_and_holds_it(results: Results, suffix: str,
+                                                          tmp_path: Path) -> None:
+    """The circuit alone, written as a model file: the file computes what subnetwork()
+    computes, its config says where it came from, and indexing it finds the circuit again
+    (here one whose output is the network's, so at scale 1 in the file as in the model)."""
+    from circuitql.indexer.load import load
+
+    m = next(m for m in results["min"] if m.exact and m.scales == (1.0,))
+    module = m.subnetwork()
+    assert module.input_ids == tuple(u.id for u in m.graph.inputs)  # type: ignore[union-attr]
+    assert "inputs=[" in repr(module)
+    path = m.save(tmp_path / f"circuit{suffix}")
+    x = np.random.default_rng(0).uniform(-3, 3, (32, len(module.input_ids)))
+    with torch.no_grad():
+        expected = module(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(load(path).graph.evaluate(x), expected, atol=1e-6)
+    if suffix != ".onnx":
+        meta = json.loads(path.with_suffix(".json").read_text())["meta"]
+        assert meta["model"] == m.model and meta["bindings"] == dict(m.bindings)
+        assert meta["scales"] == [1.0]
+    with connect(str(tmp_path / "again.db")) as db:
+        db.index(path, "circuit")
+        assert [f.circuit for f in db.query("MATCH min EXACT")] == ["min"]
+    with pytest.raises(CircuitQLError, match=r"\.onnx, \.safetensors or \.pt"):
+        m.save(tmp_path / "circuit.txt")
+
+
 def test_limit_stops_at_one_match(zoo_db: Database) -> None:
     assert len(results_of(zoo_db, "MATCH detector_pair")) > 1
     assert len(results_of(zoo_db, "MATCH detector_pair LIMIT 1")) == 1
