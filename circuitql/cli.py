@@ -307,12 +307,12 @@ def _index(args: argparse.Namespace) -> int:
                                 jobs=args.jobs, replace=args.replace, dask=args.dask)
         seconds = time.perf_counter() - start
         if args.json:
-            print(json.dumps({
+            print(_json({
                 "store": db.uri, "seconds": round(seconds, 3),
                 "indexed": [_model_json(m) for m in report.indexed],
                 "unchanged": [_model_json(m) for m in report.unchanged],
                 "failed": [{"path": printable_path(str(path)), "error": str(err)}
-                           for path, err in report.failed]}, indent=2))
+                           for path, err in report.failed]}))
         else:
             _print_index_summary(report, db.uri, seconds)
     return EXIT_USER_ERROR if report.failed else 0
@@ -377,7 +377,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from circuitql.doctor import diagnose
 
     report = diagnose(args.store)
-    print(json.dumps(report.to_json(), indent=2) if args.json else report.text())
+    print(_json(report.to_json()) if args.json else report.text())
     return 0
 
 
@@ -387,7 +387,7 @@ def _check(args: argparse.Namespace) -> int:
     report = check_file(args.file, CanonicalConfig(
         domain=None if args.domain is None else Domain.parse(args.domain)),
         args.probes or PROBES)
-    print(json.dumps(report.to_json(), indent=2) if args.json else report.text())
+    print(_json(report.to_json()) if args.json else report.text())
     return 0
 
 
@@ -395,7 +395,7 @@ def _models(args: argparse.Namespace) -> int:
     with _open(args) as db:
         models = db.models()
     if args.json:
-        print(json.dumps([_model_json(m) for m in models], indent=2))
+        print(_json([_model_json(m) for m in models]))
         return 0
     if args.csv:
         _print_csv([_model_json(m) for m in models])
@@ -443,8 +443,8 @@ def _tokens(args: argparse.Namespace) -> int:
     if args.json:
         from circuitql.grammar.token_parser import split_layers
 
-        print(json.dumps({"model": args.model, "network_string": text,
-                          "layers": split_layers(text)}, indent=2))
+        print(_json({"model": args.model, "network_string": text,
+                          "layers": split_layers(text)}))
         return 0
     if not args.by_layer:
         print(text)
@@ -470,8 +470,8 @@ def _query(args: argparse.Namespace) -> int:
             plan = ("plan: the library's circuit names matched against "
                     f"{compiled.pattern or '*'!r}; nothing is read from the store")
             if compiled.explain and args.json:
-                print(json.dumps({"circuits": _library_docs(compiled.pattern),
-                                  "explain": plan}, indent=2))
+                print(_json({"circuits": _library_docs(compiled.pattern),
+                                  "explain": plan}))
                 return 0
             code = _print_library(compiled.pattern, args.json)
             if compiled.explain:
@@ -483,7 +483,7 @@ def _query(args: argparse.Namespace) -> int:
             result = db.compare(compiled.model_a, compiled.model_b, tolerance=compiled.tolerance)
             if args.json:
                 explained = {"explain": plan_text()} if compiled.explain else {}
-                print(json.dumps({**result.to_json(), **explained}, indent=2))
+                print(_json({**result.to_json(), **explained}))
                 return 0
             print(result.text())
             if compiled.explain:
@@ -498,7 +498,7 @@ def _query(args: argparse.Namespace) -> int:
             if args.csv:
                 _print_csv(counted.to_records())
             elif args.json:
-                print(json.dumps({**counted.to_json(), "explain": explain.to_json()}, indent=2))
+                print(_json({**counted.to_json(), "explain": explain.to_json()}))
             else:
                 print(counted.text())
                 if compiled.explain:
@@ -513,20 +513,39 @@ def _query(args: argparse.Namespace) -> int:
             for match in results:  # kept in results.read
                 if not (args.json or args.csv):
                     _write(_match_line(match), over_bar=heard is not None)
+        # A match's faithfulness is measured on first use, from the store: while it is open.
+        records = (results.to_records() if args.csv
+                   else [m.to_json() for m in results.read] if args.json else [])
     if explain.partial is not None:
         print(f"partial answer: {explain.partial}; give it longer with --timeout SECONDS or "
               "TIMEOUT in the query", file=sys.stderr)
     if args.json:
-        print(json.dumps({"query": args.text, "explain": explain.to_json(),
-                          "matches": [m.to_json() for m in results.read]}, indent=2))
+        print(_json({"query": args.text, "explain": explain.to_json(),
+                          "matches": records}))
         return 0
     if args.csv:
-        _print_csv(results.to_records())
+        _print_csv(records)
         return 0
     print(f"{len(results.read)} match(es)")
     if compiled.explain:
         print(explain.text())
     return 0
+
+
+def _json(document: Any) -> str:
+    """What --json prints: strict JSON, so every parser reads it. JSON has no infinity or
+    NaN; a number that is not finite (an error that overflowed) is written as null."""
+    return json.dumps(_finite(document), indent=2, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _write(line: str, over_bar: bool) -> None:
@@ -564,8 +583,8 @@ def _library(args: argparse.Namespace) -> int:
                                  fix=f"did you mean {', '.join(close)}?" if close
                                  else "run `circuitql library` for the list")
         if args.json:
-            print(json.dumps({"name": args.name, "doc": library.definition(args.name).doc or "",
-                              "text": library.text(args.name)}, indent=2))
+            print(_json({"name": args.name, "doc": library.definition(args.name).doc or "",
+                              "text": library.text(args.name)}))
         else:
             print(library.text(args.name))
         return 0
@@ -583,7 +602,7 @@ def _library_docs(glob: str | None) -> dict[str, str]:
 def _print_library(glob: str | None, as_json: bool) -> int:
     docs = _library_docs(glob)
     if as_json:
-        print(json.dumps(docs, indent=2))
+        print(_json(docs))
         return 0
     width = max((len(n) for n in docs), default=0)
     for name in docs:
@@ -599,7 +618,7 @@ def _compare(args: argparse.Namespace) -> int:
     with _open(args) as db, _progress(len(PUBLIC_NAMES), quiet, "circuit") as step:
         result = db.compare(args.model_a, args.model_b, circuits=not args.no_circuits,
                             on_circuit=None if step is None else lambda _name: step(1))
-    print(json.dumps(result.to_json(), indent=2) if args.json else result.text())
+    print(_json(result.to_json()) if args.json else result.text())
     return 0
 
 
@@ -611,7 +630,7 @@ def _census(args: argparse.Namespace) -> int:
     if args.csv:
         _print_csv(counted.to_records())
     else:
-        print(json.dumps(counted.to_json(), indent=2) if args.json else counted.text())
+        print(_json(counted.to_json()) if args.json else counted.text())
     if args.plot:
         print(f"wrote {counted.plot(args.plot)}", file=sys.stderr)
     return 0
@@ -737,7 +756,7 @@ def _degeneracy(args: argparse.Namespace) -> int:
     probes = Probes(n=args.probes) if args.probes else Probes()
     report = degeneracy(load(_model_file(args, "degeneracy")).graph, name=args.model,
                         probes=probes)
-    print(json.dumps(report.to_json(), indent=2) if args.json else report.text())
+    print(_json(report.to_json()) if args.json else report.text())
     return 0
 
 
@@ -756,8 +775,7 @@ def _basis(args: argparse.Namespace) -> int:
                               on_jacobian=None if step is None else lambda: step(1))
     heatmaps = report.write_heatmaps(args.out) if args.out else []
     if args.json:
-        print(json.dumps({**report.to_json(), "heatmaps": [str(p) for p in heatmaps]},
-                         indent=2))
+        print(_json({**report.to_json(), "heatmaps": [str(p) for p in heatmaps]}))
         return 0
     print(report.text())
     for path in heatmaps:

@@ -49,6 +49,9 @@ class Domain:
             if math.isnan(lo) or math.isnan(hi) or lo > hi:
                 raise DomainError(f"interval {i} of the domain, [{lo}, {hi}], is empty",
                                   fix="give each interval as LO:HI with LO <= HI")
+            if not math.isfinite(hi - lo):  # probes are drawn from it, and JSON has no inf
+                raise DomainError(f"interval {i} of the domain, [{lo}, {hi}], is unbounded",
+                                  fix="give finite ends; for unbounded inputs give no domain")
 
     @staticmethod
     def parse(text: str) -> Domain:

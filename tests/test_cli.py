@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sqlite3
 import sys
 from pathlib import Path
@@ -542,3 +543,11 @@ def test_slow_work_shows_progress_only_to_a_person_watching(
         for flag in ("--quiet", "--json", "--csv"):
             code, _, err = run(capsys, *argv, "--store", store, flag)
             assert code == 0 and "candidate" not in err, flag
+
+
+def test_json_output_is_strict_json() -> None:
+    """JSON has no infinity or NaN: a number that is not finite is written as null."""
+    from circuitql.cli import _json
+
+    text = _json({"error": math.inf, "rows": [1.5, -math.inf, {"x": math.nan}], "n": 3})
+    assert json.loads(text) == {"error": None, "rows": [1.5, None, {"x": None}], "n": 3}
