@@ -45,6 +45,15 @@ DEFAULT_TOLERANCE = 0.05
 # about a second; one that runs for minutes is a pattern that explodes, and the answer so far
 # is more use than a wait with no end.
 DEFAULT_TIMEOUT = 120.0
+# How far from the origin a pattern's zero-bias kink may sit in an approximate match, in
+# spans of its unit's pre-activation where the circuit is probed (or TOLERANCE, if larger).
+# Where a moved kink shows in the function (abs: a dead or live zone; min: a shifted
+# threshold), verification rejects it long before this; where it cannot show (a detector
+# pair recombined linearly, both kinks at one point, the output bias cancelling: identity,
+# negation, which training leaves anywhere the loss is flat) this is the rule left: each
+# detector is off on at least a quarter of its range and on on another, so it detects a
+# sign. Kinks near the domain's ends make units linear on the data, not a detector pair.
+KINK_REACH = 0.25
 
 
 class PartialAnswer(UserWarning):
@@ -430,7 +439,7 @@ def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neig
                 if wiring.quiet:
                     graph = subnetwork(pattern, mapping, views, wiring, fitted.input_scales)
                     verdict = verify(pattern, mapping, graph, fitted.params, probing)
-        if verdict.error > tolerance or verdict.kink > tolerance:
+        if verdict.error > tolerance or verdict.kink > max(tolerance, KINK_REACH):
             continue
         explain.counts["verify"] += 1
         search.seen.add(key)

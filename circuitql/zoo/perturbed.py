@@ -75,6 +75,29 @@ def kinks(circuit: str, rng: np.random.Generator) -> NeuronGraph:
                       ("y", wp * c, {"p": wp, "n": wn})])
 
 
+def shifted(circuit: str, rng: np.random.Generator, low: float = 0.06, high: float = 0.2
+            ) -> NeuronGraph:
+    """identity or negation with both kinks at one point c, ``low`` to ``high`` of the
+    domain's width off the origin, and the output bias that cancels the shift: relu(x - c) -
+    relu(c - x) is x - c, so the function is exact whatever c. Training leaves this often:
+    the loss does not change along c. Past a quarter of the width (a decoy) one detector is
+    on, or off, on over three quarters of the domain: no longer a pair that detects a sign."""
+    wp, wn = pair_weights(circuit)
+    c = float(rng.uniform(low, high)) * WIDTH * float(rng.choice([-1.0, 1.0]))
+    return network(1, [("p", -c, {X: 1.0}), ("n", c, {X: -1.0}),
+                      ("y", wp * c, {"p": wp, "n": wn})])
+
+
+def edges(circuit: str, rng: np.random.Generator) -> NeuronGraph:
+    """Decoy: identity or negation from two units whose kinks sit near the domain's ends
+    (+-1.9 on [-2, 2]): each is linear on 97% of the domain, and their sum is x to within
+    2.5% there, but neither detects a sign: a linear path, not the detector pair."""
+    wp, wn = pair_weights(circuit)
+    k = float(rng.uniform(1.85, 1.95))
+    return network(1, [("p", k, {X: 1.0}), ("n", k, {X: -1.0}),
+                      ("y", 0.0, {"p": wp / 2, "n": wn / 2})])
+
+
 def split(circuit: str, rng: np.random.Generator, parts: int = 2, wrong_sign: bool = False
           ) -> NeuronGraph:
     """The positive detector split over ``parts`` near-parallel ReLUs (kinks up to 0.02
@@ -229,7 +252,7 @@ def _halves(parts: int) -> tuple[dict[str, str], ...]:
 
 def _one_input(circuit: str) -> list[Case]:
     pair = _halves(1)
-    return [
+    out = [
         Case(f"kinks-{circuit}", circuit, True, lambda r: kinks(circuit, r), pair),
         Case(f"split2-{circuit}", circuit, True, lambda r: split(circuit, r, 2), _halves(2)),
         Case(f"split3-{circuit}", circuit, True, lambda r: split(circuit, r, 3), _halves(3)),
@@ -239,6 +262,13 @@ def _one_input(circuit: str) -> list[Case]:
              lambda r: split(circuit, r, 2, wrong_sign=True), _halves(2)),
         Case(f"decoy-ratio-{circuit}", circuit, False, lambda r: ratio_off(circuit, r), pair),
     ]
+    if circuit != "abs":  # a shared shift of abs's kinks changes its function
+        out += [Case(f"shifted-{circuit}", circuit, True, lambda r: shifted(circuit, r), pair),
+                Case(f"decoy-edges-{circuit}", circuit, False, lambda r: edges(circuit, r),
+                     pair),
+                Case(f"decoy-farshift-{circuit}", circuit, False,
+                     lambda r: shifted(circuit, r, 0.3, 0.4), pair)]
+    return out
 
 
 def cases() -> list[Case]:
