@@ -189,6 +189,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_bound, default=None, metavar="SECONDS",
                    help="give up (with an error) after this long (default 120)")
     as_table(p)
+    p.add_argument("--per-model", action="store_true",
+                   help="a row per model (its group, whether it holds the circuit, its best "
+                   "match's error, exactness and faithfulness) instead of one per group; "
+                   "--json has both")
     quiet(p)
     p.add_argument("--plot", type=Path, metavar="FILE",
                    help="also draw the census as a bar chart: FILE.svg, or FILE.png (the "
@@ -628,9 +632,11 @@ def _census(args: argparse.Namespace) -> int:
         counted = db.census(args.circuit, args.by, models=args.models, exact=args.exact,
                             timeout=args.timeout, on_progress=heard)
     if args.csv:
-        _print_csv(counted.to_records())
+        _print_csv(counted.model_records() if args.per_model else counted.to_records())
+    elif args.json:
+        print(_json(counted.to_json()))
     else:
-        print(_json(counted.to_json()) if args.json else counted.text())
+        print(counted.model_text() if args.per_model else counted.text())
     if args.plot:
         print(f"wrote {counted.plot(args.plot)}", file=sys.stderr)
     return 0

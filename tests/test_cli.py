@@ -300,6 +300,19 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
     code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store, "--csv")
     groups = {g["group"]: g for g in csv.DictReader(io.StringIO(out))}
     assert json.loads(groups["(none)"]["holders"]) == ["circuits/abs"]
+    # ... and per model: whether it holds the circuit, and its best match.
+    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store, "--csv",
+                       "--per-model")
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["circuits/abs"]["holds"] == "True" and rows["circuits/abs"]["exact"] == "True"
+    assert rows["random/mlp0"]["holds"] == "False" and rows["random/mlp0"]["error"] == ""
+    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store,
+                       "--per-model")
+    assert any(line.startswith("circuits/abs") and "exact" in line for line in out.splitlines())
+    with connect(store) as db:
+        frame = db.census("abs", "meta.kind").to_pandas()
+        assert len(frame) == 7 and frame["holds"].sum() == 1
+        assert frame.set_index("model").loc["circuits/abs", "bindings"]["p"] == "fc1:0"
     code, _, err = run(capsys, "query", "SHOW CIRCUITS", "--store", store, "--csv")
     assert code == 2 and "--json" in err
     # In Jupyter: tables, with names escaped.

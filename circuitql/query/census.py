@@ -11,7 +11,8 @@ from __future__ import annotations
 import fnmatch
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from html import escape as _escape
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 from circuitql.errors import CircuitQLError
 from circuitql.query.compile import CensusQuery, MatchQuery
-from circuitql.query.engine import Explain, PartialAnswer, run
+from circuitql.query.engine import Explain, Match, PartialAnswer, data_frame, run
 from circuitql.store.base import ModelInfo, Store
 
 # Text in SVG and HTML: xml.sax's escape, without the 40 ms its import of urllib costs every
@@ -43,11 +44,34 @@ class CensusRow:
 
 
 @dataclass(frozen=True)
+class CensusModel:
+    """One model of a census and its best match: exact before approximate, then the
+    smallest error (None where the model holds no instance)."""
+
+    model: str
+    group: str
+    holds: bool
+    error: float | None = None
+    exact: bool | None = None
+    faithfulness: float | None = None
+    bindings: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "group": self.group, "holds": self.holds,
+                "error": self.error, "exact": self.exact, "faithfulness": self.faithfulness,
+                "bindings": dict(self.bindings)}
+
+
+@dataclass(frozen=True)
 class Census:
+    """Per group, how many models hold the circuit and which (``rows``); per model, its best
+    match (``per_model``, in name order): a table to count with, and one to analyse."""
+
     circuit: str
     group_by: str
     rows: tuple[CensusRow, ...]
     exact: bool = False  # only exact matches were counted
+    per_model: tuple[CensusModel, ...] = ()
 
     @property
     def counted(self) -> str:
@@ -56,7 +80,17 @@ class Census:
 
     def to_json(self) -> dict[str, Any]:
         return {"circuit": self.circuit, "group_by": self.group_by, "exact": self.exact,
-                "groups": self.to_records()}
+                "groups": self.to_records(), "models": self.model_records()}
+
+    def model_records(self) -> list[dict[str, Any]]:
+        """One row per model: its group, whether it holds the circuit, its best match's
+        error, exactness, faithfulness and bindings."""
+        return [m.to_dict() for m in self.per_model]
+
+    def to_pandas(self) -> Any:
+        """``model_records()`` as a pandas DataFrame, one row per model (pandas is an
+        optional extra); ``to_records()`` has the groups."""
+        return data_frame(self.model_records())
 
     def to_records(self) -> list[dict[str, Any]]:
         """One row per group, as plain data (what ``--json`` lists and ``--csv`` prints)."""
@@ -94,6 +128,22 @@ class Census:
         return "\n".join(lines)
 
 
+    def model_text(self) -> str:
+        """A line per model: its group, and its best match or "-"."""
+        width = max([5, *(len(m.model) for m in self.per_model)])
+        groups = max([len(self.group_by), *(len(m.group) for m in self.per_model)])
+        lines = [f"{'model':<{width}}  {self.group_by:<{groups}}  error     kind         "
+                 "faithfulness"]
+        for m in self.per_model:
+            found = "-"
+            if m.error is not None:
+                kind = "exact" if m.exact else "approximate"
+                faithful = "-" if m.faithfulness is None else f"{m.faithfulness:.3f}"
+                found = f"{m.error:.2e}  {kind:<11}  {faithful}"
+            lines.append(f"{m.model:<{width}}  {m.group:<{groups}}  {found}")
+        return "\n".join(lines)
+
+
 def group_of(info: ModelInfo, key: str) -> str:
     """``meta.task`` or ``task``: a metadata field; ``name`` and ``source`` also work."""
     field = key.removeprefix("meta.")
@@ -128,21 +178,37 @@ def census(store: Store, query: CensusQuery, explain: Explain | None = None) -> 
     match = MatchQuery(query.pattern, models=query.models, tolerance=query.tolerance,
                        exact=query.exact, timeout=query.timeout)
     explain = explain or Explain()
+    best: dict[str, Match] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PartialAnswer)
-        holders = {m.model for m in run(store, match, explain)}
+        for found in run(store, match, explain):
+            held = best.get(found.model)
+            if held is None or (not found.exact, found.error) < (not held.exact, held.error):
+                best[found.model] = found
     if explain.partial is not None:
         # A count over the models searched so far would be a wrong count, not a smaller one.
         raise CircuitQLError(f"the census could not finish: {explain.partial}",
                              fix="give it longer: TIMEOUT 10m in the query, --timeout 600, or "
                              "db.census(..., timeout=600)")
+    holders = set(best)
+    per_model = tuple(_census_model(m, group_of(m, query.group_by), best.get(m.name))
+                      for m in sorted(infos, key=lambda m: m.name))
     names: dict[str, list[str]] = {}
     for m in sorted(infos, key=lambda m: m.name):
         if m.name in holders:
             names.setdefault(group_of(m, query.group_by), []).append(m.name)
     rows = tuple(CensusRow(g, len(names.get(g, ())), totals[g], tuple(names.get(g, ())))
                  for g in sorted(totals, key=_order))
-    return Census(query.pattern.name, query.group_by, rows, query.exact)
+    return Census(query.pattern.name, query.group_by, rows, query.exact, per_model)
+
+
+def _census_model(info: ModelInfo, group: str, match: Match | None) -> CensusModel:
+    """A model's census row; its best match's faithfulness is measured here, while the store
+    it reads is open."""
+    if match is None:
+        return CensusModel(info.name, group, False)
+    return CensusModel(info.name, group, True, match.error, match.exact, match.faithfulness,
+                       dict(match.bindings))
 
 
 def _order(group: str) -> tuple[int, float | str]:

@@ -607,11 +607,17 @@ class Results(Iterator[Match]):
 
     def to_pandas(self) -> Any:
         """``to_records()`` as a pandas DataFrame (pandas is an optional extra)."""
-        try:
-            import pandas
-        except ImportError:
-            raise QueryError("pandas is not installed, and to_pandas() needs it",
-                             fix="pip install 'circuitql[data]' (or pandas), or use "
-                             "to_records() for plain rows"
-                             ) from None
-        return pandas.DataFrame.from_records(self.to_records())
+        return data_frame(self.to_records())
+
+
+def data_frame(records: list[dict[str, Any]]) -> Any:
+    """Rows as a pandas DataFrame; pandas is an optional extra, so its absence is an error
+    that says how to install it, or how to do without."""
+    try:
+        import pandas
+    except ImportError:
+        raise QueryError("pandas is not installed, and to_pandas() needs it",
+                         fix="pip install 'circuitql[data]' (or pandas), or use "
+                         "to_records() for plain rows"
+                         ) from None
+    return pandas.DataFrame.from_records(records)
