@@ -211,6 +211,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="draw the query's N-th match (default: the first)")
     p.add_argument("--model-context", action="store_true",
                    help="draw the whole model the match is in, with the match highlighted")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: the file written, the model, and the match drawn")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", dest="read_as", action="store_const", const="model",
                        help="TARGET is a model name")
@@ -659,14 +661,16 @@ def _show(args: argparse.Namespace) -> int:
         raise CircuitQLError(f"--match {args.match}: matches are counted from 1",
                              fix="give --match 1 for the first match")
     with _open(args) as db:
+        drawn: dict[str, Any] = {"out": str(args.out), "model": args.target, "match": None}
         if _shows_model(db, args.target, args.read_as):
             picture, what = draw_model(db.store, args.target), f"model {args.target}"
         else:
             match = _nth_match(db, args.target, args.match)
             picture = draw_match(match, db if args.model_context else None)
             what = match_title(match)
+            drawn.update(model=match.model, match=match.to_json())  # while the store is open
     picture.save(args.out)
-    print(f"wrote {args.out}: {what}")
+    print(_json(drawn) if args.json else f"wrote {args.out}: {what}")
     return 0
 
 

@@ -71,6 +71,8 @@ def _cases(zoo: Path, bad: Path, store: str, tmp: Path) -> list[tuple[str, list[
         ("basis", ["basis", "random/mlp0", *s, "--steps", "20", "--probes", "64", "--out",
                    str(tmp / "heat"), "--json"], 0),
         ("basis", ["basis", abs_file, "--steps", "20", "--probes", "64", "--json"], 0),
+        ("show", ["show", "abs", "--out", str(tmp / "abs.svg"), *s, "--json"], 0),
+        ("show", ["show", "random/mlp0", "--out", str(tmp / "mlp0.svg"), *s, "--json"], 0),
     ]
 
 

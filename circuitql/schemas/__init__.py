@@ -31,6 +31,7 @@ NAMES: tuple[str, ...] = (
     "doctor",
     "degeneracy",
     "basis",
+    "show",
 )
 
 
