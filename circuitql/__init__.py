@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from circuitql.indexer.canonical import Config as CanonicalConfig
     from circuitql.indexer.check import CheckReport, check_file
     from circuitql.indexer.pipeline import IndexConfig
-    from circuitql.indexer.signature import Signature, signatures
+    from circuitql.indexer.signature import signatures
     from circuitql.query.engine import Match, PartialAnswer, Results
-    from circuitql.store.base import ModelInfo, WriteOutcome
+    from circuitql.records import ModelInfo, Signature, WriteOutcome
 
 # Public name -> (module, name there).
 _EXPORTS: dict[str, tuple[str, str]] = {
@@ -39,16 +39,16 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "IndexConfig": ("circuitql.indexer.pipeline", "IndexConfig"),
     "IndexReport": ("circuitql.api", "IndexReport"),
     "Match": ("circuitql.query.engine", "Match"),
-    "ModelInfo": ("circuitql.store.base", "ModelInfo"),
+    "ModelInfo": ("circuitql.records", "ModelInfo"),
     "ModelLoadError": ("circuitql.errors", "ModelLoadError"),
     "NeuronGraph": ("circuitql.graph", "NeuronGraph"),
     "PartialAnswer": ("circuitql.query.engine", "PartialAnswer"),
     "Results": ("circuitql.query.engine", "Results"),
-    "Signature": ("circuitql.indexer.signature", "Signature"),
+    "Signature": ("circuitql.records", "Signature"),
     "StoreError": ("circuitql.errors", "StoreError"),
     "Unit": ("circuitql.graph", "Unit"),
     "UnitKind": ("circuitql.graph", "UnitKind"),
-    "WriteOutcome": ("circuitql.store.base", "WriteOutcome"),
+    "WriteOutcome": ("circuitql.records", "WriteOutcome"),
     "canonicalize": ("circuitql.indexer.canonical", "canonicalize"),
     "check_file": ("circuitql.indexer.check", "check_file"),
     "connect": ("circuitql.api", "connect"),

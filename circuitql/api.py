@@ -25,7 +25,8 @@ from circuitql.query.census import census as run_census
 from circuitql.query.compare import Comparison, compare_models
 from circuitql.query.compile import CensusQuery, CompareQuery, CompiledQuery, MatchQuery
 from circuitql.query.engine import Explain, Results
-from circuitql.store.base import IndexedModel, ModelInfo, Store, WriteOutcome
+from circuitql.records import IndexedModel, ModelInfo, WriteOutcome
+from circuitql.store.base import Store
 from circuitql.store.uri import open_store
 
 

@@ -26,7 +26,7 @@ from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.load import MODEL_SUFFIXES, discover, printable_path
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.query.engine import Match
-from circuitql.store.base import ModelInfo
+from circuitql.records import ModelInfo
 
 if TYPE_CHECKING:
     from tqdm import tqdm

@@ -17,7 +17,7 @@ from lark.exceptions import LarkError
 from circuitql.errors import CircuitQLError
 from circuitql.grammar.lalr import lalr_parser
 from circuitql.graph import UnitKind
-from circuitql.indexer.signature import ACTIVATION_CODES, BiasClass, Signature
+from circuitql.records import ACTIVATION_CODES, BiasClass, Signature
 
 ACTIVATION_BY_CODE = {code: act for act, code in ACTIVATION_CODES.items()}
 

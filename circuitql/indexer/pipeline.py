@@ -17,8 +17,14 @@ from circuitql.errors import ModelLoadError
 from circuitql.indexer.canonical import Canonical, Config
 from circuitql.indexer.fidelity import faithful_canonical
 from circuitql.indexer.load import LoadedModel
-from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, network_string, signatures
-from circuitql.store.base import EdgeColumns, IndexedModel, NeuronColumns, NeuronRecord
+from circuitql.indexer.signature import network_string, signatures
+from circuitql.records import (
+    DEFAULT_SIGNIFICANCE,
+    EdgeColumns,
+    IndexedModel,
+    NeuronColumns,
+    NeuronRecord,
+)
 
 T = TypeVar("T")
 

@@ -19,90 +19,12 @@ noise) from changing a token while every weight that shapes the function still c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import StrEnum
-from functools import cached_property
-
 import numpy as np
 
-from circuitql.graph import Activation, NeuronGraph, UnitKind
+from circuitql.graph import NeuronGraph
+from circuitql.records import DEFAULT_SIGNIFICANCE, BiasClass, Signature
 
-DEFAULT_SIGNIFICANCE = 0.05
 MAGNITUDE_DECIMALS = 2
-
-ACTIVATION_CODES: dict[Activation, str] = {
-    Activation.RELU: "relu",
-    Activation.LEAKY_RELU: "lrelu",
-    Activation.SIGMOID: "sig",
-    Activation.TANH: "tanh",
-    Activation.GELU: "gelu",
-    Activation.IDENTITY: "lin",
-}
-
-
-class BiasClass(StrEnum):
-    POSITIVE = "+"
-    NEGATIVE = "-"
-    ZERO = "0"
-
-
-_KINDS = {kind.value: kind for kind in UnitKind}
-_ACTIVATIONS = {activation.value: activation for activation in Activation}
-_BIAS_CLASSES = {bias.value: bias for bias in BiasClass}
-
-
-@dataclass(frozen=True, order=True)
-class Signature:
-    """Everything about a canonical neuron that does not depend on how the network was written.
-
-    The first seven fields are the coarse part, which the token spells out; ``magnitudes`` (the
-    significant input weights divided by the largest, sorted descending, rounded) is the finer
-    detail kept in the store's columns for ratio constraints.
-    """
-
-    kind: UnitKind
-    activation: Activation
-    n_pos: int
-    n_neg: int
-    bias_class: BiasClass
-    out_pos: int
-    out_neg: int
-    magnitudes: tuple[float, ...] = ()
-
-    @staticmethod
-    def from_values(kind: str, activation: str, n_pos: int, n_neg: int, bias_class: str,
-                    out_pos: int, out_neg: int, magnitudes: Iterable[float] = ()) -> Signature:
-        """A signature from the enums' values, as every store keeps them. A query decodes
-        thousands of stored records, and a dict lookup is 30x cheaper than ``Enum(value)``."""
-        return Signature(_KINDS[kind], _ACTIVATIONS[activation], n_pos, n_neg,
-                         _BIAS_CLASSES[bias_class], out_pos, out_neg, tuple(magnitudes))
-
-    @property
-    def fan_in(self) -> int:
-        return self.n_pos + self.n_neg
-
-    @property
-    def fan_out(self) -> int:
-        return self.out_pos + self.out_neg
-
-    @property
-    def coarse(self) -> Signature:
-        """The part a token carries (magnitudes dropped)."""
-        return Signature(
-            self.kind, self.activation, self.n_pos, self.n_neg, self.bias_class,
-            self.out_pos, self.out_neg,
-        )
-
-    @cached_property  # the indexer reads it for the network string and the store's column
-    def token(self) -> str:
-        fan_out = f">(+{self.out_pos}-{self.out_neg})"
-        if self.kind is UnitKind.INPUT:
-            return f"x{fan_out}"
-        fan_in = f"(+{self.n_pos}-{self.n_neg})b{self.bias_class}"
-        if self.kind is UnitKind.OUTPUT:
-            return f"y{fan_in}"
-        return f"{ACTIVATION_CODES[self.activation]}{fan_in}{fan_out}"
 
 
 def signatures(

@@ -21,7 +21,8 @@ from typing import Any
 from circuitql.errors import CircuitQLError
 from circuitql.query.compile import CensusQuery, MatchQuery
 from circuitql.query.engine import Explain, Match, PartialAnswer, data_frame, run
-from circuitql.store.base import ModelInfo, Store
+from circuitql.records import ModelInfo
+from circuitql.store.base import Store
 
 # Text in SVG and HTML: xml.sax's escape, without the 40 ms its import of urllib costs every
 # command.

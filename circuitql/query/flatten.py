@@ -28,7 +28,6 @@ from circuitql.grammar import ast
 from circuitql.grammar.errors import CircuitDefinitionError
 from circuitql.graph import Activation, UnitKind
 from circuitql.indexer.canonical import rectifier_fates
-from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, BiasClass
 from circuitql.query import expr as ev
 from circuitql.query.pattern import (
     ZERO,
@@ -42,6 +41,7 @@ from circuitql.query.pattern import (
     UnitConstraint,
     bias_class_of,
 )
+from circuitql.records import DEFAULT_SIGNIFICANCE, BiasClass
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from circuitql.query.isomorphism import monomorphisms
 from circuitql.query.pattern import CircuitPattern, Coef, CoefKind, Poly, Role, UnitConstraint
 from circuitql.query.plan import Plan
 from circuitql.query.wiring import Wiring, strict
-from circuitql.store.base import NeuronKey, NeuronRecord, NeuronView, Store
+from circuitql.records import NeuronKey, NeuronRecord
+from circuitql.store.base import NeuronView, Store
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,9 @@ import numpy as np
 from circuitql.grammar import ast
 from circuitql.grammar.printer import expr_text, number, range_text
 from circuitql.graph import Activation, UnitKind
-from circuitql.indexer.signature import (
-    ACTIVATION_CODES,
-    DEFAULT_SIGNIFICANCE,
-    BiasClass,
-    Signature,
-    bias_class_for,
-)
+from circuitql.indexer.signature import bias_class_for
 from circuitql.query import expr as ev
+from circuitql.records import ACTIVATION_CODES, DEFAULT_SIGNIFICANCE, BiasClass, Signature
 
 Monomial = tuple[str, ...]  # sorted parameter names; a repeated name is a power
 

@@ -2,25 +2,30 @@
 
 A store holds *indexed models*: the canonical neurons of each model with their signatures and
 tokens, the weighted edges between them, and per-token counts the query planner uses to pick
-its most selective starting point. The records below are the whole contract between the
-indexer and a store, so a backend never needs to import the indexer.
+its most selective starting point. The records it writes and returns live below every
+layer, in ``circuitql.records``: they are the whole contract between the indexer and a store,
+so a backend never imports the indexer, nor the indexer a backend.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
-from itertools import accumulate, chain
-from typing import Any, Literal, NamedTuple, Protocol, overload
+from itertools import chain
+from typing import Protocol
 
-import numpy as np
-
-from circuitql.domain import Domain
-from circuitql.graph import LEAKY_SLOPE, NeuronGraph, Unit, UnitKind
-from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE, Signature
+from circuitql.graph import NeuronGraph, UnitKind
+from circuitql.records import (
+    DEFAULT_SIGNIFICANCE,
+    IndexedModel,
+    ModelInfo,
+    NeuronKey,
+    NeuronRecord,
+    WriteOutcome,
+)
 
 # Targets' fan-ins as views carry them, one byte each: a fan-in of this or more reads as this.
 FAN_IN_SEEN = 255
@@ -47,177 +52,6 @@ def lookup_values(constraints: Mapping[str, object]) -> list[tuple[str, str, obj
                          f"{sorted(SIGNATURE_COLUMNS)}")
     return [(*BOUNDS.get(key, (key, "=")), value.value if isinstance(value, Enum) else value)
             for key, value in sorted(constraints.items())]
-
-
-@dataclass(frozen=True)
-class NeuronRecord:
-    """One canonical neuron.
-
-    ``uid`` is the canonical unit's id: the source id of the representative original neuron.
-    ``members`` lists every original neuron folded into this one as (source id, scale): the
-    original neuron's output is ``scale`` times the canonical neuron's. A neuron that was only
-    rescaled has one member; merged duplicates have several. ``alpha`` is a leaky ReLU's
-    negative slope: without it, a network read back from the store computes another function.
-    """
-
-    uid: str
-    layer: int
-    signature: Signature
-    bias: float
-    members: tuple[tuple[str, float], ...]
-    alpha: float = LEAKY_SLOPE
-
-    def unit(self, inputs: Mapping[str, float]) -> Unit:
-        """The neuron as a graph unit reading ``inputs``."""
-        return Unit(self.uid, self.signature.kind, self.signature.activation, self.bias,
-                    dict(inputs), self.alpha)
-
-    @property
-    def token(self) -> str:
-        return self.signature.token
-
-
-NeuronKey = tuple[str, str]
-"""(model name, neuron uid): a neuron's address anywhere in the store."""
-
-
-class EdgeRecord(NamedTuple):
-    """One weighted edge. A NamedTuple, not a dataclass: a model has thousands of them and a
-    frozen dataclass costs several times more to build."""
-
-    src: str
-    dst: str
-    weight: float
-
-
-@dataclass(frozen=True, eq=False)
-class EdgeColumns(Sequence[EdgeRecord]):
-    """A model's edges as three columns: what the indexer hands a store.
-
-    ``src`` and ``dst`` are positions in ``uids`` (the model's neurons, in order) and ``weight``
-    the canonical weights. A dense model has thousands of edges: as arrays they cross from an
-    indexing worker process to the writing one as three buffers (a tuple of EdgeRecords takes
-    ~30 ms to pickle and unpickle), and a store can group them without a loop per edge. Read as
-    a sequence they are EdgeRecords, in order, so a store may treat them as any other edges.
-    """
-
-    uids: tuple[str, ...]
-    src: np.ndarray
-    dst: np.ndarray
-    weight: np.ndarray
-
-    @staticmethod
-    def of(uids: Sequence[str], edges: Iterable[EdgeRecord]) -> EdgeColumns:
-        """Columns for edges that name their ends by uid; ValueError for an end not in
-        ``uids``."""
-        position = {uid: i for i, uid in enumerate(uids)}
-        src: list[int] = []
-        dst: list[int] = []
-        weight: list[float] = []
-        for edge in edges:
-            if edge.src not in position or edge.dst not in position:
-                raise ValueError(f"edge {edge.src} -> {edge.dst} names a neuron the model lacks")
-            src.append(position[edge.src])
-            dst.append(position[edge.dst])
-            weight.append(edge.weight)
-        return EdgeColumns(tuple(uids), np.array(src, dtype=np.intp),
-                           np.array(dst, dtype=np.intp), np.array(weight, dtype=np.float64))
-
-    def __len__(self) -> int:
-        return len(self.weight)
-
-    @overload
-    def __getitem__(self, index: int) -> EdgeRecord: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[EdgeRecord]: ...
-
-    def __getitem__(self, index: int | slice) -> EdgeRecord | Sequence[EdgeRecord]:
-        if isinstance(index, slice):
-            return EdgeColumns(self.uids, self.src[index], self.dst[index], self.weight[index])
-        return EdgeRecord(self.uids[self.src[index]], self.uids[self.dst[index]],
-                          float(self.weight[index]))
-
-    def __iter__(self) -> Iterator[EdgeRecord]:
-        uids = self.uids
-        return map(EdgeRecord, [uids[i] for i in self.src.tolist()],
-                   [uids[i] for i in self.dst.tolist()], self.weight.tolist())
-
-
-@dataclass(frozen=True, eq=False)
-class NeuronColumns(Sequence[NeuronRecord]):
-    """A model's neurons as columns, entry i for neuron i: what the indexer hands a store.
-
-    For the reason EdgeColumns exist: a model's ~200 NeuronRecords, each with its Signature,
-    cost the writing process more to unpickle than tuples of plain values, and a store reads
-    its columns straight from these. ``kind``, ``activation`` and ``bias_class`` hold the
-    enums' values; ``magnitudes`` holds every neuron's signature magnitudes back to back,
-    neuron i's ending at ``magnitude_ends[i]``. Read as a sequence they are NeuronRecords, in
-    order.
-    """
-
-    uid: tuple[str, ...]
-    layer: tuple[int, ...]
-    kind: tuple[str, ...]
-    activation: tuple[str, ...]
-    n_pos: tuple[int, ...]
-    n_neg: tuple[int, ...]
-    bias_class: tuple[str, ...]
-    out_pos: tuple[int, ...]
-    out_neg: tuple[int, ...]
-    magnitudes: np.ndarray
-    magnitude_ends: tuple[int, ...]
-    bias: tuple[float, ...]
-    members: tuple[tuple[tuple[str, float], ...], ...]
-    token: tuple[str, ...]
-    alpha: tuple[float, ...]
-
-    @staticmethod
-    def of(neurons: Sequence[NeuronRecord]) -> NeuronColumns:
-        sigs = [n.signature for n in neurons]
-        return NeuronColumns(
-            uid=tuple(n.uid for n in neurons),
-            layer=tuple(n.layer for n in neurons),
-            kind=tuple(s.kind.value for s in sigs),
-            activation=tuple(s.activation.value for s in sigs),
-            n_pos=tuple(s.n_pos for s in sigs),
-            n_neg=tuple(s.n_neg for s in sigs),
-            bias_class=tuple(s.bias_class.value for s in sigs),
-            out_pos=tuple(s.out_pos for s in sigs),
-            out_neg=tuple(s.out_neg for s in sigs),
-            magnitudes=np.fromiter(chain.from_iterable(s.magnitudes for s in sigs),
-                                   dtype=np.float64),
-            magnitude_ends=tuple(accumulate(len(s.magnitudes) for s in sigs)),
-            bias=tuple(n.bias for n in neurons),
-            members=tuple(n.members for n in neurons),
-            token=tuple(s.token for s in sigs),
-            alpha=tuple(n.alpha for n in neurons),
-        )
-
-    def __len__(self) -> int:
-        return len(self.uid)
-
-    @overload
-    def __getitem__(self, index: int) -> NeuronRecord: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[NeuronRecord]: ...
-
-    def __getitem__(self, index: int | slice) -> NeuronRecord | Sequence[NeuronRecord]:
-        if isinstance(index, slice):
-            return tuple(self[i] for i in range(*index.indices(len(self))))
-        i = range(len(self))[index]
-        start = self.magnitude_ends[i - 1] if i else 0
-        signature = Signature.from_values(
-            self.kind[i], self.activation[i], self.n_pos[i], self.n_neg[i],
-            self.bias_class[i], self.out_pos[i], self.out_neg[i],
-            self.magnitudes[start:self.magnitude_ends[i]].tolist(),
-        )
-        return NeuronRecord(self.uid[i], self.layer[i], signature, self.bias[i], self.members[i],
-                            self.alpha[i])
-
-    def __iter__(self) -> Iterator[NeuronRecord]:
-        return (self[i] for i in range(len(self)))
 
 
 @dataclass(frozen=True)
@@ -275,60 +109,6 @@ class NeuronView:
         for target, fan_in in zip(self.targets, self.target_fan_ins or (), strict=True):
             groups[fan_in].append(target)
         return {fan_in: tuple(targets) for fan_in, targets in groups.items()}
-
-
-@dataclass(frozen=True)
-class IndexedModel:
-    """Everything a store writes for one model, in one transaction."""
-
-    name: str
-    content_hash: str
-    source: str
-    n_inputs: int
-    n_outputs: int
-    network_string: str
-    # NeuronColumns and EdgeColumns from the indexer; any records will do.
-    neurons: Sequence[NeuronRecord]
-    edges: Sequence[EdgeRecord]
-    canonical_log: tuple[str, ...] = ()
-    meta: Mapping[str, Any] = field(default_factory=dict)
-    # The canonical form's version and settings, the input domain among them: a model stored
-    # under other ones is canonicalized again when it is indexed again.
-    normal_form: Mapping[str, Any] = field(default_factory=dict)
-    # How far the canonical network's outputs are from the original's, relative to their
-    # reach, on probes over the domain (indexer.fidelity); None: not measured (older stores).
-    canonical_error: float | None = None
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """A stored model as listed by ``circuitql models``."""
-
-    name: str
-    content_hash: str
-    source: str
-    n_inputs: int
-    n_outputs: int
-    n_neurons: int
-    n_edges: int
-    network_string: str
-    meta: Mapping[str, Any]
-    normal_form: Mapping[str, Any] = field(default_factory=dict)
-    canonical_error: float | None = None
-
-    @property
-    def domain(self) -> Domain | None:
-        """The box the model was canonicalized on (None: unbounded inputs)."""
-        box = self.normal_form.get("domain")
-        return None if box is None else Domain.from_json(box).for_inputs(self.n_inputs)
-
-
-@dataclass(frozen=True)
-class WriteOutcome:
-    """``indexed`` when the model was written; ``unchanged`` when the same content was there."""
-
-    status: Literal["indexed", "unchanged"]
-    model: ModelInfo
 
 
 class Store(Protocol):

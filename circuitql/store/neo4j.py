@@ -36,18 +36,17 @@ from neo4j import exceptions as neo4j_errors
 
 from circuitql.errors import StoreError
 from circuitql.graph import LEAKY_SLOPE, Activation, UnitKind
-from circuitql.indexer.signature import BiasClass, Signature
-from circuitql.store.base import (
-    FAN_IN_SEEN,
+from circuitql.records import (
+    BiasClass,
     EdgeRecord,
     IndexedModel,
     ModelInfo,
     NeuronKey,
     NeuronRecord,
-    NeuronView,
+    Signature,
     WriteOutcome,
-    lookup_values,
 )
+from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values
 
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 DEFAULT_URI = "neo4j://localhost:7687"

@@ -35,19 +35,17 @@ import numpy as np
 
 from circuitql.errors import StoreError
 from circuitql.graph import LEAKY_SLOPE
-from circuitql.indexer.signature import Signature
-from circuitql.store.base import (
-    FAN_IN_SEEN,
+from circuitql.records import (
     EdgeColumns,
     IndexedModel,
     ModelInfo,
     NeuronColumns,
     NeuronKey,
     NeuronRecord,
-    NeuronView,
+    Signature,
     WriteOutcome,
-    lookup_values,
 )
+from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values
 
 SCHEMA_VERSION = 9
 

@@ -14,7 +14,7 @@ from circuitql.domain import Domain
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import Config, _sums_in_order, canonicalize
 from circuitql.indexer.fidelity import faithful_canonical, output_error, probes
-from circuitql.indexer.signature import DEFAULT_SIGNIFICANCE
+from circuitql.records import DEFAULT_SIGNIFICANCE
 from tests.indexer.random_graphs import (
     add_dead_units,
     add_tiny_weights,

@@ -11,13 +11,8 @@ from hypothesis import strategies as st
 from circuitql.grammar.token_parser import TokenSyntaxError, parse_network, parse_token
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import canonicalize
-from circuitql.indexer.signature import (
-    BiasClass,
-    Signature,
-    layer_words,
-    network_string,
-    signatures,
-)
+from circuitql.indexer.signature import layer_words, network_string, signatures
+from circuitql.records import BiasClass, Signature
 from tests.indexer.random_graphs import layered_graphs
 
 

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from circuitql.grammar.errors import CircuitDefinitionError, QueryError, UnknownCircuitError
 from circuitql.graph import Activation, UnitKind
-from circuitql.indexer.signature import ACTIVATION_CODES, BiasClass, Signature
 from circuitql.query import (
     Alternation,
     CensusQuery,
@@ -31,6 +30,7 @@ from circuitql.query import (
 from circuitql.query.engine import MAX_REPEAT_CAP
 from circuitql.query.pattern import CoefKind, Role, constraints_hold
 from circuitql.query.unroll import over_budget
+from circuitql.records import ACTIVATION_CODES, BiasClass, Signature
 from circuitql.store.base import lookup_values
 
 

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from circuitql.graph import Activation, UnitKind
-from circuitql.indexer.signature import BiasClass, Signature, format_layer
-from circuitql.store.base import EdgeRecord, IndexedModel, NeuronRecord, Store
+from circuitql.indexer.signature import format_layer
+from circuitql.records import BiasClass, EdgeRecord, IndexedModel, NeuronRecord, Signature
+from circuitql.store.base import Store
 
 
 def _sign_class(value: float) -> BiasClass:

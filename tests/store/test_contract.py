@@ -16,8 +16,8 @@ from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.fidelity import output_error, probes
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
-from circuitql.indexer.signature import BiasClass
-from circuitql.store.base import FAN_IN_SEEN, IndexedModel, NeuronRecord, Store, stored_graph
+from circuitql.records import BiasClass, IndexedModel, NeuronRecord
+from circuitql.store.base import FAN_IN_SEEN, Store, stored_graph
 from tests.indexer.random_graphs import any_activation_graphs
 from tests.store.fakes import edges_of, fake_model
 

@@ -15,8 +15,7 @@ from circuitql.errors import StoreError
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
-from circuitql.indexer.signature import Signature
-from circuitql.store.base import EdgeRecord, IndexedModel, NeuronRecord
+from circuitql.records import EdgeRecord, IndexedModel, NeuronRecord, Signature
 from circuitql.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from circuitql.store.uri import open_store
 from tests.store.fakes import edges_of, fake_model

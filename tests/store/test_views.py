@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from circuitql.graph import Activation, UnitKind
-from circuitql.indexer.signature import BiasClass, Signature
-from circuitql.store.base import FAN_IN_SEEN, NeuronRecord, NeuronView
+from circuitql.records import BiasClass, NeuronRecord, Signature
+from circuitql.store.base import FAN_IN_SEEN, NeuronView
 
 
 def _view(target_fan_ins: tuple[int, ...] | None) -> NeuronView:
