@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from circuitql.errors import CircuitQLError
-from circuitql.indexer.load import discover, load, model_stem, printable_path
+from circuitql.indexer.files import discover, model_stem, printable_path
+from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
 from circuitql.parallel import executor, in_order
 from circuitql.query import compile_query, engine
@@ -28,6 +29,9 @@ from circuitql.query.engine import Explain, Results
 from circuitql.records import IndexedModel, ModelInfo, WriteOutcome
 from circuitql.store.base import Store
 from circuitql.store.uri import open_store
+
+if TYPE_CHECKING:
+    from circuitql.picture import Svg
 
 
 @dataclass
@@ -235,6 +239,16 @@ class Database:
             hint = f"did you mean {', '.join(close)}?" if close else "run `circuitql models`"
             raise CircuitQLError(f"no model named {name!r} in {self.uri}", fix=hint)
         return info
+
+    def has_model(self, name: str) -> bool:
+        return self.store.get_model(name) is not None
+
+    def draw(self, name: str) -> Svg:
+        """The whole model ``name``, canonical form, as an SVG picture (``save`` writes PNG)."""
+        from circuitql.render import draw_model
+
+        self.model(name)  # no such model: the error names close ones
+        return draw_model(self.store, name)
 
     def tokens(self, name: str) -> str:
         """The model's network string: its layers' words, in order."""

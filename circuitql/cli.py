@@ -23,7 +23,7 @@ from circuitql.api import Database, IndexReport, connect
 from circuitql.domain import Domain
 from circuitql.errors import CircuitQLError
 from circuitql.indexer.canonical import Config as CanonicalConfig
-from circuitql.indexer.load import MODEL_SUFFIXES, discover, printable_path
+from circuitql.indexer.files import MODEL_SUFFIXES, discover, printable_path
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.query.engine import Match
 from circuitql.records import ModelInfo
@@ -654,7 +654,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from circuitql.picture import check_format
-    from circuitql.render import draw_match, draw_model, match_title
+    from circuitql.render import match_title
 
     check_format(args.out)
     if args.match < 1:
@@ -663,10 +663,10 @@ def _show(args: argparse.Namespace) -> int:
     with _open(args) as db:
         drawn: dict[str, Any] = {"out": str(args.out), "model": args.target, "match": None}
         if _shows_model(db, args.target, args.read_as):
-            picture, what = draw_model(db.store, args.target), f"model {args.target}"
+            picture, what = db.draw(args.target), f"model {args.target}"
         else:
             match = _nth_match(db, args.target, args.match)
-            picture = draw_match(match, db if args.model_context else None)
+            picture = match.draw(db if args.model_context else None)
             what = match_title(match)
             drawn.update(model=match.model, match=match.to_json())  # while the store is open
     picture.save(args.out)
@@ -681,7 +681,7 @@ def _shows_model(db: Database, target: str, read_as: str | None) -> bool:
         if read_as == "model":
             db.model(target)  # no such model: the error says so, with close names
         return read_as == "model"
-    if db.store.get_model(target) is None:
+    if not db.has_model(target):
         return False
     from circuitql.query.library import builtin_library
 

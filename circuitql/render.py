@@ -29,7 +29,6 @@ from circuitql.graph import NeuronGraph, Unit, UnitKind
 from circuitql.picture import Svg
 
 if TYPE_CHECKING:
-    from circuitql.api import Database
     from circuitql.query.engine import Match
     from circuitql.store.base import Store
 
@@ -461,16 +460,13 @@ def match_title(match: Match) -> str:
     return f"{match.circuit} in {match.model} (error {match.error:.1e})"
 
 
-def draw_match(match: Match, context: Database | Store | None = None) -> Svg:
-    """A match's own sub-network; with ``context`` (the database or store it came from), the
-    whole model it was found in, with the match highlighted."""
-    if context is None:
+def draw_match(match: Match, store: Store | None = None) -> Svg:
+    """A match's own sub-network; with the ``store`` it came from, the whole model it was
+    found in, with the match highlighted."""
+    if store is None:
         if match.graph is None:
             raise ValueError("this match carries no sub-network to draw")
         return draw_graph(match.graph, match.bindings, match_title(match))
-    from circuitql.api import Database
-
-    store = context.store if isinstance(context, Database) else context
     return draw_model(store, match.model, match.bindings, match_title(match))
 
 

@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 
 from circuitql import CircuitQLError, PartialAnswer, connect
+from circuitql.export import save
 from circuitql.query.census import census
 from circuitql.query.compile import CensusQuery, CompareQuery, MatchQuery
 from circuitql.zoo.demo import build_demo_zoo, random_mlp
-from circuitql.zoo.export import save
 from tests.grammar.test_query_fuzz import LIBRARY_TEXTS, SAMPLES
 
 FRAGMENTS = [

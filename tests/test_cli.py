@@ -17,11 +17,11 @@ import torch
 from circuitql.api import connect
 from circuitql.cli import main
 from circuitql.errors import CircuitQLError
+from circuitql.export import save
 from circuitql.query.engine import Explain
 from circuitql.query.library import PUBLIC_NAMES
 from circuitql.store.sqlite import SCHEMA_VERSION
 from circuitql.zoo.demo import build_demo_zoo, random_mlp
-from circuitql.zoo.export import save
 
 ACASXU = Path(__file__).resolve().parents[1].parent / "shared" / "zoo" / "acasxu"
 

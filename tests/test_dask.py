@@ -12,8 +12,8 @@ import pytest
 from circuitql.api import IndexReport, connect
 from circuitql.cli import main
 from circuitql.errors import CircuitQLError
+from circuitql.export import save
 from circuitql.zoo.demo import random_mlp
-from circuitql.zoo.export import save
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from circuitql.zoo.export import save, spec_from_graph
+from circuitql.export import save, spec_from_graph
 from circuitql.zoo.plant import HostShape, hosted_zoo
 
 HARNESS_S = 60.0  # how long the test waits for processes to start and end, at most

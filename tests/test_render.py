@@ -16,6 +16,7 @@ import pytest
 from circuitql.api import Database, connect
 from circuitql.cli import main
 from circuitql.errors import CircuitQLError
+from circuitql.export import save
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.picture import Svg
 from circuitql.query.engine import Match
@@ -29,7 +30,6 @@ from circuitql.render import (
 )
 from circuitql.store.base import stored_graph
 from circuitql.zoo.demo import build_demo_zoo, random_mlp
-from circuitql.zoo.export import save
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 ACASXU = Path(__file__).resolve().parents[1].parent / "shared" / "zoo" / "acasxu"

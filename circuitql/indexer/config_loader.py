@@ -26,7 +26,7 @@ from circuitql.domain import Domain, DomainError
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
 from circuitql.indexer.affine import AffineVec, GraphBuilder, ShapeError, check_tensor_size
-from circuitql.indexer.load import model_stem
+from circuitql.indexer.files import model_stem
 
 CONFIG_FORMAT = "circuitql-mlp"
 NETWORK_INPUT = "input"

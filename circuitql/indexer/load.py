@@ -7,8 +7,7 @@ architecture of a weights-only file comes from a JSON config.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,7 @@ from typing import Any
 from circuitql.domain import Domain
 from circuitql.errors import ModelLoadError
 from circuitql.graph import NeuronGraph
-
-WEIGHTS_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
-MODEL_SUFFIXES = (*WEIGHTS_SUFFIXES, ".onnx", ".nnet")
+from circuitql.indexer.files import MODEL_SUFFIXES, WEIGHTS_SUFFIXES, model_stem, printable_path
 
 
 @dataclass(frozen=True)
@@ -50,18 +47,6 @@ def load(model: Any, *, input_dim: int | None = None) -> LoadedModel:
     )
 
 
-def printable_path(text: str) -> str:
-    """A path as text a store and a terminal can carry: bytes of a file name that are not
-    UTF-8 (which Python keeps as lone surrogates) are kept, escaped (``b\\xe9b\\xe9``)."""
-    return os.fsencode(text).decode("utf-8", "backslashreplace")
-
-
-def model_stem(path: Path) -> str:
-    """A model file's name without its final extension: ``mlp_s0.9.safetensors`` is
-    ``mlp_s0.9``. Its JSON config is looked up by this stem, and the model named after it."""
-    return path.name[: -len(path.suffix)] if path.suffix else path.name
-
-
 def load_path(path: Path) -> LoadedModel:
     shown = printable_path(str(path))
     if not path.exists():
@@ -88,21 +73,3 @@ def load_path(path: Path) -> LoadedModel:
         where=shown,
         fix=f"circuitql reads {', '.join(MODEL_SUFFIXES)} files",
     )
-
-
-def discover(paths: Iterable[str | Path]) -> list[Path]:
-    """Model files under the given paths, folders searched recursively, in a stable order."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and _is_model_file(p))
-            )
-        else:
-            found.append(path)
-    return found
-
-
-def _is_model_file(path: Path) -> bool:
-    return path.suffix.lower() in MODEL_SUFFIXES

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -129,7 +129,7 @@ class Match:
         meta names the model, the circuit, the bindings, the model unit behind each unit of
         the file, and ``scales`` and ``input_scales``, which turn it into the circuit as its
         definition writes it."""
-        from circuitql.zoo.export import save, spec_from_graph
+        from circuitql.export import save, spec_from_graph
 
         path = Path(path)
         if path.suffix not in (".onnx", ".safetensors", ".pt"):
@@ -163,7 +163,9 @@ class Match:
         database (or store) to draw the whole model with the match highlighted instead."""
         from circuitql.render import draw_match
 
-        return draw_match(self, context)
+        # A Database carries its store; a store is one.
+        store = getattr(context, "store", None) or context
+        return draw_match(self, cast("Store | None", store))
 
     def verify(self, inputs: np.ndarray) -> float:
         """Relative error of the matched sub-network against the reference on ``inputs``."""

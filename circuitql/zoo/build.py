@@ -20,7 +20,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from circuitql.errors import CircuitQLError
-from circuitql.zoo.export import save
+from circuitql.export import save
 from circuitql.zoo.train import INITS, OPTIMIZERS, TASKS, Member, TrainConfig, train_group
 
 
@@ -172,8 +172,8 @@ def _executor(jobs: int) -> Iterator[Callable[[Callable[[Job], Result], list[Job
 def build_references(directory: Path) -> list[Path]:
     """The hand-wired network of every library circuit, as ``DIR/<circuit>.safetensors``:
     the zoo's ground truth, where each circuit is known to be present."""
+    from circuitql.export import spec_from_graph
     from circuitql.query.library import builtin_library, reference_network
-    from circuitql.zoo.export import spec_from_graph
 
     with _writing(directory):
         return [save(spec_from_graph(reference_network(name), {"kind": "reference",

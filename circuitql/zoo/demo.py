@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from circuitql.zoo.export import DenseLayer, MLPSpec, save
+from circuitql.export import DenseLayer, MLPSpec, save
 
 FORMATS = (".safetensors", ".pt", ".onnx")
 

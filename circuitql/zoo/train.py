@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from circuitql.domain import Domain
-from circuitql.zoo.export import PREVIOUS, DenseLayer, MLPSpec
+from circuitql.export import PREVIOUS, DenseLayer, MLPSpec
 
 INPUT = "input"
 OPTIMIZERS = ("adam", "sgd")

@@ -12,6 +12,7 @@ import pytest
 
 from circuitql.cli import main
 from circuitql.errors import CircuitQLError
+from circuitql.export import save
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.basis import (
     HEATMAP_CELLS,
@@ -24,7 +25,6 @@ from circuitql.indexer.basis import (
 )
 from circuitql.indexer.degeneracy import Probes
 from circuitql.zoo.demo import random_mlp
-from circuitql.zoo.export import save
 
 PROBES = Probes(n=256)
 SEARCH = Search(max_steps=600)

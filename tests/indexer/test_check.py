@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from circuitql.domain import Domain
+from circuitql.export import save
 from circuitql.indexer.canonical import Config
 from circuitql.indexer.check import check_file
 from circuitql.indexer.nnet_loader import read_nnet
 from circuitql.zoo.demo import random_mlp
-from circuitql.zoo.export import save
 from tests.indexer.test_nnet_loader import acas_like, nnet_semantics  # noqa: F401
 from tests.indexer.test_onnx_loader import softmax_classifier
 

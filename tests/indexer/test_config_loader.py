@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from circuitql.errors import ModelLoadError
-from circuitql.indexer.load import discover, load
+from circuitql.export import MLPSpec, save
+from circuitql.indexer.files import discover
+from circuitql.indexer.load import load
 from circuitql.zoo.demo import known_circuits, random_mlp
-from circuitql.zoo.export import MLPSpec, save
 
 WEIGHT_FORMATS = (".pt", ".safetensors")
 

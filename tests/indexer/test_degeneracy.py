@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from circuitql.cli import main
+from circuitql.export import DenseLayer, MLPSpec, save
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.degeneracy import Probes, degeneracy, numerical_rank
 from circuitql.indexer.load import load
-from circuitql.zoo.export import DenseLayer, MLPSpec, save
 
 TINY = 1e-6
 

@@ -10,9 +10,9 @@ import pytest
 
 from circuitql.api import connect
 from circuitql.errors import CircuitQLError
+from circuitql.export import save, spec_from_graph
 from circuitql.graph import NeuronGraph, Unit, UnitKind
 from circuitql.query.library import reference_network
-from circuitql.zoo.export import save, spec_from_graph
 
 
 def _write(folder: Path, name: str, circuit: str) -> None:

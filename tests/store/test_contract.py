@@ -463,8 +463,8 @@ def _real_format_files(folder: Path) -> list[Path]:
     import torch
     from torch import nn
 
+    from circuitql.export import save
     from circuitql.zoo.demo import random_mlp
-    from circuitql.zoo.export import save
     from tests.indexer.test_nnet_loader import write_nnet
 
     rng = np.random.default_rng(5)

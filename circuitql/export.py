@@ -1,9 +1,10 @@
-"""Write small networks to every format circuitql reads, from one description.
+"""Write networks to every format circuitql reads, from one description: the way back from a
+neuron graph to a file.
 
-The demo zoo, the zoo builder and the loader tests all need the same network as a torch
-module, a state_dict + config, a safetensors file + config and an ONNX file. Describing it once
-(``MLPSpec``) and writing it with each format's own library keeps those files real: a loader
-test that reads them reads what torch, safetensors and onnx wrote.
+A matched circuit saved by ``Match.save``, the demo zoo, the zoo builder and the loader tests
+all need a network as a state_dict + config, a safetensors file + config and an ONNX file.
+Describing it once (``MLPSpec``) and writing it with each format's own library keeps those
+files real: a loader test that reads them reads what torch, safetensors and onnx wrote.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from circuitql.domain import Domain
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.config_loader import CONFIG_FORMAT, NETWORK_INPUT
-from circuitql.indexer.load import model_stem
+from circuitql.indexer.files import model_stem
 
 DEFAULT_NEGATIVE_SLOPE = 0.01  # the config loader's leaky_relu slope when a layer names none
 
