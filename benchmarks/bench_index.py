@@ -39,12 +39,12 @@ import numpy as np
 
 from benchmarks.report import Report, add_json_argument, ms, peak_rss_mib
 from circuitql.api import Database, connect
+from circuitql.export import save
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.pipeline import StageTimes
 from circuitql.indexer.signature import signatures
 from circuitql.store.neo4j import scratch_store
 from circuitql.zoo.demo import random_mlp
-from circuitql.zoo.export import save
 
 
 @dataclass(frozen=True)
