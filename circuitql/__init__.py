@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from circuitql.api import Database, IndexReport, connect
     from circuitql.domain import Domain
+    from circuitql.engine.search import Match, PartialAnswer, Results
     from circuitql.errors import CircuitQLError, ModelLoadError, StoreError
     from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
     from circuitql.indexer.canonical import Canonical, canonicalize
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from circuitql.indexer.check import CheckReport, check_file
     from circuitql.indexer.pipeline import IndexConfig
     from circuitql.indexer.signature import signatures
-    from circuitql.query.engine import Match, PartialAnswer, Results
     from circuitql.records import ModelInfo, Signature, WriteOutcome
 
 # Public name -> (module, name there).
@@ -38,12 +38,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Domain": ("circuitql.domain", "Domain"),
     "IndexConfig": ("circuitql.indexer.pipeline", "IndexConfig"),
     "IndexReport": ("circuitql.api", "IndexReport"),
-    "Match": ("circuitql.query.engine", "Match"),
+    "Match": ("circuitql.engine.search", "Match"),
     "ModelInfo": ("circuitql.records", "ModelInfo"),
     "ModelLoadError": ("circuitql.errors", "ModelLoadError"),
     "NeuronGraph": ("circuitql.graph", "NeuronGraph"),
-    "PartialAnswer": ("circuitql.query.engine", "PartialAnswer"),
-    "Results": ("circuitql.query.engine", "Results"),
+    "PartialAnswer": ("circuitql.engine.search", "PartialAnswer"),
+    "Results": ("circuitql.engine.search", "Results"),
     "Signature": ("circuitql.records", "Signature"),
     "StoreError": ("circuitql.errors", "StoreError"),
     "Unit": ("circuitql.graph", "Unit"),

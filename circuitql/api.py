@@ -15,17 +15,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from circuitql.analysis.census import Census
+from circuitql.analysis.census import census as run_census
+from circuitql.analysis.compare import Comparison, compare_models
+from circuitql.engine.search import Explain, Results
+from circuitql.engine.search import run as search
 from circuitql.errors import CircuitQLError
+from circuitql.graph import NeuronGraph
 from circuitql.indexer.files import discover, model_stem, printable_path
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
+from circuitql.language import compile_query
+from circuitql.language.compile import CensusQuery, CompareQuery, CompiledQuery, MatchQuery
 from circuitql.parallel import executor, in_order
-from circuitql.query import compile_query, engine
-from circuitql.query.census import Census
-from circuitql.query.census import census as run_census
-from circuitql.query.compare import Comparison, compare_models
-from circuitql.query.compile import CensusQuery, CompareQuery, CompiledQuery, MatchQuery
-from circuitql.query.engine import Explain, Results
 from circuitql.records import IndexedModel, ModelInfo, WriteOutcome
 from circuitql.store.base import Store
 from circuitql.store.uri import open_store
@@ -177,7 +179,7 @@ class Database:
             compiled = dataclasses.replace(compiled, limit=min(limit, compiled.limit or limit))
         if timeout is not None:
             compiled = dataclasses.replace(compiled, timeout=timeout)
-        return Results(engine.run(self.store, compiled, _watched(explain, on_progress)))
+        return Results(search(self.store, compiled, _watched(explain, on_progress)))
 
     def execute(self, text: str) -> CompiledQuery:
         """Compile any statement, checking the models it names exist (the CLI's entry)."""
@@ -312,6 +314,25 @@ def model_name(path: Path, roots: Sequence[Path]) -> str:
                 continue
             return printable_path(str(relative.parent / model_stem(relative)))
     return printable_path(model_stem(path))
+
+
+def original_network(model: str | Path, uri: str | None = None) -> NeuronGraph:
+    """The network ``model`` names as it was written, before any canonical form: a model
+    file, else the file the model of that name in the store at ``uri`` was indexed from.
+
+    Analyses of a model's redundancy (degeneracy, sparse bases) need the original; a store
+    keeps only the canonical network, so a model indexed from an in-memory module cannot be
+    analysed by name. The store is opened only for a name that is no file.
+    """
+    if Path(model).is_file():
+        return load(model).graph
+    with connect(uri, create=False) as db:
+        source = db.model(str(model)).source
+    if not Path(source).is_file():
+        raise CircuitQLError(f"model {str(model)!r} was indexed from {source}, which is not a "
+                             "file that can be read again",
+                             fix="pass the model's file instead of its name")
+    return load(source).graph
 
 
 def connect(uri: str | None = None, config: IndexConfig | None = None, *,

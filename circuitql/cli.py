@@ -19,13 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from circuitql.api import Database, IndexReport, connect
+from circuitql.api import Database, IndexReport, connect, original_network
 from circuitql.domain import Domain
+from circuitql.engine.search import Match
 from circuitql.errors import CircuitQLError
 from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.files import MODEL_SUFFIXES, discover, printable_path
 from circuitql.indexer.pipeline import IndexConfig
-from circuitql.query.engine import Match
 from circuitql.records import ModelInfo
 
 if TYPE_CHECKING:
@@ -463,8 +463,8 @@ def _tokens(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from circuitql.query.compile import CensusQuery, CompareQuery, MatchQuery, ShowQuery
-    from circuitql.query.engine import Explain, PartialAnswer
+    from circuitql.engine.search import Explain, PartialAnswer
+    from circuitql.language.compile import CensusQuery, CompareQuery, MatchQuery, ShowQuery
 
     with _open(args) as db:
         compiled = db.execute(args.text)
@@ -484,7 +484,7 @@ def _query(args: argparse.Namespace) -> int:
                 print(plan)
             return code
         if isinstance(compiled, CompareQuery):
-            from circuitql.query.compare import plan_text
+            from circuitql.analysis.compare import plan_text
 
             result = db.compare(compiled.model_a, compiled.model_b, tolerance=compiled.tolerance)
             if args.json:
@@ -577,7 +577,7 @@ def _match_line(match: Match) -> str:
 
 
 def _library(args: argparse.Namespace) -> int:
-    from circuitql.query.library import builtin_library
+    from circuitql.language.library import builtin_library
 
     if args.name:
         library = builtin_library()
@@ -599,7 +599,7 @@ def _library(args: argparse.Namespace) -> int:
 
 def _library_docs(glob: str | None) -> dict[str, str]:
     """The library circuits whose names match ``glob``, in order, each with its docstring."""
-    from circuitql.query.library import builtin_library
+    from circuitql.language.library import builtin_library
 
     library = builtin_library()
     return {n: library.definition(n).doc or "" for n in library.matching(glob)}
@@ -618,7 +618,7 @@ def _print_library(glob: str | None, as_json: bool) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from circuitql.query.library import PUBLIC_NAMES
+    from circuitql.language.library import PUBLIC_NAMES
 
     quiet = args.quiet or args.json or args.no_circuits
     with _open(args) as db, _progress(len(PUBLIC_NAMES), quiet, "circuit") as step:
@@ -683,7 +683,7 @@ def _shows_model(db: Database, target: str, read_as: str | None) -> bool:
         return read_as == "model"
     if not db.has_model(target):
         return False
-    from circuitql.query.library import builtin_library
+    from circuitql.language.library import builtin_library
 
     if target in builtin_library().names:
         raise CircuitQLError(f"{target!r} is both a model in {db.uri} and a library circuit",
@@ -741,43 +741,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _model_file(args: argparse.Namespace, command: str) -> str:
-    """MODEL itself when it is a file, else the file the indexed model MODEL came from.
-
-    The degeneracy and basis reports need the raw network; the store keeps only the canonical
-    one, so a model indexed from an in-memory module cannot be reported by name.
-    """
-    if Path(args.model).is_file():
-        return str(args.model)
-    with _open(args) as db:
-        source = db.model(args.model).source
-    if not Path(source).is_file():
-        raise CircuitQLError(
-            f"model {args.model!r} was indexed from {source}, which is not a file that can "
-            "be read again", where=command,
-            fix=f"pass the model's file instead: circuitql {command} PATH")
-    return source
-
-
 def _degeneracy(args: argparse.Namespace) -> int:
-    from circuitql.indexer.degeneracy import Probes, degeneracy
-    from circuitql.indexer.load import load
+    from circuitql.analysis.degeneracy import Probes, degeneracy
 
     probes = Probes(n=args.probes) if args.probes else Probes()
-    report = degeneracy(load(_model_file(args, "degeneracy")).graph, name=args.model,
+    report = degeneracy(original_network(args.model, args.store), name=args.model,
                         probes=probes)
     print(_json(report.to_json()) if args.json else report.text())
     return 0
 
 
 def _basis(args: argparse.Namespace) -> int:
-    from circuitql.indexer.basis import Search, jacobian_count, sparse_basis
-    from circuitql.indexer.degeneracy import Probes
-    from circuitql.indexer.load import load
+    from circuitql.analysis.basis import Search, jacobian_count, sparse_basis
+    from circuitql.analysis.degeneracy import Probes
 
     if args.out:
         _writable_folder(args.out)  # before the search, not after it
-    graph = load(_model_file(args, "basis")).graph
+    graph = original_network(args.model, args.store)
     with _progress(jacobian_count(graph), args.quiet or args.json, "Jacobian") as step:
         report = sparse_basis(graph, name=args.model,
                               probes=Probes(n=args.probes) if args.probes else None,

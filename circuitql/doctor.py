@@ -83,12 +83,12 @@ def _store(uri: str | None) -> dict[str, Any]:
 
 
 def _limits() -> dict[str, Any]:
+    from circuitql.engine.search import DEFAULT_TIMEOUT
     from circuitql.grammar.parser import MAX_TEXT
     from circuitql.indexer.affine import MAX_TENSOR_VALUES, MAX_WIDTH
     from circuitql.indexer.canonical import Config
     from circuitql.indexer.nnet_loader import MAX_WEIGHTS
-    from circuitql.query.engine import DEFAULT_TIMEOUT
-    from circuitql.query.unroll import MAX_FLAT_PATTERNS, MAX_PIECES
+    from circuitql.language.unroll import MAX_FLAT_PATTERNS, MAX_PIECES
 
     return {"query text": f"{MAX_TEXT:,} characters",
             "flat patterns per query": f"{MAX_FLAT_PATTERNS:,}",

@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 
 from circuitql import CircuitQLError, PartialAnswer, connect
+from circuitql.analysis.census import census
 from circuitql.export import save
-from circuitql.query.census import census
-from circuitql.query.compile import CensusQuery, CompareQuery, MatchQuery
+from circuitql.language.compile import CensusQuery, CompareQuery, MatchQuery
 from circuitql.zoo.demo import build_demo_zoo, random_mlp
 from tests.grammar.test_query_fuzz import LIBRARY_TEXTS, SAMPLES
 
@@ -71,7 +71,7 @@ def budget(seconds: int) -> Iterator[None]:
 
 def composed_query(rng: random.Random) -> str:
     """A query that parses: library circuits under random operators and options."""
-    from circuitql.query import PUBLIC_NAMES
+    from circuitql.language import PUBLIC_NAMES
 
     def expression(depth: int) -> str:
         if depth == 0 or rng.random() < 0.4:

@@ -16,10 +16,10 @@ import torch
 
 from circuitql.api import connect
 from circuitql.cli import main
+from circuitql.engine.search import Explain
 from circuitql.errors import CircuitQLError
 from circuitql.export import save
-from circuitql.query.engine import Explain
-from circuitql.query.library import PUBLIC_NAMES
+from circuitql.language.library import PUBLIC_NAMES
 from circuitql.store.sqlite import SCHEMA_VERSION
 from circuitql.zoo.demo import build_demo_zoo, random_mlp
 

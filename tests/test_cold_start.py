@@ -11,7 +11,7 @@ from pathlib import Path
 
 from circuitql.api import connect
 from circuitql.cache import CACHE_ENV
-from circuitql.query.library import reference_network
+from circuitql.language.library import reference_network
 
 PROBE = """
 import json, sys

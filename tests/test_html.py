@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from circuitql.engine.search import Match, Results
 from circuitql.html import MAX_ROWS, table
-from circuitql.query.engine import Match, Results
 
 
 def test_cells_are_escaped_whatever_the_names_hold() -> None:

@@ -15,11 +15,11 @@ import pytest
 
 from circuitql.api import Database, connect
 from circuitql.cli import main
+from circuitql.engine.search import Match
 from circuitql.errors import CircuitQLError
 from circuitql.export import save
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.picture import Svg
-from circuitql.query.engine import Match
 from circuitql.render import (
     MAX_EDGES,
     NEGATIVE,

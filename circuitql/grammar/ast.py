@@ -94,7 +94,7 @@ class Call:
 Expr = Num | Ref | Param | Unary | Binary | Compare | Call
 
 # Functions of the EXPECT/WHERE expression language: name -> (min args, max args or None).
-# The grammar checks names and arity; circuitql/query/expr.py supplies the implementations.
+# The grammar checks names and arity; circuitql/language/expr.py supplies the implementations.
 FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "abs": (1, 1),
     "min": (2, None),

@@ -5,7 +5,7 @@ is ever built or handed out.
 The transformer also rejects what the grammar cannot: a unit with two activations, an EXPECT
 that is not an equation, an unknown function. Those reach the user as ``QuerySyntaxError`` with
 the same line, column and caret as a parse error. Whether names refer to anything is decided
-later, when a query is compiled (``circuitql.query.compile``).
+later, when a query is compiled (``circuitql.language.compile``).
 """
 
 from __future__ import annotations

@@ -173,7 +173,7 @@ def build_references(directory: Path) -> list[Path]:
     """The hand-wired network of every library circuit, as ``DIR/<circuit>.safetensors``:
     the zoo's ground truth, where each circuit is known to be present."""
     from circuitql.export import spec_from_graph
-    from circuitql.query.library import builtin_library, reference_network
+    from circuitql.language.library import builtin_library, reference_network
 
     with _writing(directory):
         return [save(spec_from_graph(reference_network(name), {"kind": "reference",

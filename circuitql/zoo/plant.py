@@ -33,7 +33,7 @@ from networkx.algorithms.isomorphism import DiGraphMatcher
 from circuitql.export import save, spec_from_graph
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import canonicalize
-from circuitql.query.library import builtin_library, reference_network
+from circuitql.language.library import builtin_library, reference_network
 
 NOISE = 0.01  # relative weight noise, and the leftovers' bound relative to a row's largest
 RESCALE = (0.2, 5.0)  # range of the random positive rescaling factors

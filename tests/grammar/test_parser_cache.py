@@ -15,7 +15,7 @@ from circuitql.cache import CACHE_ENV
 from circuitql.grammar import ast
 from circuitql.grammar.lalr import lalr_parser
 from circuitql.grammar.parser import _ToAst
-from circuitql.query import library
+from circuitql.language import library
 
 QUERY_OPTIONS = {"lexer": "contextual", "maybe_placeholders": True}
 
@@ -27,7 +27,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def library_texts() -> dict[str, str]:
-    folder = resources.files("circuitql.query").joinpath("library")
+    folder = resources.files("circuitql.language").joinpath("library")
     return {e.name: e.read_text("utf-8") for e in folder.iterdir() if e.name.endswith(".cql")}
 
 

@@ -15,7 +15,7 @@ from circuitql.grammar import ast
 from circuitql.grammar.errors import QuerySyntaxError
 from circuitql.grammar.parser import parse, reserved_words
 from circuitql.grammar.printer import expr_text, script_text
-from circuitql.query import builtin_library
+from circuitql.language import builtin_library
 
 SAMPLES = [
     "MATCH abs",
@@ -31,7 +31,7 @@ SAMPLES = [
 ]
 LIBRARY_TEXTS = [
     entry.read_text("utf-8")
-    for entry in resources.files("circuitql.query").joinpath("library").iterdir()
+    for entry in resources.files("circuitql.language").joinpath("library").iterdir()
     if entry.name.endswith(".cql")
 ]
 ALPHABET = st.sampled_from(

@@ -13,10 +13,10 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import strategies as st
 
+from circuitql.analysis.equivalence import isomorphic as compare_isomorphic
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import canonicalize
 from circuitql.indexer.signature import signatures
-from circuitql.query.equivalence import isomorphic as compare_isomorphic
 
 
 def _weight(draw: st.DrawFn, rng: np.random.Generator) -> float:

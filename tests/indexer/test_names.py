@@ -12,7 +12,7 @@ from circuitql.api import connect
 from circuitql.errors import CircuitQLError
 from circuitql.export import save, spec_from_graph
 from circuitql.graph import NeuronGraph, Unit, UnitKind
-from circuitql.query.library import reference_network
+from circuitql.language.library import reference_network
 
 
 def _write(folder: Path, name: str, circuit: str) -> None:

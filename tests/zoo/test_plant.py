@@ -18,7 +18,7 @@ from circuitql.cli import main
 from circuitql.graph import NeuronGraph, UnitKind
 from circuitql.indexer.canonical import canonicalize
 from circuitql.indexer.load import load
-from circuitql.query import builtin_library, reference_network
+from circuitql.language import builtin_library, reference_network
 from circuitql.records import DEFAULT_SIGNIFICANCE
 from circuitql.zoo.plant import (
     PLANTS,

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 import circuitql
+from circuitql.analysis.census import PLOT_HEIGHT, Census, CensusRow
 from circuitql.cli import main
 from circuitql.errors import CircuitQLError
 from circuitql.export import save, spec_from_graph
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.load import load
-from circuitql.query.census import PLOT_HEIGHT, Census, CensusRow
-from circuitql.query.library import builtin_library, reference_network
+from circuitql.language.library import builtin_library, reference_network
 from circuitql.zoo.build import Plan, build_zoo, plan_for
 from circuitql.zoo.train import TASKS, Member, TrainConfig, Trained, train_group
 from docs.showcase import FIT, by, survey

@@ -1,0 +1,137 @@
+"""Circuits as training leaves them, on every store: the perturbed zoo's known answers.
+
+``circuitql.zoo.perturbed`` plants library circuits with the perturbations gradient descent
+leaves (kinks off the origin, split detectors, linear and dead units beside the circuit,
+hidden inputs of different scales, compositions) and decoys one perturbation away, each in a
+dense random host on the domain [-2, 2]. A default (approximate) query finds every circuit at
+its binding and reports no decoy; ``EXACT`` keeps the strict answer; and nothing is reported
+in a model that the ground truth does not explain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from circuitql.analysis.census import Census, census
+from circuitql.api import Database
+from circuitql.domain import Domain
+from circuitql.engine.search import Match
+from circuitql.indexer.canonical import Config
+from circuitql.indexer.pipeline import IndexConfig
+from circuitql.language.compile import CensusQuery
+from circuitql.zoo.perturbed import ground_truth, perturbed_zoo
+from circuitql.zoo.plant import Expected, GroundTruth
+
+SEED = 0
+CIRCUITS = sorted({e.circuit for e in ground_truth(SEED).expected})
+PLAIN = [c for c in CIRCUITS if c.isidentifier()]  # library names; not the compositions
+
+Results = dict[str, list[Match]]
+
+
+@pytest.fixture(scope="module")
+def truth() -> GroundTruth:
+    return ground_truth(SEED)
+
+
+@pytest.fixture(scope="module")
+def zoo_db(module_db: Database) -> Iterator[Database]:
+    for name, graph, domain, _ in perturbed_zoo(SEED):
+        module_db.config = IndexConfig(Config(domain=domain))
+        module_db.index(graph, name=name)
+    module_db.config = IndexConfig()
+    yield module_db
+
+
+@pytest.fixture(scope="module")
+def results(zoo_db: Database) -> Results:
+    return {circuit: list(zoo_db.query(f"MATCH {circuit}")) for circuit in CIRCUITS}
+
+
+@pytest.fixture(scope="module")
+def exact(zoo_db: Database) -> Results:
+    return {circuit: list(zoo_db.query(f"MATCH {circuit} EXACT")) for circuit in PLAIN}
+
+
+def _cases(truth: GroundTruth, circuit: str, present: bool) -> list[Expected]:
+    return [e for e in truth.expected if e.circuit == circuit and e.present is present]
+
+
+@pytest.mark.parametrize("circuit", CIRCUITS)
+def test_every_perturbed_circuit_is_found_at_its_binding(results: Results, truth: GroundTruth,
+                                                         circuit: str) -> None:
+    for e in _cases(truth, circuit, present=True):
+        got = [m for m in results[circuit] if m.model == e.model]
+        assert any(e.accepts(m.bindings) for m in got), (
+            f"{circuit} missed in {e.model}: expected {e.binding}, got "
+            f"{[dict(m.bindings) for m in got]}")
+
+
+@pytest.mark.parametrize("circuit", CIRCUITS)
+def test_no_decoy_is_reported(results: Results, truth: GroundTruth, circuit: str) -> None:
+    for e in _cases(truth, circuit, present=False):
+        got = [dict(m.bindings) for m in results[circuit] if m.model == e.model]
+        assert not got, f"decoy {e.model} reported as {circuit}: {got}"
+
+
+@pytest.mark.parametrize("circuit", PLAIN)
+def test_every_report_is_a_planted_instance(results: Results, truth: GroundTruth,
+                                            circuit: str) -> None:
+    score = truth.score(circuit, [(m.model, m.bindings) for m in results[circuit]])
+    assert score.false == 0, [(m.model, dict(m.bindings)) for m in results[circuit]]
+
+
+def test_matches_say_how_they_hold(results: Results) -> None:
+    by_model = {m.model: m for m in results["abs"]}
+    split = by_model["perturbed/split3-abs"]
+    assert not split.exact
+    assert len(split.members["p"]) == 3  # every half of the split detector is behind p
+    assert not by_model["perturbed/beside-abs"].exact
+    assert all(m.error <= 0.05 for ms in results.values() for m in ms)
+    gauged = next(m for m in results["subtract"] if m.model == "perturbed/gauge-subtract")
+    assert set(gauged.input_scales) == {"a", "b"}
+    assert gauged.to_json()["exact"] is gauged.exact
+
+
+@pytest.mark.parametrize("circuit", ["abs", "identity", "negation"])
+def test_exact_keeps_the_strict_answer(exact: Results, results: Results, circuit: str) -> None:
+    strict = {m.model for m in exact[circuit]}
+    assert not any(model.startswith(("perturbed/split", "perturbed/beside"))
+                   for model in strict), strict
+    assert all(m.exact for m in exact[circuit])
+    assert strict <= {m.model for m in results[circuit] if m.exact}
+
+
+def test_a_census_counts_every_match_or_the_exact_ones(zoo_db: Database, exact: Results,
+                                                      results: Results) -> None:
+    # The census runs the same search as MATCH: by default every model with a match, with
+    # EXACT (the language's or the API's) those with a strict one.
+    def holders(counted: Census) -> set[str]:
+        return {row.group for row in counted.rows if row.with_circuit}
+
+    assert holders(zoo_db.census("abs", "name")) == {m.model for m in results["abs"]}
+    strict = zoo_db.census("abs", "name", exact=True)
+    assert holders(strict) == {m.model for m in exact["abs"]}
+    assert strict.to_json()["exact"] and "abs exactly" in strict.text()
+    spelled = zoo_db.execute("COUNT MODELS WITH abs EXACT GROUP BY name")
+    assert isinstance(spelled, CensusQuery) and spelled.exact
+    assert holders(census(zoo_db.store, spelled)) == holders(strict)
+
+
+def test_faithfulness_measures_what_the_circuit_leaves_out(db: Database) -> None:
+    """|x0| plus 0.04 x1, an input too small to count for the output's signature: the
+    circuit is found, and leaves up to 0.04 * 2 of the output's swing of about 2.1 out."""
+    from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+
+    x0, x1 = Unit("input:0", UnitKind.INPUT), Unit("input:1", UnitKind.INPUT)
+    p = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0})
+    n = Unit("fc1:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": -1.0})
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0,
+             {"fc1:0": 1.0, "fc1:1": 1.0, "input:1": 0.04})
+    db.config = IndexConfig(Config(domain=Domain(((-2.0, 2.0),))))
+    db.index(NeuronGraph((x0, x1, p, n, y)), name="leaky")
+    (match,) = db.query("MATCH abs")
+    assert 0.03 < match.faithfulness < 0.045
+    assert match.to_json()["faithfulness"] == match.faithfulness
