@@ -141,20 +141,34 @@ def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray | None:
 
     model = onnx.load(str(path))
     constants = {tensor.name for tensor in model.graph.initializer}
-    feeds, first = {}, 0
+    blocks, first, batch = {}, 0, len(x)
     for graph_input in [i for i in model.graph.input if i.name not in constants]:
         dims = graph_input.type.tensor_type.shape.dim
         if len(dims) < 2:
             return None
         features = [d.dim_value for d in dims][1:]
-        dims[0].dim_param = "N"  # a fixed batch size too: every probe in one run
+        if dims[0].dim_value > 1:
+            # A fixed batch may be baked into the graph (a Reshape to (25, -1)): run the
+            # probes in batches of that size, the last one padded.
+            batch = dims[0].dim_value
+        else:
+            dims[0].dim_param = "N"  # every probe in one run
         width = int(np.prod(features))
-        feeds[graph_input.name] = x[:, first:first + width].reshape(len(x), *features).astype(
-            np.float32)
+        blocks[graph_input.name] = (x[:, first:first + width], features)
         first += width
-    outputs = ReferenceEvaluator(model).run(None, feeds)
-    return np.concatenate([np.asarray(o, dtype=np.float64).reshape(len(x), -1)
-                           for o in outputs], axis=1)
+    evaluator = ReferenceEvaluator(model)
+    parts = []
+    for start in range(0, len(x), batch):
+        rows = min(batch, len(x) - start)
+        feeds = {}
+        for name, (block, features) in blocks.items():
+            chunk = block[start:start + rows]
+            chunk = np.concatenate([chunk, np.zeros((batch - rows, chunk.shape[1]))])
+            feeds[name] = chunk.reshape(batch, *features).astype(np.float32)
+        outputs = evaluator.run(None, feeds)
+        parts.append(np.concatenate([np.asarray(o, dtype=np.float64).reshape(batch, -1)[:rows]
+                                     for o in outputs], axis=1))
+    return np.concatenate(parts)
 
 
 def _log_softmax(scores: np.ndarray) -> np.ndarray:

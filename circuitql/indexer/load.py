@@ -39,7 +39,8 @@ def load(model: Any, *, input_dim: int | None = None) -> LoadedModel:
         from circuitql.indexer.torch_loader import load_module
 
         name = type(model).__name__
-        return LoadedModel(load_module(model, input_dim), f"<nn.Module {name}>", name)
+        graph, notes = load_module(model, input_dim)
+        return LoadedModel(graph, f"<nn.Module {name}>", name, notes)
     raise ModelLoadError(
         f"cannot index a {type(model).__name__}",
         fix="pass an nn.Module, or the path of a .pt/.pth/.bin/.safetensors (with a JSON "

@@ -85,6 +85,8 @@ class _Converter:
         self.values: dict[str, Value] = {}
         self.notes: dict[str, Any] = {}
         self.final: set[str] = set()  # tensors only a graph output may be (a Softmax's)
+        # Batch sizes the inputs declare (25 in [25, 5]): a Reshape to (25, -1) keeps them.
+        self.batches: set[int] = set()
 
     def run(self) -> tuple[NeuronGraph, dict[str, Any]]:
         for tensor in self.graph.initializer:
@@ -115,6 +117,8 @@ class _Converter:
             dims = [d.dim_value if d.HasField("dim_value") else None
                     for d in tensor_type.shape.dim]
             if len(dims) >= 2:
+                if dims[0] is not None and dims[0] > 1:
+                    self.batches.add(dims[0])
                 dims[0] = 1  # the batch: a neuron graph reads one sample at a time
             known = [d for d in dims if d is not None]
             if (not tensor_type.HasField("shape") or not dims or len(known) != len(dims)
@@ -193,10 +197,39 @@ class _Converter:
         x = _given(args[0])
         data = x if isinstance(x, np.ndarray) else np.zeros(x.shape)
         extra = [self._constant_arg(node, a) for a in args[1:]]
+        if node.proto.op_type == "Reshape" and isinstance(x, Features) and extra:
+            extra[0] = self._one_sample(extra[0])
         out = _RESHAPES[node.proto.op_type](data, extra, node.attrs)
         if isinstance(x, np.ndarray):
             return out
         return Features(x.vec, self._vector_shape(node, out.shape))
+
+    def _one_sample(self, target: np.ndarray | None) -> np.ndarray | None:
+        """A Reshape's target for one sample: an exporter that saw a fixed batch (25) writes
+        (25, -1); the graph reads one sample, so the leading 25 is the batch, 1."""
+        if target is None or target.ndim != 1 or len(target) < 2 or int(target[0]) not in (
+                self.batches):
+            return target
+        return np.concatenate([[1], target[1:]]).astype(target.dtype)
+
+    def _shape(self, node: _Node, args: list[Value | None]) -> Value:
+        """A tensor's shape, for the shape arithmetic exporters write around a Reshape
+        (``x.view(x.size(0), -1)``); a feature tensor's batch is one sample, 1."""
+        x = _given(args[0])
+        shape = x.shape if isinstance(x, np.ndarray | Features) else ()
+        start, end = node.attrs.get("start", 0), node.attrs.get("end")
+        return np.asarray(shape[start:end], dtype=np.int64)
+
+    def _cast(self, node: _Node, args: list[Value | None]) -> Value:
+        """A constant's new type (shape arithmetic casts its integers); features stay real
+        numbers, so casting them to a float type is a no-op and to any other is refused."""
+        x = _given(args[0])
+        to = onnx.helper.tensor_dtype_to_np_dtype(int(node.attrs["to"]))
+        if isinstance(x, np.ndarray):
+            return x.astype(to)
+        if not np.issubdtype(to, np.floating):
+            raise self._unsupported(node, f"casts the features to {to}, which rounds them")
+        return x
 
     def _arith(self, node: _Node, args: list[Value | None]) -> Value:
         op = node.proto.op_type
@@ -380,7 +413,7 @@ class _Converter:
         assert indices is not None
         axis = int(node.attrs.get("axis", 0))
         data = x if isinstance(x, np.ndarray) else np.arange(len(x.vec)).reshape(x.shape)
-        picked = np.take(data, indices.astype(np.int64), axis=axis)
+        picked = np.asarray(np.take(data, indices.astype(np.int64), axis=axis))
         return picked if isinstance(x, np.ndarray) else self._select(node, x, picked)
 
     # --- helpers --------------------------------------------------------------------------
@@ -542,6 +575,8 @@ _HANDLERS: dict[str, _Handler] = {
     "Transpose": _Converter._transpose,
     "Slice": _Converter._slice,
     "Gather": _Converter._gather,
+    "Shape": _Converter._shape,
+    "Cast": _Converter._cast,
 }
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(_HANDLERS))

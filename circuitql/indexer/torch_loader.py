@@ -49,17 +49,27 @@ ACTIVATION_METHODS = {"relu": Activation.RELU, "sigmoid": Activation.SIGMOID,
 NO_OP_FUNCTIONS: tuple[Any, ...] = (torch.flatten, F.dropout, torch.squeeze)
 NO_OP_METHODS = {"flatten", "view", "reshape", "squeeze", "contiguous", "float", "double"}
 CAT_FUNCTIONS: tuple[Any, ...] = (torch.cat, torch.concat)
+# A softmax is read only as the network's last step: the graph keeps the scores it reads
+# (the same decisions), and the model's notes say which function the outputs go through.
+SOFTMAX_MODULES: dict[type[nn.Module], str] = {nn.Softmax: "softmax",
+                                               nn.LogSoftmax: "logsoftmax"}
+SOFTMAX_FUNCTIONS: dict[Any, str] = {F.softmax: "softmax", torch.softmax: "softmax",
+                                     F.log_softmax: "logsoftmax",
+                                     torch.log_softmax: "logsoftmax"}
+SOFTMAX_METHODS = {"softmax": "softmax", "log_softmax": "logsoftmax"}
 
 SUPPORTED = (
     "nn.Linear, F.linear; activations ReLU, LeakyReLU, Sigmoid, Tanh, GELU (modules, "
     "functions or tensor methods); BatchNorm1d in eval mode; torch.cat along the feature "
     "axis; + and - of vectors (residuals); * and / by constants; Flatten, Dropout, Identity, "
-    "view/reshape of a vector"
+    "view/reshape of a vector; Softmax or LogSoftmax as the last step"
 )
 
 
-def load_module(model: nn.Module, input_dim: int | None = None) -> NeuronGraph:
-    """Trace ``model`` and build its neuron graph.
+def load_module(model: nn.Module, input_dim: int | None = None
+                ) -> tuple[NeuronGraph, dict[str, Any]]:
+    """Trace ``model`` and build its neuron graph, with notes on what was read that the graph
+    does not show (``"torch"`` in the model's meta: a softmax at the end).
 
     ``input_dim`` is needed only when the input width cannot be read off the first Linear
     that consumes the network input.
@@ -83,12 +93,19 @@ class _Tracer:
         self.input_dim = input_dim
         self.builder = GraphBuilder()
         self.values: dict[str, Value] = {}
+        self.final: dict[str, str] = {}  # nodes only the output may read: softmax -> kind
+        self.notes: dict[str, Any] = {}
 
-    def run(self) -> NeuronGraph:
+    def run(self) -> tuple[NeuronGraph, dict[str, Any]]:
         outputs: AffineVec | None = None
         for node in self.traced.graph.nodes:
             try:
                 if node.op == "output":
+                    returned = node.args[0] if isinstance(node.args[0], tuple | list) else (
+                        node.args[0],)
+                    for arg in returned:
+                        if isinstance(arg, torch.fx.Node) and arg.name in self.final:
+                            self.notes["output_activation"] = self.final.pop(arg.name)
                     outputs = self._as_vector(node.args[0], node)
                 else:
                     self.values[node.name] = self._eval(node)
@@ -97,7 +114,17 @@ class _Tracer:
                                      fix="check the layer sizes") from exc
         if outputs is None:
             raise ModelLoadError("the module returns nothing", where="forward()")
-        return self.builder.finish(outputs)
+        return self.builder.finish(outputs), ({"torch": self.notes} if self.notes else {})
+
+    def _softmax(self, node: torch.fx.Node, kind: str) -> Value:
+        """A softmax over the features, which only the output may read."""
+        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+        if node.op == "call_module":
+            dim = self.modules[str(node.target)].dim
+        if dim not in (None, 1, -1):
+            raise self._unsupported(node, f"a softmax along dim={dim}, not the features")
+        self.final[node.name] = kind
+        return self._vector(self._arg(node, 0), node)
 
     def _where(self, node: torch.fx.Node) -> str:
         model = type(self.traced).__name__
@@ -138,6 +165,8 @@ class _Tracer:
             return x
         if isinstance(module, nn.BatchNorm1d):
             return self._batch_norm(module, self._vector(x, node), node)
+        if type(module) in SOFTMAX_MODULES:
+            return self._softmax(node, SOFTMAX_MODULES[type(module)])
         raise self._unsupported(node, f"module {type(module).__name__}")
 
     def _batch_norm(self, module: nn.BatchNorm1d, x: AffineVec, node: torch.fx.Node
@@ -190,6 +219,8 @@ class _Tracer:
             return self._arg(node, 0)
         if fn in ARITHMETIC:
             return ARITHMETIC[fn](self, node)
+        if fn in SOFTMAX_FUNCTIONS:
+            return self._softmax(node, SOFTMAX_FUNCTIONS[fn])
         raise self._unsupported(node, f"function {getattr(fn, '__name__', fn)}")
 
     def _call_method(self, node: torch.fx.Node) -> Value:
@@ -200,6 +231,8 @@ class _Tracer:
             )
         if method in NO_OP_METHODS:
             return self._arg(node, 0)
+        if method in SOFTMAX_METHODS:
+            return self._softmax(node, SOFTMAX_METHODS[method])
         raise self._unsupported(node, f"method .{method}()")
 
     # --- arithmetic on vectors and constants -------------------------------------------
@@ -238,6 +271,12 @@ class _Tracer:
 
     def _resolve(self, arg: Any) -> Value:
         if isinstance(arg, torch.fx.Node):
+            if arg.name in self.final:
+                raise ModelLoadError("a later step reads this softmax's output; circuitql "
+                                     "reads a softmax only as the network's last step",
+                                     where=f"forward() step {arg.name!r}",
+                                     fix="index the network without the softmax, or with it "
+                                     "as the last step")
             return self.values[arg.name]
         if isinstance(arg, int | float):
             return float(arg)

@@ -53,3 +53,21 @@ def test_a_weights_file_has_no_reference_but_its_canonical_graph(tmp_path: Path)
     report = check_file(path, n_probes=300)
     assert [c.compared for c in report.comparisons] == ["canonical graph vs loaded graph"]
     assert report.comparisons[0].error <= Config().max_error
+
+
+def test_a_fixed_batch_written_into_the_graph_is_run_in_batches_of_its_size(
+        tmp_path: Path) -> None:
+    """An exporter that saw a batch of 25 writes Reshape(x, (25, -1)): the reference runs the
+    probes 25 at a time (the last batch padded), and agrees with the graph read."""
+    import torch
+    from torch import nn
+
+    class Viewed(nn.Sequential):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x.view(x.size(0), -1))
+
+    model = Viewed(nn.Linear(16, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+    path = tmp_path / "fixed.onnx"
+    torch.onnx.export(model, (torch.randn(25, 1, 4, 4),), str(path), dynamo=False)
+    (against_file, _) = check_file(path, n_probes=1010).comparisons
+    assert against_file.error < 1e-5 and against_file.argmax_agreement == 1.0

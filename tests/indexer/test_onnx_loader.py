@@ -514,6 +514,36 @@ def test_a_fixed_batch_size_is_read_as_the_batch(tmp_path: Path) -> None:
     _assert_matches_reference(path, graph)
 
 
+@pytest.mark.parametrize(("batch", "dynamic", "folded"), [
+    (2, True, True),  # x.view(x.size(0), -1) with a symbolic batch: Shape, Gather, Concat
+    (25, False, False),  # a fixed batch written into the shape arithmetic: (25, -1)
+    (25, False, True),  # ... folded by the exporter into one Reshape to (25, -1)
+])
+def test_exported_views_of_the_batch_read_one_sample(tmp_path: Path, batch: int,
+                                                     dynamic: bool, folded: bool) -> None:
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.out = nn.Linear(16, 5), nn.Linear(5, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(torch.relu(self.fc1(x.view(x.size(0), -1))))
+
+    model, path = Net().eval(), tmp_path / "view.onnx"
+    torch.onnx.export(model, (torch.randn(batch, 1, 4, 4),), str(path), input_names=["x"],
+                      dynamic_axes={"x": {0: "N"}} if dynamic else None,
+                      do_constant_folding=folded, dynamo=False)
+    graph, _ = load_onnx(path)
+    x = np.random.default_rng(3).normal(size=(10, 16))
+    with torch.no_grad():
+        expected = model(torch.tensor(x, dtype=torch.float32).view(10, 1, 4, 4)).numpy()
+    np.testing.assert_allclose(graph.evaluate(x), expected, atol=1e-5)
+    assert [u.id for u in graph.hidden] == [f"fc1:{i}" for i in range(5)]
+
+
 def test_batch_normalization_folds_into_the_affine_maps(tmp_path: Path) -> None:
     bn = {"s": _rand(6) + 2, "b": _rand(6), "m": _rand(6), "v": np.abs(_rand(6)) + 0.5}
     image_bn = {f"c{k}": np.abs(v[:2]) + 0.1 for k, v in bn.items()}

@@ -125,6 +125,40 @@ def test_batch_norm_in_eval_mode_folds_into_the_layers_around_it() -> None:
     assert [u.id for u in graph.hidden] == [f"1:{i}" for i in range(4)]
 
 
+class Scored(nn.Module):
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.fc1, self.out, self.how = nn.Linear(3, 4), nn.Linear(4, 2), how
+        self.log_softmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.out(torch.relu(self.fc1(x)))
+        if self.how == "module":
+            return self.log_softmax(scores)
+        if self.how == "function":
+            return F.softmax(scores, dim=-1)
+        if self.how == "method":
+            return scores.softmax(dim=1)
+        return F.softmax(scores, dim=1) * 2  # read after the softmax
+
+
+@pytest.mark.parametrize(("how", "kind"), [("module", "logsoftmax"), ("function", "softmax"),
+                                           ("method", "softmax")])
+def test_a_softmax_at_the_end_leaves_the_scores_and_is_recorded(how: str, kind: str) -> None:
+    model = Scored(how).double().eval()
+    loaded = load(model)
+    assert loaded.meta == {"torch": {"output_activation": kind}}
+    x = np.random.default_rng(2).normal(size=(20, 3))
+    with torch.no_grad():
+        scores = model.out(torch.relu(model.fc1(torch.tensor(x)))).numpy()
+    np.testing.assert_allclose(loaded.graph.evaluate(x), scores, atol=1e-12)
+
+
+def test_a_softmax_before_the_end_is_refused() -> None:
+    with pytest.raises(ModelLoadError, match="only as the network's last step"):
+        load(Scored("inside").double().eval())
+
+
 def test_batch_norm_in_training_mode_is_refused_with_the_fix() -> None:
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU())
     with pytest.raises(ModelLoadError, match="batch's own statistics") as err:
