@@ -178,10 +178,13 @@ class GraphBuilder:
                                                                                 module)
 
     def activate(
-        self, value: AffineVec, activation: Activation, module: str, alpha: float = 0.01
+        self, value: AffineVec, activation: Activation, module: str, alpha: float = 0.01,
+        keep: bool = False,
     ) -> AffineVec:
-        """Create one unit per element; the result is those units' outputs."""
-        if activation is Activation.IDENTITY:
+        """Create one unit per element; the result is those units' outputs. An identity
+        layer is folded into its readers (``linear`` decides where) unless ``keep`` says it
+        is a layer of its own the user wants to see."""
+        if activation is Activation.IDENTITY and not keep:
             return value
         return self._new_units(value, activation, module, alpha)
 

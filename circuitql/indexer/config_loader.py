@@ -64,6 +64,7 @@ class LayerSpec:
     weight: TensorRef
     bias: TensorRef | None
     bias_required: bool = False
+    keep: bool = False  # a linear layer stays as units even where folding adds no edges
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,9 @@ def _layer(entry: Any, known: list[str]) -> LayerSpec:
     transpose = entry.get("transpose")
     if transpose is not None and not isinstance(transpose, bool):
         raise _ConfigProblem(f"layer {name!r}: 'transpose' must be true or false")
+    keep = entry.get("keep", False)
+    if not isinstance(keep, bool):
+        raise _ConfigProblem(f"layer {name!r}: 'keep' must be true or false")
     weight = _tensor_ref(entry.get("weight", f"{name}.weight"), f"layer {name!r}: 'weight'")
     assert weight is not None
     if transpose is not None and weight.transpose is None:
@@ -182,7 +186,7 @@ def _layer(entry: Any, known: list[str]) -> LayerSpec:
         _names(entry.get("input", known[-1]), f"layer {name!r}: 'input'", known,
                "an earlier layer"),
         _names(entry.get("add", []), f"layer {name!r}: 'add'", known, "an earlier layer"),
-        float(slope), weight, bias, bias_required="bias" in entry)
+        float(slope), weight, bias, bias_required="bias" in entry, keep=keep)
 
 
 def _names(value: Any, what: str, known: list[str], kind: str) -> tuple[str, ...]:
@@ -364,7 +368,8 @@ def build_graph(config: ModelConfig, tensors: Mapping[str, np.ndarray], where: s
         pre = builder.linear(x, weight, bias, layer.name)
         for ref in layer.adds:
             pre = pre + values[ref]
-        values[layer.name] = builder.activate(pre, layer.activation, layer.name, layer.alpha)
+        values[layer.name] = builder.activate(pre, layer.activation, layer.name, layer.alpha,
+                                              keep=layer.keep)
     graph = builder.finish(AffineVec.concat([values[name] for name in config.outputs]))
     return graph, ({"loaded": {"transposed": transposed}} if transposed else {})
 

@@ -269,6 +269,27 @@ def test_a_config_renames_transposes_ties_and_slices_tensors(tmp_path: Path) -> 
     assert loaded.meta["loaded"]["transposed"] == ["layers.0.W", "layers.0.W", "layers.2.W"]
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_linear_layer_is_kept_as_units_on_request(tmp_path: Path, keep: bool) -> None:
+    """A 6 -> 3 -> 2 linear map is one 6 -> 2 map (no more edges), unless the config keeps
+    the 3-unit layer: then it stays, as units with the identity activation, through the
+    canonical form too."""
+    from safetensors.numpy import save_file
+
+    from circuitql.indexer.canonical import canonicalize
+
+    rng = np.random.default_rng(4)
+    enc, dec = rng.normal(size=(3, 6)), rng.normal(size=(2, 3))
+    save_file({"enc.weight": enc, "dec.weight": dec}, str(tmp_path / "ae.safetensors"))
+    (tmp_path / "ae.json").write_text(json.dumps({"inputs": 6, "layers": [
+        {"name": "enc", "keep": keep}, {"name": "dec"}]}))
+    graph = load(tmp_path / "ae.safetensors").graph
+    x = rng.normal(size=(20, 6))
+    np.testing.assert_allclose(graph.evaluate(x), x @ enc.T @ dec.T, atol=1e-9)
+    kept = [u.id for u in canonicalize(graph).graph.hidden]
+    assert kept == ([f"enc:{i}" for i in range(3)] if keep else [])
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     ({"layers": [{"name": "fc1", "activation": "relu", "input": 5}]}, "'input' must be a name"),
     ({"outputs": 7}, "'outputs' must be a name"),
@@ -281,8 +302,9 @@ def test_a_config_renames_transposes_ties_and_slices_tensors(tmp_path: Path) -> 
     ({"layers": [{"name": "fc1", "weight": 3}]}, "must be a tensor name"),
     ({"layers": [{"name": "fc1", "transpose": "yes"}]}, "'transpose' must be true or false"),
     ({"layers": [{"name": "fc1", "weight": "nope"}]}, "does not hold"),
+    ({"layers": [{"name": "fc1", "keep": 1}]}, "'keep' must be true or false"),
 ], ids=["input-number", "outputs-number", "input-nested", "slope-text", "meta-list",
-        "reversed-range", "weight-number", "transpose-text", "missing-tensor"])
+        "reversed-range", "weight-number", "transpose-text", "missing-tensor", "keep-number"])
 def test_a_malformed_config_is_one_message(tmp_path: Path, edit: dict[str, object],
                                            message: str) -> None:
     path = save(_spec(), tmp_path / "m.safetensors")
