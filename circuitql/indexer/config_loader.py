@@ -87,13 +87,65 @@ def find_sidecar(weights: Path) -> Path | None:
 
 def suggested_config(tensors: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """A config for the file's own tensors, read as a chain of layers in the order they were
-    saved (ReLU between them): the start a user edits, in the error that asks for one."""
-    layers = [name[: -len(".weight")] for name, t in tensors.items()
-              if name.endswith(".weight") and t.ndim == 2]
-    inputs = int(tensors[f"{layers[0]}.weight"].shape[1]) if layers else 1
-    return {"format": CONFIG_FORMAT, "inputs": inputs, "layers": [
-        {"name": name, "activation": "relu" if i < len(layers) - 1 else "identity"}
-        for i, name in enumerate(layers)]}
+    saved (ReLU between them): the start a user edits, in the error that asks for one.
+
+    Every matrix is a layer, whatever its name (``fc1.weight``, ``layers.0.W``, ``W``), read
+    as stored (out x in, as torch keeps it) or transposed, whichever chains with the layers
+    around it; its bias is ``<layer>.bias`` or the vector saved right after it, when its
+    length fits."""
+    names = list(tensors)
+    matrices = [n for n in names if tensors[n].ndim == 2][:MAX_SUGGESTED_LAYERS]
+    shapes = [(int(tensors[n].shape[0]), int(tensors[n].shape[1])) for n in matrices]
+    flips = _chained_orientation(shapes, [n.endswith(".weight") for n in matrices])
+    layers: list[dict[str, Any]] = []
+    used: set[str] = set()
+    for i, (name, (rows, cols), flip) in enumerate(zip(matrices, shapes, flips, strict=True)):
+        layer = name.rsplit(".", 1)[0] if "." in name else name  # the module: layers.0.W
+        if any(entry["name"] == layer for entry in layers):
+            layer = name
+        out = cols if flip else rows
+        entry: dict[str, Any] = {"name": layer}
+        if name != f"{layer}.weight":
+            entry["weight"] = name
+        if flip:
+            entry["transpose"] = True
+        following = names[names.index(name) + 1:names.index(name) + 2]
+        bias = next((b for b in (f"{layer}.bias", *following)
+                     if b in tensors and b not in used and tensors[b].ndim == 1
+                     and tensors[b].shape[0] == out), None)
+        if bias is not None:
+            used.add(bias)
+            if bias != f"{layer}.bias":
+                entry["bias"] = bias
+        entry["activation"] = "relu" if i < len(matrices) - 1 else "identity"
+        layers.append(entry)
+    inputs = (shapes[0][0] if flips[0] else shapes[0][1]) if shapes else 1
+    return {"format": CONFIG_FORMAT, "inputs": inputs, "layers": layers}
+
+
+MAX_SUGGESTED_LAYERS = 64
+
+
+def _chained_orientation(shapes: list[tuple[int, int]], torch_named: list[bool]) -> list[bool]:
+    """For each matrix, whether to read it transposed so that each layer's input width is
+    the previous layer's output width: the chain with the fewest transposes, a matrix named
+    ``*.weight`` (torch's out x in) counted as read as stored; as stored where none chains."""
+    best: dict[int, tuple[int, list[bool]]] = {}  # output width -> (cost, flips so far)
+    for (rows, cols), named in zip(shapes, torch_named, strict=True):
+        step: dict[int, tuple[int, list[bool]]] = {}
+        for flip in (False, True):
+            width_in, width_out = (rows, cols) if flip else (cols, rows)
+            cost = int(flip) * (2 if named else 1)
+            for previous in ([(0, [])] if not best else
+                             [best[width_in]] if width_in in best else []):
+                candidate = (previous[0] + cost, [*previous[1], flip])
+                if width_out not in step or candidate[0] < step[width_out][0]:
+                    step[width_out] = candidate
+        if not step:  # nothing chains: read the rest as stored
+            flips = min(best.values())[1] if best else []
+            return flips + [False] * (len(shapes) - len(flips))
+        best = step
+    return min(best.values())[1] if best else []
 
 
 def _missing_config(weights: Path, tensors: Mapping[str, np.ndarray]) -> ModelLoadError:
@@ -104,7 +156,18 @@ def _missing_config(weights: Path, tensors: Mapping[str, np.ndarray]) -> ModelLo
         f"tensors are {shapes}{more}", where=str(weights),
         fix=f"write {model_stem(weights)}.json beside it; for a chain of these layers with "
         f"ReLU between them: {json.dumps(suggested_config(tensors))} (check the order and "
-        "the activations; see docs/model-config.md)")
+        f"the activations{_unread(tensors)}; see docs/model-config.md)")
+
+
+def _unread(tensors: Mapping[str, np.ndarray]) -> str:
+    """The tensors a config of dense layers cannot read, named, so none is dropped
+    silently."""
+    others = [f"{n} {tuple(t.shape)}" for n, t in tensors.items() if t.ndim not in (1, 2)]
+    if not others:
+        return ""
+    return (f"; {', '.join(others[:4])}{' ...' if len(others) > 4 else ''} are not matrices "
+            "(convolution kernels?): circuitql reads dense layers, so export the network to "
+            "ONNX if it has others")
 
 
 def parse_config(path: Path) -> ModelConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -224,7 +225,7 @@ def test_a_missing_config_is_suggested_from_the_files_own_tensors(tmp_path: Path
         load(path)
     message = str(err.value)
     assert "fc1.weight (7, 5)" in message and "out.bias (3,)" in message
-    suggestion = json.loads(message[message.index('{"format"'):message.index("} (check") + 1])
+    suggestion = _suggestion(message)
     assert suggestion == {"format": "circuitql-mlp", "inputs": 5, "layers": [
         {"name": "fc1", "activation": "relu"}, {"name": "fc2", "activation": "relu"},
         {"name": "out", "activation": "identity"}]}
@@ -232,6 +233,45 @@ def test_a_missing_config_is_suggested_from_the_files_own_tensors(tmp_path: Path
     x = np.random.default_rng(0).normal(size=(20, 5))
     np.testing.assert_allclose(load(path).graph.evaluate(x), _spec().evaluate(x), rtol=1e-5,
                                atol=1e-5)
+
+
+def _suggestion(message: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(
+        message[message.index('{"format"'):message.index("} (check") + 1])
+    return loaded
+
+
+def test_a_suggested_config_reads_tensors_named_any_way_and_stored_either_way(
+        tmp_path: Path) -> None:
+    """rib-style layers.{i}.W stored (in, out), each followed by its bias layers.{i}.b: the
+    suggestion reads them transposed, as only that chains, and loads as written."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(5)
+    w0, b0, w1, w2 = (rng.normal(size=s) for s in ((6, 4), (4,), (4, 3), (3, 2)))
+    path = tmp_path / "rib.safetensors"
+    save_file({"layers.0.W": w0, "layers.0.b": b0, "layers.1.W": w1, "layers.2.W": w2},
+              str(path))
+    with pytest.raises(ModelLoadError) as err:
+        load(path)
+    suggestion = _suggestion(str(err.value))
+    assert suggestion["inputs"] == 6
+    assert [layer["name"] for layer in suggestion["layers"]] == [
+        "layers.0", "layers.1", "layers.2"]
+    path.with_suffix(".json").write_text(json.dumps(suggestion))
+    x = rng.normal(size=(20, 6))
+    expected = np.maximum(np.maximum(x @ w0 + b0, 0) @ w1, 0) @ w2
+    np.testing.assert_allclose(load(path).graph.evaluate(x), expected, atol=1e-9)
+
+
+def test_a_suggested_config_names_the_tensors_it_cannot_read(tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "cnn.pt"
+    torch.save({"conv1.weight": torch.zeros(4, 1, 3, 3), "fc.weight": torch.zeros(2, 72)},
+               str(path))
+    with pytest.raises(ModelLoadError, match=r"conv1.weight \(4, 1, 3, 3\) are not matrices"):
+        load(path)
 
 
 def test_a_config_declaring_millions_of_inputs_is_refused(tmp_path: Path) -> None:
