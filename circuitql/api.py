@@ -44,6 +44,9 @@ class IndexReport:
     unchanged: list[ModelInfo] = field(default_factory=list)
     failed: list[tuple[Any, CircuitQLError]] = field(default_factory=list)
     times: StageTimes = field(default_factory=StageTimes)
+    # Models whose pruning was tightened to keep their canonical error under the bound, with
+    # the canonical form's log lines that say so.
+    tightened: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
 
 class Database:
@@ -125,6 +128,10 @@ class Database:
                         outcome = self.store.write(records, replace)
                     target = report.indexed if outcome.status == "indexed" else report.unchanged
                     target.append(outcome.model)
+                    steps = tuple(line for line in records.canonical_log
+                                  if line.startswith("tighten"))
+                    if steps and outcome.status == "indexed":
+                        report.tightened.append((outcome.model.name, steps))
                 if on_done:
                     on_done(model)
         return report

@@ -318,7 +318,9 @@ def _index(args: argparse.Namespace) -> int:
                 "indexed": [_model_json(m) for m in report.indexed],
                 "unchanged": [_model_json(m) for m in report.unchanged],
                 "failed": [{"path": printable_path(str(path)), "error": str(err)}
-                           for path, err in report.failed]}))
+                           for path, err in report.failed],
+                "tightened": [{"name": name, "log": list(steps)}
+                              for name, steps in report.tightened]}))
         else:
             _print_index_summary(report, db.uri, seconds)
     return EXIT_USER_ERROR if report.failed else 0
@@ -363,6 +365,9 @@ def _bar(total: int | None, quiet: bool, unit: str) -> Iterator[tqdm[Any] | None
 
 
 def _print_index_summary(report: IndexReport, uri: str, seconds: float) -> None:
+    for name, steps in report.tightened:
+        print(f"note: {name}: pruning tightened to keep its canonical error under the bound "
+              f"({'; '.join(steps)})", file=sys.stderr)
     for path, err in report.failed:
         # Most errors say which file they are about; the others get its path in front.
         named = err.where is not None and printable_path(str(path)) in err.where

@@ -498,10 +498,15 @@ def test_the_canonical_error_is_bounded_stored_and_shown(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     net = str(ACASXU / "ACASXU_experimental_v2a_1_1.onnx")
     store = str(tmp_path / "s.db")
-    code, out, _ = run(capsys, "index", net, "--store", store, "--max-canonical-error", "1e-6")
-    assert code == 0
+    code, out, err = run(capsys, "index", net, "--store", store, "--max-canonical-error",
+                         "1e-6")
+    assert code == 0 and "note: ACASXU_experimental_v2a_1_1: pruning tightened" in err
+    code, out, _ = run(capsys, "index", net, "--name", "again", "--store", store,
+                       "--max-canonical-error", "1e-6", "--json")
+    (tightened,) = json.loads(out)["tightened"]
+    assert tightened["name"] == "again" and tightened["log"][0].startswith("tighten prune_tol")
     code, out, _ = run(capsys, "models", "--store", store, "--json")
-    (model,) = json.loads(out)
+    model, _again = json.loads(out)
     assert 0 < model["canonical_error"] <= 1e-6
     assert model["normal_form"]["max_error"] == 1e-6
     code, out, _ = run(capsys, "models", "--store", store)
