@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 from benchmarks.report import Report, add_json_argument
-from circuitql.graph import NeuronGraph
-from circuitql.indexer.basis import (
+from circuitql.analysis.basis import (
     MATCH_THRESHOLD,
     MEASURE,
     BasisReport,
@@ -34,7 +33,8 @@ from circuitql.indexer.basis import (
     Search,
     sparse_basis,
 )
-from circuitql.indexer.degeneracy import Probes
+from circuitql.analysis.degeneracy import Probes
+from circuitql.graph import NeuronGraph
 from circuitql.indexer.load import load
 
 SIZES = (784, 128, 64, 10)

@@ -28,7 +28,7 @@ COLD_TARGET = 0.5  # seconds, issue 15
 INDEX = """
 import sys
 from circuitql.api import connect
-from circuitql.query.library import reference_network
+from circuitql.language.library import reference_network
 db = connect(sys.argv[1])
 db.index(reference_network("abs"), name="abs")
 db.close()

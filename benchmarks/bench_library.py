@@ -41,7 +41,7 @@ from benchmarks.bench_query import time_query
 from benchmarks.report import Report, add_json_argument, ms, peak_rss_mib
 from circuitql.api import connect
 from circuitql.export import save, spec_from_graph
-from circuitql.query.library import builtin_library
+from circuitql.language.library import builtin_library
 from circuitql.zoo.perturbed import perturbed_zoo
 from circuitql.zoo.plant import Expected, GroundTruth, HostShape, Score, hosted_zoo
 

@@ -24,9 +24,9 @@ import numpy as np
 from benchmarks.report import Report, add_json_argument, ms, percentile, timed
 from benchmarks.vf2_baseline import baseline_matches
 from circuitql.api import Database, connect
-from circuitql.query import compile_query, expand
-from circuitql.query.compile import MatchQuery
-from circuitql.query.engine import Explain, Match
+from circuitql.engine.search import Explain, Match
+from circuitql.language import compile_query, expand
+from circuitql.language.compile import MatchQuery
 from circuitql.zoo.plant import planted_host, random_host
 
 SHAPE = (8, [64, 64, 64], 4)

@@ -5,7 +5,7 @@ transformer straight to the AST):
 
 1. library-use queries per second: MATCH / EXPLAIN / COUNT MODELS queries on library circuits,
    the size of what people type (``MATCH min(a, b) -> y IN MODELS 'zoo/*' LIMIT 20``);
-2. library definitions per second: every CIRCUIT of circuitql/query/library/*.cql;
+2. library definitions per second: every CIRCUIT of circuitql/language/library/*.cql;
 3. linearity: one text of k statements for growing k; time per statement should stay flat.
 
 Each text is distinct (names and numbers vary), so nothing is served from a cache. Times are
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from benchmarks.report import Report, add_json_argument
 from circuitql.grammar.parser import parse
 from circuitql.grammar.printer import definition_text
-from circuitql.query import PUBLIC_NAMES, builtin_library
+from circuitql.language import PUBLIC_NAMES, builtin_library
 
 TEMPLATES = (
     "MATCH {name}",
@@ -114,7 +114,7 @@ def main() -> None:
         "Library-use queries are MATCH, EXPLAIN and COUNT MODELS queries on library circuits, "
         f"the size of what people type (the longest: `{max(queries, key=len)}`), each one "
         "distinct (names and numbers vary); library definitions are the CIRCUIT definitions of "
-        f"circuitql/query/library/*.cql, each parsed {DEFINITION_COPIES} times.")
+        f"circuitql/language/library/*.cql, each parsed {DEFINITION_COPIES} times.")
     report.table(
         ["texts", "distinct texts", "words per text", "parsed per second"],
         [["library-use queries", f"{len(queries):,}", words(queries), f"{query_rate:,.0f}"],

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 import networkx as nx
 from networkx.algorithms.isomorphism import DiGraphMatcher
 
-from circuitql.query.engine import DEFAULT_TOLERANCE
-from circuitql.query.match import Neighbourhood, fit
-from circuitql.query.pattern import CircuitPattern, CoefKind, Role
-from circuitql.query.verify import Probing, subnetwork, verify
+from circuitql.engine.fit import fit
+from circuitql.engine.match import Neighbourhood
+from circuitql.engine.search import DEFAULT_TOLERANCE
+from circuitql.engine.verify import Probing, subnetwork, verify
+from circuitql.language.pattern import CircuitPattern, CoefKind, Role
 from circuitql.store.base import Store
 
 

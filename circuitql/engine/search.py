@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from circuitql.domain import Domain
-from circuitql.engine.match import Neighbourhood, NeuronCache, fit, grow, structural_matches
+from circuitql.engine.cache import NeuronCache
+from circuitql.engine.fit import fit
+from circuitql.engine.match import Neighbourhood, grow, structural_matches
 from circuitql.engine.plan import Plan, plan
 from circuitql.engine.verify import Probing, faithfulness, subnetwork, verify
 from circuitql.engine.wiring import Fetch, approximate, relaxed, strict, with_quiet

@@ -1,0 +1,239 @@
+"""Checking a structural match's weights against the pattern: exact weights as ratios within
+tolerance, sign-only weights by sign, free parameters fitted by least squares across every
+unit that mentions them, and each unit's (and each hidden input's) positive scale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from circuitql.engine.match import Neighbourhood
+from circuitql.engine.wiring import Wiring, strict
+from circuitql.graph import UnitKind
+from circuitql.language.pattern import CircuitPattern, Coef, CoefKind, Poly, Role
+from circuitql.store.base import NeuronView
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Parameter values and each unit's scale (network weights / pattern coefficients).
+
+    ``input_scales`` holds the positive scale of each circuit input bound to a hidden unit:
+    the circuit reads ``scale * canonical value``, since a hidden unit's own scale is a
+    symmetry of the network.
+    """
+
+    params: Mapping[str, float]
+    scales: Mapping[str, float]
+    residual: float
+    input_scales: Mapping[str, float] = field(default_factory=dict)
+
+
+Equation = tuple[Poly, float]  # poly(params) == value, both divided by the unit's largest weight
+
+
+def fit(pattern: CircuitPattern, mapping: Mapping[str, str], hood: Neighbourhood,
+        tolerance: float, wiring: Wiring | None = None, approximate: bool = False,
+        kinks: AbstractSet[str] = frozenset()) -> Fit | None:
+    """Check every unit's weights against the pattern; fit free parameters. None: no fit.
+
+    Weights come from ``wiring`` (default: the matched edges alone) and are compared as
+    ratios: residuals are relative to each unit's largest weight, so ``tolerance`` means the
+    same thing for every unit.
+
+    Exactly, a unit's scale (canonical weights / pattern coefficients) is fitted on its own
+    exact coefficients, bias included; a unit the canonical form never rescales (an output,
+    a sigmoid) has scale 1 even without them. Approximately, scales are fitted across the
+    circuit (``_scales``): each circuit input bound to a hidden unit gets a scale of its own,
+    and a unit's scale carries into the weights of its readers. The biases of ``kinks``
+    (units whose zero bias approximation lets move) are not compared here: how far their
+    kinks sit from the origin is judged on the domain, by verification.
+    """
+    wiring = wiring or strict(pattern, mapping, hood.views)
+    unit_scale: dict[str, float] = {}
+    source_scale: dict[str, float] = {}
+    if approximate:
+        fitted = _scales(pattern, mapping, hood.views, wiring)
+        if fitted is None:
+            return None
+        unit_scale, source_scale = fitted
+    scales: dict[str, float] = {}
+    equations: list[Equation] = []
+    worst = 0.0
+    for unit in pattern.units:
+        if unit.role is Role.INPUT:
+            continue
+        view = hood.views[mapping[unit.name]]
+        weights = wiring.weights[unit.name]
+        terms = [(weights[src], _scaled(coef, source_scale.get(src))) for src, coef in unit.inputs]
+        terms.append((view.record.bias, unit.bias))
+        top = max((abs(w) for w, _ in terms[:-1]), default=0.0) or 1.0
+        fixed = _fixed_scale(view)
+        scale = unit_scale.get(unit.name, fixed) if approximate else _unit_scale(terms, fixed)
+        if scale is not None and scale <= 0:
+            return None
+        for value, coef in terms:
+            if coef.kind is CoefKind.SIGN:
+                if value * coef.value <= 0:
+                    return None  # an approximate wiring can move a weight across zero
+                continue
+            if scale is None or (coef is unit.bias and unit.name in kinks):
+                continue  # nothing to compare against, or a kink judged on the domain
+            if coef.kind is CoefKind.EXACT:
+                worst = max(worst, abs(value - scale * coef.value) / top)
+            else:
+                equations.append((coef.poly.scaled(scale / top), value / top))
+        if worst > tolerance:
+            return None
+        if scale is not None:
+            scales[unit.name] = scale
+    params = _solve(pattern.params, equations)
+    if params is None:
+        return None
+    residual = max((abs(poly.evaluate(params) - value) for poly, value in equations),
+                   default=0.0)
+    if residual > tolerance:
+        return None
+    inputs = {name: source_scale[name] for name in pattern.inputs if name in source_scale}
+    return Fit(params, scales, max(worst, residual), inputs)
+
+
+def _scaled(coef: Coef, scale: float | None) -> Coef:
+    """A coefficient on a source the network carries at ``scale`` times the pattern's."""
+    if scale is None or coef.kind is CoefKind.SIGN:
+        return coef
+    return Coef(coef.poly.scaled(scale))
+
+
+# How strongly a hidden input's scale is pulled to its canonical scale where the weights
+# leave it free: far too weakly to move a scale they determine.
+GAUGE_PULL = 1e-3
+
+
+def _scales(pattern: CircuitPattern, mapping: Mapping[str, str],
+            views: Mapping[str, NeuronView], wiring: Wiring
+            ) -> tuple[dict[str, float], dict[str, float]] | None:
+    """Every unit's scale k and every source's scale, fitted across the circuit together.
+
+    A network unit computes 1/k_U times its pattern unit (k_U = 1 where the canonical form
+    never rescales), and a circuit input bound to a hidden unit is read at 1/s_i its value.
+    So an exact coefficient c of source j in unit U predicts the weight
+    w = c * sigma_j * k_U, with sigma_j = s_j for such an input, 1/k_j for a hidden pattern
+    unit and 1 for a network input; an exact bias c predicts b = c * k_U. Least squares on
+    log |w / c| gives every scale at once, consistent across the circuit: a decoy whose two
+    detectors read different directions, or whose reader weighs a unit as its scale does not
+    allow, leaves residuals the ratio checks then reject. None when a weight's sign
+    disagrees with its coefficient's.
+
+    Where the weights leave an input's scale free (x's scale against its readers' in
+    is_even: only their product is seen), it stays at the canonical scale, 1: a weak pull
+    toward it decides, never the data. A circuit whose reference is not scale-free (parity
+    on the integers) is only found there.
+    """
+    unknowns: dict[str, int] = {}
+    for name in pattern.inputs:
+        if views[mapping[name]].record.signature.kind is not UnitKind.INPUT:
+            unknowns[name] = len(unknowns)
+    inputs = list(unknowns.values())
+    for unit in pattern.units:
+        if unit.role is not Role.INPUT and _fixed_scale(views[mapping[unit.name]]) is None:
+            unknowns[unit.name] = len(unknowns)
+    rows: list[tuple[dict[int, float], float]] = []
+    for unit in pattern.units:
+        if unit.role is Role.INPUT:
+            continue
+        terms: list[tuple[float, Coef, str | None]] = [
+            (wiring.weights[unit.name][src], coef, src) for src, coef in unit.inputs]
+        terms.append((views[mapping[unit.name]].record.bias, unit.bias, None))
+        for value, coef, src in terms:
+            if coef.kind is not CoefKind.EXACT or coef.is_zero:
+                continue
+            if value * coef.value <= 0:
+                return None
+            row: dict[int, float] = {}
+            if unit.name in unknowns:
+                row[unknowns[unit.name]] = 1.0  # log k_U
+            if src in unknowns:
+                sign = 1.0 if pattern.unit(src).role is Role.INPUT else -1.0
+                row[unknowns[src]] = row.get(unknowns[src], 0.0) + sign  # log sigma_j
+            rows.append((row, math.log(value / coef.value)))
+    rows += [({column: GAUGE_PULL}, 0.0) for column in inputs]
+    log = np.zeros(len(unknowns))
+    if rows and unknowns:
+        a = np.zeros((len(rows), len(unknowns)))
+        for r, (row, _) in enumerate(rows):
+            for column, factor in row.items():
+                a[r, column] = factor
+        log, *_ = np.linalg.lstsq(a, np.array([value for _, value in rows]), rcond=None)
+    unit_scale, source_scale = {}, {}
+    for name, column in unknowns.items():
+        value = math.exp(float(log[column]))
+        if pattern.unit(name).role is Role.INPUT:
+            source_scale[name] = value
+        else:
+            unit_scale[name] = value
+            source_scale[name] = 1.0 / value
+    return unit_scale, source_scale
+
+
+def _fixed_scale(view: NeuronView) -> float | None:
+    """Scale 1 for units canonicalization leaves unscaled (outputs, sigmoid/tanh/gelu)."""
+    sig = view.record.signature
+    if sig.kind is UnitKind.OUTPUT or not sig.activation.positively_homogeneous:
+        return 1.0
+    return None
+
+
+def _unit_scale(terms: list[tuple[float, Coef]], fixed: float | None) -> float | None:
+    """Least-squares scale of the exact nonzero coefficients, else ``fixed``."""
+    exact = [(w, c.value) for w, c in terms if c.kind is CoefKind.EXACT and c.value != 0]
+    if not exact:
+        return fixed
+    w = np.array([e[0] for e in exact])
+    c = np.array([e[1] for e in exact])
+    return float(w @ c / (c @ c))
+
+
+def _solve(names: tuple[str, ...], equations: list[Equation]) -> dict[str, float] | None:
+    """Solve polynomial equations by rounds of linear least squares.
+
+    Each round substitutes the parameters known so far; equations left linear in the unknowns
+    are solved together (M from ``-M*x``, then c from ``M*c`` in the next round). Parameters
+    no equation pins down make the fit fail: their value would be a guess.
+    """
+    known: dict[str, float] = {}
+    while len(known) < len(names):
+        rows = [r for r in (_linear(poly, known, value) for poly, value in equations) if r]
+        unknowns = sorted({p for linear, _ in rows for p in linear})
+        if not unknowns:
+            return None
+        a = np.array([[linear.get(p, 0.0) for p in unknowns] for linear, _ in rows])
+        b = np.array([value for _, value in rows])
+        if np.linalg.matrix_rank(a) < len(unknowns):
+            return None
+        solution, *_ = np.linalg.lstsq(a, b, rcond=None)
+        known.update(zip(unknowns, solution.tolist(), strict=True))
+    return known
+
+
+def _linear(poly: Poly, known: Mapping[str, float], value: float
+            ) -> tuple[dict[str, float], float] | None:
+    """``poly == value`` with known parameters substituted, as (coefficients of the unknowns,
+    right-hand side), when it is linear in them and mentions at least one."""
+    linear: dict[str, float] = {}
+    rhs = value
+    for mono, factor in poly.terms:
+        rest = [p for p in mono if p not in known]
+        factor *= float(np.prod([known[p] for p in mono if p in known]))
+        if not rest:
+            rhs -= factor
+        elif len(rest) == 1:
+            linear[rest[0]] = linear.get(rest[0], 0.0) + factor
+        else:
+            return None
+    return (linear, rhs) if linear else None
