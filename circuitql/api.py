@@ -20,7 +20,7 @@ from circuitql.analysis.census import census as run_census
 from circuitql.analysis.compare import Comparison, compare_models
 from circuitql.engine.search import Explain, Results
 from circuitql.engine.search import run as search
-from circuitql.errors import CircuitQLError
+from circuitql.errors import CircuitQLError, NameTaken
 from circuitql.graph import NeuronGraph
 from circuitql.indexer.files import discover, model_stem, printable_path
 from circuitql.indexer.load import load
@@ -47,6 +47,13 @@ class IndexReport:
     # Models whose pruning was tightened to keep their canonical error under the bound, with
     # the canonical form's log lines that say so.
     tightened: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+    def add(self, outcome: WriteOutcome, records: IndexedModel) -> None:
+        """A model written (or found unchanged), and whether its pruning was tightened."""
+        (self.indexed if outcome.status == "indexed" else self.unchanged).append(outcome.model)
+        steps = tuple(line for line in records.canonical_log if line.startswith("tighten"))
+        if steps and outcome.status == "indexed":
+            self.tightened.append((outcome.model.name, steps))
 
 
 class Database:
@@ -124,17 +131,20 @@ class Database:
                 if isinstance(records, CircuitQLError):
                     report.failed.append((model, records))
                 else:
-                    with report.times.timing("write"):
-                        outcome = self.store.write(records, replace)
-                    target = report.indexed if outcome.status == "indexed" else report.unchanged
-                    target.append(outcome.model)
-                    steps = tuple(line for line in records.canonical_log
-                                  if line.startswith("tighten"))
-                    if steps and outcome.status == "indexed":
-                        report.tightened.append((outcome.model.name, steps))
+                    self._write(model, records, replace, report)
                 if on_done:
                     on_done(model)
         return report
+
+    def _write(self, model: Any, records: IndexedModel, replace: bool, report: IndexReport
+               ) -> None:
+        """One prepared model into the store; a name another network holds fails this model
+        only, and the batch goes on."""
+        try:
+            with report.times.timing("write"):
+                report.add(self.store.write(records, replace), records)
+        except NameTaken as taken:
+            report.failed.append((model, taken))
 
     def index_paths(
         self,

@@ -28,3 +28,8 @@ class ModelLoadError(CircuitQLError):
 
 class StoreError(CircuitQLError):
     """The store cannot be opened, written or read."""
+
+
+class NameTaken(StoreError):
+    """Another network is stored under the name a model would be written under: an error
+    about that one model, not the store, so a batch goes on without it."""

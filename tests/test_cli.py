@@ -569,3 +569,21 @@ def test_json_output_is_strict_json() -> None:
 
     text = _json({"error": math.inf, "rows": [1.5, -math.inf, {"x": math.nan}], "n": 3})
     assert json.loads(text) == {"error": None, "rows": [1.5, None, {"x": None}], "n": 3}
+
+
+def test_a_name_held_by_another_network_fails_that_file_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """x.onnx and x.safetensors in one folder are both named x: the second is listed as
+    failed, and every other file is indexed, in text and in --json."""
+    folder = tmp_path / "zoo"
+    save(random_mlp(np.random.default_rng(0), 3, [4], 1), folder / "x.onnx")
+    save(random_mlp(np.random.default_rng(1), 3, [4], 1), folder / "x.safetensors")
+    save(random_mlp(np.random.default_rng(2), 3, [4], 1), folder / "y.pt")
+    store = str(tmp_path / "s.db")
+    code, out, err = run(capsys, "index", str(folder), "--store", store, "--json")
+    report = json.loads(out)
+    assert code == 2 and {m["name"] for m in report["indexed"]} == {"x", "y"}
+    (failed,) = report["failed"]
+    assert failed["path"].endswith("x.safetensors") and "already stored" in failed["error"]
+    code, out, err = run(capsys, "index", str(folder), "--store", store)
+    assert code == 2 and "x.safetensors" in err and "2 already indexed, 1 failed" in out

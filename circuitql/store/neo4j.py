@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 import neo4j
 from neo4j import exceptions as neo4j_errors
 
-from circuitql.errors import StoreError
+from circuitql.errors import NameTaken, StoreError
 from circuitql.graph import LEAKY_SLOPE, Activation, UnitKind
 from circuitql.records import (
     BiasClass,
@@ -46,7 +46,7 @@ from circuitql.records import (
     Signature,
     WriteOutcome,
 )
-from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values
+from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, unchanged
 
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 DEFAULT_URI = "neo4j://localhost:7687"
@@ -293,13 +293,13 @@ class Neo4jStore:
         ).single()
         if existing is not None:
             info = _model_info(existing["m"])
-            if info.content_hash == model.content_hash:
-                if info.normal_form == model.normal_form:
-                    return WriteOutcome("unchanged", info)
+            if unchanged(info, model):
+                return WriteOutcome("unchanged", info)
+            if info.content_hash == model.content_hash:  # canonicalized or described otherwise
                 return self._replace_tx(tx, info.name, model)
             if replace:
                 return self._replace_tx(tx, info.name, model)
-            raise StoreError(
+            raise NameTaken(
                 f"a different model is already stored under the name {model.name!r} (stored "
                 f"content {info.content_hash[:12]} from {info.source}, new content "
                 f"{model.content_hash[:12]} from {model.source})",

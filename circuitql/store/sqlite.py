@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from circuitql.errors import StoreError
+from circuitql.errors import NameTaken, StoreError
 from circuitql.graph import LEAKY_SLOPE
 from circuitql.records import (
     EdgeColumns,
@@ -45,7 +45,7 @@ from circuitql.records import (
     Signature,
     WriteOutcome,
 )
-from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values
+from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, unchanged
 
 SCHEMA_VERSION = 9
 
@@ -347,14 +347,14 @@ class SQLiteStore:
         ).fetchone()
         if existing is not None:
             stored = _model_info(existing)
+            if unchanged(stored, model):
+                return WriteOutcome("unchanged", stored)
             if stored.content_hash == model.content_hash:
-                if stored.normal_form == model.normal_form:
-                    return WriteOutcome("unchanged", stored)
-                self._delete(stored.name)  # the same network, canonicalized otherwise
+                self._delete(stored.name)  # the same network, canonicalized or described otherwise
             elif replace:
                 self._delete(stored.name)
             else:
-                raise StoreError(
+                raise NameTaken(
                     f"a different model is already stored under the name {model.name!r} "
                     f"(stored content {stored.content_hash[:12]}, new content "
                     f"{model.content_hash[:12]})",

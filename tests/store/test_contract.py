@@ -122,6 +122,20 @@ def test_same_content_canonicalized_otherwise_replaces_the_stored_model(store: S
     assert store.write(other).status == "unchanged"
 
 
+def test_same_content_with_edited_metadata_updates_the_stored_model(store: Store) -> None:
+    """A config whose meta was edited (a task relabelled) must update what a census groups
+    the model by, though the network is the same."""
+    store.write(fake_model("m1", meta={"task": "abs"}))
+    assert store.write(fake_model("m1", meta={"task": "abs"})).status == "unchanged"
+    outcome = store.write(fake_model("m1", meta={"task": "negation", "seed": (1, 2)}))
+    assert outcome.status == "indexed"
+    info = store.get_model("m1")
+    assert info is not None and dict(info.meta) == {"task": "negation", "seed": [1, 2]}
+    assert [m.name for m in store.models()] == ["m1"]
+    assert store.write(fake_model("m1", meta={"task": "negation", "seed": (1, 2)})).status == (
+        "unchanged")
+
+
 def test_the_canonical_error_is_kept_and_an_unmeasured_one_reads_back_as_none(
         store: Store) -> None:
     assert store.write(fake_model("m1", canonical_error=2.5e-5)).model.canonical_error == 2.5e-5
