@@ -7,6 +7,7 @@ Kept thin on purpose: loading, canonicalization and signing live in ``indexer``,
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -195,7 +196,7 @@ class Database:
         if limit is not None:  # the smaller of the two: neither asks for more than it says
             compiled = dataclasses.replace(compiled, limit=min(limit, compiled.limit or limit))
         if timeout is not None:
-            compiled = dataclasses.replace(compiled, timeout=timeout)
+            compiled = dataclasses.replace(compiled, timeout=_seconds(timeout))
         return Results(search(self.store, compiled, _watched(explain, on_progress)))
 
     def execute(self, text: str) -> CompiledQuery:
@@ -227,6 +228,7 @@ class Database:
         statement as ``execute`` compiled it, which says the rest itself (``timeout``
         still applies). ``on_progress`` hears the search's progress as in ``query``."""
         explain = _watched(explain, on_progress)
+        timeout = None if timeout is None else _seconds(timeout)
         if isinstance(circuit, CensusQuery):
             query = circuit if timeout is None else dataclasses.replace(circuit,
                                                                         timeout=timeout)
@@ -285,6 +287,14 @@ class Database:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _seconds(timeout: float) -> float:
+    """A search's time limit, checked: NaN or infinity would mean no limit at all."""
+    if not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
+        raise CircuitQLError(f"timeout={timeout!r}: a search's time limit is a finite number "
+                             "of seconds above 0", fix="give e.g. timeout=30")
+    return float(timeout)
 
 
 def _watched(explain: Explain | None, on_progress: Callable[[int, int], None] | None

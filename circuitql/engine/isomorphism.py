@@ -17,7 +17,7 @@ then by network unit id, whatever the process's hash seed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 # Searched by trying assignments when the candidate sets allow at most this many.
 SMALL_SEARCH = 4096
@@ -29,12 +29,14 @@ def monomorphisms(
     allowed: Mapping[str, frozenset[str]],
     edges: Iterable[tuple[str, str, float]],
     pattern_edges: Signs,
+    expired: Callable[[], bool] = lambda: False,
 ) -> Iterator[dict[str, str]]:
     """Every injective map pattern unit -> network unit that keeps pattern edges and signs.
 
     ``allowed`` maps a network unit to the pattern units it may stand for; ``edges`` are the
     significant network edges among those units; ``pattern_edges`` maps each pattern edge to
-    the sign its weight must have (None: any sign).
+    the sign its weight must have (None: any sign). A large search stops once ``expired``
+    says the query's time is up (twelve interchangeable units have 479 million maps).
     """
     host = {(src, dst): 1 if weight > 0 else -1 for src, dst, weight in edges
             if src in allowed and dst in allowed}
@@ -42,7 +44,7 @@ def monomorphisms(
     if math.prod(len(c) for c in candidates.values()) <= SMALL_SEARCH:
         yield from assignments(candidates, host, pattern_edges)
     else:
-        yield from vf2(allowed, host, pattern_edges, _order(candidates))
+        yield from vf2(allowed, host, pattern_edges, _order(candidates), expired)
 
 
 def _candidates(allowed: Mapping[str, frozenset[str]], pattern_edges: Signs
@@ -97,7 +99,8 @@ def _kept(host: Mapping[tuple[str, str], int], src: str, dst: str, sign: int | N
 
 
 def vf2(allowed: Mapping[str, frozenset[str]], host_edges: Mapping[tuple[str, str], int],
-        pattern_edges: Signs, order: list[str]) -> Iterator[dict[str, str]]:
+        pattern_edges: Signs, order: list[str], expired: Callable[[], bool] = lambda: False
+        ) -> Iterator[dict[str, str]]:
     """The maps, by networkx's VF2, for neighbourhoods too large to try assignment by
     assignment; sorted by their units in ``order``, as ``assignments`` gives them.
 
@@ -118,11 +121,24 @@ def vf2(allowed: Mapping[str, frozenset[str]], host_edges: Mapping[tuple[str, st
         pattern.add_edge(src, dst, sign=sign)
 
     def node_match(host_attrs: dict[str, object], pattern_attrs: dict[str, object]) -> bool:
+        # VF2 may search long between two maps (or find none): asked at every step, this is
+        # where a search past the query's deadline is stopped.
+        if expired():
+            raise _Expired
         return pattern_attrs["name"] in host_attrs["allowed"]  # type: ignore[operator]
 
     def edge_match(host_attrs: dict[str, object], pattern_attrs: dict[str, object]) -> bool:
         return pattern_attrs["sign"] is None or pattern_attrs["sign"] == host_attrs["sign"]
 
     matcher = DiGraphMatcher(host, pattern, node_match=node_match, edge_match=edge_match)
-    maps = [{p: h for h, p in mapping.items()} for mapping in matcher.subgraph_monomorphisms_iter()]
+    maps = []
+    try:
+        for mapping in matcher.subgraph_monomorphisms_iter():
+            maps.append({p: h for h, p in mapping.items()})
+    except _Expired:  # the maps so far; the query's answer says it is partial
+        pass
     yield from sorted(maps, key=lambda m: [m[name] for name in order])
+
+
+class _Expired(Exception):
+    """Raised inside networkx's matcher to stop it at the query's deadline."""

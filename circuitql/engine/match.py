@@ -8,7 +8,7 @@ signature the next pattern unit admits. Nothing outside the pattern's reach is l
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -90,7 +90,11 @@ def _reach(views: Mapping[str, NeuronView], via: frozenset[str],
     return frozenset().union(*(views[uid].targets_with_fan_in(low, high) for uid in via))
 
 
-def structural_matches(pattern: CircuitPattern, hood: Neighbourhood) -> Iterator[dict[str, str]]:
+def structural_matches(pattern: CircuitPattern, hood: Neighbourhood,
+                       expired: Callable[[], bool] = lambda: False
+                       ) -> Iterator[dict[str, str]]:
+    """The pattern's maps into the neighbourhood, until ``expired`` says the query's time is
+    up."""
     allowed: dict[str, set[str]] = {}
     for name, uids in hood.candidates.items():
         for uid in uids:
@@ -101,7 +105,7 @@ def structural_matches(pattern: CircuitPattern, hood: Neighbourhood) -> Iterator
     pattern_edges = {(src, unit.name): _edge_sign(coef)
                      for unit in pattern.units for src, coef in unit.inputs}
     yield from monomorphisms({u: frozenset(n) for u, n in allowed.items()}, edges,
-                             pattern_edges)
+                             pattern_edges, expired)
 
 
 def _edge_sign(coef: Coef) -> int | None:

@@ -394,9 +394,13 @@ def _run_pattern(search: _Search, the_plan: Plan, pattern: CircuitPattern) -> It
         explain.counts["grow"] += len(hoods)
         explain.advance(len(batch))
         with _Clock(explain, "match"):
-            matched = [(model, hood, [m for m in structural_matches(pattern, hood)
-                                      if all(m.get(v) == uid for v, uid in search.pins.items())])
-                       for model, hood in hoods]
+            matched = []
+            for model, hood in hoods:
+                if search.expired():
+                    break
+                matched.append((model, hood, [
+                    m for m in structural_matches(pattern, hood, search.expired)
+                    if all(m.get(v) == uid for v, uid in search.pins.items())]))
             # The units bound to pattern inputs, which growth did not read: one store round
             # trip for the whole batch, not one per neighbourhood.
             cache.fetch(sorted({(model, uid) for model, hood, mappings in matched

@@ -216,6 +216,11 @@ def test_a_search_past_its_deadline_keeps_its_matches_and_says_it_is_partial(
     assert found and complete.partial is None
     with pytest.raises(CircuitQLError, match="census could not finish"):
         zoo_db.census("detector_pair", "name", timeout=1e-9)
+    for endless in (float("nan"), float("inf"), 0, -1):  # no limit at all is not a limit
+        with pytest.raises(CircuitQLError, match="finite number of seconds"):
+            zoo_db.query("MATCH detector_pair", timeout=endless)
+        with pytest.raises(CircuitQLError, match="finite number of seconds"):
+            zoo_db.census("detector_pair", "name", timeout=endless)
 
 
 def test_in_models_restricts_the_search(zoo_db: Database) -> None:

@@ -66,3 +66,16 @@ def test_a_large_neighbourhood_goes_to_vf2_with_the_same_answer() -> None:
     assert found == list(assignments(_candidates(allowed, pattern), host, pattern))
     flipped = {edge: -1 for edge in pattern}
     assert list(monomorphisms(allowed, [(a, b, 1.0) for a, b in host], flipped)) == []
+
+
+def test_a_search_past_its_deadline_stops_inside_vf2() -> None:
+    """Twelve interchangeable units among 40 candidates, and an output the hosts do not
+    wire: VF2 would search for hours without finding a map. Told the time is up, it stops
+    within a few steps, with the maps it had (none)."""
+    names = [f"h{i}" for i in range(12)]
+    allowed = {f"u{j}": frozenset(names) for j in range(40)} | {"out": frozenset({"y"})}
+    edges = [(f"u{j}", "out", 1.0) for j in range(11)]  # one reader short of twelve
+    asked = itertools.count()
+    maps = list(monomorphisms(allowed, edges, {(name, "y"): 1 for name in names},
+                              expired=lambda: next(asked) > 1000))
+    assert maps == [] and next(asked) < 1100
