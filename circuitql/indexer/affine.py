@@ -129,6 +129,21 @@ MAX_WIDTH = 8192
 MAX_TENSOR_VALUES = MAX_WIDTH * MAX_WIDTH
 
 
+# All the values of one model's tensors: two of the largest tensors (1 GiB as float64). The
+# twelve blocks of GPT-2 small's MLPs hold 57 million.
+MAX_MODEL_VALUES = 2 * MAX_TENSOR_VALUES
+
+
+def check_model_size(values: int, where: str) -> None:
+    """Refuse a model whose tensors together hold more values than circuitql reads, before
+    they are materialized (many stride-0 or deflated tensors, each under the tensor limit)."""
+    if values > MAX_MODEL_VALUES:
+        raise ModelLoadError(
+            f"the model's tensors hold {values:,} values, more than the {MAX_MODEL_VALUES:,} "
+            "circuitql reads in one model", where=where,
+            fix="index a smaller network, or the part of it a circuit lives in")
+
+
 def check_tensor_size(name: str, values: int, where: str) -> None:
     """Refuse a tensor larger than any layer circuitql reads, before it is materialized (a
     stride-0 tensor or a file's declared shape can ask for gigabytes from a few bytes)."""

@@ -25,7 +25,14 @@ import numpy as np
 from circuitql.domain import Domain, DomainError
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
-from circuitql.indexer.affine import AffineVec, GraphBuilder, ShapeError, check_tensor_size
+from circuitql.indexer.affine import (
+    MAX_MODEL_VALUES,
+    AffineVec,
+    GraphBuilder,
+    ShapeError,
+    check_model_size,
+    check_tensor_size,
+)
 from circuitql.indexer.files import model_stem
 
 CONFIG_FORMAT = "circuitql-mlp"
@@ -308,6 +315,7 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
             tensors = load_file(str(path))
             for name, array in tensors.items():
                 check_tensor_size(name, array.size, str(path))
+            check_model_size(sum(a.size for a in tensors.values()), str(path))
             return {k: v.astype(np.float64) for k, v in tensors.items()}
         return _read_torch_state_dict(path)
     except ModelLoadError:
@@ -368,6 +376,7 @@ def state_dict_of(checkpoint: Mapping[str, Any], where: str) -> Mapping[str, Any
 def _read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
     import torch
 
+    _check_unpacked_size(path)
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -393,7 +402,23 @@ def _read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
     weights = state_dict_of(obj, str(path))
     for name, tensor in weights.items():
         check_tensor_size(str(name), tensor.numel(), str(path))
+    check_model_size(sum(t.numel() for t in weights.values()), str(path))
     return {str(k): v.detach().double().numpy() for k, v in weights.items()}
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """A torch file is a zip: what its entries unpack to is declared in its directory, and
+    checked before torch reads a byte of them (a deflated 512 KB entry can unpack to 512
+    MiB). Files that are not zips (the legacy format) are left to torch."""
+    if not zipfile.is_zipfile(path):
+        return
+    with zipfile.ZipFile(path) as archive:
+        unpacked = sum(entry.file_size for entry in archive.infolist())
+    if unpacked > MAX_MODEL_VALUES * 8:
+        raise ModelLoadError(
+            f"the file unpacks to {unpacked:,} bytes, more than the {MAX_MODEL_VALUES * 8:,} "
+            "of the largest model circuitql reads", where=str(path),
+            fix="index a smaller network, or the part of it a circuit lives in")
 
 
 def load_weights_file(path: Path, config_path: Path | None = None

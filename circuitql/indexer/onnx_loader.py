@@ -27,7 +27,7 @@ from onnx import numpy_helper
 
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
-from circuitql.indexer.affine import AffineVec, GraphBuilder, check_tensor_size
+from circuitql.indexer.affine import AffineVec, GraphBuilder, check_model_size, check_tensor_size
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class _Converter:
         self.batches: set[int] = set()
 
     def run(self) -> tuple[NeuronGraph, dict[str, Any]]:
+        check_model_size(sum(math.prod(t.dims) for t in self.graph.initializer), self.where)
         for tensor in self.graph.initializer:
             self.values[tensor.name] = self._finite(tensor.name, self._array(tensor))
         self._inputs()

@@ -376,6 +376,35 @@ def test_a_stride_zero_tensor_is_refused_before_it_is_materialized(tmp_path: Pat
         load(path)
 
 
+def test_many_tensors_each_under_the_limit_are_refused_together(tmp_path: Path) -> None:
+    """Three stride-0 8192 x 8192 weights, 4.8 KB of file, each at the tensor limit: 201
+    million values together, which the model limit refuses before any is copied."""
+    layers = {f"fc{i}.weight": torch.zeros(1, 1).expand(8192, 8192) for i in (1, 2, 3)}
+    path = tmp_path / "wide.pt"
+    torch.save(layers, path)
+    (tmp_path / "wide.json").write_text(json.dumps({"inputs": 8192, "layers": [
+        {"name": f"fc{i}", "activation": "relu"} for i in (1, 2, 3)]}))
+    with pytest.raises(ModelLoadError, match="201,326,592 values, more than the 134,217,728"):
+        load(path)
+
+
+def test_a_torch_file_unpacking_past_the_limit_is_refused_from_its_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sizes a zip's directory declares are checked before torch unpacks anything (here
+    with the limit lowered to 1,000 values, 8,000 bytes, so the file stays small)."""
+    import zipfile
+
+    from circuitql.indexer import config_loader
+
+    monkeypatch.setattr(config_loader, "MAX_MODEL_VALUES", 1000)
+    path = tmp_path / "deflated.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("deflated/data/0", bytes(100_000))
+    assert path.stat().st_size < 1000
+    with pytest.raises(ModelLoadError, match="unpacks to 100,000 bytes, more than the 8,000"):
+        load(path)
+
+
 def test_weights_that_overflow_are_refused_when_indexed(tmp_path: Path) -> None:
     from circuitql.indexer.pipeline import build_records
 
