@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from circuitql.api import Database, IndexReport, connect, original_network
 from circuitql.domain import Domain
 from circuitql.engine.search import Match
-from circuitql.errors import CircuitQLError
+from circuitql.errors import CircuitQLError, shown
 from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.files import MODEL_SUFFIXES, discover, printable_path
 from circuitql.indexer.pipeline import IndexConfig
@@ -420,8 +420,9 @@ def _models(args: argparse.Namespace) -> int:
          "-" if m.canonical_error is None else f"{m.canonical_error:.1e}", m.source)
         for m in models
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
+    cells = [[shown(cell) for cell in row] for row in rows]  # names and paths from files
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]) - 1)]
+    for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     return 0
 

@@ -8,6 +8,17 @@ Anything else escaping is a bug in circuitql.
 from __future__ import annotations
 
 
+def shown(text: str) -> str:
+    """``text`` as a terminal may print it: control characters (a newline that would forge a
+    table row, an escape sequence that would retitle the terminal) written as ``\\xNN``.
+    Names and metadata come from users' files; what a table or an error shows of them is
+    passed through here."""
+    return text.translate(_CONTROL)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
 class CircuitQLError(Exception):
     """Base of all user errors. ``str(err)`` is the full one-paragraph message."""
 
@@ -18,7 +29,7 @@ class CircuitQLError(Exception):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        head = f"{self.where}: {self.what}" if self.where else self.what
+        head = f"{shown(self.where)}: {self.what}" if self.where else self.what
         return f"{head}\n  fix: {self.fix}" if self.fix else head
 
 

@@ -587,3 +587,20 @@ def test_a_name_held_by_another_network_fails_that_file_only(
     assert failed["path"].endswith("x.safetensors") and "already stored" in failed["error"]
     code, out, err = run(capsys, "index", str(folder), "--store", store)
     assert code == 2 and "x.safetensors" in err and "2 already indexed, 1 failed" in out
+
+
+def test_tables_escape_control_characters_from_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A source path or a metadata value holding an escape sequence or a newline is shown
+    escaped: it can neither retitle the terminal nor forge a row."""
+    folder = tmp_path / "d\x1b]0;T\x07"
+    path = save(random_mlp(np.random.default_rng(0), 3, [4], 1), folder / "m.safetensors")
+    config = json.loads(path.with_suffix(".json").read_text())
+    config["meta"] = {"opt": "x\nforged row"}
+    path.with_suffix(".json").write_text(json.dumps(config))
+    store = str(tmp_path / "s.db")
+    run(capsys, "index", str(folder), "--store", store)
+    code, out, _ = run(capsys, "models", "--store", store)
+    assert code == 0 and "\x1b" not in out and "d\\x1b]0;T\\x07" in out
+    code, out, _ = run(capsys, "census", "abs", "--by", "meta.opt", "--store", store)
+    assert code == 0 and "x\\x0aforged row" in out and len(out.splitlines()) == 2

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from circuitql.engine.search import Explain, Match, PartialAnswer, data_frame, run
-from circuitql.errors import CircuitQLError
+from circuitql.errors import CircuitQLError, shown
 from circuitql.language.compile import CensusQuery, MatchQuery
 from circuitql.records import ModelInfo
 from circuitql.store.base import Store
@@ -115,24 +115,27 @@ class Census:
         return Svg(bar_chart_svg(self)).save(path)
 
     def text(self) -> str:
-        width = max([len(self.group_by), *(len(r.group) for r in self.rows)])
+        """The table a terminal shows; group values come from users' metadata, so their
+        control characters are escaped (a newline in one would forge a row)."""
+        groups = [shown(r.group) for r in self.rows]
+        width = max([len(self.group_by), *(len(g) for g in groups)])
         lines = [f"{self.group_by:<{width}}  with {self.counted:<8}  models  share"]
-        for r in self.rows:
-            lines.append(f"{r.group:<{width}}  {r.with_circuit:>{5 + len(self.counted)}}  "
+        for r, group in zip(self.rows, groups, strict=True):
+            lines.append(f"{group:<{width}}  {r.with_circuit:>{5 + len(self.counted)}}  "
                          f"{r.models:>6}  {r.fraction:6.1%}")
-        for r in self.rows:
+        for r, group in zip(self.rows, groups, strict=True):
             if r.holders:
-                shown = ", ".join(r.holders[:SHOWN_HOLDERS])
+                names = ", ".join(r.holders[:SHOWN_HOLDERS])
                 more = len(r.holders) - SHOWN_HOLDERS
-                lines.append(f"{r.group}: {shown}" + (f" and {more} more (--json lists all)"
-                                                      if more > 0 else ""))
+                lines.append(f"{group}: {names}" + (f" and {more} more (--json lists all)"
+                                                    if more > 0 else ""))
         return "\n".join(lines)
 
 
     def model_text(self) -> str:
         """A line per model: its group, and its best match or "-"."""
         width = max([5, *(len(m.model) for m in self.per_model)])
-        groups = max([len(self.group_by), *(len(m.group) for m in self.per_model)])
+        groups = max([len(self.group_by), *(len(shown(m.group)) for m in self.per_model)])
         lines = [f"{'model':<{width}}  {self.group_by:<{groups}}  error     kind         "
                  "faithfulness"]
         for m in self.per_model:
@@ -141,7 +144,7 @@ class Census:
                 kind = "exact" if m.exact else "approximate"
                 faithful = "-" if m.faithfulness is None else f"{m.faithfulness:.3f}"
                 found = f"{m.error:.2e}  {kind:<11}  {faithful}"
-            lines.append(f"{m.model:<{width}}  {m.group:<{groups}}  {found}")
+            lines.append(f"{m.model:<{width}}  {shown(m.group):<{groups}}  {found}")
         return "\n".join(lines)
 
 
