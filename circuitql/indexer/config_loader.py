@@ -310,13 +310,7 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
     """Tensors by name, from safetensors or from a torch file loaded with weights_only=True."""
     try:
         if is_safetensors(path):
-            from safetensors.numpy import load_file
-
-            tensors = load_file(str(path))
-            for name, array in tensors.items():
-                check_tensor_size(name, array.size, str(path))
-            check_model_size(sum(a.size for a in tensors.values()), str(path))
-            return {k: v.astype(np.float64) for k, v in tensors.items()}
+            return _read_safetensors(path)
         return _read_torch_state_dict(path)
     except ModelLoadError:
         raise
@@ -373,6 +367,39 @@ def state_dict_of(checkpoint: Mapping[str, Any], where: str) -> Mapping[str, Any
         fix="save it with torch.save(model.state_dict(), path)")
 
 
+# safetensors dtypes numpy has no type for: read through torch, which has them.
+_TORCH_ONLY_DTYPES = frozenset({"BF16", "F8_E4M3", "F8_E5M2"})
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Tensors of a safetensors file as float64, their declared sizes and types checked
+    before any is read: complex weights are refused (a network's weights are real), and
+    bfloat16 or float8 ones read through torch."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as file:
+        declared = {name: (file.get_slice(name).get_dtype(), file.get_slice(name).get_shape())
+                    for name in file.keys()}  # noqa: SIM118 (a safe_open is no mapping)
+    for name, (dtype, shape) in declared.items():
+        check_tensor_size(name, math.prod(shape), str(path))
+        _check_real(name, dtype.startswith("C"), str(path))
+    check_model_size(sum(math.prod(shape) for _, shape in declared.values()), str(path))
+    if _TORCH_ONLY_DTYPES & {dtype for dtype, _ in declared.values()}:
+        from safetensors.torch import load_file as load_torch
+
+        return {k: v.double().numpy() for k, v in load_torch(str(path)).items()}
+    from safetensors.numpy import load_file
+
+    return {k: v.astype(np.float64) for k, v in load_file(str(path)).items()}
+
+
+def _check_real(name: str, complex_: bool, where: str) -> None:
+    if complex_:
+        raise ModelLoadError(f"tensor {name!r} holds complex numbers; a network's weights are "
+                             "real, and dropping the imaginary part would change it",
+                             where=where, fix="save the real weights (tensor.real)")
+
+
 def _read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
     import torch
 
@@ -402,6 +429,7 @@ def _read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
     weights = state_dict_of(obj, str(path))
     for name, tensor in weights.items():
         check_tensor_size(str(name), tensor.numel(), str(path))
+        _check_real(str(name), tensor.is_complex(), str(path))
     check_model_size(sum(t.numel() for t in weights.values()), str(path))
     return {str(k): v.detach().double().numpy() for k, v in weights.items()}
 

@@ -405,6 +405,29 @@ def test_a_torch_file_unpacking_past_the_limit_is_refused_from_its_directory(
         load(path)
 
 
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_half_precision_weights_are_read_and_complex_ones_refused(tmp_path: Path,
+                                                                  suffix: str) -> None:
+    """bfloat16 and float8 have no numpy type (safetensors' numpy reader failed on them with
+    a message about a truncated file); complex weights would lose their imaginary part."""
+    from safetensors.torch import save_file
+
+    spec = _spec()
+    path = save(spec, tmp_path / f"m{suffix}")
+    weights = torch.load(path, weights_only=True) if suffix == ".pt" else None
+    tensors = weights or {k: torch.from_numpy(v) for k, v in spec.tensors().items()}
+    for dtype in (torch.bfloat16, torch.float8_e4m3fn):
+        cast = {k: v.to(dtype) for k, v in tensors.items()}
+        torch.save(cast, path) if suffix == ".pt" else save_file(cast, str(path))
+        x = np.random.default_rng(0).normal(size=(8, 5))
+        expected = load(path).graph.evaluate(x)  # read, at that precision
+        assert np.all(np.isfinite(expected))
+    complex_ = {k: v.to(torch.complex64) for k, v in tensors.items()}
+    torch.save(complex_, path) if suffix == ".pt" else save_file(complex_, str(path))
+    with pytest.raises(ModelLoadError, match="holds complex numbers"):
+        load(path)
+
+
 def test_weights_that_overflow_are_refused_when_indexed(tmp_path: Path) -> None:
     from circuitql.indexer.pipeline import build_records
 
