@@ -604,3 +604,24 @@ def test_tables_escape_control_characters_from_files(
     assert code == 0 and "\x1b" not in out and "d\\x1b]0;T\\x07" in out
     code, out, _ = run(capsys, "census", "abs", "--by", "meta.opt", "--store", store)
     assert code == 0 and "x\\x0aforged row" in out and len(out.splitlines()) == 2
+
+
+def test_compare_says_which_circuit_searches_stopped_at_their_deadline(
+        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A comparison whose library searches run out of time counts what they found, and says
+    so, instead of passing the counts off as complete."""
+    from circuitql.engine import search
+
+    store = str(tmp_path / "s.db")
+    run(capsys, "index", str(zoo), "--store", store)
+    monkeypatch.setattr(search, "DEFAULT_TIMEOUT", 1e-9)
+    code, out, _ = run(capsys, "compare", "circuits/abs", "random/mlp0", "--store", store,
+                       "--json")
+    assert code == 0 and json.loads(out)["unfinished"] == list(PUBLIC_NAMES)
+    code, out, _ = run(capsys, "compare", "circuits/abs", "random/mlp0", "--store", store)
+    assert "searches stopped at their deadline" in out
+    monkeypatch.undo()
+    code, out, _ = run(capsys, "compare", "circuits/abs", "random/mlp0", "--store", store,
+                       "--json")
+    assert json.loads(out)["unfinished"] == []

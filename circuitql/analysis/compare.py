@@ -10,13 +10,14 @@ reported as equivalent: they differ only by the symmetries the canonical form re
 from __future__ import annotations
 
 import html
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from circuitql.analysis.equivalence import isomorphic
-from circuitql.engine.search import run
+from circuitql.engine.search import Explain, PartialAnswer, run
 from circuitql.grammar.token_parser import layer_words
 from circuitql.language.compile import MatchQuery
 from circuitql.language.library import PUBLIC_NAMES, builtin_library
@@ -36,6 +37,8 @@ class Comparison:
     sublayers: tuple[tuple[str, int, int], ...]  # ("a<=b" | "b<=a", layer of a, layer of b)
     # name: (matches in a, in b); None when circuits were not compared (--no-circuits)
     circuits: Mapping[str, tuple[int, int]] | None = None
+    # Circuits whose search stopped at its deadline: their counts are lower bounds.
+    unfinished: tuple[str, ...] = ()
 
     @property
     def shared_hidden(self) -> int:
@@ -49,7 +52,8 @@ class Comparison:
                 "sublayers": [{"relation": r, "layer_a": i, "layer_b": j}
                               for r, i, j in self.sublayers],
                 "circuits": None if self.circuits is None else {
-                    k: {"a": v[0], "b": v[1]} for k, v in self.circuits.items()}}
+                    k: {"a": v[0], "b": v[1]} for k, v in self.circuits.items()},
+                "unfinished": list(self.unfinished)}
 
     def _repr_html_(self) -> str:
         """The comparison in Jupyter: its text, as preformatted HTML."""
@@ -71,6 +75,9 @@ class Comparison:
         for name, (a, b) in self.circuits.items():
             if bool(a) != bool(b):
                 lines.append(f"  {name}: only in {self.model_a if a else self.model_b}")
+        if self.unfinished:
+            lines.append("searches stopped at their deadline (their counts are lower "
+                         f"bounds): {', '.join(self.unfinished)}")
         return "\n".join(lines)
 
 
@@ -103,18 +110,25 @@ def compare_models(store: Store, model_a: str, model_b: str, tolerance: float | 
                   and isomorphic(stored_graph(store, model_a), stored_graph(store, model_b),
                                 EQUIVALENCE_TOLERANCE))
     found: dict[str, tuple[int, int]] | None = None
+    unfinished: list[str] = []
     if circuits:
         found = {}
         library = builtin_library()
         for name in PUBLIC_NAMES:
             query = MatchQuery(library.pattern(name), tolerance=tolerance)
-            counts = Counter(m.model for m in run(store, query, models=[model_a, model_b]))
+            explain = Explain()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PartialAnswer)  # said in the comparison
+                counts = Counter(m.model for m in run(store, query, explain,
+                                                      models=[model_a, model_b]))
             found[name] = (counts[model_a], counts[model_b])
+            if explain.partial is not None:
+                unfinished.append(name)
             if on_circuit is not None:
                 on_circuit(name)
     return Comparison(model_a, model_b, equivalent, dict(all_a & all_b),
                       sum(all_a.values()), sum(all_b.values()),
-                      _sublayers(words_a, words_b), found)
+                      _sublayers(words_a, words_b), found, tuple(unfinished))
 
 
 def _tokens(word: str) -> list[str]:
