@@ -456,7 +456,7 @@ def _tokens(args: argparse.Namespace) -> int:
         from circuitql.grammar.token_parser import split_layers
 
         print(_json({"model": args.model, "network_string": text,
-                          "layers": split_layers(text)}))
+                     "layers": split_layers(text)}))
         return 0
     if not args.by_layer:
         print(text)
@@ -482,8 +482,7 @@ def _query(args: argparse.Namespace) -> int:
             plan = ("plan: the library's circuit names matched against "
                     f"{compiled.pattern or '*'!r}; nothing is read from the store")
             if compiled.explain and args.json:
-                print(_json({"circuits": _library_docs(compiled.pattern),
-                                  "explain": plan}))
+                print(_json({"circuits": _library_docs(compiled.pattern), "explain": plan}))
                 return 0
             code = _print_library(compiled.pattern, args.json)
             if compiled.explain:
@@ -501,10 +500,10 @@ def _query(args: argparse.Namespace) -> int:
             if compiled.explain:
                 print(plan_text())
             return 0
-        watch = args.quiet or args.json or args.csv
+        quiet = args.quiet or args.json or args.csv
         if isinstance(compiled, CensusQuery):
             explain = Explain()
-            with _running_total(watch, "candidate") as heard:
+            with _running_total(quiet, "candidate") as heard:
                 counted = db.census(compiled, timeout=args.timeout, explain=explain,
                                     on_progress=heard)
             if args.csv:
@@ -518,7 +517,7 @@ def _query(args: argparse.Namespace) -> int:
             return 0
         assert isinstance(compiled, MatchQuery)
         explain = Explain()
-        with warnings.catch_warnings(), _running_total(watch, "candidate") as heard:
+        with warnings.catch_warnings(), _running_total(quiet, "candidate") as heard:
             warnings.simplefilter("ignore", PartialAnswer)  # said below, in the answer
             results = db.query(compiled, limit=args.limit, explain=explain,
                                timeout=args.timeout, on_progress=heard)
@@ -532,8 +531,7 @@ def _query(args: argparse.Namespace) -> int:
         print(f"partial answer: {explain.partial}; give it longer with --timeout SECONDS or "
               "TIMEOUT in the query", file=sys.stderr)
     if args.json:
-        print(_json({"query": args.text, "explain": explain.to_json(),
-                          "matches": records}))
+        print(_json({"query": args.text, "explain": explain.to_json(), "matches": records}))
         return 0
     if args.csv:
         _print_csv(records)
@@ -596,7 +594,7 @@ def _library(args: argparse.Namespace) -> int:
                                  else "run `circuitql library` for the list")
         if args.json:
             print(_json({"name": args.name, "doc": library.definition(args.name).doc or "",
-                              "text": library.text(args.name)}))
+                         "text": library.text(args.name)}))
         else:
             print(library.text(args.name))
         return 0

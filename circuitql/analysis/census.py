@@ -131,7 +131,6 @@ class Census:
                                                     if more > 0 else ""))
         return "\n".join(lines)
 
-
     def model_text(self) -> str:
         """A line per model: its group, and its best match or "-"."""
         width = max([5, *(len(m.model) for m in self.per_model)])
@@ -178,7 +177,6 @@ def census(store: Store, query: CensusQuery, explain: Explain | None = None) -> 
         raise CircuitQLError("no indexed models to count", fix="index models first, or widen "
                              "IN MODELS")
     _check_key(query.group_by, infos)
-    totals = Counter(group_of(m, query.group_by) for m in infos)
     match = MatchQuery(query.pattern, models=query.models, tolerance=query.tolerance,
                        exact=query.exact, timeout=query.timeout)
     explain = explain or Explain()
@@ -194,13 +192,14 @@ def census(store: Store, query: CensusQuery, explain: Explain | None = None) -> 
         raise CircuitQLError(f"the census could not finish: {explain.partial}",
                              fix="give it longer: TIMEOUT 10m in the query, --timeout 600, or "
                              "db.census(..., timeout=600)")
-    holders = set(best)
     per_model = tuple(_census_model(m, group_of(m, query.group_by), best.get(m.name))
                       for m in sorted(infos, key=lambda m: m.name))
+    # The groups' counts and holders, from the per-model rows (in name order).
+    totals = Counter(m.group for m in per_model)
     names: dict[str, list[str]] = {}
-    for m in sorted(infos, key=lambda m: m.name):
-        if m.name in holders:
-            names.setdefault(group_of(m, query.group_by), []).append(m.name)
+    for m in per_model:
+        if m.holds:
+            names.setdefault(m.group, []).append(m.model)
     rows = tuple(CensusRow(g, len(names.get(g, ())), totals[g], tuple(names.get(g, ())))
                  for g in sorted(totals, key=_order))
     return Census(query.pattern.name, query.group_by, rows, query.exact, per_model)

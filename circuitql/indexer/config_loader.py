@@ -142,12 +142,12 @@ def _chained_orientation(shapes: list[tuple[int, int]], torch_named: list[bool])
         step: dict[int, tuple[int, list[bool]]] = {}
         for flip in (False, True):
             width_in, width_out = (rows, cols) if flip else (cols, rows)
-            cost = int(flip) * (2 if named else 1)
-            for previous in ([(0, [])] if not best else
-                             [best[width_in]] if width_in in best else []):
-                candidate = (previous[0] + cost, [*previous[1], flip])
-                if width_out not in step or candidate[0] < step[width_out][0]:
-                    step[width_out] = candidate
+            if best and width_in not in best:
+                continue  # does not read what any chain so far gives
+            cost, flips = best[width_in] if best else (0, [])
+            candidate = (cost + int(flip) * (2 if named else 1), [*flips, flip])
+            if width_out not in step or candidate[0] < step[width_out][0]:
+                step[width_out] = candidate
         if not step:  # nothing chains: read the rest as stored
             flips = min(best.values())[1] if best else []
             return flips + [False] * (len(shapes) - len(flips))
