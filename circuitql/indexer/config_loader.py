@@ -247,7 +247,8 @@ def _layer(entry: Any, known: list[str]) -> LayerSpec:
     if not isinstance(keep, bool):
         raise _ConfigProblem(f"layer {name!r}: 'keep' must be true or false")
     weight = _tensor_ref(entry.get("weight", f"{name}.weight"), f"layer {name!r}: 'weight'")
-    assert weight is not None
+    if weight is None:  # "weight": null; a bias may be null, a weight may not
+        raise _ConfigProblem(f"layer {name!r}: 'weight' must name a tensor, not null")
     if transpose is not None and weight.transpose is None:
         weight = TensorRef(weight.tensor, transpose, weight.rows, weight.columns)
     bias = _tensor_ref(entry.get("bias", f"{name}.bias"), f"layer {name!r}: 'bias'")

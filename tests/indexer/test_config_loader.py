@@ -343,8 +343,10 @@ def test_a_linear_layer_is_kept_as_units_on_request(tmp_path: Path, keep: bool) 
     ({"layers": [{"name": "fc1", "transpose": "yes"}]}, "'transpose' must be true or false"),
     ({"layers": [{"name": "fc1", "weight": "nope"}]}, "does not hold"),
     ({"layers": [{"name": "fc1", "keep": 1}]}, "'keep' must be true or false"),
+    ({"layers": [{"name": "fc1", "weight": None}]}, "'weight' must name a tensor, not null"),
 ], ids=["input-number", "outputs-number", "input-nested", "slope-text", "meta-list",
-        "reversed-range", "weight-number", "transpose-text", "missing-tensor", "keep-number"])
+        "reversed-range", "weight-number", "transpose-text", "missing-tensor", "keep-number",
+        "weight-null"])
 def test_a_malformed_config_is_one_message(tmp_path: Path, edit: dict[str, object],
                                            message: str) -> None:
     path = save(_spec(), tmp_path / "m.safetensors")
