@@ -30,6 +30,7 @@ test: install
 
 check: install
 	$(BIN)/ruff check circuitql tests benchmarks docs
+	$(BIN)/ruff format --check circuitql tests benchmarks docs
 	$(BIN)/mypy
 
 bench: install

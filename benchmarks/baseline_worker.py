@@ -31,8 +31,9 @@ def _index(db: Database, request: dict[str, Any]) -> dict[str, Any]:
     indexed = db.index_paths([files[0].parent], files=files, jobs=request["jobs"])
     wall = time.perf_counter() - start
     if len(indexed.indexed) != len(files):
-        raise SystemExit(f"baseline indexed {len(indexed.indexed)} of {len(files)} files: "
-                         f"{indexed.failed[:3]}")
+        raise SystemExit(
+            f"baseline indexed {len(indexed.indexed)} of {len(files)} files: {indexed.failed[:3]}"
+        )
     return {"wall": wall}
 
 

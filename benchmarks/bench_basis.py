@@ -90,8 +90,9 @@ def search(graph: NeuronGraph, threads: int, probes: Probes, settings: Search) -
     torch.set_num_threads(threads)
     load_before = os.getloadavg()[0]
     start, cpu = time.perf_counter(), time.process_time()
-    basis = sparse_basis(graph, name="mlp-" + "-".join(map(str, SIZES)), probes=probes,
-                         search=settings)
+    basis = sparse_basis(
+        graph, name="mlp-" + "-".join(map(str, SIZES)), probes=probes, search=settings
+    )
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     return Run(threads, basis, wall, cpu, load_before, os.getloadavg()[0])
 
@@ -116,44 +117,110 @@ def describe(report: Report, run: Run, settings: Search) -> None:
     """The tables and sentences of one run, every figure from it."""
     pairs = run.basis.pairs
     cpus = os.cpu_count() or 1
-    busy = (f", above the {cpus} CPUs: other processes competed for the cores"
-            if max(run.load_before, run.load_after) > cpus else "")
-    report.say(f"**{threads(run.threads)}** (1-minute load average {run.load_before:.1f} "
-               f"before, {run.load_after:.1f} after{busy}):")
+    busy = (
+        f", above the {cpus} CPUs: other processes competed for the cores"
+        if max(run.load_before, run.load_after) > cpus
+        else ""
+    )
+    report.say(
+        f"**{threads(run.threads)}** (1-minute load average {run.load_before:.1f} "
+        f"before, {run.load_after:.1f} after{busy}):"
+    )
     report.table(
-        ["Jacobian", "shape", "sparsity before", "after", "steps", "converged", "seconds",
-         "max error"],
-        [[jacobian(p), f"{p.shape[0]}x{p.shape[1]}", f"{p.before:.3f}", f"{p.after:.3f}",
-          f"{p.steps:,}", "yes" if p.converged else "no (step limit)", f"{p.seconds:.1f}",
-          f"{p.max_error:.1e}"] for p in pairs]
-        + [["**all, with measurement and function checks**", "", "", "", "", "",
-            f"**{run.wall:.1f} s wall, {run.cpu:.1f} s CPU**", ""]], right={1, 2, 3, 4, 6, 7})
+        [
+            "Jacobian",
+            "shape",
+            "sparsity before",
+            "after",
+            "steps",
+            "converged",
+            "seconds",
+            "max error",
+        ],
+        [
+            [
+                jacobian(p),
+                f"{p.shape[0]}x{p.shape[1]}",
+                f"{p.before:.3f}",
+                f"{p.after:.3f}",
+                f"{p.steps:,}",
+                "yes" if p.converged else "no (step limit)",
+                f"{p.seconds:.1f}",
+                f"{p.max_error:.1e}",
+            ]
+            for p in pairs
+        ]
+        + [
+            [
+                "**all, with measurement and function checks**",
+                "",
+                "",
+                "",
+                "",
+                "",
+                f"**{run.wall:.1f} s wall, {run.cpu:.1f} s CPU**",
+                "",
+            ]
+        ],
+        right={1, 2, 3, 4, 6, 7},
+    )
     limited = [jacobian(p) for p in pairs if not p.converged]
-    sentences = [f"Ran into the {settings.max_steps:,}-step limit: the search for {names(limited)}."
-                 if limited else "Every search stopped early, before the step limit."]
-    kept = [jacobian(p) for p in pairs
-            if all(np.allclose(r, np.eye(len(r))) for r in p.rotations.values())]
+    sentences = [
+        f"Ran into the {settings.max_steps:,}-step limit: the search for {names(limited)}."
+        if limited
+        else "Every search stopped early, before the step limit."
+    ]
+    kept = [
+        jacobian(p)
+        for p in pairs
+        if all(np.allclose(r, np.eye(len(r))) for r in p.rotations.values())
+    ]
     if kept:
-        sentences.append(f"For {names(kept)} no rotation checked was sparser than the neuron "
-                         "basis, so the search returned the identity.")
+        sentences.append(
+            f"For {names(kept)} no rotation checked was sparser than the neuron "
+            "basis, so the search returned the identity."
+        )
     report.say(" ".join(sentences))
     layers = run.basis.layers
     if layers:
         report.table(
-            ["layer", "into vs out of", "chance", "into vs neurons", "out of vs neurons",
-             "same basis"],
-            [[f"L{a.layer}", f"{a.agreement:.3f}", f"{a.chance:.3f}",
-              f"{a.incoming_vs_neurons:.3f}", f"{a.outgoing_vs_neurons:.3f}",
-              "yes" if a.matches else "no"] for a in layers], right={1, 2, 3, 4})
+            [
+                "layer",
+                "into vs out of",
+                "chance",
+                "into vs neurons",
+                "out of vs neurons",
+                "same basis",
+            ],
+            [
+                [
+                    f"L{a.layer}",
+                    f"{a.agreement:.3f}",
+                    f"{a.chance:.3f}",
+                    f"{a.incoming_vs_neurons:.3f}",
+                    f"{a.outgoing_vs_neurons:.3f}",
+                    "yes" if a.matches else "no",
+                ]
+                for a in layers
+            ],
+            right={1, 2, 3, 4},
+        )
         same = [f"L{a.layer}" for a in layers if a.matches]
-        report.say(f"Same basis from both sides: {names(same) if same else 'none'} of the "
-                   f"{len(layers)} hidden layers.")
+        report.say(
+            f"Same basis from both sides: {names(same) if same else 'none'} of the "
+            f"{len(layers)} hidden layers."
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[2],
-                        help="torch CPU threads; one search per value")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[2],
+        help="torch CPU threads; one search per value",
+    )
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--probes", type=int, default=512)
     parser.add_argument("--max-steps", type=int, default=Search.max_steps)
@@ -169,26 +236,34 @@ def main() -> None:
     graph = load(model, input_dim=SIZES[0]).graph
     # One tiny search first: the first Adam step imports parts of torch, a one-off cost that
     # would otherwise land in the first Jacobian's time.
-    sparse_basis(load(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))).graph,
-                 probes=Probes(n=8), search=Search(max_steps=2, eval_every=1))
+    sparse_basis(
+        load(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))).graph,
+        probes=Probes(n=8),
+        search=Search(max_steps=2, eval_every=1),
+    )
     runs = []
     for n in args.threads:
         print(f"searching with {threads(n)}", file=sys.stderr, flush=True)
         runs.append(search(graph, n, probes, settings))
 
-    training = (f"trained {args.train_steps} Adam steps (lr {TRAIN_LR:g}, batches of "
-                f"{TRAIN_BATCH})" if args.train_steps else "untrained (random initialisation)")
+    training = (
+        f"trained {args.train_steps} Adam steps (lr {TRAIN_LR:g}, batches of {TRAIN_BATCH})"
+        if args.train_steps
+        else "untrained (random initialisation)"
+    )
     report.say(
         f"Network: {'-'.join(map(str, SIZES))} ReLU MLP, {training}, seed {args.seed}, on "
-        f"{TRAIN_SAMPLES:,} synthetic 10-class \"digits\" (class prototypes in [0, 1]^"
+        f'{TRAIN_SAMPLES:,} synthetic 10-class "digits" (class prototypes in [0, 1]^'
         f"{SIZES[0]} plus noise, a stand-in for MNIST that needs no download): loss "
-        f"{loss:.2g}, accuracy {accuracy:.3f} on them.")
+        f"{loss:.2g}, accuracy {accuracy:.3f} on them."
+    )
     report.say(
         f"Search, the library's defaults where not set on the command line: "
         f"{probes.describe()}; Adam lr {settings.lr:g} on minibatches of {settings.batch} "
         f"probes, a whole-pool check every {settings.eval_every} steps, stop after "
         f"{settings.patience} checks in a row improving less than {settings.rel_tol:.1%}, at "
-        f"most {settings.max_steps:,} steps per Jacobian.")
+        f"most {settings.max_steps:,} steps per Jacobian."
+    )
     report.say(
         f"Sparsity is the {MEASURE}. Max error is the rotated network's largest output "
         "difference from the original on the probes; seconds are the search's wall time, the "
@@ -197,13 +272,16 @@ def main() -> None:
         "the one out of it; the layer table compares those two bases with each other and with "
         "the neuron basis by the mean |cos| of greedily matched basis vectors (1 = the same "
         f"basis up to order and sign, same from {MATCH_THRESHOLD:g}; chance = a random "
-        "rotation against the neurons).")
+        "rotation against the neurons)."
+    )
     for run in runs:
         describe(report, run, settings)
     first = runs[0]
     for run in runs[1:]:
-        report.say(f"{threads(run.threads)} took {run.wall / first.wall:.2f}x the wall time and "
-                   f"{run.cpu / first.cpu:.2f}x the CPU time of {threads(first.threads)}.")
+        report.say(
+            f"{threads(run.threads)} took {run.wall / first.wall:.2f}x the wall time and "
+            f"{run.cpu / first.cpu:.2f}x the CPU time of {threads(first.threads)}."
+        )
     report.save(args.json)
 
 

@@ -53,13 +53,30 @@ class Engine:
         return {**compiled_env(self.code), "CIRCUITQL_CACHE": str(self.cache)}
 
     def query(self) -> Run:
-        done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", CLI, "query",
-                               "--store", str(self.store), QUERY], env=self.env(), check=True,
-                              capture_output=True, text=True, cwd=self.store.parent)
+        done = subprocess.run(
+            [
+                "/usr/bin/time",
+                "-v",
+                sys.executable,
+                "-c",
+                CLI,
+                "query",
+                "--store",
+                str(self.store),
+                QUERY,
+            ],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=self.store.parent,
+        )
         if "1 match(es)" not in done.stdout:
             raise SystemExit(f"{self.label}: unexpected answer {done.stdout!r}")
-        return Run(_field(done.stderr, r"Elapsed \(wall clock\) time.*: (?:(\d+):)?([\d.]+)"),
-                   _field(done.stderr, r"Maximum resident set size \(kbytes\): (\d+)") / 1024)
+        return Run(
+            _field(done.stderr, r"Elapsed \(wall clock\) time.*: (?:(\d+):)?([\d.]+)"),
+            _field(done.stderr, r"Maximum resident set size \(kbytes\): (\d+)") / 1024,
+        )
 
 
 def _field(report: str, pattern: str) -> float:
@@ -74,8 +91,7 @@ def compiled_env(code: Path) -> dict[str, str]:
     """The environment to run ``code`` in, its modules compiled to bytecode first and read
     from it, as in any installation (a shell with PYTHONDONTWRITEBYTECODE set would compile
     every module on every start, and a fresh worktree has no bytecode at all)."""
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(code / "circuitql")],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(code / "circuitql")], check=True)
     env = {**os.environ, "PYTHONPATH": str(code)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
@@ -85,16 +101,21 @@ def engine(label: str, code: Path, tmp: Path) -> Engine:
     folder = tmp / label
     folder.mkdir()
     store = folder / "store.db"
-    subprocess.run([sys.executable, "-c", INDEX, str(store)], check=True, cwd=folder,
-                   env={**os.environ, "PYTHONPATH": str(code)})
+    subprocess.run(
+        [sys.executable, "-c", INDEX, str(store)],
+        check=True,
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(code)},
+    )
     return Engine(label, code, store, folder / "cache")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="warm runs per engine")
-    parser.add_argument("--baseline", type=Path, required=True,
-                        help="a worktree of the earlier commit")
+    parser.add_argument(
+        "--baseline", type=Path, required=True, help="a worktree of the earlier commit"
+    )
     add_json_argument(parser)
     args = parser.parse_args()
     report = Report.of("A one-model query from the shell")
@@ -105,24 +126,39 @@ def main() -> None:
         for _ in range(args.repeats):
             for e in engines:
                 warm[e.label].append(e.query())
-    report.say(f"`circuitql query --store STORE '{QUERY}'` on a store holding one model (the "
-               "library's abs network), run as a fresh process each time and measured by "
-               "`/usr/bin/time -v`, every module compiled to bytecode beforehand: the first "
-               "run with an empty cache directory, then "
-               f"{args.repeats} runs with the cache it left, interleaved with the earlier "
-               "commit's (from its worktree, on a store it indexed).")
+    report.say(
+        f"`circuitql query --store STORE '{QUERY}'` on a store holding one model (the "
+        "library's abs network), run as a fresh process each time and measured by "
+        "`/usr/bin/time -v`, every module compiled to bytecode beforehand: the first "
+        "run with an empty cache directory, then "
+        f"{args.repeats} runs with the cache it left, interleaved with the earlier "
+        "commit's (from its worktree, on a store it indexed)."
+    )
     rows = []
     median = {}
     for label, name in (("earlier", "earlier commit"), ("this", "this commit")):
         walls = [r.wall for r in warm[label]]
         median[label] = statistics.median(walls)
-        rows.append([name, f"{first[label].wall:.2f} s", f"{median[label]:.2f} s",
-                     f"{max(walls):.2f} s", f"{max(r.rss for r in warm[label]):.0f} MiB"])
+        rows.append(
+            [
+                name,
+                f"{first[label].wall:.2f} s",
+                f"{median[label]:.2f} s",
+                f"{max(walls):.2f} s",
+                f"{max(r.rss for r in warm[label]):.0f} MiB",
+            ]
+        )
     report.table(["engine", "first run", "median", "slowest", "peak RSS"], rows)
-    report.say(f"This commit answers in {median['this'] / median['earlier']:.2f}x the earlier "
-               "commit's wall time.")
-    report.target("one-model query from the shell (median wall time)", f"< {COLD_TARGET} s",
-                  f"{median['this']:.2f} s", median["this"] < COLD_TARGET)
+    report.say(
+        f"This commit answers in {median['this'] / median['earlier']:.2f}x the earlier "
+        "commit's wall time."
+    )
+    report.target(
+        "one-model query from the shell (median wall time)",
+        f"< {COLD_TARGET} s",
+        f"{median['this']:.2f} s",
+        median["this"] < COLD_TARGET,
+    )
     report.save(args.json)
 
 

@@ -68,12 +68,30 @@ class Run:
 
 
 def run_compare(code: Path, store: Path, a: str, b: str, limit: float) -> Run:
-    command = ["/usr/bin/time", "-v", sys.executable, "-c", CLI, "compare", "--store",
-               str(store), a, b, "--no-circuits"]
+    command = [
+        "/usr/bin/time",
+        "-v",
+        sys.executable,
+        "-c",
+        CLI,
+        "compare",
+        "--store",
+        str(store),
+        a,
+        b,
+        "--no-circuits",
+    ]
     env = compiled_env(code)
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True,
-                              timeout=limit, cwd=store.parent)
+        done = subprocess.run(
+            command,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=limit,
+            cwd=store.parent,
+        )
     except subprocess.TimeoutExpired:
         return Run(None, 0.0, "")
     clock = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?([\d.]+)", done.stderr)
@@ -86,12 +104,19 @@ def run_compare(code: Path, store: Path, a: str, b: str, limit: float) -> Run:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", type=Path, required=True,
-                        help="a worktree of the earlier commit")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[768, 1000],
-                        help="hidden widths (d is a sixth of the width)")
-    parser.add_argument("--limit", type=float, default=300.0,
-                        help="seconds after which a run is stopped")
+    parser.add_argument(
+        "--baseline", type=Path, required=True, help="a worktree of the earlier commit"
+    )
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[768, 1000],
+        help="hidden widths (d is a sixth of the width)",
+    )
+    parser.add_argument(
+        "--limit", type=float, default=300.0, help="seconds after which a run is stopped"
+    )
     add_json_argument(parser)
     args = parser.parse_args()
     report = Report.of("Comparing wide networks")
@@ -102,26 +127,42 @@ def main() -> None:
             d = max(1, width // 6)
             for label, code in (("earlier", args.baseline), ("this", ROOT)):
                 store = Path(tmp) / f"{label}-{width}.db"
-                subprocess.run([sys.executable, "-c", INDEX, str(store), str(d), str(width)],
-                               check=True, env={**os.environ, "PYTHONPATH": str(code)})
+                subprocess.run(
+                    [sys.executable, "-c", INDEX, str(store), str(d), str(width)],
+                    check=True,
+                    env={**os.environ, "PYTHONPATH": str(code)},
+                )
                 for pair, other in (("twin", "twin"), ("different", "other")):
                     run = run_compare(code, store, "a", other, args.limit)
                     rows.append((width, d, pair, label, run))
     table = []
     for width, d, pair, label, run in rows:
         wall = f"> {args.limit:.0f} s (stopped)" if run.wall is None else f"{run.wall:.2f} s"
-        table.append([f"{d}-{width}-{d}", pair, "this commit" if label == "this" else
-                      "earlier commit", wall, f"{run.rss:.0f} MiB" if run.wall else "-",
-                      run.answer.split(": ", 1)[-1] if run.answer else "-"])
-    report.table(["block", "pair", "engine", "wall", "peak RSS", "answer"], table,
-                 right={3, 4})
+        table.append(
+            [
+                f"{d}-{width}-{d}",
+                pair,
+                "this commit" if label == "this" else "earlier commit",
+                wall,
+                f"{run.rss:.0f} MiB" if run.wall else "-",
+                run.answer.split(": ", 1)[-1] if run.answer else "-",
+            ]
+        )
+    report.table(["block", "pair", "engine", "wall", "peak RSS", "answer"], table, right={3, 4})
     for width, target, pair in ((768, TWIN_TARGET, "twin"), (1000, DIFFERENT_TARGET, "different")):
         found = [r for w, _, p, label, r in rows if (w, p, label) == (width, pair, "this")]
         if found and found[0].wall is not None:
-            name = (f"compare a {width}-unit network with its twin" if pair == "twin" else
-                    f"compare two different {width}-unit networks")
-            report.target(name + " (whole process)", f"< {target:g} s",
-                          f"{found[0].wall:.2f} s", found[0].wall < target)
+            name = (
+                f"compare a {width}-unit network with its twin"
+                if pair == "twin"
+                else f"compare two different {width}-unit networks"
+            )
+            report.target(
+                name + " (whole process)",
+                f"< {target:g} s",
+                f"{found[0].wall:.2f} s",
+                found[0].wall < target,
+            )
     report.save(args.json)
 
 

@@ -61,8 +61,9 @@ def relative(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.abs(actual - expected).max() / np.abs(expected).max())
 
 
-def indexed(files: list[Path], x: np.ndarray, truth: dict[Path, np.ndarray],
-            config: IndexConfig) -> Outcome:
+def indexed(
+    files: list[Path], x: np.ndarray, truth: dict[Path, np.ndarray], config: IndexConfig
+) -> Outcome:
     """Index every file into a fresh store and compare what it reads back."""
     outcome = Outcome([], [], [], 0, 0.0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,40 +121,62 @@ def main() -> None:
         "reference evaluator on the original file (float32). Errors are the largest output "
         "difference over the largest output; agreement is the share of inputs whose advisory "
         "(the argmin of the 5 scores) is the same. The baseline is the canonical form before "
-        "the bound, on the same inputs; seconds are load + canonical form (+ write).")
+        "the bound, on the same inputs; seconds are load + canonical form (+ write)."
+    )
     rows = []
     for name, o in settings.items():
-        rows.append([
-            name,
-            "-" if not o.stored_errors else f"{max(o.stored_errors):.1e}",
-            f"{max(o.errors):.1e}",
-            f"{min(o.agreement):.2%}",
-            f"{sum(a == 1.0 for a in o.agreement)} / {len(files)}",
-            "-" if not o.stored_errors else f"{o.tightened}",
-            f"{o.seconds:.1f}"])
-    report.table(["setting", "worst stored canonical error", "worst error, 10k inputs",
-                  "worst agreement", "networks agreeing on every input",
-                  "networks with tightened pruning", "seconds"], rows, right=set(range(1, 7)))
+        rows.append(
+            [
+                name,
+                "-" if not o.stored_errors else f"{max(o.stored_errors):.1e}",
+                f"{max(o.errors):.1e}",
+                f"{min(o.agreement):.2%}",
+                f"{sum(a == 1.0 for a in o.agreement)} / {len(files)}",
+                "-" if not o.stored_errors else f"{o.tightened}",
+                f"{o.seconds:.1f}",
+            ]
+        )
+    report.table(
+        [
+            "setting",
+            "worst stored canonical error",
+            "worst error, 10k inputs",
+            "worst agreement",
+            "networks agreeing on every input",
+            "networks with tightened pruning",
+            "seconds",
+        ],
+        rows,
+        right=set(range(1, 7)),
+    )
     boxed = settings["domain: the ACAS Xu box"]
     unbounded = settings["no domain (inputs taken as [-1, 1])"]
     baseline = settings["baseline: prune_tol 1e-3, unchecked"]
     report.say(
         f"Indexing with the bound took {boxed.seconds / baseline.seconds:.1f}x the time of the "
         "unchecked canonical form (the check evaluates both networks on the probes, and a "
-        "tightened model is canonicalized again; the store write is included).")
-    report.target("ACAS Xu canonical error", f"every network under {ERROR_GOAL:g} on the "
-                  f"{args.inputs:,} inputs, with its domain",
-                  f"worst {max(boxed.errors):.1e}", max(boxed.errors) < ERROR_GOAL)
-    report.target("ACAS Xu decisions", f"100% agreement on the {args.inputs:,} inputs, with "
-                  "its domain", f"{sum(a == 1.0 for a in boxed.agreement)} of {len(files)} "
-                  "networks agree on every input", min(boxed.agreement) == 1.0)
+        "tightened model is canonicalized again; the store write is included)."
+    )
+    report.target(
+        "ACAS Xu canonical error",
+        f"every network under {ERROR_GOAL:g} on the {args.inputs:,} inputs, with its domain",
+        f"worst {max(boxed.errors):.1e}",
+        max(boxed.errors) < ERROR_GOAL,
+    )
+    report.target(
+        "ACAS Xu decisions",
+        f"100% agreement on the {args.inputs:,} inputs, with its domain",
+        f"{sum(a == 1.0 for a in boxed.agreement)} of {len(files)} networks agree on every input",
+        min(boxed.agreement) == 1.0,
+    )
     report.say(
         "Without a domain, pruning and probes take every input over [-1, 1], wider than the "
         "box for four of the five inputs: the bound holds there, and on the box itself the "
         f"worst error was {max(unbounded.errors):.1e}, with "
         f"{sum(a < 1.0 for a in unbounded.agreement)} networks changing at least one of the "
         f"{args.inputs:,} advisories. Giving a network its domain is what makes the bound "
-        "hold where it is used.")
+        "hold where it is used."
+    )
     report.save(args.json)
 
 

@@ -95,8 +95,13 @@ class Baseline:
         # In the checkout: its indexing workers' fork server imports circuitql before it
         # takes this process's path, from its working directory.
         self.process = subprocess.Popen(
-            [sys.executable, str(worker)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+            [sys.executable, str(worker)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=root,
+            env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+        )
 
     def ask(self, **request: Any) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -127,8 +132,12 @@ class Timing:
     @staticmethod
     def of(times: list[float], matches: Matches, candidates: int = 0) -> Timing:
         ranked = sorted(times)
-        return Timing(statistics.median(times), ranked[max(0, -(-95 * len(ranked) // 100) - 1)],
-                      matches, candidates)
+        return Timing(
+            statistics.median(times),
+            ranked[max(0, -(-95 * len(ranked) // 100) - 1)],
+            matches,
+            candidates,
+        )
 
 
 def _ours(db: Any, text: str, repeats: int) -> Timing:
@@ -143,6 +152,7 @@ def _only(matches: Matches, models: set[str]) -> Matches:
 def _same(a: Matches, b: Matches) -> bool:
     """Whether two answers report the same instances: the same units of the same models (a
     symmetric circuit's instance may be bound either way round: add(a, b) is add(b, a))."""
+
     def key(matches: Matches) -> set[tuple[str, frozenset[str]]]:
         return {(model, frozenset(bindings.values())) for model, bindings in matches}
 
@@ -159,9 +169,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2, help="indexing worker processes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--baseline", type=Path, metavar="DIR",
-                        help="a checkout of an earlier commit (git worktree add DIR COMMIT) "
-                        "whose engine to time beside this one")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="a checkout of an earlier commit (git worktree add DIR COMMIT) "
+        "whose engine to time beside this one",
+    )
     add_json_argument(parser)
     args = parser.parse_args()
     report = Report.of("Every library circuit at zoo scale")
@@ -179,17 +193,24 @@ def main() -> None:
         truth = write_hosted_zoo(folder, sizes[-1], args.seed, args.jobs)
         hosted_files = sorted(folder.glob("host*.safetensors"))
         perturbed: list[tuple[list[Path], list[Expected]]] = [
-            write_perturbed(folder, seed) for seed in range(max(1, sizes[-1] // PERTURBED_EVERY))]
-        print(f"wrote {len(hosted_files) + sum(len(f) for f, _ in perturbed)} models in "
-              f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
+            write_perturbed(folder, seed) for seed in range(max(1, sizes[-1] // PERTURBED_EVERY))
+        ]
+        print(
+            f"wrote {len(hosted_files) + sum(len(f) for f, _ in perturbed)} models in "
+            f"{time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+        )
         for size in sizes:
-            sets = perturbed[:max(1, size // PERTURBED_EVERY)]
+            sets = perturbed[: max(1, size // PERTURBED_EVERY)]
             files = hosted_files[:size] + [f for part, _ in sets for f in part]
             hosted = {f.stem for f in hosted_files[:size]}
-            hosted_truth = GroundTruth(truth.seed, tuple(e for e in truth.expected
-                                                         if e.model in hosted))
-            full_truth = replace(hosted_truth, expected=hosted_truth.expected + tuple(
-                e for _, found in sets for e in found))
+            hosted_truth = GroundTruth(
+                truth.seed, tuple(e for e in truth.expected if e.model in hosted)
+            )
+            full_truth = replace(
+                hosted_truth,
+                expected=hosted_truth.expected + tuple(e for _, found in sets for e in found),
+            )
             store = str(Path(tmp) / f"zoo{size}.db")
             with connect(store) as db:
                 start = time.perf_counter()
@@ -199,31 +220,52 @@ def main() -> None:
                 neurons = sum(m.n_neurons for m in indexed.indexed)
                 base_wall = ""
                 if baseline is not None:
-                    answer = baseline.ask(op="index", store=store + ".base",
-                                          files=[str(f) for f in files], jobs=args.jobs)
+                    answer = baseline.ask(
+                        op="index",
+                        store=store + ".base",
+                        files=[str(f) for f in files],
+                        jobs=args.jobs,
+                    )
                     base_wall = f"{answer['wall']:,.1f} s"
-                index_rows.append([f"{size:,} + {len(files) - size}", f"{wall:,.1f} s",
-                                   f"{len(files) / wall:.1f}", f"{neurons / wall:,.0f}",
-                                   *stage_cells(indexed.times, len(files)),
-                                   f"{peak_rss_mib():,.0f} MiB", base_wall])
+                index_rows.append(
+                    [
+                        f"{size:,} + {len(files) - size}",
+                        f"{wall:,.1f} s",
+                        f"{len(files) / wall:.1f}",
+                        f"{neurons / wall:,.0f}",
+                        *stage_cells(indexed.times, len(files)),
+                        f"{peak_rss_mib():,.0f} MiB",
+                        base_wall,
+                    ]
+                )
                 if size == TARGET_SIZE:
-                    report.target("index 10,000 3x64 models (embedded store)", "< 10 min",
-                                  f"{wall / 60:.1f} min", wall < INDEX_TARGET_S)
+                    report.target(
+                        "index 10,000 3x64 models (embedded store)",
+                        "< 10 min",
+                        f"{wall / 60:.1f} min",
+                        wall < INDEX_TARGET_S,
+                    )
                 latency[size], scores[size] = {}, {}
                 for circuit in circuits:
                     runs = {}
                     if baseline is not None:
-                        answer = baseline.ask(op="time", store=store + ".base",
-                                              query=f"MATCH {circuit}", repeats=args.repeats)
-                        runs["baseline"] = Timing.of(answer["times"], [
-                            (model, bindings) for model, bindings in answer["matches"]])
+                        answer = baseline.ask(
+                            op="time",
+                            store=store + ".base",
+                            query=f"MATCH {circuit}",
+                            repeats=args.repeats,
+                        )
+                        runs["baseline"] = Timing.of(
+                            answer["times"],
+                            [(model, bindings) for model, bindings in answer["matches"]],
+                        )
                     runs["exact"] = _ours(db, f"MATCH {circuit} EXACT", args.repeats)
                     runs["default"] = _ours(db, f"MATCH {circuit}", args.repeats)
                     latency[size][circuit] = runs
                     scores[size][circuit] = {
                         "default": full_truth.score(circuit, runs["default"].matches),
-                        "exact": hosted_truth.score(
-                            circuit, _only(runs["exact"].matches, hosted))}
+                        "exact": hosted_truth.score(circuit, _only(runs["exact"].matches, hosted)),
+                    }
             print(f"size {size}: done", file=sys.stderr)
     if baseline is not None:
         baseline.close()
@@ -231,24 +273,52 @@ def main() -> None:
     report.save(args.json)
 
 
-def _report(report: Report, sizes: list[int], circuits: list[str],
-            index_rows: list[list[str]], latency: dict[int, dict[str, dict[str, Timing]]],
-            scores: dict[int, dict[str, dict[str, Score]]], args: argparse.Namespace) -> None:
+def _report(
+    report: Report,
+    sizes: list[int],
+    circuits: list[str],
+    index_rows: list[list[str]],
+    latency: dict[int, dict[str, dict[str, Timing]]],
+    scores: dict[int, dict[str, dict[str, Score]]],
+    args: argparse.Namespace,
+) -> None:
     with_base = args.baseline is not None
     if with_base:
-        revision = subprocess.run(["git", "-C", str(args.baseline), "rev-parse", "--short",
-                                   "HEAD"], capture_output=True, text=True, check=False)
+        revision = subprocess.run(
+            ["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         report.say(f"The earlier engine is commit {revision.stdout.strip() or '(unknown)'}.")
-    report.say(f"Indexing ({args.jobs} worker processes; models are hosted + perturbed; stage "
-               "times are per model, summed over workers; peak RSS of the writing process"
-               + ("; the last column is the earlier engine indexing the same files" if with_base
-                  else "") + "):")
-    report.table(["models", "wall", "models/s", "neurons/s", "load", "canonicalize", "sign",
-                  "write", "peak RSS", *(["earlier engine"] if with_base else [])], index_rows)
+    report.say(
+        f"Indexing ({args.jobs} worker processes; models are hosted + perturbed; stage "
+        "times are per model, summed over workers; peak RSS of the writing process"
+        + ("; the last column is the earlier engine indexing the same files" if with_base else "")
+        + "):"
+    )
+    report.table(
+        [
+            "models",
+            "wall",
+            "models/s",
+            "neurons/s",
+            "load",
+            "canonicalize",
+            "sign",
+            "write",
+            "peak RSS",
+            *(["earlier engine"] if with_base else []),
+        ],
+        index_rows,
+    )
     for size in sizes:
-        report.say(f"Query latency at {size:,} hosted models, median / p95 of {args.repeats} "
-                   "runs" + (", and each against the earlier engine's median" if with_base
-                             else "") + "; the default search's anchor candidates:")
+        report.say(
+            f"Query latency at {size:,} hosted models, median / p95 of {args.repeats} "
+            "runs"
+            + (", and each against the earlier engine's median" if with_base else "")
+            + "; the default search's anchor candidates:"
+        )
         rows = []
         for circuit in circuits:
             runs = latency[size][circuit]
@@ -259,71 +329,127 @@ def _report(report: Report, sizes: list[int], circuits: list[str],
                 ratio = "" if base is None else f" ({t.median / base.median:.2f}x)"
                 cells.append(f"{ms(t.median)} / {ms(t.p95)}{ratio}")
             rows.append([circuit, *cells, f"{runs['default'].candidates:,}"])
-        report.table(["circuit", *(["earlier engine"] if with_base else []), "EXACT",
-                      "default (approximate)", "candidates"], rows)
-    report.say("Against the ground truth: *found* planted instances at their binding, "
-               "*false* reports (a decoy reported as what it imitates, a wrong binding, a "
-               "circuit in a random host), *nested* circuits inside a planted network (abs "
-               "holds a detector pair), which the truth does not list and are not errors. "
-               "The default search is scored on every model, hosted and perturbed; EXACT on "
-               "the hosted models, where it must give the answers it always gave"
-               + (" (the earlier engine's instances, unit for unit, for every library "
-                  "circuit; the compositions are new: the earlier engine found none of them)"
-                  if with_base else "") + ":")
+        report.table(
+            [
+                "circuit",
+                *(["earlier engine"] if with_base else []),
+                "EXACT",
+                "default (approximate)",
+                "candidates",
+            ],
+            rows,
+        )
+    report.say(
+        "Against the ground truth: *found* planted instances at their binding, "
+        "*false* reports (a decoy reported as what it imitates, a wrong binding, a "
+        "circuit in a random host), *nested* circuits inside a planted network (abs "
+        "holds a detector pair), which the truth does not list and are not errors. "
+        "The default search is scored on every model, hosted and perturbed; EXACT on "
+        "the hosted models, where it must give the answers it always gave"
+        + (
+            " (the earlier engine's instances, unit for unit, for every library "
+            "circuit; the compositions are new: the earlier engine found none of them)"
+            if with_base
+            else ""
+        )
+        + ":"
+    )
     rows = []
     for size in sizes:
         for mode in ("default", "exact"):
             total = _total(s[mode] for s in scores[size].values())
             same = ""
             if with_base and mode == "exact":
-                hosted = {m for c in circuits for m, _ in latency[size][c]["exact"].matches
-                          if m.startswith("host")} | {
-                    m for c in circuits for m, _ in latency[size][c]["baseline"].matches
-                    if m.startswith("host")}
-                differ = [c for c in circuits if c not in COMPOSITIONS and not _same(
-                    _only(latency[size][c]["exact"].matches, hosted),
-                    _only(latency[size][c]["baseline"].matches, hosted))]
+                hosted = {
+                    m
+                    for c in circuits
+                    for m, _ in latency[size][c]["exact"].matches
+                    if m.startswith("host")
+                } | {
+                    m
+                    for c in circuits
+                    for m, _ in latency[size][c]["baseline"].matches
+                    if m.startswith("host")
+                }
+                differ = [
+                    c
+                    for c in circuits
+                    if c not in COMPOSITIONS
+                    and not _same(
+                        _only(latency[size][c]["exact"].matches, hosted),
+                        _only(latency[size][c]["baseline"].matches, hosted),
+                    )
+                ]
                 same = "yes" if not differ else "differ: " + ", ".join(differ)
                 if "fold" in differ:
-                    report.say(f"At {size:,} models, fold differs by design: the earlier "
-                               "engine compared WHERE within the tolerance and reported abs "
-                               "networks as folds at c = 0, though fold says WHERE c > 0; "
-                               "inequalities now compare exactly.")
-            rows.append([f"{size:,}", "default" if mode == "default" else "EXACT",
-                         f"{total.found} / {total.found + total.missed}", f"{total.recall:.1%}",
-                         f"{total.false}", f"{total.precision:.1%}", f"{total.nested}",
-                         *([same] if with_base else [])])
+                    report.say(
+                        f"At {size:,} models, fold differs by design: the earlier "
+                        "engine compared WHERE within the tolerance and reported abs "
+                        "networks as folds at c = 0, though fold says WHERE c > 0; "
+                        "inequalities now compare exactly."
+                    )
+            rows.append(
+                [
+                    f"{size:,}",
+                    "default" if mode == "default" else "EXACT",
+                    f"{total.found} / {total.found + total.missed}",
+                    f"{total.recall:.1%}",
+                    f"{total.false}",
+                    f"{total.precision:.1%}",
+                    f"{total.nested}",
+                    *([same] if with_base else []),
+                ]
+            )
             worst = [c for c, s in scores[size].items() if s[mode].missed or s[mode].false]
             if worst:
-                report.say(f"At {size:,} models ({mode}), circuits with misses or false "
-                           "reports: " + ", ".join(f"{c} ({scores[size][c][mode]})"
-                                                   for c in worst))
+                report.say(
+                    f"At {size:,} models ({mode}), circuits with misses or false "
+                    "reports: " + ", ".join(f"{c} ({scores[size][c][mode]})" for c in worst)
+                )
             name = "" if mode == "default" else " EXACT, hosted models"
-            report.target(f"recall and precision on planted ground truth ({size:,} models"
-                          f"{name})", "100%, no false positive",
-                          f"{total.recall:.1%} recall, {total.false} false",
-                          total.missed == 0 and total.false == 0)
-    report.table(["models", "search", "found / planted", "recall", "false", "precision",
-                  "nested", *(["same answers as the earlier engine"] if with_base else [])],
-                 rows)
+            report.target(
+                f"recall and precision on planted ground truth ({size:,} models{name})",
+                "100%, no false positive",
+                f"{total.recall:.1%} recall, {total.false} false",
+                total.missed == 0 and total.false == 0,
+            )
+    report.table(
+        [
+            "models",
+            "search",
+            "found / planted",
+            "recall",
+            "false",
+            "precision",
+            "nested",
+            *(["same answers as the earlier engine"] if with_base else []),
+        ],
+        rows,
+    )
     top = sizes[-1]
     library = [c for c in circuits if c not in COMPOSITIONS]  # what the targets are about
     if top == TARGET_SIZE:
         for mode in ("exact", "default"):
             slowest = max(library, key=lambda c: latency[top][c][mode].median)
-            report.target(f"library queries at 10,000 models ({mode})", "< 1 s median each",
-                          f"slowest {slowest}: {ms(latency[top][slowest][mode].median)}",
-                          latency[top][slowest][mode].median < QUERY_TARGET_S)
+            report.target(
+                f"library queries at 10,000 models ({mode})",
+                "< 1 s median each",
+                f"slowest {slowest}: {ms(latency[top][slowest][mode].median)}",
+                latency[top][slowest][mode].median < QUERY_TARGET_S,
+            )
             if with_base:
+
                 def slowdown(c: str, mode: str = mode) -> float:
                     runs = latency[top][c]
                     return runs[mode].median / runs["baseline"].median
 
                 farthest = max(library, key=slowdown)
-                report.target(f"library queries at 10,000 models ({mode}) against the "
-                              "earlier engine", f"within {BASELINE_RATIO}x each",
-                              f"worst {farthest}: {slowdown(farthest):.2f}x",
-                              slowdown(farthest) <= BASELINE_RATIO)
+                report.target(
+                    f"library queries at 10,000 models ({mode}) against the earlier engine",
+                    f"within {BASELINE_RATIO}x each",
+                    f"worst {farthest}: {slowdown(farthest):.2f}x",
+                    slowdown(farthest) <= BASELINE_RATIO,
+                )
 
 
 if __name__ == "__main__":

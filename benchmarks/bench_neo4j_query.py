@@ -52,13 +52,18 @@ def main() -> None:
     add_json_argument(parser)
     args = parser.parse_args()
     report = Report.of("MATCH abs on Neo4j, on SQLite, and as hand-written Cypher")
-    report.say(f"The same {args.models:,} graphs (the bench_query zoo: 8-64-64-64-4, abs planted "
-               "in one in ten) indexed into both stores in one run, then `MATCH abs` through "
-               "circuitql on each, and the hand-written Cypher pattern of this script (the "
-               "detector pair, the sum, significance and ratio checks in one MATCH) on Neo4j; "
-               f"medians of {args.repeats} runs.")
-    with scratch_store(args.uri, "bench") as store, tempfile.TemporaryDirectory() as tmp, \
-            connect(str(Path(tmp) / "zoo.db")) as sqlite_db:
+    report.say(
+        f"The same {args.models:,} graphs (the bench_query zoo: 8-64-64-64-4, abs planted "
+        "in one in ten) indexed into both stores in one run, then `MATCH abs` through "
+        "circuitql on each, and the hand-written Cypher pattern of this script (the "
+        "detector pair, the sum, significance and ratio checks in one MATCH) on Neo4j; "
+        f"medians of {args.repeats} runs."
+    )
+    with (
+        scratch_store(args.uri, "bench") as store,
+        tempfile.TemporaryDirectory() as tmp,
+        connect(str(Path(tmp) / "zoo.db")) as sqlite_db,
+    ):
         neo4j_db = Database(store)
         items, planted_names = zoo_items(args.models, args.seed)
         planted = set(planted_names)
@@ -67,33 +72,48 @@ def main() -> None:
             start = time.perf_counter()
             db.index_many(items)
             indexing[label] = time.perf_counter() - start
-        lite, lite_found = timed(lambda: {m.model for m in sqlite_db.query("abs")},
-                                 args.repeats)
+        lite, lite_found = timed(lambda: {m.model for m in sqlite_db.query("abs")}, args.repeats)
         neo, neo_found = timed(lambda: {m.model for m in neo4j_db.query("abs")}, args.repeats)
         with store.session() as session:
             cypher, cypher_found = timed(
-                lambda: {r["model"] for r in session.run(HAND_WRITTEN_ABS,
-                                                         ns=store.namespace)},
-                args.repeats)
-    rows = [[label, index, ms(statistics.median(times)), f"{len(found)}",
-             f"{len(found & planted) / len(planted):.0%}"]
-            for label, index, times, found in (
-                ("circuitql, SQLite", f"{indexing['SQLite']:.1f} s", lite, lite_found),
-                ("circuitql, Neo4j", f"{indexing['Neo4j']:.1f} s", neo, neo_found),
-                ("hand-written Cypher on Neo4j", "(same data)", cypher, cypher_found))]
-    report.table(["", f"index {args.models:,} models", "MATCH abs median", "models found",
-                  "recall"], rows)
+                lambda: {r["model"] for r in session.run(HAND_WRITTEN_ABS, ns=store.namespace)},
+                args.repeats,
+            )
+    rows = [
+        [
+            label,
+            index,
+            ms(statistics.median(times)),
+            f"{len(found)}",
+            f"{len(found & planted) / len(planted):.0%}",
+        ]
+        for label, index, times, found in (
+            ("circuitql, SQLite", f"{indexing['SQLite']:.1f} s", lite, lite_found),
+            ("circuitql, Neo4j", f"{indexing['Neo4j']:.1f} s", neo, neo_found),
+            ("hand-written Cypher on Neo4j", "(same data)", cypher, cypher_found),
+        )
+    ]
+    report.table(
+        ["", f"index {args.models:,} models", "MATCH abs median", "models found", "recall"], rows
+    )
     same = neo_found == cypher_found == lite_found
     ratio = statistics.median(neo) / statistics.median(cypher)
-    report.say(f"Same answers from all three: {'yes' if same else '**no**'}. circuitql on "
-               f"Neo4j takes {ratio:.1f}x the time of the hand-written pattern, which "
-               "checks abs only structurally (no fit of free parameters, no numeric "
-               "verification of the function) and must be written anew for each circuit.")
+    report.say(
+        f"Same answers from all three: {'yes' if same else '**no**'}. circuitql on "
+        f"Neo4j takes {ratio:.1f}x the time of the hand-written pattern, which "
+        "checks abs only structurally (no fit of free parameters, no numeric "
+        "verification of the function) and must be written anew for each circuit."
+    )
     median = statistics.median(neo)
-    report.target(f"MATCH abs on Neo4j, {args.models:,} models", "< 2 s median", ms(median),
-                  median < 2.0)
-    report.target("Neo4j, SQLite and hand-written Cypher agree", "same answers",
-                  "same" if same else "different", same)
+    report.target(
+        f"MATCH abs on Neo4j, {args.models:,} models", "< 2 s median", ms(median), median < 2.0
+    )
+    report.target(
+        "Neo4j, SQLite and hand-written Cypher agree",
+        "same answers",
+        "same" if same else "different",
+        same,
+    )
     report.save(args.json)
 
 

@@ -109,30 +109,47 @@ def main() -> None:
     report.say(
         "The production parser (Lark LALR, contextual lexer, inline transformer straight to "
         f"the AST). Times are CPU time of this process, best of {args.repeats}, so other jobs "
-        "on a shared machine slow the run down without skewing the figures much.")
+        "on a shared machine slow the run down without skewing the figures much."
+    )
     report.say(
         "Library-use queries are MATCH, EXPLAIN and COUNT MODELS queries on library circuits, "
         f"the size of what people type (the longest: `{max(queries, key=len)}`), each one "
         "distinct (names and numbers vary); library definitions are the CIRCUIT definitions of "
-        f"circuitql/language/library/*.cql, each parsed {DEFINITION_COPIES} times.")
+        f"circuitql/language/library/*.cql, each parsed {DEFINITION_COPIES} times."
+    )
     report.table(
         ["texts", "distinct texts", "words per text", "parsed per second"],
-        [["library-use queries", f"{len(queries):,}", words(queries), f"{query_rate:,.0f}"],
-         ["library definitions", f"{len(definitions):,}", words(definitions),
-          f"{definition_rate:,.0f}"]])
+        [
+            ["library-use queries", f"{len(queries):,}", words(queries), f"{query_rate:,.0f}"],
+            [
+                "library definitions",
+                f"{len(definitions):,}",
+                words(definitions),
+                f"{definition_rate:,.0f}",
+            ],
+        ],
+    )
 
     largest = STATEMENT_COUNTS[-1]
     report.say(
         f"Linearity: one text of k statements (`{statement(0)}`, ...) for k from "
         f"{STATEMENT_COUNTS[0]:,} to {largest:,}; a linear parser keeps the time per statement "
-        "flat once the per-call overhead is spread over a few statements.")
-    report.table(["statements in one text", "µs per statement"],
-                 [[f"{k:,}", f"{s * 1e6:.1f}"] for k, s in seconds.items()])
+        "flat once the per-call overhead is spread over a few statements."
+    )
+    report.table(
+        ["statements in one text", "µs per statement"],
+        [[f"{k:,}", f"{s * 1e6:.1f}"] for k, s in seconds.items()],
+    )
     growth = seconds[largest] / min(seconds.values())
-    verdict = ("parsing is linear in the text's length" if growth <= LINEAR_GROWTH
-               else "parsing grows faster than the text")
-    report.say(f"Per statement, the {largest:,}-statement text takes {growth:.2f}x the cheapest "
-               f"time per statement above, so {verdict}.")
+    verdict = (
+        "parsing is linear in the text's length"
+        if growth <= LINEAR_GROWTH
+        else "parsing grows faster than the text"
+    )
+    report.say(
+        f"Per statement, the {largest:,}-statement text takes {growth:.2f}x the cheapest "
+        f"time per statement above, so {verdict}."
+    )
     report.save(args.json)
 
 

@@ -49,16 +49,18 @@ class Report:
         script = Path(sys.argv[0])
         with contextlib.suppress(ValueError):
             script = script.resolve().relative_to(Path.cwd())
-        return Report(title, " ".join(["PYTHONPATH=. .venv/bin/python", str(script),
-                                       *map(shlex.quote, argv)]))
+        return Report(
+            title, " ".join(["PYTHONPATH=. .venv/bin/python", str(script), *map(shlex.quote, argv)])
+        )
 
     def say(self, text: str) -> None:
         """A paragraph (also printed at once, so a long run shows its progress)."""
         self.blocks.append(text.strip())
         print(text.strip(), flush=True)
 
-    def table(self, header: list[str], rows: list[list[str]], right: set[int] | None = None
-              ) -> None:
+    def table(
+        self, header: list[str], rows: list[list[str]], right: set[int] | None = None
+    ) -> None:
         """A Markdown table; columns in ``right`` (default: all but the first) align right."""
         right = set(range(1, len(header))) if right is None else right
         align = ["---:" if i in right else "---" for i in range(len(header))]
@@ -74,14 +76,27 @@ class Report:
 
     def save(self, path: Path | None) -> None:
         if path is not None:
-            path.write_text(json.dumps({
-                "title": self.title, "command": self.command, "markdown": self.markdown(),
-                "targets": [asdict(t) for t in self.targets]}, indent=2))
+            path.write_text(
+                json.dumps(
+                    {
+                        "title": self.title,
+                        "command": self.command,
+                        "markdown": self.markdown(),
+                        "targets": [asdict(t) for t in self.targets],
+                    },
+                    indent=2,
+                )
+            )
 
 
 def add_json_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
-                        help="also write the report as JSON (what benchmarks/suite.py reads)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the report as JSON (what benchmarks/suite.py reads)",
+    )
 
 
 def _without_json(argv: list[str]) -> list[str]:
@@ -103,8 +118,13 @@ def _row(cells: list[str]) -> str:
 def ms(seconds: float) -> str:
     """Milliseconds with the precision a reader needs: 0.84 ms, 62.2 ms, 4,188 ms."""
     value = seconds * 1e3
-    return f"{value:.2f} ms" if value < 10 else f"{value:,.1f} ms" if value < 1000 \
+    return (
+        f"{value:.2f} ms"
+        if value < 10
+        else f"{value:,.1f} ms"
+        if value < 1000
         else f"{value:,.0f} ms"
+    )
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -23,12 +23,12 @@ from circuitql.language.pattern import CircuitPattern, CoefKind, Role
 from circuitql.store.base import Store
 
 
-def baseline_matches(store: Store, model: str, pattern: CircuitPattern,
-                     deadline: float | None = None) -> Iterator[frozenset[str]]:
+def baseline_matches(
+    store: Store, model: str, pattern: CircuitPattern, deadline: float | None = None
+) -> Iterator[frozenset[str]]:
     """The unit sets of verified matches in one model, found without any index."""
     neurons = store.neurons(model)
-    views = {uid: view for (_, uid), view in
-             store.fetch([(model, n.uid) for n in neurons]).items()}
+    views = {uid: view for (_, uid), view in store.fetch([(model, n.uid) for n in neurons]).items()}
     host = nx.DiGraph()
     for uid, view in views.items():
         signature = view.record.signature
@@ -43,8 +43,9 @@ def baseline_matches(store: Store, model: str, pattern: CircuitPattern,
             wanted.add_edge(src, unit.name, sign=sign)
 
     def node_match(h: dict[str, object], p: dict[str, object]) -> bool:
-        return p["role"] is Role.INPUT or p["activation"] is None or \
-            p["activation"] == h["activation"]
+        return (
+            p["role"] is Role.INPUT or p["activation"] is None or p["activation"] == h["activation"]
+        )
 
     def edge_match(h: dict[str, object], p: dict[str, object]) -> bool:
         return p["sign"] is None or p["sign"] == h["sign"]
@@ -63,16 +64,16 @@ def baseline_matches(store: Store, model: str, pattern: CircuitPattern,
         if fitted is None:
             continue
         graph = subnetwork(pattern, mapping, views)
-        free = tuple(views[mapping[o]].record.signature.kind.value != "output"
-                     for o in pattern.outputs)
+        free = tuple(
+            views[mapping[o]].record.signature.kind.value != "output" for o in pattern.outputs
+        )
         probing = Probing(free)
         if verify(pattern, mapping, graph, fitted.params, probing).error <= DEFAULT_TOLERANCE:
             seen.add(key)
             yield key
 
 
-def _closed_fan_in(pattern: CircuitPattern, mapping: dict[str, str],
-                   hood: Neighbourhood) -> bool:
+def _closed_fan_in(pattern: CircuitPattern, mapping: dict[str, str], hood: Neighbourhood) -> bool:
     """A matched unit of a closed pattern unit has no significant input besides the pattern's."""
     for unit in pattern.units:
         if unit.role is Role.INPUT or unit.open_fan_in:

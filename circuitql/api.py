@@ -76,11 +76,17 @@ class Database:
         from circuitql.html import MAX_ROWS, table
 
         models = self.models()
-        rows = [(m.name, m.n_inputs, m.n_outputs, m.n_neurons, m.n_edges, m.canonical_error,
-                 m.source) for m in models[:MAX_ROWS]]
+        rows = [
+            (m.name, m.n_inputs, m.n_outputs, m.n_neurons, m.n_edges, m.canonical_error, m.source)
+            for m in models[:MAX_ROWS]
+        ]
         more = f"… and {len(models) - MAX_ROWS} more" if len(models) > MAX_ROWS else ""
-        return table(("model", "in", "out", "neurons", "edges", "canonical error", "source"),
-                     rows, caption=f"{self.uri}: {len(models)} model(s)", footer=more)
+        return table(
+            ("model", "in", "out", "neurons", "edges", "canonical error", "source"),
+            rows,
+            caption=f"{self.uri}: {len(models)} model(s)",
+            footer=more,
+        )
 
     def index(
         self,
@@ -125,8 +131,7 @@ class Database:
         # One BLAS thread here too: the products indexing runs are small, and a thread pool
         # spinning up for each costs more than it saves (5x on a busy two-core machine).
         with executor(jobs, len(items), dask) as (pool, workers), threadpool_limits(1):
-            results = (in_order(pool, workers, prepare, items) if pool
-                       else map(prepare, items))
+            results = in_order(pool, workers, prepare, items) if pool else map(prepare, items)
             for (model, _name), (records, times) in zip(items, results, strict=True):
                 report.times.add(times)
                 if isinstance(records, CircuitQLError):
@@ -137,8 +142,7 @@ class Database:
                     on_done(model)
         return report
 
-    def _write(self, model: Any, records: IndexedModel, replace: bool, report: IndexReport
-               ) -> None:
+    def _write(self, model: Any, records: IndexedModel, replace: bool, report: IndexReport) -> None:
         """One prepared model into the store; a name another network holds fails this model
         only, and the batch goes on."""
         try:
@@ -168,13 +172,20 @@ class Database:
                 fix="drop --name: models from several files are named after their paths",
             )
         roots = [Path(p) for p in paths]
-        items = [(path.absolute() if dask else path, name or model_name(path, roots))
-                 for path in found]
+        items = [
+            (path.absolute() if dask else path, name or model_name(path, roots)) for path in found
+        ]
         return self.index_many(items, jobs=jobs, on_done=on_file, replace=replace, dask=dask)
 
-    def query(self, text: str | MatchQuery, *, limit: int | None = None,
-              explain: Explain | None = None, timeout: float | None = None,
-              on_progress: Callable[[int, int], None] | None = None) -> Results:
+    def query(
+        self,
+        text: str | MatchQuery,
+        *,
+        limit: int | None = None,
+        explain: Explain | None = None,
+        timeout: float | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Results:
         """Verified matches of a MATCH query (a library name alone is short for MATCH name),
         as text or as ``execute`` compiled it.
 
@@ -207,20 +218,33 @@ class Database:
             self.model(compiled.model_b)
         return compiled
 
-    def compare(self, model_a: str, model_b: str, *, tolerance: float | None = None,
-                circuits: bool = True, on_circuit: Callable[[str], None] | None = None
-                ) -> Comparison:
+    def compare(
+        self,
+        model_a: str,
+        model_b: str,
+        *,
+        tolerance: float | None = None,
+        circuits: bool = True,
+        on_circuit: Callable[[str], None] | None = None,
+    ) -> Comparison:
         """What two indexed networks share: signatures, sub-layers, library circuits
         (``on_circuit`` hears each circuit's name as both are searched for it)."""
         self.model(model_a)
         self.model(model_b)
         return compare_models(self.store, model_a, model_b, tolerance, circuits, on_circuit)
 
-    def census(self, circuit: str | CensusQuery, by: str | None = None, *,
-               models: str | None = None, tolerance: float | None = None,
-               exact: bool = False, timeout: float | None = None,
-               explain: Explain | None = None,
-               on_progress: Callable[[int, int], None] | None = None) -> Census:
+    def census(
+        self,
+        circuit: str | CensusQuery,
+        by: str | None = None,
+        *,
+        models: str | None = None,
+        tolerance: float | None = None,
+        exact: bool = False,
+        timeout: float | None = None,
+        explain: Explain | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Census:
         """Per group of ``by`` (``meta.task``...), how many models contain ``circuit`` and
         which (``exact``: without approximation, as ``MATCH ... EXACT`` finds it).
         ``circuit`` is anything MATCH takes: a library name, ``min(a, b) >> negation``, a
@@ -230,22 +254,31 @@ class Database:
         explain = _watched(explain, on_progress)
         timeout = None if timeout is None else _seconds(timeout)
         if isinstance(circuit, CensusQuery):
-            query = circuit if timeout is None else dataclasses.replace(circuit,
-                                                                        timeout=timeout)
+            query = circuit if timeout is None else dataclasses.replace(circuit, timeout=timeout)
             return run_census(self.store, query, explain)
         if by is None:
-            raise CircuitQLError("a census groups models by a key, and none was given",
-                                 fix="name one, e.g. db.census('abs', by='meta.task')")
-        text = circuit if re.match(r"\s*(MATCH|CIRCUIT)\b", circuit, re.IGNORECASE) else (
-            f"MATCH {circuit}")
+            raise CircuitQLError(
+                "a census groups models by a key, and none was given",
+                fix="name one, e.g. db.census('abs', by='meta.task')",
+            )
+        text = (
+            circuit
+            if re.match(r"\s*(MATCH|CIRCUIT)\b", circuit, re.IGNORECASE)
+            else (f"MATCH {circuit}")
+        )
         compiled = compile_query(text)
         if not isinstance(compiled, MatchQuery):
-            raise CircuitQLError("census counts models holding a circuit: give its name, an "
-                                 "expression such as min >> negation, or a MATCH query",
-                                 fix="for COUNT MODELS ... GROUP BY, use `circuitql query`")
+            raise CircuitQLError(
+                "census counts models holding a circuit: give its name, an "
+                "expression such as min >> negation, or a MATCH query",
+                fix="for COUNT MODELS ... GROUP BY, use `circuitql query`",
+            )
         pattern = compiled.pattern
-        return run_census(self.store, CensusQuery(pattern, by, models, tolerance,
-                                                  exact=exact, timeout=timeout), explain)
+        return run_census(
+            self.store,
+            CensusQuery(pattern, by, models, tolerance, exact=exact, timeout=timeout),
+            explain,
+        )
 
     def models(self) -> list[ModelInfo]:
         return self.store.models()
@@ -284,21 +317,28 @@ class Database:
     def __enter__(self) -> Database:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
 def _seconds(timeout: float) -> float:
     """A search's time limit, checked: NaN or infinity would mean no limit at all."""
     if not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
-        raise CircuitQLError(f"timeout={timeout!r}: a search's time limit is a finite number "
-                             "of seconds above 0", fix="give e.g. timeout=30")
+        raise CircuitQLError(
+            f"timeout={timeout!r}: a search's time limit is a finite number of seconds above 0",
+            fix="give e.g. timeout=30",
+        )
     return float(timeout)
 
 
-def _watched(explain: Explain | None, on_progress: Callable[[int, int], None] | None
-             ) -> Explain | None:
+def _watched(
+    explain: Explain | None, on_progress: Callable[[int, int], None] | None
+) -> Explain | None:
     """``explain``, or a new one when there is progress to hear, carrying ``on_progress``."""
     if on_progress is None:
         return explain
@@ -313,8 +353,9 @@ def _as_query(text: str) -> str:
     return f"MATCH {stripped}" if stripped.isidentifier() else text
 
 
-def _prepare(item: tuple[Any, str], config: IndexConfig
-             ) -> tuple[IndexedModel | CircuitQLError, StageTimes]:
+def _prepare(
+    item: tuple[Any, str], config: IndexConfig
+) -> tuple[IndexedModel | CircuitQLError, StageTimes]:
     """Load, canonicalize and sign one model (in a worker process when indexing many)."""
     model, name = item
     times = StageTimes()
@@ -356,14 +397,17 @@ def original_network(model: str | Path, uri: str | None = None) -> NeuronGraph:
     with connect(uri, create=False) as db:
         source = db.model(str(model)).source
     if not Path(source).is_file():
-        raise CircuitQLError(f"model {str(model)!r} was indexed from {source}, which is not a "
-                             "file that can be read again",
-                             fix="pass the model's file instead of its name")
+        raise CircuitQLError(
+            f"model {str(model)!r} was indexed from {source}, which is not a "
+            "file that can be read again",
+            fix="pass the model's file instead of its name",
+        )
     return load(source).graph
 
 
-def connect(uri: str | None = None, config: IndexConfig | None = None, *,
-            create: bool = True) -> Database:
+def connect(
+    uri: str | None = None, config: IndexConfig | None = None, *, create: bool = True
+) -> Database:
     """Open a store: ``None`` (``$CIRCUITQL_STORE`` or ``./circuitql.db``), a path,
     ``sqlite:///path``, or ``neo4j://user:pw@host:7687`` / ``bolt://...``. A path with no
     store is a new one, unless ``create`` is False: then it is an error, as for every CLI

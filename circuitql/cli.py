@@ -74,171 +74,344 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(run=_help_of(parser))
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, run: Callable[[argparse.Namespace], int], help_: str
-                ) -> argparse.ArgumentParser:
+    def command(
+        name: str, run: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(run=run)
         return p
 
     def with_store(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--store", metavar="URI", default=None,
-                       help="store to use: a path, sqlite:///path or neo4j://user:pw@host:7687 "
-                       "(default: $CIRCUITQL_STORE, else ./circuitql.db)")
+        p.add_argument(
+            "--store",
+            metavar="URI",
+            default=None,
+            help="store to use: a path, sqlite:///path or neo4j://user:pw@host:7687 "
+            "(default: $CIRCUITQL_STORE, else ./circuitql.db)",
+        )
         return p
 
     def as_table(p: argparse.ArgumentParser, json_help: str = "print JSON") -> None:
         """--json, or --csv: a table's rows as CSV, nested values as JSON."""
         group = p.add_mutually_exclusive_group()
         group.add_argument("--json", action="store_true", help=json_help)
-        group.add_argument("--csv", action="store_true",
-                           help="print the table as CSV (nested values as JSON text)")
+        group.add_argument(
+            "--csv", action="store_true", help="print the table as CSV (nested values as JSON text)"
+        )
 
     def quiet(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--quiet", action="store_true",
-                       help="no progress bar (there is none with --json or --csv, or when "
-                       "stderr is not a terminal)")
+        p.add_argument(
+            "--quiet",
+            action="store_true",
+            help="no progress bar (there is none with --json or --csv, or when "
+            "stderr is not a terminal)",
+        )
 
     def on_model(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """A command about one model, given as a file or as an indexed name."""
-        p.add_argument("model", metavar="MODEL",
-                       help="a model file, or the name of a model indexed from a file")
+        p.add_argument(
+            "model",
+            metavar="MODEL",
+            help="a model file, or the name of a model indexed from a file",
+        )
         p.add_argument("--json", action="store_true", help="print JSON")
         return p
 
-    p = with_store(command("index", _index, "index model files (folders are searched "
-                                            "recursively for " + " ".join(MODEL_SUFFIXES) + ")"))
+    p = with_store(
+        command(
+            "index",
+            _index,
+            "index model files (folders are searched "
+            "recursively for " + " ".join(MODEL_SUFFIXES) + ")",
+        )
+    )
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--name", help="model name (one file only; default: the path below the "
-                                  "folder given, without its extension)")
+    p.add_argument(
+        "--name",
+        help="model name (one file only; default: the path below the "
+        "folder given, without its extension)",
+    )
     quiet(p)
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object: the models indexed, unchanged and failed")
-    p.add_argument("--replace", action="store_true",
-                   help="a file whose network differs from the one stored under its name "
-                   "takes its place (without it, that is refused)")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="worker processes for loading and canonicalizing (default: one per "
-                   "idle core, the cores less the load average, when there are many files)")
-    p.add_argument("--dask", metavar="ADDRESS", default=None,
-                   help="load and canonicalize on a Dask cluster: its scheduler's address "
-                   "(tcp://host:8786; every worker must see the files at their absolute "
-                   "paths), or 'local' for a LocalCluster of --jobs workers here; the store is "
-                   "written from this process (see docs/scale-out.md)")
-    p.add_argument("--domain", metavar="LO:HI[,LO:HI...]", default=None,
-                   help="the box the inputs live in: one LO:HI for every input, or one per "
-                   "input (default: the model's own from its JSON config, else unbounded)")
-    p.add_argument("--max-canonical-error", type=_bound, default=CanonicalConfig.max_error,
-                   metavar="E", help="the most the canonical network's outputs may differ "
-                   "from the model's, relative to their reach (default: %(default)g); over "
-                   "it, pruning is tightened")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: the models indexed, unchanged and failed",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="a file whose network differs from the one stored under its name "
+        "takes its place (without it, that is refused)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes for loading and canonicalizing (default: one per "
+        "idle core, the cores less the load average, when there are many files)",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="load and canonicalize on a Dask cluster: its scheduler's address "
+        "(tcp://host:8786; every worker must see the files at their absolute "
+        "paths), or 'local' for a LocalCluster of --jobs workers here; the store is "
+        "written from this process (see docs/scale-out.md)",
+    )
+    p.add_argument(
+        "--domain",
+        metavar="LO:HI[,LO:HI...]",
+        default=None,
+        help="the box the inputs live in: one LO:HI for every input, or one per "
+        "input (default: the model's own from its JSON config, else unbounded)",
+    )
+    p.add_argument(
+        "--max-canonical-error",
+        type=_bound,
+        default=CanonicalConfig.max_error,
+        metavar="E",
+        help="the most the canonical network's outputs may differ "
+        "from the model's, relative to their reach (default: %(default)g); over "
+        "it, pruning is tightened",
+    )
 
-    p = command("check", _check, "load a model file and compare its own function, the graph "
-                "circuitql reads and the canonical graph it would index (writes nothing)")
+    p = command(
+        "check",
+        _check,
+        "load a model file and compare its own function, the graph "
+        "circuitql reads and the canonical graph it would index (writes nothing)",
+    )
     p.add_argument("file", type=Path, metavar="FILE")
-    p.add_argument("--domain", metavar="LO:HI[,LO:HI...]", default=None,
-                   help="the box the inputs live in (default: the file's own, else [-1, 1])")
-    p.add_argument("--probes", type=_positive_int, default=None, metavar="N",
-                   help="random inputs to compare on (default 10,000)")
+    p.add_argument(
+        "--domain",
+        metavar="LO:HI[,LO:HI...]",
+        default=None,
+        help="the box the inputs live in (default: the file's own, else [-1, 1])",
+    )
+    p.add_argument(
+        "--probes",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="random inputs to compare on (default 10,000)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = with_store(command("doctor", _doctor, "versions, the optional extras, the store and "
-                           "whether it opens, and every resource limit (changes nothing)"))
+    p = with_store(
+        command(
+            "doctor",
+            _doctor,
+            "versions, the optional extras, the store and "
+            "whether it opens, and every resource limit (changes nothing)",
+        )
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = with_store(command("models", _models, "list the indexed models"))
     as_table(p)
 
-    p = with_store(command("tokens", _tokens, "print a model's network string: its layers' "
-                                              "words of neuron tokens, in order"))
+    p = with_store(
+        command(
+            "tokens",
+            _tokens,
+            "print a model's network string: its layers' words of neuron tokens, in order",
+        )
+    )
     p.add_argument("model")
     p.add_argument("--by-layer", action="store_true", help="one layer per line, numbered")
     p.add_argument("--json", action="store_true", help="print JSON: the string and its layers")
 
-    p = with_store(command("query", _query, "run a circuit query (MATCH, COMPARE, COUNT MODELS, "
-                                            "SHOW CIRCUITS; EXPLAIN in front shows the plan)"))
-    p.add_argument("text", metavar="QUERY", help="e.g. \"MATCH abs\" or just abs")
+    p = with_store(
+        command(
+            "query",
+            _query,
+            "run a circuit query (MATCH, COMPARE, COUNT MODELS, "
+            "SHOW CIRCUITS; EXPLAIN in front shows the plan)",
+        )
+    )
+    p.add_argument("text", metavar="QUERY", help='e.g. "MATCH abs" or just abs')
     as_table(p, "print one JSON object")
     quiet(p)
     p.add_argument("--limit", type=int, default=None, help="stop after N matches")
-    p.add_argument("--timeout", type=_bound, default=None, metavar="SECONDS",
-                   help="stop the search after this long, keeping the matches found "
-                   "(default: the query's TIMEOUT, else 120)")
+    p.add_argument(
+        "--timeout",
+        type=_bound,
+        default=None,
+        metavar="SECONDS",
+        help="stop the search after this long, keeping the matches found "
+        "(default: the query's TIMEOUT, else 120)",
+    )
 
     p = command("library", _library, "list the built-in circuits, or print one's definition")
     p.add_argument("name", nargs="?", help="a circuit to print in full")
-    p.add_argument("--json", action="store_true",
-                   help="print JSON: each circuit's documentation (with a name: its text too)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: each circuit's documentation (with a name: its text too)",
+    )
 
     p = with_store(command("compare", _compare, "what two indexed networks share"))
     p.add_argument("model_a")
     p.add_argument("model_b")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--no-circuits", action="store_true",
-                   help="skip the (slower) search for library circuits in both")
+    p.add_argument(
+        "--no-circuits",
+        action="store_true",
+        help="skip the (slower) search for library circuits in both",
+    )
     quiet(p)
 
-    p = with_store(command("census", _census, "per group of models, how many contain a "
-                                              "circuit, and which"))
-    p.add_argument("circuit", help="what MATCH takes: a library circuit (min), an expression "
-                   "(\"min >> negation\"), or a MATCH query with CIRCUIT definitions")
-    p.add_argument("--by", required=True, metavar="KEY",
-                   help="model property to group by, e.g. meta.task or meta.width")
+    p = with_store(
+        command("census", _census, "per group of models, how many contain a circuit, and which")
+    )
+    p.add_argument(
+        "circuit",
+        help="what MATCH takes: a library circuit (min), an expression "
+        '("min >> negation"), or a MATCH query with CIRCUIT definitions',
+    )
+    p.add_argument(
+        "--by",
+        required=True,
+        metavar="KEY",
+        help="model property to group by, e.g. meta.task or meta.width",
+    )
     p.add_argument("--models", metavar="GLOB", help="only models whose name matches")
-    p.add_argument("--exact", action="store_true",
-                   help="count only exact matches (as MATCH ... EXACT finds them)")
-    p.add_argument("--timeout", type=_bound, default=None, metavar="SECONDS",
-                   help="give up (with an error) after this long (default 120)")
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="count only exact matches (as MATCH ... EXACT finds them)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_bound,
+        default=None,
+        metavar="SECONDS",
+        help="give up (with an error) after this long (default 120)",
+    )
     as_table(p)
-    p.add_argument("--per-model", action="store_true",
-                   help="a row per model (its group, whether it holds the circuit, its best "
-                   "match's error, exactness and faithfulness) instead of one per group; "
-                   "--json has both")
+    p.add_argument(
+        "--per-model",
+        action="store_true",
+        help="a row per model (its group, whether it holds the circuit, its best "
+        "match's error, exactness and faithfulness) instead of one per group; "
+        "--json has both",
+    )
     quiet(p)
-    p.add_argument("--plot", type=Path, metavar="FILE",
-                   help="also draw the census as a bar chart: FILE.svg, or FILE.png (the "
-                   "render extra)")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help="also draw the census as a bar chart: FILE.svg, or FILE.png (the render extra)",
+    )
 
     p = with_store(command("delete", _delete, "remove a model from the store"))
     p.add_argument("model")
 
-    p = with_store(command("show", _show, "draw a model, or a match of a query, as an SVG or "
-                                          "PNG picture"))
-    p.add_argument("target", metavar="TARGET",
-                   help="a model name (drawn whole) or a query, e.g. \"MATCH abs\" or abs")
-    p.add_argument("--out", required=True, type=Path, metavar="FILE",
-                   help="the picture to write: FILE.svg or FILE.png")
-    p.add_argument("--match", type=int, default=1, metavar="N",
-                   help="draw the query's N-th match (default: the first)")
-    p.add_argument("--model-context", action="store_true",
-                   help="draw the whole model the match is in, with the match highlighted")
-    p.add_argument("--json", action="store_true",
-                   help="print JSON: the file written, the model, and the match drawn")
+    p = with_store(
+        command("show", _show, "draw a model, or a match of a query, as an SVG or PNG picture")
+    )
+    p.add_argument(
+        "target",
+        metavar="TARGET",
+        help='a model name (drawn whole) or a query, e.g. "MATCH abs" or abs',
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the picture to write: FILE.svg or FILE.png",
+    )
+    p.add_argument(
+        "--match",
+        type=int,
+        default=1,
+        metavar="N",
+        help="draw the query's N-th match (default: the first)",
+    )
+    p.add_argument(
+        "--model-context",
+        action="store_true",
+        help="draw the whole model the match is in, with the match highlighted",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: the file written, the model, and the match drawn",
+    )
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--model", dest="read_as", action="store_const", const="model",
-                       help="TARGET is a model name")
-    which.add_argument("--query", dest="read_as", action="store_const", const="query",
-                       help="TARGET is a query or a circuit")
+    which.add_argument(
+        "--model",
+        dest="read_as",
+        action="store_const",
+        const="model",
+        help="TARGET is a model name",
+    )
+    which.add_argument(
+        "--query",
+        dest="read_as",
+        action="store_const",
+        const="query",
+        help="TARGET is a query or a circuit",
+    )
 
-    p = on_model(with_store(command("degeneracy", _degeneracy, "per layer: units removed as "
-                                    "dead, unused or duplicate, weights pruned, activation "
-                                    "rank and identically firing ReLUs on probe inputs")))
-    p.add_argument("--probes", type=_positive_int, default=None, metavar="N",
-                   help="probe inputs, half Gaussian and half uniform (default 1024)")
+    p = on_model(
+        with_store(
+            command(
+                "degeneracy",
+                _degeneracy,
+                "per layer: units removed as "
+                "dead, unused or duplicate, weights pruned, activation "
+                "rank and identically firing ReLUs on probe inputs",
+            )
+        )
+    )
+    p.add_argument(
+        "--probes",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="probe inputs, half Gaussian and half uniform (default 1024)",
+    )
 
-    p = on_model(with_store(command("basis", _basis, "rotate each hidden layer's basis so "
-                                    "the layer-to-layer Jacobians are sparse over probe "
-                                    "inputs")))
-    p.add_argument("--out", type=Path, metavar="DIR",
-                   help="write heatmaps of each Jacobian before and after (SVG) into DIR")
-    p.add_argument("--steps", type=_positive_int, default=None, metavar="N",
-                   help="at most N optimiser steps per Jacobian (default 1000; the search "
-                   "stops earlier once it converges)")
-    p.add_argument("--probes", type=_positive_int, default=None, metavar="N",
-                   help="probe inputs (default 512)")
+    p = on_model(
+        with_store(
+            command(
+                "basis",
+                _basis,
+                "rotate each hidden layer's basis so "
+                "the layer-to-layer Jacobians are sparse over probe "
+                "inputs",
+            )
+        )
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write heatmaps of each Jacobian before and after (SVG) into DIR",
+    )
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="at most N optimiser steps per Jacobian (default 1000; the search "
+        "stops earlier once it converges)",
+    )
+    p.add_argument(
+        "--probes", type=_positive_int, default=None, metavar="N", help="probe inputs (default 512)"
+    )
     quiet(p)
 
-    p = command("neo4j", _neo4j, "start, stop or check a local Neo4j server for the Neo4j "
-                "store (no Docker needed: Java 17 and Maven build a small launcher once)")
+    p = command(
+        "neo4j",
+        _neo4j,
+        "start, stop or check a local Neo4j server for the Neo4j "
+        "store (no Docker needed: Java 17 and Maven build a small launcher once)",
+    )
     from circuitql.store.neo4j_server import add_arguments
 
     add_arguments(p)
@@ -246,36 +419,61 @@ def _parser() -> argparse.ArgumentParser:
     zoo = command("zoo", lambda _args: 0, "build model zoos")
     zoo.set_defaults(run=_help_of(zoo))
     zoo_sub = zoo.add_subparsers(title="zoo commands", metavar="COMMAND")
-    demo = zoo_sub.add_parser("demo", help="write the small demo zoo (known circuits and "
-                                           "random MLPs, in every file format)")
+    demo = zoo_sub.add_parser(
+        "demo",
+        help="write the small demo zoo (known circuits and random MLPs, in every file format)",
+    )
     demo.add_argument("directory", type=Path)
     demo.set_defaults(run=_zoo_demo)
-    build = zoo_sub.add_parser("build", help="train small MLPs on the circuits literature's "
-                                             "tasks (identity ... xor) over widths, depths, "
-                                             "seeds, optimizers and initialisations")
+    build = zoo_sub.add_parser(
+        "build",
+        help="train small MLPs on the circuits literature's "
+        "tasks (identity ... xor) over widths, depths, "
+        "seeds, optimizers and initialisations",
+    )
     build.add_argument("directory", type=Path)
-    build.add_argument("--size", default="default",
-                       help="small, default (minutes on 2 cores), large, or an integer k: "
-                       "k times the default seeds")
+    build.add_argument(
+        "--size",
+        default="default",
+        help="small, default (minutes on 2 cores), large, or an integer k: "
+        "k times the default seeds",
+    )
     build.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    build.add_argument("--jobs", type=int, default=None, metavar="N",
-                       help="worker processes (default: one per core)")
+    build.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes (default: one per core)",
+    )
     quiet(build)
     build.set_defaults(run=_zoo_build)
-    reference = zoo_sub.add_parser("reference", help="write the hand-wired network of every "
-                                                     "library circuit")
+    reference = zoo_sub.add_parser(
+        "reference", help="write the hand-wired network of every library circuit"
+    )
     reference.add_argument("directory", type=Path)
     reference.set_defaults(run=_zoo_reference)
     planted = zoo_sub.add_parser(
-        "planted", help="write networks with library circuits planted at known places, "
-                        "decoys, and their ground_truth.json")
+        "planted",
+        help="write networks with library circuits planted at known places, "
+        "decoys, and their ground_truth.json",
+    )
     planted.add_argument("directory", type=Path)
-    planted.add_argument("--size", type=int, default=None, metavar="N",
-                         help="N dense 8-64-64-64-4 hosts, one in ten planted (default: each "
-                         "plant and decoy once, in small hosts)")
+    planted.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="N dense 8-64-64-64-4 hosts, one in ten planted (default: each "
+        "plant and decoy once, in small hosts)",
+    )
     planted.add_argument("--seed", type=int, default=0)
-    planted.add_argument("--format", choices=("safetensors", "onnx", "pt"),
-                         default="safetensors", help="file format (default safetensors)")
+    planted.add_argument(
+        "--format",
+        choices=("safetensors", "onnx", "pt"),
+        default="safetensors",
+        help="file format (default safetensors)",
+    )
     quiet(planted)
     planted.set_defaults(run=_zoo_planted)
     return parser
@@ -299,36 +497,58 @@ def _open(args: argparse.Namespace) -> Database:
 def _index(args: argparse.Namespace) -> int:
     files = discover(args.paths)
     if not files:
-        raise CircuitQLError(f"no model files under {', '.join(args.paths)}",
-                             fix=f"give {', '.join(MODEL_SUFFIXES)} files, or folders "
-                             "holding them")
+        raise CircuitQLError(
+            f"no model files under {', '.join(args.paths)}",
+            fix=f"give {', '.join(MODEL_SUFFIXES)} files, or folders holding them",
+        )
     start = time.perf_counter()
-    config = IndexConfig(CanonicalConfig(
-        domain=None if args.domain is None else Domain.parse(args.domain),
-        max_error=args.max_canonical_error))
-    with connect(args.store, config) as db, _progress(
-            len(files), args.quiet or args.json or len(files) < PROGRESS_THRESHOLD) as step:
-        report = db.index_paths(args.paths, args.name,
-                                None if step is None else lambda _path: step(1), files=files,
-                                jobs=args.jobs, replace=args.replace, dask=args.dask)
+    config = IndexConfig(
+        CanonicalConfig(
+            domain=None if args.domain is None else Domain.parse(args.domain),
+            max_error=args.max_canonical_error,
+        )
+    )
+    with (
+        connect(args.store, config) as db,
+        _progress(len(files), args.quiet or args.json or len(files) < PROGRESS_THRESHOLD) as step,
+    ):
+        report = db.index_paths(
+            args.paths,
+            args.name,
+            None if step is None else lambda _path: step(1),
+            files=files,
+            jobs=args.jobs,
+            replace=args.replace,
+            dask=args.dask,
+        )
         seconds = time.perf_counter() - start
         if args.json:
-            print(_json({
-                "store": db.uri, "seconds": round(seconds, 3),
-                "indexed": [_model_json(m) for m in report.indexed],
-                "unchanged": [_model_json(m) for m in report.unchanged],
-                "failed": [{"path": printable_path(str(path)), "error": str(err)}
-                           for path, err in report.failed],
-                "tightened": [{"name": name, "log": list(steps)}
-                              for name, steps in report.tightened]}))
+            print(
+                _json(
+                    {
+                        "store": db.uri,
+                        "seconds": round(seconds, 3),
+                        "indexed": [_model_json(m) for m in report.indexed],
+                        "unchanged": [_model_json(m) for m in report.unchanged],
+                        "failed": [
+                            {"path": printable_path(str(path)), "error": str(err)}
+                            for path, err in report.failed
+                        ],
+                        "tightened": [
+                            {"name": name, "log": list(steps)} for name, steps in report.tightened
+                        ],
+                    }
+                )
+            )
         else:
             _print_index_summary(report, db.uri, seconds)
     return EXIT_USER_ERROR if report.failed else 0
 
 
 @contextmanager
-def _progress(total: int | None, quiet: bool, unit: str = "model"
-              ) -> Iterator[Callable[[int], None] | None]:
+def _progress(
+    total: int | None, quiet: bool, unit: str = "model"
+) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr for ``total`` steps (unknown: None), as the function that
     advances it by a number of steps; None when ``quiet``."""
     with _bar(total, quiet, unit) as bar:
@@ -366,13 +586,18 @@ def _bar(total: int | None, quiet: bool, unit: str) -> Iterator[tqdm[Any] | None
 
 def _print_index_summary(report: IndexReport, uri: str, seconds: float) -> None:
     for name, steps in report.tightened:
-        print(f"note: {name}: pruning tightened to keep its canonical error under the bound "
-              f"({'; '.join(steps)})", file=sys.stderr)
+        print(
+            f"note: {name}: pruning tightened to keep its canonical error under the bound "
+            f"({'; '.join(steps)})",
+            file=sys.stderr,
+        )
     for path, err in report.failed:
         # Most errors say which file they are about; the others get its path in front.
         named = err.where is not None and printable_path(str(path)) in err.where
-        print(f"error: {err}" if named else f"error: {printable_path(str(path))}: {err}",
-              file=sys.stderr)
+        print(
+            f"error: {err}" if named else f"error: {printable_path(str(path))}: {err}",
+            file=sys.stderr,
+        )
     neurons = sum(m.n_neurons for m in report.indexed)
     print(
         f"indexed {len(report.indexed)} model(s) ({neurons} canonical neurons), "
@@ -395,9 +620,11 @@ def _doctor(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from circuitql.indexer.check import PROBES, check_file
 
-    report = check_file(args.file, CanonicalConfig(
-        domain=None if args.domain is None else Domain.parse(args.domain)),
-        args.probes or PROBES)
+    report = check_file(
+        args.file,
+        CanonicalConfig(domain=None if args.domain is None else Domain.parse(args.domain)),
+        args.probes or PROBES,
+    )
     print(_json(report.to_json()) if args.json else report.text())
     return 0
 
@@ -415,9 +642,16 @@ def _models(args: argparse.Namespace) -> int:
         print("no models indexed yet: run `circuitql index PATH`")
         return 0
     rows = [("name", "in", "out", "neurons", "edges", "domain", "canon. error", "source")] + [
-        (m.name, str(m.n_inputs), str(m.n_outputs), str(m.n_neurons), str(m.n_edges),
-         "-" if m.domain is None else m.domain.text(),
-         "-" if m.canonical_error is None else f"{m.canonical_error:.1e}", m.source)
+        (
+            m.name,
+            str(m.n_inputs),
+            str(m.n_outputs),
+            str(m.n_neurons),
+            str(m.n_edges),
+            "-" if m.domain is None else m.domain.text(),
+            "-" if m.canonical_error is None else f"{m.canonical_error:.1e}",
+            m.source,
+        )
         for m in models
     ]
     cells = [[shown(cell) for cell in row] for row in rows]  # names and paths from files
@@ -436,17 +670,32 @@ def _print_csv(rows: list[dict[str, Any]]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row.get(c) is None else
-                         json.dumps(row[c]) if isinstance(row[c], dict | list | tuple)
-                         else row[c] for c in columns])
+        writer.writerow(
+            [
+                ""
+                if row.get(c) is None
+                else json.dumps(row[c])
+                if isinstance(row[c], dict | list | tuple)
+                else row[c]
+                for c in columns
+            ]
+        )
 
 
 def _model_json(m: ModelInfo) -> dict[str, Any]:
     """A stored model as ``models --json`` and ``index --json`` print it."""
-    return {"name": m.name, "source": m.source, "inputs": m.n_inputs, "outputs": m.n_outputs,
-            "neurons": m.n_neurons, "edges": m.n_edges, "hash": m.content_hash,
-            "meta": dict(m.meta), "normal_form": dict(m.normal_form),
-            "canonical_error": m.canonical_error}
+    return {
+        "name": m.name,
+        "source": m.source,
+        "inputs": m.n_inputs,
+        "outputs": m.n_outputs,
+        "neurons": m.n_neurons,
+        "edges": m.n_edges,
+        "hash": m.content_hash,
+        "meta": dict(m.meta),
+        "normal_form": dict(m.normal_form),
+        "canonical_error": m.canonical_error,
+    }
 
 
 def _tokens(args: argparse.Namespace) -> int:
@@ -455,8 +704,7 @@ def _tokens(args: argparse.Namespace) -> int:
     if args.json:
         from circuitql.grammar.token_parser import split_layers
 
-        print(_json({"model": args.model, "network_string": text,
-                     "layers": split_layers(text)}))
+        print(_json({"model": args.model, "network_string": text, "layers": split_layers(text)}))
         return 0
     if not args.by_layer:
         print(text)
@@ -475,12 +723,16 @@ def _query(args: argparse.Namespace) -> int:
     with _open(args) as db:
         compiled = db.execute(args.text)
         if args.csv and isinstance(compiled, ShowQuery | CompareQuery):
-            raise CircuitQLError("--csv prints the rows of MATCH (one per match) and of COUNT "
-                                 "MODELS (one per group); SHOW and COMPARE have none",
-                                 fix="use --json for SHOW and COMPARE")
+            raise CircuitQLError(
+                "--csv prints the rows of MATCH (one per match) and of COUNT "
+                "MODELS (one per group); SHOW and COMPARE have none",
+                fix="use --json for SHOW and COMPARE",
+            )
         if isinstance(compiled, ShowQuery):
-            plan = ("plan: the library's circuit names matched against "
-                    f"{compiled.pattern or '*'!r}; nothing is read from the store")
+            plan = (
+                "plan: the library's circuit names matched against "
+                f"{compiled.pattern or '*'!r}; nothing is read from the store"
+            )
             if compiled.explain and args.json:
                 print(_json({"circuits": _library_docs(compiled.pattern), "explain": plan}))
                 return 0
@@ -504,8 +756,9 @@ def _query(args: argparse.Namespace) -> int:
         if isinstance(compiled, CensusQuery):
             explain = Explain()
             with _running_total(quiet, "candidate") as heard:
-                counted = db.census(compiled, timeout=args.timeout, explain=explain,
-                                    on_progress=heard)
+                counted = db.census(
+                    compiled, timeout=args.timeout, explain=explain, on_progress=heard
+                )
             if args.csv:
                 _print_csv(counted.to_records())
             elif args.json:
@@ -519,17 +772,26 @@ def _query(args: argparse.Namespace) -> int:
         explain = Explain()
         with warnings.catch_warnings(), _running_total(quiet, "candidate") as heard:
             warnings.simplefilter("ignore", PartialAnswer)  # said below, in the answer
-            results = db.query(compiled, limit=args.limit, explain=explain,
-                               timeout=args.timeout, on_progress=heard)
+            results = db.query(
+                compiled, limit=args.limit, explain=explain, timeout=args.timeout, on_progress=heard
+            )
             for match in results:  # kept in results.read
                 if not (args.json or args.csv):
                     _write(_match_line(match), over_bar=heard is not None)
         # A match's faithfulness is measured on first use, from the store: while it is open.
-        records = (results.to_records() if args.csv
-                   else [m.to_json() for m in results.read] if args.json else [])
+        records = (
+            results.to_records()
+            if args.csv
+            else [m.to_json() for m in results.read]
+            if args.json
+            else []
+        )
     if explain.partial is not None:
-        print(f"partial answer: {explain.partial}; give it longer with --timeout SECONDS or "
-              "TIMEOUT in the query", file=sys.stderr)
+        print(
+            f"partial answer: {explain.partial}; give it longer with --timeout SECONDS or "
+            "TIMEOUT in the query",
+            file=sys.stderr,
+        )
     if args.json:
         print(_json({"query": args.text, "explain": explain.to_json(), "matches": records}))
         return 0
@@ -589,12 +851,22 @@ def _library(args: argparse.Namespace) -> int:
             from difflib import get_close_matches
 
             close = get_close_matches(args.name, library.names, n=3)
-            raise CircuitQLError(f"no library circuit named {args.name!r}",
-                                 fix=f"did you mean {', '.join(close)}?" if close
-                                 else "run `circuitql library` for the list")
+            raise CircuitQLError(
+                f"no library circuit named {args.name!r}",
+                fix=f"did you mean {', '.join(close)}?"
+                if close
+                else "run `circuitql library` for the list",
+            )
         if args.json:
-            print(_json({"name": args.name, "doc": library.definition(args.name).doc or "",
-                         "text": library.text(args.name)}))
+            print(
+                _json(
+                    {
+                        "name": args.name,
+                        "doc": library.definition(args.name).doc or "",
+                        "text": library.text(args.name),
+                    }
+                )
+            )
         else:
             print(library.text(args.name))
         return 0
@@ -626,17 +898,29 @@ def _compare(args: argparse.Namespace) -> int:
 
     quiet = args.quiet or args.json or args.no_circuits
     with _open(args) as db, _progress(len(PUBLIC_NAMES), quiet, "circuit") as step:
-        result = db.compare(args.model_a, args.model_b, circuits=not args.no_circuits,
-                            on_circuit=None if step is None else lambda _name: step(1))
+        result = db.compare(
+            args.model_a,
+            args.model_b,
+            circuits=not args.no_circuits,
+            on_circuit=None if step is None else lambda _name: step(1),
+        )
     print(_json(result.to_json()) if args.json else result.text())
     return 0
 
 
 def _census(args: argparse.Namespace) -> int:
-    with _open(args) as db, _running_total(args.quiet or args.json or args.csv,
-                                           "candidate") as heard:
-        counted = db.census(args.circuit, args.by, models=args.models, exact=args.exact,
-                            timeout=args.timeout, on_progress=heard)
+    with (
+        _open(args) as db,
+        _running_total(args.quiet or args.json or args.csv, "candidate") as heard,
+    ):
+        counted = db.census(
+            args.circuit,
+            args.by,
+            models=args.models,
+            exact=args.exact,
+            timeout=args.timeout,
+            on_progress=heard,
+        )
     if args.csv:
         _print_csv(counted.model_records() if args.per_model else counted.to_records())
     elif args.json:
@@ -662,8 +946,10 @@ def _show(args: argparse.Namespace) -> int:
 
     check_format(args.out)
     if args.match < 1:
-        raise CircuitQLError(f"--match {args.match}: matches are counted from 1",
-                             fix="give --match 1 for the first match")
+        raise CircuitQLError(
+            f"--match {args.match}: matches are counted from 1",
+            fix="give --match 1 for the first match",
+        )
     with _open(args) as db:
         drawn: dict[str, Any] = {"out": str(args.out), "model": args.target, "match": None}
         if _shows_model(db, args.target, args.read_as):
@@ -690,9 +976,11 @@ def _shows_model(db: Database, target: str, read_as: str | None) -> bool:
     from circuitql.language.library import builtin_library
 
     if target in builtin_library().names:
-        raise CircuitQLError(f"{target!r} is both a model in {db.uri} and a library circuit",
-                             fix=f"say which: `show {target} --model ...` draws the model, "
-                             f"`show {target} --query ...` a match of the circuit")
+        raise CircuitQLError(
+            f"{target!r} is both a model in {db.uri} and a library circuit",
+            fix=f"say which: `show {target} --model ...` draws the model, "
+            f"`show {target} --query ...` a match of the circuit",
+        )
     return True
 
 
@@ -704,14 +992,18 @@ def _nth_match(db: Database, target: str, n: int) -> Match:
     except CircuitQLError as err:
         if len(target.split()) > 1:
             raise
-        raise CircuitQLError(f"{target!r} is neither a model in {db.uri} nor a query "
-                             f"(as a query: {err.what.splitlines()[0]})",
-                             fix="run `circuitql models` for the model names and "
-                             "`circuitql library` for the circuits") from err
+        raise CircuitQLError(
+            f"{target!r} is neither a model in {db.uri} nor a query "
+            f"(as a query: {err.what.splitlines()[0]})",
+            fix="run `circuitql models` for the model names and "
+            "`circuitql library` for the circuits",
+        ) from err
     matches = list(found)
     if len(matches) < n:
-        raise CircuitQLError(f"{target!r} has {len(matches)} match(es), so no match {n}",
-                             fix=f"run `circuitql query {json.dumps(target)}` to list them")
+        raise CircuitQLError(
+            f"{target!r} has {len(matches)} match(es), so no match {n}",
+            fix=f"run `circuitql query {json.dumps(target)}` to list them",
+        )
     return matches[n - 1]
 
 
@@ -733,8 +1025,11 @@ def _writable_folder(folder: Path) -> Path:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise CircuitQLError(f"cannot write into this folder: {exc.strerror or exc}",
-                             where=str(folder), fix="choose a folder you can write to") from None
+        raise CircuitQLError(
+            f"cannot write into this folder: {exc.strerror or exc}",
+            where=str(folder),
+            fix="choose a folder you can write to",
+        ) from None
     return folder
 
 
@@ -749,8 +1044,7 @@ def _degeneracy(args: argparse.Namespace) -> int:
     from circuitql.analysis.degeneracy import Probes, degeneracy
 
     probes = Probes(n=args.probes) if args.probes else Probes()
-    report = degeneracy(original_network(args.model, args.store), name=args.model,
-                        probes=probes)
+    report = degeneracy(original_network(args.model, args.store), name=args.model, probes=probes)
     print(_json(report.to_json()) if args.json else report.text())
     return 0
 
@@ -763,10 +1057,13 @@ def _basis(args: argparse.Namespace) -> int:
         _writable_folder(args.out)  # before the search, not after it
     graph = original_network(args.model, args.store)
     with _progress(jacobian_count(graph), args.quiet or args.json, "Jacobian") as step:
-        report = sparse_basis(graph, name=args.model,
-                              probes=Probes(n=args.probes) if args.probes else None,
-                              search=Search(max_steps=args.steps) if args.steps else None,
-                              on_jacobian=None if step is None else lambda: step(1))
+        report = sparse_basis(
+            graph,
+            name=args.model,
+            probes=Probes(n=args.probes) if args.probes else None,
+            search=Search(max_steps=args.steps) if args.steps else None,
+            on_jacobian=None if step is None else lambda: step(1),
+        )
     heatmaps = report.write_heatmaps(args.out) if args.out else []
     if args.json:
         print(_json({**report.to_json(), "heatmaps": [str(p) for p in heatmaps]}))
@@ -802,8 +1099,10 @@ def _zoo_build(args: argparse.Namespace) -> int:
         report = build_zoo(args.directory, plan, args.jobs, step)
     for path in report.diverged:
         print(f"diverged, not saved: {path}", file=sys.stderr)
-    print(f"wrote {len(report.written)} models under {args.directory} in "
-          f"{report.seconds:.0f}s ({len(report.diverged)} diverged)")
+    print(
+        f"wrote {len(report.written)} models under {args.directory} in "
+        f"{report.seconds:.0f}s ({len(report.diverged)} diverged)"
+    )
     return 0
 
 
@@ -819,16 +1118,25 @@ def _zoo_planted(args: argparse.Namespace) -> int:
     from circuitql.zoo.plant import write_zoo
 
     if args.size is not None and args.size < 1:
-        raise CircuitQLError(f"--size must be at least 1, not {args.size}",
-                             fix="give the number of models, e.g. --size 1000")
+        raise CircuitQLError(
+            f"--size must be at least 1, not {args.size}",
+            fix="give the number of models, e.g. --size 1000",
+        )
     _writable_folder(args.directory)
     with _progress(args.size, args.quiet) as step:
-        truth = write_zoo(args.directory, args.seed, f".{args.format}", args.size,
-                          on_model=None if step is None else lambda _name: step(1))
+        truth = write_zoo(
+            args.directory,
+            args.seed,
+            f".{args.format}",
+            args.size,
+            on_model=None if step is None else lambda _name: step(1),
+        )
     models = len({e.model for e in truth.expected})
-    print(f"wrote {args.size or models} models under {args.directory} ({models} with a planted "
-          f"circuit or decoy; {len(truth.present())} planted instances); ground truth in "
-          f"{args.directory / 'ground_truth.json'}")
+    print(
+        f"wrote {args.size or models} models under {args.directory} ({models} with a planted "
+        f"circuit or decoy; {len(truth.present())} planted instances); ground truth in "
+        f"{args.directory / 'ground_truth.json'}"
+    )
     return 0
 
 

@@ -40,17 +40,23 @@ class Diagnosis:
 
 
 def diagnose(store: str | None) -> Diagnosis:
-    return Diagnosis({
-        "circuitql": {"version": _version("circuitql"), "python": platform.python_version(),
-                      "platform": platform.platform()},
-        "packages": {name: _version(name) for name in PACKAGES},
-        "optional": {name: f"{_version(name)} ({what})" for name, what in EXTRAS.items()},
-        "store": _store(store),
-        "neo4j server tools": {tool: shutil.which(tool) or "not found"
-                               for tool in ("java", "mvn")},
-        "limits": _limits(),
-        "machine": {"cpus": os.cpu_count(), "memory": _memory()},
-    })
+    return Diagnosis(
+        {
+            "circuitql": {
+                "version": _version("circuitql"),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            "packages": {name: _version(name) for name in PACKAGES},
+            "optional": {name: f"{_version(name)} ({what})" for name, what in EXTRAS.items()},
+            "store": _store(store),
+            "neo4j server tools": {
+                tool: shutil.which(tool) or "not found" for tool in ("java", "mvn")
+            },
+            "limits": _limits(),
+            "machine": {"cpus": os.cpu_count(), "memory": _memory()},
+        }
+    )
 
 
 def _version(package: str) -> str:
@@ -68,11 +74,18 @@ def _store(uri: str | None) -> dict[str, Any]:
     try:
         opened = open_store(given, create=False)
     except CircuitQLError as err:
-        return {"uri": given if "@" not in given else "(with credentials, not shown)",
-                "from": source, "opens": f"no: {err.what}"}
+        return {
+            "uri": given if "@" not in given else "(with credentials, not shown)",
+            "from": source,
+            "opens": f"no: {err.what}",
+        }
     try:
-        info: dict[str, Any] = {"uri": opened.uri, "from": source, "opens": "yes",
-                                "models": len(opened.models())}
+        info: dict[str, Any] = {
+            "uri": opened.uri,
+            "from": source,
+            "opens": "yes",
+            "models": len(opened.models()),
+        }
         path = getattr(opened, "path", None)
         if path is not None:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
@@ -90,13 +103,16 @@ def _limits() -> dict[str, Any]:
     from circuitql.indexer.nnet_loader import MAX_WEIGHTS
     from circuitql.language.unroll import MAX_FLAT_PATTERNS, MAX_PIECES
 
-    return {"query text": f"{MAX_TEXT:,} characters",
-            "flat patterns per query": f"{MAX_FLAT_PATTERNS:,}",
-            "circuits chained in a pattern": MAX_PIECES,
-            "search time": f"{DEFAULT_TIMEOUT:g} s unless TIMEOUT / --timeout",
-            "units per layer": f"{MAX_WIDTH:,}", "values per tensor": f"{MAX_TENSOR_VALUES:,}",
-            "weights per .nnet file": f"{MAX_WEIGHTS:,}",
-            "canonical error": f"{Config().max_error:g} (--max-canonical-error)"}
+    return {
+        "query text": f"{MAX_TEXT:,} characters",
+        "flat patterns per query": f"{MAX_FLAT_PATTERNS:,}",
+        "circuits chained in a pattern": MAX_PIECES,
+        "search time": f"{DEFAULT_TIMEOUT:g} s unless TIMEOUT / --timeout",
+        "units per layer": f"{MAX_WIDTH:,}",
+        "values per tensor": f"{MAX_TENSOR_VALUES:,}",
+        "weights per .nnet file": f"{MAX_WEIGHTS:,}",
+        "canonical error": f"{Config().max_error:g} (--max-canonical-error)",
+    }
 
 
 def _memory() -> str:

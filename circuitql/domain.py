@@ -28,8 +28,10 @@ class DomainError(CircuitQLError):
     """A domain that cannot be read or does not fit the model."""
 
 
-_FORMAT = ('a domain is LO:HI for every input ("-2:2"), or one LO:HI per input separated by '
-           'commas ("-2:2,0:1"); in JSON, [LO, HI] or [[LO, HI], ...]')
+_FORMAT = (
+    'a domain is LO:HI for every input ("-2:2"), or one LO:HI per input separated by '
+    'commas ("-2:2,0:1"); in JSON, [LO, HI] or [[LO, HI], ...]'
+)
 
 
 @dataclass(frozen=True)
@@ -43,15 +45,22 @@ class Domain:
         if not self.box:
             raise DomainError("a domain needs at least one interval", fix=_FORMAT)
         if len(self.box) > MAX_INPUTS:
-            raise DomainError(f"a domain of {len(self.box)} intervals is larger than any "
-                              f"network circuitql reads ({MAX_INPUTS})", fix=_FORMAT)
+            raise DomainError(
+                f"a domain of {len(self.box)} intervals is larger than any "
+                f"network circuitql reads ({MAX_INPUTS})",
+                fix=_FORMAT,
+            )
         for i, (lo, hi) in enumerate(self.box):
             if math.isnan(lo) or math.isnan(hi) or lo > hi:
-                raise DomainError(f"interval {i} of the domain, [{lo}, {hi}], is empty",
-                                  fix="give each interval as LO:HI with LO <= HI")
+                raise DomainError(
+                    f"interval {i} of the domain, [{lo}, {hi}], is empty",
+                    fix="give each interval as LO:HI with LO <= HI",
+                )
             if not math.isfinite(hi - lo):  # probes are drawn from it, and JSON has no inf
-                raise DomainError(f"interval {i} of the domain, [{lo}, {hi}], is unbounded",
-                                  fix="give finite ends; for unbounded inputs give no domain")
+                raise DomainError(
+                    f"interval {i} of the domain, [{lo}, {hi}], is unbounded",
+                    fix="give finite ends; for unbounded inputs give no domain",
+                )
 
     @staticmethod
     def parse(text: str) -> Domain:
@@ -64,8 +73,11 @@ class Domain:
             try:
                 box.append((float(ends[0]), float(ends[1])))
             except ValueError:
-                raise DomainError(f"cannot read the domain {text!r}: {part.strip()!r} is not "
-                                  "LO:HI with two numbers", fix=_FORMAT) from None
+                raise DomainError(
+                    f"cannot read the domain {text!r}: {part.strip()!r} is not "
+                    "LO:HI with two numbers",
+                    fix=_FORMAT,
+                ) from None
         return Domain(tuple(box))
 
     @staticmethod
@@ -74,8 +86,12 @@ class Domain:
         try:
             if _is_pair(value):
                 return Domain(((float(value[0]), float(value[1])),))
-            if isinstance(value, list) and value and len(value) <= MAX_INPUTS and all(
-                    _is_pair(v) for v in value):
+            if (
+                isinstance(value, list)
+                and value
+                and len(value) <= MAX_INPUTS
+                and all(_is_pair(v) for v in value)
+            ):
                 return Domain(tuple((float(lo), float(hi)) for lo, hi in value))
         except OverflowError:  # an integer too large for a float
             pass
@@ -89,7 +105,8 @@ class Domain:
             return Domain(self.box * n_inputs)
         raise DomainError(
             f"the domain has {len(self.box)} intervals but the model has {n_inputs} inputs",
-            fix="give one interval for every input, or a single one for all of them")
+            fix="give one interval for every input, or a single one for all of them",
+        )
 
     @property
     def uniform(self) -> bool:
@@ -104,14 +121,18 @@ class Domain:
     def text(self) -> str:
         if self.uniform:
             lo, hi = self.box[0]
-            return f"[{lo:g}, {hi:g}]" + ("" if len(self.box) == 1 else
-                                         f" for each of {len(self.box)} inputs")
+            return f"[{lo:g}, {hi:g}]" + (
+                "" if len(self.box) == 1 else f" for each of {len(self.box)} inputs"
+            )
         return " x ".join(f"[{lo:g}, {hi:g}]" for lo, hi in self.box)
 
 
 def _is_pair(value: Any) -> bool:
-    return (isinstance(value, list | tuple) and len(value) == 2
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
 
 
 def _short(value: Any) -> str:

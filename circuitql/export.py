@@ -58,8 +58,12 @@ class MLPSpec:
             {"name": layer.name, "activation": layer.activation, "input": list(reads)}
             for layer, reads in zip(self.layers, self.resolved_reads(), strict=True)
         ]
-        config = {"format": CONFIG_FORMAT, "inputs": self.n_inputs, "layers": layers,
-                  "meta": dict(self.meta)}
+        config = {
+            "format": CONFIG_FORMAT,
+            "inputs": self.n_inputs,
+            "layers": layers,
+            "meta": dict(self.meta),
+        }
         if self.domain is not None:
             config["domain"] = self.domain.to_json()
         return config
@@ -84,8 +88,9 @@ class MLPSpec:
         return values[self.layers[-1].name]
 
 
-def spec_from_graph(graph: NeuronGraph, meta: Mapping[str, Any] | None = None,
-                    keep_ids: bool = False) -> MLPSpec:
+def spec_from_graph(
+    graph: NeuronGraph, meta: Mapping[str, Any] | None = None, keep_ids: bool = False
+) -> MLPSpec:
     """A neuron graph as dense layers, so that it can be written to a file.
 
     Files describe a network layer by layer, a ``NeuronGraph`` unit by unit. Hidden units
@@ -95,16 +100,19 @@ def spec_from_graph(graph: NeuronGraph, meta: Mapping[str, Any] | None = None,
     source id (``"fc1:0"``) stands for. With ``keep_ids`` the graph's ids already name layers
     and rows (``"fc1:0"``, as in a planted host whose ground truth uses them): they are kept.
     """
-    position: dict[str, tuple[str, int]] = {u.id: (NETWORK_INPUT, i)
-                                            for i, u in enumerate(graph.inputs)}
+    position: dict[str, tuple[str, int]] = {
+        u.id: (NETWORK_INPUT, i) for i, u in enumerate(graph.inputs)
+    }
     widths: dict[str, int] = {NETWORK_INPUT: len(graph.inputs)}
     layers = _layers_by_id(graph) if keep_ids else _layers_by_depth(graph)
     layer_names = [NETWORK_INPUT] + [name for name, _ in layers]
     dense = []
     for name, units in layers:
         _check_writable(graph, name, units)
-        reads = sorted({position[src][0] for u in units for src in u.inputs} or {NETWORK_INPUT},
-                       key=layer_names.index)
+        reads = sorted(
+            {position[src][0] for u in units for src in u.inputs} or {NETWORK_INPUT},
+            key=layer_names.index,
+        )
         offsets = dict(zip(reads, np.cumsum([0] + [widths[r] for r in reads]), strict=False))
         weight = np.zeros((len(units), sum(widths[r] for r in reads)))
         for row, unit in enumerate(units):
@@ -113,11 +121,26 @@ def spec_from_graph(graph: NeuronGraph, meta: Mapping[str, Any] | None = None,
                 weight[row, offsets[layer] + col] = w
             position[unit.id] = (name, row)
         widths[name] = len(units)
-        dense.append(DenseLayer(name, weight, np.array([u.bias for u in units], dtype=float),
-                                units[0].activation.value, tuple(reads)))
-    units_meta = {} if keep_ids else {"units": {
-        f"{position[u.id][0]}:{position[u.id][1]}": u.id
-        for u in graph.units if u.kind is not UnitKind.INPUT}}
+        dense.append(
+            DenseLayer(
+                name,
+                weight,
+                np.array([u.bias for u in units], dtype=float),
+                units[0].activation.value,
+                tuple(reads),
+            )
+        )
+    units_meta = (
+        {}
+        if keep_ids
+        else {
+            "units": {
+                f"{position[u.id][0]}:{position[u.id][1]}": u.id
+                for u in graph.units
+                if u.kind is not UnitKind.INPUT
+            }
+        }
+    )
     return MLPSpec(len(graph.inputs), tuple(dense), {**(meta or {}), **units_meta})
 
 
@@ -154,15 +177,21 @@ def _check_writable(graph: NeuronGraph, layer: str, units: Sequence[Unit]) -> No
     if not units:
         raise ValueError("the graph has no output units")
     if len({(u.activation, u.alpha) for u in units}) > 1:
-        raise ValueError(f"the outputs mix activations ({', '.join(u.id for u in units)}); a "
-                         "file's output layer has one")
+        raise ValueError(
+            f"the outputs mix activations ({', '.join(u.id for u in units)}); a "
+            "file's output layer has one"
+        )
     for unit in units:
         if unit.activation is Activation.LEAKY_RELU and unit.alpha != DEFAULT_NEGATIVE_SLOPE:
-            raise ValueError(f"unit {unit.id!r} has leaky slope {unit.alpha}; files written "
-                             f"here use {DEFAULT_NEGATIVE_SLOPE}")
+            raise ValueError(
+                f"unit {unit.id!r} has leaky slope {unit.alpha}; files written "
+                f"here use {DEFAULT_NEGATIVE_SLOPE}"
+            )
         if layer == "out" and graph.successors[unit.id]:
-            raise ValueError(f"output {unit.id!r} feeds other units; only the last layer of "
-                             "a file is read as output")
+            raise ValueError(
+                f"output {unit.id!r} feeds other units; only the last layer of "
+                "a file is read as output"
+            )
 
 
 def save(spec: MLPSpec, path: Path) -> Path:
@@ -184,14 +213,11 @@ def save(spec: MLPSpec, path: Path) -> Path:
         torch.save({k: torch.from_numpy(v) for k, v in tensors.items()}, str(path))
     else:
         raise ValueError(f"unknown format {suffix!r}")
-    path.with_name(model_stem(path) + ".json").write_text(
-        json.dumps(spec.config(), indent=2)
-    )
+    path.with_name(model_stem(path) + ".json").write_text(json.dumps(spec.config(), indent=2))
     return path
 
 
-ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh",
-                    "leaky_relu": "LeakyRelu"}
+ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "leaky_relu": "LeakyRelu"}
 
 
 def _save_onnx(spec: MLPSpec, path: Path) -> None:
@@ -203,20 +229,37 @@ def _save_onnx(spec: MLPSpec, path: Path) -> None:
     for layer, reads in zip(spec.layers, spec.resolved_reads(), strict=True):
         source = _onnx_concat(nodes, layer.name, reads)
         for part, value in (("weight", layer.weight), ("bias", layer.bias)):
-            inits.append(numpy_helper.from_array(np.asarray(value, np.float32),
-                                                 f"{layer.name}.{part}"))
+            inits.append(
+                numpy_helper.from_array(np.asarray(value, np.float32), f"{layer.name}.{part}")
+            )
         pre = layer.name if layer.activation in ("identity", "linear") else f"{layer.name}.pre"
-        nodes.append(helper.make_node("Gemm", [source, f"{layer.name}.weight",
-                                               f"{layer.name}.bias"], [pre], name=layer.name,
-                                      transB=1))
+        nodes.append(
+            helper.make_node(
+                "Gemm",
+                [source, f"{layer.name}.weight", f"{layer.name}.bias"],
+                [pre],
+                name=layer.name,
+                transB=1,
+            )
+        )
         if pre != layer.name:
-            nodes.append(helper.make_node(ONNX_ACTIVATIONS[layer.activation], [pre],
-                                          [layer.name], name=f"{layer.name}.act"))
+            nodes.append(
+                helper.make_node(
+                    ONNX_ACTIVATIONS[layer.activation],
+                    [pre],
+                    [layer.name],
+                    name=f"{layer.name}.act",
+                )
+            )
     graph = helper.make_graph(
-        nodes, "circuitql",
+        nodes,
+        "circuitql",
         [helper.make_tensor_value_info(NETWORK_INPUT, TensorProto.FLOAT, ["N", spec.n_inputs])],
-        [helper.make_tensor_value_info(spec.layers[-1].name, TensorProto.FLOAT,
-                                       ["N", len(spec.layers[-1].bias)])],
+        [
+            helper.make_tensor_value_info(
+                spec.layers[-1].name, TensorProto.FLOAT, ["N", len(spec.layers[-1].bias)]
+            )
+        ],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -136,13 +136,16 @@ class EdgeArrays:
     starts: np.ndarray
 
     @staticmethod
-    def grouped(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n_units: int
-                ) -> EdgeArrays:
+    def grouped(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n_units: int) -> EdgeArrays:
         """Edges already grouped by target in unit order (``dst`` non-decreasing)."""
         starts = np.zeros(n_units + 1, dtype=np.intp)
         np.cumsum(np.bincount(dst, minlength=n_units), out=starts[1:])
-        arrays = (np.asarray(src, dtype=np.intp), np.asarray(dst, dtype=np.intp),
-                  np.asarray(weight, dtype=np.float64), starts)
+        arrays = (
+            np.asarray(src, dtype=np.intp),
+            np.asarray(dst, dtype=np.intp),
+            np.asarray(weight, dtype=np.float64),
+            starts,
+        )
         for column in arrays:
             column.flags.writeable = False
         return EdgeArrays(*arrays)
@@ -259,8 +262,7 @@ class NeuronGraph:
         )
 
     @classmethod
-    def from_arrays(cls, units: Sequence[Unit], bias: np.ndarray, edges: EdgeArrays
-                    ) -> NeuronGraph:
+    def from_arrays(cls, units: Sequence[Unit], bias: np.ndarray, edges: EdgeArrays) -> NeuronGraph:
         """``units`` with new biases and new inputs, given as arrays (the units' own ``bias``
         and ``inputs`` are ignored). The graph keeps ``edges`` as its ``edge_arrays`` and
         computes ``layers`` from them, so stages reading it next skip the input mappings."""
@@ -268,16 +270,27 @@ class NeuronGraph:
         sources = ids[edges.src].tolist()
         weights = edges.weight.tolist()
         starts = edges.starts.tolist()
-        graph = cls(tuple(
-            Unit(unit.id, unit.kind, unit.activation, b,
-                 dict(zip(sources[lo:hi], weights[lo:hi], strict=True)), unit.alpha)
-            for unit, b, lo, hi in zip(units, bias.tolist(), starts[:-1], starts[1:], strict=True)
-        ))
+        graph = cls(
+            tuple(
+                Unit(
+                    unit.id,
+                    unit.kind,
+                    unit.activation,
+                    b,
+                    dict(zip(sources[lo:hi], weights[lo:hi], strict=True)),
+                    unit.alpha,
+                )
+                for unit, b, lo, hi in zip(
+                    units, bias.tolist(), starts[:-1], starts[1:], strict=True
+                )
+            )
+        )
         inputs = np.array([unit.kind is UnitKind.INPUT for unit in units], dtype=bool)
         # Filling cached_property slots: what they would compute, computed faster here.
         graph.__dict__["edge_arrays"] = edges
-        graph.__dict__["layers"] = dict(zip(ids.tolist(), edges.depths(inputs).tolist(),
-                                            strict=True))
+        graph.__dict__["layers"] = dict(
+            zip(ids.tolist(), edges.depths(inputs).tolist(), strict=True)
+        )
         return graph
 
     @property
@@ -359,8 +372,11 @@ def _row_blocks(rows: np.ndarray, edges: EdgeArrays) -> Iterator[np.ndarray]:
     """``rows`` in blocks whose weight matrix (rows x sources read) has at most
     ``BLOCK_CELLS`` cells: a dense layer is one product, a huge one several."""
     fan_in = int((edges.starts[rows + 1] - edges.starts[rows]).sum())
-    if len(rows) <= 1 or len(rows) * fan_in <= BLOCK_CELLS or len(rows) * len(
-            np.unique(edges.src[_edges_of(rows, edges)])) <= BLOCK_CELLS:
+    if (
+        len(rows) <= 1
+        or len(rows) * fan_in <= BLOCK_CELLS
+        or len(rows) * len(np.unique(edges.src[_edges_of(rows, edges)])) <= BLOCK_CELLS
+    ):
         yield rows
         return
     half = len(rows) // 2
@@ -372,7 +388,8 @@ def _edges_of(rows: np.ndarray, edges: EdgeArrays) -> np.ndarray:
     """Positions of the edges into ``rows``, row by row."""
     counts = edges.starts[rows + 1] - edges.starts[rows]
     return np.repeat(edges.starts[rows] - np.cumsum(counts) + counts, counts) + np.arange(
-        int(counts.sum()))
+        int(counts.sum())
+    )
 
 
 def _weighted_sums(rows: np.ndarray, edges: EdgeArrays, values: np.ndarray) -> np.ndarray:

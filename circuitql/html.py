@@ -12,15 +12,18 @@ from html import escape
 MAX_ROWS = 50  # a notebook cell, not a report: the rest is in to_records() / --json
 
 
-def table(head: Sequence[str], rows: Iterable[Sequence[object]], caption: str = "",
-          footer: str = "") -> str:
+def table(
+    head: Sequence[str], rows: Iterable[Sequence[object]], caption: str = "", footer: str = ""
+) -> str:
     """An HTML table; ``footer`` says what was left out, if anything."""
     cells = "".join(f"<th>{escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>"
-                   for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
+    )
     title = f"<caption>{escape(caption)}</caption>" if caption else ""
-    tail = (f"<tfoot><tr><td colspan='{len(head)}'>{escape(footer)}</td></tr></tfoot>"
-            if footer else "")
+    tail = (
+        f"<tfoot><tr><td colspan='{len(head)}'>{escape(footer)}</td></tr></tfoot>" if footer else ""
+    )
     return f"<table>{title}<thead><tr>{cells}</tr></thead><tbody>{body}</tbody>{tail}</table>"
 
 

@@ -50,8 +50,9 @@ def worker_count(jobs: int | None, n_items: int) -> int:
 
 
 @contextmanager
-def executor(jobs: int | None, n_items: int, dask: str | None = None
-             ) -> Iterator[tuple[Pool | None, int]]:
+def executor(
+    jobs: int | None, n_items: int, dask: str | None = None
+) -> Iterator[tuple[Pool | None, int]]:
     """(the pool, how many workers it has), or (None, 1) to work in this process.
 
     ``dask``: a scheduler's address, or ``"local"`` for a LocalCluster of ``jobs`` (default:
@@ -83,8 +84,9 @@ def process_pool(jobs: int) -> Iterator[Pool | None]:
     context = get_context("forkserver" if sys.platform == "linux" else "spawn")
     if sys.platform == "linux":
         context.set_forkserver_preload(["circuitql.api"])
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                               initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+    )
     try:
         yield pool
     finally:
@@ -113,6 +115,7 @@ def _exit_with(pid: int) -> None:
     Its queue's other end stays open in the other workers, and each worker holds the fork
     server's lifeline, so without this a killed indexer left the fork server, the resource
     tracker and every worker waiting on each other for up to 45 minutes."""
+
     def wait() -> None:
         try:
             handle = os.pidfd_open(pid)  # Linux 5.3+: readable once pid has ended
@@ -143,31 +146,41 @@ def _dask(address: str, jobs: int | None) -> Iterator[tuple[Pool, int]]:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise CircuitQLError("--dask needs Dask's distributed scheduler, which is not "
-                             "installed here", fix="pip install 'circuitql[dask]'") from None
+        raise CircuitQLError(
+            "--dask needs Dask's distributed scheduler, which is not installed here",
+            fix="pip install 'circuitql[dask]'",
+        ) from None
     if address != LOCAL:
         _check_address(address)
     cluster = None
     try:
         if address == LOCAL:
-            cluster = LocalCluster(n_workers=jobs or idle_cores(), threads_per_worker=1,
-                                   processes=True, dashboard_address=None,
-                                   silence_logs=logging.ERROR)
+            cluster = LocalCluster(
+                n_workers=jobs or idle_cores(),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
             client = Client(cluster)
         else:
             client = Client(address, timeout=DASK_CONNECT_S)
     except (OSError, TimeoutError) as err:
         if cluster is not None:
             cluster.close()
-        raise CircuitQLError(f"no Dask scheduler answered at {address!r}: {err}",
-                             fix="start one (dask scheduler, then dask worker ADDRESS on each "
-                             "machine), check the address (tcp://host:8786), or use --dask "
-                             "local") from None
+        raise CircuitQLError(
+            f"no Dask scheduler answered at {address!r}: {err}",
+            fix="start one (dask scheduler, then dask worker ADDRESS on each "
+            "machine), check the address (tcp://host:8786), or use --dask "
+            "local",
+        ) from None
     try:
         workers = sum(client.nthreads().values())
         if not workers:
-            raise CircuitQLError(f"the Dask scheduler at {address!r} has no workers",
-                                 fix="start workers: dask worker ADDRESS")
+            raise CircuitQLError(
+                f"the Dask scheduler at {address!r} has no workers",
+                fix="start workers: dask worker ADDRESS",
+            )
         yield _DaskPool(client), workers
     finally:
         client.close()
@@ -192,14 +205,16 @@ def _check_address(address: str) -> None:
     except ValueError as err:
         problem = str(err)
     if not address.strip() or problem is not None:
-        raise CircuitQLError(f"--dask {address!r} is not a scheduler's address"
-                             + (f": {problem}" if problem else ""),
-                             fix="give tcp://HOST:PORT (a scheduler listens on 8786), or "
-                             "--dask local")
+        raise CircuitQLError(
+            f"--dask {address!r} is not a scheduler's address"
+            + (f": {problem}" if problem else ""),
+            fix="give tcp://HOST:PORT (a scheduler listens on 8786), or --dask local",
+        )
 
 
-def in_order(pool: Pool, workers: int, prepare: Callable[[T], R], items: Iterable[T]
-             ) -> Iterator[R]:
+def in_order(
+    pool: Pool, workers: int, prepare: Callable[[T], R], items: Iterable[T]
+) -> Iterator[R]:
     """``map(prepare, items)`` run in ``pool``, with at most ``AHEAD_PER_WORKER`` results per
     worker ahead of the consumer: the writer is the slower side, and results it has not taken
     yet would otherwise pile up in memory, and keep the workers busy, competing with it."""

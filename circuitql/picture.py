@@ -32,9 +32,11 @@ class Svg:
         try:
             path.write_bytes(data)
         except OSError as err:
-            raise CircuitQLError(f"cannot write the picture: {err.strerror or err}",
-                                 where=str(path),
-                                 fix="write to a folder that exists and is writable") from err
+            raise CircuitQLError(
+                f"cannot write the picture: {err.strerror or err}",
+                where=str(path),
+                fix="write to a folder that exists and is writable",
+            ) from err
         return path
 
 
@@ -42,8 +44,11 @@ def check_format(path: Path) -> str:
     """The picture format named by ``path``'s suffix, checked before any drawing is done."""
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise CircuitQLError(f"cannot draw a picture as {suffix or 'a file without suffix'!r}",
-                             where=str(path), fix="name the file .svg or .png")
+        raise CircuitQLError(
+            f"cannot draw a picture as {suffix or 'a file without suffix'!r}",
+            where=str(path),
+            fix="name the file .svg or .png",
+        )
     return suffix
 
 

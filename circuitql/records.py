@@ -62,12 +62,28 @@ class Signature:
     magnitudes: tuple[float, ...] = ()
 
     @staticmethod
-    def from_values(kind: str, activation: str, n_pos: int, n_neg: int, bias_class: str,
-                    out_pos: int, out_neg: int, magnitudes: Iterable[float] = ()) -> Signature:
+    def from_values(
+        kind: str,
+        activation: str,
+        n_pos: int,
+        n_neg: int,
+        bias_class: str,
+        out_pos: int,
+        out_neg: int,
+        magnitudes: Iterable[float] = (),
+    ) -> Signature:
         """A signature from the enums' values, as every store keeps them. A query decodes
         thousands of stored records, and a dict lookup is 30x cheaper than ``Enum(value)``."""
-        return Signature(_KINDS[kind], _ACTIVATIONS[activation], n_pos, n_neg,
-                         _BIAS_CLASSES[bias_class], out_pos, out_neg, tuple(magnitudes))
+        return Signature(
+            _KINDS[kind],
+            _ACTIVATIONS[activation],
+            n_pos,
+            n_neg,
+            _BIAS_CLASSES[bias_class],
+            out_pos,
+            out_neg,
+            tuple(magnitudes),
+        )
 
     @property
     def fan_in(self) -> int:
@@ -81,8 +97,13 @@ class Signature:
     def coarse(self) -> Signature:
         """The part a token carries (magnitudes dropped)."""
         return Signature(
-            self.kind, self.activation, self.n_pos, self.n_neg, self.bias_class,
-            self.out_pos, self.out_neg,
+            self.kind,
+            self.activation,
+            self.n_pos,
+            self.n_neg,
+            self.bias_class,
+            self.out_pos,
+            self.out_neg,
         )
 
     @cached_property  # the indexer reads it for the network string and the store's column
@@ -116,8 +137,14 @@ class NeuronRecord:
 
     def unit(self, inputs: Mapping[str, float]) -> Unit:
         """The neuron as a graph unit reading ``inputs``."""
-        return Unit(self.uid, self.signature.kind, self.signature.activation, self.bias,
-                    dict(inputs), self.alpha)
+        return Unit(
+            self.uid,
+            self.signature.kind,
+            self.signature.activation,
+            self.bias,
+            dict(inputs),
+            self.alpha,
+        )
 
     @property
     def token(self) -> str:
@@ -167,8 +194,12 @@ class EdgeColumns(Sequence[EdgeRecord]):
             src.append(position[edge.src])
             dst.append(position[edge.dst])
             weight.append(edge.weight)
-        return EdgeColumns(tuple(uids), np.array(src, dtype=np.intp),
-                           np.array(dst, dtype=np.intp), np.array(weight, dtype=np.float64))
+        return EdgeColumns(
+            tuple(uids),
+            np.array(src, dtype=np.intp),
+            np.array(dst, dtype=np.intp),
+            np.array(weight, dtype=np.float64),
+        )
 
     def __len__(self) -> int:
         return len(self.weight)
@@ -182,13 +213,18 @@ class EdgeColumns(Sequence[EdgeRecord]):
     def __getitem__(self, index: int | slice) -> EdgeRecord | Sequence[EdgeRecord]:
         if isinstance(index, slice):
             return EdgeColumns(self.uids, self.src[index], self.dst[index], self.weight[index])
-        return EdgeRecord(self.uids[self.src[index]], self.uids[self.dst[index]],
-                          float(self.weight[index]))
+        return EdgeRecord(
+            self.uids[self.src[index]], self.uids[self.dst[index]], float(self.weight[index])
+        )
 
     def __iter__(self) -> Iterator[EdgeRecord]:
         uids = self.uids
-        return map(EdgeRecord, [uids[i] for i in self.src.tolist()],
-                   [uids[i] for i in self.dst.tolist()], self.weight.tolist())
+        return map(
+            EdgeRecord,
+            [uids[i] for i in self.src.tolist()],
+            [uids[i] for i in self.dst.tolist()],
+            self.weight.tolist(),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,8 +268,9 @@ class NeuronColumns(Sequence[NeuronRecord]):
             bias_class=tuple(s.bias_class.value for s in sigs),
             out_pos=tuple(s.out_pos for s in sigs),
             out_neg=tuple(s.out_neg for s in sigs),
-            magnitudes=np.fromiter(chain.from_iterable(s.magnitudes for s in sigs),
-                                   dtype=np.float64),
+            magnitudes=np.fromiter(
+                chain.from_iterable(s.magnitudes for s in sigs), dtype=np.float64
+            ),
             magnitude_ends=tuple(accumulate(len(s.magnitudes) for s in sigs)),
             bias=tuple(n.bias for n in neurons),
             members=tuple(n.members for n in neurons),
@@ -256,12 +293,18 @@ class NeuronColumns(Sequence[NeuronRecord]):
         i = range(len(self))[index]
         start = self.magnitude_ends[i - 1] if i else 0
         signature = Signature.from_values(
-            self.kind[i], self.activation[i], self.n_pos[i], self.n_neg[i],
-            self.bias_class[i], self.out_pos[i], self.out_neg[i],
-            self.magnitudes[start:self.magnitude_ends[i]].tolist(),
+            self.kind[i],
+            self.activation[i],
+            self.n_pos[i],
+            self.n_neg[i],
+            self.bias_class[i],
+            self.out_pos[i],
+            self.out_neg[i],
+            self.magnitudes[start : self.magnitude_ends[i]].tolist(),
         )
-        return NeuronRecord(self.uid[i], self.layer[i], signature, self.bias[i], self.members[i],
-                            self.alpha[i])
+        return NeuronRecord(
+            self.uid[i], self.layer[i], signature, self.bias[i], self.members[i], self.alpha[i]
+        )
 
     def __iter__(self) -> Iterator[NeuronRecord]:
         return (self[i] for i in range(len(self)))

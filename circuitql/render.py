@@ -51,8 +51,9 @@ Point = tuple[float, float]
 
 def _tag(name: str, body: str | None = None, **attrs: object) -> str:
     """One element; ``class_`` and ``data_id`` become ``class`` and ``data-id``."""
-    rendered = "".join(f" {k.rstrip('_').replace('_', '-')}={quoteattr(str(v))}"
-                       for k, v in attrs.items())
+    rendered = "".join(
+        f" {k.rstrip('_').replace('_', '-')}={quoteattr(str(v))}" for k, v in attrs.items()
+    )
     return f"<{name}{rendered}/>" if body is None else f"<{name}{rendered}>{body}</{name}>"
 
 
@@ -88,13 +89,16 @@ class _Style:
 
 def _style(tallest: int) -> _Style:
     if tallest <= 8:
-        return _Style(radius=18, vspace=92, hspace=230, font=12, glyphs=True, name_hidden=True,
-                      biases=True)
+        return _Style(
+            radius=18, vspace=92, hspace=230, font=12, glyphs=True, name_hidden=True, biases=True
+        )
     if tallest <= 24:
-        return _Style(radius=9, vspace=40, hspace=200, font=9, glyphs=True, name_hidden=True,
-                      biases=False)
-    return _Style(radius=5, vspace=15, hspace=170, font=9, glyphs=False, name_hidden=False,
-                  biases=False)
+        return _Style(
+            radius=9, vspace=40, hspace=200, font=9, glyphs=True, name_hidden=True, biases=False
+        )
+    return _Style(
+        radius=5, vspace=15, hspace=170, font=9, glyphs=False, name_hidden=False, biases=False
+    )
 
 
 def _columns(graph: NeuronGraph) -> list[list[str]]:
@@ -116,8 +120,11 @@ def _order(graph: NeuronGraph, columns: list[list[str]]) -> None:
         for c in indices:
             if any(graph[u].kind is not UnitKind.HIDDEN for u in columns[c]):
                 continue
-            pos = {u: (i / (len(col) - 1) if len(col) > 1 else 0.5)
-                   for col in columns for i, u in enumerate(col)}
+            pos = {
+                u: (i / (len(col) - 1) if len(col) > 1 else 0.5)
+                for col in columns
+                for i, u in enumerate(col)
+            }
 
             def key(u: str, pos: dict[str, float] = pos) -> float:
                 total = sum(abs(w) for w in neighbours[u].values())
@@ -158,8 +165,11 @@ def _layout(graph: NeuronGraph, names: Mapping[str, str], title: str | None) -> 
     _order(graph, columns)
     tallest = max(len(c) for c in columns)
     style = _style(tallest)
-    label = {u.id: f"{names[u.id]} = {u.id}" if u.id in names else u.id for u in graph.units
-             if style.name_hidden or u.id in names or u.kind is not UnitKind.HIDDEN}
+    label = {
+        u.id: f"{names[u.id]} = {u.id}" if u.id in names else u.id
+        for u in graph.units
+        if style.name_hidden or u.id in names or u.kind is not UnitKind.HIDDEN
+    }
     left_room, right_room = (
         max((_text_width(label[u], style.font) for u in col if u in label), default=0.0)
         for col in (columns[0], columns[-1])
@@ -174,9 +184,16 @@ def _layout(graph: NeuronGraph, names: Mapping[str, str], title: str | None) -> 
         for i, uid in enumerate(column):
             xy[uid] = (x0 + c * style.hspace, y0 + i * style.vspace)
     width = x0 + (len(columns) - 1) * style.hspace + style.radius + 8 + right_room + PAD
-    return _Layout(style, columns, xy, {u: c for c, col in enumerate(columns) for u in col},
-                   label, header, top + height + style.vspace * SKIP_BEND / 2 + style.font * 2,
-                   width)
+    return _Layout(
+        style,
+        columns,
+        xy,
+        {u: c for c, col in enumerate(columns) for u in col},
+        label,
+        header,
+        top + height + style.vspace * SKIP_BEND / 2 + style.font * 2,
+        width,
+    )
 
 
 # ---- drawing -------------------------------------------------------------------------------
@@ -197,9 +214,19 @@ class _Canvas:
         x0, y0, x1, y1 = box
         return all(x1 <= a0 or x0 >= a1 or y1 <= b0 or y0 >= b1 for a0, b0, a1, b1 in self.boxes)
 
-    def label(self, x: float, y: float, text: str, font: float, *, anchor: str = "middle",
-              colour: str = "#222", cls: str = "label", backed: bool = False,
-              bold: bool = False) -> None:
+    def label(
+        self,
+        x: float,
+        y: float,
+        text: str,
+        font: float,
+        *,
+        anchor: str = "middle",
+        colour: str = "#222",
+        cls: str = "label",
+        backed: bool = False,
+        bold: bool = False,
+    ) -> None:
         """Text with its baseline at ``y``; ``backed`` puts a white box behind it so it stays
         readable over edges."""
         width = _text_width(text, font) * (1.1 if bold else 1.0)
@@ -207,10 +234,29 @@ class _Canvas:
         box = (x0 - 2, y - font * 0.85, x0 + width + 2, y + font * 0.3)
         self.boxes.append(box)
         if backed:
-            self.add(_tag("rect", x=_num(box[0]), y=_num(box[1]), width=_num(box[2] - box[0]),
-                          height=_num(box[3] - box[1]), fill="white"))
-        self.add(_tag("text", escape(text), class_=cls, x=_num(x), y=_num(y), font_size=font,
-                      text_anchor=anchor, fill=colour, font_weight="bold" if bold else "normal"))
+            self.add(
+                _tag(
+                    "rect",
+                    x=_num(box[0]),
+                    y=_num(box[1]),
+                    width=_num(box[2] - box[0]),
+                    height=_num(box[3] - box[1]),
+                    fill="white",
+                )
+            )
+        self.add(
+            _tag(
+                "text",
+                escape(text),
+                class_=cls,
+                x=_num(x),
+                y=_num(y),
+                font_size=font,
+                text_anchor=anchor,
+                fill=colour,
+                font_weight="bold" if bold else "normal",
+            )
+        )
 
 
 EdgeKind = Literal["bound", "faint", "plain"]
@@ -224,8 +270,9 @@ class _Edge:
     kind: EdgeKind  # bound: inside the highlighted match; faint: outside it; plain: no match
 
 
-def draw_graph(graph: NeuronGraph, highlight: Mapping[str, str] | None = None,
-               title: str | None = None) -> Svg:
+def draw_graph(
+    graph: NeuronGraph, highlight: Mapping[str, str] | None = None, title: str | None = None
+) -> Svg:
     """Draw ``graph``; ``highlight`` maps pattern variables to unit ids (a match's bindings).
 
     Highlighted units are labelled ``var = id``. When the graph holds more than the
@@ -247,8 +294,9 @@ def draw_graph(graph: NeuronGraph, highlight: Mapping[str, str] | None = None,
             return "plain"
         return "bound" if src in names and dst in names else "faint"
 
-    edges = [_Edge(src, u.id, w, kind(src, u.id))
-             for u in graph.units for src, w in u.inputs.items()]
+    edges = [
+        _Edge(src, u.id, w, kind(src, u.id)) for u in graph.units for src, w in u.inputs.items()
+    ]
     dense = sum(e.kind != "faint" for e in edges) > MAX_WEIGHT_LABELS
     strength = _strength(edges, layout.column_of, dense)
     shown = _visible(edges, strength, layout.column_of)
@@ -256,8 +304,14 @@ def draw_graph(graph: NeuronGraph, highlight: Mapping[str, str] | None = None,
     if title:
         canvas.label(PAD, PAD + font * 1.3, title, font * 1.3, anchor="start", cls="title")
     for c, column in enumerate(layout.columns):
-        canvas.label(layout.xy[column[0]][0], layout.top, _header(column, c), font,
-                     colour="#777", cls="header")
+        canvas.label(
+            layout.xy[column[0]][0],
+            layout.top,
+            _header(column, c),
+            font,
+            colour="#777",
+            cls="header",
+        )
     _draw_edges(canvas, shown, strength, layout, dense)
     for unit in graph.units:
         _draw_unit(canvas, unit, layout, unit.id in names, context)
@@ -266,9 +320,8 @@ def draw_graph(graph: NeuronGraph, highlight: Mapping[str, str] | None = None,
     return Svg(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_num(width)}" '
         f'height="{_num(height)}" viewBox="0 0 {_num(width)} {_num(height)}" '
-        f'font-family={quoteattr(FONT)}>\n'
-        '<rect width="100%" height="100%" fill="white"/>\n'
-        + "\n".join(canvas.parts) + "\n</svg>\n"
+        f"font-family={quoteattr(FONT)}>\n"
+        '<rect width="100%" height="100%" fill="white"/>\n' + "\n".join(canvas.parts) + "\n</svg>\n"
     )
 
 
@@ -277,8 +330,10 @@ def _caption(edges: Sequence[_Edge], shown: Sequence[_Edge]) -> str:
     if len(shown) < len(edges):
         others = sum(e.kind != "bound" for e in edges)
         drawn = len(shown) - len(edges) + others
-        caption += (f"; {drawn:,} of {others:,} edges drawn: the strongest "
-                    f"{drawn / others:.0%} into each layer")
+        caption += (
+            f"; {drawn:,} of {others:,} edges drawn: the strongest "
+            f"{drawn / others:.0%} into each layer"
+        )
     return caption
 
 
@@ -288,8 +343,9 @@ def _header(column: Sequence[str], index: int) -> str:
     return ", ".join(modules) if len(modules) <= 2 else f"layer {index}"
 
 
-def _strength(edges: Sequence[_Edge], column_of: Mapping[str, int], dense: bool
-              ) -> dict[_Edge, float]:
+def _strength(
+    edges: Sequence[_Edge], column_of: Mapping[str, int], dense: bool
+) -> dict[_Edge, float]:
     """How strong each edge is drawn, in [0, 1]: |w| over the largest |w| it is compared with.
 
     A circuit's own edges, and a sparse picture's, are compared across the whole picture, as
@@ -297,6 +353,7 @@ def _strength(edges: Sequence[_Edge], column_of: Mapping[str, int], dense: bool
     differ in scale (ACAS Xu's last layer outweighs its first many times over), and each
     layer's strongest edges are what a reader looks for there.
     """
+
     def group(edge: _Edge) -> tuple[str, int]:
         per_layer = edge.kind == "faint" or (edge.kind == "plain" and dense)
         return edge.kind, column_of[edge.dst] if per_layer else -1
@@ -308,8 +365,9 @@ def _strength(edges: Sequence[_Edge], column_of: Mapping[str, int], dense: bool
     return {e: abs(e.weight) / largest[group(e)] if largest[group(e)] else 0.0 for e in edges}
 
 
-def _visible(edges: list[_Edge], strength: Mapping[_Edge, float],
-             column_of: Mapping[str, int]) -> list[_Edge]:
+def _visible(
+    edges: list[_Edge], strength: Mapping[_Edge, float], column_of: Mapping[str, int]
+) -> list[_Edge]:
     """The edges to draw, weakest first so strong ones lie on top: every edge of the match,
     and of the rest about ``MAX_EDGES``, the same strongest share of each layer's edges."""
     rest = [e for e in edges if e.kind != "bound"]
@@ -320,13 +378,18 @@ def _visible(edges: list[_Edge], strength: Mapping[_Edge, float],
     kept: list[_Edge] = []
     for layer in by_layer.values():
         layer.sort(key=strength.__getitem__)
-        kept += layer[len(layer) - round(share * len(layer)):]
+        kept += layer[len(layer) - round(share * len(layer)) :]
     kept.sort(key=strength.__getitem__)
     return kept + [e for e in edges if e.kind == "bound"]
 
 
-def _draw_edges(canvas: _Canvas, edges: list[_Edge], strength: Mapping[_Edge, float],
-                layout: _Layout, dense: bool) -> None:
+def _draw_edges(
+    canvas: _Canvas,
+    edges: list[_Edge],
+    strength: Mapping[_Edge, float],
+    layout: _Layout,
+    dense: bool,
+) -> None:
     paths: dict[_Edge, tuple[Point, ...]] = {}
     for edge in edges:
         path = _edge_path(edge, layout)
@@ -344,11 +407,21 @@ def _draw_edges(canvas: _Canvas, edges: list[_Edge], strength: Mapping[_Edge, fl
             stroke, opacity = 0.8 + 4.2 * relative, 0.9
         sign = "pos" if edge.weight >= 0 else "neg"
         tip = f"{edge.src} → {edge.dst}: {weight_text(edge.weight)}"
-        canvas.add(_tag("path", _tag("title", escape(tip)),
-                        class_=f"edge {sign} {edge.kind}", d=d, fill="none",
-                        stroke=POSITIVE if sign == "pos" else NEGATIVE,
-                        stroke_width=f"{stroke:.2f}", stroke_opacity=f"{opacity:.2f}",
-                        data_src=edge.src, data_dst=edge.dst, data_weight=repr(edge.weight)))
+        canvas.add(
+            _tag(
+                "path",
+                _tag("title", escape(tip)),
+                class_=f"edge {sign} {edge.kind}",
+                d=d,
+                fill="none",
+                stroke=POSITIVE if sign == "pos" else NEGATIVE,
+                stroke_width=f"{stroke:.2f}",
+                stroke_opacity=f"{opacity:.2f}",
+                data_src=edge.src,
+                data_dst=edge.dst,
+                data_weight=repr(edge.weight),
+            )
+        )
     if not dense:
         for edge in (e for e in edges if e.kind != "faint"):
             _weight_label(canvas, edge, paths[edge], layout.style)
@@ -387,24 +460,44 @@ def _weight_label(canvas: _Canvas, edge: _Edge, path: tuple[Point, ...], style: 
             break
     else:
         x, y = _point(path, candidates[0])
-    canvas.label(x, y + style.font * 0.35, text, style.font,
-                 colour=POSITIVE if edge.weight >= 0 else NEGATIVE, cls="weight", backed=True)
+    canvas.label(
+        x,
+        y + style.font * 0.35,
+        text,
+        style.font,
+        colour=POSITIVE if edge.weight >= 0 else NEGATIVE,
+        cls="weight",
+        backed=True,
+    )
 
 
-def _draw_unit(canvas: _Canvas, unit: Unit, layout: _Layout, bound: bool, context: bool
-               ) -> None:
+def _draw_unit(canvas: _Canvas, unit: Unit, layout: _Layout, bound: bool, context: bool) -> None:
     style = layout.style
     x, y = layout.xy[unit.id]
     marked = bound and context
     fill = BOUND_FILL if marked else "white" if unit.kind is UnitKind.HIDDEN else "#e8e8e8"
     tip = f"{unit.id} ({unit.kind}, {unit.activation}, bias {unit.bias:+.3g})"
-    circle = _tag("circle", cx=_num(x), cy=_num(y), r=style.radius, fill=fill, stroke="#333",
-                  stroke_width="2.4" if marked else "1.2")
+    circle = _tag(
+        "circle",
+        cx=_num(x),
+        cy=_num(y),
+        r=style.radius,
+        fill=fill,
+        stroke="#333",
+        stroke_width="2.4" if marked else "1.2",
+    )
     glyph = _glyph(unit, x, y, style.radius) if style.glyphs else ""
-    canvas.add(_tag("g", _tag("title", escape(tip)) + circle + glyph,
-                    class_="unit bound" if bound else "unit", data_id=unit.id,
-                    data_kind=unit.kind, data_activation=unit.activation,
-                    opacity="0.45" if context and not bound else "1"))
+    canvas.add(
+        _tag(
+            "g",
+            _tag("title", escape(tip)) + circle + glyph,
+            class_="unit bound" if bound else "unit",
+            data_id=unit.id,
+            data_kind=unit.kind,
+            data_activation=unit.activation,
+            opacity="0.45" if context and not bound else "1",
+        )
+    )
     r = style.radius
     canvas.boxes.append((x - r, y - r, x + r, y + r))
     text = layout.label.get(unit.id)
@@ -418,12 +511,20 @@ def _draw_unit(canvas: _Canvas, unit: Unit, layout: _Layout, bound: bool, contex
     elif style.name_hidden:
         canvas.label(x, y + r + font + 1, text, font, backed=True, bold=marked)
     else:  # a matched unit in a tall column: beside it, where no other unit is
-        canvas.label(x + r + 4, y + font * 0.35, text, font, anchor="start", backed=True,
-                     bold=marked)
+        canvas.label(
+            x + r + 4, y + font * 0.35, text, font, anchor="start", backed=True, bold=marked
+        )
     if abs(unit.bias) > 1e-9 and style.biases:
         below = y + r + (2.1 if unit.kind is UnitKind.HIDDEN else 1.1) * font + 2
-        canvas.label(x, below, f"b {weight_text(unit.bias)}", font * 0.9, colour="#555",
-                     cls="bias", backed=True)
+        canvas.label(
+            x,
+            below,
+            f"b {weight_text(unit.bias)}",
+            font * 0.9,
+            colour="#555",
+            cls="bias",
+            backed=True,
+        )
 
 
 def _glyph(unit: Unit, x: float, y: float, radius: float) -> str:
@@ -435,18 +536,34 @@ def _glyph(unit: Unit, x: float, y: float, radius: float) -> str:
     lo, hi = float(a.min()), float(a.max())
     heights = (a - lo) / (hi - lo if hi > lo else 1.0)
     half = radius * 0.55
-    points = " ".join(f"{_num(x + half * zi / 2)},{_num(y + half - 2 * half * h)}"
-                      for zi, h in zip(z, heights, strict=True))
-    return _tag("polyline", points=points, fill="none", stroke="#333",
-                stroke_width=f"{max(1.0, radius / 12):.1f}")
+    points = " ".join(
+        f"{_num(x + half * zi / 2)},{_num(y + half - 2 * half * h)}"
+        for zi, h in zip(z, heights, strict=True)
+    )
+    return _tag(
+        "polyline",
+        points=points,
+        fill="none",
+        stroke="#333",
+        stroke_width=f"{max(1.0, radius / 12):.1f}",
+    )
 
 
 def _legend(canvas: _Canvas, y: float, font: float, caption: str) -> float:
     """The sign key and the caption along the bottom; returns the width they take."""
     x: float = PAD
     for colour, text in ((POSITIVE, "positive"), (NEGATIVE, "negative")):
-        canvas.add(_tag("line", x1=_num(x), y1=_num(y - font * 0.35), x2=_num(x + 16),
-                        y2=_num(y - font * 0.35), stroke=colour, stroke_width="3"))
+        canvas.add(
+            _tag(
+                "line",
+                x1=_num(x),
+                y1=_num(y - font * 0.35),
+                x2=_num(x + 16),
+                y2=_num(y - font * 0.35),
+                stroke=colour,
+                stroke_width="3",
+            )
+        )
         canvas.label(x + 20, y, text, font, anchor="start", colour="#555", cls="legend")
         x += 20 + _text_width(text, font) + font
     canvas.label(x + font, y, caption, font, anchor="start", colour="#555", cls="caption")
@@ -470,8 +587,9 @@ def draw_match(match: Match, store: Store | None = None) -> Svg:
     return draw_model(store, match.model, match.bindings, match_title(match))
 
 
-def draw_model(store: Store, model: str, highlight: Mapping[str, str] | None = None,
-               title: str | None = None) -> Svg:
+def draw_model(
+    store: Store, model: str, highlight: Mapping[str, str] | None = None, title: str | None = None
+) -> Svg:
     """A stored model's network, optionally with a match's bindings highlighted.
 
     The store keeps the canonical form (rescaled, pruned, duplicates merged), so that is what
@@ -480,7 +598,8 @@ def draw_model(store: Store, model: str, highlight: Mapping[str, str] | None = N
     from circuitql.store.base import stored_graph
 
     if store.get_model(model) is None:
-        raise CircuitQLError(f"no model named {model!r} in {store.uri}",
-                             fix="run `circuitql models` for the indexed names")
-    return draw_graph(stored_graph(store, model), highlight,
-                      f"{title or model}, canonical form")
+        raise CircuitQLError(
+            f"no model named {model!r} in {store.uri}",
+            fix="run `circuitql models` for the indexed names",
+        )
+    return draw_graph(stored_graph(store, model), highlight, f"{title or model}, canonical form")

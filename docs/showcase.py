@@ -54,14 +54,25 @@ def survey(db: circuitql.Database) -> list[Network]:
         exact = {m.model for m in db.query(f"MATCH {circuit} IN MODELS '{task}/*' EXACT")}
         faithfulness: dict[str, float] = {}
         for match in db.query(f"MATCH {circuit} IN MODELS '{task}/*'"):
-            faithfulness[match.model] = min(match.faithfulness,
-                                            faithfulness.get(match.model, float("inf")))
+            faithfulness[match.model] = min(
+                match.faithfulness, faithfulness.get(match.model, float("inf"))
+            )
         for m in members:
             meta = m.meta
-            networks.append(Network(
-                m.name, task, f"{meta['width'] // smallest}x", meta["depth"], meta["optimizer"],
-                meta["init"], meta["final_loss"] < FIT, m.name in exact, m.name in faithfulness,
-                faithfulness.get(m.name)))
+            networks.append(
+                Network(
+                    m.name,
+                    task,
+                    f"{meta['width'] // smallest}x",
+                    meta["depth"],
+                    meta["optimizer"],
+                    meta["init"],
+                    meta["final_loss"] < FIT,
+                    m.name in exact,
+                    m.name in faithfulness,
+                    faithfulness.get(m.name),
+                )
+            )
     return networks
 
 
@@ -71,19 +82,34 @@ def _row(label: str, group: list[Network]) -> list[str]:
     faithful = [n.faithfulness for n in found if n.faithfulness is not None]
     median = f"{statistics.median(faithful):.3f}" if faithful else "-"
     found_fit = sum(n.found for n in fit)
-    return [label, f"{len(group)}", f"{len(fit)}", f"{sum(n.exact for n in group)}",
-            f"{len(found)}", f"{found_fit}", f"{len(found) - found_fit}", median,
-            f"{sum(f <= FAITHFUL for f in faithful)}"]
+    return [
+        label,
+        f"{len(group)}",
+        f"{len(fit)}",
+        f"{sum(n.exact for n in group)}",
+        f"{len(found)}",
+        f"{found_fit}",
+        f"{len(found) - found_fit}",
+        median,
+        f"{sum(f <= FAITHFUL for f in faithful)}",
+    ]
 
 
-HEADER = ["", "networks", "fit", "exact", "exact or approx.",
-          "... of them fit", "... not fit", "median faithfulness",
-          f"faithfulness <= {FAITHFUL}"]
+HEADER = [
+    "",
+    "networks",
+    "fit",
+    "exact",
+    "exact or approx.",
+    "... of them fit",
+    "... not fit",
+    "median faithfulness",
+    f"faithfulness <= {FAITHFUL}",
+]
 
 
 def table(rows: Iterable[list[str]]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |",
-             "| --- |" + " ---: |" * (len(HEADER) - 1)]
+    lines = ["| " + " | ".join(HEADER) + " |", "| --- |" + " ---: |" * (len(HEADER) - 1)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -103,9 +129,12 @@ def main() -> None:
     print("Per task (its library circuit):\n")
     print(table(by(networks, lambda n: n.task)))
     with_circuit = [n for n in networks if n.task not in ("is_even", "xor", "less_than")]
-    for title, key in (("width", lambda n: n.width), ("depth", lambda n: n.depth),
-                       ("optimizer", lambda n: n.optimizer), ("initialisation",
-                                                               lambda n: n.init)):
+    for title, key in (
+        ("width", lambda n: n.width),
+        ("depth", lambda n: n.depth),
+        ("optimizer", lambda n: n.optimizer),
+        ("initialisation", lambda n: n.init),
+    ):
         print(f"\nBy {title}, over identity, negation, abs, add, subtract, min and max:\n")
         print(table(by(with_circuit, key)))
 

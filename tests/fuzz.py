@@ -44,10 +44,37 @@ from circuitql.zoo.demo import build_demo_zoo, random_mlp
 from tests.grammar.test_query_fuzz import LIBRARY_TEXTS, SAMPLES
 
 FRAGMENTS = [
-    *"abcxy019 _.,;:()[]{}<>=+-*/?|'\"\n\t$^", "MATCH ", "CIRCUIT ", "->", ">>", "...",
-    "WHERE ", "EXPECT ", "IN ", "relu(", '"""', "//", "FOR ", "INTEGERS ", "TIMEOUT 1s ",
-    "LIMIT 3 ", "EXACT ", "{2,}", "+", "|", "abs", "min", "fold", "is_even", "1e308", "-1e308",
-    "\x00", "caf\udce9", "{100}", "COUNT MODELS WITH ", " GROUP BY meta.kind",
+    *"abcxy019 _.,;:()[]{}<>=+-*/?|'\"\n\t$^",
+    "MATCH ",
+    "CIRCUIT ",
+    "->",
+    ">>",
+    "...",
+    "WHERE ",
+    "EXPECT ",
+    "IN ",
+    "relu(",
+    '"""',
+    "//",
+    "FOR ",
+    "INTEGERS ",
+    "TIMEOUT 1s ",
+    "LIMIT 3 ",
+    "EXACT ",
+    "{2,}",
+    "+",
+    "|",
+    "abs",
+    "min",
+    "fold",
+    "is_even",
+    "1e308",
+    "-1e308",
+    "\x00",
+    "caf\udce9",
+    "{100}",
+    "COUNT MODELS WITH ",
+    " GROUP BY meta.kind",
 ]
 
 
@@ -77,14 +104,26 @@ def composed_query(rng: random.Random) -> str:
         if depth == 0 or rng.random() < 0.4:
             return rng.choice([*PUBLIC_NAMES, "fold", "min_skip", "detector_pair"])
         left, right = expression(depth - 1), expression(depth - 1)
-        return rng.choice((f"({left} | {right})", f"{left} >> {right}", f"({left})+",
-                           f"({left}){{{rng.randint(1, 3)},{rng.randint(3, 5)}}}",
-                           f"({left}){{{rng.randint(1, 4)}}}"))
+        return rng.choice(
+            (
+                f"({left} | {right})",
+                f"{left} >> {right}",
+                f"({left})+",
+                f"({left}){{{rng.randint(1, 3)},{rng.randint(3, 5)}}}",
+                f"({left}){{{rng.randint(1, 4)}}}",
+            )
+        )
 
-    options = "".join(option for option, p in (
-        (f" IN MODELS '{rng.choice(('*', 'circuits/*', 'random/*', 'none'))}'", 0.3),
-        (f" TOLERANCE {rng.choice((0.01, 0.1, 0.5))}", 0.3), (" EXACT", 0.3),
-        (f" LIMIT {rng.randint(1, 20)}", 0.3)) if rng.random() < p)
+    options = "".join(
+        option
+        for option, p in (
+            (f" IN MODELS '{rng.choice(('*', 'circuits/*', 'random/*', 'none'))}'", 0.3),
+            (f" TOLERANCE {rng.choice((0.01, 0.1, 0.5))}", 0.3),
+            (" EXACT", 0.3),
+            (f" LIMIT {rng.randint(1, 20)}", 0.3),
+        )
+        if rng.random() < p
+    )
     head = rng.choice(("MATCH", "MATCH", "EXPLAIN MATCH", "COUNT MODELS WITH"))
     tail = " GROUP BY meta.kind" if head.startswith("COUNT") else ""
     if head.startswith("COUNT"):
@@ -93,17 +132,20 @@ def composed_query(rng: random.Random) -> str:
 
 
 def mutated_query(rng: random.Random) -> str:
-    text = rng.choice(SAMPLES + LIBRARY_TEXTS + ["MATCH abs", "COUNT MODELS WITH min GROUP BY "
-                                                "meta.kind", "MATCH fold+ >> abs"])
+    text = rng.choice(
+        SAMPLES
+        + LIBRARY_TEXTS
+        + ["MATCH abs", "COUNT MODELS WITH min GROUP BY meta.kind", "MATCH fold+ >> abs"]
+    )
     for _ in range(rng.randint(1, 4)):
         at = rng.randint(0, len(text))
         kind = rng.choice(("delete", "insert", "swap"))
         if kind == "delete":
-            text = text[:at] + text[at + rng.randint(1, 8):]
+            text = text[:at] + text[at + rng.randint(1, 8) :]
         elif kind == "insert":
             text = text[:at] + rng.choice(FRAGMENTS) + text[at:]
         else:
-            text = text[:at] + rng.choice(FRAGMENTS) + text[at + 1:]
+            text = text[:at] + rng.choice(FRAGMENTS) + text[at + 1 :]
     return text
 
 
@@ -125,8 +167,12 @@ def run_query(db: Any, text: str) -> None:
 
 
 def _valid(folder: Path, rng: random.Random, suffix: str) -> Path:
-    spec = random_mlp(np.random.default_rng(rng.randrange(2**32)), rng.randint(1, 6),
-                      [rng.randint(1, 8) for _ in range(rng.randint(1, 3))], rng.randint(1, 3))
+    spec = random_mlp(
+        np.random.default_rng(rng.randrange(2**32)),
+        rng.randint(1, 6),
+        [rng.randint(1, 8) for _ in range(rng.randint(1, 3))],
+        rng.randint(1, 3),
+    )
     return save(spec, folder / f"m{rng.randrange(10**9)}{suffix}")
 
 
@@ -147,8 +193,24 @@ def _flipped(folder: Path, rng: random.Random) -> Path:
 
 
 HOSTILE_VALUES: list[Any] = [
-    5, -1, 0, 1.5, "abc", None, [], {}, [["input"]], True, 10**100, 30_000_000, 1e308,
-    "x" * 10_000, {"tensor": 3}, [1, 2], "\x00", "caf\udce9"[:3],
+    5,
+    -1,
+    0,
+    1.5,
+    "abc",
+    None,
+    [],
+    {},
+    [["input"]],
+    True,
+    10**100,
+    30_000_000,
+    1e308,
+    "x" * 10_000,
+    {"tensor": 3},
+    [1, 2],
+    "\x00",
+    "caf\udce9"[:3],
 ]
 
 
@@ -156,12 +218,23 @@ def _hostile_config(folder: Path, rng: random.Random) -> Path:
     path = _valid(folder, rng, rng.choice((".pt", ".safetensors")))
     config_path = path.with_suffix(".json")
     config = json.loads(config_path.read_text())
-    targets: list[tuple[dict[str, Any], str]] = [(config, k) for k in
-                                                  ("inputs", "outputs", "meta", "domain",
-                                                   "format", "layers")]
+    targets: list[tuple[dict[str, Any], str]] = [
+        (config, k) for k in ("inputs", "outputs", "meta", "domain", "format", "layers")
+    ]
     for layer in config["layers"]:
-        targets += [(layer, k) for k in ("name", "activation", "input", "add", "weight",
-                                         "bias", "transpose", "negative_slope")]
+        targets += [
+            (layer, k)
+            for k in (
+                "name",
+                "activation",
+                "input",
+                "add",
+                "weight",
+                "bias",
+                "transpose",
+                "negative_slope",
+            )
+        ]
     for _ in range(rng.randint(1, 3)):
         where, key = rng.choice(targets)
         where[key] = rng.choice(HOSTILE_VALUES)
@@ -200,25 +273,54 @@ def _hostile_onnx(folder: Path, rng: random.Random) -> Path:
     from onnx import TensorProto, helper
 
     dims = rng.choice(([1, 50_000_000], [25, 5], ["N", 0], [], ["N", 3, 100_000], [1, -4]))
-    tensor = onnx.TensorProto(name="w", data_type=TensorProto.FLOAT,
-                              dims=rng.choice(([100_000, 100_000], [4, 3], [0])))
+    tensor = onnx.TensorProto(
+        name="w", data_type=TensorProto.FLOAT, dims=rng.choice(([100_000, 100_000], [4, 3], [0]))
+    )
     graph = helper.make_graph(
-        [helper.make_node(rng.choice(("MatMul", "Relu", "Conv", "Softmax", "Gemm")),
-                          ["x", "w"], ["y"])], "g",
+        [
+            helper.make_node(
+                rng.choice(("MatMul", "Relu", "Conv", "Softmax", "Gemm")), ["x", "w"], ["y"]
+            )
+        ],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[tensor])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[tensor],
+    )
     path = folder / f"h{rng.randrange(10**9)}.onnx"
     onnx.save(helper.make_model(graph), path)
     return path
 
 
 def _hostile_nnet(folder: Path, rng: random.Random) -> Path:
-    lines = ["// nnet\n", "2,2,1,3,\n", "2,3,1,\n", "0,\n", "0,0,\n", "1,1,\n", "0,0,0,\n",
-             "1,1,1,\n", *["0.5,-0.5,\n"] * 3, *["0.1,\n"] * 3, "1,1,1,\n", "0,\n"]
+    lines = [
+        "// nnet\n",
+        "2,2,1,3,\n",
+        "2,3,1,\n",
+        "0,\n",
+        "0,0,\n",
+        "1,1,\n",
+        "0,0,0,\n",
+        "1,1,1,\n",
+        *["0.5,-0.5,\n"] * 3,
+        *["0.1,\n"] * 3,
+        "1,1,1,\n",
+        "0,\n",
+    ]
     for _ in range(rng.randint(1, 4)):
         at = rng.randrange(len(lines))
-        lines[at] = rng.choice(("", "nan,\n", "1e999,\n", "abc\n", "100000000,1,1,1,\n",
-                                "-5,\n", lines[at] * 2, "1,2,3,4,5,6,7,8,\n"))
+        lines[at] = rng.choice(
+            (
+                "",
+                "nan,\n",
+                "1e999,\n",
+                "abc\n",
+                "100000000,1,1,1,\n",
+                "-5,\n",
+                lines[at] * 2,
+                "1,2,3,4,5,6,7,8,\n",
+            )
+        )
     path = folder / f"n{rng.randrange(10**9)}.nnet"
     path.write_text("".join(lines))
     return path
@@ -237,9 +339,13 @@ def _named(folder: Path, rng: random.Random) -> Path:
 
 
 FILE_KINDS: dict[str, Callable[[Path, random.Random], Path]] = {
-    "truncated": _truncated, "bit-flipped": _flipped, "hostile config": _hostile_config,
-    "hostile weights": _hostile_weights, "hostile onnx": _hostile_onnx,
-    "hostile nnet": _hostile_nnet, "odd name": _named,
+    "truncated": _truncated,
+    "bit-flipped": _flipped,
+    "hostile config": _hostile_config,
+    "hostile weights": _hostile_weights,
+    "hostile onnx": _hostile_onnx,
+    "hostile nnet": _hostile_nnet,
+    "odd name": _named,
 }
 
 
@@ -265,8 +371,10 @@ def main() -> int:
             before = [m.content_hash for m in db.models()]
             for i in range(args.queries):
                 text = (composed_query if i % 2 else mutated_query)(rng)
-                outcomes["query: " + _attempt(partial(run_query, db, text), args.budget,
-                                              broken, f"query {text!r}")] += 1
+                outcomes[
+                    "query: "
+                    + _attempt(partial(run_query, db, text), args.budget, broken, f"query {text!r}")
+                ] += 1
                 if i % 10_000 == 9_999:
                     print(f"{i + 1:,} queries, {time.perf_counter() - start:.0f}s", flush=True)
             if [m.content_hash for m in db.models()] != before:
@@ -278,16 +386,19 @@ def main() -> int:
                 kind = rng.choice(sorted(FILE_KINDS))
                 path = FILE_KINDS[kind](folder, rng)
                 count = len(db.models())
-                result = _attempt(partial(db.index, path), args.budget, broken,
-                                  f"{kind} file {path.name!r}")
+                result = _attempt(
+                    partial(db.index, path), args.budget, broken, f"{kind} file {path.name!r}"
+                )
                 outcomes[f"file, {kind}: {result}"] += 1
                 if result != "answered" and len(db.models()) != count:
                     broken.append(f"a failed {kind} file left a model behind")
                 shutil.rmtree(folder)
     for outcome, n in sorted(outcomes.items()):
         print(f"{n:>8,}  {outcome}")
-    print(f"{args.queries:,} queries and {args.files:,} files in "
-          f"{time.perf_counter() - start:.0f}s; {len(broken)} broke a rule")
+    print(
+        f"{args.queries:,} queries and {args.files:,} files in "
+        f"{time.perf_counter() - start:.0f}s; {len(broken)} broke a rule"
+    )
     for problem in broken[:20]:
         print("  " + problem.replace("\n", "\n  "))
     return 1 if broken else 0

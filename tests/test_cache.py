@@ -48,8 +48,16 @@ def test_another_key_builds_again_and_replaces_the_file(here: Path):
     assert cached("thing", "new", Builder(3), keep) == 2
 
 
-@pytest.mark.parametrize("damage", [b"", b"\xff\xfe garbage", b'{"key": "k"', b"[1, 2]",
-                                    b'{"key": "k", "value": ' + b"[" * 100_000])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"",
+        b"\xff\xfe garbage",
+        b'{"key": "k"',
+        b"[1, 2]",
+        b'{"key": "k", "value": ' + b"[" * 100_000,
+    ],
+)
 def test_a_damaged_file_is_built_again(here: Path, damage: bytes):
     (here / "thing.json").write_bytes(damage)
     build = Builder({"a": 1})
@@ -73,8 +81,7 @@ def test_off_keeps_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert cache_dir() is None
 
 
-def test_a_cache_that_cannot_be_written_is_skipped(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch):
+def test_a_cache_that_cannot_be_written_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv(CACHE_ENV, str(blocker / "cache"))  # a directory under a file

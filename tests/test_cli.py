@@ -38,26 +38,34 @@ def zoo(tmp_path: Path) -> Path:
     return tmp_path / "zoo"
 
 
-def test_index_a_folder_of_every_format(zoo: Path, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_index_a_folder_of_every_format(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "s.db")
     code, out, _ = run(capsys, "index", str(zoo), "--store", store)
     assert code == 0
     assert "indexed 7 model(s)" in out and "0 failed" in out
     code, out, _ = run(capsys, "models", "--store", store, "--json")
     models = {m["name"]: m for m in json.loads(out)}
-    assert set(models) == {"circuits/abs", "circuits/identity", "circuits/min_skip",
-                           "circuits/negation", "random/mlp0", "random/mlp1", "random/mlp2"}
-    assert {Path(m["source"]).suffix for m in models.values()} == {".pt", ".safetensors",
-                                                                   ".onnx"}
+    assert set(models) == {
+        "circuits/abs",
+        "circuits/identity",
+        "circuits/min_skip",
+        "circuits/negation",
+        "random/mlp0",
+        "random/mlp1",
+        "random/mlp2",
+    }
+    assert {Path(m["source"]).suffix for m in models.values()} == {".pt", ".safetensors", ".onnx"}
     code, out, _ = run(capsys, "tokens", "circuits/abs", "--store", store)
     assert out.strip() == "[x>(+1-1)] [relu(+0-1)b0>(+1-0) relu(+1-0)b0>(+1-0)] [y(+2-0)b0]"
     code, out, _ = run(capsys, "tokens", "circuits/abs", "--store", store, "--by-layer")
     assert out.splitlines()[0] == "L0 [x>(+1-1)]"
 
 
-def test_indexing_twice_changes_nothing(zoo: Path, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_indexing_twice_changes_nothing(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = tmp_path / "s.db"
     run(capsys, "index", str(zoo), "--store", str(store))
     before = sqlite3.connect(store).execute("SELECT count(*), sum(n_neurons) FROM models")
@@ -68,8 +76,9 @@ def test_indexing_twice_changes_nothing(zoo: Path, tmp_path: Path,
     assert after.fetchall() == before_rows
 
 
-def test_bad_files_exit_2_and_write_nothing_for_them(zoo: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_files_exit_2_and_write_nothing_for_them(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad"
     spec = random_mlp(np.random.default_rng(0), 3, [4], 1)
     truncated = save(spec, bad / "truncated.safetensors")
@@ -92,34 +101,45 @@ def test_bad_files_exit_2_and_write_nothing_for_them(zoo: Path, tmp_path: Path,
     assert "no models indexed yet" in out
 
 
-def test_unwritable_store_is_a_user_error(zoo: Path, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_unwritable_store_is_a_user_error(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(capsys, "index", str(zoo), "--store", str(tmp_path / "no" / "s.db"))
     assert code == 2
     assert "does not exist" in err and "mkdir" in err
     assert not (tmp_path / "no").exists()
 
 
-def test_unknown_model_suggests_close_names(zoo: Path, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_model_suggests_close_names(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "s.db")
     run(capsys, "index", str(zoo), "--store", store)
     code, _, err = run(capsys, "tokens", "circuits/ab", "--store", store)
     assert code == 2 and "circuits/abs" in err
 
 
-def test_name_only_for_one_file(zoo: Path, tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_name_only_for_one_file(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "s.db")
     code, _, err = run(capsys, "index", str(zoo), "--name", "x", "--store", store)
     assert code == 2 and "--name" in err
-    code, out, _ = run(capsys, "index", str(zoo / "circuits" / "abs.safetensors"), "--name",
-                       "my-abs", "--store", store)
+    code, out, _ = run(
+        capsys,
+        "index",
+        str(zoo / "circuits" / "abs.safetensors"),
+        "--name",
+        "my-abs",
+        "--store",
+        store,
+    )
     assert code == 0 and "my-abs: [x>(+1-1)]" in out
 
 
-def test_store_from_environment(zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_from_environment(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CIRCUITQL_STORE", f"sqlite:///{tmp_path / 'env.db'}")
     code, _, _ = run(capsys, "index", str(zoo / "circuits"))
     assert code == 0 and (tmp_path / "env.db").exists()
@@ -138,20 +158,29 @@ def test_index_the_acasxu_zoo(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     store = str(tmp_path / "s.db")
     code, out, _ = run(capsys, "index", str(ACASXU), "--store", store, "--quiet")
     assert code == 0 and "indexed 45 model(s)" in out
-    code, out, _ = run(capsys, "tokens", "ACASXU_experimental_v2a_1_1", "--store", store,
-                       "--by-layer")
+    code, out, _ = run(
+        capsys, "tokens", "ACASXU_experimental_v2a_1_1", "--store", store, "--by-layer"
+    )
     lines = out.splitlines()
     assert len(lines) == 8 and lines[0].startswith("L0 [") and lines[-1].startswith("L7 [")
     assert lines[-1].count("y(") == 5
-    code, out, _ = run(capsys, "compare", "ACASXU_experimental_v2a_1_1",
-                       "ACASXU_experimental_v2a_2_3", "--store", store, "--json")
+    code, out, _ = run(
+        capsys,
+        "compare",
+        "ACASXU_experimental_v2a_1_1",
+        "ACASXU_experimental_v2a_2_3",
+        "--store",
+        store,
+        "--json",
+    )
     result = json.loads(out)
     assert code == 0 and result["equivalent"] is False
     assert result["hidden_neurons"][0] > 250 and set(result["circuits"]) >= {"abs", "min"}
 
 
-def test_worker_processes_give_the_same_store(zoo: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_worker_processes_give_the_same_store(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = zoo / "random" / "broken.onnx"
     bad.write_bytes(b"garbage")
     results = []
@@ -166,8 +195,9 @@ def test_worker_processes_give_the_same_store(zoo: Path, tmp_path: Path,
     assert results[0] == results[1]
 
 
-def test_query_library_compare_census(zoo: Path, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_query_library_compare_census(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "s.db")
     run(capsys, "index", str(zoo), "--store", store)
     code, out, _ = run(capsys, "query", "MATCH abs", "--store", store)
@@ -178,8 +208,12 @@ def test_query_library_compare_census(zoo: Path, tmp_path: Path,
     result = json.loads(out)
     assert result["query"] == "min"
     assert [m["model"] for m in result["matches"]] == ["circuits/min_skip"]
-    assert result["matches"][0]["bindings"] == {"a": "input:0", "b": "input:1", "d": "fc1:0",
-                                                "y": "out:0"}
+    assert result["matches"][0]["bindings"] == {
+        "a": "input:0",
+        "b": "input:1",
+        "d": "fc1:0",
+        "y": "out:0",
+    }
     assert set(result["explain"]["counts"]) == {"lookup", "grow", "match", "fit", "verify"}
     code, out, _ = run(capsys, "query", "EXPLAIN MATCH identity", "--store", store)
     assert "anchor" in out and "verify:" in out
@@ -189,17 +223,16 @@ def test_query_library_compare_census(zoo: Path, tmp_path: Path,
     assert "CIRCUIT abs(x) -> y" in out
     code, out, _ = run(capsys, "compare", "circuits/abs", "circuits/identity", "--store", store)
     assert "not equivalent" in out and "detector_pair" in out
-    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store,
-                       "--json")
+    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store, "--json")
     groups = {g["group"]: (g["with_circuit"], g["models"]) for g in json.loads(out)["groups"]}
     assert groups["random"] == (0, 2)
-    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--exact", "--store",
-                       store)
+    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--exact", "--store", store)
     assert code == 0 and "with abs exactly" in out.splitlines()[0]
 
 
-def test_index_tokens_and_library_print_json(zoo: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_index_tokens_and_library_print_json(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "s.db")
     (zoo / "circuits" / "junk.onnx").write_bytes(b"not a model")
     code, out, _ = run(capsys, "index", str(zoo), "--store", store, "--json")
@@ -217,13 +250,16 @@ def test_index_tokens_and_library_print_json(zoo: Path, tmp_path: Path,
     other = str(zoo / "circuits" / "negation.safetensors")
     code, _, err = run(capsys, "index", other, "--name", "abs", "--store", store)
     assert code == 2 and "--replace" in err
-    code, out, _ = run(capsys, "index", other, "--name", "abs", "--store", store, "--json",
-                       "--replace")
+    code, out, _ = run(
+        capsys, "index", other, "--name", "abs", "--store", store, "--json", "--replace"
+    )
     assert code == 0 and [m["source"] for m in json.loads(out)["indexed"]] == [other]
     code, out, _ = run(capsys, "tokens", "circuits/abs", "--store", store, "--json")
     tokens = json.loads(out)
-    assert tokens["layers"][0] == "[x>(+1-1)]" and " ".join(tokens["layers"]) == (
-        tokens["network_string"])
+    assert (
+        tokens["layers"][0] == "[x>(+1-1)]"
+        and " ".join(tokens["layers"]) == (tokens["network_string"])
+    )
     code, out, _ = run(capsys, "library", "--json")
     assert "min" in json.loads(out)
     code, out, _ = run(capsys, "library", "abs", "--json")
@@ -231,7 +267,8 @@ def test_index_tokens_and_library_print_json(zoo: Path, tmp_path: Path,
 
 
 def test_doctor_reports_the_installation_the_store_and_the_limits(
-        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "s.db")
     run(capsys, "index", str(zoo / "circuits"), "--store", store)
     code, out, _ = run(capsys, "doctor", "--store", store, "--json")
@@ -246,9 +283,9 @@ def test_doctor_reports_the_installation_the_store_and_the_limits(
     assert not (tmp_path / "missing.db").exists()
 
 
-def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_results_say_exactly_what_was_asked(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = str(tmp_path / "s.db")
     run(capsys, "index", str(zoo), "--store", store)
     # The smaller LIMIT wins, whichever side gives it.
@@ -257,37 +294,54 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
         code, out, _ = run(capsys, "query", text, "--store", store, "--limit", flag)
         assert out.strip().endswith("1 match(es)")
     # --no-circuits compares no circuits, and says nothing about them.
-    code, out, _ = run(capsys, "compare", "circuits/abs", "circuits/identity", "--store", store,
-                       "--no-circuits")
+    code, out, _ = run(
+        capsys, "compare", "circuits/abs", "circuits/identity", "--store", store, "--no-circuits"
+    )
     assert code == 0 and "circuits in both" not in out
-    code, out, _ = run(capsys, "compare", "circuits/abs", "circuits/identity", "--store", store,
-                       "--no-circuits", "--json")
+    code, out, _ = run(
+        capsys,
+        "compare",
+        "circuits/abs",
+        "circuits/identity",
+        "--store",
+        store,
+        "--no-circuits",
+        "--json",
+    )
     assert json.loads(out)["circuits"] is None
     # A census names the models, and counts any circuit MATCH takes.
-    code, out, _ = run(capsys, "census", "abs >> identity | abs", "--by", "meta.kind",
-                       "--store", store, "--json")
+    code, out, _ = run(
+        capsys, "census", "abs >> identity | abs", "--by", "meta.kind", "--store", store, "--json"
+    )
     (circuits,) = [g for g in json.loads(out)["groups"] if g["group"] == "(none)"]
     assert circuits["holders"] == ["circuits/abs"] and circuits["with_circuit"] == 1
     code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store)
     assert "(none): circuits/abs" in out.splitlines()
-    code, out, _ = run(capsys, "query", "EXPLAIN COUNT MODELS WITH abs GROUP BY meta.kind",
-                       "--store", store)
+    code, out, _ = run(
+        capsys, "query", "EXPLAIN COUNT MODELS WITH abs GROUP BY meta.kind", "--store", store
+    )
     assert "anchor" in out and "verify:" in out  # the census's search, explained
-    code, out, _ = run(capsys, "query", "EXPLAIN COMPARE 'circuits/abs' WITH 'circuits/abs'",
-                       "--store", store)
-    plan = out[out.index("plan:"):].splitlines()
+    code, out, _ = run(
+        capsys, "query", "EXPLAIN COMPARE 'circuits/abs' WITH 'circuits/abs'", "--store", store
+    )
+    plan = out[out.index("plan:") :].splitlines()
     assert code == 0 and len(plan) == 5 and plan[4].startswith("  4. circuits: MATCH each")
     code, out, _ = run(capsys, "query", "EXPLAIN SHOW CIRCUITS 'min*'", "--store", store)
     assert out.splitlines()[-1].startswith("plan: the library's circuit names matched")
     code, out, _ = run(capsys, "query", "SHOW CIRCUITS 'min*'", "--store", store)
     assert "plan:" not in out
     # In JSON, EXPLAIN adds the plan beside what the statement prints.
-    code, out, _ = run(capsys, "query", "EXPLAIN SHOW CIRCUITS 'min*'", "--store", store,
-                       "--json")
+    code, out, _ = run(capsys, "query", "EXPLAIN SHOW CIRCUITS 'min*'", "--store", store, "--json")
     shown = json.loads(out)
     assert "min" in shown["circuits"] and shown["explain"].startswith("plan: the library's")
-    code, out, _ = run(capsys, "query", "EXPLAIN COMPARE 'circuits/abs' WITH 'circuits/abs'",
-                       "--store", store, "--json")
+    code, out, _ = run(
+        capsys,
+        "query",
+        "EXPLAIN COMPARE 'circuits/abs' WITH 'circuits/abs'",
+        "--store",
+        store,
+        "--json",
+    )
     assert json.loads(out)["equivalent"] and "4. circuits" in json.loads(out)["explain"]
     # Tables as CSV: a row per model, per match, per group; nested values as JSON text.
     code, out, _ = run(capsys, "models", "--store", store, "--csv")
@@ -301,13 +355,15 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
     groups = {g["group"]: g for g in csv.DictReader(io.StringIO(out))}
     assert json.loads(groups["(none)"]["holders"]) == ["circuits/abs"]
     # ... and per model: whether it holds the circuit, and its best match.
-    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store, "--csv",
-                       "--per-model")
+    code, out, _ = run(
+        capsys, "census", "abs", "--by", "meta.kind", "--store", store, "--csv", "--per-model"
+    )
     rows = {r["model"]: r for r in csv.DictReader(io.StringIO(out))}
     assert rows["circuits/abs"]["holds"] == "True" and rows["circuits/abs"]["exact"] == "True"
     assert rows["random/mlp0"]["holds"] == "False" and rows["random/mlp0"]["error"] == ""
-    code, out, _ = run(capsys, "census", "abs", "--by", "meta.kind", "--store", store,
-                       "--per-model")
+    code, out, _ = run(
+        capsys, "census", "abs", "--by", "meta.kind", "--store", store, "--per-model"
+    )
     assert any(line.startswith("circuits/abs") and "exact" in line for line in out.splitlines())
     with connect(store) as db:
         frame = db.census("abs", "meta.kind").to_pandas()
@@ -332,8 +388,12 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
         shown = match._repr_html_()
         assert "<caption>abs in circuits/abs</caption>" in shown and "<svg" in shown
         assert "<td>faithfulness</td><td>0</td>" in shown
-        assert match.to_dict()["bindings"] == {"x": "input:0", "p": "fc1:0", "n": "fc1:1",
-                                               "y": "out:0"}
+        assert match.to_dict()["bindings"] == {
+            "x": "input:0",
+            "p": "fc1:0",
+            "n": "fc1:1",
+            "y": "out:0",
+        }
         assert json.loads(json.dumps(match.to_dict())) == match.to_dict()
         results = db.query("MATCH detector_pair")
         first = next(results)
@@ -347,8 +407,7 @@ def test_results_say_exactly_what_was_asked(zoo: Path, tmp_path: Path,
             db.query("MATCH abs").to_pandas()
 
 
-def test_query_errors_exit_2(zoo: Path, tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_query_errors_exit_2(zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = str(tmp_path / "s.db")
     run(capsys, "index", str(zoo / "circuits"), "--store", store)
     code, _, err = run(capsys, "query", "MATCH abss", "--store", store)
@@ -362,17 +421,21 @@ def test_query_errors_exit_2(zoo: Path, tmp_path: Path,
 
 
 def test_compare_a_network_with_its_permuted_rescaled_copy(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = random_mlp(np.random.default_rng(5), 4, [6, 5], 2)
     rng = np.random.default_rng(6)
     first, second = spec.layers[0], spec.layers[1]
     perm = rng.permutation(6)
     k = rng.uniform(0.3, 3.0, 6)
-    copy = type(spec)(4, (
-        type(first)(first.name, first.weight[perm] * k[:, None], first.bias[perm] * k),
-        type(second)(second.name, second.weight[:, perm] / k, second.bias),
-        spec.layers[2],
-    ))
+    copy = type(spec)(
+        4,
+        (
+            type(first)(first.name, first.weight[perm] * k[:, None], first.bias[perm] * k),
+            type(second)(second.name, second.weight[:, perm] / k, second.bias),
+            spec.layers[2],
+        ),
+    )
     store = str(tmp_path / "s.db")
     save(spec, tmp_path / "zoo" / "a.safetensors")
     save(copy, tmp_path / "zoo" / "b.onnx")
@@ -388,7 +451,8 @@ def test_compare_a_network_with_its_permuted_rescaled_copy(
 
 
 def test_a_domain_is_stored_shown_and_changes_the_canonical_form(
-        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "s.db")
     abs_file = str(zoo / "circuits" / "abs.safetensors")
     run(capsys, "index", abs_file, "--store", store)
@@ -407,7 +471,8 @@ def test_a_domain_is_stored_shown_and_changes_the_canonical_form(
 
 
 def test_files_named_with_dots_index_under_their_names_and_errors_name_a_file_once(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "runs"
     for i in range(3):
         save(random_mlp(np.random.default_rng(i), 3, [4], 1), folder / f"mlp_s0.{i}.safetensors")
@@ -422,7 +487,8 @@ def test_files_named_with_dots_index_under_their_names_and_errors_name_a_file_on
 
 
 def test_an_argument_with_bytes_that_are_not_utf8_finds_the_name_stored_for_them(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # A shell passes Latin-1 bytes as lone surrogates ("caf\udce9"); the file indexed from
     # that name is stored escaped, and the same argument finds it.
     folder = tmp_path / "zoo"
@@ -436,26 +502,37 @@ def test_an_argument_with_bytes_that_are_not_utf8_finds_the_name_stored_for_them
 
 
 def test_a_query_past_its_deadline_says_it_is_partial(
-        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "s.db")
     run(capsys, "index", str(zoo), "--store", store)
     code, out, err = run(capsys, "query", "MATCH abs", "--store", store, "--timeout", "1e-9")
     assert code == 0 and "0 match(es)" in out
     assert "partial answer: the search stopped at its 1e-09 s deadline" in err
-    code, out, _ = run(capsys, "query", "MATCH abs", "--store", store, "--json",
-                       "--timeout", "1e-9")
+    code, out, _ = run(
+        capsys, "query", "MATCH abs", "--store", store, "--json", "--timeout", "1e-9"
+    )
     assert json.loads(out)["explain"]["partial"].startswith("the search stopped")
     code, out, err = run(capsys, "query", "MATCH abs TIMEOUT 5m", "--store", store)
     assert "1 match(es)" in out and "partial" not in err
-    code, _, err = run(capsys, "census", "abs", "--by", "name", "--store", store,
-                       "--timeout", "1e-9")
+    code, _, err = run(
+        capsys, "census", "abs", "--by", "name", "--store", store, "--timeout", "1e-9"
+    )
     assert code == 2 and "census could not finish" in err
 
 
-@pytest.mark.parametrize("command", [["zoo", "demo"], ["zoo", "planted", "--quiet"],
-                                     ["zoo", "reference"], ["zoo", "build", "--quiet"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["zoo", "demo"],
+        ["zoo", "planted", "--quiet"],
+        ["zoo", "reference"],
+        ["zoo", "build", "--quiet"],
+    ],
+)
 def test_a_folder_that_cannot_be_written_is_refused_before_the_work(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
     blocked = tmp_path / "a file"
     blocked.write_text("not a folder")
     code, _, err = run(capsys, *command[:2], str(blocked / "zoo"), *command[2:])
@@ -463,22 +540,29 @@ def test_a_folder_that_cannot_be_written_is_refused_before_the_work(
 
 
 def test_basis_refuses_an_unwritable_out_folder_before_its_search(
-        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocked = tmp_path / "a file"
     blocked.write_text("not a folder")
-    code, _, err = run(capsys, "basis", str(zoo / "circuits" / "abs.safetensors"), "--out",
-                       str(blocked / "heatmaps"))
+    code, _, err = run(
+        capsys,
+        "basis",
+        str(zoo / "circuits" / "abs.safetensors"),
+        "--out",
+        str(blocked / "heatmaps"),
+    )
     assert code == 2 and "cannot write into this folder" in err
 
 
-def test_zoo_planted_runs_as_the_readme_says(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_zoo_planted_runs_as_the_readme_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(capsys, "zoo", "planted", str(tmp_path / "zoo"))
     assert code == 0 and "ground truth in" in out
 
 
 def test_check_compares_a_file_with_what_circuitql_reads_and_writes_nothing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     net = str(ACASXU / "ACASXU_experimental_v2a_1_1.onnx")
@@ -488,21 +572,33 @@ def test_check_compares_a_file_with_what_circuitql_reads_and_writes_nothing(
     code, out, _ = run(capsys, "check", net, "--probes", "500", "--json")
     report = json.loads(out)
     assert [c["compared"] for c in report["comparisons"]] == [
-        "loaded graph vs ONNX reference evaluator", "canonical graph vs loaded graph"]
+        "loaded graph vs ONNX reference evaluator",
+        "canonical graph vs loaded graph",
+    ]
     assert list(tmp_path.iterdir()) == []  # no store, nothing written
     code, _, err = run(capsys, "check", str(tmp_path / "absent.onnx"))
     assert code == 2 and "no such file" in err and "Traceback" not in err
 
 
 def test_the_canonical_error_is_bounded_stored_and_shown(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     net = str(ACASXU / "ACASXU_experimental_v2a_1_1.onnx")
     store = str(tmp_path / "s.db")
-    code, out, err = run(capsys, "index", net, "--store", store, "--max-canonical-error",
-                         "1e-6")
+    code, out, err = run(capsys, "index", net, "--store", store, "--max-canonical-error", "1e-6")
     assert code == 0 and "note: ACASXU_experimental_v2a_1_1: pruning tightened" in err
-    code, out, _ = run(capsys, "index", net, "--name", "again", "--store", store,
-                       "--max-canonical-error", "1e-6", "--json")
+    code, out, _ = run(
+        capsys,
+        "index",
+        net,
+        "--name",
+        "again",
+        "--store",
+        store,
+        "--max-canonical-error",
+        "1e-6",
+        "--json",
+    )
     (tightened,) = json.loads(out)["tightened"]
     assert tightened["name"] == "again" and tightened["log"][0].startswith("tighten prune_tol")
     code, out, _ = run(capsys, "models", "--store", store, "--json")
@@ -519,11 +615,20 @@ def test_the_canonical_error_is_bounded_stored_and_shown(
         assert exit_.value.code == 2
 
 
-@pytest.mark.parametrize("command", [["query", "MATCH abs"], ["models"], ["tokens", "m"],
-                                     ["census", "abs", "--by", "meta.task"],
-                                     ["compare", "a", "b"], ["delete", "m"]])
-def test_a_read_command_never_creates_a_store(tmp_path: Path, command: list[str],
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["query", "MATCH abs"],
+        ["models"],
+        ["tokens", "m"],
+        ["census", "abs", "--by", "meta.task"],
+        ["compare", "a", "b"],
+        ["delete", "m"],
+    ],
+)
+def test_a_read_command_never_creates_a_store(
+    tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     # --store zooo.db used to create an empty store and answer "0 match(es)".
     real = tmp_path / "zoo.db"
     connect(str(real)).close()
@@ -534,8 +639,8 @@ def test_a_read_command_never_creates_a_store(tmp_path: Path, command: list[str]
 
 
 def test_slow_work_shows_progress_only_to_a_person_watching(
-        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """query and census report candidates examined against found; the API hears the same
     numbers. No bar with --quiet, --json or --csv, nor when stderr is not a terminal."""
     store = str(tmp_path / "s.db")
@@ -543,19 +648,28 @@ def test_slow_work_shows_progress_only_to_a_person_watching(
     with connect(store, create=False) as db:
         heard: list[tuple[int, int]] = []
         explain = Explain()
-        list(db.query("MATCH detector_pair", explain=explain,
-                      on_progress=lambda done, total: heard.append((done, total))))
+        list(
+            db.query(
+                "MATCH detector_pair",
+                explain=explain,
+                on_progress=lambda done, total: heard.append((done, total)),
+            )
+        )
         assert heard and heard[-1] == (explain.counts["lookup"],) * 2
         assert all(d <= t for d, t in heard) and [d for d, _ in heard] == sorted(
-            d for d, _ in heard)
+            d for d, _ in heard
+        )
         counted: list[tuple[int, int]] = []
         db.census("abs", "meta.kind", on_progress=lambda d, t: counted.append((d, t)))
         assert counted and counted[-1][0] == counted[-1][1] > 0
     code, _, err = run(capsys, "query", "MATCH abs", "--store", store)
     assert code == 0 and "candidate" not in err  # stderr is no terminal here
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    for argv in (("query", "MATCH abs"), ("census", "abs", "--by", "meta.kind"),
-                 ("query", "COUNT MODELS WITH abs GROUP BY meta.kind")):
+    for argv in (
+        ("query", "MATCH abs"),
+        ("census", "abs", "--by", "meta.kind"),
+        ("query", "COUNT MODELS WITH abs GROUP BY meta.kind"),
+    ):
         code, out, err = run(capsys, *argv, "--store", store)
         assert code == 0 and "candidate" in err and "candidate" not in out
         for flag in ("--quiet", "--json", "--csv"):
@@ -572,7 +686,8 @@ def test_json_output_is_strict_json() -> None:
 
 
 def test_a_name_held_by_another_network_fails_that_file_only(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """x.onnx and x.safetensors in one folder are both named x: the second is listed as
     failed, and every other file is indexed, in text and in --json."""
     folder = tmp_path / "zoo"
@@ -590,7 +705,8 @@ def test_a_name_held_by_another_network_fails_that_file_only(
 
 
 def test_tables_escape_control_characters_from_files(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A source path or a metadata value holding an escape sequence or a newline is shown
     escaped: it can neither retitle the terminal nor forge a row."""
     folder = tmp_path / "d\x1b]0;T\x07"
@@ -607,8 +723,8 @@ def test_tables_escape_control_characters_from_files(
 
 
 def test_compare_says_which_circuit_searches_stopped_at_their_deadline(
-        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A comparison whose library searches run out of time counts what they found, and says
     so, instead of passing the counts off as complete."""
     from circuitql.engine import search
@@ -616,12 +732,10 @@ def test_compare_says_which_circuit_searches_stopped_at_their_deadline(
     store = str(tmp_path / "s.db")
     run(capsys, "index", str(zoo), "--store", store)
     monkeypatch.setattr(search, "DEFAULT_TIMEOUT", 1e-9)
-    code, out, _ = run(capsys, "compare", "circuits/abs", "random/mlp0", "--store", store,
-                       "--json")
+    code, out, _ = run(capsys, "compare", "circuits/abs", "random/mlp0", "--store", store, "--json")
     assert code == 0 and json.loads(out)["unfinished"] == list(PUBLIC_NAMES)
     code, out, _ = run(capsys, "compare", "circuits/abs", "random/mlp0", "--store", store)
     assert "searches stopped at their deadline" in out
     monkeypatch.undo()
-    code, out, _ = run(capsys, "compare", "circuits/abs", "random/mlp0", "--store", store,
-                       "--json")
+    code, out, _ = run(capsys, "compare", "circuits/abs", "random/mlp0", "--store", store, "--json")
     assert json.loads(out)["unfinished"] == []

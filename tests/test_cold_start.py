@@ -31,8 +31,13 @@ print(json.dumps({"heavy": sorted(m for m in ("torch", "onnx", "networkx") if m 
 
 def run_probe(store: Path, cache: Path) -> dict[str, object]:
     env = {**os.environ, CACHE_ENV: str(cache)}
-    out = subprocess.run([sys.executable, "-c", PROBE, str(store)], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(store)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "1 match(es)" in out
     return dict(json.loads(out.splitlines()[-1]))
 

@@ -36,8 +36,21 @@ def test_bad_domains_are_refused_with_the_format(text: str) -> None:
     assert err.value.fix is not None
 
 
-@pytest.mark.parametrize("value", [None, "0:1", [1], [1, 2, 3], [[0, 1], "x"], [True, 2],
-                                   [0, 10 ** 400], [[0, 1], [2, 1]], [], {"lo": 0}])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "0:1",
+        [1],
+        [1, 2, 3],
+        [[0, 1], "x"],
+        [True, 2],
+        [0, 10**400],
+        [[0, 1], [2, 1]],
+        [],
+        {"lo": 0},
+    ],
+)
 def test_bad_json_domains_are_refused(value: object) -> None:
     with pytest.raises(DomainError):
         Domain.from_json(value)

@@ -13,8 +13,10 @@ def test_cells_are_escaped_whatever_the_names_hold() -> None:
 
 
 def test_results_show_the_first_rows_and_keep_the_rest_to_iterate() -> None:
-    matches = (Match(model=f"m{i}", circuit="abs", bindings={"x": "input:0"}, error=0.0)
-               for i in range(MAX_ROWS + 10))
+    matches = (
+        Match(model=f"m{i}", circuit="abs", bindings={"x": "input:0"}, error=0.0)
+        for i in range(MAX_ROWS + 10)
+    )
     results = Results(matches)
     html = results._repr_html_()
     assert html.count("<tr>") == 1 + MAX_ROWS + 1 and "and more" in html  # head, rows, footer

@@ -52,10 +52,22 @@ def test_a_killed_indexer_leaves_no_process(tmp_path: Path, sig: signal.Signals)
     for name, graph, _ in hosted_zoo(200, 3, HostShape()):
         save(spec_from_graph(graph, keep_ids=True), folder / f"{name}.safetensors")
     indexer = subprocess.Popen(
-        [sys.executable, "-m", "circuitql.cli", "index", str(folder), "--store",
-         str(tmp_path / "s.db"), "--jobs", "2", "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+        [
+            sys.executable,
+            "-m",
+            "circuitql.cli",
+            "index",
+            str(folder),
+            "--store",
+            str(tmp_path / "s.db"),
+            "--jobs",
+            "2",
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
     deadline = time.monotonic() + HARNESS_S
     spawned: set[int] = set()
     while time.monotonic() < deadline and len(spawned) < 4:  # tracker, server, 2 workers
@@ -82,14 +94,17 @@ def test_workers_run_at_the_indexers_priority() -> None:
     assert niceness == {os.nice(0)}
 
 
-@pytest.mark.parametrize(("cores", "load", "idle"),
-                         [(4, 0.3, 4), (4, 1.6, 2), (4, 3.2, 1), (2, 9.0, 1), (8, 0.0, 8)])
-def test_workers_default_to_the_idle_cores(monkeypatch: pytest.MonkeyPatch, cores: int,
-                                           load: float, idle: int) -> None:
+@pytest.mark.parametrize(
+    ("cores", "load", "idle"), [(4, 0.3, 4), (4, 1.6, 2), (4, 3.2, 1), (2, 9.0, 1), (8, 0.0, 8)]
+)
+def test_workers_default_to_the_idle_cores(
+    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, idle: int
+) -> None:
     from circuitql import processes
 
-    monkeypatch.setattr(processes.os, "sched_getaffinity", lambda pid: set(range(cores)),
-                        raising=False)
+    monkeypatch.setattr(
+        processes.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False
+    )
     monkeypatch.setattr(processes.os, "getloadavg", lambda: (load, load, load))
     assert processes.idle_cores() == idle
 
@@ -100,7 +115,6 @@ def test_without_a_load_average_every_core_is_idle(monkeypatch: pytest.MonkeyPat
     def unknown() -> tuple[float, float, float]:
         raise OSError("no load average here")
 
-    monkeypatch.setattr(processes.os, "sched_getaffinity", lambda pid: {0, 1, 2},
-                        raising=False)
+    monkeypatch.setattr(processes.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     monkeypatch.setattr(processes.os, "getloadavg", unknown)
     assert processes.idle_cores() == 3

@@ -49,8 +49,11 @@ def _cases(zoo: Path, bad: Path, store: str, tmp: Path) -> list[tuple[str, list[
         ("match", ["query", "MATCH detector_pair", *s, "--json", "--timeout", "1e-9"], 0),
         ("census", ["query", "COUNT MODELS WITH abs GROUP BY name", *s, "--json"], 0),
         ("census", ["census", "abs", "--by", "meta.kind", *s, "--json"], 0),
-        ("census", ["census", "abs", "--by", "name", "--exact", "--models", "circuits/*", *s,
-                    "--json"], 0),
+        (
+            "census",
+            ["census", "abs", "--by", "name", "--exact", "--models", "circuits/*", *s, "--json"],
+            0,
+        ),
         ("library", ["library", "--json"], 0),
         ("library", ["query", "SHOW CIRCUITS", *s, "--json"], 0),
         ("library", ["query", "SHOW CIRCUITS 'none*'", *s, "--json"], 0),
@@ -58,18 +61,46 @@ def _cases(zoo: Path, bad: Path, store: str, tmp: Path) -> list[tuple[str, list[
         ("show-circuits-explained", ["query", "EXPLAIN SHOW CIRCUITS 'min*'", *s, "--json"], 0),
         ("compare", ["compare", "circuits/abs", "copy/abs", *s, "--json"], 0),
         ("compare", ["compare", "random/mlp0", "random/mlp1", "--no-circuits", *s, "--json"], 0),
-        ("compare", ["query", "EXPLAIN COMPARE 'circuits/abs' WITH 'circuits/identity'", *s,
-                     "--json"], 0),
+        (
+            "compare",
+            ["query", "EXPLAIN COMPARE 'circuits/abs' WITH 'circuits/identity'", *s, "--json"],
+            0,
+        ),
         ("check", ["check", str(zoo / "random" / "mlp2.onnx"), "--probes", "200", "--json"], 0),
         ("check", ["check", abs_file, "--domain", "-2:2", "--probes", "200", "--json"], 0),
-        ("check", ["check", str(zoo / "circuits" / "min_skip.onnx"), "--domain", "-1:1,0:2",
-                   "--probes", "200", "--json"], 0),
+        (
+            "check",
+            [
+                "check",
+                str(zoo / "circuits" / "min_skip.onnx"),
+                "--domain",
+                "-1:1,0:2",
+                "--probes",
+                "200",
+                "--json",
+            ],
+            0,
+        ),
         ("doctor", ["doctor", *s, "--json"], 0),
         ("doctor", ["doctor", "--store", str(tmp / "missing.db"), "--json"], 0),
         ("degeneracy", ["degeneracy", "random/mlp0", *s, "--probes", "64", "--json"], 0),
         ("degeneracy", ["degeneracy", abs_file, "--probes", "64", "--json"], 0),
-        ("basis", ["basis", "random/mlp0", *s, "--steps", "20", "--probes", "64", "--out",
-                   str(tmp / "heat"), "--json"], 0),
+        (
+            "basis",
+            [
+                "basis",
+                "random/mlp0",
+                *s,
+                "--steps",
+                "20",
+                "--probes",
+                "64",
+                "--out",
+                str(tmp / "heat"),
+                "--json",
+            ],
+            0,
+        ),
         ("basis", ["basis", abs_file, "--steps", "20", "--probes", "64", "--json"], 0),
         ("show", ["show", "abs", "--out", str(tmp / "abs.svg"), *s, "--json"], 0),
         ("show", ["show", "random/mlp0", "--out", str(tmp / "mlp0.svg"), *s, "--json"], 0),
@@ -113,8 +144,10 @@ def test_every_document_validates(printed: Printed) -> None:
     errors = []
     for name, argv, doc in printed:
         validator = Draft202012Validator(schema(name))
-        errors += [f"circuitql {' '.join(argv[:2])}: {'/'.join(map(str, e.absolute_path))}: "
-                   f"{e.message}" for e in validator.iter_errors(doc)]
+        errors += [
+            f"circuitql {' '.join(argv[:2])}: {'/'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in validator.iter_errors(doc)
+        ]
     assert not errors, "\n".join(errors)
 
 
@@ -175,8 +208,9 @@ def test_approximate_matches_validate(approximate_store: str) -> None:
     """A match's members and input_scales, as ``Match.to_json`` (what --json prints per
     match) gives them."""
     match = schema("match")
-    validator = Draft202012Validator({"$schema": match["$schema"], "$defs": match["$defs"],
-                                      "$ref": "#/$defs/match"})
+    validator = Draft202012Validator(
+        {"$schema": match["$schema"], "$defs": match["$defs"], "$ref": "#/$defs/match"}
+    )
     with connect(approximate_store, create=False) as db:
         docs = [m.to_json() for query in APPROXIMATE for m in db.query(query)]
     for doc in docs:
@@ -198,8 +232,9 @@ def test_approximate_matches_print_as_json(approximate_store: str, query: str) -
     assert code == 0 and "faithfulness" in rows.getvalue().splitlines()[0], stderr.getvalue()
 
 
-def _json_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
-                   ) -> set[tuple[str, ...]]:
+def _json_commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> set[tuple[str, ...]]:
     """The command paths (``("query",)``, ``("zoo", "demo")``) that take ``--json``."""
     found = set()
     for action in parser._actions:
@@ -214,10 +249,12 @@ def _json_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
 def test_every_command_with_json_is_covered(printed: Printed) -> None:
     commands = _json_commands(_parser())
     assert ("query",) in commands and ("basis",) in commands  # the walk finds them
-    run = {tuple(argv[:len(c)]) for _, argv, _ in printed for c in commands}
+    run = {tuple(argv[: len(c)]) for _, argv, _ in printed for c in commands}
     missing = sorted(" ".join(c) for c in commands - run)
-    assert not missing, (f"commands with --json and no case in this test (add one, and a "
-                         f"schema if it prints a new document): {missing}")
+    assert not missing, (
+        f"commands with --json and no case in this test (add one, and a "
+        f"schema if it prints a new document): {missing}"
+    )
     assert {name for name, _, _ in printed} == set(NAMES), "a schema no command prints"
 
 

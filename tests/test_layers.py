@@ -42,8 +42,11 @@ def _imports(module: str) -> set[str]:
             names = [f"{node.module}.{a.name}" for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        found |= {m for n in names if n.startswith("circuitql")
-                  and (m := _resolve(n)) is not None and m != module}
+        found |= {
+            m
+            for n in names
+            if n.startswith("circuitql") and (m := _resolve(n)) is not None and m != module
+        }
     return found
 
 
@@ -54,14 +57,17 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
 
 
 def test_the_records_floor_imports_only_the_graph_and_the_domain() -> None:
-    reached = nx.descendants(nx.DiGraph([(m, d) for m in MODULES for d in _imports(m)]),
-                             "circuitql.records")
+    reached = nx.descendants(
+        nx.DiGraph([(m, d) for m in MODULES for d in _imports(m)]), "circuitql.records"
+    )
     assert reached <= {"circuitql.graph", "circuitql.domain", "circuitql.errors"}
 
 
 def test_stores_and_the_indexer_do_not_import_each_other() -> None:
-    for low, other in (("circuitql.store", "circuitql.indexer"),
-                       ("circuitql.indexer", "circuitql.store")):
+    for low, other in (
+        ("circuitql.store", "circuitql.indexer"),
+        ("circuitql.indexer", "circuitql.store"),
+    ):
         for module in MODULES:
             if module.startswith(low):
                 assert not {d for d in _imports(module) if d.startswith(other)}, module

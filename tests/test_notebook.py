@@ -23,10 +23,19 @@ def test_the_tutorial_is_committed_without_outputs() -> None:
 
 def test_the_tutorial_runs_from_top_to_bottom(tmp_path: Path) -> None:
     notebook = nbformat.read(TUTORIAL, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    shown = {mime for cell in notebook.cells if cell.cell_type == "code"
-             for output in cell.outputs for mime in output.get("data", {})}
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    shown = {
+        mime
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        for mime in output.get("data", {})
+    }
     assert {"text/html", "image/svg+xml"} <= shown  # tables and pictures, as Jupyter shows them
     last_found = [c for c in notebook.cells if c.cell_type == "code"][-2].outputs
     assert "['abs']" in last_found[0]["data"]["text/plain"]  # the exported circuit, found again

@@ -45,8 +45,11 @@ def abs_host(path: Path) -> Path:
     w1[:2], b1[:2] = [[1.3, 0, 0, 0], [-1.3, 0, 0, 0]], 0.0
     w2[0], b2[0] = 0.0, 0.0
     w2[0, :2] = 0.8
-    layers = (dataclasses.replace(fc1, weight=w1, bias=b1),
-              dataclasses.replace(fc2, weight=w2, bias=b2), out)
+    layers = (
+        dataclasses.replace(fc1, weight=w1, bias=b1),
+        dataclasses.replace(fc2, weight=w2, bias=b2),
+        out,
+    )
     return save(dataclasses.replace(spec, layers=layers), path)
 
 
@@ -83,18 +86,25 @@ def written(svg: Svg, path: Path) -> ET.Element:
 
 
 def units(root: ET.Element) -> dict[str, ET.Element]:
-    return {g.get("data-id", ""): g for g in root.iter(f"{{{NS['svg']}}}g")
-            if "unit" in (g.get("class") or "").split()}
+    return {
+        g.get("data-id", ""): g
+        for g in root.iter(f"{{{NS['svg']}}}g")
+        if "unit" in (g.get("class") or "").split()
+    }
 
 
 def edges(root: ET.Element) -> list[ET.Element]:
-    return [p for p in root.iter(f"{{{NS['svg']}}}path")
-            if "edge" in (p.get("class") or "").split()]
+    return [
+        p for p in root.iter(f"{{{NS['svg']}}}path") if "edge" in (p.get("class") or "").split()
+    ]
 
 
 def texts(root: ET.Element, cls: str) -> list[str]:
-    return [t.text or "" for t in root.iter(f"{{{NS['svg']}}}text")
-            if cls in (t.get("class") or "").split()]
+    return [
+        t.text or ""
+        for t in root.iter(f"{{{NS['svg']}}}text")
+        if cls in (t.get("class") or "").split()
+    ]
 
 
 def check_edges_follow_graph(root: ET.Element, graph: NeuronGraph) -> None:
@@ -132,12 +142,16 @@ def test_min_match_draws_its_skip_connection_as_a_curve(db: Database, tmp_path: 
     assert set(units(root)) == set(match.bindings.values())
     assert len(edges(root)) == match.graph.n_edges
     check_edges_follow_graph(root, match.graph)
-    skip = [p for p in edges(root) if p.get("data-src") == match.bindings["a"]
-            and p.get("data-dst") == match.bindings["y"]]
+    skip = [
+        p
+        for p in edges(root)
+        if p.get("data-src") == match.bindings["a"] and p.get("data-dst") == match.bindings["y"]
+    ]
     assert len(skip) == 1 and " Q" in (skip[0].get("d") or "")
     assert set(texts(root, "label")) == {f"{v} = {u}" for v, u in match.bindings.items()}
     assert sorted(texts(root, "weight")) == sorted(
-        weight_text(w) for u in match.graph.units for w in u.inputs.values())
+        weight_text(w) for u in match.graph.units for w in u.inputs.values()
+    )
 
 
 def test_whole_model_with_a_match_highlighted(db: Database, tmp_path: Path) -> None:
@@ -154,7 +168,11 @@ def test_whole_model_with_a_match_highlighted(db: Database, tmp_path: Path) -> N
     assert len(edges(root)) == graph.n_edges
     in_match = [p for p in edges(root) if "bound" in (p.get("class") or "").split()]
     assert {(p.get("data-src"), p.get("data-dst")) for p in in_match} == {
-        ("input:0", "fc1:0"), ("input:0", "fc1:1"), ("fc1:0", "fc2:0"), ("fc1:1", "fc2:0")}
+        ("input:0", "fc1:0"),
+        ("input:0", "fc1:1"),
+        ("fc1:0", "fc2:0"),
+        ("fc1:1", "fc2:0"),
+    }
     thinnest_bound = min(float(p.get("stroke-width", 0)) for p in in_match)
     faint = [p for p in edges(root) if p not in in_match]
     assert all(float(p.get("stroke-width", 0)) < thinnest_bound for p in faint)
@@ -177,15 +195,21 @@ def test_whole_model_without_a_match(db: Database, tmp_path: Path) -> None:
 
 def test_columns_are_ordered_to_avoid_crossings() -> None:
     """Hidden units listed against their inputs' order are drawn in their inputs' order."""
-    graph = NeuronGraph((
-        Unit("input:0", UnitKind.INPUT), Unit("input:1", UnitKind.INPUT),
-        Unit("h:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:1": 1.0}),
-        Unit("h:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": -2.0}),
-        Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.5, {"h:0": 1.0, "h:1": 1.0}),
-    ))
+    graph = NeuronGraph(
+        (
+            Unit("input:0", UnitKind.INPUT),
+            Unit("input:1", UnitKind.INPUT),
+            Unit("h:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:1": 1.0}),
+            Unit("h:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": -2.0}),
+            Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.5, {"h:0": 1.0, "h:1": 1.0}),
+        )
+    )
     root = ET.fromstring(draw_graph(graph).text)
-    y = {uid: float(circle.get("cy", "nan")) for uid, g in units(root).items()
-         for circle in g.iterfind("svg:circle", NS)}
+    y = {
+        uid: float(circle.get("cy", "nan"))
+        for uid, g in units(root).items()
+        for circle in g.iterfind("svg:circle", NS)
+    }
     assert y["input:0"] < y["input:1"] and y["h:1"] < y["h:0"]
     assert "b +0.5" in texts(root, "bias")
 
@@ -227,38 +251,54 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_cli_show_draws_matches_and_models(store_path: str, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_show_draws_matches_and_models(
+    store_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "abs.svg"
-    code, printed, _ = run(capsys, "show", "MATCH abs IN MODELS 'circuits/*'", "--out",
-                           str(out), "--store", store_path)
+    code, printed, _ = run(
+        capsys, "show", "MATCH abs IN MODELS 'circuits/*'", "--out", str(out), "--store", store_path
+    )
     assert code == 0 and f"wrote {out}" in printed
     assert set(texts(ET.parse(out).getroot(), "label")) == {
-        "x = input:0", "p = fc1:0", "n = fc1:1", "y = out:0"}
+        "x = input:0",
+        "p = fc1:0",
+        "n = fc1:1",
+        "y = out:0",
+    }
 
-    code, _, _ = run(capsys, "show", "MATCH abs IN MODELS 'hosts/*'", "--model-context",
-                     "--out", str(out), "--store", store_path, "--match", "1")
+    code, _, _ = run(
+        capsys,
+        "show",
+        "MATCH abs IN MODELS 'hosts/*'",
+        "--model-context",
+        "--out",
+        str(out),
+        "--store",
+        store_path,
+        "--match",
+        "1",
+    )
     assert code == 0
     drawn = units(ET.parse(out).getroot())
     assert len(drawn) == len(stored_graph_of(store_path, "hosts/abs_host"))
     assert sum("bound" in (g.get("class") or "") for g in drawn.values()) == 4
 
-    code, printed, _ = run(capsys, "show", "random/mlp1", "--out", str(out),
-                           "--store", store_path)
+    code, printed, _ = run(capsys, "show", "random/mlp1", "--out", str(out), "--store", store_path)
     assert code == 0 and "model random/mlp1" in printed
-    assert len(units(ET.parse(out).getroot())) == len(stored_graph_of(store_path,
-                                                                      "random/mlp1"))
+    assert len(units(ET.parse(out).getroot())) == len(stored_graph_of(store_path, "random/mlp1"))
 
 
 def test_cli_show_asks_when_a_name_is_a_model_and_a_circuit(
-        store_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "s.db")
     shutil.copy(store_path, store)
     x = Unit("input:0", UnitKind.INPUT)
     h = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, 0.25, {x.id: 1.5})
     with connect(store) as db:
-        db.index(NeuronGraph((x, h, Unit("out:0", UnitKind.OUTPUT, inputs={h.id: 2.0}))),
-                 name="abs")
+        db.index(
+            NeuronGraph((x, h, Unit("out:0", UnitKind.OUTPUT, inputs={h.id: 2.0}))), name="abs"
+        )
     out = tmp_path / "x.svg"
     code, _, err = run(capsys, "show", "abs", "--out", str(out), "--store", store)
     assert code == 2 and "both a model" in err and "--model" in err and not out.exists()
@@ -275,16 +315,25 @@ def stored_graph_of(store_path: str, model: str) -> NeuronGraph:
         return stored_graph(db.store, model)
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (("show", "abs", "--out", "abs.jpg"), r"\.svg or \.png"),
-    (("show", "random/mlp9", "--out", "x.svg"), "neither a model"),
-    (("show", "MATCH abs IN MODELS 'circuits/abs'", "--match", "2", "--out", "x.svg"),
-     "no match 2"),
-    (("show", "MATCH abs(", "--out", "x.svg"), ""),
-])
-def test_cli_show_user_errors_exit_2(store_path: str, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str], argv: tuple[str, ...],
-                                     message: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("show", "abs", "--out", "abs.jpg"), r"\.svg or \.png"),
+        (("show", "random/mlp9", "--out", "x.svg"), "neither a model"),
+        (
+            ("show", "MATCH abs IN MODELS 'circuits/abs'", "--match", "2", "--out", "x.svg"),
+            "no match 2",
+        ),
+        (("show", "MATCH abs(", "--out", "x.svg"), ""),
+    ],
+)
+def test_cli_show_user_errors_exit_2(
+    store_path: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: tuple[str, ...],
+    message: str,
+) -> None:
     argv = tuple(str(tmp_path / a) if a.endswith((".jpg", ".svg")) else a for a in argv)
     code, _, err = run(capsys, *argv, "--store", store_path)
     assert code == 2 and err.startswith("error:")

@@ -36,9 +36,11 @@ from circuitql.analysis.degeneracy import Probes
 from circuitql.errors import CircuitQLError
 from circuitql.graph import Activation, NeuronGraph, UnitKind
 
-MEASURE = ("Hoyer sparsity of the Jacobian dh_Y/dh_X per probe, (sqrt(N) - L1/L2) / "
-           "(sqrt(N) - 1): 0 = all entries equal in magnitude, 1 = a single entry; mean over "
-           "probes")
+MEASURE = (
+    "Hoyer sparsity of the Jacobian dh_Y/dh_X per probe, (sqrt(N) - L1/L2) / "
+    "(sqrt(N) - 1): 0 = all entries equal in magnitude, 1 = a single entry; mean over "
+    "probes"
+)
 MATCH_THRESHOLD = 0.9  # mean |cosine| of matched basis vectors above which two bases agree
 HEATMAP_CELLS = 96  # larger matrices are shown block-averaged, to keep the SVG small
 EVAL_CHUNK = 64  # probes per chunk when measuring the whole pool
@@ -76,8 +78,9 @@ class Layered:
     def hidden(self, layer: int) -> bool:
         return 0 < layer < len(self.ids) - 1
 
-    def forward(self, x: np.ndarray, rotations: Mapping[int, np.ndarray] | None = None
-                ) -> tuple[np.ndarray, list[np.ndarray]]:
+    def forward(
+        self, x: np.ndarray, rotations: Mapping[int, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Outputs and per-layer pre-activations, in the rotated network if rotations given.
 
         The rotated network is built as described at the top of this module: R_l applied
@@ -110,8 +113,7 @@ def layered(graph: NeuronGraph) -> Layered:
         if skip:
             _not_layered(unit.id, d, f"reads {skip[0]} from layer {depth[skip[0]]}")
         if d > 0 and (unit.kind is UnitKind.OUTPUT) != (d == n_layers - 1):
-            _not_layered(unit.id, d, "is an output outside the last layer, or a hidden unit "
-                         "in it")
+            _not_layered(unit.id, d, "is an output outside the last layer, or a hidden unit in it")
     index = [{uid: i for i, uid in enumerate(layer)} for layer in ids]
     weights, biases, acts = [], [], []
     for layer in range(1, n_layers):
@@ -127,8 +129,7 @@ def layered(graph: NeuronGraph) -> Layered:
 
 def _not_layered(unit: str, layer: int, why: str) -> None:
     raise CircuitQLError(
-        f"the basis search needs a strictly layered network, but unit {unit} (layer {layer}) "
-        f"{why}",
+        f"the basis search needs a strictly layered network, but unit {unit} (layer {layer}) {why}",
         fix="run it on an MLP whose layers each read only the layer before them, with all "
         "outputs in the last layer",
     )
@@ -163,8 +164,9 @@ def _slopes(acts: Sequence[tuple[Activation, float]], z: np.ndarray) -> np.ndarr
     return out
 
 
-def _by_activation(acts: Sequence[tuple[Activation, float]]
-                   ) -> dict[tuple[Activation, float], list[int]]:
+def _by_activation(
+    acts: Sequence[tuple[Activation, float]],
+) -> dict[tuple[Activation, float], list[int]]:
     groups: dict[tuple[Activation, float], list[int]] = {}
     for i, key in enumerate(acts):
         groups.setdefault(key, []).append(i)
@@ -193,10 +195,17 @@ class PairBasis:
         return f"L{self.source}->L{self.target}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"jacobian": self.name, "shape": list(self.shape), "sparsity_before": self.before,
-                "sparsity_after": self.after, "steps": self.steps, "seconds": self.seconds,
-                "converged": self.converged, "max_error": self.max_error,
-                "rotated_layers": sorted(self.rotations)}
+        return {
+            "jacobian": self.name,
+            "shape": list(self.shape),
+            "sparsity_before": self.before,
+            "sparsity_after": self.after,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "converged": self.converged,
+            "max_error": self.max_error,
+            "rotated_layers": sorted(self.rotations),
+        }
 
 
 @dataclass(frozen=True)
@@ -219,9 +228,14 @@ class LayerAgreement:
         return self.agreement >= MATCH_THRESHOLD
 
     def to_json(self) -> dict[str, Any]:
-        return {"layer": self.layer, "agreement": self.agreement, "chance": self.chance,
-                "incoming_vs_neurons": self.incoming_vs_neurons,
-                "outgoing_vs_neurons": self.outgoing_vs_neurons, "matches": self.matches}
+        return {
+            "layer": self.layer,
+            "agreement": self.agreement,
+            "chance": self.chance,
+            "incoming_vs_neurons": self.incoming_vs_neurons,
+            "outgoing_vs_neurons": self.outgoing_vs_neurons,
+            "matches": self.matches,
+        }
 
 
 @dataclass(frozen=True)
@@ -236,28 +250,56 @@ class BasisReport:
         return max((p.max_error for p in self.pairs), default=0.0)
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "measure": MEASURE, "probes": self.probes.describe(),
-                "match_threshold": MATCH_THRESHOLD, "max_error": self.max_error,
-                "jacobians": [p.to_json() for p in self.pairs],
-                "layers": [a.to_json() for a in self.layers]}
+        return {
+            "model": self.model,
+            "measure": MEASURE,
+            "probes": self.probes.describe(),
+            "match_threshold": MATCH_THRESHOLD,
+            "max_error": self.max_error,
+            "jacobians": [p.to_json() for p in self.pairs],
+            "layers": [a.to_json() for a in self.layers],
+        }
 
     def text(self) -> str:
-        lines = [f"{self.model}: sparse-Jacobian basis on {self.probes.describe()}",
-                 f"measure: {MEASURE}"]
+        lines = [
+            f"{self.model}: sparse-Jacobian basis on {self.probes.describe()}",
+            f"measure: {MEASURE}",
+        ]
         lines += _table(
-            ("jacobian", "shape", "before", "after", "steps", "seconds", "converged",
-             "max error"),
-            [(p.name, f"{p.shape[0]}x{p.shape[1]}", f"{p.before:.3f}", f"{p.after:.3f}",
-              str(p.steps), f"{p.seconds:.1f}", "yes" if p.converged else "no (step limit)",
-              f"{p.max_error:.1e}") for p in self.pairs])
+            ("jacobian", "shape", "before", "after", "steps", "seconds", "converged", "max error"),
+            [
+                (
+                    p.name,
+                    f"{p.shape[0]}x{p.shape[1]}",
+                    f"{p.before:.3f}",
+                    f"{p.after:.3f}",
+                    str(p.steps),
+                    f"{p.seconds:.1f}",
+                    "yes" if p.converged else "no (step limit)",
+                    f"{p.max_error:.1e}",
+                )
+                for p in self.pairs
+            ],
+        )
         if self.layers:
-            lines.append("basis of each hidden layer, from the Jacobian into it vs the one out "
-                         f"(mean |cos| of matched vectors; same basis at >= {MATCH_THRESHOLD})")
+            lines.append(
+                "basis of each hidden layer, from the Jacobian into it vs the one out "
+                f"(mean |cos| of matched vectors; same basis at >= {MATCH_THRESHOLD})"
+            )
             lines += _table(
                 ("layer", "in vs out", "chance", "in vs neurons", "out vs neurons", "same"),
-                [(f"L{a.layer}", f"{a.agreement:.3f}", f"{a.chance:.3f}",
-                  f"{a.incoming_vs_neurons:.3f}", f"{a.outgoing_vs_neurons:.3f}",
-                  "yes" if a.matches else "no") for a in self.layers])
+                [
+                    (
+                        f"L{a.layer}",
+                        f"{a.agreement:.3f}",
+                        f"{a.chance:.3f}",
+                        f"{a.incoming_vs_neurons:.3f}",
+                        f"{a.outgoing_vs_neurons:.3f}",
+                        "yes" if a.matches else "no",
+                    )
+                    for a in self.layers
+                ],
+            )
         return "\n".join(lines)
 
     def write_heatmaps(self, directory: Path) -> list[Path]:
@@ -269,22 +311,34 @@ class BasisReport:
             for label, heat in (("before", pair.heat_before), ("after", pair.heat_after)):
                 path = directory / f"jacobian_L{pair.source}-L{pair.target}_{label}.svg"
                 basis = "neuron basis" if label == "before" else "rotated basis"
-                path.write_text(heatmap_svg(
-                    heat, f"{self.model} dh{pair.target}/dh{pair.source}, {basis}: "
-                    f"mean |J|/|J|_F, sparsity {getattr(pair, label):.3f}", top))
+                path.write_text(
+                    heatmap_svg(
+                        heat,
+                        f"{self.model} dh{pair.target}/dh{pair.source}, {basis}: "
+                        f"mean |J|/|J|_F, sparsity {getattr(pair, label):.3f}",
+                        top,
+                    )
+                )
                 written.append(path)
         return written
 
 
 def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in [head, *rows]]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [head, *rows]
+    ]
 
 
-def sparse_basis(graph: NeuronGraph, *, name: str = "model", probes: Probes | None = None,
-                 search: Search | None = None, on_jacobian: Callable[[], None] | None = None
-                 ) -> BasisReport:
+def sparse_basis(
+    graph: NeuronGraph,
+    *,
+    name: str = "model",
+    probes: Probes | None = None,
+    search: Search | None = None,
+    on_jacobian: Callable[[], None] | None = None,
+) -> BasisReport:
     """Search, for every Jacobian between consecutive layers, the rotations that sparsify it;
     ``on_jacobian`` is called as each search ends (a wide network takes minutes)."""
     probes = probes or Probes(n=DEFAULT_PROBES)
@@ -309,26 +363,46 @@ def jacobian_count(graph: NeuronGraph) -> int:
 
 
 def _targets(net: Layered) -> list[int]:
-    return [target for target in range(1, len(net.ids))
-            if net.hidden(target - 1) or net.hidden(target)]
+    return [
+        target for target in range(1, len(net.ids)) if net.hidden(target - 1) or net.hidden(target)
+    ]
 
 
-def _search_pair(net: Layered, source: int, target: int, slopes: np.ndarray, x: np.ndarray,
-                 reference: np.ndarray, search: Search) -> PairBasis:
+def _search_pair(
+    net: Layered,
+    source: int,
+    target: int,
+    slopes: np.ndarray,
+    x: np.ndarray,
+    reference: np.ndarray,
+    search: Search,
+) -> PairBasis:
     weights = net.weights[target - 1]
     problem = _Problem(slopes, weights)
     sides = [layer for layer in (source, target) if net.hidden(layer)]
     start = time.perf_counter()
     generators, steps, converged = problem.optimise(
-        {layer: len(net.ids[layer]) for layer in sides}, source, search)
+        {layer: len(net.ids[layer]) for layer in sides}, source, search
+    )
     seconds = time.perf_counter() - start
     rotations = {layer: _rotation(a).numpy() for layer, a in generators.items()}
     before, heat_before = problem.measure(None, None)
     after, heat_after = problem.measure(rotations.get(source), rotations.get(target))
     rotated, _ = net.forward(x, rotations)
     return PairBasis(
-        source, target, weights.shape, before, after, steps, seconds, converged,
-        float(np.abs(rotated - reference).max()), rotations, heat_before, heat_after)
+        source,
+        target,
+        weights.shape,
+        before,
+        after,
+        steps,
+        seconds,
+        converged,
+        float(np.abs(rotated - reference).max()),
+        rotations,
+        heat_before,
+        heat_after,
+    )
 
 
 def _rotation(generator: torch.Tensor) -> torch.Tensor:
@@ -347,8 +421,13 @@ class _Problem:
         self.fro = torch.from_numpy(fro[live])
         self.weights = torch.from_numpy(weights)
 
-    def ratios(self, rows: torch.Tensor, rx: torch.Tensor | None, ry: torch.Tensor | None,
-               dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def ratios(
+        self,
+        rows: torch.Tensor,
+        rx: torch.Tensor | None,
+        ry: torch.Tensor | None,
+        dtype: torch.dtype,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """|J'|_1 / |J'|_F per probe in ``rows``, and the sum of |J'| / |J'|_F over them."""
         m = self.weights.to(dtype)
         if rx is not None:
@@ -371,12 +450,12 @@ class _Problem:
     def mean_ratio(self, rx: torch.Tensor | None, ry: torch.Tensor | None) -> float:
         """The objective on the whole pool, at the search's float32 precision."""
         with torch.no_grad():
-            total = sum(float(self.ratios(rows, rx, ry, torch.float32)[0].sum())
-                        for rows in self.chunks())
+            total = sum(
+                float(self.ratios(rows, rx, ry, torch.float32)[0].sum()) for rows in self.chunks()
+            )
         return total / len(self.fro)
 
-    def measure(self, rx: np.ndarray | None, ry: np.ndarray | None
-                ) -> tuple[float, np.ndarray]:
+    def measure(self, rx: np.ndarray | None, ry: np.ndarray | None) -> tuple[float, np.ndarray]:
         """Mean Hoyer sparsity and the mean normalised |J'|, in float64."""
         n = self.weights.numel()
         tx = None if rx is None else torch.from_numpy(rx)
@@ -395,8 +474,9 @@ class _Problem:
         hoyer = (math.sqrt(n) - ratio) / (math.sqrt(n) - 1.0)
         return float(hoyer.mean()), (heat / len(ratio)).numpy()
 
-    def optimise(self, sizes: Mapping[int, int], source: int, search: Search
-                 ) -> tuple[dict[int, torch.Tensor], int, bool]:
+    def optimise(
+        self, sizes: Mapping[int, int], source: int, search: Search
+    ) -> tuple[dict[int, torch.Tensor], int, bool]:
         """Generators A per rotated layer, the steps taken, and whether it stopped early."""
         generators = {layer: torch.zeros(n, n, requires_grad=True) for layer, n in sizes.items()}
         n_probes = len(self.fro)
@@ -443,8 +523,15 @@ def _agreements(pairs: Sequence[PairBasis], seed: int) -> list[LayerAgreement]:
         a, b = incoming[layer], outgoing[layer]
         neurons = np.eye(len(a))
         q, _ = np.linalg.qr(rng.normal(size=a.shape))
-        found.append(LayerAgreement(layer, basis_agreement(a, b), basis_agreement(neurons, q),
-                                    basis_agreement(a, neurons), basis_agreement(b, neurons)))
+        found.append(
+            LayerAgreement(
+                layer,
+                basis_agreement(a, b),
+                basis_agreement(neurons, q),
+                basis_agreement(a, neurons),
+                basis_agreement(b, neurons),
+            )
+        )
     return found
 
 
@@ -482,24 +569,33 @@ def heatmap_svg(matrix: np.ndarray, title: str, top: float | None = None) -> str
     cell = max(2, min(16, 480 // max(rows, cols)))
     left, head = 10, 40
     width, height = left + cols * cell + 90, head + rows * cell + 30
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="11">',
-             f'<text x="{left}" y="16">{escape(title)}</text>',
-             f'<text x="{left}" y="32">{matrix.shape[0]} rows (layer Y) x {matrix.shape[1]} '
-             f'columns (layer X){", block-averaged" if shown.shape != matrix.shape else ""}'
-             '</text>',
-             f'<rect x="{left}" y="{head}" width="{cols * cell}" height="{rows * cell}" '
-             'fill="white" stroke="#999"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<text x="{left}" y="16">{escape(title)}</text>',
+        f'<text x="{left}" y="32">{matrix.shape[0]} rows (layer Y) x {matrix.shape[1]} '
+        f"columns (layer X){', block-averaged' if shown.shape != matrix.shape else ''}"
+        "</text>",
+        f'<rect x="{left}" y="{head}" width="{cols * cell}" height="{rows * cell}" '
+        'fill="white" stroke="#999"/>',
+    ]
     for (r, c), value in np.ndenumerate(shown):
         if value / top >= 1.0 / 255.0:
-            parts.append(f'<rect x="{left + c * cell}" y="{head + r * cell}" width="{cell}" '
-                         f'height="{cell}" fill="{_colour(value / top)}"/>')
+            parts.append(
+                f'<rect x="{left + c * cell}" y="{head + r * cell}" width="{cell}" '
+                f'height="{cell}" fill="{_colour(value / top)}"/>'
+            )
     bar_x = left + cols * cell + 20
     for i in range(10):
-        parts.append(f'<rect x="{bar_x}" y="{head + (9 - i) * 12}" width="14" height="12" '
-                     f'fill="{_colour((i + 0.5) / 10)}"/>')
-    parts += [f'<text x="{bar_x + 18}" y="{head + 10}">{top:.2g}</text>',
-              f'<text x="{bar_x + 18}" y="{head + 120}">0</text>', "</svg>"]
+        parts.append(
+            f'<rect x="{bar_x}" y="{head + (9 - i) * 12}" width="14" height="12" '
+            f'fill="{_colour((i + 0.5) / 10)}"/>'
+        )
+    parts += [
+        f'<text x="{bar_x + 18}" y="{head + 10}">{top:.2g}</text>',
+        f'<text x="{bar_x + 18}" y="{head + 120}">0</text>',
+        "</svg>",
+    ]
     return "\n".join(parts)
 
 

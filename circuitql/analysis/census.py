@@ -58,9 +58,15 @@ class CensusModel:
     bindings: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "group": self.group, "holds": self.holds,
-                "error": self.error, "exact": self.exact, "faithfulness": self.faithfulness,
-                "bindings": dict(self.bindings)}
+        return {
+            "model": self.model,
+            "group": self.group,
+            "holds": self.holds,
+            "error": self.error,
+            "exact": self.exact,
+            "faithfulness": self.faithfulness,
+            "bindings": dict(self.bindings),
+        }
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,13 @@ class Census:
         return f"{self.circuit} exactly" if self.exact else self.circuit
 
     def to_json(self) -> dict[str, Any]:
-        return {"circuit": self.circuit, "group_by": self.group_by, "exact": self.exact,
-                "groups": self.to_records(), "models": self.model_records()}
+        return {
+            "circuit": self.circuit,
+            "group_by": self.group_by,
+            "exact": self.exact,
+            "groups": self.to_records(),
+            "models": self.model_records(),
+        }
 
     def model_records(self) -> list[dict[str, Any]]:
         """One row per model: its group, whether it holds the circuit, its best match's
@@ -95,16 +106,28 @@ class Census:
 
     def to_records(self) -> list[dict[str, Any]]:
         """One row per group, as plain data (what ``--json`` lists and ``--csv`` prints)."""
-        return [{"group": r.group, "with_circuit": r.with_circuit, "models": r.models,
-                 "share": r.fraction, "holders": list(r.holders)} for r in self.rows]
+        return [
+            {
+                "group": r.group,
+                "with_circuit": r.with_circuit,
+                "models": r.models,
+                "share": r.fraction,
+                "holders": list(r.holders),
+            }
+            for r in self.rows
+        ]
 
     def _repr_html_(self) -> str:
         """The census as a table in Jupyter, the models holding the circuit named."""
         from circuitql.html import table
 
-        return table((self.group_by, f"with {self.counted}", "models", "share", "holders"),
-                     ((r.group, r.with_circuit, r.models, f"{r.fraction:.1%}",
-                       ", ".join(r.holders)) for r in self.rows))
+        return table(
+            (self.group_by, f"with {self.counted}", "models", "share", "holders"),
+            (
+                (r.group, r.with_circuit, r.models, f"{r.fraction:.1%}", ", ".join(r.holders))
+                for r in self.rows
+            ),
+        )
 
     def plot(self, path: Path) -> Path:
         """Write the census as a bar chart, SVG or PNG by the suffix: the share of each
@@ -121,22 +144,27 @@ class Census:
         width = max([len(self.group_by), *(len(g) for g in groups)])
         lines = [f"{self.group_by:<{width}}  with {self.counted:<8}  models  share"]
         for r, group in zip(self.rows, groups, strict=True):
-            lines.append(f"{group:<{width}}  {r.with_circuit:>{5 + len(self.counted)}}  "
-                         f"{r.models:>6}  {r.fraction:6.1%}")
+            lines.append(
+                f"{group:<{width}}  {r.with_circuit:>{5 + len(self.counted)}}  "
+                f"{r.models:>6}  {r.fraction:6.1%}"
+            )
         for r, group in zip(self.rows, groups, strict=True):
             if r.holders:
                 names = ", ".join(r.holders[:SHOWN_HOLDERS])
                 more = len(r.holders) - SHOWN_HOLDERS
-                lines.append(f"{group}: {names}" + (f" and {more} more (--json lists all)"
-                                                    if more > 0 else ""))
+                lines.append(
+                    f"{group}: {names}"
+                    + (f" and {more} more (--json lists all)" if more > 0 else "")
+                )
         return "\n".join(lines)
 
     def model_text(self) -> str:
         """A line per model: its group, and its best match or "-"."""
         width = max([5, *(len(m.model) for m in self.per_model)])
         groups = max([len(self.group_by), *(len(shown(m.group)) for m in self.per_model)])
-        lines = [f"{'model':<{width}}  {self.group_by:<{groups}}  error     kind         "
-                 "faithfulness"]
+        lines = [
+            f"{'model':<{width}}  {self.group_by:<{groups}}  error     kind         faithfulness"
+        ]
         for m in self.per_model:
             found = "-"
             if m.error is not None:
@@ -164,21 +192,32 @@ def _check_key(key: str, infos: list[ModelInfo]) -> None:
     if any(field in m.meta for m in infos):
         return
     keys = sorted({f"meta.{k}" for m in infos for k in m.meta})
-    raise CircuitQLError(f"no model in the census has the property {key!r}",
-                         fix="group by one of: name, source" + "".join(f", {k}" for k in keys))
+    raise CircuitQLError(
+        f"no model in the census has the property {key!r}",
+        fix="group by one of: name, source" + "".join(f", {k}" for k in keys),
+    )
 
 
 def census(store: Store, query: CensusQuery, explain: Explain | None = None) -> Census:
     """Count, per group, the models holding the circuit; ``explain`` collects the search's
     plan and counts (EXPLAIN COUNT MODELS ...)."""
-    infos = [m for m in store.models()
-             if query.models is None or fnmatch.fnmatchcase(m.name, query.models)]
+    infos = [
+        m
+        for m in store.models()
+        if query.models is None or fnmatch.fnmatchcase(m.name, query.models)
+    ]
     if not infos:
-        raise CircuitQLError("no indexed models to count", fix="index models first, or widen "
-                             "IN MODELS")
+        raise CircuitQLError(
+            "no indexed models to count", fix="index models first, or widen IN MODELS"
+        )
     _check_key(query.group_by, infos)
-    match = MatchQuery(query.pattern, models=query.models, tolerance=query.tolerance,
-                       exact=query.exact, timeout=query.timeout)
+    match = MatchQuery(
+        query.pattern,
+        models=query.models,
+        tolerance=query.tolerance,
+        exact=query.exact,
+        timeout=query.timeout,
+    )
     explain = explain or Explain()
     best: dict[str, Match] = {}
     with warnings.catch_warnings():
@@ -189,19 +228,25 @@ def census(store: Store, query: CensusQuery, explain: Explain | None = None) -> 
                 best[found.model] = found
     if explain.partial is not None:
         # A count over the models searched so far would be a wrong count, not a smaller one.
-        raise CircuitQLError(f"the census could not finish: {explain.partial}",
-                             fix="give it longer: TIMEOUT 10m in the query, --timeout 600, or "
-                             "db.census(..., timeout=600)")
-    per_model = tuple(_census_model(m, group_of(m, query.group_by), best.get(m.name))
-                      for m in sorted(infos, key=lambda m: m.name))
+        raise CircuitQLError(
+            f"the census could not finish: {explain.partial}",
+            fix="give it longer: TIMEOUT 10m in the query, --timeout 600, or "
+            "db.census(..., timeout=600)",
+        )
+    per_model = tuple(
+        _census_model(m, group_of(m, query.group_by), best.get(m.name))
+        for m in sorted(infos, key=lambda m: m.name)
+    )
     # The groups' counts and holders, from the per-model rows (in name order).
     totals = Counter(m.group for m in per_model)
     names: dict[str, list[str]] = {}
     for m in per_model:
         if m.holds:
             names.setdefault(m.group, []).append(m.model)
-    rows = tuple(CensusRow(g, len(names.get(g, ())), totals[g], tuple(names.get(g, ())))
-                 for g in sorted(totals, key=_order))
+    rows = tuple(
+        CensusRow(g, len(names.get(g, ())), totals[g], tuple(names.get(g, ())))
+        for g in sorted(totals, key=_order)
+    )
     return Census(query.pattern.name, query.group_by, rows, query.exact, per_model)
 
 
@@ -210,8 +255,9 @@ def _census_model(info: ModelInfo, group: str, match: Match | None) -> CensusMod
     it reads is open."""
     if match is None:
         return CensusModel(info.name, group, False)
-    return CensusModel(info.name, group, True, match.error, match.exact, match.faithfulness,
-                       dict(match.bindings))
+    return CensusModel(
+        info.name, group, True, match.error, match.exact, match.faithfulness, dict(match.bindings)
+    )
 
 
 def _order(group: str) -> tuple[int, float | str]:
@@ -237,15 +283,14 @@ def bar_chart_svg(census: Census) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="14">'
-        f"{escape(title)}</text>",
+        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="14">{escape(title)}</text>',
     ]
     for pct in (0, 25, 50, 75, 100):
         y = base - PLOT_HEIGHT * pct / 100
-        parts.append(f'<line x1="{LEFT}" y1="{y}" x2="{width - GAP / 2}" y2="{y}" '
-                     'stroke="#ddd"/>')
-        parts.append(f'<text x="{LEFT - 6}" y="{y + 4}" text-anchor="end" fill="#555">'
-                     f"{pct}%</text>")
+        parts.append(f'<line x1="{LEFT}" y1="{y}" x2="{width - GAP / 2}" y2="{y}" stroke="#ddd"/>')
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{y + 4}" text-anchor="end" fill="#555">{pct}%</text>'
+        )
     for i, row in enumerate(census.rows):
         x = LEFT + GAP + i * (BAR + GAP)
         h = PLOT_HEIGHT * row.fraction
@@ -254,8 +299,7 @@ def bar_chart_svg(census: Census) -> str:
             f'<rect class="bar" x="{x}" y="{base - h:.1f}" width="{BAR}" height="{h:.1f}" '
             f'fill="#3b6ea5"><title>{escape(row.group)}: {label} ({row.fraction:.1%})'
             "</title></rect>",
-            f'<text x="{x + BAR / 2}" y="{base - h - 5:.1f}" text-anchor="middle">'
-            f"{label}</text>",
+            f'<text x="{x + BAR / 2}" y="{base - h - 5:.1f}" text-anchor="middle">{label}</text>',
             f'<text x="{x + BAR / 2}" y="{base + 16}" text-anchor="middle">'
             f"{escape(row.group)}</text>",
         ]

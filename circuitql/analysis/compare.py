@@ -45,29 +45,38 @@ class Comparison:
         return sum(n for t, n in self.shared_tokens.items() if not t.startswith(("x", "y")))
 
     def to_json(self) -> dict[str, Any]:
-        return {"model_a": self.model_a, "model_b": self.model_b,
-                "equivalent": self.equivalent, "shared_hidden_neurons": self.shared_hidden,
-                "hidden_neurons": [self.hidden_a, self.hidden_b],
-                "shared_tokens": dict(self.shared_tokens),
-                "sublayers": [{"relation": r, "layer_a": i, "layer_b": j}
-                              for r, i, j in self.sublayers],
-                "circuits": None if self.circuits is None else {
-                    k: {"a": v[0], "b": v[1]} for k, v in self.circuits.items()},
-                "unfinished": list(self.unfinished)}
+        return {
+            "model_a": self.model_a,
+            "model_b": self.model_b,
+            "equivalent": self.equivalent,
+            "shared_hidden_neurons": self.shared_hidden,
+            "hidden_neurons": [self.hidden_a, self.hidden_b],
+            "shared_tokens": dict(self.shared_tokens),
+            "sublayers": [
+                {"relation": r, "layer_a": i, "layer_b": j} for r, i, j in self.sublayers
+            ],
+            "circuits": None
+            if self.circuits is None
+            else {k: {"a": v[0], "b": v[1]} for k, v in self.circuits.items()},
+            "unfinished": list(self.unfinished),
+        }
 
     def _repr_html_(self) -> str:
         """The comparison in Jupyter: its text, as preformatted HTML."""
         return f"<pre>{html.escape(self.text())}</pre>"
 
     def text(self) -> str:
-        verdict = ("equivalent: identical canonical form" if self.equivalent
-                   else "not equivalent")
-        lines = [f"{self.model_a} vs {self.model_b}: {verdict}",
-                 f"shared hidden neuron signatures: {self.shared_hidden} "
-                 f"(of {self.hidden_a} and {self.hidden_b})"]
+        verdict = "equivalent: identical canonical form" if self.equivalent else "not equivalent"
+        lines = [
+            f"{self.model_a} vs {self.model_b}: {verdict}",
+            f"shared hidden neuron signatures: {self.shared_hidden} "
+            f"(of {self.hidden_a} and {self.hidden_b})",
+        ]
         for relation, i, j in self.sublayers:
-            lines.append(f"  layer {i} of {self.model_a} {'⊆' if relation == 'a<=b' else '⊇'} "
-                         f"layer {j} of {self.model_b}")
+            lines.append(
+                f"  layer {i} of {self.model_a} {'⊆' if relation == 'a<=b' else '⊇'} "
+                f"layer {j} of {self.model_b}"
+            )
         if self.circuits is None:
             return "\n".join(lines)
         both = [name for name, (a, b) in self.circuits.items() if a and b]
@@ -76,8 +85,10 @@ class Comparison:
             if bool(a) != bool(b):
                 lines.append(f"  {name}: only in {self.model_a if a else self.model_b}")
         if self.unfinished:
-            lines.append("searches stopped at their deadline (their counts are lower "
-                         f"bounds): {', '.join(self.unfinished)}")
+            lines.append(
+                "searches stopped at their deadline (their counts are lower "
+                f"bounds): {', '.join(self.unfinished)}"
+            )
         return "\n".join(lines)
 
 
@@ -86,8 +97,7 @@ def plan_text() -> str:
     steps = [
         "equivalent: the stored network strings, then the canonical graphs matched level by "
         "level (docs/canonical-form.md, equivalence)",
-        "shared hidden neuron signatures: the multiset intersection of the hidden layers' "
-        "tokens",
+        "shared hidden neuron signatures: the multiset intersection of the hidden layers' tokens",
         "sub-layers: each hidden layer's token multiset against the other network's, in "
         "layer order",
         f"circuits: MATCH each of the {len(PUBLIC_NAMES)} public library circuits in the two "
@@ -96,9 +106,14 @@ def plan_text() -> str:
     return "plan:\n" + "\n".join(f"  {i}. {step}" for i, step in enumerate(steps, 1))
 
 
-def compare_models(store: Store, model_a: str, model_b: str, tolerance: float | None = None,
-                   circuits: bool = True, on_circuit: Callable[[str], None] | None = None
-                   ) -> Comparison:
+def compare_models(
+    store: Store,
+    model_a: str,
+    model_b: str,
+    tolerance: float | None = None,
+    circuits: bool = True,
+    on_circuit: Callable[[str], None] | None = None,
+) -> Comparison:
     """What the two models share; ``on_circuit`` is called with each library circuit's name
     once both models have been searched for it."""
     info = {m.name: m for m in store.models() if m.name in (model_a, model_b)}
@@ -106,9 +121,9 @@ def compare_models(store: Store, model_a: str, model_b: str, tolerance: float | 
     words_b = [Counter(_tokens(w)) for w in layer_words(info[model_b].network_string)]
     all_a = sum(words_a[1:-1], Counter())
     all_b = sum(words_b[1:-1], Counter())
-    equivalent = (info[model_a].network_string == info[model_b].network_string
-                  and isomorphic(stored_graph(store, model_a), stored_graph(store, model_b),
-                                EQUIVALENCE_TOLERANCE))
+    equivalent = info[model_a].network_string == info[model_b].network_string and isomorphic(
+        stored_graph(store, model_a), stored_graph(store, model_b), EQUIVALENCE_TOLERANCE
+    )
     found: dict[str, tuple[int, int]] | None = None
     unfinished: list[str] = []
     if circuits:
@@ -119,16 +134,25 @@ def compare_models(store: Store, model_a: str, model_b: str, tolerance: float | 
             explain = Explain()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", PartialAnswer)  # said in the comparison
-                counts = Counter(m.model for m in run(store, query, explain,
-                                                      models=[model_a, model_b]))
+                counts = Counter(
+                    m.model for m in run(store, query, explain, models=[model_a, model_b])
+                )
             found[name] = (counts[model_a], counts[model_b])
             if explain.partial is not None:
                 unfinished.append(name)
             if on_circuit is not None:
                 on_circuit(name)
-    return Comparison(model_a, model_b, equivalent, dict(all_a & all_b),
-                      sum(all_a.values()), sum(all_b.values()),
-                      _sublayers(words_a, words_b), found, tuple(unfinished))
+    return Comparison(
+        model_a,
+        model_b,
+        equivalent,
+        dict(all_a & all_b),
+        sum(all_a.values()),
+        sum(all_b.values()),
+        _sublayers(words_a, words_b),
+        found,
+        tuple(unfinished),
+    )
 
 
 def _tokens(word: str) -> list[str]:

@@ -28,8 +28,12 @@ from circuitql.graph import Activation, NeuronGraph, UnitKind
 from circuitql.indexer.canonical import Canonical, Config, canonicalize
 
 # Why a raw unit is missing from the canonical graph, by the canonical step that removed it.
-REMOVALS = {"remove_dead": "dead", "fold_constant": "dead", "remove_unused": "unused",
-            "linearize": "linear"}
+REMOVALS = {
+    "remove_dead": "dead",
+    "fold_constant": "dead",
+    "remove_unused": "unused",
+    "linearize": "linear",
+}
 DEFAULT_RANK_RTOL = 1e-6
 CONSTANT_RTOL = 1e-9  # a unit whose spread is below this fraction of its size is constant
 FIRING = (Activation.RELU, Activation.LEAKY_RELU)
@@ -60,8 +64,10 @@ class Probes:
     def describe(self) -> str:
         n_gauss = self.n // 2
         lo, hi = self.box
-        return (f"{self.n} probes ({n_gauss} Gaussian with sd {self.std:g}, "
-                f"{self.n - n_gauss} uniform on [{lo:g}, {hi:g}], seed {self.seed})")
+        return (
+            f"{self.n} probes ({n_gauss} Gaussian with sd {self.std:g}, "
+            f"{self.n - n_gauss} uniform on [{lo:g}, {hi:g}], seed {self.seed})"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,18 +93,24 @@ class LayerDegeneracy:
 
     @property
     def kept(self) -> int:
-        return (self.raw - len(self.dead) - len(self.unused) - len(self.merged)
-                - len(self.linear))
+        return self.raw - len(self.dead) - len(self.unused) - len(self.merged) - len(self.linear)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "layer": self.layer, "raw": self.raw, "kept": self.kept, "rank": self.rank,
-            "effective": self.effective, "dead": list(self.dead), "unused": list(self.unused),
+            "layer": self.layer,
+            "raw": self.raw,
+            "kept": self.kept,
+            "rank": self.rank,
+            "effective": self.effective,
+            "dead": list(self.dead),
+            "unused": list(self.unused),
             "linear": list(self.linear),
             "merged": [{"unit": dup, "into": keep} for dup, keep in self.merged],
-            "pruned_weights": len(self.pruned), "pruned": list(self.pruned),
-            "same_firing": [{"units": list(g.units), "fires_on": g.fires_on}
-                            for g in self.firing_groups],
+            "pruned_weights": len(self.pruned),
+            "pruned": list(self.pruned),
+            "same_firing": [
+                {"units": list(g.units), "fires_on": g.fires_on} for g in self.firing_groups
+            ],
         }
 
 
@@ -119,26 +131,57 @@ class DegeneracyReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "model": self.model, "raw_units": self.raw, "effective_units": self.effective,
-            "probes": {"n": self.probes.n, "std": self.probes.std,
-                       "box": list(self.probes.box), "seed": self.probes.seed},
+            "model": self.model,
+            "raw_units": self.raw,
+            "effective_units": self.effective,
+            "probes": {
+                "n": self.probes.n,
+                "std": self.probes.std,
+                "box": list(self.probes.box),
+                "seed": self.probes.seed,
+            },
             "rank_rtol": self.rank_rtol,
             "layers": [layer.to_json() for layer in self.layers],
         }
 
     def text(self) -> str:
-        head = ("layer", "raw", "dead", "unused", "merged", "linear", "kept", "rank",
-                "effective", "pruned w", "same-firing groups")
-        rows = [head] + [(
-            str(d.layer), str(d.raw), str(len(d.dead)), str(len(d.unused)), str(len(d.merged)),
-            str(len(d.linear)), str(d.kept), str(d.rank), str(d.effective), str(len(d.pruned)),
-            _group_sizes(d.firing_groups),
-        ) for d in self.layers]
+        head = (
+            "layer",
+            "raw",
+            "dead",
+            "unused",
+            "merged",
+            "linear",
+            "kept",
+            "rank",
+            "effective",
+            "pruned w",
+            "same-firing groups",
+        )
+        rows = [head] + [
+            (
+                str(d.layer),
+                str(d.raw),
+                str(len(d.dead)),
+                str(len(d.unused)),
+                str(len(d.merged)),
+                str(len(d.linear)),
+                str(d.kept),
+                str(d.rank),
+                str(d.effective),
+                str(len(d.pruned)),
+                _group_sizes(d.firing_groups),
+            )
+            for d in self.layers
+        ]
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = [f"{self.model}: {self.effective} effective of {self.raw} units "
-                 f"(non-input layers, by longest-path depth)"]
-        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                  for r in rows]
+        lines = [
+            f"{self.model}: {self.effective} effective of {self.raw} units "
+            f"(non-input layers, by longest-path depth)"
+        ]
+        lines += [
+            "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
         lines += _details(self.layers)
         lines.append(
             f"rank: singular values above {self.rank_rtol:g} x the largest, of the layer's "
@@ -164,8 +207,9 @@ def _details(layers: tuple[LayerDegeneracy, ...]) -> list[str]:
             merged = ", ".join(f"{dup} -> {keep}" for dup, keep in d.merged)
             lines.append(f"layer {d.layer} merged: {merged}")
         for group in d.firing_groups:
-            lines.append(f"layer {d.layer} same firing ({group.fires_on} probes): "
-                         f"{', '.join(group.units)}")
+            lines.append(
+                f"layer {d.layer} same firing ({group.fires_on} probes): {', '.join(group.units)}"
+            )
     return lines
 
 
@@ -195,18 +239,20 @@ def degeneracy(
     for depth in sorted(by_layer):
         ids = by_layer[depth]
         kept = [u for u in ids if fate[u][0] == "kept"]
-        layers.append(LayerDegeneracy(
-            layer=depth,
-            raw=len(ids),
-            dead=tuple(u for u in ids if fate[u][0] == "dead"),
-            unused=tuple(u for u in ids if fate[u][0] == "unused"),
-            merged=tuple((u, fate[u][1]) for u in ids if fate[u][0] == "merged"),
-            linear=tuple(u for u in ids if fate[u][0] == "linear"),
-            pruned=tuple(line for u in ids for line in pruned.get(u, ())),
-            rank=_rank(values, ids, rank_rtol),
-            effective=_rank(values, kept, rank_rtol),
-            firing_groups=_firing_groups(graph, ids, values),
-        ))
+        layers.append(
+            LayerDegeneracy(
+                layer=depth,
+                raw=len(ids),
+                dead=tuple(u for u in ids if fate[u][0] == "dead"),
+                unused=tuple(u for u in ids if fate[u][0] == "unused"),
+                merged=tuple((u, fate[u][1]) for u in ids if fate[u][0] == "merged"),
+                linear=tuple(u for u in ids if fate[u][0] == "linear"),
+                pruned=tuple(line for u in ids for line in pruned.get(u, ())),
+                rank=_rank(values, ids, rank_rtol),
+                effective=_rank(values, kept, rank_rtol),
+                firing_groups=_firing_groups(graph, ids, values),
+            )
+        )
     return DegeneracyReport(name, tuple(layers), probes, rank_rtol)
 
 
@@ -261,8 +307,9 @@ def numerical_rank(values: np.ndarray, rtol: float = DEFAULT_RANK_RTOL) -> int:
     return int((singular > rtol * singular[0]).sum())
 
 
-def _firing_groups(graph: NeuronGraph, ids: list[str], values: Mapping[str, np.ndarray]
-                   ) -> tuple[FiringGroup, ...]:
+def _firing_groups(
+    graph: NeuronGraph, ids: list[str], values: Mapping[str, np.ndarray]
+) -> tuple[FiringGroup, ...]:
     """ReLU-like units whose on/off patterns over the probes are identical, largest first.
 
     A ReLU or leaky ReLU fires exactly when its output is positive, so the pattern is read off
@@ -276,6 +323,7 @@ def _firing_groups(graph: NeuronGraph, ids: list[str], values: Mapping[str, np.n
             key = np.packbits(on).tobytes()
             patterns[key].append(uid)
             fires[key] = int(on.sum())
-    groups = [FiringGroup(tuple(units), fires[key])
-              for key, units in patterns.items() if len(units) > 1]
+    groups = [
+        FiringGroup(tuple(units), fires[key]) for key, units in patterns.items() if len(units) > 1
+    ]
     return tuple(sorted(groups, key=lambda g: (-len(g.units), g.units)))

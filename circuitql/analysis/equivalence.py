@@ -37,7 +37,11 @@ def isomorphic(a: NeuronGraph, b: NeuronGraph, tol: float) -> bool:
     """Same canonical network up to hidden-unit order, every weight, bias and slope of ``b``
     within ``tol`` of ``a``'s, relatively (``|x - y| <= tol * max(1, |x|)``)."""
     if (len(a), a.n_edges, len(a.inputs), len(a.outputs)) != (
-            len(b), b.n_edges, len(b.inputs), len(b.outputs)):
+        len(b),
+        b.n_edges,
+        len(b.inputs),
+        len(b.outputs),
+    ):
         return False
     try:
         return _by_levels(a, b, tol)
@@ -80,25 +84,29 @@ def _levels(graph: NeuronGraph) -> dict[int, list[Unit]]:
     return by_level
 
 
-def _groups(units: Sequence[Unit], outputs: Mapping[str, int],
-            mapping: Mapping[str, str] | None) -> dict[_Key, list[Unit]]:
+def _groups(
+    units: Sequence[Unit], outputs: Mapping[str, int], mapping: Mapping[str, str] | None
+) -> dict[_Key, list[Unit]]:
     """Units by what an isomorphism keeps exactly, sources named as in the second network
     (through ``mapping``, for the first)."""
     groups: dict[_Key, list[Unit]] = defaultdict(list)
     for unit in units:
-        sources = frozenset(unit.inputs if mapping is None else
-                            (mapping[s] for s in unit.inputs))
+        sources = frozenset(unit.inputs if mapping is None else (mapping[s] for s in unit.inputs))
         groups[unit.kind, unit.activation.value, outputs.get(unit.id), sources].append(unit)
     return groups
 
 
-def _pair(units_a: list[Unit], units_b: list[Unit], sources: list[str],
-          inverse: Mapping[str, str], tol: float) -> dict[str, str] | None:
+def _pair(
+    units_a: list[Unit],
+    units_b: list[Unit],
+    sources: list[str],
+    inverse: Mapping[str, str],
+    tol: float,
+) -> dict[str, str] | None:
     """Each unit of ``units_a`` with its one partner in ``units_b``; None when some unit has
     none (or two share one); ``_Ambiguous`` when some unit has several. ``sources`` are named
     as in the second network, ``inverse`` names them in the first."""
-    x = np.array([[u.inputs[inverse[s]] for s in sources] + [u.bias, u.alpha]
-                  for u in units_a])
+    x = np.array([[u.inputs[inverse[s]] for s in sources] + [u.bias, u.alpha] for u in units_a])
     y = np.array([[u.inputs[s] for s in sources] + [u.bias, u.alpha] for u in units_b])
     slack = tol * np.maximum(1.0, np.abs(x))
     # Partners differ by at most the slack in every coordinate, so in the one that spreads
@@ -115,7 +123,7 @@ def _pair(units_a: list[Unit], units_b: list[Unit], sources: list[str],
     pairs: dict[str, str] = {}
     taken: set[int] = set()
     for i, unit in enumerate(units_a):
-        window = order[low[i]:high[i]]
+        window = order[low[i] : high[i]]
         partners = window[np.all(np.abs(x[i] - y[window]) <= slack[i], axis=1)]
         if len(partners) > 1:
             raise _Ambiguous
@@ -130,14 +138,20 @@ def _vf2(a: NeuronGraph, b: NeuronGraph, tol: float) -> bool:
     import networkx as nx  # 0.2 s, paid only where near-duplicate units leave the sort unsure
 
     def node_match(x: dict[str, Any], y: dict[str, Any]) -> bool:
-        return (x["fixed"] == y["fixed"] and x["activation"] == y["activation"]
-                and all(abs(x[k] - y[k]) <= tol * max(1.0, abs(x[k])) for k in ("bias", "alpha")))
+        return (
+            x["fixed"] == y["fixed"]
+            and x["activation"] == y["activation"]
+            and all(abs(x[k] - y[k]) <= tol * max(1.0, abs(x[k])) for k in ("bias", "alpha"))
+        )
 
     def edge_match(x: dict[str, float], y: dict[str, float]) -> bool:
         return abs(x["weight"] - y["weight"]) <= tol * max(1.0, abs(x["weight"]))
 
-    return bool(nx.is_isomorphic(as_networkx(a), as_networkx(b), node_match=node_match,
-                                 edge_match=edge_match))
+    return bool(
+        nx.is_isomorphic(
+            as_networkx(a), as_networkx(b), node_match=node_match, edge_match=edge_match
+        )
+    )
 
 
 def as_networkx(graph: NeuronGraph) -> nx.DiGraph:
@@ -149,8 +163,13 @@ def as_networkx(graph: NeuronGraph) -> nx.DiGraph:
     inputs = {u.id: f"in{i}" for i, u in enumerate(graph.inputs)}
     outputs = {u.id: f"out{i}" for i, u in enumerate(graph.outputs)}
     for unit in graph.units:
-        g.add_node(unit.id, fixed=inputs.get(unit.id) or outputs.get(unit.id),
-                   activation=unit.activation, bias=unit.bias, alpha=unit.alpha)
+        g.add_node(
+            unit.id,
+            fixed=inputs.get(unit.id) or outputs.get(unit.id),
+            activation=unit.activation,
+            bias=unit.bias,
+            alpha=unit.alpha,
+        )
         for src, w in unit.inputs.items():
             g.add_edge(src, unit.id, weight=w)
     return g

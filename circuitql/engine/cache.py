@@ -59,19 +59,21 @@ class NeuronCache:
                 self.views[model][uid] = view
                 self.size += 1
 
-    def lookup(self, constraint: UnitConstraint, models: Sequence[str] | None
-               ) -> list[NeuronKey]:
+    def lookup(self, constraint: UnitConstraint, models: Sequence[str] | None) -> list[NeuronKey]:
         """The neurons ``constraint`` admits, found through the store's indexes; asked once
         per query for each constraint (the variants of a repetition share their anchor)."""
         key = (constraint, None if models is None else tuple(models))
         if key not in self.lookups:
-            self.lookups[key] = [(model, record.uid)
-                                 for model, record in self._find(constraint.columns(), models)
-                                 if constraint.admits(record.signature)]
+            self.lookups[key] = [
+                (model, record.uid)
+                for model, record in self._find(constraint.columns(), models)
+                if constraint.admits(record.signature)
+            ]
         return self.lookups[key]
 
-    def _find(self, columns: Mapping[str, object], models: Sequence[str] | None
-              ) -> list[tuple[str, NeuronRecord]]:
+    def _find(
+        self, columns: Mapping[str, object], models: Sequence[str] | None
+    ) -> list[tuple[str, NeuronRecord]]:
         """``Store.find_neurons``, asked once per query for each set of columns: the same
         unit in different places of a pattern differs only in its fan-out bounds (min4's
         detector units, five ways), which no index column holds."""
@@ -80,8 +82,9 @@ class NeuronCache:
             self.found[key] = self.store.find_neurons(columns, models)
         return self.found[key]
 
-    def admits(self, reached: Sequence[tuple[str, frozenset[str]]], constraint: UnitConstraint
-               ) -> list[tuple[str, frozenset[str]]]:
+    def admits(
+        self, reached: Sequence[tuple[str, frozenset[str]]], constraint: UnitConstraint
+    ) -> list[tuple[str, frozenset[str]]]:
         """Per (model, uids), the uids whose signature ``constraint`` admits. Units not yet
         fetched are judged by the store's indexed columns first, so that rejected neurons
         never leave it.
@@ -95,17 +98,33 @@ class NeuronCache:
             everywhere = self._everywhere(constraint)
             return [(model, uids & everywhere.get(model, _NONE)) for model, uids in reached]
         views, known = self.views, self.admitted[constraint]
-        unknown = list(dict.fromkeys(
-            (model, uid) for model, uids in reached for uid in uids
-            if uid not in views[model] and (model, uid) not in known))
+        unknown = list(
+            dict.fromkeys(
+                (model, uid)
+                for model, uids in reached
+                for uid in uids
+                if uid not in views[model] and (model, uid) not in known
+            )
+        )
         if unknown:
             records = self.store.records(unknown, columns)
             for key in unknown:
                 known[key] = key in records and constraint.admits(records[key].signature)
-        return [(model, frozenset(uid for uid in uids if (
-                    constraint.admits(views[model][uid].record.signature)
-                    if uid in views[model] else known[model, uid])))
-                for model, uids in reached]
+        return [
+            (
+                model,
+                frozenset(
+                    uid
+                    for uid in uids
+                    if (
+                        constraint.admits(views[model][uid].record.signature)
+                        if uid in views[model]
+                        else known[model, uid]
+                    )
+                ),
+            )
+            for model, uids in reached
+        ]
 
     def _everywhere(self, constraint: UnitConstraint) -> Mapping[str, AbstractSet[str]]:
         """Every stored neuron ``constraint`` admits, by model."""

@@ -37,9 +37,15 @@ class Fit:
 Equation = tuple[Poly, float]  # poly(params) == value, both divided by the unit's largest weight
 
 
-def fit(pattern: CircuitPattern, mapping: Mapping[str, str], hood: Neighbourhood,
-        tolerance: float, wiring: Wiring | None = None, approximate: bool = False,
-        kinks: AbstractSet[str] = frozenset()) -> Fit | None:
+def fit(
+    pattern: CircuitPattern,
+    mapping: Mapping[str, str],
+    hood: Neighbourhood,
+    tolerance: float,
+    wiring: Wiring | None = None,
+    approximate: bool = False,
+    kinks: AbstractSet[str] = frozenset(),
+) -> Fit | None:
     """Check every unit's weights against the pattern; fit free parameters. None: no fit.
 
     Weights come from ``wiring`` (default: the matched edges alone) and are compared as
@@ -95,8 +101,7 @@ def fit(pattern: CircuitPattern, mapping: Mapping[str, str], hood: Neighbourhood
     params = _solve(pattern.params, equations)
     if params is None:
         return None
-    residual = max((abs(poly.evaluate(params) - value) for poly, value in equations),
-                   default=0.0)
+    residual = max((abs(poly.evaluate(params) - value) for poly, value in equations), default=0.0)
     if residual > tolerance:
         return None
     inputs = {name: source_scale[name] for name in pattern.inputs if name in source_scale}
@@ -115,9 +120,12 @@ def _scaled(coef: Coef, scale: float | None) -> Coef:
 GAUGE_PULL = 1e-3
 
 
-def _scales(pattern: CircuitPattern, mapping: Mapping[str, str],
-            views: Mapping[str, NeuronView], wiring: Wiring
-            ) -> tuple[dict[str, float], dict[str, float]] | None:
+def _scales(
+    pattern: CircuitPattern,
+    mapping: Mapping[str, str],
+    views: Mapping[str, NeuronView],
+    wiring: Wiring,
+) -> tuple[dict[str, float], dict[str, float]] | None:
     """Every unit's scale k and every source's scale, fitted across the circuit together.
 
     A network unit computes 1/k_U times its pattern unit (k_U = 1 where the canonical form
@@ -148,7 +156,8 @@ def _scales(pattern: CircuitPattern, mapping: Mapping[str, str],
         if unit.role is Role.INPUT:
             continue
         terms: list[tuple[float, Coef, str | None]] = [
-            (wiring.weights[unit.name][src], coef, src) for src, coef in unit.inputs]
+            (wiring.weights[unit.name][src], coef, src) for src, coef in unit.inputs
+        ]
         terms.append((views[mapping[unit.name]].record.bias, unit.bias, None))
         for value, coef, src in terms:
             if coef.kind is not CoefKind.EXACT or coef.is_zero:
@@ -221,8 +230,9 @@ def _solve(names: tuple[str, ...], equations: list[Equation]) -> dict[str, float
     return known
 
 
-def _linear(poly: Poly, known: Mapping[str, float], value: float
-            ) -> tuple[dict[str, float], float] | None:
+def _linear(
+    poly: Poly, known: Mapping[str, float], value: float
+) -> tuple[dict[str, float], float] | None:
     """``poly == value`` with known parameters substituted, as (coefficients of the unknowns,
     right-hand side), when it is linear in them and mentions at least one."""
     linear: dict[str, float] = {}

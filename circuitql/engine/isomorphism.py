@@ -38,8 +38,11 @@ def monomorphisms(
     the sign its weight must have (None: any sign). A large search stops once ``expired``
     says the query's time is up (twelve interchangeable units have 479 million maps).
     """
-    host = {(src, dst): 1 if weight > 0 else -1 for src, dst, weight in edges
-            if src in allowed and dst in allowed}
+    host = {
+        (src, dst): 1 if weight > 0 else -1
+        for src, dst, weight in edges
+        if src in allowed and dst in allowed
+    }
     candidates = _candidates(allowed, pattern_edges)
     if math.prod(len(c) for c in candidates.values()) <= SMALL_SEARCH:
         yield from assignments(candidates, host, pattern_edges)
@@ -47,12 +50,14 @@ def monomorphisms(
         yield from vf2(allowed, host, pattern_edges, _order(candidates), expired)
 
 
-def _candidates(allowed: Mapping[str, frozenset[str]], pattern_edges: Signs
-                ) -> dict[str, list[str]]:
+def _candidates(
+    allowed: Mapping[str, frozenset[str]], pattern_edges: Signs
+) -> dict[str, list[str]]:
     """Per pattern unit with an edge, the network units that may stand for it, sorted."""
     names = sorted({name for edge in pattern_edges for name in edge})
-    return {name: sorted(uid for uid, options in allowed.items() if name in options)
-            for name in names}
+    return {
+        name: sorted(uid for uid, options in allowed.items() if name in options) for name in names
+    }
 
 
 def _order(candidates: Mapping[str, list[str]]) -> list[str]:
@@ -60,8 +65,9 @@ def _order(candidates: Mapping[str, list[str]]) -> list[str]:
     return sorted(candidates, key=lambda name: (len(candidates[name]), name))
 
 
-def assignments(candidates: Mapping[str, list[str]], host: Mapping[tuple[str, str], int],
-                pattern_edges: Signs) -> Iterator[dict[str, str]]:
+def assignments(
+    candidates: Mapping[str, list[str]], host: Mapping[tuple[str, str], int], pattern_edges: Signs
+) -> Iterator[dict[str, str]]:
     """The maps, by trying each candidate of each pattern unit in turn, the unit with the
     fewest candidates first, and checking every pattern edge to units already placed."""
     order = _order(candidates)
@@ -83,8 +89,9 @@ def assignments(candidates: Mapping[str, list[str]], host: Mapping[tuple[str, st
             if uid in used:
                 continue
             mapping[name] = uid
-            if all(_kept(host, mapping[src], mapping[dst], sign)
-                   for src, dst, sign in closes[name]):
+            if all(
+                _kept(host, mapping[src], mapping[dst], sign) for src, dst, sign in closes[name]
+            ):
                 used.add(uid)
                 yield from place(i + 1)
                 used.discard(uid)
@@ -98,9 +105,13 @@ def _kept(host: Mapping[tuple[str, str], int], src: str, dst: str, sign: int | N
     return found is not None and (sign is None or found == sign)
 
 
-def vf2(allowed: Mapping[str, frozenset[str]], host_edges: Mapping[tuple[str, str], int],
-        pattern_edges: Signs, order: list[str], expired: Callable[[], bool] = lambda: False
-        ) -> Iterator[dict[str, str]]:
+def vf2(
+    allowed: Mapping[str, frozenset[str]],
+    host_edges: Mapping[tuple[str, str], int],
+    pattern_edges: Signs,
+    order: list[str],
+    expired: Callable[[], bool] = lambda: False,
+) -> Iterator[dict[str, str]]:
     """The maps, by networkx's VF2, for neighbourhoods too large to try assignment by
     assignment; sorted by their units in ``order``, as ``assignments`` gives them.
 

@@ -28,8 +28,9 @@ class Neighbourhood:
     views: Mapping[str, NeuronView]
 
 
-def grow(cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
-         ) -> list[tuple[str, Neighbourhood]]:
+def grow(
+    cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
+) -> list[tuple[str, Neighbourhood]]:
     """(model, neighbourhood) around each anchor whose every pattern unit has a candidate.
 
     All anchors grow in lockstep: each plan step asks the store once for what every surviving
@@ -41,23 +42,32 @@ def grow(cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
     cache.trim()
     views = cache.views
     cache.fetch(anchors)
-    alive = [(model, {plan.anchor: frozenset([uid])}) for model, uid in anchors
-             if uid in views[model]]
+    alive = [
+        (model, {plan.anchor: frozenset([uid])}) for model, uid in anchors if uid in views[model]
+    ]
     for step in plan.steps:
         unit = pattern.unit(step.unit)
         if pattern.unit(step.via).role is Role.INPUT:  # grown through after all: read it now
-            cache.fetch(list(dict.fromkeys((model, uid) for model, candidates in alive
-                                           for uid in candidates[step.via])))
-        reached = [(model, _reach(views[model], candidates[step.via], step.direction,
-                                  unit.constraint))
-                   for model, candidates in alive]
+            cache.fetch(
+                list(
+                    dict.fromkeys(
+                        (model, uid) for model, candidates in alive for uid in candidates[step.via]
+                    )
+                )
+            )
+        reached = [
+            (model, _reach(views[model], candidates[step.via], step.direction, unit.constraint))
+            for model, candidates in alive
+        ]
         if unit.role is Role.INPUT:
             # A pattern input admits any unit, and the only edges of it a match looks at are
             # those its readers hold: its own view (a network input's lists a whole layer)
             # is read once a match binds it, if one does.
-            alive = [(model, {**candidates, step.unit: uids})
-                     for (model, candidates), (_, uids) in zip(alive, reached, strict=True)
-                     if uids]
+            alive = [
+                (model, {**candidates, step.unit: uids})
+                for (model, candidates), (_, uids) in zip(alive, reached, strict=True)
+                if uids
+            ]
             continue
         # A dense layer fans out to every unit of the next, and a fan-in reaches units of every
         # kind: look at their signatures first, and fetch edges (64 and more per unit in a
@@ -69,8 +79,10 @@ def grow(cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
             hood = views[model]
             via = candidates[step.via]
             kept = frozenset(
-                uid for uid in uids
-                if uid in hood and unit.constraint.admits(hood[uid].record.signature)
+                uid
+                for uid in uids
+                if uid in hood
+                and unit.constraint.admits(hood[uid].record.signature)
                 and (step.direction == "input" or not hood[uid].sources.isdisjoint(via))
             )
             if kept:
@@ -79,9 +91,12 @@ def grow(cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
     return [(model, Neighbourhood(candidates, views[model])) for model, candidates in alive]
 
 
-def _reach(views: Mapping[str, NeuronView], via: frozenset[str],
-           direction: Literal["input", "output"], constraint: UnitConstraint
-           ) -> frozenset[str]:
+def _reach(
+    views: Mapping[str, NeuronView],
+    via: frozenset[str],
+    direction: Literal["input", "output"],
+    constraint: UnitConstraint,
+) -> frozenset[str]:
     """Units one step from ``via``: significant sources, or the targets whose fan-in
     ``constraint`` allows."""
     if direction == "input":
@@ -90,9 +105,9 @@ def _reach(views: Mapping[str, NeuronView], via: frozenset[str],
     return frozenset().union(*(views[uid].targets_with_fan_in(low, high) for uid in via))
 
 
-def structural_matches(pattern: CircuitPattern, hood: Neighbourhood,
-                       expired: Callable[[], bool] = lambda: False
-                       ) -> Iterator[dict[str, str]]:
+def structural_matches(
+    pattern: CircuitPattern, hood: Neighbourhood, expired: Callable[[], bool] = lambda: False
+) -> Iterator[dict[str, str]]:
     """The pattern's maps into the neighbourhood, until ``expired`` says the query's time is
     up."""
     allowed: dict[str, set[str]] = {}
@@ -100,12 +115,19 @@ def structural_matches(pattern: CircuitPattern, hood: Neighbourhood,
         for uid in uids:
             allowed.setdefault(uid, set()).add(name)
     # Units standing only for pattern inputs may have no view yet: no pattern edge ends there.
-    edges = [(src, uid, w) for uid in allowed if uid in hood.views
-             for src, w in hood.views[uid].significant_inputs if src in allowed]
-    pattern_edges = {(src, unit.name): _edge_sign(coef)
-                     for unit in pattern.units for src, coef in unit.inputs}
-    yield from monomorphisms({u: frozenset(n) for u, n in allowed.items()}, edges,
-                             pattern_edges, expired)
+    edges = [
+        (src, uid, w)
+        for uid in allowed
+        if uid in hood.views
+        for src, w in hood.views[uid].significant_inputs
+        if src in allowed
+    ]
+    pattern_edges = {
+        (src, unit.name): _edge_sign(coef) for unit in pattern.units for src, coef in unit.inputs
+    }
+    yield from monomorphisms(
+        {u: frozenset(n) for u, n in allowed.items()}, edges, pattern_edges, expired
+    )
 
 
 def _edge_sign(coef: Coef) -> int | None:

@@ -43,24 +43,25 @@ class Plan:
 
     def text(self) -> str:
         """The plan as a tree, for EXPLAIN."""
-        lines = [f"{self.pattern.name}" + (f" [{self.pattern.variant}]"
-                                          if self.pattern.variant else ""),
-                 f"  anchor {self.anchor}: index lookup {self.columns} "
-                 f"(~{self.estimate} stored neurons)"]
+        lines = [
+            f"{self.pattern.name}" + (f" [{self.pattern.variant}]" if self.pattern.variant else ""),
+            f"  anchor {self.anchor}: index lookup {self.columns} "
+            f"(~{self.estimate} stored neurons)",
+        ]
         depth = {self.anchor: 1}
         for step in self.steps:
             depth[step.unit] = depth[step.via] + 1
             arrow = "<-" if step.direction == "input" else "->"
-            lines.append("  " * (depth[step.unit]) + f"{arrow} {step.unit} "
-                         f"({step.direction} of {step.via})")
+            lines.append(
+                "  " * (depth[step.unit]) + f"{arrow} {step.unit} ({step.direction} of {step.via})"
+            )
         return "\n".join(lines)
 
 
 Counter = Callable[[Mapping[str, object]], int]
 
 
-def plan(pattern: CircuitPattern, count: Counter, pinned: Mapping[str, str] | None = None
-         ) -> Plan:
+def plan(pattern: CircuitPattern, count: Counter, pinned: Mapping[str, str] | None = None) -> Plan:
     """``count(columns)`` is the number of stored neurons with those signature columns.
 
     A pinned variable (``WHERE x = 'input:3'``) is the anchor, whatever its role: the search
@@ -73,8 +74,14 @@ def plan(pattern: CircuitPattern, count: Counter, pinned: Mapping[str, str] | No
         return Plan(pattern, pin, 1, _grow(pattern, pin, costs))
     fans_out = _fans_out_first(pattern)
     # Cheapest first; among equals, closed fan-in (an exact index key) and hidden units first.
-    best = min(anchors, key=lambda u: (costs[u.name] * (FAN_OUT if u.name in fans_out else 1),
-                                       u.open_fan_in, u.role is Role.OUTPUT))
+    best = min(
+        anchors,
+        key=lambda u: (
+            costs[u.name] * (FAN_OUT if u.name in fans_out else 1),
+            u.open_fan_in,
+            u.role is Role.OUTPUT,
+        ),
+    )
     return Plan(pattern, best.name, costs[best.name], _grow(pattern, best.name, costs))
 
 
@@ -90,9 +97,13 @@ def _fans_out_first(pattern: CircuitPattern) -> frozenset[str]:
     """Computed units whose first pruning step, as anchor, goes to their outputs: they read
     pattern inputs only (which prune nothing) and something else reads them."""
     read = {src for u in pattern.units for src, _ in u.inputs}
-    return frozenset(u.name for u in pattern.units
-                     if u.role is not Role.INPUT and u.name in read
-                     and all(pattern.unit(src).role is Role.INPUT for src, _ in u.inputs))
+    return frozenset(
+        u.name
+        for u in pattern.units
+        if u.role is not Role.INPUT
+        and u.name in read
+        and all(pattern.unit(src).role is Role.INPUT for src, _ in u.inputs)
+    )
 
 
 def _grow(pattern: CircuitPattern, anchor: str, costs: Mapping[str, int]) -> tuple[Step, ...]:
@@ -110,8 +121,12 @@ def _grow(pattern: CircuitPattern, anchor: str, costs: Mapping[str, int]) -> tup
     order = {u.name: i for i, u in enumerate(pattern.units)}
 
     def rank(step: Step) -> tuple[bool, bool, int, int]:
-        return (step.unit not in costs, step.direction == "output", costs.get(step.unit, 0),
-                order[step.unit])
+        return (
+            step.unit not in costs,
+            step.direction == "output",
+            costs.get(step.unit, 0),
+            order[step.unit],
+        )
 
     # (rank, order pushed, step): the first way found to reach a unit wins among equals.
     frontier: list[tuple[tuple[bool, bool, int, int], int, Step]] = []

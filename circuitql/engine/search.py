@@ -60,6 +60,8 @@ KINK_REACH = 0.25
 
 class PartialAnswer(UserWarning):
     """A search stopped at its deadline: the matches it gave are real, but not all."""
+
+
 MAX_REPEAT_CAP = 32
 STAGES = ("lookup", "grow", "match", "fit", "verify")
 # Anchors grown together: one store round trip per plan step for the whole batch, while a
@@ -136,28 +138,42 @@ class Match:
         path = Path(path)
         if path.suffix not in (".onnx", ".safetensors", ".pt"):
             named = path.suffix or "a file without suffix"
-            raise CircuitQLError(f"cannot write a circuit as {named!r}", where=str(path),
-                                 fix="name the file .onnx, .safetensors or .pt")
+            raise CircuitQLError(
+                f"cannot write a circuit as {named!r}",
+                where=str(path),
+                fix="name the file .onnx, .safetensors or .pt",
+            )
         try:
-            spec = spec_from_graph(self._circuit_graph(), {
-                "model": self.model, "circuit": self.circuit, "bindings": dict(self.bindings),
-                "scales": list(self.scales or (self.scale,)),
-                "input_scales": dict(self.input_scales)})
+            spec = spec_from_graph(
+                self._circuit_graph(),
+                {
+                    "model": self.model,
+                    "circuit": self.circuit,
+                    "bindings": dict(self.bindings),
+                    "scales": list(self.scales or (self.scale,)),
+                    "input_scales": dict(self.input_scales),
+                },
+            )
         except ValueError as err:
-            raise CircuitQLError(f"this circuit cannot be written as dense layers: {err}",
-                                 fix="use subnetwork() for an nn.Module, which keeps any "
-                                 "wiring") from err
+            raise CircuitQLError(
+                f"this circuit cannot be written as dense layers: {err}",
+                fix="use subnetwork() for an nn.Module, which keeps any wiring",
+            ) from err
         try:
             return save(spec, path)
         except OSError as err:
-            raise CircuitQLError(f"cannot write the circuit: {err.strerror or err}",
-                                 where=str(path),
-                                 fix="write to a folder that is writable") from err
+            raise CircuitQLError(
+                f"cannot write the circuit: {err.strerror or err}",
+                where=str(path),
+                fix="write to a folder that is writable",
+            ) from err
 
     def _circuit_graph(self) -> NeuronGraph:
         if self.graph is None:
-            raise CircuitQLError("this match carries no sub-network",
-                                 fix="take matches from db.query(...), which attach it")
+            raise CircuitQLError(
+                "this match carries no sub-network",
+                fix="take matches from db.query(...), which attach it",
+            )
         return self.graph
 
     def draw(self, context: Database | Store | None = None) -> Svg:
@@ -187,16 +203,25 @@ class Match:
         """In Jupyter: what matched where, the numbers, and the matched sub-network drawn."""
         from circuitql.html import table
 
-        numbers = [("error", self.error), ("exact", self.exact), ("scale", self.scale),
-                   *((f"param {k}", v) for k, v in self.params.items()),
-                   *((f"input scale {k}", v) for k, v in self.input_scales.items())]
+        numbers = [
+            ("error", self.error),
+            ("exact", self.exact),
+            ("scale", self.scale),
+            *((f"param {k}", v) for k, v in self.params.items()),
+            *((f"input scale {k}", v) for k, v in self.input_scales.items()),
+        ]
         if self.measure is not None:
             numbers.append(("faithfulness", self.faithfulness))
-        bound = [(name, uid, ", ".join(self.members.get(name, ())[1:]))
-                 for name, uid in self.bindings.items()]
+        bound = [
+            (name, uid, ", ".join(self.members.get(name, ())[1:]))
+            for name, uid in self.bindings.items()
+        ]
         picture = self.draw().text if self.graph is not None else ""
-        return (table(("", ""), numbers, caption=f"{self.circuit} in {self.model}")
-                + table(("variable", "unit", "merged with"), bound) + picture)
+        return (
+            table(("", ""), numbers, caption=f"{self.circuit} in {self.model}")
+            + table(("variable", "unit", "merged with"), bound)
+            + picture
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The match as plain data (what ``--json`` prints per match): names, numbers, lists
@@ -204,11 +229,19 @@ class Match:
         return self.to_json()
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "circuit": self.circuit, "bindings": dict(self.bindings),
-                "error": self.error, "params": dict(self.params), "scale": self.scale,
-                "variant": self.variant, "exact": self.exact,
-                "input_scales": dict(self.input_scales), "faithfulness": self.faithfulness,
-                "members": {k: list(v) for k, v in self.members.items() if len(v) > 1}}
+        return {
+            "model": self.model,
+            "circuit": self.circuit,
+            "bindings": dict(self.bindings),
+            "error": self.error,
+            "params": dict(self.params),
+            "scale": self.scale,
+            "variant": self.variant,
+            "exact": self.exact,
+            "input_scales": dict(self.input_scales),
+            "faithfulness": self.faithfulness,
+            "members": {k: list(v) for k, v in self.members.items() if len(v) > 1},
+        }
 
 
 @dataclass
@@ -223,8 +256,7 @@ class Explain:
     partial: str | None = None  # why the search stopped before it was complete
     # Hears (candidates examined, candidates found so far) as the search goes: the second
     # grows as each flat pattern's anchors are looked up, so a bar's end moves with it.
-    on_progress: Callable[[int, int], None] | None = field(default=None, repr=False,
-                                                           compare=False)
+    on_progress: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
     examined: int = 0
 
     def advance(self, candidates: int) -> None:
@@ -234,9 +266,14 @@ class Explain:
             self.on_progress(self.examined, self.counts["lookup"])
 
     def to_json(self) -> dict[str, Any]:
-        return {"patterns": self.patterns, "models": self.models, "plans": self.plans,
-                "partial": self.partial, "counts": dict(self.counts),
-                "seconds": {k: round(v, 6) for k, v in self.seconds.items()}}
+        return {
+            "patterns": self.patterns,
+            "models": self.models,
+            "plans": self.plans,
+            "partial": self.partial,
+            "counts": dict(self.counts),
+            "seconds": {k: round(v, 6) for k, v in self.seconds.items()},
+        }
 
     def text(self) -> str:
         scope = "all models" if self.models is None else f"{self.models} model(s)"
@@ -259,8 +296,12 @@ class _Clock:
         self.explain.seconds[self.stage] += time.perf_counter() - self.start
 
 
-def run(store: Store, query: MatchQuery, explain: Explain | None = None,
-        models: Sequence[str] | None = None) -> Iterator[Match]:
+def run(
+    store: Store,
+    query: MatchQuery,
+    explain: Explain | None = None,
+    models: Sequence[str] | None = None,
+) -> Iterator[Match]:
     """Verified matches of ``query``, streamed; stops after ``query.limit`` of them, or at
     its deadline (``TIMEOUT``, else ``DEFAULT_TIMEOUT``): then ``explain.partial`` says so
     and a ``PartialAnswer`` warning is issued.
@@ -276,9 +317,12 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
     # Listing every model costs per model; a plain query over the whole store never does it,
     # so its cost follows the index's candidates, not the size of the zoo.
     if restricted or query.pins:
-        infos = [m for m in store.models()
-                 if (query.models is None or fnmatch.fnmatchcase(m.name, query.models))
-                 and (models is None or m.name in models)]
+        infos = [
+            m
+            for m in store.models()
+            if (query.models is None or fnmatch.fnmatchcase(m.name, query.models))
+            and (models is None or m.name in models)
+        ]
         explain.models = len(infos)
         if not infos:
             return
@@ -289,10 +333,22 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
         max_repeat = max(1, min(MAX_REPEAT_CAP, store.max_layer(names) - 1))
         problem = over_budget(query.pattern, max_repeat)
         if problem is not None:
-            raise QueryError(f"{problem}, once its repetitions run to {max_repeat} (the "
-                             "deepest network searched allows that many)", fix=BUDGET_FIX)
-    search = _Search(store, NeuronCache(store), names, tolerance, explain, query.pins,
-                     [m.name for m in infos], approximate=not query.exact, deadline=deadline)
+            raise QueryError(
+                f"{problem}, once its repetitions run to {max_repeat} (the "
+                "deepest network searched allows that many)",
+                fix=BUDGET_FIX,
+            )
+    search = _Search(
+        store,
+        NeuronCache(store),
+        names,
+        tolerance,
+        explain,
+        query.pins,
+        [m.name for m in infos],
+        approximate=not query.exact,
+        deadline=deadline,
+    )
     found = 0
     for pattern in expand(query.pattern, max_repeat):
         if any(var not in pattern.by_name for var in query.pins):
@@ -301,8 +357,7 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
             break
         explain.patterns += 1
         looked_up = relaxed(pattern) if search.approximate else pattern
-        the_plan = plan(looked_up, lambda columns: search.cache.count(columns, names),
-                        query.pins)
+        the_plan = plan(looked_up, lambda columns: search.cache.count(columns, names), query.pins)
         explain.plans.append(the_plan.text())
         for match in _run_pattern(search, the_plan, pattern):
             yield match
@@ -310,8 +365,10 @@ def run(store: Store, query: MatchQuery, explain: Explain | None = None,
             if query.limit is not None and found >= query.limit:
                 return
     if search.expired():
-        explain.partial = (f"the search stopped at its {seconds:g} s deadline with {found} "
-                           "match(es): there may be more")
+        explain.partial = (
+            f"the search stopped at its {seconds:g} s deadline with {found} "
+            "match(es): there may be more"
+        )
         warnings.warn(explain.partial, PartialAnswer, stacklevel=2)
 
 
@@ -333,6 +390,7 @@ class _Search:
 
     def expired(self) -> bool:
         return time.monotonic() > self.deadline
+
     seen: set[tuple[str, frozenset[str]]] = field(default_factory=set)
     domains: dict[str, Domain | None] = field(default_factory=dict)
 
@@ -359,6 +417,7 @@ class _Search:
         """Views of more units of ``model`` (split halves the wiring looks at, the cone a
         faithfulness is measured on), read from ``views`` where they are and through the
         query's cache, into ``views``, where they are not."""
+
         def fetch(uids: Sequence[str]) -> Mapping[str, NeuronView]:
             missing = [(model, uid) for uid in uids if uid not in views]
             if missing:  # through the query's cache: the next match in the model reuses them
@@ -378,9 +437,13 @@ def _run_pattern(search: _Search, the_plan: Plan, pattern: CircuitPattern) -> It
     with _Clock(explain, "lookup"):
         if the_plan.anchor in search.pins:
             pinned = frozenset([search.pins[the_plan.anchor]])
-            anchors = [(model, uid) for model, uids in
-                       cache.admits([(m, pinned) for m in search.scope], anchor_unit.constraint)
-                       for uid in uids]
+            anchors = [
+                (model, uid)
+                for model, uids in cache.admits(
+                    [(m, pinned) for m in search.scope], anchor_unit.constraint
+                )
+                for uid in uids
+            ]
         else:
             anchors = cache.lookup(anchor_unit.constraint, search.models)
     explain.counts["lookup"] += len(anchors)
@@ -389,7 +452,7 @@ def _run_pattern(search: _Search, the_plan: Plan, pattern: CircuitPattern) -> It
         if search.expired():
             return
         with _Clock(explain, "grow"):
-            batch = anchors[start:start + GROW_BATCH]
+            batch = anchors[start : start + GROW_BATCH]
             hoods = grow(cache, batch, the_plan)
         explain.counts["grow"] += len(hoods)
         explain.advance(len(batch))
@@ -398,14 +461,30 @@ def _run_pattern(search: _Search, the_plan: Plan, pattern: CircuitPattern) -> It
             for model, hood in hoods:
                 if search.expired():
                     break
-                matched.append((model, hood, [
-                    m for m in structural_matches(pattern, hood, search.expired)
-                    if all(m.get(v) == uid for v, uid in search.pins.items())]))
+                matched.append(
+                    (
+                        model,
+                        hood,
+                        [
+                            m
+                            for m in structural_matches(pattern, hood, search.expired)
+                            if all(m.get(v) == uid for v, uid in search.pins.items())
+                        ],
+                    )
+                )
             # The units bound to pattern inputs, which growth did not read: one store round
             # trip for the whole batch, not one per neighbourhood.
-            cache.fetch(sorted({(model, uid) for model, hood, mappings in matched
-                                for mapping in mappings for uid in mapping.values()
-                                if uid not in hood.views}))
+            cache.fetch(
+                sorted(
+                    {
+                        (model, uid)
+                        for model, hood, mappings in matched
+                        for mapping in mappings
+                        for uid in mapping.values()
+                        if uid not in hood.views
+                    }
+                )
+            )
         for model, hood, mappings in matched:
             if search.expired():
                 return
@@ -413,8 +492,13 @@ def _run_pattern(search: _Search, the_plan: Plan, pattern: CircuitPattern) -> It
             yield from _matches_in(search, model, pattern, hood, mappings)
 
 
-def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neighbourhood,
-                mappings: list[dict[str, str]]) -> Iterator[Match]:
+def _matches_in(
+    search: _Search,
+    model: str,
+    pattern: CircuitPattern,
+    hood: Neighbourhood,
+    mappings: list[dict[str, str]],
+) -> Iterator[Match]:
     explain, tolerance = search.explain, search.tolerance
     offsets = _movable_offsets(search, pattern)
     views: ChainMap[str, NeuronView] = ChainMap({}, dict(hood.views))
@@ -429,11 +513,19 @@ def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neig
             continue
         with _Clock(explain, "fit"):
             ranges = _input_ranges(search, model, pattern, mapping)
-            wiring = (approximate(pattern, mapping, views, fetch, tolerance, ranges)
-                      if search.approximate else strict(pattern, mapping, views))
+            wiring = (
+                approximate(pattern, mapping, views, fetch, tolerance, ranges)
+                if search.approximate
+                else strict(pattern, mapping, views)
+            )
             kinks = _movable_kinks(search, pattern, mapping)
-            fitted = None if wiring is None else fit(pattern, mapping, bound, tolerance, wiring,
-                                                     search.approximate, kinks | offsets)
+            fitted = (
+                None
+                if wiring is None
+                else fit(
+                    pattern, mapping, bound, tolerance, wiring, search.approximate, kinks | offsets
+                )
+            )
             ok = fitted is not None and _where_holds(pattern, fitted.params, tolerance)
         if not ok or fitted is None or wiring is None:
             continue
@@ -452,12 +544,19 @@ def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neig
         explain.counts["verify"] += 1
         search.seen.add(key)
         exact = not search.approximate or (
-            not wiring.approximate and not wiring.quiet
-            and all(unit.constraint.admits(views[mapping[unit.name]].record.signature)
-                    for unit in pattern.units if unit.role is not Role.INPUT)
-            and fit(pattern, mapping, bound, tolerance) is not None)
-        members = {name: tuple(src for src, _ in views[uid].record.members)
-                   for name, uid in mapping.items()}
+            not wiring.approximate
+            and not wiring.quiet
+            and all(
+                unit.constraint.admits(views[mapping[unit.name]].record.signature)
+                for unit in pattern.units
+                if unit.role is not Role.INPUT
+            )
+            and fit(pattern, mapping, bound, tolerance) is not None
+        )
+        members = {
+            name: tuple(src for src, _ in views[uid].record.members)
+            for name, uid in mapping.items()
+        }
         for name, uids in wiring.siblings.items():
             members[name] += tuple(src for uid in uids for src, _ in views[uid].record.members)
         yield Match(
@@ -474,13 +573,20 @@ def _matches_in(search: _Search, model: str, pattern: CircuitPattern, hood: Neig
             pattern=pattern,
             exact=exact,
             input_scales={k: v for k, v in fitted.input_scales.items()},
-            measure=partial(_faithfulness, search, model, fetch, graph,
-                            tuple(mapping[o] for o in pattern.outputs)),
+            measure=partial(
+                _faithfulness,
+                search,
+                model,
+                fetch,
+                graph,
+                tuple(mapping[o] for o in pattern.outputs),
+            ),
         )
 
 
-def _faithfulness(search: _Search, model: str, fetch: Fetch, circuit: NeuronGraph,
-                  outputs: tuple[str, ...]) -> float:
+def _faithfulness(
+    search: _Search, model: str, fetch: Fetch, circuit: NeuronGraph, outputs: tuple[str, ...]
+) -> float:
     """``verify.faithfulness`` of a match, on the cone of its outputs: measured when asked
     for, since reading the cone costs a store round trip per layer."""
     cone = _cone(outputs, fetch)
@@ -495,22 +601,32 @@ def _cone(outputs: Sequence[str], fetch: Fetch) -> NeuronGraph:
     while frontier:
         found = fetch(frontier)
         cone.update(found)
-        frontier = list(dict.fromkeys(src for uid in frontier if uid in found
-                                      for src, _ in found[uid].inputs if src not in cone))
+        frontier = list(
+            dict.fromkeys(
+                src
+                for uid in frontier
+                if uid in found
+                for src, _ in found[uid].inputs
+                if src not in cone
+            )
+        )
     order = sorted(cone.values(), key=lambda v: v.record.layer)
     return NeuronGraph(tuple(v.record.unit(dict(v.inputs)) for v in order))
 
 
-def _input_ranges(search: _Search, model: str, pattern: CircuitPattern,
-                  mapping: Mapping[str, str]) -> dict[str, tuple[float, float]]:
+def _input_ranges(
+    search: _Search, model: str, pattern: CircuitPattern, mapping: Mapping[str, str]
+) -> dict[str, tuple[float, float]]:
     """The range of each network input the circuit reads, by uid: its interval of the
     model's domain, else the probe range the circuit is verified on."""
-    return search.box(model, [mapping[name] for name in pattern.inputs
-                              if input_index(mapping[name]) is not None])
+    return search.box(
+        model, [mapping[name] for name in pattern.inputs if input_index(mapping[name]) is not None]
+    )
 
 
-def _movable_kinks(search: _Search, pattern: CircuitPattern, mapping: Mapping[str, str]
-                   ) -> frozenset[str]:
+def _movable_kinks(
+    search: _Search, pattern: CircuitPattern, mapping: Mapping[str, str]
+) -> frozenset[str]:
     """The pattern units whose zero bias an approximate search lets move: rectifiers that
     read network inputs only, whose kink can be measured against the inputs' range (the
     domain, or the probe range). A kink on hidden inputs could sit anywhere in their unknown
@@ -518,11 +634,17 @@ def _movable_kinks(search: _Search, pattern: CircuitPattern, mapping: Mapping[st
     if not search.approximate:
         return frozenset()
     return frozenset(
-        u.name for u in pattern.units
-        if u.role is not Role.INPUT and u.bias.is_zero and u.inputs
+        u.name
+        for u in pattern.units
+        if u.role is not Role.INPUT
+        and u.bias.is_zero
+        and u.inputs
         and u.activation in (Activation.RELU, Activation.LEAKY_RELU)
-        and all(pattern.unit(src).role is Role.INPUT and input_index(mapping[src]) is not None
-                for src, _ in u.inputs))
+        and all(
+            pattern.unit(src).role is Role.INPUT and input_index(mapping[src]) is not None
+            for src, _ in u.inputs
+        )
+    )
 
 
 def _movable_offsets(search: _Search, pattern: CircuitPattern) -> frozenset[str]:
@@ -531,19 +653,34 @@ def _movable_offsets(search: _Search, pattern: CircuitPattern) -> frozenset[str]
     judges the function it leaves."""
     if not search.approximate:
         return frozenset()
-    return frozenset(u.name for u in pattern.units if u.role is not Role.INPUT
-                     and u.bias.is_zero and u.activation in (None, Activation.IDENTITY))
+    return frozenset(
+        u.name
+        for u in pattern.units
+        if u.role is not Role.INPUT
+        and u.bias.is_zero
+        and u.activation in (None, Activation.IDENTITY)
+    )
 
 
-def _probing(search: _Search, model: str, pattern: CircuitPattern, mapping: Mapping[str, str],
-             views: Mapping[str, NeuronView], kinks: frozenset[str]) -> Probing:
+def _probing(
+    search: _Search,
+    model: str,
+    pattern: CircuitPattern,
+    mapping: Mapping[str, str],
+    views: Mapping[str, NeuronView],
+    kinks: frozenset[str],
+) -> Probing:
     """Probe where the model lives: a circuit input bound to a network input ranges over
     that input's interval of the model's domain (unless the circuit's EXPECT says where);
     an approximate search also measures how far each movable kink moved."""
-    free_scale = tuple(views[mapping[o]].record.signature.kind is not UnitKind.OUTPUT
-                       for o in pattern.outputs)
-    intervals = {name: interval for name in pattern.inputs
-                 if (interval := search.interval(model, mapping[name])) is not None}
+    free_scale = tuple(
+        views[mapping[o]].record.signature.kind is not UnitKind.OUTPUT for o in pattern.outputs
+    )
+    intervals = {
+        name: interval
+        for name in pattern.inputs
+        if (interval := search.interval(model, mapping[name])) is not None
+    }
     return Probing(free_scale, intervals, frozenset(mapping[name] for name in kinks))
 
 
@@ -595,23 +732,37 @@ class Results(Iterator[Match]):
 
         for _ in zip(range(MAX_ROWS + 1 - len(self.read)), self, strict=False):
             pass
-        rows = [(m.model, m.circuit, m.error, "exact" if m.exact else "approximate",
-                 ", ".join(f"{k}={v}" for k, v in m.bindings.items()))
-                for m in self.read[:MAX_ROWS]]
+        rows = [
+            (
+                m.model,
+                m.circuit,
+                m.error,
+                "exact" if m.exact else "approximate",
+                ", ".join(f"{k}={v}" for k, v in m.bindings.items()),
+            )
+            for m in self.read[:MAX_ROWS]
+        ]
         cut = len(self.read) > MAX_ROWS
         more = "… and more: iterate on, or to_records() / to_pandas() for them all" if cut else ""
-        return table(("model", "circuit", "error", "kind", "bindings"), rows,
-                     caption=f"the first {len(rows)} matches" if cut else f"{len(rows)} match(es)",
-                     footer=more)
+        return table(
+            ("model", "circuit", "error", "kind", "bindings"),
+            rows,
+            caption=f"the first {len(rows)} matches" if cut else f"{len(rows)} match(es)",
+            footer=more,
+        )
 
     def to_records(self) -> list[dict[str, Any]]:
         """Every match (those already read, then the rest) as plain data: ``Match.to_dict``,
         with one column per binding."""
         for _ in self:
             pass
-        return [{**{k: v for k, v in m.to_dict().items() if k != "bindings"},
-                 **{f"bound.{name}": uid for name, uid in m.bindings.items()}}
-                for m in self.read]
+        return [
+            {
+                **{k: v for k, v in m.to_dict().items() if k != "bindings"},
+                **{f"bound.{name}": uid for name, uid in m.bindings.items()},
+            }
+            for m in self.read
+        ]
 
     def to_pandas(self) -> Any:
         """``to_records()`` as a pandas DataFrame (pandas is an optional extra)."""
@@ -624,8 +775,8 @@ def data_frame(records: list[dict[str, Any]]) -> Any:
     try:
         import pandas
     except ImportError:
-        raise QueryError("pandas is not installed, and to_pandas() needs it",
-                         fix="pip install 'circuitql[data]' (or pandas), or use "
-                         "to_records() for plain rows"
-                         ) from None
+        raise QueryError(
+            "pandas is not installed, and to_pandas() needs it",
+            fix="pip install 'circuitql[data]' (or pandas), or use to_records() for plain rows",
+        ) from None
     return pandas.DataFrame.from_records(records)

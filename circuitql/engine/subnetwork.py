@@ -34,10 +34,12 @@ class GraphModule(nn.Module):
         for unit in graph.units:
             if unit.kind is UnitKind.INPUT:
                 continue
-            self._plan.append((index[unit.id], [index[s] for s in unit.inputs],
-                               unit.activation, unit.alpha))
-            self.weights.append(nn.Parameter(torch.tensor(list(unit.inputs.values()),
-                                                          dtype=torch.float64)))
+            self._plan.append(
+                (index[unit.id], [index[s] for s in unit.inputs], unit.activation, unit.alpha)
+            )
+            self.weights.append(
+                nn.Parameter(torch.tensor(list(unit.inputs.values()), dtype=torch.float64))
+            )
             self.biases.append(nn.Parameter(torch.tensor(unit.bias, dtype=torch.float64)))
         self._inputs = [index[u.id] for u in graph.inputs]
         self._outputs = [index[u.id] for u in graph.outputs]
@@ -53,8 +55,9 @@ class GraphModule(nn.Module):
         for (target, sources, activation, alpha), w, b in zip(
             self._plan, self.weights, self.biases, strict=True
         ):
-            z = b + sum((w[j] * values[s] for j, s in enumerate(sources)),
-                        torch.zeros_like(x[:, 0]))
+            z = b + sum(
+                (w[j] * values[s] for j, s in enumerate(sources)), torch.zeros_like(x[:, 0])
+            )
             if activation is Activation.LEAKY_RELU:
                 values[target] = nn.functional.leaky_relu(z, alpha)
             else:

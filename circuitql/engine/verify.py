@@ -49,9 +49,13 @@ def member_scale(view: NeuronView) -> float:
     return view.record.members[0][1] if view.record.members else 1.0
 
 
-def subnetwork(pattern: CircuitPattern, mapping: Mapping[str, str],
-               views: Mapping[str, NeuronView], wiring: Wiring | None = None,
-               input_scales: Mapping[str, float] | None = None) -> NeuronGraph:
+def subnetwork(
+    pattern: CircuitPattern,
+    mapping: Mapping[str, str],
+    views: Mapping[str, NeuronView],
+    wiring: Wiring | None = None,
+    input_scales: Mapping[str, float] | None = None,
+) -> NeuronGraph:
     """The matched units as a network of their own, inputs and outputs in pattern order.
 
     With an approximate ``wiring``, the units that stand beside a pattern unit (the other
@@ -62,8 +66,12 @@ def subnetwork(pattern: CircuitPattern, mapping: Mapping[str, str],
     """
     wiring = wiring or strict(pattern, mapping, views)
     units: list[Unit] = []
-    scale = {uid: (input_scales or {}).get(name, 1.0) if pattern.unit(name).role is Role.INPUT
-             else member_scale(views[uid]) for name, uid in mapping.items()}
+    scale = {
+        uid: (input_scales or {}).get(name, 1.0)
+        if pattern.unit(name).role is Role.INPUT
+        else member_scale(views[uid])
+        for name, uid in mapping.items()
+    }
     for uids in wiring.siblings.values():
         scale.update({uid: member_scale(views[uid]) for uid in uids})
     for unit in pattern.units:
@@ -88,8 +96,13 @@ def subnetwork(pattern: CircuitPattern, mapping: Mapping[str, str],
     return NeuronGraph(tuple(units))
 
 
-def _unit(view: NeuronView, uid: str, scale: Mapping[str, float], sources: list[str],
-          role: PatternUnit | None) -> Unit:
+def _unit(
+    view: NeuronView,
+    uid: str,
+    scale: Mapping[str, float],
+    sources: list[str],
+    role: PatternUnit | None,
+) -> Unit:
     """One matched unit in original coordinates, reading ``sources``; ``role`` is the
     pattern unit it stands for (None: a sibling, a hidden unit like its host)."""
     weights = dict(view.inputs)
@@ -100,8 +113,9 @@ def _unit(view: NeuronView, uid: str, scale: Mapping[str, float], sources: list[
         # activation (a detector pair's relu(+x)) is that activation's value.
         act = Activation.IDENTITY if role.activation is None else role.activation
         return Unit(uid, UnitKind.OUTPUT, act, bias, inputs, view.record.alpha)
-    return Unit(uid, UnitKind.HIDDEN, view.record.signature.activation, bias, inputs,
-                view.record.alpha)
+    return Unit(
+        uid, UnitKind.HIDDEN, view.record.signature.activation, bias, inputs, view.record.alpha
+    )
 
 
 @dataclass(frozen=True)
@@ -115,8 +129,9 @@ class Verdict:
     kink: float = 0.0
 
 
-def compare(outputs: np.ndarray, expected: np.ndarray,
-            free_scale: tuple[bool, ...] | None = None) -> Verdict:
+def compare(
+    outputs: np.ndarray, expected: np.ndarray, free_scale: tuple[bool, ...] | None = None
+) -> Verdict:
     """Per output column the best positive scale (where ``free_scale`` allows one, else 1)
     and the worst relative error after it."""
     errors, scales = [], []
@@ -149,13 +164,22 @@ class Probing:
     probes: int = PROBES
 
 
-def verify(pattern: CircuitPattern, mapping: Mapping[str, str], graph: NeuronGraph,
-           params: Mapping[str, float], probing: Probing) -> Verdict:
+def verify(
+    pattern: CircuitPattern,
+    mapping: Mapping[str, str],
+    graph: NeuronGraph,
+    params: Mapping[str, float],
+    probing: Probing,
+) -> Verdict:
     """Evaluate ``graph`` against the pattern's reference on its probe inputs."""
     rng = np.random.default_rng(SEED)
     if pattern.reference is None:
-        x = np.column_stack([rng.uniform(*probing.intervals.get(name, DEFAULT_INTERVAL),
-                                         size=probing.probes) for name in pattern.inputs])
+        x = np.column_stack(
+            [
+                rng.uniform(*probing.intervals.get(name, DEFAULT_INTERVAL), size=probing.probes)
+                for name in pattern.inputs
+            ]
+        )
         expected = _pattern_values(pattern, graph, mapping, params, x)
     else:
         try:
@@ -171,8 +195,9 @@ def verify(pattern: CircuitPattern, mapping: Mapping[str, str], graph: NeuronGra
     return replace(verdict, kink=_kink_offset(graph, values, len(x), probing.kinks))
 
 
-def _kink_offset(graph: NeuronGraph, values: Mapping[str, np.ndarray], n: int,
-                 units: frozenset[str]) -> float:
+def _kink_offset(
+    graph: NeuronGraph, values: Mapping[str, np.ndarray], n: int, units: frozenset[str]
+) -> float:
     """The worst |bias| / span of pre-activation over the probes among ``units``, from every
     unit's ``values`` there: 0 is a kink at the origin, 1 a unit constant (or linear) on the
     whole range."""
@@ -188,8 +213,13 @@ def _kink_offset(graph: NeuronGraph, values: Mapping[str, np.ndarray], n: int,
     return worst
 
 
-def _pattern_values(pattern: CircuitPattern, graph: NeuronGraph, mapping: Mapping[str, str],
-                    params: Mapping[str, float], x: np.ndarray) -> np.ndarray:
+def _pattern_values(
+    pattern: CircuitPattern,
+    graph: NeuronGraph,
+    mapping: Mapping[str, str],
+    params: Mapping[str, float],
+    x: np.ndarray,
+) -> np.ndarray:
     """Without EXPECT, the pattern's own arithmetic (sign-only weights taken as matched) is
     the reference: the structural match is confirmed on numbers, not trusted."""
     values = {name: x[:, i] for i, name in enumerate(pattern.inputs)}
@@ -213,8 +243,12 @@ def _value(coef: Coef, actual: float, params: Mapping[str, float]) -> float:
 FAITHFULNESS_PROBES = 128
 
 
-def faithfulness(cone: NeuronGraph, circuit: NeuronGraph, outputs: Sequence[str],
-                 box: Mapping[str, tuple[float, float]]) -> float:
+def faithfulness(
+    cone: NeuronGraph,
+    circuit: NeuronGraph,
+    outputs: Sequence[str],
+    box: Mapping[str, tuple[float, float]],
+) -> float:
     """How much of its output units' value the circuit alone leaves unexplained: ``cone``
     (every canonical unit the outputs depend on) evaluated on network inputs drawn from
     ``box`` (an interval per input id), each output unit's pre-activation compared with what

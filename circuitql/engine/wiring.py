@@ -67,12 +67,12 @@ class Wiring:
     def approximate(self) -> bool:
         """Whether the exact pattern would not see the match: small direct edges absorbed
         into a pair are as invisible to it as to the signature."""
-        return any(self.siblings.values()) or any(self.linear.values()) or (
-            self.significant_paths)
+        return any(self.siblings.values()) or any(self.linear.values()) or (self.significant_paths)
 
 
-def strict(pattern: CircuitPattern, mapping: Mapping[str, str],
-           views: Mapping[str, NeuronView]) -> Wiring:
+def strict(
+    pattern: CircuitPattern, mapping: Mapping[str, str], views: Mapping[str, NeuronView]
+) -> Wiring:
     """Each pattern edge's weight is the matched network edge's."""
     weights = {}
     for unit in _computed(pattern):
@@ -81,9 +81,14 @@ def strict(pattern: CircuitPattern, mapping: Mapping[str, str],
     return Wiring(weights)
 
 
-def approximate(pattern: CircuitPattern, mapping: Mapping[str, str],
-                views: Mapping[str, NeuronView], fetch: Fetch, tolerance: float,
-                ranges: Mapping[str, tuple[float, float]]) -> Wiring | None:
+def approximate(
+    pattern: CircuitPattern,
+    mapping: Mapping[str, str],
+    views: Mapping[str, NeuronView],
+    fetch: Fetch,
+    tolerance: float,
+    ranges: Mapping[str, tuple[float, float]],
+) -> Wiring | None:
     """Every significant input of every matched unit accounted for, as a pattern edge, a
     near-parallel sibling of a pattern source, or a linear path along a detector pair the
     unit reads; None when one is not. ``ranges`` bounds the network units bound to circuit
@@ -136,14 +141,24 @@ def approximate(pattern: CircuitPattern, mapping: Mapping[str, str],
                 weights[unit.name][src] += t
             absorbed[unit.name] = tuple(direct)
             noticed |= bool(through) or any(uid in matched for uid, _ in extra)
-    return replace(wiring, weights=weights,
-                   siblings={k: tuple(dict.fromkeys(v)) for k, v in siblings.items()},
-                   linear=linear, absorbed=absorbed, significant_paths=noticed)
+    return replace(
+        wiring,
+        weights=weights,
+        siblings={k: tuple(dict.fromkeys(v)) for k, v in siblings.items()},
+        linear=linear,
+        absorbed=absorbed,
+        significant_paths=noticed,
+    )
 
 
-def with_quiet(wiring: Wiring, pattern: CircuitPattern, mapping: Mapping[str, str],
-               views: Mapping[str, NeuronView], fetch: Fetch,
-               ranges: Mapping[str, tuple[float, float]]) -> Wiring:
+def with_quiet(
+    wiring: Wiring,
+    pattern: CircuitPattern,
+    mapping: Mapping[str, str],
+    views: Mapping[str, NeuronView],
+    fetch: Fetch,
+    ranges: Mapping[str, tuple[float, float]],
+) -> Wiring:
     """``wiring`` with every matched unit's insignificant inputs that read nothing but the
     circuit's inputs: too small next to the unit's largest weight to count for its
     signature, they can still move it by a few percent where their own values are large.
@@ -158,20 +173,27 @@ def with_quiet(wiring: Wiring, pattern: CircuitPattern, mapping: Mapping[str, st
     return replace(wiring, quiet=quiet)
 
 
-def _quiet(view: NeuronView, seen: set[str], fetch: Fetch,
-           ranges: Mapping[str, tuple[float, float]]) -> tuple[str, ...]:
+def _quiet(
+    view: NeuronView, seen: set[str], fetch: Fetch, ranges: Mapping[str, tuple[float, float]]
+) -> tuple[str, ...]:
     """The inputs of ``view`` outside ``seen`` whose own significant inputs are all
     circuit inputs (units of known range)."""
     quiet = [uid for uid, _ in view.inputs if uid not in seen and uid not in ranges]
     if not quiet:
         return ()
     found = fetch(quiet)
-    return tuple(uid for uid in quiet if uid in found and found[uid].inputs
-                 and {s for s, _ in found[uid].significant_inputs} <= set(ranges))
+    return tuple(
+        uid
+        for uid in quiet
+        if uid in found
+        and found[uid].inputs
+        and {s for s, _ in found[uid].significant_inputs} <= set(ranges)
+    )
 
 
-def _fate_on(view: NeuronView | None, ranges: Mapping[str, tuple[float, float]],
-             tolerance: float) -> dict[str, float] | None:
+def _fate_on(
+    view: NeuronView | None, ranges: Mapping[str, tuple[float, float]], tolerance: float
+) -> dict[str, float] | None:
     """A rectifier reading only units of known range whose kink lies within ``tolerance``
     (of its pre-activation's span) of an end of that span: its row when it is linear there
     (fires almost everywhere), {} when it is dead there (almost never fires), else None."""
@@ -198,9 +220,15 @@ def _computed(pattern: CircuitPattern) -> list[PatternUnit]:
     return [u for u in pattern.units if u.role is not Role.INPUT]
 
 
-def _sibling_of(candidate: NeuronView | None, weight: float, hosts: Sequence[str],
-                mapping: Mapping[str, str], views: Mapping[str, NeuronView],
-                reader: NeuronView, tolerance: float) -> str | None:
+def _sibling_of(
+    candidate: NeuronView | None,
+    weight: float,
+    hosts: Sequence[str],
+    mapping: Mapping[str, str],
+    views: Mapping[str, NeuronView],
+    reader: NeuronView,
+    tolerance: float,
+) -> str | None:
     """The pattern source ``candidate`` stands beside: same activation, a near-parallel row,
     a kink close to it and a weight into the reader of the same sign (or, for a small
     remainder training left, one of the other sign at most ``PARALLEL * tolerance`` of the
@@ -225,8 +253,13 @@ def _sibling_of(candidate: NeuronView | None, weight: float, hosts: Sequence[str
     return best
 
 
-def _absorb(direct: Sequence[tuple[str, float]], unit: PatternUnit, mapping: Mapping[str, str],
-            views: Mapping[str, NeuronView], tolerance: float) -> dict[str, float] | None:
+def _absorb(
+    direct: Sequence[tuple[str, float]],
+    unit: PatternUnit,
+    mapping: Mapping[str, str],
+    views: Mapping[str, NeuronView],
+    tolerance: float,
+) -> dict[str, float] | None:
     """Shifts of a detector pair's weights that re-express the direct edges ``direct``:
     {positive detector: +t, negative detector: -t}, or None when no pair the unit reads
     runs along them."""
@@ -282,7 +315,10 @@ def relaxed(pattern: CircuitPattern) -> CircuitPattern:
                 constraint = replace(constraint, bias_class=None)
             hidden = sum(pattern.unit(src).role is not Role.INPUT for src, _ in unit.inputs)
             if hidden and constraint.fan_in is not None:
-                constraint = replace(constraint, fan_in=None,
-                                     fan_in_max=constraint.fan_in + EXTRA_PER_SOURCE * hidden)
+                constraint = replace(
+                    constraint,
+                    fan_in=None,
+                    fan_in_max=constraint.fan_in + EXTRA_PER_SOURCE * hidden,
+                )
         units.append(replace(unit, constraint=constraint))
     return replace(pattern, units=tuple(units))

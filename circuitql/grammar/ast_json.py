@@ -15,7 +15,8 @@ from circuitql.grammar import ast, parser
 from circuitql.graph import Activation
 
 _NODES: dict[str, type] = {
-    name: cls for name, cls in vars(ast).items()
+    name: cls
+    for name, cls in vars(ast).items()
     if isinstance(cls, type) and dataclasses.is_dataclass(cls)
 }
 _TAG = "@"
@@ -23,8 +24,10 @@ _TAG = "@"
 
 def to_json(node: Any) -> Any:
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        return {_TAG: type(node).__name__,
-                **{f.name: to_json(getattr(node, f.name)) for f in dataclasses.fields(node)}}
+        return {
+            _TAG: type(node).__name__,
+            **{f.name: to_json(getattr(node, f.name)) for f in dataclasses.fields(node)},
+        }
     if isinstance(node, Activation):
         return {_TAG: "Activation", "value": node.value}
     if isinstance(node, tuple):

@@ -22,8 +22,9 @@ from circuitql.cache import cached, content_key
 TABLES_FORMAT = "1"
 
 
-def lalr_parser(grammar_file: str, transformer: Transformer[Any, Any] | None = None,
-                **options: Any) -> Lark:
+def lalr_parser(
+    grammar_file: str, transformer: Transformer[Any, Any] | None = None, **options: Any
+) -> Lark:
     """A LALR parser for ``grammar_file`` (in this package), built or loaded from its cached
     tables. ``transformer`` is not part of the tables: it is code, and is attached on load."""
     grammar = resources.files("circuitql.grammar").joinpath(grammar_file).read_text("utf-8")

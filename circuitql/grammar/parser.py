@@ -179,9 +179,7 @@ def _name(tok: Token) -> str:
     reserving keywords everywhere keeps what is a valid name the same in every position.
     """
     if tok.lower() in reserved_words():
-        raise _Reject(
-            f"{tok} is a reserved word", _at(tok), f"choose another name, such as {tok}_"
-        )
+        raise _Reject(f"{tok} is a reserved word", _at(tok), f"choose another name, such as {tok}_")
     return str(tok)
 
 
@@ -209,16 +207,22 @@ def _duration(tok: Token) -> float:
     unit = next((u for u in ("ms", "s", "m", "h") if text.endswith(u)), "")
     value = float(text[: len(text) - len(unit)]) * _UNITS.get(unit, 1.0)
     if not 0 < value <= MAX_TIMEOUT:
-        raise _Reject(f"TIMEOUT must be above 0 and at most a week, not {tok}", _at(tok),
-                      "give seconds, or a number with a unit: 30s, 500ms, 2m, 1h")
+        raise _Reject(
+            f"TIMEOUT must be above 0 and at most a week, not {tok}",
+            _at(tok),
+            "give seconds, or a number with a unit: 30s, 500ms, 2m, 1h",
+        )
     return value
 
 
 def _count(tok: Token) -> int:
     count = _whole(tok, "a repetition count", 1)
     if count > MAX_REPEAT:
-        raise _Reject(f"repetition count {count} is above the limit of {MAX_REPEAT}", _at(tok),
-                      "use an open count, {m,}: the engine bounds it by the network's depth")
+        raise _Reject(
+            f"repetition count {count} is above the limit of {MAX_REPEAT}",
+            _at(tok),
+            "use an open count, {m,}: the engine bounds it by the network's depth",
+        )
     return count
 
 
@@ -235,8 +239,11 @@ def _nodes(expr: ast.Expr) -> Iterator[ast.Expr]:
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise _Reject(f"expression nested more than {MAX_DEPTH} levels deep", node.pos,
-                          "name intermediate units, or split the expression")
+            raise _Reject(
+                f"expression nested more than {MAX_DEPTH} levels deep",
+                node.pos,
+                "name intermediate units, or split the expression",
+            )
         yield node
         if isinstance(node, ast.Call):
             stack += [(a, depth + 1) for a in reversed(node.args)]
@@ -260,8 +267,7 @@ def _check_depth(expr: ast.CExpr) -> ast.CExpr:
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise _Reject(f"circuit expression nested more than {MAX_DEPTH} levels deep",
-                          node.pos)
+            raise _Reject(f"circuit expression nested more than {MAX_DEPTH} levels deep", node.pos)
         if isinstance(node, ast.Alternation):
             stack += [(o, depth + 1) for o in node.options]
         elif isinstance(node, ast.Chain):
@@ -285,8 +291,7 @@ def _check_functions(expr: ast.Expr) -> ast.Expr:
         if len(call.args) < low or (high is not None and len(call.args) > high):
             count = f"{low}" if low == high else f"at least {low}"
             raise _Reject(
-                f"{call.func} takes {count} argument{'s' if low > 1 else ''}, "
-                f"not {len(call.args)}",
+                f"{call.func} takes {count} argument{'s' if low > 1 else ''}, not {len(call.args)}",
                 call.pos,
             )
     return expr
@@ -354,8 +359,17 @@ class _ToAst(Transformer[Token, Any]):
         conditions = conditions or ()
         where = tuple(c for c in conditions if not isinstance(c, ast.Pin))
         pins = tuple(c for c in conditions if isinstance(c, ast.Pin))
-        return ast.Match(target, where, models, tolerance, limit, pins=pins,
-                         exact=exact is not None, timeout=timeout, pos=target.pos)
+        return ast.Match(
+            target,
+            where,
+            models,
+            tolerance,
+            limit,
+            pins=pins,
+            exact=exact is not None,
+            timeout=timeout,
+            pos=target.pos,
+        )
 
     def exact(self, items: list[Any]) -> bool:
         return True
@@ -369,8 +383,16 @@ class _ToAst(Transformer[Token, Any]):
 
     def census(self, items: list[Any]) -> ast.Census:
         target, where, models, tolerance, exact, timeout, group_by = items
-        return ast.Census(target, group_by, where or (), models, tolerance,
-                          exact=exact is not None, timeout=timeout, pos=target.pos)
+        return ast.Census(
+            target,
+            group_by,
+            where or (),
+            models,
+            tolerance,
+            exact=exact is not None,
+            timeout=timeout,
+            pos=target.pos,
+        )
 
     def show(self, items: list[Any]) -> ast.ShowCircuits:
         (pattern,) = items
@@ -631,7 +653,8 @@ def parse(text: str, origin: str = "<query>") -> ast.Script:
         raise QuerySyntaxError(
             f"the text is {len(text):,} characters long; at most {MAX_TEXT:,} are read",
             source=ast.SourceText(origin, ""),
-            hint="split it into several queries, or several library files")
+            hint="split it into several queries, or several library files",
+        )
     try:
         script = _parser().parse(text)
     except _Reject as rej:
@@ -664,8 +687,12 @@ def _syntax_error(err: UnexpectedInput, source: ast.SourceText) -> QuerySyntaxEr
     if isinstance(err, UnexpectedToken) and err.token.type != "$END":
         word = str(err.token)
         if word.lower() in reserved_words() and "NAME" in (err.accepts or err.expected):
-            return QuerySyntaxError(f"{word} is a reserved word", source=source, pos=pos,
-                                    hint=f"choose another name, such as {word}_")
+            return QuerySyntaxError(
+                f"{word} is a reserved word",
+                source=source,
+                pos=pos,
+                hint=f"choose another name, such as {word}_",
+            )
         what = f"unexpected {_token_words(err.token)}"
         expected = _describe(err.accepts or err.expected)
     else:
@@ -741,6 +768,7 @@ def _hint(err: UnexpectedInput) -> str | None:
         return None
     # The token's type decides between hints for the same parser state: a stray name at
     # the start is not an unclosed docstring.
-    label = _numbered_state(err).match_examples(_replay, COMMON_MISTAKES,
-                                                token_type_match_fallback=True)
+    label = _numbered_state(err).match_examples(
+        _replay, COMMON_MISTAKES, token_type_match_fallback=True
+    )
     return None if label is None else str(label)

@@ -138,8 +138,10 @@ def range_text(r: ast.Range) -> str:
 def expect_text(expect: ast.Expect) -> str:
     text = "EXPECT " + ", ".join(expr_text(e) for e in expect.equations)
     if expect.domains:
-        doms = [f"{_names(d.names)} IN {' | '.join(range_text(r) for r in d.ranges)}"
-                for d in expect.domains]
+        doms = [
+            f"{_names(d.names)} IN {' | '.join(range_text(r) for r in d.ranges)}"
+            for d in expect.domains
+        ]
         text += " FOR " + ", ".join(doms)
     return text
 
@@ -174,9 +176,7 @@ def _target(t: ast.Target) -> str:
     return text
 
 
-def _options(
-    where: tuple[ast.Compare, ...], models: str | None, tolerance: float | None
-) -> str:
+def _options(where: tuple[ast.Compare, ...], models: str | None, tolerance: float | None) -> str:
     text = f" {_where(where)}" if where else ""
     if models is not None:
         text += f" IN MODELS {string(models)}"
@@ -190,18 +190,27 @@ def statement_text(s: ast.Statement) -> str:
         return definition_text(s)
     prefix = "EXPLAIN " if s.explain else ""
     if isinstance(s, ast.Match):
-        limit = ((" EXACT" if s.exact else "")
-                 + (f" LIMIT {s.limit}" if s.limit is not None else "") + _timeout(s.timeout))
+        limit = (
+            (" EXACT" if s.exact else "")
+            + (f" LIMIT {s.limit}" if s.limit is not None else "")
+            + _timeout(s.timeout)
+        )
         pins = " AND ".join(f"{p.name} = {string(p.neuron)}" for p in s.pins)
         options = _options(s.where, s.models, s.tolerance)
         if pins:
-            options = (options.replace(" WHERE ", f" WHERE {pins} AND ", 1) if s.where
-                       else f" WHERE {pins}{options}")
+            options = (
+                options.replace(" WHERE ", f" WHERE {pins} AND ", 1)
+                if s.where
+                else f" WHERE {pins}{options}"
+            )
         return f"{prefix}MATCH {_target(s.target)}{options}{limit}"
     if isinstance(s, ast.Census):
         prop = s.group_by if _PLAIN_PROPERTY.match(s.group_by) else string(s.group_by)
-        options = (_options(s.where, s.models, s.tolerance) + (" EXACT" if s.exact else "")
-                   + _timeout(s.timeout))
+        options = (
+            _options(s.where, s.models, s.tolerance)
+            + (" EXACT" if s.exact else "")
+            + _timeout(s.timeout)
+        )
         return f"{prefix}COUNT MODELS WITH {_target(s.target)}{options} GROUP BY {prop}"
     if isinstance(s, ast.ShowCircuits):
         pattern = f" {string(s.pattern)}" if s.pattern is not None else ""

@@ -47,13 +47,15 @@ class _ToSignatures(Transformer[Token, object]):
 
     def input_token(self, children: list[tuple[int, int]]) -> Signature:
         out_pos, out_neg = children[0]
-        return Signature(UnitKind.INPUT, ACTIVATION_BY_CODE["lin"], 0, 0, BiasClass.ZERO,
-                         out_pos, out_neg)
+        return Signature(
+            UnitKind.INPUT, ACTIVATION_BY_CODE["lin"], 0, 0, BiasClass.ZERO, out_pos, out_neg
+        )
 
     def hidden_token(self, children: list[Any]) -> Signature:
         act, (n_pos, n_neg), bias, (out_pos, out_neg) = children
-        return Signature(UnitKind.HIDDEN, ACTIVATION_BY_CODE[str(act)], n_pos, n_neg, bias,
-                         out_pos, out_neg)
+        return Signature(
+            UnitKind.HIDDEN, ACTIVATION_BY_CODE[str(act)], n_pos, n_neg, bias, out_pos, out_neg
+        )
 
     def output_token(self, children: list[Any]) -> Signature:
         (n_pos, n_neg), bias = children
@@ -93,8 +95,9 @@ def parse_token(text: str) -> Signature:
     count, signature = _parse(text, "item")
     assert isinstance(signature, Signature)
     if count != 1:
-        raise TokenSyntaxError("expected one token, got a counted item", where=repr(text),
-                               fix="drop the 'N*' prefix")
+        raise TokenSyntaxError(
+            "expected one token, got a counted item", where=repr(text), fix="drop the 'N*' prefix"
+        )
     return signature
 
 

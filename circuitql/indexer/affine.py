@@ -140,8 +140,10 @@ def check_model_size(values: int, where: str) -> None:
     if values > MAX_MODEL_VALUES:
         raise ModelLoadError(
             f"the model's tensors hold {values:,} values, more than the {MAX_MODEL_VALUES:,} "
-            "circuitql reads in one model", where=where,
-            fix="index a smaller network, or the part of it a circuit lives in")
+            "circuitql reads in one model",
+            where=where,
+            fix="index a smaller network, or the part of it a circuit lives in",
+        )
 
 
 def check_tensor_size(name: str, values: int, where: str) -> None:
@@ -151,14 +153,17 @@ def check_tensor_size(name: str, values: int, where: str) -> None:
         raise ModelLoadError(
             f"tensor {name!r} holds {values:,} values, more than the {MAX_TENSOR_VALUES:,} of "
             f"a weight between two layers of {MAX_WIDTH:,} units, the widest circuitql reads",
-            where=where, fix="index a smaller network, or the part of it a circuit lives in")
+            where=where,
+            fix="index a smaller network, or the part of it a circuit lives in",
+        )
 
 
 def _check_width(n: int, what: str) -> None:
     if n > MAX_WIDTH:
         raise ModelLoadError(
-            f"{what} has {n:,} units, more than the {MAX_WIDTH:,} circuitql reads in one "
-            "layer", fix="index a narrower network, or the part of it a circuit can live in")
+            f"{what} has {n:,} units, more than the {MAX_WIDTH:,} circuitql reads in one layer",
+            fix="index a narrower network, or the part of it a circuit can live in",
+        )
 
 
 class GraphBuilder:
@@ -179,21 +184,28 @@ class GraphBuilder:
             self._add(Unit(uid, UnitKind.INPUT))
         return AffineVec.of_units(ids)
 
-    def linear(self, value: AffineVec, weight: np.ndarray, bias: np.ndarray | None,
-               module: str) -> AffineVec:
+    def linear(
+        self, value: AffineVec, weight: np.ndarray, bias: np.ndarray | None, module: str
+    ) -> AffineVec:
         """``weight @ value + bias``, multiplied out into the units ``value`` reads where that
         adds no edges (two consecutive Linears are one map); where it would (a bottleneck: a
         20 -> 5 map read by a 5 -> 20 one), ``value`` first becomes units of its own with the
         identity activation, so the graph keeps the layer a network was built around."""
         folded = value.linear(weight, bias, module)
         if not len(value) or np.count_nonzero(folded.coef) <= (
-                np.count_nonzero(weight) + np.count_nonzero(value.coef)):
+            np.count_nonzero(weight) + np.count_nonzero(value.coef)
+        ):
             return folded
-        return self._new_units(value, Activation.IDENTITY, module, 0.01).linear(weight, bias,
-                                                                                module)
+        return self._new_units(value, Activation.IDENTITY, module, 0.01).linear(
+            weight, bias, module
+        )
 
     def activate(
-        self, value: AffineVec, activation: Activation, module: str, alpha: float = 0.01,
+        self,
+        value: AffineVec,
+        activation: Activation,
+        module: str,
+        alpha: float = 0.01,
         keep: bool = False,
     ) -> AffineVec:
         """Create one unit per element; the result is those units' outputs. An identity
@@ -203,8 +215,9 @@ class GraphBuilder:
             return value
         return self._new_units(value, activation, module, alpha)
 
-    def _new_units(self, value: AffineVec, activation: Activation, module: str, alpha: float
-               ) -> AffineVec:
+    def _new_units(
+        self, value: AffineVec, activation: Activation, module: str, alpha: float
+    ) -> AffineVec:
         _check_width(len(value), f"layer {module!r}")
         ids = []
         for i in range(len(value)):
@@ -226,8 +239,13 @@ class GraphBuilder:
         for i in range(len(outputs)):
             uid = self._fresh_id(outputs.origin[i] or f"output:{i}", "output")
             self._add(
-                Unit(uid, UnitKind.OUTPUT, Activation.IDENTITY, float(outputs.const[i]),
-                     _row_inputs(outputs, i))
+                Unit(
+                    uid,
+                    UnitKind.OUTPUT,
+                    Activation.IDENTITY,
+                    float(outputs.const[i]),
+                    _row_inputs(outputs, i),
+                )
             )
         return NeuronGraph(tuple(self._units))
 

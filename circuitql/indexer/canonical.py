@@ -73,9 +73,13 @@ class Config:
 
     def fingerprint(self) -> dict[str, object]:
         """What decides the canonical form besides the network: stored with every model."""
-        return {"version": VERSION, "prune_tol": self.prune_tol, "merge_tol": self.merge_tol,
-                "domain": None if self.domain is None else self.domain.to_json(),
-                "max_error": self.max_error}
+        return {
+            "version": VERSION,
+            "prune_tol": self.prune_tol,
+            "merge_tol": self.merge_tol,
+            "domain": None if self.domain is None else self.domain.to_json(),
+            "max_error": self.max_error,
+        }
 
 
 @dataclass(frozen=True)
@@ -116,10 +120,16 @@ class State:
     def of(graph: NeuronGraph, config: Config) -> State:
         units = graph.units
         kind = np.array([u.kind for u in units], dtype=object)
-        return State(units, kind, np.array([u.activation for u in units], dtype=object),
-                     np.array([u.bias for u in units], dtype=np.float64), graph.edge_arrays,
-                     graph.edge_arrays.depths(kind == UnitKind.INPUT),
-                     {u.id: ((u.id, 1.0),) for u in units}, config.box(len(graph.inputs)))
+        return State(
+            units,
+            kind,
+            np.array([u.activation for u in units], dtype=object),
+            np.array([u.bias for u in units], dtype=np.float64),
+            graph.edge_arrays,
+            graph.edge_arrays.depths(kind == UnitKind.INPUT),
+            {u.id: ((u.id, 1.0),) for u in units},
+            config.box(len(graph.inputs)),
+        )
 
     @cached_property
     def fates(self) -> tuple[np.ndarray, np.ndarray]:
@@ -184,12 +194,15 @@ def _by_level(state: State) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     unit_cuts = np.searchsorted(state.level[units], cuts).tolist()
     edge_cuts = np.searchsorted(edge_level[edges], cuts).tolist()
     for level in range(len(cuts) - 1):
-        yield (units[unit_cuts[level]:unit_cuts[level + 1]],
-               edges[edge_cuts[level]:edge_cuts[level + 1]])
+        yield (
+            units[unit_cuts[level] : unit_cuts[level + 1]],
+            edges[edge_cuts[level] : edge_cuts[level + 1]],
+        )
 
 
-def _rebuild(state: State, removed: np.ndarray | None = None,
-             kept_edges: np.ndarray | None = None) -> State:
+def _rebuild(
+    state: State, removed: np.ndarray | None = None, kept_edges: np.ndarray | None = None
+) -> State:
     """``state`` without the ``removed`` units and every edge that touches them, and without
     the edges ``kept_edges`` leaves out."""
     edges = state.edges
@@ -204,8 +217,9 @@ def _rebuild(state: State, removed: np.ndarray | None = None,
         state.kind[kept],
         state.activation[kept],
         state.bias[kept],
-        EdgeArrays.grouped(position[edges.src[keep]], position[edges.dst[keep]],
-                           edges.weight[keep], len(units)),
+        EdgeArrays.grouped(
+            position[edges.src[keep]], position[edges.dst[keep]], edges.weight[keep], len(units)
+        ),
         state.level[kept],
         state.members,
         state.box,
@@ -237,14 +251,24 @@ def fold_constants(state: State, config: Config) -> tuple[State, list[Step]]:
             bias[target] += w * value
         steps.append(Step("fold_constant", unit.id, f"constant {value:.6g}"))
     where = "" if config.domain is None else " on the domain"
-    steps += [Step("remove_dead", uid, f"pre-activation can never be positive{where}"
-                   + _members_text(state, uid)) for uid in state.ids(np.flatnonzero(dead))]
+    steps += [
+        Step(
+            "remove_dead",
+            uid,
+            f"pre-activation can never be positive{where}" + _members_text(state, uid),
+        )
+        for uid in state.ids(np.flatnonzero(dead))
+    ]
     return _rebuild(replace(state, bias=np.array(bias)), constant | dead), steps
 
 
-def rectifier_fates(activation: Sequence[Activation | None], alpha: Sequence[float],
-                    lo: np.ndarray, hi: np.ndarray, touching: bool = False
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def rectifier_fates(
+    activation: Sequence[Activation | None],
+    alpha: Sequence[float],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    touching: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """The rule both networks and patterns are normalized by: given bounds [lo, hi] of
     hidden units' pre-activations, which ReLUs are dead (never positive: they output 0) and,
     for the rectifiers that are linear wherever their inputs can be, the slope (1 when never
@@ -280,8 +304,9 @@ def linearize(state: State, config: Config) -> tuple[State, list[Step]]:
     weights times its weight to the unit, and the unit's bias into its own; units are folded
     lowest level first, so a chain of linear units collapses in one pass.
     """
-    rectifier = state.hidden & (state.fan_in > 0) & state.has(Activation.RELU,
-                                                              Activation.LEAKY_RELU)
+    rectifier = (
+        state.hidden & (state.fan_in > 0) & state.has(Activation.RELU, Activation.LEAKY_RELU)
+    )
     if not rectifier.any():
         return state, []
     slope = state.fates[1]
@@ -291,8 +316,9 @@ def linearize(state: State, config: Config) -> tuple[State, list[Step]]:
     edges = state.edges
     rows: list[dict[int, float]] = [{} for _ in state.units]
     readers: list[list[int]] = [[] for _ in state.units]
-    for src, dst, w in zip(edges.src.tolist(), edges.dst.tolist(), edges.weight.tolist(),
-                           strict=True):
+    for src, dst, w in zip(
+        edges.src.tolist(), edges.dst.tolist(), edges.weight.tolist(), strict=True
+    ):
         rows[dst][src] = w
         readers[src].append(dst)
     bias = state.bias.tolist()
@@ -312,14 +338,26 @@ def linearize(state: State, config: Config) -> tuple[State, list[Step]]:
         rows[unit], readers[unit] = {}, []
         uid = state.units[unit].id
         slope_text = "" if slope[unit] == 1.0 else f" with slope {slope[unit]:g}"
-        steps.append(Step("linearize", uid, f"linear{slope_text}{where}: folded into its "
-                          "readers" + _members_text(state, uid)))
+        steps.append(
+            Step(
+                "linearize",
+                uid,
+                f"linear{slope_text}{where}: folded into its readers" + _members_text(state, uid),
+            )
+        )
     src = [s for row in rows for s in row]
     dst = [d for d, row in enumerate(rows) for _ in row]
     weight = [w for row in rows for w in row.values()]
-    folded = replace(state, bias=np.array(bias), edges=EdgeArrays.grouped(
-        np.array(src, dtype=np.intp), np.array(dst, dtype=np.intp), np.array(weight),
-        len(state.units)))
+    folded = replace(
+        state,
+        bias=np.array(bias),
+        edges=EdgeArrays.grouped(
+            np.array(src, dtype=np.intp),
+            np.array(dst, dtype=np.intp),
+            np.array(weight),
+            len(state.units),
+        ),
+    )
     folded = _rebuild(folded, linear)
     return replace(folded, level=folded.edges.depths(folded.kind == UnitKind.INPUT)), steps
 
@@ -350,8 +388,9 @@ def bounds(state: State) -> tuple[np.ndarray, np.ndarray]:
             # No inf - inf can arise: lower-bound terms are never +inf, upper ones never -inf.
             lo_terms = weight * np.where(positive, post_lo[src], post_hi[src])
             hi_terms = weight * np.where(positive, post_hi[src], post_lo[src])
-            lo, hi = _sums_in_order(state.bias[rows], np.stack((lo_terms, hi_terms)),
-                                    state.fan_in[rows])
+            lo, hi = _sums_in_order(
+                state.bias[rows], np.stack((lo_terms, hi_terms)), state.fan_in[rows]
+            )
             pre_lo[rows], pre_hi[rows] = lo, hi
             # Activation.bounds, vectorized for identity and ReLU (max(x, 0.0) keeps x unless
             # x < 0.0, also for a nan or a -0.0, as here); the rarer activations go one by one.
@@ -361,7 +400,8 @@ def bounds(state: State) -> tuple[np.ndarray, np.ndarray]:
             for row in rows[other[rows]].tolist():
                 unit = state.units[row]
                 post_lo[row], post_hi[row] = unit.activation.bounds(
-                    post_lo[row], post_hi[row], unit.alpha)
+                    post_lo[row], post_hi[row], unit.alpha
+                )
             boxed = rows[inputs[rows]]
             post_lo[boxed] = pre_lo[boxed] = box_lo[input_index[boxed]]
             post_hi[boxed] = pre_hi[boxed] = box_hi[input_index[boxed]]
@@ -448,9 +488,15 @@ def prune_weights(state: State, config: Config) -> tuple[State, list[Step]]:
     weak = contribution < floor
     if not weak.any():
         return state, []
-    steps = [Step("prune_edge", unit, f"from {src} ({w:.3g})") for unit, src, w in zip(
-        state.ids(edges.dst[weak]), state.ids(edges.src[weak]), edges.weight[weak].tolist(),
-        strict=True)]
+    steps = [
+        Step("prune_edge", unit, f"from {src} ({w:.3g})")
+        for unit, src, w in zip(
+            state.ids(edges.dst[weak]),
+            state.ids(edges.src[weak]),
+            edges.weight[weak].tolist(),
+            strict=True,
+        )
+    ]
     bias = state.bias.copy()
     np.add.at(bias, edges.dst[weak], edges.weight[weak] * center[edges.src[weak]])
     return _rebuild(replace(state, bias=bias), kept_edges=~weak), steps
@@ -491,8 +537,10 @@ def remove_unused(state: State, config: Config) -> tuple[State, list[Step]]:
         removed = now
     if not removed.any():
         return state, []
-    steps = [Step("remove_unused", uid, "no significant outgoing weight")
-             for uid in state.ids(np.flatnonzero(removed))]
+    steps = [
+        Step("remove_unused", uid, "no significant outgoing weight")
+        for uid in state.ids(np.flatnonzero(removed))
+    ]
     return _rebuild(state, removed), steps
 
 
@@ -509,7 +557,7 @@ def merge_duplicates(state: State, config: Config) -> tuple[State, list[Step]]:
     buckets: dict[tuple[object, ...], list[int]] = defaultdict(list)
     for i in np.flatnonzero(state.hidden).tolist():
         hidden = state.units[i]
-        key = (hidden.activation, hidden.alpha, sources[starts[i]:starts[i + 1]].tobytes())
+        key = (hidden.activation, hidden.alpha, sources[starts[i] : starts[i + 1]].tobytes())
         buckets[key].append(i)
     bias = state.bias.tolist()
     keep_of: dict[int, int] = {}
@@ -539,8 +587,9 @@ def _same_row(state: State, a: int, b: int, tol: float) -> bool:
 
 def _row(state: State, unit: int) -> dict[int, float]:
     lo, hi = state.edges.starts[unit], state.edges.starts[unit + 1]
-    return dict(zip(state.edges.src[lo:hi].tolist(), state.edges.weight[lo:hi].tolist(),
-                    strict=True))
+    return dict(
+        zip(state.edges.src[lo:hi].tolist(), state.edges.weight[lo:hi].tolist(), strict=True)
+    )
 
 
 def _merge(state: State, keep_of: dict[int, int]) -> tuple[State, list[Step]]:
@@ -570,8 +619,9 @@ def _merge(state: State, keep_of: dict[int, int]) -> tuple[State, list[Step]]:
         steps.append(Step("merge", keep_id, f"absorbed duplicate {dup_id}"))
     if len(weight) > n_edges:  # appended inputs go last in their unit's row
         order = np.argsort(np.array(dst), kind="stable")
-        edges = EdgeArrays.grouped(np.array(src)[order], np.array(dst)[order],
-                                   np.array(weight)[order], len(state.units))
+        edges = EdgeArrays.grouped(
+            np.array(src)[order], np.array(dst)[order], np.array(weight)[order], len(state.units)
+        )
     else:
         edges = EdgeArrays.grouped(edges.src, edges.dst, np.array(weight), len(state.units))
     duplicates = np.zeros(len(state.units), dtype=bool)
@@ -584,5 +634,10 @@ def _merge(state: State, keep_of: dict[int, int]) -> tuple[State, list[Step]]:
 # in, including weights from units about to be found dead. Otherwise a unit that loses its
 # real inputs would promote its negligible leftovers to "largest input".
 PIPELINE: tuple[StepFn, ...] = (
-    rescale, prune_weights, fold_constants, linearize, remove_unused, merge_duplicates,
+    rescale,
+    prune_weights,
+    fold_constants,
+    linearize,
+    remove_unused,
+    merge_duplicates,
 )

@@ -38,9 +38,12 @@ class Comparison:
     argmin_agreement: float | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"compared": self.compared, "error": self.error,
-                "argmax_agreement": self.argmax_agreement,
-                "argmin_agreement": self.argmin_agreement}
+        return {
+            "compared": self.compared,
+            "error": self.error,
+            "argmax_agreement": self.argmax_agreement,
+            "argmin_agreement": self.argmin_agreement,
+        }
 
 
 @dataclass(frozen=True)
@@ -56,31 +59,44 @@ class CheckReport:
     canonical_log: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "inputs": self.inputs, "outputs": self.outputs,
-                "loaded_units": self.loaded_units, "canonical_units": self.canonical_units,
-                "domain": None if self.domain is None else self.domain.to_json(),
-                "probes": self.probes,
-                "comparisons": [c.to_json() for c in self.comparisons],
-                "tightened": [line for line in self.canonical_log
-                              if line.startswith("tighten")]}
+        return {
+            "source": self.source,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "loaded_units": self.loaded_units,
+            "canonical_units": self.canonical_units,
+            "domain": None if self.domain is None else self.domain.to_json(),
+            "probes": self.probes,
+            "comparisons": [c.to_json() for c in self.comparisons],
+            "tightened": [line for line in self.canonical_log if line.startswith("tighten")],
+        }
 
     def text(self) -> str:
-        where = ("[-1, 1] for every input (no domain: give --domain for the inputs' real "
-                 "range)" if self.domain is None else self.domain.text())
-        lines = [f"{self.source}: {self.inputs} inputs, {self.outputs} outputs; "
-                 f"{self.loaded_units} units loaded, {self.canonical_units} canonical",
-                 f"{self.probes:,} random inputs over {where}:"]
+        where = (
+            "[-1, 1] for every input (no domain: give --domain for the inputs' real range)"
+            if self.domain is None
+            else self.domain.text()
+        )
+        lines = [
+            f"{self.source}: {self.inputs} inputs, {self.outputs} outputs; "
+            f"{self.loaded_units} units loaded, {self.canonical_units} canonical",
+            f"{self.probes:,} random inputs over {where}:",
+        ]
         width = max(len(c.compared) for c in self.comparisons)
         for c in self.comparisons:
-            decisions = "" if c.argmax_agreement is None else (
-                f"  argmax agrees {c.argmax_agreement:.2%}, argmin {c.argmin_agreement:.2%}")
+            decisions = (
+                ""
+                if c.argmax_agreement is None
+                else (f"  argmax agrees {c.argmax_agreement:.2%}, argmin {c.argmin_agreement:.2%}")
+            )
             lines.append(f"  {c.compared.ljust(width)}  error {c.error:.1e}{decisions}")
         lines += [f"  {line}" for line in self.canonical_log if line.startswith("tighten")]
         return "\n".join(lines)
 
 
-def check_file(path: str | Path, config: Config | None = None, n_probes: int = PROBES
-               ) -> CheckReport:
+def check_file(
+    path: str | Path, config: Config | None = None, n_probes: int = PROBES
+) -> CheckReport:
     """Load ``path``, canonicalize it as indexing would, and compare the three functions."""
     path = Path(path)
     loaded = load_path(path)
@@ -90,25 +106,38 @@ def check_file(path: str | Path, config: Config | None = None, n_probes: int = P
     with np.errstate(over="ignore", invalid="ignore"):
         graph_out = loaded.graph.evaluate(x)
         canonical_out = canon.graph.evaluate(x)
-        comparisons = [_compare(f"loaded graph vs {label}", expected, actual)
-                       for label, expected, actual in _against_reference(path, loaded, x,
-                                                                         graph_out)]
+        comparisons = [
+            _compare(f"loaded graph vs {label}", expected, actual)
+            for label, expected, actual in _against_reference(path, loaded, x, graph_out)
+        ]
     comparisons.append(_compare("canonical graph vs loaded graph", graph_out, canonical_out))
-    return CheckReport(loaded.source, len(loaded.graph.inputs), len(loaded.graph.outputs),
-                       len(loaded.graph.hidden), len(canon.graph.hidden), config.domain, len(x),
-                       tuple(comparisons), tuple(str(s) for s in canon.steps))
+    return CheckReport(
+        loaded.source,
+        len(loaded.graph.inputs),
+        len(loaded.graph.outputs),
+        len(loaded.graph.hidden),
+        len(canon.graph.hidden),
+        config.domain,
+        len(x),
+        tuple(comparisons),
+        tuple(str(s) for s in canon.steps),
+    )
 
 
 def _compare(compared: str, expected: np.ndarray, actual: np.ndarray) -> Comparison:
     if expected.shape[1] < 2:
         return Comparison(compared, output_error(expected, actual), None, None)
-    return Comparison(compared, output_error(expected, actual),
-                      float(np.mean(expected.argmax(1) == actual.argmax(1))),
-                      float(np.mean(expected.argmin(1) == actual.argmin(1))))
+    return Comparison(
+        compared,
+        output_error(expected, actual),
+        float(np.mean(expected.argmax(1) == actual.argmax(1))),
+        float(np.mean(expected.argmin(1) == actual.argmin(1))),
+    )
 
 
-def _against_reference(path: Path, loaded: LoadedModel, x: np.ndarray, graph_out: np.ndarray
-                       ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def _against_reference(
+    path: Path, loaded: LoadedModel, x: np.ndarray, graph_out: np.ndarray
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """The file's own outputs beside the loaded graph's, where its format defines them apart
     from circuitql; none for a weights file, whose config is its architecture."""
     suffix = path.suffix.lower()
@@ -128,8 +157,13 @@ def _against_reference(path: Path, loaded: LoadedModel, x: np.ndarray, graph_out
     # both as log-probabilities, which fix the scores up to a constant per input.
     if final == "softmax":
         reference = np.log(np.maximum(reference, 1e-300))
-    return [("ONNX reference evaluator (log-probabilities)", _log_softmax(reference),
-             _log_softmax(graph_out))]
+    return [
+        (
+            "ONNX reference evaluator (log-probabilities)",
+            _log_softmax(reference),
+            _log_softmax(graph_out),
+        )
+    ]
 
 
 def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray | None:
@@ -154,7 +188,7 @@ def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray | None:
         else:
             dims[0].dim_param = "N"  # every probe in one run
         width = int(np.prod(features))
-        blocks[graph_input.name] = (x[:, first:first + width], features)
+        blocks[graph_input.name] = (x[:, first : first + width], features)
         first += width
     evaluator = ReferenceEvaluator(model)
     parts = []
@@ -162,12 +196,15 @@ def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray | None:
         rows = min(batch, len(x) - start)
         feeds = {}
         for name, (block, features) in blocks.items():
-            chunk = block[start:start + rows]
+            chunk = block[start : start + rows]
             chunk = np.concatenate([chunk, np.zeros((batch - rows, chunk.shape[1]))])
             feeds[name] = chunk.reshape(batch, *features).astype(np.float32)
         outputs = evaluator.run(None, feeds)
-        parts.append(np.concatenate([np.asarray(o, dtype=np.float64).reshape(batch, -1)[:rows]
-                                     for o in outputs], axis=1))
+        parts.append(
+            np.concatenate(
+                [np.asarray(o, dtype=np.float64).reshape(batch, -1)[:rows] for o in outputs], axis=1
+            )
+        )
     return np.concatenate(parts)
 
 

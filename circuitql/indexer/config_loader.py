@@ -85,8 +85,11 @@ class ModelConfig:
 
 def find_sidecar(weights: Path) -> Path | None:
     stem = model_stem(weights)
-    for candidate in (weights.with_name(f"{stem}.json"), weights.with_name(f"{stem}.config.json"),
-                      weights.with_name("config.json")):
+    for candidate in (
+        weights.with_name(f"{stem}.json"),
+        weights.with_name(f"{stem}.config.json"),
+        weights.with_name("config.json"),
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -116,10 +119,18 @@ def suggested_config(tensors: Mapping[str, np.ndarray]) -> dict[str, Any]:
             entry["weight"] = name
         if flip:
             entry["transpose"] = True
-        following = names[names.index(name) + 1:names.index(name) + 2]
-        bias = next((b for b in (f"{layer}.bias", *following)
-                     if b in tensors and b not in used and tensors[b].ndim == 1
-                     and tensors[b].shape[0] == out), None)
+        following = names[names.index(name) + 1 : names.index(name) + 2]
+        bias = next(
+            (
+                b
+                for b in (f"{layer}.bias", *following)
+                if b in tensors
+                and b not in used
+                and tensors[b].ndim == 1
+                and tensors[b].shape[0] == out
+            ),
+            None,
+        )
         if bias is not None:
             used.add(bias)
             if bias != f"{layer}.bias":
@@ -160,10 +171,12 @@ def _missing_config(weights: Path, tensors: Mapping[str, np.ndarray]) -> ModelLo
     more = "" if len(tensors) <= 12 else f" and {len(tensors) - 12} more"
     return ModelLoadError(
         f"a weights-only file needs a JSON config naming its layers and activations; its "
-        f"tensors are {shapes}{more}", where=str(weights),
+        f"tensors are {shapes}{more}",
+        where=str(weights),
         fix=f"write {model_stem(weights)}.json beside it; for a chain of these layers with "
         f"ReLU between them: {json.dumps(suggested_config(tensors))} (check the order and "
-        f"the activations{_unread(tensors)}; see docs/model-config.md)")
+        f"the activations{_unread(tensors)}; see docs/model-config.md)",
+    )
 
 
 def _unread(tensors: Mapping[str, np.ndarray]) -> str:
@@ -172,9 +185,11 @@ def _unread(tensors: Mapping[str, np.ndarray]) -> str:
     others = [f"{n} {tuple(t.shape)}" for n, t in tensors.items() if t.ndim not in (1, 2)]
     if not others:
         return ""
-    return (f"; {', '.join(others[:4])}{' ...' if len(others) > 4 else ''} are not matrices "
-            "(convolution kernels?): circuitql reads dense layers, so export the network to "
-            "ONNX if it has others")
+    return (
+        f"; {', '.join(others[:4])}{' ...' if len(others) > 4 else ''} are not matrices "
+        "(convolution kernels?): circuitql reads dense layers, so export the network to "
+        "ONNX if it has others"
+    )
 
 
 def parse_config(path: Path) -> ModelConfig:
@@ -182,13 +197,17 @@ def parse_config(path: Path) -> ModelConfig:
         raw = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         # ValueError: malformed JSON, and integers too long to convert
-        raise ModelLoadError(f"cannot read the config: {str(exc)[:200]}", where=str(path),
-                             fix="make it valid JSON (see docs/model-config.md)") from None
+        raise ModelLoadError(
+            f"cannot read the config: {str(exc)[:200]}",
+            where=str(path),
+            fix="make it valid JSON (see docs/model-config.md)",
+        ) from None
     try:
         return _model_config(raw)
     except _ConfigProblem as problem:
-        raise ModelLoadError(str(problem), where=str(path),
-                             fix="see docs/model-config.md for the format") from None
+        raise ModelLoadError(
+            str(problem), where=str(path), fix="see docs/model-config.md for the format"
+        ) from None
 
 
 class _ConfigProblem(ValueError):
@@ -199,12 +218,12 @@ def _model_config(raw: Any) -> ModelConfig:
     if not isinstance(raw, dict):
         raise _ConfigProblem("the config must be a JSON object")
     if raw.get("format", CONFIG_FORMAT) != CONFIG_FORMAT:
-        raise _ConfigProblem(f"unknown format {_short(raw.get('format'))}, expected "
-                             f"{CONFIG_FORMAT!r}")
+        raise _ConfigProblem(
+            f"unknown format {_short(raw.get('format'))}, expected {CONFIG_FORMAT!r}"
+        )
     n_inputs = raw.get("inputs")
     if not isinstance(n_inputs, int) or isinstance(n_inputs, bool) or n_inputs < 1:
-        raise _ConfigProblem("'inputs' must be the number of network inputs (a positive "
-                             "integer)")
+        raise _ConfigProblem("'inputs' must be the number of network inputs (a positive integer)")
     entries = raw.get("layers")
     if not isinstance(entries, list) or not entries:
         raise _ConfigProblem("'layers' must be a non-empty list")
@@ -228,18 +247,22 @@ def _model_config(raw: Any) -> ModelConfig:
 
 def _layer(entry: Any, known: list[str]) -> LayerSpec:
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-        raise _ConfigProblem("every layer needs a 'name' (the prefix of its weight and bias "
-                             f"tensors); found {_short(entry)}")
+        raise _ConfigProblem(
+            "every layer needs a 'name' (the prefix of its weight and bias "
+            f"tensors); found {_short(entry)}"
+        )
     name = entry["name"]
     act_name = entry.get("activation", "identity")
     if not isinstance(act_name, str) or act_name.lower() not in ACTIVATION_NAMES:
-        raise _ConfigProblem(f"layer {name!r} has unknown activation {_short(act_name)}: use "
-                             f"one of {', '.join(sorted(ACTIVATION_NAMES))}")
+        raise _ConfigProblem(
+            f"layer {name!r} has unknown activation {_short(act_name)}: use "
+            f"one of {', '.join(sorted(ACTIVATION_NAMES))}"
+        )
     slope = entry.get("negative_slope", 0.01)
-    if not isinstance(slope, int | float) or isinstance(slope, bool) or not math.isfinite(
-            slope):
-        raise _ConfigProblem(f"layer {name!r}: 'negative_slope' must be a number, not "
-                             f"{_short(slope)}")
+    if not isinstance(slope, int | float) or isinstance(slope, bool) or not math.isfinite(slope):
+        raise _ConfigProblem(
+            f"layer {name!r}: 'negative_slope' must be a number, not {_short(slope)}"
+        )
     transpose = entry.get("transpose")
     if transpose is not None and not isinstance(transpose, bool):
         raise _ConfigProblem(f"layer {name!r}: 'transpose' must be true or false")
@@ -253,11 +276,18 @@ def _layer(entry: Any, known: list[str]) -> LayerSpec:
         weight = TensorRef(weight.tensor, transpose, weight.rows, weight.columns)
     bias = _tensor_ref(entry.get("bias", f"{name}.bias"), f"layer {name!r}: 'bias'")
     return LayerSpec(
-        name, ACTIVATION_NAMES[act_name.lower()],
-        _names(entry.get("input", known[-1]), f"layer {name!r}: 'input'", known,
-               "an earlier layer"),
+        name,
+        ACTIVATION_NAMES[act_name.lower()],
+        _names(
+            entry.get("input", known[-1]), f"layer {name!r}: 'input'", known, "an earlier layer"
+        ),
         _names(entry.get("add", []), f"layer {name!r}: 'add'", known, "an earlier layer"),
-        float(slope), weight, bias, bias_required="bias" in entry, keep=keep)
+        float(slope),
+        weight,
+        bias,
+        bias_required="bias" in entry,
+        keep=keep,
+    )
 
 
 def _names(value: Any, what: str, known: list[str], kind: str) -> tuple[str, ...]:
@@ -267,8 +297,10 @@ def _names(value: Any, what: str, known: list[str], kind: str) -> tuple[str, ...
         raise _ConfigProblem(f"{what} must be a name or a list of names, not {_short(value)}")
     for ref in names:
         if ref not in known:
-            raise _ConfigProblem(f"{what} names {ref!r}, which is not {kind}; list layers in "
-                                 f"order (names so far: {', '.join(known)})")
+            raise _ConfigProblem(
+                f"{what} names {ref!r}, which is not {kind}; list layers in "
+                f"order (names so far: {', '.join(known)})"
+            )
     return tuple(names)
 
 
@@ -281,22 +313,32 @@ def _tensor_ref(value: Any, what: str) -> TensorRef | None:
         transpose = value.get("transpose")
         if transpose is not None and not isinstance(transpose, bool):
             raise _ConfigProblem(f"{what}: 'transpose' must be true or false")
-        return TensorRef(value["tensor"], transpose, _range(value.get("rows"), what),
-                         _range(value.get("columns"), what))
-    raise _ConfigProblem(f"{what} must be a tensor name, or {{\"tensor\": name, "
-                         f"\"transpose\": ..., \"rows\": [start, stop], \"columns\": "
-                         f"[start, stop]}}, not {_short(value)}")
+        return TensorRef(
+            value["tensor"],
+            transpose,
+            _range(value.get("rows"), what),
+            _range(value.get("columns"), what),
+        )
+    raise _ConfigProblem(
+        f'{what} must be a tensor name, or {{"tensor": name, '
+        f'"transpose": ..., "rows": [start, stop], "columns": '
+        f"[start, stop]}}, not {_short(value)}"
+    )
 
 
 def _range(value: Any, what: str) -> tuple[int, int] | None:
     if value is None:
         return None
-    if (isinstance(value, list) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-            and 0 <= value[0] < value[1]):
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and 0 <= value[0] < value[1]
+    ):
         return value[0], value[1]
-    raise _ConfigProblem(f"{what}: a range is [start, stop] with 0 <= start < stop, not "
-                         f"{_short(value)}")
+    raise _ConfigProblem(
+        f"{what}: a range is [start, stop] with 0 <= start < stop, not {_short(value)}"
+    )
 
 
 def _short(value: Any) -> str:
@@ -316,8 +358,7 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
     except ModelLoadError:
         raise
     except FileNotFoundError as exc:
-        raise ModelLoadError("file not found", where=str(path),
-                             fix="check the path") from exc
+        raise ModelLoadError("file not found", where=str(path), fix="check the path") from exc
     except Exception as exc:  # safetensors and torch raise many types for corrupt files
         raise ModelLoadError(
             f"cannot read the weights ({type(exc).__name__}: {exc})".rstrip(),
@@ -332,8 +373,11 @@ def is_safetensors(path: Path) -> bool:
     object), whatever its extension: such files are published as .pt and .bin too."""
     with path.open("rb") as file:
         head = file.read(9)
-    return (len(head) == 9 and head[8:9] == b"{"
-            and int.from_bytes(head[:8], "little") < path.stat().st_size)
+    return (
+        len(head) == 9
+        and head[8:9] == b"{"
+        and int.from_bytes(head[:8], "little") < path.stat().st_size
+    )
 
 
 # Where training scripts keep the weights inside a checkpoint, most common first.
@@ -347,8 +391,11 @@ def state_dict_of(checkpoint: Mapping[str, Any], where: str) -> Mapping[str, Any
     import torch
 
     def tensors_only(value: Any) -> bool:
-        return (isinstance(value, Mapping) and bool(value)
-                and all(isinstance(v, torch.Tensor) for v in value.values()))
+        return (
+            isinstance(value, Mapping)
+            and bool(value)
+            and all(isinstance(v, torch.Tensor) for v in value.values())
+        )
 
     if tensors_only(checkpoint):
         return checkpoint
@@ -359,13 +406,17 @@ def state_dict_of(checkpoint: Mapping[str, Any], where: str) -> Mapping[str, Any
     if found:
         raise ModelLoadError(
             f"the checkpoint holds {len(found)} state dicts ({', '.join(map(repr, found))}) "
-            "and none is under a usual name", where=where,
-            fix=f"re-save the one to index: torch.save(checkpoint[{found[0]!r}], path)")
+            "and none is under a usual name",
+            where=where,
+            fix=f"re-save the one to index: torch.save(checkpoint[{found[0]!r}], path)",
+        )
     keys = ", ".join(repr(k) for k in list(checkpoint)[:8])
     raise ModelLoadError(
         f"expected a state_dict (a mapping of names to tensors), or a checkpoint holding one; "
-        f"found the keys {keys or '(none)'}", where=where,
-        fix="save it with torch.save(model.state_dict(), path)")
+        f"found the keys {keys or '(none)'}",
+        where=where,
+        fix="save it with torch.save(model.state_dict(), path)",
+    )
 
 
 # safetensors dtypes numpy has no type for: read through torch, which has them.
@@ -379,8 +430,10 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="np") as file:
-        declared = {name: (file.get_slice(name).get_dtype(), file.get_slice(name).get_shape())
-                    for name in file.keys()}  # noqa: SIM118 (a safe_open is no mapping)
+        declared = {
+            name: (file.get_slice(name).get_dtype(), file.get_slice(name).get_shape())
+            for name in file.keys()  # noqa: SIM118 (a safe_open is no mapping)
+        }
     for name, (dtype, shape) in declared.items():
         check_tensor_size(name, math.prod(shape), str(path))
         _check_real(name, dtype.startswith("C"), str(path))
@@ -396,9 +449,12 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 def _check_real(name: str, complex_: bool, where: str) -> None:
     if complex_:
-        raise ModelLoadError(f"tensor {name!r} holds complex numbers; a network's weights are "
-                             "real, and dropping the imaginary part would change it",
-                             where=where, fix="save the real weights (tensor.real)")
+        raise ModelLoadError(
+            f"tensor {name!r} holds complex numbers; a network's weights are "
+            "real, and dropping the imaginary part would change it",
+            where=where,
+            fix="save the real weights (tensor.real)",
+        )
 
 
 def _read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
@@ -424,9 +480,10 @@ def _read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
         ) from exc
     if not isinstance(obj, Mapping):
         raise ModelLoadError(
-            f"expected a state_dict (a mapping of names to tensors), found a "
-            f"{type(obj).__name__}", where=str(path),
-            fix="save it with torch.save(model.state_dict(), path)")
+            f"expected a state_dict (a mapping of names to tensors), found a {type(obj).__name__}",
+            where=str(path),
+            fix="save it with torch.save(model.state_dict(), path)",
+        )
     weights = state_dict_of(obj, str(path))
     for name, tensor in weights.items():
         check_tensor_size(str(name), tensor.numel(), str(path))
@@ -446,12 +503,15 @@ def _check_unpacked_size(path: Path) -> None:
     if unpacked > MAX_MODEL_VALUES * 8:
         raise ModelLoadError(
             f"the file unpacks to {unpacked:,} bytes, more than the {MAX_MODEL_VALUES * 8:,} "
-            "of the largest model circuitql reads", where=str(path),
-            fix="index a smaller network, or the part of it a circuit lives in")
+            "of the largest model circuitql reads",
+            where=str(path),
+            fix="index a smaller network, or the part of it a circuit lives in",
+        )
 
 
-def load_weights_file(path: Path, config_path: Path | None = None
-                      ) -> tuple[NeuronGraph, ModelConfig, dict[str, Any]]:
+def load_weights_file(
+    path: Path, config_path: Path | None = None
+) -> tuple[NeuronGraph, ModelConfig, dict[str, Any]]:
     """The graph, its config, and notes on how its tensors were read."""
     tensors = read_weights(path)
     config_path = config_path or find_sidecar(path)
@@ -460,18 +520,23 @@ def load_weights_file(path: Path, config_path: Path | None = None
     config = parse_config(config_path)
     for name, array in tensors.items():
         if not np.all(np.isfinite(array)):
-            raise ModelLoadError(f"tensor {name!r} contains NaN or Inf", where=str(path),
-                                 fix="the weights are corrupt or diverged: retrain or re-export")
+            raise ModelLoadError(
+                f"tensor {name!r} contains NaN or Inf",
+                where=str(path),
+                fix="the weights are corrupt or diverged: retrain or re-export",
+            )
     try:
         graph, notes = build_graph(config, tensors, str(path))
     except ShapeError as exc:
-        raise ModelLoadError(str(exc), where=str(path),
-                             fix="make the config's layers match the tensors' shapes") from exc
+        raise ModelLoadError(
+            str(exc), where=str(path), fix="make the config's layers match the tensors' shapes"
+        ) from exc
     return graph, config, notes
 
 
-def build_graph(config: ModelConfig, tensors: Mapping[str, np.ndarray], where: str
-                ) -> tuple[NeuronGraph, dict[str, Any]]:
+def build_graph(
+    config: ModelConfig, tensors: Mapping[str, np.ndarray], where: str
+) -> tuple[NeuronGraph, dict[str, Any]]:
     """The graph, and notes on how its tensors were read (weights found transposed)."""
     builder = GraphBuilder()
     values: dict[str, AffineVec] = {NETWORK_INPUT: builder.inputs(config.n_inputs)}
@@ -485,23 +550,31 @@ def build_graph(config: ModelConfig, tensors: Mapping[str, np.ndarray], where: s
         pre = builder.linear(x, weight, bias, layer.name)
         for ref in layer.adds:
             pre = pre + values[ref]
-        values[layer.name] = builder.activate(pre, layer.activation, layer.name, layer.alpha,
-                                              keep=layer.keep)
+        values[layer.name] = builder.activate(
+            pre, layer.activation, layer.name, layer.alpha, keep=layer.keep
+        )
     graph = builder.finish(AffineVec.concat([values[name] for name in config.outputs]))
     return graph, ({"loaded": {"transposed": transposed}} if transposed else {})
 
 
-def _weight(layer: LayerSpec, tensors: Mapping[str, np.ndarray], width: int, where: str,
-            transposed: list[str]) -> np.ndarray:
+def _weight(
+    layer: LayerSpec,
+    tensors: Mapping[str, np.ndarray],
+    width: int,
+    where: str,
+    transposed: list[str],
+) -> np.ndarray:
     """The layer's weight as (out, in). Stored (in, out), as JAX and some papers keep it,
     it is read transposed when the config says so, or when only that fits the layer's
     input; a square one is read as stored unless the config says otherwise."""
     ref = layer.weight
     matrix = _read(ref, tensors, where, f"layer {layer.name!r}")
     if matrix.ndim != 2:
-        raise ModelLoadError(f"layer {layer.name!r}: tensor {ref.tensor!r} has shape "
-                             f"{matrix.shape}, not a matrix", where=where,
-                             fix="name the layer's 2-D weight tensor in the config")
+        raise ModelLoadError(
+            f"layer {layer.name!r}: tensor {ref.tensor!r} has shape {matrix.shape}, not a matrix",
+            where=where,
+            fix="name the layer's 2-D weight tensor in the config",
+        )
     fits_transposed = matrix.shape[0] == width and matrix.shape[1] != width
     if ref.transpose or (ref.transpose is None and fits_transposed):
         transposed.append(ref.tensor)
@@ -509,20 +582,24 @@ def _weight(layer: LayerSpec, tensors: Mapping[str, np.ndarray], width: int, whe
     return matrix
 
 
-def _read(ref: TensorRef, tensors: Mapping[str, np.ndarray], where: str, what: str
-          ) -> np.ndarray:
+def _read(ref: TensorRef, tensors: Mapping[str, np.ndarray], where: str, what: str) -> np.ndarray:
     if ref.tensor not in tensors:
         names = ", ".join(sorted(tensors)[:20])
-        raise ModelLoadError(f"{what} reads tensor {ref.tensor!r}, which the file does not "
-                             "hold", where=where,
-                             fix=f"name one of the file's tensors ({names}) in the config")
+        raise ModelLoadError(
+            f"{what} reads tensor {ref.tensor!r}, which the file does not hold",
+            where=where,
+            fix=f"name one of the file's tensors ({names}) in the config",
+        )
     array = tensors[ref.tensor]
     for axis, span in ((0, ref.rows), (1, ref.columns)):
         if span is None:
             continue
         if array.ndim <= axis or span[1] > array.shape[axis]:
-            raise ModelLoadError(f"{what}: {['rows', 'columns'][axis]} {list(span)} of tensor "
-                                 f"{ref.tensor!r} of shape {array.shape} do not exist",
-                                 where=where, fix="give a range inside the tensor")
-        array = array[span[0]:span[1]] if axis == 0 else array[:, span[0]:span[1]]
+            raise ModelLoadError(
+                f"{what}: {['rows', 'columns'][axis]} {list(span)} of tensor "
+                f"{ref.tensor!r} of shape {array.shape} do not exist",
+                where=where,
+                fix="give a range inside the tensor",
+            )
+        array = array[span[0] : span[1]] if axis == 0 else array[:, span[0] : span[1]]
     return array

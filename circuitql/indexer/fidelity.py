@@ -37,8 +37,11 @@ def probes(graph: NeuronGraph, config: Config, n: int = PROBES) -> np.ndarray:
     rng = np.random.default_rng(SEED)
     rows = [rng.uniform(lo, hi, size=(n, len(lo)))]
     if len(lo) <= MAX_CORNER_INPUTS:
-        rows.append(np.array(list(itertools.product(*zip(lo, hi, strict=True))), dtype=float)
-                    .reshape(-1, len(lo)))
+        rows.append(
+            np.array(list(itertools.product(*zip(lo, hi, strict=True))), dtype=float).reshape(
+                -1, len(lo)
+            )
+        )
     return np.concatenate(rows)
 
 
@@ -58,8 +61,9 @@ def canonical_error(original: NeuronGraph, canonical: NeuronGraph, config: Confi
         return output_error(original.evaluate(x), canonical.evaluate(x))
 
 
-def faithful_canonical(graph: NeuronGraph, config: Config, where: str = ""
-                       ) -> tuple[Canonical, float]:
+def faithful_canonical(
+    graph: NeuronGraph, config: Config, where: str = ""
+) -> tuple[Canonical, float]:
     """The canonical form of ``graph`` within ``config.max_error`` of it, and its error.
 
     Each time the error is over the bound, pruning is tightened tenfold and the form is
@@ -83,11 +87,19 @@ def faithful_canonical(graph: NeuronGraph, config: Config, where: str = ""
             raise ModelLoadError(
                 f"the canonical network differs from the loaded one by {error:.3g} (relative "
                 f"to its largest output) even without pruning, over the bound "
-                f"{config.max_error:g}", where=where,
+                f"{config.max_error:g}",
+                where=where,
                 fix="check the weights for values that overflow (|w| near 1e300), or index "
-                "it with a looser bound (--max-canonical-error)")
+                "it with a looser bound (--max-canonical-error)",
+            )
         tighter = config.prune_tol / TIGHTEN
         tighter = 0.0 if tighter < MIN_PRUNE_TOL else tighter
-        tightened.append(Step("tighten", "prune_tol", f"{config.prune_tol:g} -> {tighter:g}: "
-                              f"canonical error {error:.3g} over {config.max_error:g}"))
+        tightened.append(
+            Step(
+                "tighten",
+                "prune_tol",
+                f"{config.prune_tol:g} -> {tighter:g}: "
+                f"canonical error {error:.3g} over {config.max_error:g}",
+            )
+        )
         config = replace(config, prune_tol=tighter)

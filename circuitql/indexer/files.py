@@ -34,9 +34,7 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and _is_model_file(p))
-            )
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and _is_model_file(p)))
         else:
             found.append(path)
     return found

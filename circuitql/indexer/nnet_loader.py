@@ -37,8 +37,10 @@ from circuitql.graph import Activation, NeuronGraph
 from circuitql.indexer.affine import GraphBuilder
 
 MAX_WEIGHTS = 50_000_000  # more than any MLP in a verification benchmark, by far
-_FIX = ("check that the file is a complete .nnet file (header, sizes, min, max, means, "
-        "ranges, then every layer's weight rows and bias rows)")
+_FIX = (
+    "check that the file is a complete .nnet file (header, sizes, min, max, means, "
+    "ranges, then every layer's weight rows and bias rows)"
+)
 
 
 @dataclass(frozen=True)
@@ -67,16 +69,19 @@ def read_nnet(path: Path) -> NNet:
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"cannot read the file as .nnet text ({exc})", where=str(path),
-                             fix=_FIX) from exc
+        raise ModelLoadError(
+            f"cannot read the file as .nnet text ({exc})", where=str(path), fix=_FIX
+        ) from exc
     rows = _Rows(text, str(path))
     n_layers, n_inputs, n_outputs, _largest = (int(v) for v in rows.ints(4))
     if not 1 <= n_layers <= 10_000:
         raise rows.error(f"the header declares {n_layers} layers")
     sizes = rows.ints(n_layers + 1)
     if sizes[0] != n_inputs or sizes[-1] != n_outputs or min(sizes) < 1:
-        raise rows.error(f"the layer sizes {sizes} do not start with the {n_inputs} inputs and "
-                         f"end with the {n_outputs} outputs")
+        raise rows.error(
+            f"the layer sizes {sizes} do not start with the {n_inputs} inputs and "
+            f"end with the {n_outputs} outputs"
+        )
     if sum(a * b for a, b in itertools.pairwise(sizes)) > MAX_WEIGHTS:
         raise rows.error(f"the layer sizes {sizes} declare more than {MAX_WEIGHTS:,} weights")
     rows.floats(None)  # the unused "symmetric" flag
@@ -114,9 +119,15 @@ def load_nnet(path: Path) -> tuple[NeuronGraph, Domain, dict[str, Any]]:
         if i < len(layers):
             value = builder.activate(value, Activation.RELU, f"layer{i}")
     domain = Domain(tuple(zip(net.low.tolist(), net.high.tolist(), strict=True)))
-    meta = {"nnet": {"normalization": "folded into the first and last layers",
-                     "input_mean": mean[:-1].tolist(), "input_range": spread[:-1].tolist(),
-                     "output_mean": float(mean[-1]), "output_range": float(spread[-1])}}
+    meta = {
+        "nnet": {
+            "normalization": "folded into the first and last layers",
+            "input_mean": mean[:-1].tolist(),
+            "input_range": spread[:-1].tolist(),
+            "output_mean": float(mean[-1]),
+            "output_range": float(spread[-1]),
+        }
+    }
     return builder.finish(value), domain, meta
 
 
@@ -126,8 +137,10 @@ class _Rows:
     def __init__(self, text: str, where: str) -> None:
         self.where = where
         self.lines: Iterator[tuple[int, str]] = (
-            (number, line) for number, line in enumerate(text.splitlines(), start=1)
-            if line.strip() and not line.lstrip().startswith("//"))
+            (number, line)
+            for number, line in enumerate(text.splitlines(), start=1)
+            if line.strip() and not line.lstrip().startswith("//")
+        )
         self.line = 0
 
     def floats(self, count: int | None) -> np.ndarray:
@@ -138,8 +151,9 @@ class _Rows:
         except ValueError:
             raise self.error(f"line {self.line} holds something that is not a number") from None
         if not values.size:
-            raise self.error(f"the file ends after line {self.line}, before all the numbers "
-                             "its header declares")
+            raise self.error(
+                f"the file ends after line {self.line}, before all the numbers its header declares"
+            )
         if count is not None and len(values) != count:
             raise self.error(f"line {self.line} has {len(values)} numbers, expected {count}")
         if not np.isfinite(values).all():

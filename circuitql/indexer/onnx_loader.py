@@ -94,14 +94,16 @@ class _Converter:
             self.values[tensor.name] = self._finite(tensor.name, self._array(tensor))
         self._inputs()
         for index, proto in enumerate(self.graph.node):
-            node = _Node(proto, index, {a.name: onnx.helper.get_attribute_value(a)
-                                        for a in proto.attribute})
+            node = _Node(
+                proto, index, {a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute}
+            )
             self.values[proto.output[0]] = self._apply(node)
         if not self.graph.output:
             raise self._error("the graph has no outputs", "export the network with its outputs")
         outputs = [self._output(out.name) for out in self.graph.output]
         return self.builder.finish(AffineVec.concat(outputs)), (
-            {"onnx": self.notes} if self.notes else {})
+            {"onnx": self.notes} if self.notes else {}
+        )
 
     # --- the graph's ends ---------------------------------------------------------------
 
@@ -115,25 +117,35 @@ class _Converter:
         blocks = []
         for graph_input in inputs:
             name, tensor_type = graph_input.name, graph_input.type.tensor_type
-            dims = [d.dim_value if d.HasField("dim_value") else None
-                    for d in tensor_type.shape.dim]
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
             if len(dims) >= 2:
                 if dims[0] is not None and dims[0] > 1:
                     self.batches.add(dims[0])
                 dims[0] = 1  # the batch: a neuron graph reads one sample at a time
             known = [d for d in dims if d is not None]
-            if (not tensor_type.HasField("shape") or not dims or len(known) != len(dims)
-                    or math.prod(known) < 1):
+            if (
+                not tensor_type.HasField("shape")
+                or not dims
+                or len(known) != len(dims)
+                or math.prod(known) < 1
+            ):
                 raise self._error(
                     f"input {name!r} has shape {_shape_text(tensor_type)}: every dimension "
                     "but the batch must have a known size",
                     "export the network with fixed feature dimensions (only the first, the "
-                    "batch, may be symbolic)")
+                    "batch, may be symbolic)",
+                )
             shape = tuple(known)
             first = self.builder.n_inputs
             self.values[name] = Features(self.builder.inputs(math.prod(shape)), shape)
-            blocks.append({"name": name, "shape": list(shape[1:] if len(shape) > 1 else shape),
-                           "first": first, "count": math.prod(shape)})
+            blocks.append(
+                {
+                    "name": name,
+                    "shape": list(shape[1:] if len(shape) > 1 else shape),
+                    "first": first,
+                    "count": math.prod(shape),
+                }
+            )
         if len(blocks) > 1 or any(len(b["shape"]) > 1 for b in blocks):
             self.notes["inputs"] = blocks
 
@@ -141,11 +153,14 @@ class _Converter:
         self.final.discard(name)
         value = self.values.get(name)
         if value is None:
-            raise self._error(f"graph output {name!r} is produced by no node",
-                              "re-export the network")
+            raise self._error(
+                f"graph output {name!r} is produced by no node", "re-export the network"
+            )
         if isinstance(value, np.ndarray):
-            raise self._error(f"graph output {name!r} is a constant",
-                              "export only outputs that depend on the input")
+            raise self._error(
+                f"graph output {name!r} is a constant",
+                "export only outputs that depend on the input",
+            )
         return value.vec
 
     # --- nodes ----------------------------------------------------------------------------
@@ -159,13 +174,18 @@ class _Converter:
         try:
             return handler(self, node, args)
         except ValueError as exc:  # numpy or AffineVec shape mismatches: a malformed file
-            raise self._error(f"{node.label} cannot be applied to its operands: {exc}",
-                              "check that the file is a valid ONNX model (onnx.checker)") from exc
+            raise self._error(
+                f"{node.label} cannot be applied to its operands: {exc}",
+                "check that the file is a valid ONNX model (onnx.checker)",
+            ) from exc
 
     def _read(self, node: _Node, name: str) -> Value:
         if name in self.final:
-            raise self._unsupported(node, f"reads {name!r}, the output of a Softmax; circuitql "
-                                          "reads a Softmax only as the network's last step")
+            raise self._unsupported(
+                node,
+                f"reads {name!r}, the output of a Softmax; circuitql "
+                "reads a Softmax only as the network's last step",
+            )
         if name not in self.values:
             raise self._error(
                 f"{node.label} reads tensor {name!r}, which no initializer, input or earlier "
@@ -208,8 +228,12 @@ class _Converter:
     def _one_sample(self, target: np.ndarray | None) -> np.ndarray | None:
         """A Reshape's target for one sample: an exporter that saw a fixed batch (25) writes
         (25, -1); the graph reads one sample, so the leading 25 is the batch, 1."""
-        if target is None or target.ndim != 1 or len(target) < 2 or int(target[0]) not in (
-                self.batches):
+        if (
+            target is None
+            or target.ndim != 1
+            or len(target) < 2
+            or int(target[0]) not in (self.batches)
+        ):
             return target
         return np.concatenate([[1], target[1:]]).astype(target.dtype)
 
@@ -239,8 +263,11 @@ class _Converter:
             return _FOLD[op](a, b).astype(np.result_type(a, b))
         if isinstance(a, Features) and isinstance(b, Features):
             if op not in ("Add", "Sub"):
-                raise self._unsupported(node, f"applies {op} to two variable vectors, which "
-                                              "is not affine; only Add/Sub of vectors are")
+                raise self._unsupported(
+                    node,
+                    f"applies {op} to two variable vectors, which "
+                    "is not affine; only Add/Sub of vectors are",
+                )
             shape = self._vector_shape(node, np.broadcast_shapes(a.shape, b.shape))
             return Features(a.vec + b.vec if op == "Add" else a.vec - b.vec, shape)
         vector_first = isinstance(a, Features)
@@ -248,8 +275,9 @@ class _Converter:
         assert isinstance(x, Features) and isinstance(c, np.ndarray)
         shape = self._vector_shape(node, np.broadcast_shapes(x.shape, c.shape))
         if math.prod(shape) != len(x.vec):
-            raise self._unsupported(node, f"broadcasts a {len(x.vec)}-feature vector to "
-                                          f"shape {shape}")
+            raise self._unsupported(
+                node, f"broadcasts a {len(x.vec)}-feature vector to shape {shape}"
+            )
         const = np.broadcast_to(c, shape).reshape(-1).astype(np.float64)
         if op == "Div" and not vector_first:
             raise self._unsupported(node, "divides a constant by a variable, which is not affine")
@@ -271,8 +299,11 @@ class _Converter:
         if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
             return np.matmul(a, b)
         if isinstance(a, Features) and isinstance(b, Features):
-            raise self._unsupported(node, "multiplies two variable tensors; only a feature "
-                                          "vector times a constant matrix is linear")
+            raise self._unsupported(
+                node,
+                "multiplies two variable tensors; only a feature "
+                "vector times a constant matrix is linear",
+            )
         if isinstance(a, Features):
             assert isinstance(b, np.ndarray)
             a = self._flat(node, a)
@@ -282,8 +313,11 @@ class _Converter:
         else:
             assert isinstance(a, np.ndarray) and isinstance(b, Features)
             if len(b.shape) != 1:
-                raise self._unsupported(node, f"multiplies a constant by a vector of shape "
-                                              f"{b.shape}; only a 1-D vector can be on the right")
+                raise self._unsupported(
+                    node,
+                    f"multiplies a constant by a vector of shape "
+                    f"{b.shape}; only a 1-D vector can be on the right",
+                )
             matrix, weight_name = self._matrix(node, a), node.proto.input[0]
             weight = matrix[None, :] if matrix.ndim == 1 else matrix
             x, rank = b, _matmul_rank(a.ndim, 1)
@@ -296,8 +330,11 @@ class _Converter:
         alpha, beta = float(node.attrs.get("alpha", 1.0)), float(node.attrs.get("beta", 1.0))
         trans_a, trans_b = node.attrs.get("transA", 0), node.attrs.get("transB", 0)
         if not isinstance(b, np.ndarray):
-            raise self._unsupported(node, "has a variable second operand; only a feature "
-                                          "vector times a constant matrix is linear")
+            raise self._unsupported(
+                node,
+                "has a variable second operand; only a feature "
+                "vector times a constant matrix is linear",
+            )
         if b.ndim != 2:
             raise ValueError(f"Gemm needs a 2-D matrix, got shape {b.shape}")
         right = b.T if trans_b else b
@@ -305,14 +342,14 @@ class _Converter:
             product = alpha * ((a.T if trans_a else a) @ right)
             return product if c is None else product + beta * c
         if not isinstance(a, Features) or trans_a:
-            raise self._unsupported(node, "needs the feature vector as its first operand, "
-                                          "untransposed (transA=0)")
+            raise self._unsupported(
+                node, "needs the feature vector as its first operand, untransposed (transA=0)"
+            )
         a = self._flat(node, a)
         bias = None
         if isinstance(c, np.ndarray):
             bias = beta * np.broadcast_to(c, (1, right.shape[1])).reshape(-1)
-        vec = self.builder.linear(a.vec, alpha * right.T, bias,
-                                  node.module(node.proto.input[1]))
+        vec = self.builder.linear(a.vec, alpha * right.T, bias, node.module(node.proto.input[1]))
         if isinstance(c, Features):
             vec = vec + c.vec.affine_elementwise(np.asarray(beta), np.asarray(0.0))
         return Features(vec, (1, len(vec)))
@@ -320,8 +357,9 @@ class _Converter:
     def _activation(self, node: _Node, args: list[Value | None]) -> Value:
         activation = _ACTIVATIONS[node.proto.op_type]
         if node.attrs.get("approximate", b"none") != b"none":
-            raise self._unsupported(node, "uses the tanh approximation of GELU; only the exact "
-                                          "(erf) GELU is supported")
+            raise self._unsupported(
+                node, "uses the tanh approximation of GELU; only the exact (erf) GELU is supported"
+            )
         alpha = float(node.attrs.get("alpha", 0.01))
         x = _given(args[0])
         if isinstance(x, np.ndarray):
@@ -337,13 +375,18 @@ class _Converter:
             return np.concatenate(constants, axis=axis)
         vectors = [self._flat(node, p) for p in parts if isinstance(p, Features)]
         if constants:
-            raise self._unsupported(node, "joins a constant to the feature vector; only "
-                                          "feature vectors can be concatenated")
+            raise self._unsupported(
+                node,
+                "joins a constant to the feature vector; only feature vectors can be concatenated",
+            )
         shapes = [p.shape for p in vectors]
         rank = len(shapes[0])
         if any(len(s) != rank for s in shapes) or axis % max(rank, 1) != rank - 1:
-            raise self._unsupported(node, f"concatenates shapes {shapes} along axis {axis}; "
-                                          "only feature vectors along the feature axis join")
+            raise self._unsupported(
+                node,
+                f"concatenates shapes {shapes} along axis {axis}; "
+                "only feature vectors along the feature axis join",
+            )
         vec = AffineVec.concat([p.vec for p in vectors])
         return Features(vec, (*shapes[0][:-1], len(vec)))
 
@@ -380,8 +423,9 @@ class _Converter:
     def _select(self, node: _Node, x: Features, picked: np.ndarray) -> Features:
         """The features of ``x`` at positions ``picked`` (an array of flat indices in the
         shape the result has)."""
-        return Features(x.vec.select(picked.reshape(-1).tolist()),
-                        self._vector_shape(node, picked.shape))
+        return Features(
+            x.vec.select(picked.reshape(-1).tolist()), self._vector_shape(node, picked.shape)
+        )
 
     def _transpose(self, node: _Node, args: list[Value | None]) -> Value:
         x = _given(args[0])
@@ -421,8 +465,10 @@ class _Converter:
 
     def _constant_arg(self, node: _Node, value: Value | None) -> np.ndarray | None:
         if isinstance(value, Features):
-            raise self._unsupported(node, "takes its shape or axes from the variable; only "
-                                          "constant shapes are supported")
+            raise self._unsupported(
+                node,
+                "takes its shape or axes from the variable; only constant shapes are supported",
+            )
         return value
 
     def _matrix(self, node: _Node, weight: np.ndarray) -> np.ndarray:
@@ -436,16 +482,22 @@ class _Converter:
     def _vector_shape(self, node: _Node, shape: Sequence[int]) -> tuple[int, ...]:
         """A feature tensor's new shape, which must keep the batch of one in front."""
         if len(shape) > 1 and shape[0] != 1:
-            raise self._unsupported(node, f"turns the features into a tensor of shape "
-                                          f"{tuple(shape)}, which moves them into the batch")
+            raise self._unsupported(
+                node,
+                f"turns the features into a tensor of shape "
+                f"{tuple(shape)}, which moves them into the batch",
+            )
         return tuple(shape)
 
     def _flat(self, node: _Node, x: Features) -> Features:
         """``x``, which a matrix product or a join needs as a (batch, features) vector."""
         if not _is_vector(x.shape):
-            raise self._unsupported(node, f"reads features of shape {x.shape}; only a flat "
-                                          "(batch, features) vector can be multiplied or "
-                                          "joined: flatten it first")
+            raise self._unsupported(
+                node,
+                f"reads features of shape {x.shape}; only a flat "
+                "(batch, features) vector can be multiplied or "
+                "joined: flatten it first",
+            )
         return x
 
     def _array(self, tensor: onnx.TensorProto) -> np.ndarray:
@@ -454,14 +506,17 @@ class _Converter:
         try:
             return numpy_helper.to_array(tensor)
         except ValueError as exc:  # fewer values than the shape declares, an unknown type
-            raise self._error(f"tensor {tensor.name!r} of shape {list(tensor.dims)} cannot "
-                              f"be read: {exc}", "re-export the network; the file is "
-                              "truncated or was edited") from None
+            raise self._error(
+                f"tensor {tensor.name!r} of shape {list(tensor.dims)} cannot be read: {exc}",
+                "re-export the network; the file is truncated or was edited",
+            ) from None
 
     def _finite(self, name: str, array: np.ndarray) -> np.ndarray:
         if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
-            raise self._error(f"tensor {name!r} contains NaN or Inf values",
-                              "retrain or repair the network; its weights must be finite")
+            raise self._error(
+                f"tensor {name!r} contains NaN or Inf values",
+                "retrain or repair the network; its weights must be finite",
+            )
         return array
 
     def _unsupported(self, node: _Node, why: str) -> ModelLoadError:
@@ -501,8 +556,10 @@ def _matmul_rank(left: int, right: int) -> int:
 
 
 def _shape_text(tensor_type: onnx.TypeProto.Tensor) -> str:
-    dims = [str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
-            for d in tensor_type.shape.dim]
+    dims = [
+        str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in tensor_type.shape.dim
+    ]
     return f"[{', '.join(dims)}]" if tensor_type.HasField("shape") else "(unknown)"
 
 
@@ -512,35 +569,36 @@ def _axes(extra: list[np.ndarray | None], attrs: dict[str, Any]) -> tuple[int, .
     return None if axes is None else tuple(int(a) for a in np.asarray(axes).reshape(-1))
 
 
-def _flatten(data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]
-             ) -> np.ndarray:
+def _flatten(data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
     axis = int(attrs.get("axis", 1)) % (data.ndim + 1)
     return data.reshape(math.prod(data.shape[:axis]), math.prod(data.shape[axis:]))
 
 
-def _reshape_to(data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]
-                ) -> np.ndarray:
+def _reshape_to(
+    data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]
+) -> np.ndarray:
     target = [int(d) for d in np.asarray(extra[0] if extra else attrs["shape"]).reshape(-1)]
     if not attrs.get("allowzero", 0):
         target = [data.shape[i] if d == 0 else d for i, d in enumerate(target)]
     return data.reshape(target)
 
 
-def _squeeze(data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]
-             ) -> np.ndarray:
+def _squeeze(data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
     return np.squeeze(data, axis=_axes(extra, attrs))
 
 
-def _unsqueeze(data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]
-               ) -> np.ndarray:
+def _unsqueeze(
+    data: np.ndarray, extra: list[np.ndarray | None], attrs: dict[str, Any]
+) -> np.ndarray:
     axes = _axes(extra, attrs)
     if axes is None:
         raise ValueError("Unsqueeze needs axes")
     return np.expand_dims(data, axes)
 
 
-_RESHAPES: dict[str, Callable[[np.ndarray, list[np.ndarray | None], dict[str, Any]],
-                              np.ndarray]] = {
+_RESHAPES: dict[
+    str, Callable[[np.ndarray, list[np.ndarray | None], dict[str, Any]], np.ndarray]
+] = {
     "Flatten": _flatten,
     "Reshape": _reshape_to,
     "Squeeze": _squeeze,
@@ -548,7 +606,10 @@ _RESHAPES: dict[str, Callable[[np.ndarray, list[np.ndarray | None], dict[str, An
 }
 
 _FOLD: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": np.divide,
 }
 
 _ACTIVATIONS: dict[str, Activation] = {

@@ -70,8 +70,9 @@ def build_records(
     check_names(name, loaded)
     config = model_config(config or IndexConfig(), loaded)
     times = times or StageTimes()
-    canon, error = times.timed("canonicalize", lambda: faithful_canonical(
-        loaded.graph, config.canonical, loaded.source))
+    canon, error = times.timed(
+        "canonicalize", lambda: faithful_canonical(loaded.graph, config.canonical, loaded.source)
+    )
     return times.timed("sign", lambda: _records(loaded, name, canon, error, config))
 
 
@@ -85,8 +86,11 @@ def check_names(name: str, loaded: LoadedModel) -> None:
     """Refuse a model whose name, or a unit's id, holds a character that names cannot
     carry safely; a folder's other models are indexed as usual."""
     if not name.strip():
-        raise ModelLoadError("the model's name is empty", where=loaded.source,
-                             fix="give it a name (--name, or index(model, name=...))")
+        raise ModelLoadError(
+            "the model's name is empty",
+            where=loaded.source,
+            fix="give it a name (--name, or index(model, name=...))",
+        )
     bad = [(f"model name {name!r}", name)] if _UNPRINTABLE.search(name) else []
     bad += [(f"unit {u.id!r}", u.id) for u in loaded.graph.units if _UNPRINTABLE.search(u.id)]
     if bad:
@@ -95,8 +99,10 @@ def check_names(name: str, loaded: LoadedModel) -> None:
         assert char is not None
         raise ModelLoadError(
             f"the {what} holds {char.group()!r}, which a name cannot carry (a control "
-            "character, or a byte that is not UTF-8)", where=loaded.source,
-            fix="rename the file, layer or node: names may hold any printable character")
+            "character, or a byte that is not UTF-8)",
+            where=loaded.source,
+            fix="rename the file, layer or node: names may hold any printable character",
+        )
 
 
 def model_config(config: IndexConfig, loaded: LoadedModel) -> IndexConfig:
@@ -109,15 +115,18 @@ def model_config(config: IndexConfig, loaded: LoadedModel) -> IndexConfig:
     return replace(config, canonical=replace(config.canonical, domain=domain))
 
 
-def _records(loaded: LoadedModel, name: str, canon: Canonical, error: float,
-             config: IndexConfig) -> IndexedModel:
+def _records(
+    loaded: LoadedModel, name: str, canon: Canonical, error: float, config: IndexConfig
+) -> IndexedModel:
     graph = canon.graph
     sigs = signatures(graph, config.significance)
     layers = graph.layers
-    neurons = NeuronColumns.of([
-        NeuronRecord(u.id, layers[u.id], sigs[u.id], u.bias, canon.members[u.id], u.alpha)
-        for u in graph.units
-    ])
+    neurons = NeuronColumns.of(
+        [
+            NeuronRecord(u.id, layers[u.id], sigs[u.id], u.bias, canon.members[u.id], u.alpha)
+            for u in graph.units
+        ]
+    )
     arrays = graph.edge_arrays
     edges = EdgeColumns(neurons.uid, arrays.src, arrays.dst, arrays.weight)
     return IndexedModel(

@@ -54,8 +54,14 @@ def signatures(
     ends = np.cumsum(fan_in).tolist()
     result: dict[str, Signature] = {}
     for unit, pos, count, unit_top, o_pos, o_neg, end in zip(
-        graph.units, n_pos.tolist(), fan_in.tolist(), top.tolist(), out_pos.tolist(),
-        out_neg.tolist(), ends, strict=True,
+        graph.units,
+        n_pos.tolist(),
+        fan_in.tolist(),
+        top.tolist(),
+        out_pos.tolist(),
+        out_neg.tolist(),
+        ends,
+        strict=True,
     ):
         result[unit.id] = Signature(
             kind=unit.kind,
@@ -65,7 +71,7 @@ def signatures(
             bias_class=bias_class_for(unit.bias, unit_top, significance),
             out_pos=o_pos,
             out_neg=o_neg,
-            magnitudes=tuple(ratios[end - count:end]),
+            magnitudes=tuple(ratios[end - count : end]),
         )
     return result
 

@@ -32,7 +32,11 @@ ACTIVATION_MODULES: dict[type[nn.Module], Activation] = {
     nn.GELU: Activation.GELU,
 }
 NO_OP_MODULES: tuple[type[nn.Module], ...] = (
-    nn.Flatten, nn.Dropout, nn.Dropout1d, nn.AlphaDropout, nn.Identity,
+    nn.Flatten,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.AlphaDropout,
+    nn.Identity,
 )
 ACTIVATION_FUNCTIONS: dict[Any, Activation] = {
     torch.relu: Activation.RELU,
@@ -44,18 +48,23 @@ ACTIVATION_FUNCTIONS: dict[Any, Activation] = {
     F.tanh: Activation.TANH,
     F.gelu: Activation.GELU,
 }
-ACTIVATION_METHODS = {"relu": Activation.RELU, "sigmoid": Activation.SIGMOID,
-                      "tanh": Activation.TANH}
+ACTIVATION_METHODS = {
+    "relu": Activation.RELU,
+    "sigmoid": Activation.SIGMOID,
+    "tanh": Activation.TANH,
+}
 NO_OP_FUNCTIONS: tuple[Any, ...] = (torch.flatten, F.dropout, torch.squeeze)
 NO_OP_METHODS = {"flatten", "view", "reshape", "squeeze", "contiguous", "float", "double"}
 CAT_FUNCTIONS: tuple[Any, ...] = (torch.cat, torch.concat)
 # A softmax is read only as the network's last step: the graph keeps the scores it reads
 # (the same decisions), and the model's notes say which function the outputs go through.
-SOFTMAX_MODULES: dict[type[nn.Module], str] = {nn.Softmax: "softmax",
-                                               nn.LogSoftmax: "logsoftmax"}
-SOFTMAX_FUNCTIONS: dict[Any, str] = {F.softmax: "softmax", torch.softmax: "softmax",
-                                     F.log_softmax: "logsoftmax",
-                                     torch.log_softmax: "logsoftmax"}
+SOFTMAX_MODULES: dict[type[nn.Module], str] = {nn.Softmax: "softmax", nn.LogSoftmax: "logsoftmax"}
+SOFTMAX_FUNCTIONS: dict[Any, str] = {
+    F.softmax: "softmax",
+    torch.softmax: "softmax",
+    F.log_softmax: "logsoftmax",
+    torch.log_softmax: "logsoftmax",
+}
 SOFTMAX_METHODS = {"softmax": "softmax", "log_softmax": "logsoftmax"}
 
 SUPPORTED = (
@@ -66,8 +75,9 @@ SUPPORTED = (
 )
 
 
-def load_module(model: nn.Module, input_dim: int | None = None
-                ) -> tuple[NeuronGraph, dict[str, Any]]:
+def load_module(
+    model: nn.Module, input_dim: int | None = None
+) -> tuple[NeuronGraph, dict[str, Any]]:
     """Trace ``model`` and build its neuron graph, with notes on what was read that the graph
     does not show (``"torch"`` in the model's meta: a softmax at the end).
 
@@ -101,8 +111,9 @@ class _Tracer:
         for node in self.traced.graph.nodes:
             try:
                 if node.op == "output":
-                    returned = node.args[0] if isinstance(node.args[0], tuple | list) else (
-                        node.args[0],)
+                    returned = (
+                        node.args[0] if isinstance(node.args[0], tuple | list) else (node.args[0],)
+                    )
                     for arg in returned:
                         if isinstance(arg, torch.fx.Node) and arg.name in self.final:
                             self.notes["output_activation"] = self.final.pop(arg.name)
@@ -110,8 +121,9 @@ class _Tracer:
                 else:
                     self.values[node.name] = self._eval(node)
             except ShapeError as exc:
-                raise ModelLoadError(str(exc), where=self._where(node),
-                                     fix="check the layer sizes") from exc
+                raise ModelLoadError(
+                    str(exc), where=self._where(node), fix="check the layer sizes"
+                ) from exc
         if outputs is None:
             raise ModelLoadError("the module returns nothing", where="forward()")
         return self.builder.finish(outputs), ({"torch": self.notes} if self.notes else {})
@@ -152,7 +164,8 @@ class _Tracer:
         x = self._arg(node, 0)
         if isinstance(module, nn.Linear):
             return self.builder.linear(
-                self._vector(x, node), _constant(module.weight, f"{node.target}.weight"),
+                self._vector(x, node),
+                _constant(module.weight, f"{node.target}.weight"),
                 None if module.bias is None else _constant(module.bias, f"{node.target}.bias"),
                 str(node.target),
             )
@@ -169,18 +182,18 @@ class _Tracer:
             return self._softmax(node, SOFTMAX_MODULES[type(module)])
         raise self._unsupported(node, f"module {type(module).__name__}")
 
-    def _batch_norm(self, module: nn.BatchNorm1d, x: AffineVec, node: torch.fx.Node
-                    ) -> AffineVec:
+    def _batch_norm(self, module: nn.BatchNorm1d, x: AffineVec, node: torch.fx.Node) -> AffineVec:
         """Batch normalization as inference computes it, from the running statistics: an
         affine map per feature, folded into the layers around it."""
         if module.training or module.running_mean is None or module.running_var is None:
             raise ModelLoadError(
                 "a BatchNorm1d normalizes by the batch's own statistics (training mode, or "
                 "no running statistics), so a single input has no fixed function",
-                where=self._where(node), fix="call model.eval() before indexing it")
+                where=self._where(node),
+                fix="call model.eval() before indexing it",
+            )
         name = str(node.target)
-        factor = 1.0 / np.sqrt(_constant(module.running_var, f"{name}.running_var")
-                               + module.eps)
+        factor = 1.0 / np.sqrt(_constant(module.running_var, f"{name}.running_var") + module.eps)
         if module.weight is not None:
             factor = factor * _constant(module.weight, f"{name}.weight")
         shift = -_constant(module.running_mean, f"{name}.running_mean") * factor
@@ -193,8 +206,9 @@ class _Tracer:
         if fn in ACTIVATION_FUNCTIONS:
             alpha = 0.01
             if fn is F.leaky_relu:
-                slope: Any = node.kwargs.get("negative_slope",
-                                             node.args[1] if len(node.args) > 1 else 0.01)
+                slope: Any = node.kwargs.get(
+                    "negative_slope", node.args[1] if len(node.args) > 1 else 0.01
+                )
                 alpha = float(slope)
             return self.builder.activate(
                 self._vector(self._arg(node, 0), node), ACTIVATION_FUNCTIONS[fn], node.name, alpha
@@ -203,7 +217,8 @@ class _Tracer:
             weight = self._arg(node, 1)
             bias = node.kwargs.get("bias", node.args[2] if len(node.args) > 2 else None)
             return self.builder.linear(
-                self._vector(self._arg(node, 0), node), np.asarray(weight),
+                self._vector(self._arg(node, 0), node),
+                np.asarray(weight),
                 None if bias is None else np.asarray(self._resolve(bias)),
                 node.name,
             )
@@ -272,24 +287,27 @@ class _Tracer:
     def _resolve(self, arg: Any) -> Value:
         if isinstance(arg, torch.fx.Node):
             if arg.name in self.final:
-                raise ModelLoadError("a later step reads this softmax's output; circuitql "
-                                     "reads a softmax only as the network's last step",
-                                     where=f"forward() step {arg.name!r}",
-                                     fix="index the network without the softmax, or with it "
-                                     "as the last step")
+                raise ModelLoadError(
+                    "a later step reads this softmax's output; circuitql "
+                    "reads a softmax only as the network's last step",
+                    where=f"forward() step {arg.name!r}",
+                    fix="index the network without the softmax, or with it as the last step",
+                )
             return self.values[arg.name]
         if isinstance(arg, int | float):
             return float(arg)
-        raise ModelLoadError(f"unsupported argument {arg!r}", where="forward()",
-                             fix=f"circuitql reads {SUPPORTED}")
+        raise ModelLoadError(
+            f"unsupported argument {arg!r}", where="forward()", fix=f"circuitql reads {SUPPORTED}"
+        )
 
     def _arg(self, node: torch.fx.Node, i: int) -> Value:
         return self._resolve(node.args[i])
 
     def _vector(self, value: Any, node: torch.fx.Node) -> AffineVec:
         if not isinstance(value, AffineVec):
-            raise self._unsupported(node, "an operation on constants only where a layer input "
-                                    "was expected")
+            raise self._unsupported(
+                node, "an operation on constants only where a layer input was expected"
+            )
         return value
 
     def _as_vector(self, arg: Any, node: torch.fx.Node) -> AffineVec:
@@ -356,8 +374,11 @@ def _get_attr(root: nn.Module, target: str) -> Any:
 
 def _constant(value: Any, name: str) -> np.ndarray:
     """A parameter or buffer as float64, refusing NaN and Inf (they poison every comparison)."""
-    array = value.detach().cpu().double().numpy() if isinstance(value, torch.Tensor) else \
-        np.asarray(value, dtype=np.float64)
+    array = (
+        value.detach().cpu().double().numpy()
+        if isinstance(value, torch.Tensor)
+        else np.asarray(value, dtype=np.float64)
+    )
     if not np.all(np.isfinite(array)):
         raise ModelLoadError(
             f"tensor {name!r} contains NaN or Inf",

@@ -93,8 +93,9 @@ class Context:
         self.signs = signs
 
     def error(self, what: str, pos: ast.Pos | None, fix: str | None = None) -> Exception:
-        return CircuitDefinitionError(f"circuit {self.name}: {what}", source=self.source,
-                                      pos=pos, fix=fix)
+        return CircuitDefinitionError(
+            f"circuit {self.name}: {what}", source=self.source, pos=pos, fix=fix
+        )
 
     def sign(self, c: Coef) -> int | None:
         return c.sign(self.signs)
@@ -144,9 +145,12 @@ def topological(drafts: Sequence[Draft], ctx: Context) -> list[Draft]:
         if state.get(d.name) == 2:
             return
         if state.get(d.name) == 1:
-            loop = " -> ".join([*path[path.index(d.name):], d.name])
-            raise ctx.error(f"units form a cycle: {loop}", d.pos,
-                            "a circuit is a feed-forward graph; break the loop")
+            loop = " -> ".join([*path[path.index(d.name) :], d.name])
+            raise ctx.error(
+                f"units form a cycle: {loop}",
+                d.pos,
+                "a circuit is a feed-forward graph; break the loop",
+            )
         state[d.name] = 1
         for src, _ in d.sources:
             if src in by_name:
@@ -160,7 +164,10 @@ def topological(drafts: Sequence[Draft], ctx: Context) -> list[Draft]:
 
 
 def check_reach(
-    drafts: Sequence[Draft], inputs: Sequence[str], outputs: Sequence[str], ctx: Context,
+    drafts: Sequence[Draft],
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    ctx: Context,
     def_pos: ast.Pos | None,
 ) -> None:
     """Every unit feeds an output and every input is read: a pattern has no loose ends."""
@@ -175,13 +182,19 @@ def check_reach(
         stack.extend(src for src, _ in by_name[name].sources if src in by_name)
     for d in drafts:
         if d.name not in needed:
-            raise ctx.error(f"unit {d.name} does not feed any output", d.pos,
-                            "remove it, or use it in an output")
+            raise ctx.error(
+                f"unit {d.name} does not feed any output",
+                d.pos,
+                "remove it, or use it in an output",
+            )
     read = {src for d in drafts for src, _ in d.sources}
     for name in inputs:
         if name not in read:
-            raise ctx.error(f"input {name} is not read by any unit", def_pos,
-                            f"remove {name} from the inputs, or use it")
+            raise ctx.error(
+                f"input {name} is not read by any unit",
+                def_pos,
+                f"remove {name} from the inputs, or use it",
+            )
 
 
 def fold(drafts: Sequence[Draft], outputs: set[str], ctx: Context) -> list[Draft]:
@@ -215,8 +228,13 @@ def fold(drafts: Sequence[Draft], outputs: set[str], ctx: Context) -> list[Draft
     return kept
 
 
-def settle(drafts: Sequence[Draft], inputs: Sequence[str], outputs: set[str], ctx: Context,
-           touching: bool = False) -> list[Draft]:
+def settle(
+    drafts: Sequence[Draft],
+    inputs: Sequence[str],
+    outputs: set[str],
+    ctx: Context,
+    touching: bool = False,
+) -> list[Draft]:
     """Remove the units the canonical form removes from a network computing the pattern,
     and fold those it linearizes (``rectifier_fates``, the rule networks are normalized by):
     a ReLU whose pre-activation can never be positive is dead, one that can never reach its
@@ -229,12 +247,19 @@ def settle(drafts: Sequence[Draft], inputs: Sequence[str], outputs: set[str], ct
     while True:
         hidden = [d for d in kept if d.name not in outputs]
         lo, hi = _bounds(hidden + [d for d in kept if d.name in outputs], inputs, ctx)
-        dead, slope = rectifier_fates([d.activation for d in hidden], [0.01] * len(hidden),
-                                      np.array([lo[d.name] for d in hidden]),
-                                      np.array([hi[d.name] for d in hidden]), touching)
+        dead, slope = rectifier_fates(
+            [d.activation for d in hidden],
+            [0.01] * len(hidden),
+            np.array([lo[d.name] for d in hidden]),
+            np.array([hi[d.name] for d in hidden]),
+            touching,
+        )
         gone = {d.name for d, is_dead in zip(hidden, dead.tolist(), strict=True) if is_dead}
-        linear = {d.name for d, k in zip(hidden, slope.tolist(), strict=True)
-                  if not math.isnan(k) and d.name not in gone}
+        linear = {
+            d.name
+            for d, k in zip(hidden, slope.tolist(), strict=True)
+            if not math.isnan(k) and d.name not in gone
+        }
         if not gone and not linear:
             return kept
         settled = []
@@ -243,20 +268,28 @@ def settle(drafts: Sequence[Draft], inputs: Sequence[str], outputs: set[str], ct
                 continue
             sources = tuple((src, c) for src, c in d.sources if src not in gone)
             if not sources and not d.open:
-                raise ctx.error(f"unit {d.name} reads only units that can never fire", d.pos,
-                                "a network computing this circuit would be constant there")
-            settled.append(replace(d, sources=sources,
-                                   activation=None if d.name in linear else d.activation))
+                raise ctx.error(
+                    f"unit {d.name} reads only units that can never fire",
+                    d.pos,
+                    "a network computing this circuit would be constant there",
+                )
+            settled.append(
+                replace(d, sources=sources, activation=None if d.name in linear else d.activation)
+            )
         kept = fold(settled, outputs, ctx)
         read = {src for d in kept for src, _ in d.sources}
         for name in inputs:
             if name not in read:
-                raise ctx.error(f"input {name} is read only by units that can never fire",
-                                None, f"remove {name} from the inputs")
+                raise ctx.error(
+                    f"input {name} is read only by units that can never fire",
+                    None,
+                    f"remove {name} from the inputs",
+                )
 
 
-def _bounds(drafts: Sequence[Draft], inputs: Sequence[str], ctx: Context
-            ) -> tuple[dict[str, float], dict[str, float]]:
+def _bounds(
+    drafts: Sequence[Draft], inputs: Sequence[str], ctx: Context
+) -> tuple[dict[str, float], dict[str, float]]:
     """Bounds of every unit's pre-activation over unbounded inputs, in topological order.
 
     A coefficient of known sign but unknown size (``+any``, ``?c`` with ``c > 0``) spans a
@@ -313,8 +346,9 @@ def _canonical(
             sources.append((src, c))
         bias = d.bias
         kinds = {c.kind for _, c in sources}
-        rescaled = d.name in consumed and (d.activation is None or
-                                           d.activation.positively_homogeneous)
+        rescaled = d.name in consumed and (
+            d.activation is None or d.activation.positively_homogeneous
+        )
         if not rescaled:
             scale[d.name] = 1.0
         elif d.activation is None or d.open or kinds != {CoefKind.EXACT}:
@@ -375,7 +409,12 @@ def build(
                 out_signs[src][0 if sign > 0 else 1] += 1
     units = [
         PatternUnit(
-            i, Role.INPUT, None, (), ZERO, True,
+            i,
+            Role.INPUT,
+            None,
+            (),
+            ZERO,
+            True,
             UnitConstraint(None, None, None, out_pos=out_signs[i][0], out_neg=out_signs[i][1]),
         )
         for i in inputs

@@ -94,8 +94,9 @@ def builtin_library() -> Library:
         for entry in sorted(folder.iterdir(), key=lambda e: e.name)
         if entry.name.endswith(".cql")
     }
-    key = content_key(LIBRARY_FORMAT, parser_fingerprint(),
-                      *(part for item in texts.items() for part in item))
+    key = content_key(
+        LIBRARY_FORMAT, parser_fingerprint(), *(part for item in texts.items() for part in item)
+    )
 
     def use(kept: Any) -> list[ast.CircuitDef]:
         definitions = [from_json(item) for item in kept]
@@ -103,8 +104,7 @@ def builtin_library() -> Library:
             raise ValueError("the kept library holds something other than definitions")
         return definitions
 
-    return Library(cached("library", key, lambda: [to_json(d) for d in _definitions(texts)],
-                          use))
+    return Library(cached("library", key, lambda: [to_json(d) for d in _definitions(texts)], use))
 
 
 # Bump when what the library cache keeps changes shape.

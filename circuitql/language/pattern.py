@@ -109,9 +109,7 @@ class Poly:
         return sign
 
     def renamed(self, mapping: Mapping[str, str]) -> Poly:
-        return Poly._of(
-            {tuple(sorted(mapping.get(p, p) for p in m)): f for m, f in self.terms}
-        )
+        return Poly._of({tuple(sorted(mapping.get(p, p) for p in m)): f for m, f in self.terms})
 
     def text(self) -> str:
         if not self.terms:
@@ -263,8 +261,7 @@ class UnitConstraint:
         if self.fan_in is None:
             return rf"\(\+{_at_least(self.n_pos)}-{_at_least(self.n_neg)}\)"
         pairs = [
-            rf"\(\+{p}-{self.fan_in - p}\)"
-            for p in range(self.n_pos, self.fan_in - self.n_neg + 1)
+            rf"\(\+{p}-{self.fan_in - p}\)" for p in range(self.n_pos, self.fan_in - self.n_neg + 1)
         ]
         return "(?:" + "|".join(pairs) + ")" if pairs else "(?!)"
 
@@ -408,7 +405,10 @@ class Reference:
         return np.stack(cols, axis=1)
 
     def probes(
-        self, rng: np.random.Generator, n: int, params: Mapping[str, float] | None = None,
+        self,
+        rng: np.random.Generator,
+        n: int,
+        params: Mapping[str, float] | None = None,
         intervals: Mapping[str, tuple[float, float]] | None = None,
     ) -> np.ndarray:
         """``n`` random input rows drawn from the FOR ranges; an input no FOR clause mentions
@@ -422,8 +422,7 @@ class Reference:
         for name in self.inputs:
             options = ranges.get(name)
             if options is None:
-                cols.append(rng.uniform(*(intervals or {}).get(name, DEFAULT_INTERVAL),
-                                        size=n))
+                cols.append(rng.uniform(*(intervals or {}).get(name, DEFAULT_INTERVAL), size=n))
                 continue
             pick = rng.integers(len(options), size=n)
             col = np.empty(n)
@@ -439,8 +438,7 @@ class Reference:
 
         def domain(d: ast.Domain) -> ast.Domain:
             ranges = tuple(
-                ast.Range(r.kind, tuple(ev.rename(b, mapping) for b in r.bounds))
-                for r in d.ranges
+                ast.Range(r.kind, tuple(ev.rename(b, mapping) for b in r.bounds)) for r in d.ranges
             )
             return ast.Domain(tuple(name(n) for n in d.names), ranges)
 

@@ -99,9 +99,7 @@ def _compose(
     return Reference(inputs, outputs, equations, first.domains)
 
 
-def _concat(
-    seqs: Sequence[_Seq], node: Chain | Repeat, step: tuple[ast.Compare, ...] = ()
-) -> _Seq:
+def _concat(seqs: Sequence[_Seq], node: Chain | Repeat, step: tuple[ast.Compare, ...] = ()) -> _Seq:
     counts: Counter[str] = Counter()
     pieces: list[CircuitPattern] = []
     where: list[ast.Compare] = []
@@ -282,24 +280,29 @@ def size(p: Pattern, max_repeat: int | None, at_min: bool = False) -> Size:
         return Size(math.prod(q.patterns for q in parts), sum(q.pieces for q in parts))
     block = size(p.block, max_repeat, at_min)
     counts = _counts(p, max_repeat, at_min)
-    return Size(sum(block.patterns ** k for k in counts),
-                max(counts, default=0) * block.pieces)
+    return Size(sum(block.patterns**k for k in counts), max(counts, default=0) * block.pieces)
 
 
 def over_budget(p: Pattern, max_repeat: int | None, at_min: bool = False) -> str | None:
     """Why ``p`` unrolls to more than a query may run, or None."""
     found = size(p, max_repeat, at_min)
     if found.pieces > MAX_PIECES:
-        return (f"{p.name} chains {found.pieces:,} circuits in one pattern; a query may chain "
-                f"{MAX_PIECES}")
+        return (
+            f"{p.name} chains {found.pieces:,} circuits in one pattern; a query may chain "
+            f"{MAX_PIECES}"
+        )
     if found.patterns > MAX_FLAT_PATTERNS:
-        return (f"{p.name} stands for {found.patterns:,} flat patterns; a query may stand for "
-                f"{MAX_FLAT_PATTERNS:,}")
+        return (
+            f"{p.name} stands for {found.patterns:,} flat patterns; a query may stand for "
+            f"{MAX_FLAT_PATTERNS:,}"
+        )
     return None
 
 
-BUDGET_FIX = ("bound each repetition ({2,4} rather than {2,} or +) and keep alternatives "
-              "inside repetitions few; ask several smaller queries for the rest")
+BUDGET_FIX = (
+    "bound each repetition ({2,4} rather than {2,} or +) and keep alternatives "
+    "inside repetitions few; ask several smaller queries for the rest"
+)
 
 EXPANSIONS_KEPT = 64  # whole expansions remembered, most recent first out
 
@@ -336,6 +339,9 @@ def _flat_patterns(pattern: Pattern, max_repeat: int | None) -> Iterator[Circuit
         flat = _joined(pattern.name, s) if s.chained else _single(pattern.name, s)
         yield flat
         if flat.touches:
-            folded = (_joined(pattern.name, s, touching=True) if s.chained
-                      else _single(pattern.name, s, touching=True))
+            folded = (
+                _joined(pattern.name, s, touching=True)
+                if s.chained
+                else _single(pattern.name, s, touching=True)
+            )
             yield replace(folded, variant=f"{flat.variant}, folded".lstrip(", "))

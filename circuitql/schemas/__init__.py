@@ -42,8 +42,11 @@ def schema(name: str) -> dict[str, Any]:
     ``jsonschema.Draft202012Validator(schema("match")).validate(json.loads(out))``.
     """
     if name not in NAMES:
-        raise CircuitQLError(f"no JSON schema named {name!r}", where="circuitql.schemas",
-                             fix=f"use one of: {', '.join(NAMES)}")
+        raise CircuitQLError(
+            f"no JSON schema named {name!r}",
+            where="circuitql.schemas",
+            fix=f"use one of: {', '.join(NAMES)}",
+        )
     text = resources.files(__name__).joinpath(name + SUFFIX).read_text("utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded

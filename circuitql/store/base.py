@@ -37,8 +37,19 @@ BOUNDS = {"fan_in_max": ("fan_in", "<="), "fan_in_min": ("fan_in", ">=")}
 # is rejected before any query text is built, so a key can never smuggle text into SQL or
 # Cypher. Values always travel as parameters.
 SIGNATURE_COLUMNS = frozenset(
-    {"kind", "activation", "n_pos", "n_neg", "fan_in", "bias_class", "out_pos", "out_neg",
-     "layer", "token", *BOUNDS}
+    {
+        "kind",
+        "activation",
+        "n_pos",
+        "n_neg",
+        "fan_in",
+        "bias_class",
+        "out_pos",
+        "out_neg",
+        "layer",
+        "token",
+        *BOUNDS,
+    }
 )
 
 
@@ -49,10 +60,14 @@ def lookup_values(constraints: Mapping[str, object]) -> list[tuple[str, str, obj
     Unknown keys: ValueError."""
     unknown = sorted(set(constraints) - SIGNATURE_COLUMNS)
     if unknown:  # a caller's bug, not a user's: queries only produce whitelisted keys
-        raise ValueError(f"cannot look neurons up by {unknown}; searchable columns are "
-                         f"{sorted(SIGNATURE_COLUMNS)}")
-    return [(*BOUNDS.get(key, (key, "=")), value.value if isinstance(value, Enum) else value)
-            for key, value in sorted(constraints.items())]
+        raise ValueError(
+            f"cannot look neurons up by {unknown}; searchable columns are "
+            f"{sorted(SIGNATURE_COLUMNS)}"
+        )
+    return [
+        (*BOUNDS.get(key, (key, "=")), value.value if isinstance(value, Enum) else value)
+        for key, value in sorted(constraints.items())
+    ]
 
 
 @dataclass(frozen=True)
@@ -75,8 +90,9 @@ class NeuronView:
         edges the query engine grows through and matches on, asked for many times per view
         and so computed once."""
         top = max((abs(w) for _, w in self.inputs), default=0.0)
-        return tuple((s, w) for s, w in self.inputs
-                     if top > 0 and abs(w) >= DEFAULT_SIGNIFICANCE * top)
+        return tuple(
+            (s, w) for s, w in self.inputs if top > 0 and abs(w) >= DEFAULT_SIGNIFICANCE * top
+        )
 
     @cached_property
     def sources(self) -> frozenset[str]:
@@ -97,9 +113,13 @@ class NeuronView:
         if self.target_fan_ins is None:
             return self.targets
         low = min(low, FAN_IN_SEEN)
-        return tuple(chain.from_iterable(
-            targets for fan_in, targets in self._targets_by_fan_in.items()
-            if fan_in >= low and (high is None or fan_in <= high)))
+        return tuple(
+            chain.from_iterable(
+                targets
+                for fan_in, targets in self._targets_by_fan_in.items()
+                if fan_in >= low and (high is None or fan_in <= high)
+            )
+        )
 
     @cached_property
     def _targets_by_fan_in(self) -> dict[int, tuple[str, ...]]:
@@ -170,8 +190,9 @@ class Store(Protocol):
         repeat, answered from an index rather than by listing the zoo."""
         ...
 
-    def records(self, keys: Sequence[NeuronKey], constraints: Mapping[str, object] | None = None
-                ) -> dict[NeuronKey, NeuronRecord]:
+    def records(
+        self, keys: Sequence[NeuronKey], constraints: Mapping[str, object] | None = None
+    ) -> dict[NeuronKey, NeuronRecord]:
         """The named neurons without their edges, only those whose signature columns equal
         ``constraints`` (the keys of ``find_neurons``): the cheap first look at a dense
         layer's worth of neighbours, most of which the signature rejects before they leave
@@ -193,16 +214,20 @@ def unchanged(stored: ModelInfo, model: IndexedModel) -> bool:
     """Whether the stored model already says everything ``model`` would: the same network,
     canonicalized the same way, with the same metadata. The network alone is not enough: a
     config whose meta was edited must update what a census groups the model by."""
-    return (stored.content_hash == model.content_hash
-            and stored.normal_form == model.normal_form
-            and dict(stored.meta) == json.loads(json.dumps(dict(model.meta))))
+    return (
+        stored.content_hash == model.content_hash
+        and stored.normal_form == model.normal_form
+        and dict(stored.meta) == json.loads(json.dumps(dict(model.meta)))
+    )
 
 
 def stored_graph(store: Store, model: str) -> NeuronGraph:
     """A model's canonical graph, rebuilt from the store's neurons and edges (layer by
     layer, so every unit follows its sources; the outputs last, in the network's order,
     whatever their depths)."""
-    neurons = sorted(store.neurons(model),
-                     key=lambda n: (1, 0) if n.signature.kind is UnitKind.OUTPUT else (0, n.layer))
+    neurons = sorted(
+        store.neurons(model),
+        key=lambda n: (1, 0) if n.signature.kind is UnitKind.OUTPUT else (0, n.layer),
+    )
     incoming = store.inputs(model)
     return NeuronGraph(tuple(n.unit(incoming.get(n.uid, {})) for n in neurons))

@@ -89,14 +89,17 @@ SCHEMA: tuple[LiteralString, ...] = (
     "`vector.quantization.enabled`: false}}",
 )
 
-def _signature_filter(constraints: Mapping[str, object], models: Sequence[str] | None
-                      ) -> tuple[str, dict[str, object]]:
+
+def _signature_filter(
+    constraints: Mapping[str, object], models: Sequence[str] | None
+) -> tuple[str, dict[str, object]]:
     """WHERE clause and parameters for a signature lookup: property names come from the
     whitelist, values only as parameters."""
     triples = lookup_values(constraints)
     params: dict[str, object] = {f"p{i}": value for i, (_, _, value) in enumerate(triples)}
-    conditions = [f"n.{column} {comparison} $p{i}"
-                  for i, (column, comparison, _) in enumerate(triples)]
+    conditions = [
+        f"n.{column} {comparison} $p{i}" for i, (column, comparison, _) in enumerate(triples)
+    ]
     if models is not None:
         conditions.append("n.model IN $models")
         params["models"] = list(models)
@@ -116,7 +119,11 @@ def signature_embedding(signature: Signature) -> list[float]:
     magnitudes += [0.0] * (EMBEDDING_MAGNITUDES - len(magnitudes))
     counts = [signature.n_pos, signature.n_neg, signature.out_pos, signature.out_neg]
     return [
-        *kind, *activation, *(float(c) for c in counts), bias[signature.bias_class], *magnitudes
+        *kind,
+        *activation,
+        *(float(c) for c in counts),
+        bias[signature.bias_class],
+        *magnitudes,
     ]
 
 
@@ -145,8 +152,9 @@ def _parse_uri(uri: str) -> _Target:
     try:
         parts = urlsplit(uri)
     except ValueError as err:
-        raise StoreError(f"malformed Neo4j URI ({err})", where=_redact(uri),
-                         fix=f"write it like {DEFAULT_URI}") from None
+        raise StoreError(
+            f"malformed Neo4j URI ({err})", where=_redact(uri), fix=f"write it like {DEFAULT_URI}"
+        ) from None
     if parts.scheme not in SCHEMES:
         raise StoreError(
             f"unsupported Neo4j URI scheme {parts.scheme!r}",
@@ -162,7 +170,8 @@ def _parse_uri(uri: str) -> _Target:
         port = parts.port or 7687
     except ValueError:
         raise StoreError(
-            "the port in the Neo4j URI is not a number in 1..65535", where=_redact(uri),
+            "the port in the Neo4j URI is not a number in 1..65535",
+            where=_redact(uri),
             fix=f"write it like {DEFAULT_URI}",
         ) from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -200,17 +209,23 @@ class Neo4jStore:
         """
         target = _parse_uri(uri)
         if not namespace:
-            raise StoreError("the namespace must not be empty", where=target.shown,
-                             fix="pass a name, or leave the default")
+            raise StoreError(
+                "the namespace must not be empty",
+                where=target.shown,
+                fix="pass a name, or leave the default",
+            )
         auth = (target.user, target.password) if target.password is not None else None
         try:
             driver = neo4j.GraphDatabase.driver(
-                target.address, auth=auth, connection_timeout=10.0,
+                target.address,
+                auth=auth,
+                connection_timeout=10.0,
                 max_transaction_retry_time=retry_seconds,
             )
         except (neo4j_errors.ConfigurationError, ValueError) as err:
-            raise StoreError(f"invalid Neo4j URI: {err}", where=_redact(uri),
-                             fix=f"write it like {DEFAULT_URI}") from None
+            raise StoreError(
+                f"invalid Neo4j URI: {err}", where=_redact(uri), fix=f"write it like {DEFAULT_URI}"
+            ) from None
         store = cls(driver, target.shown, namespace)
         try:
             store._connect()
@@ -246,14 +261,17 @@ class Neo4jStore:
                 "unless another was chosen",
             ) from None
         except (neo4j_errors.ServiceUnavailable, neo4j_errors.SessionExpired) as err:
-            raise StoreError(f"cannot reach the Neo4j server ({err})", where=self.uri,
-                             fix=START_FIX) from None
+            raise StoreError(
+                f"cannot reach the Neo4j server ({err})", where=self.uri, fix=START_FIX
+            ) from None
         except neo4j_errors.Neo4jError as err:
-            raise StoreError(f"Neo4j refused the operation: {err.code}: {err.message}",
-                             where=self.uri, fix="see the server's log for details") from None
+            raise StoreError(
+                f"Neo4j refused the operation: {err.code}: {err.message}",
+                where=self.uri,
+                fix="see the server's log for details",
+            ) from None
         except neo4j_errors.DriverError as err:
-            raise StoreError(f"Neo4j driver error: {err}", where=self.uri,
-                             fix=START_FIX) from None
+            raise StoreError(f"Neo4j driver error: {err}", where=self.uri, fix=START_FIX) from None
 
     def _read(self, query: LiteralString, **params: Any) -> list[neo4j.Record]:
         with self._errors():
@@ -285,11 +303,13 @@ class Neo4jStore:
                     "indexer, please report it with the model file",
                 ) from None
 
-    def _write_tx(self, tx: neo4j.ManagedTransaction, model: IndexedModel, replace: bool
-                  ) -> WriteOutcome:
+    def _write_tx(
+        self, tx: neo4j.ManagedTransaction, model: IndexedModel, replace: bool
+    ) -> WriteOutcome:
         existing = tx.run(
             "MATCH (m:Model {namespace: $namespace, name: $name}) RETURN m",
-            namespace=self.namespace, name=model.name,
+            namespace=self.namespace,
+            name=model.name,
         ).single()
         if existing is not None:
             info = _model_info(existing["m"])
@@ -309,8 +329,9 @@ class Neo4jStore:
             )
         return self._create_tx(tx, model)
 
-    def _replace_tx(self, tx: neo4j.ManagedTransaction, stored: str, model: IndexedModel
-                    ) -> WriteOutcome:
+    def _replace_tx(
+        self, tx: neo4j.ManagedTransaction, stored: str, model: IndexedModel
+    ) -> WriteOutcome:
         """The stored model ``stored`` gives way to ``model`` (the same network canonicalized
         under other settings, or another network with ``replace``) inside the caller's
         transaction."""
@@ -333,14 +354,17 @@ class Neo4jStore:
                 "UNWIND range(0, size($weight) - 1) AS j "
                 "WITH nodes[$src[j]] AS a, nodes[$dst[j]] AS b, j "
                 "CREATE (a)-[:FEEDS {weight: $weight[j], ordinal: $first + j}]->(b)",
-                namespace=ns, model=model.name, **columns,
+                namespace=ns,
+                model=model.name,
+                **columns,
             ).consume()
         counts = Counter(n.token for n in model.neurons)
         tx.run(
             "UNWIND $counts AS c "
             "MERGE (t:TokenStat {namespace: $namespace, token: c[0]}) "
             "ON CREATE SET t.count = c[1] ON MATCH SET t.count = t.count + c[1]",
-            namespace=ns, counts=[[token, n] for token, n in counts.items()],
+            namespace=ns,
+            counts=[[token, n] for token, n in counts.items()],
         ).consume()
         props = _model_props(ns, model)
         tx.run(
@@ -349,7 +373,9 @@ class Neo4jStore:
             "MATCH (n:Neuron {namespace: $namespace, model: $model}) "
             "WHERE n.uid IS NOT NULL "  # lets the planner seek the (namespace, model, uid) index
             "CREATE (m)-[:HAS]->(n)",
-            props=props, namespace=ns, model=model.name,
+            props=props,
+            namespace=ns,
+            model=model.name,
         ).consume()
         return WriteOutcome("indexed", _model_info(props))
 
@@ -364,17 +390,21 @@ class Neo4jStore:
             "WITH n.token AS token, count(*) AS c "
             "MATCH (t:TokenStat {namespace: $namespace, token: token}) "
             "SET t.count = t.count - c",
-            namespace=self.namespace, model=model,
+            namespace=self.namespace,
+            model=model,
         ).consume()
-        tx.run("MATCH (t:TokenStat {namespace: $namespace}) WHERE t.count <= 0 DELETE t",
-               namespace=self.namespace).consume()
+        tx.run(
+            "MATCH (t:TokenStat {namespace: $namespace}) WHERE t.count <= 0 DELETE t",
+            namespace=self.namespace,
+        ).consume()
         record = tx.run(
             "MATCH (m:Model {namespace: $namespace, name: $model}) "
             "OPTIONAL MATCH (m)-[:HAS]->(n:Neuron) "
             "WITH m, collect(n) AS neurons "
             "FOREACH (n IN neurons | DETACH DELETE n) "
             "DETACH DELETE m RETURN count(*) AS deleted",
-            namespace=self.namespace, model=model,
+            namespace=self.namespace,
+            model=model,
         ).single()
         return record is not None and record["deleted"] > 0
 
@@ -416,17 +446,21 @@ class Neo4jStore:
         where, params = _signature_filter({}, models)
         records = self._read(
             f"MATCH (n:Neuron) WHERE n.layer >= 0 AND {where} "
-            "RETURN n.layer AS layer ORDER BY n.layer DESC LIMIT 1", **params)
+            "RETURN n.layer AS layer ORDER BY n.layer DESC LIMIT 1",
+            **params,
+        )
         return int(records[0]["layer"]) if records else 0
 
-    def records(self, keys: Sequence[NeuronKey], constraints: Mapping[str, object] | None = None
-                ) -> dict[NeuronKey, NeuronRecord]:
+    def records(
+        self, keys: Sequence[NeuronKey], constraints: Mapping[str, object] | None = None
+    ) -> dict[NeuronKey, NeuronRecord]:
         where, params = _signature_filter(constraints or {}, None)
         records = self._read(
             "UNWIND $keys AS key "
             "MATCH (n:Neuron {namespace: $namespace, model: key[0], uid: key[1]}) "
             f"WHERE {where} RETURN n",
-            keys=_unique_keys(keys), **params,
+            keys=_unique_keys(keys),
+            **params,
         )
         return {(r["n"]["model"], r["n"]["uid"]): _neuron_record(r["n"]) for r in records}
 
@@ -495,10 +529,15 @@ class Neo4jStore:
             records = self._read(
                 "CALL db.index.vector.queryNodes($index, $ask, $vector) YIELD node, score "
                 "RETURN node, score, node.namespace = $namespace AS ours ORDER BY score DESC",
-                index=VECTOR_INDEX, ask=ask, vector=signature_embedding(signature),
+                index=VECTOR_INDEX,
+                ask=ask,
+                vector=signature_embedding(signature),
             )
-            found = [(r["node"]["model"], _neuron_record(r["node"]), r["score"])
-                     for r in records if r["ours"]]
+            found = [
+                (r["node"]["model"], _neuron_record(r["node"]), r["score"])
+                for r in records
+                if r["ours"]
+            ]
             if len(found) >= k or len(records) < ask:
                 return found[:k]
             ask *= 4
@@ -553,8 +592,13 @@ def _edge_columns(edges: Sequence[EdgeRecord]) -> Iterator[dict[str, Any]]:
         src, dst, weight = zip(*edges[first : first + BATCH_ROWS], strict=True)
         uids = list(dict.fromkeys(src + dst))
         position = {uid: i for i, uid in enumerate(uids)}.__getitem__
-        yield {"uids": uids, "src": list(map(position, src)), "dst": list(map(position, dst)),
-               "weight": list(weight), "first": first}
+        yield {
+            "uids": uids,
+            "src": list(map(position, src)),
+            "dst": list(map(position, dst)),
+            "weight": list(weight),
+            "first": first,
+        }
 
 
 def _model_props(namespace: str, model: IndexedModel) -> dict[str, Any]:
@@ -602,13 +646,20 @@ def _neuron_row(namespace: str, model: str, ordinal: int, neuron: NeuronRecord) 
 
 def _neuron_record(node: Mapping[str, Any]) -> NeuronRecord:
     signature = Signature.from_values(
-        node["kind"], node["activation"], node["n_pos"], node["n_neg"], node["bias_class"],
-        node["out_pos"], node["out_neg"], node["magnitudes"],
+        node["kind"],
+        node["activation"],
+        node["n_pos"],
+        node["n_neg"],
+        node["bias_class"],
+        node["out_pos"],
+        node["out_neg"],
+        node["magnitudes"],
     )
     members = tuple((uid, float(scale)) for uid, scale in json.loads(node["members"]))
     # Neurons written before the slope was kept read as PyTorch's default.
-    return NeuronRecord(node["uid"], node["layer"], signature, node["bias"], members,
-                        node.get("alpha", LEAKY_SLOPE))
+    return NeuronRecord(
+        node["uid"], node["layer"], signature, node["bias"], members, node.get("alpha", LEAKY_SLOPE)
+    )
 
 
 def _model_info(props: Mapping[str, Any]) -> ModelInfo:

@@ -253,8 +253,7 @@ def _wait_ready(pid: int, port: int, log_path: Path, offset: int, timeout: float
     raise StoreError(
         f"the Neo4j server was not ready within {timeout:.0f} s and was stopped",
         where=str(log_path),
-        fix="read the log (and logs/debug.log beside it); a busy machine may need a longer "
-        "timeout",
+        fix="read the log (and logs/debug.log beside it); a busy machine may need a longer timeout",
     )
 
 
@@ -350,8 +349,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"neo4j server {state}; data {result.data_dir}; log {result.log_file}")
     if result.uri and result.port:
         # What to paste, credentials included; the bare address stays the last line.
-        password = (args.password or os.environ.get("CIRCUITQL_NEO4J_PASSWORD")
-                    or DEFAULT_PASSWORD)
+        password = args.password or os.environ.get("CIRCUITQL_NEO4J_PASSWORD") or DEFAULT_PASSWORD
         uri = f"neo4j://neo4j:{quote(password, safe='')}@127.0.0.1:{result.port}"
         print(f"to use it: export CIRCUITQL_STORE={shlex.quote(uri)}")
         print(result.uri)

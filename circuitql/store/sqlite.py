@@ -89,18 +89,24 @@ _MODELS_BY_CONTENT = "CREATE INDEX models_by_content ON models(content_hash)"
 
 def _fill_target_fan_ins(conn: sqlite3.Connection) -> None:
     for (model_id,) in conn.execute("SELECT id FROM models").fetchall():
-        rows = conn.execute("SELECT uid, fan_in, output_ids FROM neurons WHERE model_id = ?",
-                            (model_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT uid, fan_in, output_ids FROM neurons WHERE model_id = ?", (model_id,)
+        ).fetchall()
         fan_in = {uid: min(count, FAN_IN_SEEN) for uid, count, _ in rows}
         conn.executemany(
             "UPDATE neurons SET output_fan_ins = ? WHERE model_id = ? AND uid = ?",
-            [(bytes(fan_in[target] for target in json.loads(targets)), model_id, uid)
-             for uid, _, targets in rows])
+            [
+                (bytes(fan_in[target] for target in json.loads(targets)), model_id, uid)
+                for uid, _, targets in rows
+            ],
+        )
 
 
 def _every_name_kept(conn: sqlite3.Connection) -> None:
-    columns = ("id, name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, "
-               "network_string, canonical_log, meta, created_at, normal_form, canonical_error")
+    columns = (
+        "id, name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, "
+        "network_string, canonical_log, meta, created_at, normal_form, canonical_error"
+    )
     conn.execute(_MODELS_TABLE.replace("CREATE TABLE models", "CREATE TABLE models_v9"))
     conn.execute(f"INSERT INTO models_v9 ({columns}) SELECT {columns} FROM models")
     conn.execute("DROP TABLE models")
@@ -114,9 +120,14 @@ _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], 
     (3, ("DROP INDEX neurons_by_shape", _SHAPE_INDEX)),
     (4, ("ALTER TABLE models ADD COLUMN normal_form TEXT NOT NULL DEFAULT '{}'",)),
     (5, ("ALTER TABLE neurons ADD COLUMN output_fan_ins BLOB", _fill_target_fan_ins)),
-    (6, (f"ALTER TABLE neurons ADD COLUMN alpha REAL NOT NULL DEFAULT {LEAKY_SLOPE!r}",
-         "UPDATE models SET normal_form = '{}' WHERE id IN "
-         "(SELECT model_id FROM neurons WHERE activation = 'leaky_relu')")),
+    (
+        6,
+        (
+            f"ALTER TABLE neurons ADD COLUMN alpha REAL NOT NULL DEFAULT {LEAKY_SLOPE!r}",
+            "UPDATE models SET normal_form = '{}' WHERE id IN "
+            "(SELECT model_id FROM neurons WHERE activation = 'leaky_relu')",
+        ),
+    ),
     (7, ("ALTER TABLE models ADD COLUMN canonical_error REAL",)),
     (8, (_every_name_kept,)),
 )
@@ -169,12 +180,29 @@ _SCHEMA = (
 )
 
 _NEURON_FIELDS = (
-    "uid", "layer", "kind", "activation", "n_pos", "n_neg", "fan_in", "bias_class", "out_pos",
-    "out_neg", "magnitudes", "bias", "token", "members", "alpha",
+    "uid",
+    "layer",
+    "kind",
+    "activation",
+    "n_pos",
+    "n_neg",
+    "fan_in",
+    "bias_class",
+    "out_pos",
+    "out_neg",
+    "magnitudes",
+    "bias",
+    "token",
+    "members",
+    "alpha",
 )
 _NEURON_COLUMNS = ", ".join(_NEURON_FIELDS)
 _ADJACENCY_FIELDS = (
-    "input_ids", "input_weights", "output_ids", "output_weights", "output_fan_ins",
+    "input_ids",
+    "input_weights",
+    "output_ids",
+    "output_weights",
+    "output_fan_ins",
 )
 _ADJACENCY_COLUMNS = ", ".join(_ADJACENCY_FIELDS)
 _WRITE_COLUMNS = f"model_id, {_NEURON_COLUMNS}, {_ADJACENCY_COLUMNS}"
@@ -264,9 +292,11 @@ class SQLiteStore:
             raise StoreError(
                 f"this store is read-only and has schema version {version}, but this "
                 f"circuitql reads version {SCHEMA_VERSION} (an older store is updated in "
-                "place when it is first opened for writing)", where=str(self.path),
+                "place when it is first opened for writing)",
+                where=str(self.path),
                 fix="open it once where it can be written (copy it, or give write "
-                "permission), or read it with the circuitql release that wrote it")
+                "permission), or read it with the circuitql release that wrote it",
+            )
 
     def _check_schema(self) -> None:
         # Checked and created under one write lock so two processes opening a fresh file at the
@@ -367,11 +397,19 @@ class SQLiteStore:
             "n_edges, network_string, canonical_log, meta, created_at, normal_form, "
             "canonical_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                model.name, model.content_hash, model.source, model.n_inputs, model.n_outputs,
-                len(neurons), len(edges), model.network_string,
-                json.dumps(list(model.canonical_log)), json.dumps(dict(model.meta)),
+                model.name,
+                model.content_hash,
+                model.source,
+                model.n_inputs,
+                model.n_outputs,
+                len(neurons),
+                len(edges),
+                model.network_string,
+                json.dumps(list(model.canonical_log)),
+                json.dumps(dict(model.meta)),
                 datetime.now(UTC).isoformat(timespec="seconds"),
-                json.dumps(dict(model.normal_form), sort_keys=True), model.canonical_error,
+                json.dumps(dict(model.normal_form), sort_keys=True),
+                model.canonical_error,
             ),
         ).lastrowid
         self._conn.executemany(
@@ -416,21 +454,26 @@ class SQLiteStore:
                 f"WHERE model_id = {_MODEL_ID} ORDER BY rowid",
                 (model,),
             )
-            return {dst: dict(zip(json.loads(ids), _floats(weights), strict=True))
-                    for dst, ids, weights in rows}
+            return {
+                dst: dict(zip(json.loads(ids), _floats(weights), strict=True))
+                for dst, ids, weights in rows
+            }
 
     def max_layer(self, models: Sequence[str] | None = None) -> int:
         clause, params = _signature_filter({}, models)
         with self._db_errors("reading the deepest layer"):
             row = self._conn.execute(
-                f"SELECT max(n.layer) FROM {_scoped(models)} WHERE {clause}", params,
+                f"SELECT max(n.layer) FROM {_scoped(models)} WHERE {clause}",
+                params,
             ).fetchone()
         return int(row[0] or 0)
 
-    def records(self, keys: Sequence[NeuronKey], constraints: Mapping[str, object] | None = None
-                ) -> dict[NeuronKey, NeuronRecord]:
-        rows = self._rows_by_key(keys, ", ".join(f"n.{field}" for field in _NEURON_FIELDS),
-                                 constraints or {})
+    def records(
+        self, keys: Sequence[NeuronKey], constraints: Mapping[str, object] | None = None
+    ) -> dict[NeuronKey, NeuronRecord]:
+        rows = self._rows_by_key(
+            keys, ", ".join(f"n.{field}" for field in _NEURON_FIELDS), constraints or {}
+        )
         return {(row[0], row[1]): _neuron_record(row[1:]) for row in rows}
 
     def fetch(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronView]:
@@ -448,8 +491,9 @@ class SQLiteStore:
             )
         return views
 
-    def _rows_by_key(self, keys: Sequence[NeuronKey], columns: str,
-                     constraints: Mapping[str, object]) -> list[Any]:
+    def _rows_by_key(
+        self, keys: Sequence[NeuronKey], columns: str, constraints: Mapping[str, object]
+    ) -> list[Any]:
         """(model name, *columns) rows of the neurons named by ``keys`` whose signature
         matches ``constraints``: one statement whose keys travel as one JSON parameter, each
         a seek on the models.name and (model_id, uid) indexes. CROSS JOIN fixes that order:
@@ -477,9 +521,7 @@ class SQLiteStore:
         counts = self._conn.execute(
             "SELECT count(*), token FROM neurons WHERE model_id = ? GROUP BY token", row
         ).fetchall()
-        self._conn.executemany(
-            "UPDATE token_stats SET count = count - ? WHERE token = ?", counts
-        )
+        self._conn.executemany("UPDATE token_stats SET count = count - ? WHERE token = ?", counts)
         self._conn.execute("DELETE FROM token_stats WHERE count = 0")
         self._conn.execute("DELETE FROM models WHERE id = ?", row)
         return True
@@ -509,7 +551,8 @@ class SQLiteStore:
         clause, params = _signature_filter(constraints, models)
         with self._db_errors("counting neurons"):
             row = self._conn.execute(
-                f"SELECT count(*) FROM {_scoped(models)} WHERE {clause}", params,
+                f"SELECT count(*) FROM {_scoped(models)} WHERE {clause}",
+                params,
             ).fetchone()
         return int(row[0])
 
@@ -524,8 +567,9 @@ def _scoped(models: Sequence[str] | None) -> str:
     return "neurons AS n" + ("" if models is None else " JOIN models AS m ON m.id = n.model_id")
 
 
-def _signature_filter(constraints: Mapping[str, object], models: Sequence[str] | None
-                      ) -> tuple[str, list[Any]]:
+def _signature_filter(
+    constraints: Mapping[str, object], models: Sequence[str] | None
+) -> tuple[str, list[Any]]:
     """WHERE clause and parameters for a signature lookup. Column names come from the
     whitelist; every value is a parameter."""
     triples = lookup_values(constraints)
@@ -534,8 +578,10 @@ def _signature_filter(constraints: Mapping[str, object], models: Sequence[str] |
     # terms off the indexes, so the bound leads (880 ms to 11 ms on 196,000 neurons).
     bounded = any(comparison != "=" for _, comparison, _ in triples)
     lead = "+" if bounded and "kind" not in constraints else ""
-    where = [f"{lead if comparison == '=' else ''}n.{column} {comparison} ?"
-             for column, comparison, _ in triples]
+    where = [
+        f"{lead if comparison == '=' else ''}n.{column} {comparison} ?"
+        for column, comparison, _ in triples
+    ]
     params: list[Any] = [value for _, _, value in triples]
     if models is not None:
         where.append("m.name IN (SELECT value FROM json_each(?))")
@@ -568,12 +614,17 @@ def _check_location(path: Path) -> None:
 
 def _missing(path: Path) -> StoreError:
     near = difflib.get_close_matches(
-        path.name, [p.name for p in path.parent.glob("*.db")] if path.parent.is_dir() else [],
-        n=3, cutoff=0.6)
+        path.name,
+        [p.name for p in path.parent.glob("*.db")] if path.parent.is_dir() else [],
+        n=3,
+        cutoff=0.6,
+    )
     hint = f"did you mean {', '.join(str(path.parent / n) for n in near)}? " if near else ""
-    return StoreError("there is no store here", where=str(path),
-                      fix=f"{hint}index models into it first: circuitql index DIR --store "
-                      f"{path}")
+    return StoreError(
+        "there is no store here",
+        where=str(path),
+        fix=f"{hint}index models into it first: circuitql index DIR --store {path}",
+    )
 
 
 def _remove_db_files(path: Path) -> None:
@@ -602,43 +653,63 @@ def _neuron_rows(neurons: NeuronColumns, edges: EdgeColumns) -> list[tuple[Any, 
     broken = ~np.isfinite(edges.weight)
     if broken.any():
         dst = int(edges.dst[broken].min())
-        raise ValueError(f"an edge into {neurons.uid[dst]} has weight "
-                         f"{edges.weight[edges.dst == dst].tolist()}")
+        raise ValueError(
+            f"an edge into {neurons.uid[dst]} has weight {edges.weight[edges.dst == dst].tolist()}"
+        )
     names = np.array([_json_text(uid) for uid in neurons.uid], dtype=object)
     input_ids, input_weights = _pack(edges.dst, edges.src, edges.weight, names)
     output_ids, output_weights = _pack(edges.src, edges.dst, edges.weight, names)
     fan_in = np.add(neurons.n_pos, neurons.n_neg, dtype=np.intp)
     output_fan_ins = _fan_in_bytes(edges.src, fan_in[edges.dst], len(names))
-    return list(zip(
-        neurons.uid, neurons.layer, neurons.kind, neurons.activation, neurons.n_pos,
-        neurons.n_neg, map(add, neurons.n_pos, neurons.n_neg), neurons.bias_class,
-        neurons.out_pos, neurons.out_neg, _blobs(neurons.magnitudes, neurons.magnitude_ends),
-        neurons.bias, neurons.token, map(json.dumps, neurons.members), neurons.alpha,
-        input_ids, input_weights, output_ids, output_weights, output_fan_ins,
-        strict=True,
-    ))
+    return list(
+        zip(
+            neurons.uid,
+            neurons.layer,
+            neurons.kind,
+            neurons.activation,
+            neurons.n_pos,
+            neurons.n_neg,
+            map(add, neurons.n_pos, neurons.n_neg),
+            neurons.bias_class,
+            neurons.out_pos,
+            neurons.out_neg,
+            _blobs(neurons.magnitudes, neurons.magnitude_ends),
+            neurons.bias,
+            neurons.token,
+            map(json.dumps, neurons.members),
+            neurons.alpha,
+            input_ids,
+            input_weights,
+            output_ids,
+            output_weights,
+            output_fan_ins,
+            strict=True,
+        )
+    )
 
 
 # Model after model names the same neurons ("fc1:0", ...): each uid is JSON-encoded once.
 _json_text = lru_cache(maxsize=1 << 16)(json.dumps)
 
 
-def _pack(owner: np.ndarray, other: np.ndarray, weight: np.ndarray, names: np.ndarray
-          ) -> tuple[list[str], list[bytes]]:
+def _pack(
+    owner: np.ndarray, other: np.ndarray, weight: np.ndarray, names: np.ndarray
+) -> tuple[list[str], list[bytes]]:
     """Per neuron, the edges it is the ``owner`` end of: their ``other`` ends as a JSON list
     (``names``: the neurons' uids as JSON strings) and their weights as float64 bytes."""
     order, ends = _by_owner(owner, len(names))
     ids = names[other[order]].tolist()
-    joined = ["[" + ", ".join(ids[start:end]) + "]" for start, end in zip(
-        [0, *ends][:-1], ends, strict=True)]
+    joined = [
+        "[" + ", ".join(ids[start:end]) + "]"
+        for start, end in zip([0, *ends][:-1], ends, strict=True)
+    ]
     return joined, _blobs(weight[order], ends)
 
 
 def _by_owner(owner: np.ndarray, n: int) -> tuple[np.ndarray, list[int]]:
     """Edge positions grouped by owner, in edge order within each, and where each owner's
     group ends: the order every adjacency column is written in."""
-    return (np.argsort(owner, kind="stable"),
-            np.cumsum(np.bincount(owner, minlength=n)).tolist())
+    return (np.argsort(owner, kind="stable"), np.cumsum(np.bincount(owner, minlength=n)).tolist())
 
 
 def _fan_in_bytes(owner: np.ndarray, fan_in: np.ndarray, n: int) -> list[bytes]:
@@ -653,7 +724,7 @@ def _blobs(values: np.ndarray, ends: Sequence[int]) -> list[bytes]:
     """``values`` as native float64 bytes (as ``array("d")`` reads them back), cut at
     ``ends``."""
     blob = values.astype("=f8", copy=False).tobytes()
-    return [blob[8 * start:8 * end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
+    return [blob[8 * start : 8 * end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
 
 
 def _floats(blob: bytes) -> list[float]:
@@ -661,10 +732,26 @@ def _floats(blob: bytes) -> list[float]:
 
 
 def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
-    (uid, layer, kind, activation, n_pos, n_neg, _fan_in, bias_class, out_pos, out_neg,
-     magnitudes, bias, _token, members, alpha) = row
-    signature = Signature.from_values(kind, activation, n_pos, n_neg, bias_class, out_pos,
-                                      out_neg, _floats(magnitudes))
+    (
+        uid,
+        layer,
+        kind,
+        activation,
+        n_pos,
+        n_neg,
+        _fan_in,
+        bias_class,
+        out_pos,
+        out_neg,
+        magnitudes,
+        bias,
+        _token,
+        members,
+        alpha,
+    ) = row
+    signature = Signature.from_values(
+        kind, activation, n_pos, n_neg, bias_class, out_pos, out_neg, _floats(magnitudes)
+    )
     return NeuronRecord(
         uid=uid,
         layer=layer,
@@ -676,8 +763,19 @@ def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
 
 
 def _model_info(row: Sequence[Any]) -> ModelInfo:
-    (name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network, meta,
-     normal_form, canonical_error) = row
+    (
+        name,
+        content_hash,
+        source,
+        n_inputs,
+        n_outputs,
+        n_neurons,
+        n_edges,
+        network,
+        meta,
+        normal_form,
+        canonical_error,
+    ) = row
     return ModelInfo(
         name=name,
         content_hash=content_hash,

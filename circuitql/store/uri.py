@@ -40,7 +40,7 @@ def open_store(uri: str | None = None, create: bool = True) -> Store:
     if scheme in NEO4J_SCHEMES:
         return _open_neo4j(uri)
     if scheme == "sqlite" and uri.startswith(SQLITE_PREFIX) and len(uri) > len(SQLITE_PREFIX):
-        return SQLiteStore(uri[len(SQLITE_PREFIX):], create)
+        return SQLiteStore(uri[len(SQLITE_PREFIX) :], create)
     raise StoreError(
         f"unsupported store URI {_without_password(uri)!r}",
         fix=f"use {_ACCEPTED}",

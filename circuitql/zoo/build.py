@@ -43,8 +43,12 @@ class Plan:
         for name in self.tasks:
             task = TASKS[name]
             for depth in task.depths:
-                members = tuple(Member(w, s, i) for w in task.widths(depth, self.multipliers)
-                                for s in self.seeds for i in self.inits)
+                members = tuple(
+                    Member(w, s, i)
+                    for w in task.widths(depth, self.multipliers)
+                    for s in self.seeds
+                    for i in self.inits
+                )
                 out.extend(Group(name, depth, opt, members) for opt in self.optimizers)
         return out
 
@@ -59,18 +63,24 @@ def plan_for(size: str, seed: int = 0) -> Plan:
     """``small`` (a quick look), ``default``, ``large``, or an integer k: the default plan with
     k times the seeds. Seeds run from ``seed`` up."""
     if size == "small":
-        return Plan(multipliers=(1, 2), seeds=_seeds(seed, 2), optimizers=("adam",),
-                    inits=("default",), train=TrainConfig(steps=1000))
+        return Plan(
+            multipliers=(1, 2),
+            seeds=_seeds(seed, 2),
+            optimizers=("adam",),
+            inits=("default",),
+            train=TrainConfig(steps=1000),
+        )
     if size == "default":
         return Plan(seeds=_seeds(seed, 4))
     if size == "large":
-        return Plan(multipliers=(1, 2, 4, 8), seeds=_seeds(seed, 10),
-                    train=TrainConfig(steps=3000))
+        return Plan(multipliers=(1, 2, 4, 8), seeds=_seeds(seed, 10), train=TrainConfig(steps=3000))
     if size.isdigit() and int(size) > 0:
         return Plan(seeds=_seeds(seed, 4 * int(size)))
-    raise CircuitQLError(f"unknown zoo size {size!r}",
-                         fix=f"use one of {', '.join(SIZES)}, or a positive integer k for "
-                         "k times the default number of seeds")
+    raise CircuitQLError(
+        f"unknown zoo size {size!r}",
+        fix=f"use one of {', '.join(SIZES)}, or a positive integer k for "
+        "k times the default number of seeds",
+    )
 
 
 def _seeds(first: int, n: int) -> tuple[int, ...]:
@@ -85,8 +95,10 @@ class Group:
     members: tuple[Member, ...]
 
     def path(self, member: Member) -> Path:
-        return Path(self.task) / (f"w{member.width}-d{self.depth}-{self.optimizer}-"
-                                  f"{member.init}-s{member.seed}.safetensors")
+        return Path(self.task) / (
+            f"w{member.width}-d{self.depth}-{self.optimizer}-"
+            f"{member.init}-s{member.seed}.safetensors"
+        )
 
 
 Job = tuple[Path, Group, TrainConfig]
@@ -100,8 +112,12 @@ class BuildReport:
     seconds: float
 
 
-def build_zoo(directory: Path, plan: Plan, jobs: int | None = None,
-              progress: Callable[[int], None] | None = None) -> BuildReport:
+def build_zoo(
+    directory: Path,
+    plan: Plan,
+    jobs: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BuildReport:
     """Train and save every network of ``plan`` under ``directory``; ``progress`` is called
     with the number of networks each finished group held."""
     start = time.perf_counter()
@@ -122,8 +138,11 @@ def _writing(directory: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise CircuitQLError(f"cannot write the zoo: {exc}", where=str(directory),
-                             fix="choose a folder you can write to, with free space") from exc
+        raise CircuitQLError(
+            f"cannot write the zoo: {exc}",
+            where=str(directory),
+            fix="choose a folder you can write to, with free space",
+        ) from exc
 
 
 def _cost(group: Group) -> int:
@@ -135,8 +154,9 @@ def _train_and_save(job: Job) -> Result:
     directory, group, config = job
     _one_thread()
     saved, failed = [], []
-    for trained in train_group(TASKS[group.task], group.depth, group.optimizer, group.members,
-                               config):
+    for trained in train_group(
+        TASKS[group.task], group.depth, group.optimizer, group.members, config
+    ):
         path = directory / group.path(trained.member)
         if trained.diverged:
             failed.append(path)
@@ -153,8 +173,9 @@ def _one_thread() -> None:
 
 
 @contextmanager
-def _executor(jobs: int) -> Iterator[Callable[[Callable[[Job], Result], list[Job]],
-                                              Iterator[Result]]]:
+def _executor(
+    jobs: int,
+) -> Iterator[Callable[[Callable[[Job], Result], list[Job]], Iterator[Result]]]:
     """``map`` in this process for one job, else over worker processes from a fork server
     (never a fork of a parent that may hold torch's threads), results as they finish."""
     if jobs <= 1:
@@ -162,6 +183,7 @@ def _executor(jobs: int) -> Iterator[Callable[[Callable[[Job], Result], list[Job
         return
     context = get_context("forkserver" if sys.platform == "linux" else "spawn")
     with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+
         def unordered(fn: Callable[[Job], Result], items: list[Job]) -> Iterator[Result]:
             for future in as_completed([pool.submit(fn, item) for item in items]):
                 yield future.result()
@@ -176,7 +198,10 @@ def build_references(directory: Path) -> list[Path]:
     from circuitql.language.library import builtin_library, reference_network
 
     with _writing(directory):
-        return [save(spec_from_graph(reference_network(name), {"kind": "reference",
-                                                               "circuit": name}),
-                     directory / f"{name}.safetensors")
-                for name in builtin_library().names]
+        return [
+            save(
+                spec_from_graph(reference_network(name), {"kind": "reference", "circuit": name}),
+                directory / f"{name}.safetensors",
+            )
+            for name in builtin_library().names
+        ]

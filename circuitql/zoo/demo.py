@@ -25,33 +25,59 @@ def known_circuits() -> dict[str, MLPSpec]:
     pair = _w([1.0], [-1.0])
     zero2 = np.zeros(2)
     return {
-        "identity": MLPSpec(1, (DenseLayer("fc1", pair, zero2),
-                                DenseLayer("out", _w([1.0, -1.0]), np.zeros(1), "identity"))),
-        "negation": MLPSpec(1, (DenseLayer("fc1", pair, zero2),
-                                DenseLayer("out", _w([-1.0, 1.0]), np.zeros(1), "identity"))),
-        "abs": MLPSpec(1, (DenseLayer("fc1", pair, zero2),
-                           DenseLayer("out", _w([1.0, 1.0]), np.zeros(1), "identity"))),
-        "min_skip": MLPSpec(2, (
-            DenseLayer("fc1", _w([1.0, -1.0]), np.zeros(1), reads=("input",)),
-            DenseLayer("out", _w([1.0, 0.0, -1.0]), np.zeros(1), "identity",
-                       reads=("input", "fc1")),
-        )),
+        "identity": MLPSpec(
+            1,
+            (
+                DenseLayer("fc1", pair, zero2),
+                DenseLayer("out", _w([1.0, -1.0]), np.zeros(1), "identity"),
+            ),
+        ),
+        "negation": MLPSpec(
+            1,
+            (
+                DenseLayer("fc1", pair, zero2),
+                DenseLayer("out", _w([-1.0, 1.0]), np.zeros(1), "identity"),
+            ),
+        ),
+        "abs": MLPSpec(
+            1,
+            (
+                DenseLayer("fc1", pair, zero2),
+                DenseLayer("out", _w([1.0, 1.0]), np.zeros(1), "identity"),
+            ),
+        ),
+        "min_skip": MLPSpec(
+            2,
+            (
+                DenseLayer("fc1", _w([1.0, -1.0]), np.zeros(1), reads=("input",)),
+                DenseLayer(
+                    "out", _w([1.0, 0.0, -1.0]), np.zeros(1), "identity", reads=("input", "fc1")
+                ),
+            ),
+        ),
     }
 
 
-def random_mlp(rng: np.random.Generator, n_inputs: int, widths: list[int], n_outputs: int,
-               meta: dict[str, object] | None = None) -> MLPSpec:
+def random_mlp(
+    rng: np.random.Generator,
+    n_inputs: int,
+    widths: list[int],
+    n_outputs: int,
+    meta: dict[str, object] | None = None,
+) -> MLPSpec:
     sizes = [n_inputs, *widths, n_outputs]
     layers = []
     for i, (fan_in, fan_out) in enumerate(pairwise(sizes)):
         last = i == len(sizes) - 2
         bound = 1.0 / np.sqrt(fan_in)
-        layers.append(DenseLayer(
-            "out" if last else f"fc{i + 1}",
-            rng.uniform(-bound, bound, (fan_out, fan_in)),
-            rng.uniform(-bound, bound, fan_out),
-            "identity" if last else "relu",
-        ))
+        layers.append(
+            DenseLayer(
+                "out" if last else f"fc{i + 1}",
+                rng.uniform(-bound, bound, (fan_out, fan_in)),
+                rng.uniform(-bound, bound, fan_out),
+                "identity" if last else "relu",
+            )
+        )
     return MLPSpec(n_inputs, tuple(layers), meta or {})
 
 

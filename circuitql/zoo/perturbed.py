@@ -68,15 +68,16 @@ def kinks(circuit: str, rng: np.random.Generator) -> NeuronGraph:
     wp, wn = pair_weights(circuit)
     if circuit == "abs":
         k = float(rng.uniform(0.01, 0.03)) * WIDTH * float(rng.choice([-1.0, 1.0]))
-        return network(1, [("p", -k, {X: 1.0}), ("n", -k, {X: -1.0}),
-                          ("y", abs_offset(k), {"p": wp, "n": wn})])
+        return network(
+            1, [("p", -k, {X: 1.0}), ("n", -k, {X: -1.0}), ("y", abs_offset(k), {"p": wp, "n": wn})]
+        )
     c = float(rng.uniform(-0.03, 0.03)) * WIDTH
-    return network(1, [("p", -c, {X: 1.0}), ("n", c, {X: -1.0}),
-                      ("y", wp * c, {"p": wp, "n": wn})])
+    return network(1, [("p", -c, {X: 1.0}), ("n", c, {X: -1.0}), ("y", wp * c, {"p": wp, "n": wn})])
 
 
-def shifted(circuit: str, rng: np.random.Generator, low: float = 0.06, high: float = 0.2
-            ) -> NeuronGraph:
+def shifted(
+    circuit: str, rng: np.random.Generator, low: float = 0.06, high: float = 0.2
+) -> NeuronGraph:
     """identity or negation with both kinks at one point c, ``low`` to ``high`` of the
     domain's width off the origin, and the output bias that cancels the shift: relu(x - c) -
     relu(c - x) is x - c, so the function is exact whatever c. Training leaves this often:
@@ -84,8 +85,7 @@ def shifted(circuit: str, rng: np.random.Generator, low: float = 0.06, high: flo
     on, or off, on over three quarters of the domain: no longer a pair that detects a sign."""
     wp, wn = pair_weights(circuit)
     c = float(rng.uniform(low, high)) * WIDTH * float(rng.choice([-1.0, 1.0]))
-    return network(1, [("p", -c, {X: 1.0}), ("n", c, {X: -1.0}),
-                      ("y", wp * c, {"p": wp, "n": wn})])
+    return network(1, [("p", -c, {X: 1.0}), ("n", c, {X: -1.0}), ("y", wp * c, {"p": wp, "n": wn})])
 
 
 def edges(circuit: str, rng: np.random.Generator) -> NeuronGraph:
@@ -94,12 +94,14 @@ def edges(circuit: str, rng: np.random.Generator) -> NeuronGraph:
     2.5% there, but neither detects a sign: a linear path, not the detector pair."""
     wp, wn = pair_weights(circuit)
     k = float(rng.uniform(1.85, 1.95))
-    return network(1, [("p", k, {X: 1.0}), ("n", k, {X: -1.0}),
-                      ("y", 0.0, {"p": wp / 2, "n": wn / 2})])
+    return network(
+        1, [("p", k, {X: 1.0}), ("n", k, {X: -1.0}), ("y", 0.0, {"p": wp / 2, "n": wn / 2})]
+    )
 
 
-def split(circuit: str, rng: np.random.Generator, parts: int = 2, wrong_sign: bool = False
-          ) -> NeuronGraph:
+def split(
+    circuit: str, rng: np.random.Generator, parts: int = 2, wrong_sign: bool = False
+) -> NeuronGraph:
     """The positive detector split over ``parts`` near-parallel ReLUs (kinks up to 0.02
     apart), its outgoing weight shared among them; ``wrong_sign``: one half weighs against
     the others (a decoy, whatever the sum)."""
@@ -119,8 +121,9 @@ def split(circuit: str, rng: np.random.Generator, parts: int = 2, wrong_sign: bo
     return network(1, rows)
 
 
-def beside(circuit: str, rng: np.random.Generator, linear: bool = True, dead: bool = True
-           ) -> NeuronGraph:
+def beside(
+    circuit: str, rng: np.random.Generator, linear: bool = True, dead: bool = True
+) -> NeuronGraph:
     """The pair with a unit always active on the domain (a linear path t*x to the output,
     which the pair's weights make up for: 1 - t and 1 + t) and a unit dead on it."""
     wp, wn = pair_weights(circuit)
@@ -142,15 +145,22 @@ def beside(circuit: str, rng: np.random.Generator, linear: bool = True, dead: bo
 def dead_zone(circuit: str, rng: np.random.Generator) -> NeuronGraph:
     """Decoy: kinks at +-1.5, with the output bias that fits best: far from the circuit."""
     wp, wn = pair_weights(circuit)
-    return network(1, [("p", -1.5, {X: 1.0}), ("n", -1.5, {X: -1.0}),
-                      ("y", 0.75 if circuit == "abs" else 0.0, {"p": wp, "n": wn})])
+    return network(
+        1,
+        [
+            ("p", -1.5, {X: 1.0}),
+            ("n", -1.5, {X: -1.0}),
+            ("y", 0.75 if circuit == "abs" else 0.0, {"p": wp, "n": wn}),
+        ],
+    )
 
 
 def ratio_off(circuit: str, rng: np.random.Generator) -> NeuronGraph:
     """Decoy: the negative detector's outgoing weight 30% off."""
     wp, wn = pair_weights(circuit)
-    return network(1, [("p", 0.0, {X: 1.0}), ("n", 0.0, {X: -1.0}),
-                      ("y", 0.0, {"p": wp, "n": 0.7 * wn})])
+    return network(
+        1, [("p", 0.0, {X: 1.0}), ("n", 0.0, {X: -1.0}), ("y", 0.0, {"p": wp, "n": 0.7 * wn})]
+    )
 
 
 # ---- two-input circuits on hidden units of different scales ----------------------------------
@@ -167,12 +177,17 @@ def subtract(rng: np.random.Generator, mismatch: float = 1.0) -> NeuronGraph:
     """a - b read as ka*a - kb*b; ``mismatch`` != 1: the negative detector reads another
     direction (a decoy)."""
     ka, kb = _gauge(rng)
-    return network(2, [("p", 0.0, {A: ka, B: -kb}), ("n", 0.0, {A: -ka * mismatch, B: kb}),
-                      ("y", 0.0, {"p": 1.0, "n": -1.0})])
+    return network(
+        2,
+        [
+            ("p", 0.0, {A: ka, B: -kb}),
+            ("n", 0.0, {A: -ka * mismatch, B: kb}),
+            ("y", 0.0, {"p": 1.0, "n": -1.0}),
+        ],
+    )
 
 
-def min_skip(rng: np.random.Generator, skip: float = 1.0, maximum: bool = False
-             ) -> NeuronGraph:
+def min_skip(rng: np.random.Generator, skip: float = 1.0, maximum: bool = False) -> NeuronGraph:
     """min(ka a, kb b) = ka a - relu(ka a - kb b) (max: ka a + relu(kb b - ka a)) through a
     skip connection; ``skip`` != 1: the skip weight off by that factor (a decoy)."""
     ka, kb = _gauge(rng)
@@ -190,24 +205,30 @@ def negated_abs(rng: np.random.Generator, literal: bool) -> NeuronGraph:
     pair: Rows = [("p", 0.0, {X: 1.0}), ("n", 0.0, {X: -1.0})]
     if not literal:
         return network(1, [*pair, ("y", 0.0, {"p": -1.0, "n": -1.0})])
-    return network(1, [*pair, ("q", 0.0, {"p": 1.0, "n": 1.0}), ("r", 0.0, {"p": -1.0, "n": -1.0}),
-                      ("y", 0.0, {"q": -1.0, "r": 1.0})])
+    return network(
+        1,
+        [
+            *pair,
+            ("q", 0.0, {"p": 1.0, "n": 1.0}),
+            ("r", 0.0, {"p": -1.0, "n": -1.0}),
+            ("y", 0.0, {"q": -1.0, "r": 1.0}),
+        ],
+    )
 
 
 def scaled_abs(rng: np.random.Generator) -> NeuronGraph:
     """k |x| for ``(abs | negation) >> scale``."""
     k = float(rng.uniform(0.5, 3.0)) * float(rng.choice([-1.0, 1.0]))
-    return network(1, [("p", 0.0, {X: 1.0}), ("n", 0.0, {X: -1.0}),
-                      ("y", 0.0, {"p": k, "n": k})])
+    return network(1, [("p", 0.0, {X: 1.0}), ("n", 0.0, {X: -1.0}), ("y", 0.0, {"p": k, "n": k})])
 
 
-def parity_chain(rng: np.random.Generator, split_fold: int = 2, off: float = 1.0
-                 ) -> NeuronGraph:
+def parity_chain(rng: np.random.Generator, split_fold: int = 2, off: float = 1.0) -> NeuronGraph:
     """is_even on [0, 16) as training would leave its chain of folds: every weight and
     threshold jittered by up to 0.1% (folds add up absolute errors: more is not parity
     within 5%), fold ``split_fold``'s positive detector split over two
     units 0.01 apart sharing its outgoing weights 60/40; ``off`` != 1 moves fold 3's threshold
     by that factor (a decoy: the thresholds no longer halve)."""
+
     def jitter(value: float) -> float:
         return value * (1.0 + float(rng.uniform(-0.001, 0.001)))
 
@@ -258,16 +279,27 @@ def _one_input(circuit: str) -> list[Case]:
         Case(f"split3-{circuit}", circuit, True, lambda r: split(circuit, r, 3), _halves(3)),
         Case(f"beside-{circuit}", circuit, True, lambda r: beside(circuit, r), pair),
         Case(f"decoy-zone-{circuit}", circuit, False, lambda r: dead_zone(circuit, r), pair),
-        Case(f"decoy-wrongsplit-{circuit}", circuit, False,
-             lambda r: split(circuit, r, 2, wrong_sign=True), _halves(2)),
+        Case(
+            f"decoy-wrongsplit-{circuit}",
+            circuit,
+            False,
+            lambda r: split(circuit, r, 2, wrong_sign=True),
+            _halves(2),
+        ),
         Case(f"decoy-ratio-{circuit}", circuit, False, lambda r: ratio_off(circuit, r), pair),
     ]
     if circuit != "abs":  # a shared shift of abs's kinks changes its function
-        out += [Case(f"shifted-{circuit}", circuit, True, lambda r: shifted(circuit, r), pair),
-                Case(f"decoy-edges-{circuit}", circuit, False, lambda r: edges(circuit, r),
-                     pair),
-                Case(f"decoy-farshift-{circuit}", circuit, False,
-                     lambda r: shifted(circuit, r, 0.3, 0.4), pair)]
+        out += [
+            Case(f"shifted-{circuit}", circuit, True, lambda r: shifted(circuit, r), pair),
+            Case(f"decoy-edges-{circuit}", circuit, False, lambda r: edges(circuit, r), pair),
+            Case(
+                f"decoy-farshift-{circuit}",
+                circuit,
+                False,
+                lambda r: shifted(circuit, r, 0.3, 0.4),
+                pair,
+            ),
+        ]
     return out
 
 
@@ -280,36 +312,58 @@ def cases() -> list[Case]:
     # from being provably dead: its pre-activation is -|x| too.
     literal = ({**negated, "negation[1].p": "q"}, {**negated, "y": "r"})
     scaled = {"x": X, "abs[1].p": "p", "abs[1].n": "n", "y": "y"}
-    folds = {"x": X, "y": "y"} | {f"fold[{i}].{s}": f"{s}{i}" for i in range(1, 6)
-                                   for s in "pn"}
+    folds = {"x": X, "y": "y"} | {f"fold[{i}].{s}": f"{s}{i}" for i in range(1, 6) for s in "pn"}
     chain = (folds, {**folds, "fold[2].p": "p2b"})
     out = [c for circuit in ("abs", "identity", "negation") for c in _one_input(circuit)]
     out += [
         Case("gauge-subtract", "subtract", True, subtract, two, True),
-        Case("decoy-directions-subtract", "subtract", False,
-             lambda r: subtract(r, mismatch=0.7), two, True),
+        Case(
+            "decoy-directions-subtract",
+            "subtract",
+            False,
+            lambda r: subtract(r, mismatch=0.7),
+            two,
+            True,
+        ),
         Case("gauge-min", "min", True, min_skip, skip, True),
         Case("decoy-ratio-min", "min", False, lambda r: min_skip(r, skip=0.7), skip, True),
         Case("gauge-max", "max", True, lambda r: min_skip(r, maximum=True), skip, True),
-        Case("decoy-ratio-max", "max", False, lambda r: min_skip(r, 0.7, maximum=True), skip,
-             True),
-        Case("compact-abs>>negation", "abs >> negation", True,
-             lambda r: negated_abs(r, literal=False), (negated,)),
-        Case("literal-abs>>negation", "abs >> negation", True,
-             lambda r: negated_abs(r, literal=True), literal,
-             also=(("abs", {"x": X, "p": "p", "n": "n", "y": "q"}),)),
-        Case("scaled-(abs|negation)>>scale", "(abs | negation) >> scale", True, scaled_abs,
-             (scaled,)),
-        Case("split-is_even", "is_even", True, parity_chain, chain, domain=PARITY,
-             noise=PARITY_NOISE),
-        Case("decoy-thresholds-is_even", "is_even", False, lambda r: parity_chain(r, off=0.7),
-             chain, domain=PARITY, noise=PARITY_NOISE),
+        Case("decoy-ratio-max", "max", False, lambda r: min_skip(r, 0.7, maximum=True), skip, True),
+        Case(
+            "compact-abs>>negation",
+            "abs >> negation",
+            True,
+            lambda r: negated_abs(r, literal=False),
+            (negated,),
+        ),
+        Case(
+            "literal-abs>>negation",
+            "abs >> negation",
+            True,
+            lambda r: negated_abs(r, literal=True),
+            literal,
+            also=(("abs", {"x": X, "p": "p", "n": "n", "y": "q"}),),
+        ),
+        Case(
+            "scaled-(abs|negation)>>scale", "(abs | negation) >> scale", True, scaled_abs, (scaled,)
+        ),
+        Case(
+            "split-is_even", "is_even", True, parity_chain, chain, domain=PARITY, noise=PARITY_NOISE
+        ),
+        Case(
+            "decoy-thresholds-is_even",
+            "is_even",
+            False,
+            lambda r: parity_chain(r, off=0.7),
+            chain,
+            domain=PARITY,
+            noise=PARITY_NOISE,
+        ),
     ]
     return out
 
 
-def perturbed_zoo(seed: int = 0
-                  ) -> Iterator[tuple[str, NeuronGraph, Domain, tuple[Expected, ...]]]:
+def perturbed_zoo(seed: int = 0) -> Iterator[tuple[str, NeuronGraph, Domain, tuple[Expected, ...]]]:
     """Every case planted in a dense random host of its own: (model name, network, domain,
     ground truth). Deterministic in ``seed``."""
     for i, case in enumerate(cases()):
@@ -317,12 +371,28 @@ def perturbed_zoo(seed: int = 0
         example = case.build(rng)
         depth = max(example.layers[u.id] for u in example.hidden)  # the output goes out
         widths = [int(rng.integers(12, 21)) for _ in range(max(2, depth) + case.hidden_inputs)]
-        graph, where = plant_in_host(example, case.noise, rng, int(rng.integers(3, 6)), widths,
-                                     int(rng.integers(2, 4)), 2 if case.hidden_inputs else 1)
+        graph, where = plant_in_host(
+            example,
+            case.noise,
+            rng,
+            int(rng.integers(3, 6)),
+            widths,
+            int(rng.integers(2, 4)),
+            2 if case.hidden_inputs else 1,
+        )
         bindings = tuple({var: where[uid] for var, uid in b.items()} for b in case.bindings)
         name = f"perturbed/{case.name}"
-        expected = [Expected(name, case.circuit, case.present, bindings[0], bindings, case.name,
-                             "" if case.present else case.name)]
+        expected = [
+            Expected(
+                name,
+                case.circuit,
+                case.present,
+                bindings[0],
+                bindings,
+                case.name,
+                "" if case.present else case.name,
+            )
+        ]
         for circuit, b in case.also:
             binding = {var: where[uid] for var, uid in b.items()}
             expected.append(Expected(name, circuit, True, binding, (binding,), case.name))

@@ -81,14 +81,19 @@ PLANTS: tuple[Plant, ...] = (
     # min of four in two layers of min_skip: the outer detector reads a, c and the inner
     # detectors directly, since the inner minima are linear and never neurons of their own.
     # Two layers of noisy weights add up: at 1%, 1 plant in 200 missed the 5% tolerance.
-    Plant("min4", "min4", rename={"d1": "m1.d", "d2": "m2.d", "d3": "y.d"},
-          near_miss=("d3", "input:2"), flip="d3", noise=0.004),
+    Plant(
+        "min4",
+        "min4",
+        rename={"d1": "m1.d", "d2": "m2.d", "d3": "y.d"},
+        near_miss=("d3", "input:2"),
+        flip="d3",
+        noise=0.004,
+    ),
     Plant("less_than", "less_than_relu", flip="h"),
     # Folds add up absolute errors: 1% on the fold at c = 8 is 0.08, and ten noisy units in a
     # row miss x mod 2 by about 15%, which is not parity within the engine's 5% tolerance;
     # at 0.2%, 2 of 27 chains in a 10,000-model zoo still missed it by 5.3% and 5.5%.
-    Plant("is_even", "is_even", rename=_FOLDS, near_miss=("p3", "bias"), flip="n5",
-          noise=0.001),
+    Plant("is_even", "is_even", rename=_FOLDS, near_miss=("p3", "bias"), flip="n5", noise=0.001),
     # y = h - 2g cancels two terms of size 2 at a = b = 1: 1% noise on each weight can leave
     # 0.06 where xor is 0, over the 5% tolerance, so the plant would not be xor any more.
     Plant("xor", "xor", near_miss=("g", "input:1"), flip="g", noise=0.004),
@@ -123,16 +128,27 @@ class Expected:
         return frozenset(uid for b in (self.binding, *self.equivalent) for uid in b.values())
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "circuit": self.circuit, "present": self.present,
-                "binding": dict(self.binding),
-                "equivalent": [dict(b) for b in self.equivalent],
-                "example": self.example, "decoy": self.decoy}
+        return {
+            "model": self.model,
+            "circuit": self.circuit,
+            "present": self.present,
+            "binding": dict(self.binding),
+            "equivalent": [dict(b) for b in self.equivalent],
+            "example": self.example,
+            "decoy": self.decoy,
+        }
 
     @staticmethod
     def from_json(raw: Mapping[str, Any]) -> Expected:
-        return Expected(raw["model"], raw["circuit"], raw["present"], dict(raw["binding"]),
-                        tuple(dict(b) for b in raw["equivalent"]), raw["example"],
-                        raw.get("decoy", ""))
+        return Expected(
+            raw["model"],
+            raw["circuit"],
+            raw["present"],
+            dict(raw["binding"]),
+            tuple(dict(b) for b in raw["equivalent"]),
+            raw["example"],
+            raw.get("decoy", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -145,8 +161,12 @@ class Score:
     nested: int
 
     def __add__(self, other: Score) -> Score:
-        return Score(self.found + other.found, self.missed + other.missed,
-                     self.false + other.false, self.nested + other.nested)
+        return Score(
+            self.found + other.found,
+            self.missed + other.missed,
+            self.false + other.false,
+            self.nested + other.nested,
+        )
 
     @property
     def recall(self) -> float:
@@ -182,13 +202,19 @@ class GroundTruth:
         found: set[int] = set()
         false = nested = 0
         for model, bindings in matches:
-            hit = next((i for i, e in enumerate(present)
-                        if e.model == model and e.accepts(bindings)), None)
+            hit = next(
+                (i for i, e in enumerate(present) if e.model == model and e.accepts(bindings)), None
+            )
             units = set(bindings.values())
             if hit is not None:
                 found.add(hit)
-            elif any(e.model == model and e.circuit != circuit and units <= e.units
-                     and not self._decoy_of(circuit, model, units) for e in self.expected):
+            elif any(
+                e.model == model
+                and e.circuit != circuit
+                and units <= e.units
+                and not self._decoy_of(circuit, model, units)
+                for e in self.expected
+            ):
                 nested += 1
             else:
                 false += 1
@@ -197,8 +223,10 @@ class GroundTruth:
     def _decoy_of(self, circuit: str, model: str, units: set[str]) -> bool:
         """Whether ``units`` lie in a decoy of ``circuit`` (which may be another circuit's
         true instance: a flipped abs is identity, but never abs)."""
-        return any(not e.present and e.model == model and e.circuit == circuit
-                   and units <= e.units for e in self.expected)
+        return any(
+            not e.present and e.model == model and e.circuit == circuit and units <= e.units
+            for e in self.expected
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"seed": self.seed, "expected": [e.to_json() for e in self.expected]}
@@ -229,17 +257,28 @@ class _Net:
         order = {uid: i for i, uid in enumerate(u for layer in self.layers for u in layer)}
         units: list[Unit] = []
         for depth, layer in enumerate(self.layers):
-            kind = (UnitKind.INPUT if depth == 0 else
-                    UnitKind.OUTPUT if depth == len(self.layers) - 1 else UnitKind.HIDDEN)
+            kind = (
+                UnitKind.INPUT
+                if depth == 0
+                else UnitKind.OUTPUT
+                if depth == len(self.layers) - 1
+                else UnitKind.HIDDEN
+            )
             for uid in layer:
                 row = sorted(self.rows.get(uid, {}).items(), key=lambda item: order[item[0]])
-                units.append(Unit(uid, kind, self.activation.get(uid, Activation.IDENTITY),
-                                  self.bias.get(uid, 0.0), dict(row)))
+                units.append(
+                    Unit(
+                        uid,
+                        kind,
+                        self.activation.get(uid, Activation.IDENTITY),
+                        self.bias.get(uid, 0.0),
+                        dict(row),
+                    )
+                )
         return NeuronGraph(tuple(units))
 
 
-def _dense(rng: np.random.Generator, n_inputs: int, widths: Sequence[int],
-           n_outputs: int) -> _Net:
+def _dense(rng: np.random.Generator, n_inputs: int, widths: Sequence[int], n_outputs: int) -> _Net:
     """Dense random layers; hidden rows have unit L2 norm, i.e. are already canonical."""
     layers = [[f"{INPUT}:{i}" for i in range(n_inputs)]]
     layers += [[f"{HIDDEN}{d}:{r}" for r in range(w)] for d, w in enumerate(widths, start=1)]
@@ -283,8 +322,9 @@ def _read_canonically(net: _Net, planted: frozenset[str]) -> dict[str, float]:
 # ---- planting -----------------------------------------------------------------------------
 
 
-def _plant(net: _Net, example: NeuronGraph, start: int, to_output: bool,
-           rng: np.random.Generator) -> dict[str, str]:
+def _plant(
+    net: _Net, example: NeuronGraph, start: int, to_output: bool, rng: np.random.Generator
+) -> dict[str, str]:
     """Overwrite host rows with the example's units; returns example unit -> host unit.
 
     Example unit at depth d goes to hidden layer ``start + d - 1``; an identity output goes to
@@ -295,8 +335,9 @@ def _plant(net: _Net, example: NeuronGraph, start: int, to_output: bool,
     depth = example.layers
     where: dict[str, str] = {}
     sources = net.layers[start - 1]
-    for unit, pick in zip(example.inputs, rng.choice(len(sources), len(example.inputs),
-                                                      replace=False), strict=True):
+    for unit, pick in zip(
+        example.inputs, rng.choice(len(sources), len(example.inputs), replace=False), strict=True
+    ):
         where[unit.id] = sources[pick]
     by_layer: dict[int, list[Unit]] = {}
     for unit in example.units:
@@ -318,8 +359,13 @@ def _plant(net: _Net, example: NeuronGraph, start: int, to_output: bool,
     return where
 
 
-def _leftovers(net: _Net, planted: frozenset[str], norms: Mapping[str, float], noise: float,
-               rng: np.random.Generator) -> None:
+def _leftovers(
+    net: _Net,
+    planted: frozenset[str],
+    norms: Mapping[str, float],
+    noise: float,
+    rng: np.random.Generator,
+) -> None:
     """Small nonzero weights where the planted rows read nothing: at most ``noise`` times the
     row's largest weight, both measured in canonical coordinates, and at most ``noise`` times
     its bias when that is smaller: a saturating step (less_than's relu(1 - 100 h)) keeps its
@@ -364,17 +410,21 @@ def _disguise(net: _Net, rng: np.random.Generator, noise: float = NOISE) -> dict
         layer = net.layers[depth]
         for position, new in enumerate(rng.permutation(len(layer)).tolist()):
             renamed[layer[position]] = f"{HIDDEN}{depth}:{new}"
-        net.layers[depth] = sorted((renamed[u] for u in layer),
-                                   key=lambda u: int(u.rsplit(":", 1)[1]))
-    net.rows = {renamed.get(u, u): {renamed.get(s, s): w for s, w in row.items()}
-                for u, row in net.rows.items()}
+        net.layers[depth] = sorted(
+            (renamed[u] for u in layer), key=lambda u: int(u.rsplit(":", 1)[1])
+        )
+    net.rows = {
+        renamed.get(u, u): {renamed.get(s, s): w for s, w in row.items()}
+        for u, row in net.rows.items()
+    }
     net.bias = {renamed.get(u, u): b for u, b in net.bias.items()}
     net.activation = {renamed.get(u, u): a for u, a in net.activation.items()}
     return renamed
 
 
-def _placement(example: NeuronGraph, rng: np.random.Generator, on_inputs: bool = False
-               ) -> tuple[int, bool, int]:
+def _placement(
+    example: NeuronGraph, rng: np.random.Generator, on_inputs: bool = False
+) -> tuple[int, bool, int]:
     """Where the circuit starts, whether its output is a network output, and how many
     hidden layers the host needs at least. ``on_inputs``: the circuit reads network inputs,
     whose scale is part of the function (a near miss off by a ratio on a hidden unit's
@@ -382,23 +432,26 @@ def _placement(example: NeuronGraph, rng: np.random.Generator, on_inputs: bool =
     depth = example.layers
     has_linear_output = any(u.activation is Activation.IDENTITY for u in example.outputs)
     to_output = has_linear_output and bool(rng.random() < 0.5)
-    span = max(depth[u.id] for u in example.units if u.kind is not UnitKind.INPUT
-               and not (to_output and u.kind is UnitKind.OUTPUT))
+    span = max(
+        depth[u.id]
+        for u in example.units
+        if u.kind is not UnitKind.INPUT and not (to_output and u.kind is UnitKind.OUTPUT)
+    )
     start = 2 if rng.random() < 0.5 and not on_inputs else 1
     after = 0 if to_output else int(rng.integers(0, 2))
     return start, to_output, start - 1 + span + after
 
 
-def random_host(rng: np.random.Generator, n_inputs: int, widths: Sequence[int],
-                n_outputs: int) -> NeuronGraph:
+def random_host(
+    rng: np.random.Generator, n_inputs: int, widths: Sequence[int], n_outputs: int
+) -> NeuronGraph:
     """A dense random ReLU MLP, rescaled, noised and permuted like the planted hosts."""
     net = _dense(rng, n_inputs, widths, n_outputs)
     _disguise(net, rng)
     return net.graph()
 
 
-def _with_weight(example: NeuronGraph, unit_id: str, source: str, factor: float
-                 ) -> NeuronGraph:
+def _with_weight(example: NeuronGraph, unit_id: str, source: str, factor: float) -> NeuronGraph:
     """The example with one weight (or ``source == "bias"``, the bias) multiplied."""
     units = []
     for unit in example.units:
@@ -406,8 +459,9 @@ def _with_weight(example: NeuronGraph, unit_id: str, source: str, factor: float
             if source == "bias":
                 unit = unit.with_inputs(unit.inputs, unit.bias * factor)
             else:
-                unit = unit.with_inputs({s: w * factor if s == source else w
-                                         for s, w in unit.inputs.items()})
+                unit = unit.with_inputs(
+                    {s: w * factor if s == source else w for s, w in unit.inputs.items()}
+                )
         units.append(unit)
     return example.with_units(units)
 
@@ -419,14 +473,14 @@ def _symmetries(example: NeuronGraph) -> list[dict[str, str]]:
     outputs = {u.id: i for i, u in enumerate(canon.outputs)}
     graph = nx.DiGraph()
     for unit in canon.units:
-        graph.add_node(unit.id, label=(unit.kind, unit.activation, outputs.get(unit.id)),
-                       bias=unit.bias)
+        graph.add_node(
+            unit.id, label=(unit.kind, unit.activation, outputs.get(unit.id)), bias=unit.bias
+        )
         for src, w in unit.inputs.items():
             graph.add_edge(src, unit.id, weight=w)
 
     def same_node(a: dict[str, Any], b: dict[str, Any]) -> bool:
-        return bool(a["label"] == b["label"] and math.isclose(a["bias"], b["bias"],
-                                                               abs_tol=1e-9))
+        return bool(a["label"] == b["label"] and math.isclose(a["bias"], b["bias"], abs_tol=1e-9))
 
     def same_edge(a: dict[str, Any], b: dict[str, Any]) -> bool:
         return math.isclose(a["weight"], b["weight"], abs_tol=1e-9)
@@ -448,49 +502,76 @@ def reference_binding(circuit: str, example: str) -> dict[str, str]:
     return binding
 
 
-def _expected(model: str, circuit: str, present: bool, example: NeuronGraph,
-              where: Mapping[str, str], plant: Plant, decoy: str, reference: str) -> Expected:
+def _expected(
+    model: str,
+    circuit: str,
+    present: bool,
+    example: NeuronGraph,
+    where: Mapping[str, str],
+    plant: Plant,
+    decoy: str,
+    reference: str,
+) -> Expected:
     units = reference_binding(circuit, plant.example)
-    bindings = [{var: where[sigma.get(u, u)] for var, u in units.items()}
-                for sigma in _symmetries(example)]
+    bindings = [
+        {var: where[sigma.get(u, u)] for var, u in units.items()} for sigma in _symmetries(example)
+    ]
     binding = {var: where[u] for var, u in units.items()}
     return Expected(model, circuit, present, binding, tuple(bindings), reference, decoy)
 
 
-def _build(example: NeuronGraph, noise: float, rng: np.random.Generator, on_inputs: bool
-           ) -> tuple[NeuronGraph, dict[str, str]]:
+def _build(
+    example: NeuronGraph, noise: float, rng: np.random.Generator, on_inputs: bool
+) -> tuple[NeuronGraph, dict[str, str]]:
     """A host of random shape with ``example`` planted; returns it and example unit -> final
     source id."""
     start, to_output, n_layers = _placement(example, rng, on_inputs)
     widths = [int(rng.integers(WIDTHS[0], WIDTHS[1] + 1)) for _ in range(n_layers)]
     n_inputs = int(rng.integers(max(3, len(example.inputs)), 7))
     n_outputs = int(rng.integers(2, 5))
-    return _planted_in(example, noise, _dense(rng, n_inputs, widths, n_outputs), start,
-                       to_output, rng)
+    return _planted_in(
+        example, noise, _dense(rng, n_inputs, widths, n_outputs), start, to_output, rng
+    )
 
 
-def planted_host(example: str, n_inputs: int, widths: Sequence[int], n_outputs: int,
-                 rng: np.random.Generator) -> tuple[NeuronGraph, dict[str, str]]:
+def planted_host(
+    example: str, n_inputs: int, widths: Sequence[int], n_outputs: int, rng: np.random.Generator
+) -> tuple[NeuronGraph, dict[str, str]]:
     """A dense host of the given shape with a library circuit's EXAMPLE planted from the
     first hidden layer on (its output a hidden unit), disguised like every planted host: for
     benchmarks that need zoo-sized networks. Returns the host and example unit -> source id."""
     plant = next(p for p in PLANTS if p.example == example)
-    return plant_in_host(reference_network(example), plant.noise, rng, n_inputs, widths,
-                         n_outputs, to_output=False)
+    return plant_in_host(
+        reference_network(example), plant.noise, rng, n_inputs, widths, n_outputs, to_output=False
+    )
 
 
-def plant_in_host(example: NeuronGraph, noise: float, rng: np.random.Generator, n_inputs: int,
-                  widths: Sequence[int], n_outputs: int, start: int = 1, to_output: bool = True
-                  ) -> tuple[NeuronGraph, dict[str, str]]:
+def plant_in_host(
+    example: NeuronGraph,
+    noise: float,
+    rng: np.random.Generator,
+    n_inputs: int,
+    widths: Sequence[int],
+    n_outputs: int,
+    start: int = 1,
+    to_output: bool = True,
+) -> tuple[NeuronGraph, dict[str, str]]:
     """``example`` (any network) planted in a dense random host of the given shape from
     hidden layer ``start`` on, disguised like every planted host; returns the host and
     example unit -> source id."""
-    return _planted_in(example, noise, _dense(rng, n_inputs, widths, n_outputs), start,
-                       to_output, rng)
+    return _planted_in(
+        example, noise, _dense(rng, n_inputs, widths, n_outputs), start, to_output, rng
+    )
 
 
-def _planted_in(example: NeuronGraph, noise: float, net: _Net, start: int, to_output: bool,
-                rng: np.random.Generator) -> tuple[NeuronGraph, dict[str, str]]:
+def _planted_in(
+    example: NeuronGraph,
+    noise: float,
+    net: _Net,
+    start: int,
+    to_output: bool,
+    rng: np.random.Generator,
+) -> tuple[NeuronGraph, dict[str, str]]:
     where = _plant(net, example, start, to_output, rng)
     planted = frozenset(where[u.id] for u in example.units if u.kind is not UnitKind.INPUT)
     _leftovers(net, planted, _read_canonically(net, planted), noise, rng)
@@ -514,11 +595,31 @@ class _Case:
     def expected(self, model: str, where: Mapping[str, str]) -> list[Expected]:
         """The ground truth of this case planted at ``where`` in ``model``."""
         plant = self.plant
-        out = [_expected(model, plant.circuit, not self.decoy, self.example, where, plant,
-                         self.decoy, plant.example)]
+        out = [
+            _expected(
+                model,
+                plant.circuit,
+                not self.decoy,
+                self.example,
+                where,
+                plant,
+                self.decoy,
+                plant.example,
+            )
+        ]
         if self.decoy == "sign_flip" and plant.flipped_is is not None:
-            out.append(_expected(model, plant.flipped_is, True, self.example, where, plant,
-                                 self.decoy, plant.flipped_is))
+            out.append(
+                _expected(
+                    model,
+                    plant.flipped_is,
+                    True,
+                    self.example,
+                    where,
+                    plant,
+                    self.decoy,
+                    plant.flipped_is,
+                )
+            )
         return out
 
 
@@ -541,8 +642,9 @@ Hosted = tuple[str, NeuronGraph, list[Expected]]  # model name, network, its gro
 
 def _small_hosts(seed: int) -> Iterator[Hosted]:
     for i, case in enumerate(_cases()):
-        graph, where = _build(case.example, case.plant.noise, np.random.default_rng([seed, i]),
-                              case.on_inputs)
+        graph, where = _build(
+            case.example, case.plant.noise, np.random.default_rng([seed, i]), case.on_inputs
+        )
         yield case.name, graph, case.expected(case.name, where)
 
 
@@ -571,8 +673,9 @@ class HostShape:
     every: int = 10
 
 
-def hosted_zoo(size: int, seed: int = 0, shape: HostShape | None = None, first: int = 0
-               ) -> Iterator[Hosted]:
+def hosted_zoo(
+    size: int, seed: int = 0, shape: HostShape | None = None, first: int = 0
+) -> Iterator[Hosted]:
     """Known answers at zoo scale: ``size`` dense hosts of one shape, one in ``shape.every``
     carrying a case of ``planted_zoo`` (each plant and decoy in turn), the rest random.
 
@@ -601,9 +704,14 @@ def hosted_zoo(size: int, seed: int = 0, shape: HostShape | None = None, first: 
 # ---- files --------------------------------------------------------------------------------
 
 
-def write_zoo(folder: Path, seed: int = 0, suffix: str = ".safetensors",
-              size: int | None = None, shape: HostShape | None = None,
-              on_model: Callable[[str], None] | None = None) -> GroundTruth:
+def write_zoo(
+    folder: Path,
+    seed: int = 0,
+    suffix: str = ".safetensors",
+    size: int | None = None,
+    shape: HostShape | None = None,
+    on_model: Callable[[str], None] | None = None,
+) -> GroundTruth:
     """Write a planted zoo under ``folder`` (one weights file + JSON config per model, named
     so that ``circuitql index folder`` gives the same model names) and
     ``ground_truth.json``: ``planted_zoo(seed)``, or ``hosted_zoo(size, seed, shape)`` when a

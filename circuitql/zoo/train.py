@@ -90,26 +90,55 @@ def _grid(values: Sequence[float], n_inputs: int) -> Callable[[torch.Generator, 
 LESS_THAN_C = 10.0
 IS_EVEN_BITS = 4
 
-TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("identity", 1, _uniform(-2, 2, 1), lambda x: x[:, 0], "identity", 2, (1, 2)),
-    Task("negation", 1, _uniform(-2, 2, 1), lambda x: -x[:, 0], "negation", 2, (1, 2)),
-    Task("abs", 1, _uniform(-2, 2, 1), lambda x: x[:, 0].abs(), "abs", 2, (1, 2)),
-    Task("add", 2, _uniform(-2, 2, 2), lambda x: x[:, 0] + x[:, 1], "add", 2, (1, 2)),
-    Task("subtract", 2, _uniform(-2, 2, 2), lambda x: x[:, 0] - x[:, 1], "subtract", 2,
-         (1, 2)),
-    Task("min", 2, _uniform(-2, 2, 2), lambda x: x.min(dim=1).values, "min", 1, (1, 2),
-         skip=True),
-    Task("max", 2, _uniform(-2, 2, 2), lambda x: x.max(dim=1).values, "max", 1, (1, 2),
-         skip=True),
-    Task("less_than", 1, _around(LESS_THAN_C, 0.5, 4.0),
-         lambda x: (x[:, 0] < LESS_THAN_C).float(), "less_than", 1, (0, 1), output="sigmoid",
-         lr_scale=10.0, domain=(LESS_THAN_C - 4.0, LESS_THAN_C + 4.0)),
-    Task("is_even", 1, _grid(range(2 ** IS_EVEN_BITS), 1), lambda x: x[:, 0].remainder(2),
-         "is_even", 2, (IS_EVEN_BITS + 1, IS_EVEN_BITS + 2), lr_scale=0.3,
-         domain=(0.0, 2.0 ** IS_EVEN_BITS - 1)),
-    Task("xor", 2, _grid((0.0, 1.0), 2), lambda x: (x[:, 0] != x[:, 1]).float(), "xor", 2,
-         (1, 2), domain=(0.0, 1.0)),
-)}
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("identity", 1, _uniform(-2, 2, 1), lambda x: x[:, 0], "identity", 2, (1, 2)),
+        Task("negation", 1, _uniform(-2, 2, 1), lambda x: -x[:, 0], "negation", 2, (1, 2)),
+        Task("abs", 1, _uniform(-2, 2, 1), lambda x: x[:, 0].abs(), "abs", 2, (1, 2)),
+        Task("add", 2, _uniform(-2, 2, 2), lambda x: x[:, 0] + x[:, 1], "add", 2, (1, 2)),
+        Task("subtract", 2, _uniform(-2, 2, 2), lambda x: x[:, 0] - x[:, 1], "subtract", 2, (1, 2)),
+        Task(
+            "min", 2, _uniform(-2, 2, 2), lambda x: x.min(dim=1).values, "min", 1, (1, 2), skip=True
+        ),
+        Task(
+            "max", 2, _uniform(-2, 2, 2), lambda x: x.max(dim=1).values, "max", 1, (1, 2), skip=True
+        ),
+        Task(
+            "less_than",
+            1,
+            _around(LESS_THAN_C, 0.5, 4.0),
+            lambda x: (x[:, 0] < LESS_THAN_C).float(),
+            "less_than",
+            1,
+            (0, 1),
+            output="sigmoid",
+            lr_scale=10.0,
+            domain=(LESS_THAN_C - 4.0, LESS_THAN_C + 4.0),
+        ),
+        Task(
+            "is_even",
+            1,
+            _grid(range(2**IS_EVEN_BITS), 1),
+            lambda x: x[:, 0].remainder(2),
+            "is_even",
+            2,
+            (IS_EVEN_BITS + 1, IS_EVEN_BITS + 2),
+            lr_scale=0.3,
+            domain=(0.0, 2.0**IS_EVEN_BITS - 1),
+        ),
+        Task(
+            "xor",
+            2,
+            _grid((0.0, 1.0), 2),
+            lambda x: (x[:, 0] != x[:, 1]).float(),
+            "xor",
+            2,
+            (1, 2),
+            domain=(0.0, 1.0),
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -141,8 +170,9 @@ class Trained:
         return not math.isfinite(self.spec.meta["final_loss"])
 
 
-def train_group(task: Task, depth: int, optimizer: str, members: Sequence[Member],
-                config: TrainConfig) -> list[Trained]:
+def train_group(
+    task: Task, depth: int, optimizer: str, members: Sequence[Member], config: TrainConfig
+) -> list[Trained]:
     """Train one network per member, all ``depth`` hidden layers deep.
 
     Networks narrower than the widest member are padded with units whose weights are all
@@ -157,11 +187,13 @@ def train_group(task: Task, depth: int, optimizer: str, members: Sequence[Member
     net = _Stacked.initialised(task, depth, members, gens)
     lr = (config.lr or LEARNING_RATES[optimizer]) * task.lr_scale
     opt: torch.optim.Optimizer = (
-        torch.optim.Adam(net.params, lr=lr, fused=True) if optimizer == "adam"
+        torch.optim.Adam(net.params, lr=lr, fused=True)
+        if optimizer == "adam"
         else torch.optim.SGD(net.params, lr=lr, momentum=SGD_MOMENTUM, fused=True)
     )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, T_max=config.steps, eta_min=lr * FINAL_LR_FRACTION)
+        opt, T_max=config.steps, eta_min=lr * FINAL_LR_FRACTION
+    )
     n = x.shape[1]
     batch = config.batch_size if config.batch_size and config.batch_size < n else None
     rows = torch.arange(len(members))[:, None]
@@ -178,11 +210,27 @@ def train_group(task: Task, depth: int, optimizer: str, members: Sequence[Member
     with torch.no_grad():
         final = _loss(net(x), y, task.output)
     return [
-        Trained(m, net.spec(k, m.width, {
-            "task": task.name, "circuit": task.circuit, "width": m.width, "depth": depth,
-            "seed": m.seed, "optimizer": optimizer, "init": m.init, "final_loss": float(final[k]),
-            "steps": config.steps, "lr": lr, "skip": net.skip, "batch_size": batch or n,
-        }))
+        Trained(
+            m,
+            net.spec(
+                k,
+                m.width,
+                {
+                    "task": task.name,
+                    "circuit": task.circuit,
+                    "width": m.width,
+                    "depth": depth,
+                    "seed": m.seed,
+                    "optimizer": optimizer,
+                    "init": m.init,
+                    "final_loss": float(final[k]),
+                    "steps": config.steps,
+                    "lr": lr,
+                    "skip": net.skip,
+                    "batch_size": batch or n,
+                },
+            ),
+        )
         for k, m in enumerate(members)
     ]
 
@@ -191,7 +239,8 @@ def _loss(out: Tensor, target: Tensor, output: str) -> Tensor:
     """Per-network mean loss, shape (K,); ``out`` holds pre-activations."""
     if output == "sigmoid":
         per_point = torch.nn.functional.binary_cross_entropy_with_logits(
-            out, target, reduction="none")
+            out, target, reduction="none"
+        )
     else:
         per_point = (out - target) ** 2
     return per_point.mean(dim=1)
@@ -212,8 +261,9 @@ class _Stacked:
         return [*self.weights, *self.biases]
 
     @staticmethod
-    def initialised(task: Task, depth: int, members: Sequence[Member],
-                    gens: Sequence[torch.Generator]) -> _Stacked:
+    def initialised(
+        task: Task, depth: int, members: Sequence[Member], gens: Sequence[torch.Generator]
+    ) -> _Stacked:
         skip = task.skip and depth > 0
         padded = _shapes(task, depth, max(m.width for m in members), skip)
         weights = [torch.zeros(len(members), *shape) for shape in padded]
@@ -221,10 +271,12 @@ class _Stacked:
         for k, (member, gen) in enumerate(zip(members, gens, strict=True)):
             for i, shape in enumerate(_shapes(task, depth, member.width, skip)):
                 # top-left: a skip output layer's input columns come first, so they line up
-                weights[i][k, :shape[0], :shape[1]], biases[i][k, :shape[0]] = _init_layer(
-                    member.init, *shape, gen)
-        return _Stacked(task, [w.requires_grad_() for w in weights],
-                        [b.requires_grad_() for b in biases])
+                weights[i][k, : shape[0], : shape[1]], biases[i][k, : shape[0]] = _init_layer(
+                    member.init, *shape, gen
+                )
+        return _Stacked(
+            task, [w.requires_grad_() for w in weights], [b.requires_grad_() for b in biases]
+        )
 
     def __call__(self, x: Tensor) -> Tensor:
         """(K, N, inputs) -> (K, N) output pre-activations."""
@@ -250,9 +302,8 @@ class _Stacked:
                 weight, bias = weight[:, :keep], b[k].detach()
             else:
                 name, act, reads = f"fc{i + 1}", "relu", (PREVIOUS,)
-                weight, bias = weight[:width, :width if i else n_in], b[k].detach()[:width]
-            layers.append(DenseLayer(name, weight.numpy().copy(), bias.numpy().copy(), act,
-                                     reads))
+                weight, bias = weight[:width, : width if i else n_in], b[k].detach()[:width]
+            layers.append(DenseLayer(name, weight.numpy().copy(), bias.numpy().copy(), act, reads))
         return MLPSpec(n_in, tuple(layers), meta, Domain((self.task.domain,)))
 
 
@@ -263,8 +314,9 @@ def _shapes(task: Task, depth: int, width: int, skip: bool) -> list[tuple[int, i
     return [*hidden, (1, (width if depth else task.n_inputs) + (task.n_inputs if skip else 0))]
 
 
-def _init_layer(init: str, fan_out: int, fan_in: int, gen: torch.Generator
-                ) -> tuple[Tensor, Tensor]:
+def _init_layer(
+    init: str, fan_out: int, fan_in: int, gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
     """``default``: torch's nn.Linear (uniform in ±1/sqrt(fan_in), biases too); ``kaiming``:
     He normal, zero biases; ``small``: normal with std 0.1, zero biases (the rich regime)."""
     if init == "default":

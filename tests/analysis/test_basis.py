@@ -30,8 +30,9 @@ PROBES = Probes(n=256)
 SEARCH = Search(max_steps=600)
 
 
-def mlp_graph(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
-              activations: Sequence[Activation]) -> NeuronGraph:
+def mlp_graph(
+    weights: Sequence[np.ndarray], biases: Sequence[np.ndarray], activations: Sequence[Activation]
+) -> NeuronGraph:
     """A layered graph straight from matrices (zero weights are no edge); the last layer is
     the outputs. Built by hand because loaders fold identity-activation layers away."""
     units = [Unit(f"input:{i}", UnitKind.INPUT) for i in range(weights[0].shape[1])]
@@ -39,9 +40,16 @@ def mlp_graph(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
     for layer, (w, b, act) in enumerate(zip(weights, biases, activations, strict=True)):
         last = layer == len(weights) - 1
         ids = [f"out:{r}" if last else f"fc{layer + 1}:{r}" for r in range(len(w))]
-        units += [Unit(uid, UnitKind.OUTPUT if last else UnitKind.HIDDEN, act, float(b[r]),
-                       {src: float(w[r, c]) for c, src in enumerate(previous) if w[r, c]})
-                  for r, uid in enumerate(ids)]
+        units += [
+            Unit(
+                uid,
+                UnitKind.OUTPUT if last else UnitKind.HIDDEN,
+                act,
+                float(b[r]),
+                {src: float(w[r, c]) for c, src in enumerate(previous) if w[r, c]},
+            )
+            for r, uid in enumerate(ids)
+        ]
         previous = ids
     return NeuronGraph(tuple(units))
 
@@ -66,9 +74,11 @@ def sparse_and_rotated(seed: int, n: int = 6) -> tuple[NeuronGraph, NeuronGraph]
 
 def layered_random() -> NeuronGraph:
     spec = random_mlp(np.random.default_rng(0), 4, [8, 6], 2)
-    return mlp_graph([layer.weight for layer in spec.layers],
-                     [layer.bias for layer in spec.layers],
-                     [Activation.RELU, Activation.RELU, Activation.IDENTITY])
+    return mlp_graph(
+        [layer.weight for layer in spec.layers],
+        [layer.bias for layer in spec.layers],
+        [Activation.RELU, Activation.RELU, Activation.IDENTITY],
+    )
 
 
 def test_search_sparsifies_and_keeps_the_function() -> None:
@@ -110,9 +120,11 @@ def test_basis_agreement_ignores_order_and_sign() -> None:
 
 
 def test_only_strictly_layered_networks() -> None:
-    units = (Unit("input:0", UnitKind.INPUT),
-             Unit("h:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0}),
-             Unit("out:0", UnitKind.OUTPUT, inputs={"h:0": 1.0, "input:0": 1.0}))
+    units = (
+        Unit("input:0", UnitKind.INPUT),
+        Unit("h:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0}),
+        Unit("out:0", UnitKind.OUTPUT, inputs={"h:0": 1.0, "input:0": 1.0}),
+    )
     with pytest.raises(CircuitQLError, match="reads input:0 from layer 0"):
         layered(NeuronGraph(units))
 
@@ -131,8 +143,19 @@ def test_heatmaps_are_svg_and_stay_small(tmp_path: Path) -> None:
 
 def test_cli_basis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = save(random_mlp(np.random.default_rng(3), 3, [5, 4], 2), tmp_path / "m.onnx")
-    code = main(["basis", str(path), "--json", "--steps", "40", "--probes", "64",
-                 "--out", str(tmp_path / "heat")])
+    code = main(
+        [
+            "basis",
+            str(path),
+            "--json",
+            "--steps",
+            "40",
+            "--probes",
+            "64",
+            "--out",
+            str(tmp_path / "heat"),
+        ]
+    )
     out = capsys.readouterr().out
     data = json.loads(out)
     assert code == 0 and data["max_error"] < 1e-5
@@ -143,6 +166,7 @@ def test_cli_basis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_every_jacobian_searched_is_announced() -> None:
     graph = layered_random()
     heard: list[None] = []
-    report = sparse_basis(graph, probes=PROBES, search=Search(max_steps=5),
-                          on_jacobian=lambda: heard.append(None))
+    report = sparse_basis(
+        graph, probes=PROBES, search=Search(max_steps=5), on_jacobian=lambda: heard.append(None)
+    )
     assert len(heard) == len(report.pairs) == jacobian_count(graph) > 0

@@ -27,19 +27,36 @@ def planted() -> MLPSpec:
     ReLUs, through negative weights, with a negative bias (dead); fc2:4 feeds nothing
     (unused); three weights are 1e-6 (negligible): into fc2:1, fc2:5 and out:1.
     """
-    w1 = np.array([[0.9, -0.4, 0.3], [-0.5, 0.8, 0.6], [0.7, 0.5, -0.9],
-                   [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    w1 = np.array(
+        [[0.9, -0.4, 0.3], [-0.5, 0.8, 0.6], [0.7, 0.5, -0.9], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],
+        dtype=np.float32,
+    )
     b1 = np.array([0.1, 0.2, -0.1, 0.0, 0.5], dtype=np.float32)
     w1[3], b1[3] = 2 * w1[0], 2 * b1[0]
-    w2 = np.array([[0.8, -0.6, 0.5, 0.4, 0.7], [-0.3, 0.9, TINY, 0.2, -0.4],
-                   [0.6, 0.4, -0.7, -0.5, 0.3], [-0.5, -0.8, -0.6, -0.9, 0.0],
-                   [0.5, 0.6, 0.4, 0.3, -0.2], [0.4, TINY, 0.8, 0.2, 0.1]], dtype=np.float32)
+    w2 = np.array(
+        [
+            [0.8, -0.6, 0.5, 0.4, 0.7],
+            [-0.3, 0.9, TINY, 0.2, -0.4],
+            [0.6, 0.4, -0.7, -0.5, 0.3],
+            [-0.5, -0.8, -0.6, -0.9, 0.0],
+            [0.5, 0.6, 0.4, 0.3, -0.2],
+            [0.4, TINY, 0.8, 0.2, 0.1],
+        ],
+        dtype=np.float32,
+    )
     b2 = np.array([0.1, 0.3, -0.2, -0.1, 0.0, 0.0], dtype=np.float32)
-    w3 = np.array([[1.0, -0.7, 0.5, 0.6, 0.0, 0.9], [-0.4, 0.8, TINY, 0.3, 0.0, -0.6]],
-                  dtype=np.float32)
+    w3 = np.array(
+        [[1.0, -0.7, 0.5, 0.6, 0.0, 0.9], [-0.4, 0.8, TINY, 0.3, 0.0, -0.6]], dtype=np.float32
+    )
     b3 = np.array([0.0, 0.1], dtype=np.float32)
-    return MLPSpec(3, (DenseLayer("fc1", w1, b1), DenseLayer("fc2", w2, b2),
-                       DenseLayer("out", w3, b3, "identity")))
+    return MLPSpec(
+        3,
+        (
+            DenseLayer("fc1", w1, b1),
+            DenseLayer("fc2", w2, b2),
+            DenseLayer("out", w3, b3, "identity"),
+        ),
+    )
 
 
 def planted_module() -> nn.Module:
@@ -62,13 +79,18 @@ def rank_deficient() -> NeuronGraph:
     a, b, e never switch off on the probes (bias 10 or more), so they are linear in x and fire
     together; c - d = x0 - 0.3 x1 (relu(z) - relu(-z) = z) is in the same plane.
     """
-    rows = {"h:a": ({"input:0": 1.0}, 10.0), "h:b": ({"input:1": 1.0}, 10.0),
-            "h:c": ({"input:0": 1.0, "input:1": -0.3}, 0.0),
-            "h:d": ({"input:0": -1.0, "input:1": 0.3}, 0.0),
-            "h:e": ({"input:0": 1.0, "input:1": 0.5}, 20.0)}
+    rows = {
+        "h:a": ({"input:0": 1.0}, 10.0),
+        "h:b": ({"input:1": 1.0}, 10.0),
+        "h:c": ({"input:0": 1.0, "input:1": -0.3}, 0.0),
+        "h:d": ({"input:0": -1.0, "input:1": 0.3}, 0.0),
+        "h:e": ({"input:0": 1.0, "input:1": 0.5}, 20.0),
+    }
     units = [Unit("input:0", UnitKind.INPUT), Unit("input:1", UnitKind.INPUT)]
-    units += [Unit(uid, UnitKind.HIDDEN, Activation.RELU, bias, inputs)
-              for uid, (inputs, bias) in rows.items()]
+    units += [
+        Unit(uid, UnitKind.HIDDEN, Activation.RELU, bias, inputs)
+        for uid, (inputs, bias) in rows.items()
+    ]
     units.append(Unit("out:0", UnitKind.OUTPUT, inputs={uid: 1.0 for uid in rows}))
     return NeuronGraph(tuple(units))
 
@@ -79,9 +101,17 @@ def test_planted_degeneracies_are_counted_exactly() -> None:
     assert sorted(layers) == [1, 2, 3]
     first, second, out = layers[1], layers[2], layers[3]
     assert (first.raw, first.dead, first.unused, first.merged) == (
-        5, ("fc1:4",), (), (("fc1:3", "fc1:0"),))
+        5,
+        ("fc1:4",),
+        (),
+        (("fc1:3", "fc1:0"),),
+    )
     assert (second.raw, second.dead, second.unused, second.merged) == (
-        6, ("fc2:3",), ("fc2:4",), ())
+        6,
+        ("fc2:3",),
+        ("fc2:4",),
+        (),
+    )
     assert (out.raw, out.dead, out.unused, out.merged) == (2, (), (), ())
     assert [len(d.pruned) for d in (first, second, out)] == [0, 2, 1]
     # fc2:5 reads ReLUs through positive weights only, with a positive bias, and so does
@@ -100,14 +130,14 @@ def test_rank_and_identical_firing() -> None:
     probes = Probes(n=400)
     (layer, _out) = degeneracy(rank_deficient(), probes=probes).layers
     assert (layer.raw, layer.kept, layer.rank, layer.effective) == (5, 5, 3, 3)
-    assert [(g.units, g.fires_on) for g in layer.firing_groups] == [
-        (("h:a", "h:b", "h:e"), 400)]
+    assert [(g.units, g.fires_on) for g in layer.firing_groups] == [(("h:a", "h:b", "h:e"), 400)]
 
 
 def test_numerical_rank_ignores_scale_and_constants() -> None:
     x = np.random.default_rng(0).normal(size=(50, 2))
-    values = np.column_stack([x[:, 0], 1e-4 * x[:, 1], 1e4 * (x[:, 0] - x[:, 1]),
-                              np.full(50, 7.0), np.zeros(50)])
+    values = np.column_stack(
+        [x[:, 0], 1e-4 * x[:, 1], 1e4 * (x[:, 0] - x[:, 1]), np.full(50, 7.0), np.zeros(50)]
+    )
     assert numerical_rank(values) == 2
     assert numerical_rank(np.zeros((10, 3))) == 0
 
@@ -137,8 +167,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_cli_on_a_file_and_on_an_indexed_model(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_on_a_file_and_on_an_indexed_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = save(planted(), tmp_path / "planted.safetensors")
     code, out, _ = run(capsys, "degeneracy", str(path), "--json")
     assert code == 0 and json.loads(out)["effective_units"] == 7
@@ -148,8 +179,9 @@ def test_cli_on_a_file_and_on_an_indexed_model(tmp_path: Path,
     assert code == 0 and "p: 7 effective of 13 units" in out
 
 
-def test_cli_explains_what_it_cannot_load(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_explains_what_it_cannot_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import circuitql
 
     store = str(tmp_path / "s.db")

@@ -33,8 +33,7 @@ def moved(graph: NeuronGraph, rng: np.random.Generator) -> NeuronGraph:
         changed = replace(unit, bias=unit.bias + 10 * TOL * max(1.0, abs(unit.bias)))
     else:
         w = unit.inputs[sources[which]]
-        changed = unit.with_inputs({**unit.inputs,
-                                    sources[which]: w + 10 * TOL * max(1.0, abs(w))})
+        changed = unit.with_inputs({**unit.inputs, sources[which]: w + 10 * TOL * max(1.0, abs(w))})
     return graph.with_units(changed if u.id == unit.id else u for u in graph.units)
 
 
@@ -55,10 +54,11 @@ def near_duplicates(first: float, second: float, order: tuple[int, int]) -> Neur
     """Two ReLUs of x a third of the tolerance apart, read by the output with weights
     ``first`` and ``second``, listed in ``order``."""
     x = Unit("input:0", UnitKind.INPUT)
-    hidden = [Unit("h0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0}),
-              Unit("h1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0 + TOL / 3})]
-    out = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0,
-               {"h0": first, "h1": second})
+    hidden = [
+        Unit("h0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0}),
+        Unit("h1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0 + TOL / 3}),
+    ]
+    out = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"h0": first, "h1": second})
     return NeuronGraph((x, hidden[order[0]], hidden[order[1]], out))
 
 
@@ -71,8 +71,9 @@ def test_near_duplicate_units_are_left_to_vf2() -> None:
 
 
 @pytest.mark.parametrize(("n_inputs", "width"), [(8, 256), (166, 1000)])
-def test_a_wide_twin_is_matched_without_vf2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                            n_inputs: int, width: int) -> None:
+def test_a_wide_twin_is_matched_without_vf2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, n_inputs: int, width: int
+) -> None:
     """Many sources and readers too, as in a transformer's MLP block (d -> width -> d): a
     sort on a sum of the weights left ten units to a window there, and VF2 ran for minutes."""
     rng = np.random.default_rng(0)
@@ -83,12 +84,26 @@ def test_a_wide_twin_is_matched_without_vf2(monkeypatch: pytest.MonkeyPatch, tmp
     w2 = rng.normal(size=(n_outputs, width)) / np.sqrt(width)
 
     def network(order: np.ndarray, scale: np.ndarray) -> NeuronGraph:
-        hidden = [Unit(f"h{k}", UnitKind.HIDDEN, Activation.RELU, float(b1[j] * scale[j]),
-                       {f"input:{i}": float(w1[j, i] * scale[j]) for i in range(n_inputs)})
-                  for k, j in enumerate(order)]
-        outputs = [Unit(f"out:{o}", UnitKind.OUTPUT, Activation.IDENTITY, 0.0,
-                        {f"h{k}": float(w2[o, j] / scale[j]) for k, j in enumerate(order)})
-                   for o in range(n_outputs)]
+        hidden = [
+            Unit(
+                f"h{k}",
+                UnitKind.HIDDEN,
+                Activation.RELU,
+                float(b1[j] * scale[j]),
+                {f"input:{i}": float(w1[j, i] * scale[j]) for i in range(n_inputs)},
+            )
+            for k, j in enumerate(order)
+        ]
+        outputs = [
+            Unit(
+                f"out:{o}",
+                UnitKind.OUTPUT,
+                Activation.IDENTITY,
+                0.0,
+                {f"h{k}": float(w2[o, j] / scale[j]) for k, j in enumerate(order)},
+            )
+            for o in range(n_outputs)
+        ]
         name = f"m{len(stored)}"
         stored.append(name)
         db.index(NeuronGraph((*x, *hidden, *outputs)), name=name)

@@ -30,7 +30,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="module", params=sorted(BACKENDS))
-def module_db(request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+def module_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
     with open_database(request.param, tmp_path_factory.mktemp(request.param)) as database:
         yield database

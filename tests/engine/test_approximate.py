@@ -60,13 +60,15 @@ def _cases(truth: GroundTruth, circuit: str, present: bool) -> list[Expected]:
 
 
 @pytest.mark.parametrize("circuit", CIRCUITS)
-def test_every_perturbed_circuit_is_found_at_its_binding(results: Results, truth: GroundTruth,
-                                                         circuit: str) -> None:
+def test_every_perturbed_circuit_is_found_at_its_binding(
+    results: Results, truth: GroundTruth, circuit: str
+) -> None:
     for e in _cases(truth, circuit, present=True):
         got = [m for m in results[circuit] if m.model == e.model]
         assert any(e.accepts(m.bindings) for m in got), (
             f"{circuit} missed in {e.model}: expected {e.binding}, got "
-            f"{[dict(m.bindings) for m in got]}")
+            f"{[dict(m.bindings) for m in got]}"
+        )
 
 
 @pytest.mark.parametrize("circuit", CIRCUITS)
@@ -77,8 +79,9 @@ def test_no_decoy_is_reported(results: Results, truth: GroundTruth, circuit: str
 
 
 @pytest.mark.parametrize("circuit", PLAIN)
-def test_every_report_is_a_planted_instance(results: Results, truth: GroundTruth,
-                                            circuit: str) -> None:
+def test_every_report_is_a_planted_instance(
+    results: Results, truth: GroundTruth, circuit: str
+) -> None:
     score = truth.score(circuit, [(m.model, m.bindings) for m in results[circuit]])
     assert score.false == 0, [(m.model, dict(m.bindings)) for m in results[circuit]]
 
@@ -98,14 +101,16 @@ def test_matches_say_how_they_hold(results: Results) -> None:
 @pytest.mark.parametrize("circuit", ["abs", "identity", "negation"])
 def test_exact_keeps_the_strict_answer(exact: Results, results: Results, circuit: str) -> None:
     strict = {m.model for m in exact[circuit]}
-    assert not any(model.startswith(("perturbed/split", "perturbed/beside"))
-                   for model in strict), strict
+    assert not any(model.startswith(("perturbed/split", "perturbed/beside")) for model in strict), (
+        strict
+    )
     assert all(m.exact for m in exact[circuit])
     assert strict <= {m.model for m in results[circuit] if m.exact}
 
 
-def test_a_census_counts_every_match_or_the_exact_ones(zoo_db: Database, exact: Results,
-                                                      results: Results) -> None:
+def test_a_census_counts_every_match_or_the_exact_ones(
+    zoo_db: Database, exact: Results, results: Results
+) -> None:
     # The census runs the same search as MATCH: by default every model with a match, with
     # EXACT (the language's or the API's) those with a strict one.
     def holders(counted: Census) -> set[str]:
@@ -128,8 +133,13 @@ def test_faithfulness_measures_what_the_circuit_leaves_out(db: Database) -> None
     x0, x1 = Unit("input:0", UnitKind.INPUT), Unit("input:1", UnitKind.INPUT)
     p = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0})
     n = Unit("fc1:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": -1.0})
-    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0,
-             {"fc1:0": 1.0, "fc1:1": 1.0, "input:1": 0.04})
+    y = Unit(
+        "out:0",
+        UnitKind.OUTPUT,
+        Activation.IDENTITY,
+        0.0,
+        {"fc1:0": 1.0, "fc1:1": 1.0, "input:1": 0.04},
+    )
     db.config = IndexConfig(Config(domain=Domain(((-2.0, 2.0),))))
     db.index(NeuronGraph((x0, x1, p, n, y)), name="leaky")
     (match,) = db.query("MATCH abs")

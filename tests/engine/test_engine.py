@@ -107,29 +107,30 @@ def _summary(matches: list[Match]) -> list[tuple[str, str, tuple[tuple[str, str]
 
 
 @pytest.mark.parametrize("circuit", CIRCUITS)
-def test_planted_circuit_is_found_at_its_binding(results: Results, zoo: Zoo,
-                                                 circuit: str) -> None:
+def test_planted_circuit_is_found_at_its_binding(results: Results, zoo: Zoo, circuit: str) -> None:
     found = _by_model(results[circuit])
     expected = [e for e in zoo[1].present() if e.circuit == circuit]
     assert expected, f"the zoo plants no {circuit}"
     for e in expected:
         got = found.get(e.model, [])
         assert len(got) == 1 and e.accepts(got[0].bindings), (
-            f"{circuit} in {e.model}: want {dict(e.binding)}, got "
-            f"{[dict(m.bindings) for m in got]}")
+            f"{circuit} in {e.model}: want {dict(e.binding)}, got {[dict(m.bindings) for m in got]}"
+        )
         assert got[0].error <= TOLERANCE
 
 
 @pytest.mark.parametrize("circuit", sorted({p.circuit for p in PLANTS if p.flip or p.near_miss}))
-def test_decoys_are_not_reported_as_the_circuit_they_imitate(results: Results, zoo: Zoo,
-                                                             circuit: str) -> None:
+def test_decoys_are_not_reported_as_the_circuit_they_imitate(
+    results: Results, zoo: Zoo, circuit: str
+) -> None:
     found = _by_model(results[circuit])
     decoys = [e for e in zoo[1].absent() if e.circuit == circuit]
     assert decoys
     for e in decoys:
         assert not found.get(e.model), (
             f"{e.decoy} decoy {e.model} reported as {circuit}: "
-            f"{[dict(m.bindings) for m in found[e.model]]}")
+            f"{[dict(m.bindings) for m in found[e.model]]}"
+        )
 
 
 def test_a_flipped_negation_is_abs_and_not_negation(results: Results) -> None:
@@ -143,8 +144,7 @@ def test_random_dense_networks_hold_no_closed_circuit(zoo_db: Database, circuit:
     assert list(zoo_db.query(f"MATCH {circuit} IN MODELS 'random/*'")) == []
 
 
-def test_results_are_identical_on_every_store(results: Results,
-                                              sqlite_reference: Results) -> None:
+def test_results_are_identical_on_every_store(results: Results, sqlite_reference: Results) -> None:
     for circuit in CIRCUITS:
         assert _summary(results[circuit]) == _summary(sqlite_reference[circuit]), circuit
 
@@ -153,8 +153,7 @@ def test_results_are_identical_on_every_store(results: Results,
 
 
 @pytest.mark.parametrize("circuit", CIRCUITS)
-def test_subnetwork_computes_the_circuit_and_verify_agrees(results: Results,
-                                                           circuit: str) -> None:
+def test_subnetwork_computes_the_circuit_and_verify_agrees(results: Results, circuit: str) -> None:
     rng = np.random.default_rng(1)
     for m in results[circuit]:
         assert m.pattern is not None and m.pattern.reference is not None
@@ -164,14 +163,19 @@ def test_subnetwork_computes_the_circuit_and_verify_agrees(results: Results,
             out = m.subnetwork()(torch.tensor(x, dtype=torch.float64)).numpy()
         reach = float(np.abs(expected).max())
         assert len(m.scales) == expected.shape[1]
-        np.testing.assert_allclose(np.asarray(m.scales) * out, expected, atol=TOLERANCE * reach,
-                                   err_msg=f"{circuit} in {m.model}")
+        np.testing.assert_allclose(
+            np.asarray(m.scales) * out,
+            expected,
+            atol=TOLERANCE * reach,
+            err_msg=f"{circuit} in {m.model}",
+        )
         assert m.verify(x) <= TOLERANCE
 
 
 @pytest.mark.parametrize("suffix", [".onnx", ".safetensors", ".pt"])
-def test_a_match_saved_as_a_file_computes_it_and_holds_it(results: Results, suffix: str,
-                                                          tmp_path: Path) -> None:
+def test_a_match_saved_as_a_file_computes_it_and_holds_it(
+    results: Results, suffix: str, tmp_path: Path
+) -> None:
     """The circuit alone, written as a model file: the file computes what subnetwork()
     computes, its config says where it came from, and indexing it finds the circuit again
     (here one whose output is the network's, so at scale 1 in the file as in the model)."""
@@ -204,7 +208,8 @@ def test_limit_stops_at_one_match(zoo_db: Database) -> None:
 
 
 def test_a_search_past_its_deadline_keeps_its_matches_and_says_it_is_partial(
-        zoo_db: Database) -> None:
+    zoo_db: Database,
+) -> None:
     explain = Explain()
     with pytest.warns(PartialAnswer, match="deadline"):
         assert list(zoo_db.query("MATCH detector_pair", explain=explain, timeout=1e-9)) == []
@@ -244,8 +249,9 @@ def _linear(weight: list[list[float]], bias: list[float] | None) -> nn.Linear:
 
 def trained_identity() -> nn.Module:
     """The seed document's trained 1-2-1 identity: weights a training run actually reached."""
-    return nn.Sequential(_linear([[-0.9192], [1.0035]], [0.0, 0.0]), nn.ReLU(),
-                         _linear([[-1.0872, 0.9957]], None))
+    return nn.Sequential(
+        _linear([[-0.9192], [1.0035]], [0.0, 0.0]), nn.ReLU(), _linear([[-1.0872, 0.9957]], None)
+    )
 
 
 def hand_wired_is_even() -> nn.Module:
@@ -308,22 +314,30 @@ def test_answers_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
     store = tmp_path / "s.db"
     with connect(str(store)) as db:
         for name in ("add", "min", "abs", "max_sym"):
-            host, _ = plant_in_host(reference_network(name), 0.002, np.random.default_rng(7),
-                                    4, [12, 12], 2)
+            host, _ = plant_in_host(
+                reference_network(name), 0.002, np.random.default_rng(7), 4, [12, 12], 2
+            )
             db.index(host, name=name)
-    script = ("import json, sys; from circuitql import connect; db = connect(sys.argv[1]); "
-              "print(json.dumps([[m.model, dict(m.bindings), m.error] for q in "
-              "('MATCH add', 'MATCH min', 'MATCH detector_pair') for m in db.query(q)]))")
-    answers = {subprocess.run([sys.executable, "-c", script, str(store)], check=True,
-                              capture_output=True, text=True,
-                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout
-               for seed in ("1", "2", "3", "4")}
+    script = (
+        "import json, sys; from circuitql import connect; db = connect(sys.argv[1]); "
+        "print(json.dumps([[m.model, dict(m.bindings), m.error] for q in "
+        "('MATCH add', 'MATCH min', 'MATCH detector_pair') for m in db.query(q)]))"
+    )
+    answers = {
+        subprocess.run(
+            [sys.executable, "-c", script, str(store)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3", "4")
+    }
     assert len(answers) == 1
     assert json.loads(answers.pop())  # it found something to compare
 
 
-def test_a_query_past_its_budget_on_this_store_is_refused_before_any_work(db: Database
-                                                                         ) -> None:
+def test_a_query_past_its_budget_on_this_store_is_refused_before_any_work(db: Database) -> None:
     # (is_even){2,} reads fine, but over this network its repetitions run to 5: 3,900 flat
     # patterns, each planned and grown on its own. It is refused with the budget and how to
     # stay within it; bounded, a repetition runs.
@@ -342,15 +356,17 @@ def test_a_range_the_fitted_parameters_leave_empty_matches_nothing(db: Database)
         x.weight[:] = 1.0
         x.bias[:] = -0.5
     db.index(nn.Sequential(x, nn.ReLU(), _linear([[1.0]], None)), name="shifted")
-    query = ("CIRCUIT g(x) -> y { h = relu(x - ?c) y = h } EXPECT y == max(x - c, 0) "
-             "FOR x IN [c + 1, c - 1] MATCH g")
+    query = (
+        "CIRCUIT g(x) -> y { h = relu(x - ?c) y = h } EXPECT y == max(x - c, 0) "
+        "FOR x IN [c + 1, c - 1] MATCH g"
+    )
     assert list(db.query(query)) == []
     assert [m.model for m in db.query(query.replace("[c + 1, c - 1]", "[c - 1, c + 1]"))] == [
-        "shifted"]
+        "shifted"
+    ]
 
 
-def test_where_compares_inequalities_exactly_and_equality_within_tolerance(db: Database
-                                                                          ) -> None:
+def test_where_compares_inequalities_exactly_and_equality_within_tolerance(db: Database) -> None:
     # The library's fold, at its fitted threshold c: WHERE c >= c holds exactly, c >= 1.04 c
     # does not (it did, within 5%); == and != compare within TOLERANCE (0.05 by default).
     db.index(reference_network("fold"), name="fold")

@@ -24,8 +24,11 @@ def _edges(pattern: CircuitPattern) -> set[tuple[str, str]]:
 def _plan_with(pattern: CircuitPattern, costs: Mapping[str, int]) -> Plan:
     """A plan whose index counts each non-input unit by ``costs`` (units with the same
     signature columns share the count of the last of them)."""
-    by_columns = {frozenset(u.constraint.columns().items()): costs[u.name]
-                  for u in pattern.units if u.role is not Role.INPUT}
+    by_columns = {
+        frozenset(u.constraint.columns().items()): costs[u.name]
+        for u in pattern.units
+        if u.role is not Role.INPUT
+    }
     return plan(pattern, lambda columns: by_columns[frozenset(columns.items())])
 
 
@@ -39,8 +42,7 @@ def _drawn(data: st.DataObject, index: int) -> tuple[CircuitPattern, Plan]:
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), index=st.integers(0, len(FLAT) - 1))
-def test_every_unit_is_reached_once_along_a_pattern_edge(data: st.DataObject,
-                                                         index: int) -> None:
+def test_every_unit_is_reached_once_along_a_pattern_edge(data: st.DataObject, index: int) -> None:
     pattern, the_plan = _drawn(data, index)
     edges = _edges(pattern)
     reached = [the_plan.anchor]
@@ -54,8 +56,7 @@ def test_every_unit_is_reached_once_along_a_pattern_edge(data: st.DataObject,
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), index=st.integers(0, len(FLAT) - 1))
-def test_pattern_inputs_wait_for_every_unit_that_can_prune(data: st.DataObject,
-                                                           index: int) -> None:
+def test_pattern_inputs_wait_for_every_unit_that_can_prune(data: st.DataObject, index: int) -> None:
     # When the plan steps to a pattern input, no other unit was one step away: the units
     # after it are reachable only through pattern inputs.
     pattern, the_plan = _drawn(data, index)
@@ -65,8 +66,9 @@ def test_pattern_inputs_wait_for_every_unit_that_can_prune(data: st.DataObject,
     for k, step in enumerate(the_plan.steps):
         if step.unit in inputs:
             later = {s.unit for s in the_plan.steps[k:]} - inputs
-            assert not any((a in reached and b in later) or (b in reached and a in later)
-                           for a, b in edges)
+            assert not any(
+                (a in reached and b in later) or (b in reached and a in later) for a, b in edges
+            )
         reached.add(step.unit)
 
 
@@ -75,12 +77,14 @@ def test_min4_steps_to_rare_units_before_its_inputs() -> None:
     # of the inner min(a, b) reads pattern inputs only, so its first step goes to its readers
     # (a dense layer's unit feeds the whole next layer): it anchors only when rarer by
     # FAN_OUT than the outer min's detectors, whose first step goes to their few inputs.
-    pattern = next(p for p in expand(LIBRARY.pattern("min4"))
-                   if p.variant == "m1=min_skip, m2=min_sym, y=min_sym")
+    pattern = next(
+        p
+        for p in expand(LIBRARY.pattern("min4"))
+        if p.variant == "m1=min_skip, m2=min_sym, y=min_sym"
+    )
     # As a 10,000-model zoo counts them: the three detectors share a signature, so do y.p
     # and y.n; random dense layers hold many neurons like y.
-    counts = {"m1.d": 886, "m2.p": 886, "m2.n": 886, "y.p": 2_545, "y.n": 2_545,
-              "y": 10_914}
+    counts = {"m1.d": 886, "m2.p": 886, "m2.n": 886, "y.p": 2_545, "y.n": 2_545, "y": 10_914}
     assert 886 * FAN_OUT > 2_545
     the_plan = _plan_with(pattern, counts)
     order = [step.unit for step in the_plan.steps]

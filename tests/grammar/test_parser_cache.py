@@ -38,8 +38,16 @@ QUERIES = [
     "CIRCUIT f(x) -> y { h = relu(2*x - 1)\n y = -h }\nMATCH f{2,} WHERE x = 'input:0' EXACT",
     "SHOW CIRCUITS 'min*'; COMPARE 'a' WITH 'b'",
 ]
-BAD = ["MATCH", "MATCH abs LIMIT", "CIRCUIT f(x) -> y { y = }", "MATCH abs TIMEOUT 3 parsecs",
-       "COUNT MODELS abs", "MATCH (abs", "@", "MATCH abs\n  WHERE x = = 1"]
+BAD = [
+    "MATCH",
+    "MATCH abs LIMIT",
+    "CIRCUIT f(x) -> y { y = }",
+    "MATCH abs TIMEOUT 3 parsecs",
+    "COUNT MODELS abs",
+    "MATCH (abs",
+    "@",
+    "MATCH abs\n  WHERE x = = 1",
+]
 
 
 def error_of(parser: Lark, text: str) -> tuple[str, int, int, object]:
@@ -51,15 +59,22 @@ def error_of(parser: Lark, text: str) -> tuple[str, int, int, object]:
 
 def parsers(grammar: str, **options: object) -> Iterator[Lark]:
     """The parser built without the cache, then as built for the cache, then as loaded."""
-    yield Lark(resources.files("circuitql.grammar").joinpath(grammar).read_text("utf-8"),
-               parser="lalr", **options)
+    yield Lark(
+        resources.files("circuitql.grammar").joinpath(grammar).read_text("utf-8"),
+        parser="lalr",
+        **options,
+    )
     yield lalr_parser(grammar, **options)  # type: ignore[arg-type]
     yield lalr_parser(grammar, **options)  # type: ignore[arg-type]
 
 
 def test_the_query_parser_from_the_cache_parses_as_a_fresh_one(cache: Path):
-    fresh = Lark(resources.files("circuitql.grammar").joinpath("query.lark").read_text("utf-8"),
-                 parser="lalr", transformer=_ToAst(), **QUERY_OPTIONS)  # type: ignore[arg-type]
+    fresh = Lark(
+        resources.files("circuitql.grammar").joinpath("query.lark").read_text("utf-8"),
+        parser="lalr",
+        transformer=_ToAst(),
+        **QUERY_OPTIONS,
+    )  # type: ignore[arg-type]
     built = lalr_parser("query.lark", _ToAst(), **QUERY_OPTIONS)
     assert (cache / "query.lark-tables.json").is_file()
     loaded = lalr_parser("query.lark", _ToAst(), **QUERY_OPTIONS)

@@ -41,8 +41,7 @@ ALPHABET = st.sampled_from(
         *('"""', "//", "FOR ", "INTEGERS "),
     ]
 )
-FAST = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def parse_or_syntax_error(text: str) -> ast.Script | None:
@@ -65,11 +64,11 @@ def mutated(draw: st.DrawFn) -> str:
         at = draw(st.integers(0, len(text)))
         kind = draw(st.sampled_from(["delete", "insert", "swap"]))
         if kind == "delete":
-            text = text[:at] + text[at + draw(st.integers(1, 8)):]
+            text = text[:at] + text[at + draw(st.integers(1, 8)) :]
         elif kind == "insert":
             text = text[:at] + draw(ALPHABET) + text[at:]
         else:
-            text = text[:at] + draw(ALPHABET) + text[at + 1:]
+            text = text[:at] + draw(ALPHABET) + text[at + 1 :]
     return text
 
 
@@ -111,8 +110,9 @@ def expressions() -> st.SearchStrategy[ast.Expr]:
             st.tuples(st.sampled_from(["abs", "relu", "step", "sigmoid"]), inner).map(
                 lambda t: ast.Call(t[0], (t[1],))
             ),
-            st.tuples(st.sampled_from(["min", "max"]), st.lists(inner, min_size=2, max_size=3))
-            .map(lambda t: ast.Call(t[0], tuple(t[1]))),
+            st.tuples(st.sampled_from(["min", "max"]), st.lists(inner, min_size=2, max_size=3)).map(
+                lambda t: ast.Call(t[0], tuple(t[1]))
+            ),
         )
 
     return st.recursive(leaves, extend, max_leaves=10)

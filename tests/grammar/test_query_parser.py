@@ -33,16 +33,24 @@ def test_keywords_are_case_insensitive_and_reserved_as_names() -> None:
     )
     d = one("CIRCUIT inner(limits) -> matched { matched = relu(limits) }")
     assert isinstance(d, ast.CircuitDef) and d.inputs == ("limits",)
-    for text in ("CIRCUIT f(x) -> y { p = relu(x) in = relu(-x) y = p + in }",
-                 "CIRCUIT In(x) -> y { y = x }", "MATCH count", "MATCH f WHERE limit > 0"):
+    for text in (
+        "CIRCUIT f(x) -> y { p = relu(x) in = relu(-x) y = p + in }",
+        "CIRCUIT In(x) -> y { y = x }",
+        "MATCH count",
+        "MATCH f WHERE limit > 0",
+    ):
         with pytest.raises(QuerySyntaxError, match="is a reserved word"):
             parse(text)
     assert {"match", "in", "limit", "where", "and", "for", "integers"} <= reserved_words()
 
 
 def test_explain_goes_in_front_of_every_action() -> None:
-    for text in ("MATCH abs", "COUNT MODELS WITH abs GROUP BY depth", "SHOW CIRCUITS",
-                 "COMPARE 'a' WITH 'b'"):
+    for text in (
+        "MATCH abs",
+        "COUNT MODELS WITH abs GROUP BY depth",
+        "SHOW CIRCUITS",
+        "COMPARE 'a' WITH 'b'",
+    ):
         statement = one("EXPLAIN " + text)
         assert getattr(statement, "explain", False), text
 
@@ -81,13 +89,16 @@ def test_circuit_expressions_and_precedence() -> None:
     d = one("CIRCUIT c = a | b >> fold{3,} >> g+ | (h WHERE next.k == k / 2){2,5}")
     assert isinstance(d, ast.CircuitDef)
     a, b, g, h, fold = (ast.CircuitRef(n) for n in ("a", "b", "g", "h", "fold"))
-    step = ast.Compare("==", ast.Ref("next", None, ("k",)),
-                       ast.Binary("/", ast.Ref("k"), ast.Num(2.0)))
-    assert d.expr == ast.Alternation((
-        a,
-        ast.Chain((b, ast.Repeat(fold, 3, None), ast.Repeat(g, 1, None))),
-        ast.Repeat(ast.Group(h, (step,)), 2, 5),
-    ))
+    step = ast.Compare(
+        "==", ast.Ref("next", None, ("k",)), ast.Binary("/", ast.Ref("k"), ast.Num(2.0))
+    )
+    assert d.expr == ast.Alternation(
+        (
+            a,
+            ast.Chain((b, ast.Repeat(fold, 3, None), ast.Repeat(g, 1, None))),
+            ast.Repeat(ast.Group(h, (step,)), 2, 5),
+        )
+    )
 
 
 def test_nested_alternations_and_chains_flatten() -> None:
@@ -164,7 +175,7 @@ def test_positions_are_recorded_but_not_compared() -> None:
         "MATCH abs LIMIT 3 TIMEOUT 1.5",
         "SHOW CIRCUITS",
         "COMPARE 'a' WITH 'b'",
-        'CIRCUIT f(x, a) -> (y, z) {\n p = relu(-(x - 2) * 3, ...)\n q = tanh(a / 2 - -x)\n'
+        "CIRCUIT f(x, a) -> (y, z) {\n p = relu(-(x - 2) * 3, ...)\n q = tanh(a / 2 - -x)\n"
         " y = p - (q - x)\n z = leaky_relu(2 * (p + q))\n}\n"
         "WHERE c > 0\nEXPECT y == max(x, 0) * (x < 1), z == step(-x) FOR x IN [-1, 1], a IN {0}",
     ],
@@ -176,9 +187,17 @@ def test_print_then_parse_gives_the_same_ast(text: str) -> None:
     assert script_text(parse(printed)) == printed
 
 
-@pytest.mark.parametrize(("clause", "seconds"), [
-    ("TIMEOUT 30", 30.0), ("TIMEOUT 30s", 30.0), ("timeout 500ms", 0.5), ("TIMEOUT 2m", 120.0),
-    ("TIMEOUT 1H", 3600.0), ("TIMEOUT .25", 0.25)])
+@pytest.mark.parametrize(
+    ("clause", "seconds"),
+    [
+        ("TIMEOUT 30", 30.0),
+        ("TIMEOUT 30s", 30.0),
+        ("timeout 500ms", 0.5),
+        ("TIMEOUT 2m", 120.0),
+        ("TIMEOUT 1H", 3600.0),
+        ("TIMEOUT .25", 0.25),
+    ],
+)
 def test_a_timeout_is_seconds_or_a_number_with_a_unit(clause: str, seconds: float) -> None:
     match = one(f"MATCH abs {clause}")
     assert isinstance(match, ast.Match) and match.timeout == seconds

@@ -49,8 +49,15 @@ def layered_graphs(draw: st.DrawFn) -> NeuronGraph:
                 inputs = {previous[0]: _weight(draw, rng)}
             bias = draw(st.sampled_from([0.0, 1.0])) * _weight(draw, rng)
             uid = f"out:{row}" if is_output else f"fc{layer}:{row}"
-            units.append(Unit(uid, UnitKind.OUTPUT if is_output else UnitKind.HIDDEN,
-                              Activation.IDENTITY if is_output else Activation.RELU, bias, inputs))
+            units.append(
+                Unit(
+                    uid,
+                    UnitKind.OUTPUT if is_output else UnitKind.HIDDEN,
+                    Activation.IDENTITY if is_output else Activation.RELU,
+                    bias,
+                    inputs,
+                )
+            )
             current.append(uid)
         previous = current
     return NeuronGraph(tuple(units))
@@ -60,10 +67,17 @@ def layered_graphs(draw: st.DrawFn) -> NeuronGraph:
 def any_activation_graphs(draw: st.DrawFn) -> NeuronGraph:
     """Random layered networks whose hidden units use every activation circuitql reads."""
     graph = draw(layered_graphs())
-    kinds = st.sampled_from([(Activation.RELU, 0.01), (Activation.LEAKY_RELU, 0.01),
-                             (Activation.LEAKY_RELU, 0.1), (Activation.LEAKY_RELU, 0.3),
-                             (Activation.SIGMOID, 0.01), (Activation.TANH, 0.01),
-                             (Activation.GELU, 0.01)])
+    kinds = st.sampled_from(
+        [
+            (Activation.RELU, 0.01),
+            (Activation.LEAKY_RELU, 0.01),
+            (Activation.LEAKY_RELU, 0.1),
+            (Activation.LEAKY_RELU, 0.3),
+            (Activation.SIGMOID, 0.01),
+            (Activation.TANH, 0.01),
+            (Activation.GELU, 0.01),
+        ]
+    )
     units = []
     for unit in graph.units:
         if unit.kind is UnitKind.HIDDEN:
@@ -90,21 +104,29 @@ def permute_hidden(graph: NeuronGraph, rng: np.random.Generator) -> NeuronGraph:
             rename[str(old)] = f"{prefix}:{new_row}"
             order[str(old)] = new_row
     units = sorted(graph.units, key=lambda u: (graph.layers[u.id], order.get(u.id, 0)))
-    return NeuronGraph(tuple(
-        replace(u, id=rename.get(u.id, u.id),
-                inputs={rename.get(s, s): w for s, w in u.inputs.items()})
-        for u in units
-    ))
+    return NeuronGraph(
+        tuple(
+            replace(
+                u,
+                id=rename.get(u.id, u.id),
+                inputs={rename.get(s, s): w for s, w in u.inputs.items()},
+            )
+            for u in units
+        )
+    )
 
 
 def _scaled(graph: NeuronGraph, factors: dict[str, float]) -> NeuronGraph:
     units = []
     for unit in graph.units:
         k = factors.get(unit.id, 1.0)
-        units.append(replace(
-            unit, bias=unit.bias * k,
-            inputs={s: w * k / factors.get(s, 1.0) for s, w in unit.inputs.items()},
-        ))
+        units.append(
+            replace(
+                unit,
+                bias=unit.bias * k,
+                inputs={s: w * k / factors.get(s, 1.0) for s, w in unit.inputs.items()},
+            )
+        )
     return NeuronGraph(tuple(units))
 
 
@@ -117,8 +139,12 @@ def split_unit(graph: NeuronGraph, rng: np.random.Generator) -> NeuronGraph:
     """Replace one hidden unit by two copies (the second rescaled) sharing its outgoing weight."""
     victim = graph.hidden[int(rng.integers(len(graph.hidden)))]
     k, share = float(rng.uniform(0.3, 3.0)), float(rng.uniform(0.2, 0.8))
-    twin = replace(victim, id=victim.id + "b", bias=victim.bias * k,
-                   inputs={s: w * k for s, w in victim.inputs.items()})
+    twin = replace(
+        victim,
+        id=victim.id + "b",
+        bias=victim.bias * k,
+        inputs={s: w * k for s, w in victim.inputs.items()},
+    )
     units = []
     for unit in graph.units:
         if victim.id in unit.inputs:
@@ -138,13 +164,21 @@ def add_dead_units(graph: NeuronGraph, rng: np.random.Generator) -> NeuronGraph:
     units = list(graph.units)
     first_consumer = next(i for i, u in enumerate(units) if u.kind is not UnitKind.INPUT)
     dead = Unit("dead:0", UnitKind.HIDDEN, Activation.RELU, -float(rng.uniform(0, 2)), {})
-    orphan = Unit("orphan:0", UnitKind.HIDDEN, Activation.RELU, 0.3,
-                  {graph.inputs[0].id: float(rng.uniform(0.2, 1.0))})
+    orphan = Unit(
+        "orphan:0",
+        UnitKind.HIDDEN,
+        Activation.RELU,
+        0.3,
+        {graph.inputs[0].id: float(rng.uniform(0.2, 1.0))},
+    )
     units[first_consumer:first_consumer] = [dead, orphan]
     # The dead unit feeds every later unit with a large weight: it still changes nothing.
-    units = [replace(u, inputs={**u.inputs, dead.id: float(rng.uniform(-5, 5))})
-             if u.kind is not UnitKind.INPUT and u.id not in (dead.id, orphan.id) else u
-             for u in units]
+    units = [
+        replace(u, inputs={**u.inputs, dead.id: float(rng.uniform(-5, 5))})
+        if u.kind is not UnitKind.INPUT and u.id not in (dead.id, orphan.id)
+        else u
+        for u in units
+    ]
     return NeuronGraph(tuple(units))
 
 
@@ -155,8 +189,11 @@ def add_tiny_weights(graph: NeuronGraph, rng: np.random.Generator) -> NeuronGrap
     for unit in graph.units:
         if unit.inputs:
             top = max(abs(w) for w in unit.inputs.values())
-            extra = {s.id: float(rng.uniform(-1e-6, 1e-6)) * top for s in graph.units
-                     if layers[s.id] == layers[unit.id] - 1 and s.id not in unit.inputs}
+            extra = {
+                s.id: float(rng.uniform(-1e-6, 1e-6)) * top
+                for s in graph.units
+                if layers[s.id] == layers[unit.id] - 1 and s.id not in unit.inputs
+            }
             unit = replace(unit, inputs={**unit.inputs, **extra})
         units.append(unit)
     return NeuronGraph(tuple(units))

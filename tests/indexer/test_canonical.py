@@ -36,8 +36,9 @@ SYMMETRIES: dict[str, Transform] = {
 }
 PROBES = np.random.default_rng(0).normal(size=(64, 4)) * 3
 
-property_settings = settings(max_examples=60, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow])
+property_settings = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _same_function(a: NeuronGraph, b: NeuronGraph) -> None:
@@ -72,8 +73,9 @@ def test_all_symmetries_at_once(graph: NeuronGraph, seed: int) -> None:
 def test_canonical_graph_computes_the_same_function(graph: NeuronGraph, seed: int) -> None:
     # Within the canonical error bound: pruning may drop what two near-cancelling weights of
     # merged duplicates leave (-1.0008 x 0.5003 + 1.0 x 0.5000), which indexing measures.
-    noisy = add_tiny_weights(add_dead_units(graph, np.random.default_rng(seed)),
-                             np.random.default_rng(seed))
+    noisy = add_tiny_weights(
+        add_dead_units(graph, np.random.default_rng(seed)), np.random.default_rng(seed)
+    )
     canon, error = faithful_canonical(noisy, Config())
     x = probes(graph, Config())
     expected = noisy.evaluate(x)
@@ -81,8 +83,9 @@ def test_canonical_graph_computes_the_same_function(graph: NeuronGraph, seed: in
     # Against the network before the noise: the bound, plus what 1e-6-relative weights add
     # (absolute: an output that nearly cancels is no larger than their effect).
     reach = float(np.abs(expected).max())
-    np.testing.assert_allclose(canon.graph.evaluate(x), graph.evaluate(x), rtol=0,
-                               atol=Config().max_error * reach + 1e-4)
+    np.testing.assert_allclose(
+        canon.graph.evaluate(x), graph.evaluate(x), rtol=0, atol=Config().max_error * reach + 1e-4
+    )
 
 
 @property_settings
@@ -98,9 +101,14 @@ def test_a_sign_flip_changes_the_canonical_form(graph: NeuronGraph, seed: int) -
     """
     canonical = canonicalize(graph)
     canon = canonical.graph
-    edges = [(out, src) for out in canon.outputs for src in sorted(out.inputs)
-             if len(canonical.members[src]) == 1 and src in graph[out.id].inputs
-             and abs(out.inputs[src]) >= DEFAULT_SIGNIFICANCE * max(map(abs, out.inputs.values()))]
+    edges = [
+        (out, src)
+        for out in canon.outputs
+        for src in sorted(out.inputs)
+        if len(canonical.members[src]) == 1
+        and src in graph[out.id].inputs
+        and abs(out.inputs[src]) >= DEFAULT_SIGNIFICANCE * max(map(abs, out.inputs.values()))
+    ]
     assume(edges)  # a network whose outputs are constant has no sign left to flip
     output, src = edges[int(np.random.default_rng(seed).integers(len(edges)))]
     flipped = graph.with_units(
@@ -127,8 +135,13 @@ def test_merge_that_cancels_removes_the_unit() -> None:
     x = Unit("input:0", UnitKind.INPUT)
     a = Unit("fc:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0})
     b = Unit("fc:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 3.0})
-    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.5,
-             {"input:0": 1.0, "fc:0": 3.0, "fc:1": -1.0})
+    y = Unit(
+        "out:0",
+        UnitKind.OUTPUT,
+        Activation.IDENTITY,
+        0.5,
+        {"input:0": 1.0, "fc:0": 3.0, "fc:1": -1.0},
+    )
     canon = canonicalize(NeuronGraph((x, a, b, y)))
     assert canon.graph.hidden == ()
     assert canon.graph["out:0"].inputs == {"input:0": 1.0}
@@ -172,8 +185,10 @@ def test_sigmoid_units_are_not_rescaled() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=6), min_size=1,
-                max_size=6), st.integers(1, 3))
+@given(
+    st.lists(st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=6), min_size=1, max_size=6),
+    st.integers(1, 3),
+)
 def test_vectorised_sums_round_like_a_loop(rows: list[list[float]], repeats: int) -> None:
     """The canonical form's interval bounds are sums of many terms; summed as a vector they
     must round exactly as the per-unit loop of ``+=`` they replace, or a bound on the edge of
@@ -208,7 +223,8 @@ def boxes(draw: st.DrawFn, n_inputs: int) -> Domain:
 @property_settings
 @given(graph=layered_graphs(), data=st.data())
 def test_on_its_domain_the_canonical_graph_computes_the_same_function(
-        graph: NeuronGraph, data: st.DataObject) -> None:
+    graph: NeuronGraph, data: st.DataObject
+) -> None:
     # Without pruning, which is lossy by definition (tests/indexer/test_fidelity.py bounds
     # it), every step on a domain is exact there.
     domain = data.draw(boxes(len(graph.inputs)))
@@ -216,8 +232,7 @@ def test_on_its_domain_the_canonical_graph_computes_the_same_function(
     lo, hi = np.array(domain.box).T
     x = lo + (hi - lo) * np.random.default_rng(0).random((256, len(lo)))
     x = np.vstack([x, lo, hi])  # the box's corners touch every bound
-    np.testing.assert_allclose(canonical.graph.evaluate(x), graph.evaluate(x), rtol=1e-6,
-                               atol=1e-6)
+    np.testing.assert_allclose(canonical.graph.evaluate(x), graph.evaluate(x), rtol=1e-6, atol=1e-6)
     unbounded = canonicalize(graph, Config(prune_tol=0.0))
     assert len(canonical.graph) <= len(unbounded.graph)
 
@@ -229,8 +244,13 @@ def _pair_beside(bias: float, slope: float = 0.5) -> NeuronGraph:
     n = Unit("fc1:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": -1.0})
     lin = Unit("fc1:2", UnitKind.HIDDEN, Activation.RELU, bias, {"input:0": slope})
     dead = Unit("fc1:3", UnitKind.HIDDEN, Activation.RELU, -3.0, {"input:0": 0.4})
-    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0,
-             {"fc1:0": 1.2, "fc1:1": 0.8, "fc1:2": -0.4, "fc1:3": 2.0})
+    y = Unit(
+        "out:0",
+        UnitKind.OUTPUT,
+        Activation.IDENTITY,
+        0.0,
+        {"fc1:0": 1.2, "fc1:1": 0.8, "fc1:2": -0.4, "fc1:3": 2.0},
+    )
     return NeuronGraph((x, p, n, lin, dead, y))
 
 
@@ -243,8 +263,9 @@ def test_units_linear_or_dead_on_the_domain_are_folded_and_logged() -> None:
     assert canon.graph["out:0"].bias == pytest.approx(-1.2)
     actions = {(s.action, s.unit) for s in canon.steps}
     assert ("linearize", "fc1:2") in actions and ("remove_dead", "fc1:3") in actions
-    assert all("on the domain" in s.detail for s in canon.steps
-               if s.action in ("linearize", "remove_dead"))
+    assert all(
+        "on the domain" in s.detail for s in canon.steps if s.action in ("linearize", "remove_dead")
+    )
     # Unbounded, both units can bend: nothing is folded.
     assert len(canonicalize(graph).graph.hidden) == 4
 
@@ -263,8 +284,7 @@ def test_a_unit_whose_range_touches_its_kink_stays_a_unit() -> None:
 
 def test_a_leaky_unit_below_its_kink_folds_with_its_slope() -> None:
     x = Unit("input:0", UnitKind.INPUT)
-    leak = Unit("fc1:0", UnitKind.HIDDEN, Activation.LEAKY_RELU, -5.0, {"input:0": 1.0},
-                alpha=0.1)
+    leak = Unit("fc1:0", UnitKind.HIDDEN, Activation.LEAKY_RELU, -5.0, {"input:0": 1.0}, alpha=0.1)
     y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 2.0})
     canon = canonicalize(NeuronGraph((x, leak, y)), Config(domain=Domain(((-1.0, 1.0),))))
     assert canon.graph.hidden == ()

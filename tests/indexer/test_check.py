@@ -55,8 +55,7 @@ def test_a_weights_file_has_no_reference_but_its_canonical_graph(tmp_path: Path)
     assert report.comparisons[0].error <= Config().max_error
 
 
-def test_a_fixed_batch_written_into_the_graph_is_run_in_batches_of_its_size(
-        tmp_path: Path) -> None:
+def test_a_fixed_batch_written_into_the_graph_is_run_in_batches_of_its_size(tmp_path: Path) -> None:
     """An exporter that saw a batch of 25 writes Reshape(x, (25, -1)): the reference runs the
     probes 25 at a time (the last batch padded), and agrees with the graph read."""
     import torch

@@ -44,8 +44,10 @@ def test_skip_connection_via_config_inputs(tmp_path: Path, suffix: str) -> None:
 
 def test_same_network_hashes_the_same_in_every_format(tmp_path: Path) -> None:
     spec = _spec()
-    hashes = {load(save(spec, tmp_path / f"m{s}")).graph.content_hash()
-              for s in (*WEIGHT_FORMATS, ".onnx")}
+    hashes = {
+        load(save(spec, tmp_path / f"m{s}")).graph.content_hash()
+        for s in (*WEIGHT_FORMATS, ".onnx")
+    }
     assert len(hashes) == 1
 
 
@@ -57,20 +59,31 @@ def test_residual_add_in_config(tmp_path: Path) -> None:
     from safetensors.numpy import save_file
 
     rng = np.random.default_rng(0)
-    tensors = {"a.weight": rng.normal(size=(3, 3)), "a.bias": rng.normal(size=3),
-               "b.weight": rng.normal(size=(3, 3)), "b.bias": rng.normal(size=3)}
-    save_file({k: v.astype(np.float32) for k, v in tensors.items()},
-              str(tmp_path / "r.safetensors"))
-    (tmp_path / "r.json").write_text(json.dumps({"inputs": 3, "layers": [
-        {"name": "a", "activation": "relu"},
-        {"name": "b", "activation": "identity", "add": ["a"]},
-    ]}))
+    tensors = {
+        "a.weight": rng.normal(size=(3, 3)),
+        "a.bias": rng.normal(size=3),
+        "b.weight": rng.normal(size=(3, 3)),
+        "b.bias": rng.normal(size=3),
+    }
+    save_file(
+        {k: v.astype(np.float32) for k, v in tensors.items()}, str(tmp_path / "r.safetensors")
+    )
+    (tmp_path / "r.json").write_text(
+        json.dumps(
+            {
+                "inputs": 3,
+                "layers": [
+                    {"name": "a", "activation": "relu"},
+                    {"name": "b", "activation": "identity", "add": ["a"]},
+                ],
+            }
+        )
+    )
     graph = load(tmp_path / "r.safetensors").graph
     x = rng.normal(size=(20, 3))
     t = {k: v.astype(np.float32).astype(np.float64) for k, v in tensors.items()}
     h = np.maximum(x @ t["a.weight"].T + t["a.bias"], 0)
-    np.testing.assert_allclose(graph.evaluate(x), h @ t["b.weight"].T + t["b.bias"] + h,
-                               rtol=1e-9)
+    np.testing.assert_allclose(graph.evaluate(x), h @ t["b.weight"].T + t["b.bias"] + h, rtol=1e-9)
 
 
 def test_pickled_module_is_refused_without_unpickling(tmp_path: Path) -> None:
@@ -126,8 +139,11 @@ def test_nan_weights(tmp_path: Path) -> None:
     spec = _spec()
     bad = spec.layers[1].weight.copy()
     bad[0, 0] = np.inf
-    layers = (spec.layers[0], type(spec.layers[1])(**{**spec.layers[1].__dict__, "weight": bad}),
-              spec.layers[2])
+    layers = (
+        spec.layers[0],
+        type(spec.layers[1])(**{**spec.layers[1].__dict__, "weight": bad}),
+        spec.layers[2],
+    )
     path = save(MLPSpec(5, layers), tmp_path / "m.pt")
     with pytest.raises(ModelLoadError, match=r"fc2\.weight"):
         load(path)
@@ -147,8 +163,7 @@ def test_discover_recurses_and_skips_sidecars(tmp_path: Path) -> None:
     save(_spec(), tmp_path / "b" / "c" / "n.onnx")
     (tmp_path / "notes.txt").write_text("hi")
     found = discover([tmp_path])
-    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/m.safetensors",
-                                                                   "b/c/n.onnx"]
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/m.safetensors", "b/c/n.onnx"]
 
 
 def test_the_domain_comes_from_the_config(tmp_path: Path) -> None:
@@ -176,19 +191,22 @@ def _state_dict_and_config(tmp_path: Path, stem: str) -> tuple[dict[str, torch.T
     return torch.load(reference, weights_only=True), config
 
 
-@pytest.mark.parametrize("checkpoint", [
-    lambda sd: {"state_dict": sd, "acc": 0.98, "epoch": 12},
-    lambda sd: {"model_state_dict": sd, "optimizer_state_dict": {"state": {}, "lr": 0.1}},
-    lambda sd: {"model": sd, "ema": {k: v * 0.5 for k, v in sd.items()}},
-    lambda sd: {"weights_of_my_run": sd, "note": "unusual name, but the only state dict"},
-], ids=["state_dict", "model_state_dict", "model-beside-ema", "only-one"])
+@pytest.mark.parametrize(
+    "checkpoint",
+    [
+        lambda sd: {"state_dict": sd, "acc": 0.98, "epoch": 12},
+        lambda sd: {"model_state_dict": sd, "optimizer_state_dict": {"state": {}, "lr": 0.1}},
+        lambda sd: {"model": sd, "ema": {k: v * 0.5 for k, v in sd.items()}},
+        lambda sd: {"weights_of_my_run": sd, "note": "unusual name, but the only state dict"},
+    ],
+    ids=["state_dict", "model_state_dict", "model-beside-ema", "only-one"],
+)
 def test_a_state_dict_inside_a_checkpoint_is_found(tmp_path: Path, checkpoint) -> None:
     weights, _ = _state_dict_and_config(tmp_path, "ckpt")
     torch.save(checkpoint(weights), tmp_path / "ckpt.pth")
     loaded = load(tmp_path / "ckpt.pth")
     x = np.random.default_rng(0).normal(size=(20, 5))
-    np.testing.assert_allclose(loaded.graph.evaluate(x), _spec().evaluate(x), rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(loaded.graph.evaluate(x), _spec().evaluate(x), rtol=1e-5, atol=1e-5)
 
 
 def test_several_unnamed_state_dicts_are_an_error_that_names_them(tmp_path: Path) -> None:
@@ -206,8 +224,9 @@ def test_safetensors_are_read_by_content_whatever_the_extension(tmp_path: Path) 
     disguised.write_bytes(real.read_bytes())
     (tmp_path / "weights.json").write_text(real.with_suffix(".json").read_text())
     x = np.random.default_rng(0).normal(size=(20, 5))
-    np.testing.assert_allclose(load(disguised).graph.evaluate(x), spec.evaluate(x), rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        load(disguised).graph.evaluate(x), spec.evaluate(x), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_a_name_with_dots_keeps_them_and_finds_its_config(tmp_path: Path) -> None:
@@ -226,23 +245,32 @@ def test_a_missing_config_is_suggested_from_the_files_own_tensors(tmp_path: Path
     message = str(err.value)
     assert "fc1.weight (7, 5)" in message and "out.bias (3,)" in message
     suggestion = _suggestion(message)
-    assert suggestion == {"format": "circuitql-mlp", "inputs": 5, "layers": [
-        {"name": "fc1", "activation": "relu"}, {"name": "fc2", "activation": "relu"},
-        {"name": "out", "activation": "identity"}]}
+    assert suggestion == {
+        "format": "circuitql-mlp",
+        "inputs": 5,
+        "layers": [
+            {"name": "fc1", "activation": "relu"},
+            {"name": "fc2", "activation": "relu"},
+            {"name": "out", "activation": "identity"},
+        ],
+    }
     path.with_suffix(".json").write_text(json.dumps(suggestion))
     x = np.random.default_rng(0).normal(size=(20, 5))
-    np.testing.assert_allclose(load(path).graph.evaluate(x), _spec().evaluate(x), rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        load(path).graph.evaluate(x), _spec().evaluate(x), rtol=1e-5, atol=1e-5
+    )
 
 
 def _suggestion(message: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(
-        message[message.index('{"format"'):message.index("} (check") + 1])
+        message[message.index('{"format"') : message.index("} (check") + 1]
+    )
     return loaded
 
 
 def test_a_suggested_config_reads_tensors_named_any_way_and_stored_either_way(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """rib-style layers.{i}.W stored (in, out), each followed by its bias layers.{i}.b: the
     suggestion reads them transposed, as only that chains, and loads as written."""
     from safetensors.numpy import save_file
@@ -250,14 +278,12 @@ def test_a_suggested_config_reads_tensors_named_any_way_and_stored_either_way(
     rng = np.random.default_rng(5)
     w0, b0, w1, w2 = (rng.normal(size=s) for s in ((6, 4), (4,), (4, 3), (3, 2)))
     path = tmp_path / "rib.safetensors"
-    save_file({"layers.0.W": w0, "layers.0.b": b0, "layers.1.W": w1, "layers.2.W": w2},
-              str(path))
+    save_file({"layers.0.W": w0, "layers.0.b": b0, "layers.1.W": w1, "layers.2.W": w2}, str(path))
     with pytest.raises(ModelLoadError) as err:
         load(path)
     suggestion = _suggestion(str(err.value))
     assert suggestion["inputs"] == 6
-    assert [layer["name"] for layer in suggestion["layers"]] == [
-        "layers.0", "layers.1", "layers.2"]
+    assert [layer["name"] for layer in suggestion["layers"]] == ["layers.0", "layers.1", "layers.2"]
     path.with_suffix(".json").write_text(json.dumps(suggestion))
     x = rng.normal(size=(20, 6))
     expected = np.maximum(np.maximum(x @ w0 + b0, 0) @ w1, 0) @ w2
@@ -268,8 +294,9 @@ def test_a_suggested_config_names_the_tensors_it_cannot_read(tmp_path: Path) -> 
     import torch
 
     path = tmp_path / "cnn.pt"
-    torch.save({"conv1.weight": torch.zeros(4, 1, 3, 3), "fc.weight": torch.zeros(2, 72)},
-               str(path))
+    torch.save(
+        {"conv1.weight": torch.zeros(4, 1, 3, 3), "fc.weight": torch.zeros(2, 72)}, str(path)
+    )
     with pytest.raises(ModelLoadError, match=r"conv1.weight \(4, 1, 3, 3\) are not matrices"):
         load(path)
 
@@ -289,16 +316,37 @@ def test_a_config_renames_transposes_ties_and_slices_tensors(tmp_path: Path) -> 
     rng = np.random.default_rng(0)
     encoder, packed = rng.normal(size=(6, 3)), rng.normal(size=10)
     head = rng.normal(size=(2, 4))  # (in, out): read transposed because only that fits
-    save_file({"layers.0.W": encoder, "packed_b": packed, "layers.2.W": head},
-              str(tmp_path / "net.safetensors"))
-    (tmp_path / "net.json").write_text(json.dumps({"inputs": 6, "layers": [
-        {"name": "enc", "weight": {"tensor": "layers.0.W", "transpose": True},
-         "bias": {"tensor": "packed_b", "rows": [0, 3]}, "activation": "relu"},
-        {"name": "dec", "weight": "layers.0.W", "bias": {"tensor": "packed_b", "rows": [3, 9]},
-         "activation": "relu"},
-        {"name": "mix", "weight": {"tensor": "layers.0.W", "columns": [0, 2]}, "bias": None},
-        {"name": "out", "weight": "layers.2.W", "bias": None},
-    ]}))
+    save_file(
+        {"layers.0.W": encoder, "packed_b": packed, "layers.2.W": head},
+        str(tmp_path / "net.safetensors"),
+    )
+    (tmp_path / "net.json").write_text(
+        json.dumps(
+            {
+                "inputs": 6,
+                "layers": [
+                    {
+                        "name": "enc",
+                        "weight": {"tensor": "layers.0.W", "transpose": True},
+                        "bias": {"tensor": "packed_b", "rows": [0, 3]},
+                        "activation": "relu",
+                    },
+                    {
+                        "name": "dec",
+                        "weight": "layers.0.W",
+                        "bias": {"tensor": "packed_b", "rows": [3, 9]},
+                        "activation": "relu",
+                    },
+                    {
+                        "name": "mix",
+                        "weight": {"tensor": "layers.0.W", "columns": [0, 2]},
+                        "bias": None,
+                    },
+                    {"name": "out", "weight": "layers.2.W", "bias": None},
+                ],
+            }
+        )
+    )
     loaded = load(tmp_path / "net.safetensors")
     x = rng.normal(size=(30, 6))
     h = np.maximum(x @ encoder + packed[:3], 0)
@@ -321,8 +369,9 @@ def test_a_linear_layer_is_kept_as_units_on_request(tmp_path: Path, keep: bool) 
     rng = np.random.default_rng(4)
     enc, dec = rng.normal(size=(3, 6)), rng.normal(size=(2, 3))
     save_file({"enc.weight": enc, "dec.weight": dec}, str(tmp_path / "ae.safetensors"))
-    (tmp_path / "ae.json").write_text(json.dumps({"inputs": 6, "layers": [
-        {"name": "enc", "keep": keep}, {"name": "dec"}]}))
+    (tmp_path / "ae.json").write_text(
+        json.dumps({"inputs": 6, "layers": [{"name": "enc", "keep": keep}, {"name": "dec"}]})
+    )
     graph = load(tmp_path / "ae.safetensors").graph
     x = rng.normal(size=(20, 6))
     np.testing.assert_allclose(graph.evaluate(x), x @ enc.T @ dec.T, atol=1e-9)
@@ -330,25 +379,44 @@ def test_a_linear_layer_is_kept_as_units_on_request(tmp_path: Path, keep: bool) 
     assert kept == ([f"enc:{i}" for i in range(3)] if keep else [])
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    ({"layers": [{"name": "fc1", "activation": "relu", "input": 5}]}, "'input' must be a name"),
-    ({"outputs": 7}, "'outputs' must be a name"),
-    ({"layers": [{"name": "fc1", "input": [["input"]]}]}, "'input' must be a name"),
-    ({"layers": [{"name": "fc1", "activation": "leaky_relu", "negative_slope": "abc"}]},
-     "'negative_slope' must be a number"),
-    ({"meta": [1, 2]}, "'meta' must be a JSON object"),
-    ({"layers": [{"name": "fc1", "weight": {"tensor": "fc1.weight", "rows": [3, 1]}}]},
-     "a range is"),
-    ({"layers": [{"name": "fc1", "weight": 3}]}, "must be a tensor name"),
-    ({"layers": [{"name": "fc1", "transpose": "yes"}]}, "'transpose' must be true or false"),
-    ({"layers": [{"name": "fc1", "weight": "nope"}]}, "does not hold"),
-    ({"layers": [{"name": "fc1", "keep": 1}]}, "'keep' must be true or false"),
-    ({"layers": [{"name": "fc1", "weight": None}]}, "'weight' must name a tensor, not null"),
-], ids=["input-number", "outputs-number", "input-nested", "slope-text", "meta-list",
-        "reversed-range", "weight-number", "transpose-text", "missing-tensor", "keep-number",
-        "weight-null"])
-def test_a_malformed_config_is_one_message(tmp_path: Path, edit: dict[str, object],
-                                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"layers": [{"name": "fc1", "activation": "relu", "input": 5}]}, "'input' must be a name"),
+        ({"outputs": 7}, "'outputs' must be a name"),
+        ({"layers": [{"name": "fc1", "input": [["input"]]}]}, "'input' must be a name"),
+        (
+            {"layers": [{"name": "fc1", "activation": "leaky_relu", "negative_slope": "abc"}]},
+            "'negative_slope' must be a number",
+        ),
+        ({"meta": [1, 2]}, "'meta' must be a JSON object"),
+        (
+            {"layers": [{"name": "fc1", "weight": {"tensor": "fc1.weight", "rows": [3, 1]}}]},
+            "a range is",
+        ),
+        ({"layers": [{"name": "fc1", "weight": 3}]}, "must be a tensor name"),
+        ({"layers": [{"name": "fc1", "transpose": "yes"}]}, "'transpose' must be true or false"),
+        ({"layers": [{"name": "fc1", "weight": "nope"}]}, "does not hold"),
+        ({"layers": [{"name": "fc1", "keep": 1}]}, "'keep' must be true or false"),
+        ({"layers": [{"name": "fc1", "weight": None}]}, "'weight' must name a tensor, not null"),
+    ],
+    ids=[
+        "input-number",
+        "outputs-number",
+        "input-nested",
+        "slope-text",
+        "meta-list",
+        "reversed-range",
+        "weight-number",
+        "transpose-text",
+        "missing-tensor",
+        "keep-number",
+        "weight-null",
+    ],
+)
+def test_a_malformed_config_is_one_message(
+    tmp_path: Path, edit: dict[str, object], message: str
+) -> None:
     path = save(_spec(), tmp_path / "m.safetensors")
     _edit_config(path, **edit)
     with pytest.raises(ModelLoadError, match=message) as err:
@@ -356,10 +424,14 @@ def test_a_malformed_config_is_one_message(tmp_path: Path, edit: dict[str, objec
     assert str(path.with_suffix(".json").name) in str(err.value) or str(path) in str(err.value)
 
 
-@pytest.mark.parametrize("text", [
-    '{"inputs": 5, "layers": [{"name": "fc1"}], "meta": ' + "[" * 100_000 + "]" * 100_000 + "}",
-    '{"inputs": ' + "9" * 100_000 + ', "layers": [{"name": "fc1"}]}',
-], ids=["meta-nested-100000-deep", "100000-digit-integer"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"inputs": 5, "layers": [{"name": "fc1"}], "meta": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"inputs": ' + "9" * 100_000 + ', "layers": [{"name": "fc1"}]}',
+    ],
+    ids=["meta-nested-100000-deep", "100000-digit-integer"],
+)
 def test_a_hostile_config_is_refused_with_a_message(tmp_path: Path, text: str) -> None:
     path = save(_spec(), tmp_path / "m.safetensors")
     path.with_suffix(".json").write_text(text)
@@ -384,14 +456,21 @@ def test_many_tensors_each_under_the_limit_are_refused_together(tmp_path: Path) 
     layers = {f"fc{i}.weight": torch.zeros(1, 1).expand(8192, 8192) for i in (1, 2, 3)}
     path = tmp_path / "wide.pt"
     torch.save(layers, path)
-    (tmp_path / "wide.json").write_text(json.dumps({"inputs": 8192, "layers": [
-        {"name": f"fc{i}", "activation": "relu"} for i in (1, 2, 3)]}))
+    (tmp_path / "wide.json").write_text(
+        json.dumps(
+            {
+                "inputs": 8192,
+                "layers": [{"name": f"fc{i}", "activation": "relu"} for i in (1, 2, 3)],
+            }
+        )
+    )
     with pytest.raises(ModelLoadError, match="201,326,592 values, more than the 134,217,728"):
         load(path)
 
 
 def test_a_torch_file_unpacking_past_the_limit_is_refused_from_its_directory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The sizes a zip's directory declares are checked before torch unpacks anything (here
     with the limit lowered to 1,000 values, 8,000 bytes, so the file stays small)."""
     import zipfile
@@ -408,8 +487,9 @@ def test_a_torch_file_unpacking_past_the_limit_is_refused_from_its_directory(
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
-def test_half_precision_weights_are_read_and_complex_ones_refused(tmp_path: Path,
-                                                                  suffix: str) -> None:
+def test_half_precision_weights_are_read_and_complex_ones_refused(
+    tmp_path: Path, suffix: str
+) -> None:
     """bfloat16 and float8 have no numpy type (safetensors' numpy reader failed on them with
     a message about a truncated file); complex weights would lose their imaginary part."""
     from safetensors.torch import save_file
@@ -435,8 +515,7 @@ def test_weights_that_overflow_are_refused_when_indexed(tmp_path: Path) -> None:
 
     path = save(_spec(), tmp_path / "m.pt")
     weights = torch.load(path, weights_only=True)
-    weights = {k: v.double() * (1e300 if k.endswith("weight") else 1.0)
-               for k, v in weights.items()}
+    weights = {k: v.double() * (1e300 if k.endswith("weight") else 1.0) for k, v in weights.items()}
     torch.save(weights, path)
     with pytest.raises(ModelLoadError, match="even without pruning"):
         build_records(load(path), "m")

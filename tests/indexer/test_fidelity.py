@@ -18,8 +18,7 @@ def _normalized_input_network() -> NeuronGraph:
     """An input spanning [0, 60000] read at 1e-5 (normalization folded into the first layer)
     beside one spanning [-1, 1] read at 1: both move the hidden unit alike."""
     hidden = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, 0.2, {X0.id: 1e-5, X1.id: 1.0})
-    return NeuronGraph((X0, X1, hidden,
-                        Unit("out:0", UnitKind.OUTPUT, inputs={hidden.id: 1.0})))
+    return NeuronGraph((X0, X1, hidden, Unit("out:0", UnitKind.OUTPUT, inputs={hidden.id: 1.0})))
 
 
 def test_a_weight_on_a_wide_input_is_judged_by_its_contribution() -> None:
@@ -36,8 +35,9 @@ def test_a_weight_on_a_wide_input_is_judged_by_its_contribution() -> None:
 
 
 def test_a_pruned_weight_leaves_its_mean_over_the_domain_in_the_bias() -> None:
-    network = NeuronGraph((X0, X1, Unit("out:0", UnitKind.OUTPUT, bias=0.5,
-                                        inputs={X0.id: 1.0, X1.id: 1e-5})))
+    network = NeuronGraph(
+        (X0, X1, Unit("out:0", UnitKind.OUTPUT, bias=0.5, inputs={X0.id: 1.0, X1.id: 1e-5}))
+    )
     config = Config(domain=Domain(((-1.0, 1.0), (2.0, 4.0))))
     out = canonicalize(network, config).graph["out:0"]
     assert out.inputs == {X0.id: 1.0}
@@ -47,15 +47,15 @@ def test_a_pruned_weight_leaves_its_mean_over_the_domain_in_the_bias() -> None:
     assert error == pytest.approx(1e-5 / 1.5, rel=1e-3)
 
 
-def test_weights_negligible_one_by_one_but_not_together_are_kept_and_the_log_says_why(
-) -> None:
+def test_weights_negligible_one_by_one_but_not_together_are_kept_and_the_log_says_why() -> None:
     # 200 weights each under prune_tol of the largest add up to 18% of it: pruning them all
     # moves the output far over the bound, so pruning is tightened until it does not.
     inputs = [Unit(f"input:{i}", UnitKind.INPUT) for i in range(201)]
     weights = {"input:0": 1.0, **{f"input:{i}": 9e-4 for i in range(1, 201)}}
     hidden = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, 0.0, weights)
-    network = NeuronGraph((*inputs, hidden, Unit("out:0", UnitKind.OUTPUT,
-                                                 inputs={hidden.id: 1.0})))
+    network = NeuronGraph(
+        (*inputs, hidden, Unit("out:0", UnitKind.OUTPUT, inputs={hidden.id: 1.0}))
+    )
     assert len(canonicalize(network).graph["fc1:0"].inputs) == 1
     canon, error = faithful_canonical(network, Config())
     assert len(canon.graph["fc1:0"].inputs) == 201
@@ -66,8 +66,7 @@ def test_weights_negligible_one_by_one_but_not_together_are_kept_and_the_log_say
 
 def test_a_network_whose_outputs_overflow_is_refused_with_a_reason() -> None:
     hidden = Unit("fc1:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {X0.id: 1e200})
-    network = NeuronGraph((X0, hidden, Unit("out:0", UnitKind.OUTPUT,
-                                            inputs={hidden.id: 1e200})))
+    network = NeuronGraph((X0, hidden, Unit("out:0", UnitKind.OUTPUT, inputs={hidden.id: 1e200})))
     with pytest.raises(ModelLoadError, match="even without pruning") as err:
         faithful_canonical(network, Config(), "huge.onnx")
     assert "huge.onnx" in str(err.value)

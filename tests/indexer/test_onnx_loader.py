@@ -57,7 +57,7 @@ def _reference(path: Path, x: np.ndarray) -> np.ndarray:
             dims[0].dim_param = "N"  # a fixed batch size too: the reference runs them all
         features = [d.dim_value for d in dims][1:] if len(dims) > 1 else []
         width = int(np.prod(features)) if features else 1
-        feed[graph_input.name] = x[:, first:first + width].reshape(len(x), *features)
+        feed[graph_input.name] = x[:, first : first + width].reshape(len(x), *features)
         first += width
     outputs = ReferenceEvaluator(model).run(None, feed)
     return np.concatenate([np.asarray(o).reshape(len(x), -1) for o in outputs], axis=1)
@@ -85,8 +85,9 @@ def _save(
         "net",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(input_shape))],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
-        initializer=[numpy_helper.from_array(np.asarray(value), name)
-                     for name, value in weights.items()],
+        initializer=[
+            numpy_helper.from_array(np.asarray(value), name) for name, value in weights.items()
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     path = tmp_path / "net.onnx"
@@ -130,8 +131,9 @@ def test_gemm_with_transposed_weight_alpha_and_beta(tmp_path: Path) -> None:
     path = _save(
         tmp_path,
         [
-            helper.make_node("Gemm", ["x", "w1", "b1"], ["z"], name="fc1",
-                             transB=1, alpha=0.5, beta=2.0),
+            helper.make_node(
+                "Gemm", ["x", "w1", "b1"], ["z"], name="fc1", transB=1, alpha=0.5, beta=2.0
+            ),
             helper.make_node("Relu", ["z"], ["h"], name="act"),
             helper.make_node("Gemm", ["h", "w2", "b2"], ["y"], name="fc2"),
         ],
@@ -291,7 +293,9 @@ def test_shape_ops_that_keep_a_feature_vector_are_no_ops(tmp_path: Path) -> None
             helper.make_node("MatMul", ["o", "w2"], ["y"], name="fc2"),
         ],
         {
-            "w1": _rand(5, 4), "b1": _rand(5), "w2": _rand(5, 2),
+            "w1": _rand(5, 4),
+            "b1": _rand(5),
+            "w2": _rand(5, 2),
             "axis1": np.array([1], dtype=np.int64),
         },
         [1, 1, 4],
@@ -318,8 +322,11 @@ def test_input_normalisation_folds_into_the_first_layer(tmp_path: Path) -> None:
             helper.make_node("Gemm", ["h", "w2"], ["y"], name="fc2", transB=1),
         ],
         {
-            "half_std": std / 2, "two": np.array(2.0, dtype=np.float32),
-            "w1": w1, "b1": b1, "w2": _rand(2, 4),
+            "half_std": std / 2,
+            "two": np.array(2.0, dtype=np.float32),
+            "w1": w1,
+            "b1": b1,
+            "w2": _rand(2, 4),
         },
         ["N", 3],
     )
@@ -418,13 +425,24 @@ def test_unsupported_op_names_the_op_the_node_and_the_supported_ops(tmp_path: Pa
         (helper.make_node("Mul", ["x", "x"], ["y"], name="square"), {}, "Mul"),
         (helper.make_node("MatMul", ["x", "x"], ["y"], name="gram"), {}, "MatMul"),
         (helper.make_node("Concat", ["x", "x"], ["y"], name="stack", axis=0), {}, "axis 0"),
-        (helper.make_node("Reshape", ["x", "shape"], ["y"], name="to_batch"),
-         {"shape": np.array([-1, 1], dtype=np.int64)}, "Reshape"),
-        (helper.make_node("Div", ["one", "x"], ["y"], name="inverse"),
-         {"one": np.ones(3, dtype=np.float32)}, "Div"),
+        (
+            helper.make_node("Reshape", ["x", "shape"], ["y"], name="to_batch"),
+            {"shape": np.array([-1, 1], dtype=np.int64)},
+            "Reshape",
+        ),
+        (
+            helper.make_node("Div", ["one", "x"], ["y"], name="inverse"),
+            {"one": np.ones(3, dtype=np.float32)},
+            "Div",
+        ),
     ],
-    ids=["mul-of-vectors", "matmul-of-vectors", "concat-along-batch", "reshape-into-batch",
-         "constant-over-vector"],
+    ids=[
+        "mul-of-vectors",
+        "matmul-of-vectors",
+        "concat-along-batch",
+        "reshape-into-batch",
+        "constant-over-vector",
+    ],
 )
 def test_non_affine_or_non_vector_use_is_refused(
     tmp_path: Path, node: onnx.NodeProto, weights: dict[str, np.ndarray], expected: str
@@ -471,12 +489,16 @@ def test_nan_weight_is_named(tmp_path: Path) -> None:
 
 def test_several_inputs_are_consecutive_blocks_of_network_inputs(tmp_path: Path) -> None:
     graph = helper.make_graph(
-        [helper.make_node("Concat", ["a", "b"], ["ab"], axis=1),
-         helper.make_node("Gemm", ["ab", "w"], ["h"], transB=1, name="fc1"),
-         helper.make_node("Relu", ["h"], ["y"])],
+        [
+            helper.make_node("Concat", ["a", "b"], ["ab"], axis=1),
+            helper.make_node("Gemm", ["ab", "w"], ["h"], transB=1, name="fc1"),
+            helper.make_node("Relu", ["h"], ["y"]),
+        ],
         "two_inputs",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 2]),
-         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 3])],
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 2]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 3]),
+        ],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         initializer=[numpy_helper.from_array(_rand(4, 5), "w")],
     )
@@ -484,22 +506,28 @@ def test_several_inputs_are_consecutive_blocks_of_network_inputs(tmp_path: Path)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     graph_, notes = load_onnx(path)
     assert [u.id for u in graph_.inputs] == [f"input:{i}" for i in range(5)]
-    assert notes["onnx"]["inputs"] == [{"name": "a", "shape": [2], "first": 0, "count": 2},
-                                       {"name": "b", "shape": [3], "first": 2, "count": 3}]
+    assert notes["onnx"]["inputs"] == [
+        {"name": "a", "shape": [2], "first": 0, "count": 2},
+        {"name": "b", "shape": [3], "first": 2, "count": 3},
+    ]
     _assert_matches_reference(path, graph_)
 
 
 def test_an_image_shaped_input_is_flattened_in_row_major_order(tmp_path: Path) -> None:
     # (N, 1, 4, 4) normalized per pixel, then flattened into the first layer: input:i is the
     # i-th pixel in row-major order of (1, 4, 4).
-    path = _save(tmp_path, [
-        helper.make_node("Sub", ["x", "mean"], ["centered"]),
-        helper.make_node("Flatten", ["centered"], ["flat"], axis=1),
-        helper.make_node("Gemm", ["flat", "w1", "b1"], ["h"], transB=1, name="fc1"),
-        helper.make_node("Relu", ["h"], ["r"]),
-        helper.make_node("Gemm", ["r", "w2"], ["y"], transB=1, name="fc2"),
-    ], {"mean": _rand(1, 1, 4, 4), "w1": _rand(6, 16), "b1": _rand(6), "w2": _rand(2, 6)},
-        ["N", 1, 4, 4])
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("Sub", ["x", "mean"], ["centered"]),
+            helper.make_node("Flatten", ["centered"], ["flat"], axis=1),
+            helper.make_node("Gemm", ["flat", "w1", "b1"], ["h"], transB=1, name="fc1"),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("Gemm", ["r", "w2"], ["y"], transB=1, name="fc2"),
+        ],
+        {"mean": _rand(1, 1, 4, 4), "w1": _rand(6, 16), "b1": _rand(6), "w2": _rand(2, 6)},
+        ["N", 1, 4, 4],
+    )
     graph, notes = load_onnx(path)
     assert len(graph.inputs) == 16
     assert notes["onnx"]["inputs"][0]["shape"] == [1, 4, 4]
@@ -507,20 +535,28 @@ def test_an_image_shaped_input_is_flattened_in_row_major_order(tmp_path: Path) -
 
 
 def test_a_fixed_batch_size_is_read_as_the_batch(tmp_path: Path) -> None:
-    path = _save(tmp_path, [helper.make_node("Gemm", ["x", "w"], ["y"], transB=1, name="fc")],
-                 {"w": _rand(3, 5)}, [25, 5])
+    path = _save(
+        tmp_path,
+        [helper.make_node("Gemm", ["x", "w"], ["y"], transB=1, name="fc")],
+        {"w": _rand(3, 5)},
+        [25, 5],
+    )
     graph, _ = load_onnx(path)
     assert len(graph.inputs) == 5
     _assert_matches_reference(path, graph)
 
 
-@pytest.mark.parametrize(("batch", "dynamic", "folded"), [
-    (2, True, True),  # x.view(x.size(0), -1) with a symbolic batch: Shape, Gather, Concat
-    (25, False, False),  # a fixed batch written into the shape arithmetic: (25, -1)
-    (25, False, True),  # ... folded by the exporter into one Reshape to (25, -1)
-])
-def test_exported_views_of_the_batch_read_one_sample(tmp_path: Path, batch: int,
-                                                     dynamic: bool, folded: bool) -> None:
+@pytest.mark.parametrize(
+    ("batch", "dynamic", "folded"),
+    [
+        (2, True, True),  # x.view(x.size(0), -1) with a symbolic batch: Shape, Gather, Concat
+        (25, False, False),  # a fixed batch written into the shape arithmetic: (25, -1)
+        (25, False, True),  # ... folded by the exporter into one Reshape to (25, -1)
+    ],
+)
+def test_exported_views_of_the_batch_read_one_sample(
+    tmp_path: Path, batch: int, dynamic: bool, folded: bool
+) -> None:
     import torch
     from torch import nn
 
@@ -533,9 +569,15 @@ def test_exported_views_of_the_batch_read_one_sample(tmp_path: Path, batch: int,
             return self.out(torch.relu(self.fc1(x.view(x.size(0), -1))))
 
     model, path = Net().eval(), tmp_path / "view.onnx"
-    torch.onnx.export(model, (torch.randn(batch, 1, 4, 4),), str(path), input_names=["x"],
-                      dynamic_axes={"x": {0: "N"}} if dynamic else None,
-                      do_constant_folding=folded, dynamo=False)
+    torch.onnx.export(
+        model,
+        (torch.randn(batch, 1, 4, 4),),
+        str(path),
+        input_names=["x"],
+        dynamic_axes={"x": {0: "N"}} if dynamic else None,
+        do_constant_folding=folded,
+        dynamo=False,
+    )
     graph, _ = load_onnx(path)
     x = np.random.default_rng(3).normal(size=(10, 16))
     with torch.no_grad():
@@ -547,16 +589,22 @@ def test_exported_views_of_the_batch_read_one_sample(tmp_path: Path, batch: int,
 def test_batch_normalization_folds_into_the_affine_maps(tmp_path: Path) -> None:
     bn = {"s": _rand(6) + 2, "b": _rand(6), "m": _rand(6), "v": np.abs(_rand(6)) + 0.5}
     image_bn = {f"c{k}": np.abs(v[:2]) + 0.1 for k, v in bn.items()}
-    path = _save(tmp_path, [
-        helper.make_node("BatchNormalization", ["x", "cs", "cb", "cm", "cv"], ["xn"],
-                         epsilon=1e-3),
-        helper.make_node("Transpose", ["xn"], ["nhwc"], perm=[0, 2, 3, 1]),
-        helper.make_node("Flatten", ["nhwc"], ["flat"]),
-        helper.make_node("Gemm", ["flat", "w1"], ["h"], transB=1, name="fc1"),
-        helper.make_node("BatchNormalization", ["h", "s", "b", "m", "v"], ["hn"]),
-        helper.make_node("Relu", ["hn"], ["r"]),
-        helper.make_node("Gemm", ["r", "w2"], ["y"], transB=1, name="fc2"),
-    ], {**bn, **image_bn, "w1": _rand(6, 8), "w2": _rand(2, 6)}, ["N", 2, 2, 2])
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node(
+                "BatchNormalization", ["x", "cs", "cb", "cm", "cv"], ["xn"], epsilon=1e-3
+            ),
+            helper.make_node("Transpose", ["xn"], ["nhwc"], perm=[0, 2, 3, 1]),
+            helper.make_node("Flatten", ["nhwc"], ["flat"]),
+            helper.make_node("Gemm", ["flat", "w1"], ["h"], transB=1, name="fc1"),
+            helper.make_node("BatchNormalization", ["h", "s", "b", "m", "v"], ["hn"]),
+            helper.make_node("Relu", ["hn"], ["r"]),
+            helper.make_node("Gemm", ["r", "w2"], ["y"], transB=1, name="fc2"),
+        ],
+        {**bn, **image_bn, "w1": _rand(6, 8), "w2": _rand(2, 6)},
+        ["N", 2, 2, 2],
+    )
     graph, notes = load_onnx(path)
     assert len(graph.hidden) == 6 and len(notes["onnx"]["folded"]) == 2
     _assert_matches_reference(path, graph)
@@ -564,12 +612,17 @@ def test_batch_normalization_folds_into_the_affine_maps(tmp_path: Path) -> None:
 
 def softmax_classifier(tmp_path: Path) -> Path:
     """3 inputs, 4 ReLUs, 3 scores, then a Softmax: an exported classifier's last step."""
-    return _save(tmp_path, [
-        helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="fc1"),
-        helper.make_node("Relu", ["h"], ["r"]),
-        helper.make_node("Gemm", ["r", "w2"], ["logits"], transB=1, name="fc2"),
-        helper.make_node("Softmax", ["logits"], ["y"], axis=1),
-    ], {"w1": _rand(4, 3), "w2": _rand(3, 4)}, ["N", 3])
+    return _save(
+        tmp_path,
+        [
+            helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="fc1"),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("Gemm", ["r", "w2"], ["logits"], transB=1, name="fc2"),
+            helper.make_node("Softmax", ["logits"], ["y"], axis=1),
+        ],
+        {"w1": _rand(4, 3), "w2": _rand(3, 4)},
+        ["N", 3],
+    )
 
 
 def test_a_softmax_at_the_end_is_recorded_and_its_scores_kept(tmp_path: Path) -> None:
@@ -583,24 +636,38 @@ def test_a_softmax_at_the_end_is_recorded_and_its_scores_kept(tmp_path: Path) ->
 
 
 def test_a_softmax_before_the_end_is_refused(tmp_path: Path) -> None:
-    path = _save(tmp_path, [
-        helper.make_node("Softmax", ["x"], ["p"], axis=1, name="attention"),
-        helper.make_node("Gemm", ["p", "w"], ["y"], transB=1, name="fc"),
-    ], {"w": _rand(2, 3)}, ["N", 3])
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("Softmax", ["x"], ["p"], axis=1, name="attention"),
+            helper.make_node("Gemm", ["p", "w"], ["y"], transB=1, name="fc"),
+        ],
+        {"w": _rand(2, 3)},
+        ["N", 3],
+    )
     with pytest.raises(ModelLoadError, match="Softmax") as err:
         load_onnx(path)
     assert "'fc'" in str(err.value)
 
 
 def test_constant_feature_ranges_are_sliced_and_gathered(tmp_path: Path) -> None:
-    path = _save(tmp_path, [
-        helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["tail"], name="tail"),
-        helper.make_node("Gather", ["x", "picked"], ["some"], axis=1, name="pick"),
-        helper.make_node("Concat", ["tail", "some"], ["joined"], axis=1),
-        helper.make_node("Gemm", ["joined", "w"], ["y"], transB=1, name="fc"),
-    ], {"starts": np.array([2], dtype=np.int64), "ends": np.array([6], dtype=np.int64),
-        "axes": np.array([1], dtype=np.int64), "picked": np.array([5, 0], dtype=np.int64),
-        "w": _rand(2, 6)}, ["N", 6])
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["tail"], name="tail"),
+            helper.make_node("Gather", ["x", "picked"], ["some"], axis=1, name="pick"),
+            helper.make_node("Concat", ["tail", "some"], ["joined"], axis=1),
+            helper.make_node("Gemm", ["joined", "w"], ["y"], transB=1, name="fc"),
+        ],
+        {
+            "starts": np.array([2], dtype=np.int64),
+            "ends": np.array([6], dtype=np.int64),
+            "axes": np.array([1], dtype=np.int64),
+            "picked": np.array([5, 0], dtype=np.int64),
+            "w": _rand(2, 6),
+        },
+        ["N", 6],
+    )
     graph, _ = load_onnx(path)
     assert set(graph["fc:0"].inputs) == {f"input:{i}" for i in (0, 2, 3, 4, 5)}
     _assert_matches_reference(path, graph)
@@ -610,15 +677,22 @@ def test_torch_export_of_an_image_classifier_with_batch_norm(tmp_path: Path) -> 
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
-        torch.nn.Dropout(0.2), torch.nn.Linear(8, 3), torch.nn.LogSoftmax(dim=1))
+        torch.nn.Flatten(),
+        torch.nn.Linear(12, 8),
+        torch.nn.BatchNorm1d(8),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(8, 3),
+        torch.nn.LogSoftmax(dim=1),
+    )
     with torch.no_grad():
         model[2].running_mean.uniform_(-1, 1)
         model[2].running_var.uniform_(0.5, 2)
     model.eval()
     path = tmp_path / "classifier.onnx"
-    torch.onnx.export(model, (torch.randn(1, 3, 2, 2),), str(path), input_names=["image"],
-                      dynamo=False)
+    torch.onnx.export(
+        model, (torch.randn(1, 3, 2, 2),), str(path), input_names=["image"], dynamo=False
+    )
     graph, notes = load_onnx(path)
     assert notes["onnx"]["output_activation"] == "logsoftmax"
     x = np.random.default_rng(1).normal(size=(16, 12))
@@ -638,10 +712,13 @@ def test_a_huge_declared_input_is_refused_before_any_memory_is_spent(tmp_path: P
 
 def test_a_tensor_declaring_more_values_than_any_layer_is_refused_unread(tmp_path: Path) -> None:
     tensor = onnx.TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[100_000, 100_000])
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              initializer=[tensor])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[tensor],
+    )
     onnx.save(helper.make_model(graph), tmp_path / "huge.onnx")
     with pytest.raises(ModelLoadError, match="10,000,000,000 values"):
         load_onnx(tmp_path / "huge.onnx")
@@ -649,14 +726,16 @@ def test_a_tensor_declaring_more_values_than_any_layer_is_refused_unread(tmp_pat
 
 def test_external_data_claiming_more_than_its_file_is_refused(tmp_path: Path) -> None:
     tensor = numpy_helper.from_array(np.zeros((4, 3), dtype=np.float32), "w")
-    onnx.external_data_helper.set_external_data(tensor, location="w.bin", offset=0,
-                                                length=10**12)
+    onnx.external_data_helper.set_external_data(tensor, location="w.bin", offset=0, length=10**12)
     tensor.ClearField("raw_data")
     (tmp_path / "w.bin").write_bytes(np.ones(12, np.float32).tobytes())
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              initializer=[tensor])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[tensor],
+    )
     onnx.save(helper.make_model(graph), tmp_path / "external.onnx")
     with pytest.raises(ModelLoadError, match=r"exceeds available data|cannot be read"):
         load_onnx(tmp_path / "external.onnx")

@@ -17,12 +17,16 @@ from tests.indexer.random_graphs import layered_graphs
 
 
 def _abs_net() -> NeuronGraph:
-    return NeuronGraph((
-        Unit("input:0", UnitKind.INPUT),
-        Unit("fc:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 0.9192}),
-        Unit("fc:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": -1.0035}),
-        Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc:0": 1.0872, "fc:1": 0.9957}),
-    ))
+    return NeuronGraph(
+        (
+            Unit("input:0", UnitKind.INPUT),
+            Unit("fc:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 0.9192}),
+            Unit("fc:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": -1.0035}),
+            Unit(
+                "out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc:0": 1.0872, "fc:1": 0.9957}
+            ),
+        )
+    )
 
 
 def test_abs_network_string() -> None:
@@ -33,11 +37,18 @@ def test_abs_network_string() -> None:
 
 
 def test_insignificant_weights_do_not_change_tokens() -> None:
-    noisy = NeuronGraph((
-        *_abs_net().units[:3],
-        Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.001,
-             {"fc:0": 1.0, "fc:1": 1.0, "input:0": -0.02}),
-    ))
+    noisy = NeuronGraph(
+        (
+            *_abs_net().units[:3],
+            Unit(
+                "out:0",
+                UnitKind.OUTPUT,
+                Activation.IDENTITY,
+                0.001,
+                {"fc:0": 1.0, "fc:1": 1.0, "input:0": -0.02},
+            ),
+        )
+    )
     assert signatures(noisy)["out:0"].token == "y(+2-0)b0"
     assert signatures(noisy, significance=0.01)["out:0"].token == "y(+2-1)b0"
 
@@ -47,8 +58,9 @@ def test_magnitudes_are_sorted_ratios() -> None:
     x1 = Unit("input:1", UnitKind.INPUT)
     y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, -0.5, {"input:0": 0.5, "input:1": -2.0})
     sig = signatures(NeuronGraph((x, x1, y)))["out:0"]
-    assert sig == Signature(UnitKind.OUTPUT, Activation.IDENTITY, 1, 1, BiasClass.NEGATIVE, 0, 0,
-                            (1.0, 0.25))
+    assert sig == Signature(
+        UnitKind.OUTPUT, Activation.IDENTITY, 1, 1, BiasClass.NEGATIVE, 0, 0, (1.0, 0.25)
+    )
 
 
 def test_tokens_are_short() -> None:
@@ -76,8 +88,9 @@ def test_every_network_string_parses_back_to_its_signatures(graph: NeuronGraph) 
     counts=st.tuples(*[st.integers(0, 500)] * 4),
     bias=st.sampled_from(list(BiasClass)),
 )
-def test_every_token_parses_back(kind: UnitKind, activation: Activation,
-                                 counts: tuple[int, int, int, int], bias: BiasClass) -> None:
+def test_every_token_parses_back(
+    kind: UnitKind, activation: Activation, counts: tuple[int, int, int, int], bias: BiasClass
+) -> None:
     n_pos, n_neg, out_pos, out_neg = counts
     if kind is UnitKind.INPUT:
         sig = Signature(kind, Activation.IDENTITY, 0, 0, BiasClass.ZERO, out_pos, out_neg)
@@ -101,10 +114,19 @@ def test_bad_token_is_a_user_error() -> None:
 def test_random_layer_words_are_sorted() -> None:
     rng = np.random.default_rng(0)
     units = [Unit(f"input:{i}", UnitKind.INPUT) for i in range(3)]
-    units += [Unit(f"fc:{j}", UnitKind.HIDDEN, Activation.RELU, float(rng.normal()),
-                   {f"input:{i}": float(rng.normal()) for i in range(3)}) for j in range(8)]
-    units.append(Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0,
-                      {f"fc:{j}": 1.0 for j in range(8)}))
+    units += [
+        Unit(
+            f"fc:{j}",
+            UnitKind.HIDDEN,
+            Activation.RELU,
+            float(rng.normal()),
+            {f"input:{i}": float(rng.normal()) for i in range(3)},
+        )
+        for j in range(8)
+    ]
+    units.append(
+        Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {f"fc:{j}": 1.0 for j in range(8)})
+    )
     graph = NeuronGraph(tuple(units))
     for word in layer_words(graph, signatures(graph)):
         assert word == sorted(word)

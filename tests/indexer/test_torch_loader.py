@@ -19,8 +19,7 @@ def _check(model: nn.Module, n_inputs: int) -> NeuronGraph:
     x = np.random.default_rng(1).normal(size=(50, n_inputs)) * 2
     with torch.no_grad():
         expected = model(torch.tensor(x, dtype=torch.float64)).numpy()
-    np.testing.assert_allclose(graph.evaluate(x), expected.reshape(50, -1), rtol=1e-9,
-                               atol=1e-9)
+    np.testing.assert_allclose(graph.evaluate(x), expected.reshape(50, -1), rtol=1e-9, atol=1e-9)
     return graph
 
 
@@ -71,15 +70,26 @@ def test_residual_nested_sequential_and_functional_forms() -> None:
     assert kinds.count(Activation.RELU) == 4
     assert kinds.count(Activation.LEAKY_RELU) == 4
     assert {u.id for u in graph.hidden if u.activation is Activation.RELU} == {
-        f"block.0:{i}" for i in range(4)}
-    assert all(u.alpha == pytest.approx(0.2) for u in graph.hidden
-               if u.activation is Activation.LEAKY_RELU)
+        f"block.0:{i}" for i in range(4)
+    }
+    assert all(
+        u.alpha == pytest.approx(0.2) for u in graph.hidden if u.activation is Activation.LEAKY_RELU
+    )
 
 
 def test_every_activation_module_and_no_ops() -> None:
     model = nn.Sequential(
-        nn.Flatten(), nn.Linear(3, 5), nn.Sigmoid(), nn.Dropout(0.5), nn.Linear(5, 5), nn.GELU(),
-        nn.Identity(), nn.Linear(5, 4), nn.LeakyReLU(0.1), nn.Linear(4, 2), nn.Tanh(),
+        nn.Flatten(),
+        nn.Linear(3, 5),
+        nn.Sigmoid(),
+        nn.Dropout(0.5),
+        nn.Linear(5, 5),
+        nn.GELU(),
+        nn.Identity(),
+        nn.Linear(5, 4),
+        nn.LeakyReLU(0.1),
+        nn.Linear(4, 2),
+        nn.Tanh(),
     ).double()
     graph = _check(model, 3)
     assert [u.kind for u in graph.outputs] == [UnitKind.OUTPUT] * 2
@@ -100,8 +110,11 @@ def test_a_bottleneck_stays_a_layer_of_linear_units() -> None:
     graph = _check(model, 20)
     bottleneck = [u for u in graph.hidden if u.activation is Activation.IDENTITY]
     assert [u.id for u in bottleneck] == [f"0:{i}" for i in range(5)]
-    assert all(set(u.inputs) == {f"0:{i}" for i in range(5)}
-               for u in graph.hidden if u.activation is Activation.RELU)
+    assert all(
+        set(u.inputs) == {f"0:{i}" for i in range(5)}
+        for u in graph.hidden
+        if u.activation is Activation.RELU
+    )
     canonical = canonicalize(graph).graph
     assert sum(u.activation is Activation.IDENTITY for u in canonical.hidden) == 5
 
@@ -115,8 +128,14 @@ def test_unsupported_module_names_the_op_and_what_is_supported() -> None:
 
 
 def test_batch_norm_in_eval_mode_folds_into_the_layers_around_it() -> None:
-    model = nn.Sequential(nn.BatchNorm1d(3), nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(),
-                          nn.Linear(4, 2), nn.BatchNorm1d(2, affine=False)).double()
+    model = nn.Sequential(
+        nn.BatchNorm1d(3),
+        nn.Linear(3, 4),
+        nn.BatchNorm1d(4),
+        nn.ReLU(),
+        nn.Linear(4, 2),
+        nn.BatchNorm1d(2, affine=False),
+    ).double()
     with torch.no_grad():
         for norm in (model[0], model[2], model[5]):
             norm.running_mean.uniform_(-1, 1)
@@ -142,8 +161,9 @@ class Scored(nn.Module):
         return F.softmax(scores, dim=1) * 2  # read after the softmax
 
 
-@pytest.mark.parametrize(("how", "kind"), [("module", "logsoftmax"), ("function", "softmax"),
-                                           ("method", "softmax")])
+@pytest.mark.parametrize(
+    ("how", "kind"), [("module", "logsoftmax"), ("function", "softmax"), ("method", "softmax")]
+)
 def test_a_softmax_at_the_end_leaves_the_scores_and_is_recorded(how: str, kind: str) -> None:
     model = Scored(how).double().eval()
     loaded = load(model)

@@ -89,7 +89,9 @@ def test_open_fan_in_and_free_weights_make_downstream_weights_sign_only() -> Non
     p = flat("CIRCUIT f(x) -> y { h = relu(+x, ...)  g = relu(?k*x)  y = 2*h - 3*g } MATCH f")
     y = p.unit("y")
     assert [(s, c.kind, c.value) for s, c in y.inputs] == [
-        ("h", CoefKind.SIGN, 1.0), ("g", CoefKind.SIGN, -1.0)]
+        ("h", CoefKind.SIGN, 1.0),
+        ("g", CoefKind.SIGN, -1.0),
+    ]
     assert p.unit("h").open_fan_in and p.unit("g").inputs[0][1].kind is CoefKind.FREE
 
 
@@ -107,8 +109,14 @@ def test_free_parameters_are_polynomials_in_canonical_coordinates() -> None:
 
 def test_closed_hidden_unit_pins_the_index_columns() -> None:
     d = flat("MATCH min_skip").unit("d").constraint
-    assert d.columns() == {"kind": "hidden", "activation": "relu", "fan_in": 2, "n_pos": 1,
-                           "n_neg": 1, "bias_class": "0"}
+    assert d.columns() == {
+        "kind": "hidden",
+        "activation": "relu",
+        "fan_in": 2,
+        "n_pos": 1,
+        "n_neg": 1,
+        "bias_class": "0",
+    }
     assert d.token_prefix == "relu(+1-1)b0>(+"
     assert (d.out_pos, d.out_neg) == (0, 1)
 
@@ -131,8 +139,13 @@ def test_open_fan_in_gives_lower_bounds_only() -> None:
 
 @pytest.mark.parametrize(
     ("unit", "bias_class"),
-    [("relu(x - 10)", BiasClass.NEGATIVE), ("relu(x + 3)", BiasClass.POSITIVE),
-     ("relu(x - 0.01)", BiasClass.ZERO), ("relu(x - ?c)", None), ("relu(x)", BiasClass.ZERO)],
+    [
+        ("relu(x - 10)", BiasClass.NEGATIVE),
+        ("relu(x + 3)", BiasClass.POSITIVE),
+        ("relu(x - 0.01)", BiasClass.ZERO),
+        ("relu(x - ?c)", None),
+        ("relu(x)", BiasClass.ZERO),
+    ],
 )
 def test_bias_class_follows_the_signature_rule(unit: str, bias_class: BiasClass | None) -> None:
     p = flat(f"CIRCUIT f(x) -> y {{ h = {unit} y = h }} MATCH f")
@@ -273,8 +286,9 @@ def test_match_names_inputs_and_outputs() -> None:
     for f in expand(p):
         assert (f.inputs, f.outputs) == (("u", "v"), ("w",))
         assert f.reference is not None
-        np.testing.assert_allclose(f.reference({"u": np.array([1.0]), "v": np.array([-2.0])}),
-                                   [[-2.0]])
+        np.testing.assert_allclose(
+            f.reference({"u": np.array([1.0]), "v": np.array([-2.0])}), [[-2.0]]
+        )
 
 
 def test_renaming_onto_an_internal_unit_name_keeps_them_apart() -> None:
@@ -316,20 +330,38 @@ def test_unknown_circuit_suggests_library_names() -> None:
     ("text", "message", "where"),
     [
         ("CIRCUIT f(x) -> y { y = relu(x - z) } MATCH f", "z is not an input or a unit", (1, 34)),
-        ("CIRCUIT f(x) -> y { p = relu(q) q = relu(p) y = p + x } MATCH f",
-         "units form a cycle: p -> q -> p", None),
-        ("CIRCUIT f(x) -> y { y = relu(x) } EXPECT y == relu(x) * k MATCH f",
-         "EXPECT uses k, which is not declared", (1, 57)),
-        ("CIRCUIT f(x) -> y { y = relu(x - ?c) } EXPECT y == relu(x - d) MATCH f",
-         "EXPECT uses d", (1, 61)),
+        (
+            "CIRCUIT f(x) -> y { p = relu(q) q = relu(p) y = p + x } MATCH f",
+            "units form a cycle: p -> q -> p",
+            None,
+        ),
+        (
+            "CIRCUIT f(x) -> y { y = relu(x) } EXPECT y == relu(x) * k MATCH f",
+            "EXPECT uses k, which is not declared",
+            (1, 57),
+        ),
+        (
+            "CIRCUIT f(x) -> y { y = relu(x - ?c) } EXPECT y == relu(x - d) MATCH f",
+            "EXPECT uses d",
+            (1, 61),
+        ),
         ("CIRCUIT f(x) -> y { y = relu(x) } WHERE k > 0 MATCH f", "WHERE uses k", (1, 41)),
-        ("CIRCUIT f(x) -> y { y = x } EXPECT y == x FOR z IN [0, 1] MATCH f",
-         "FOR gives a range to z", None),
-        ("CIRCUIT f(x) -> (y, z) { y = x z = x } EXPECT y == x MATCH f",
-         "EXPECT says nothing about output z", None),
+        (
+            "CIRCUIT f(x) -> y { y = x } EXPECT y == x FOR z IN [0, 1] MATCH f",
+            "FOR gives a range to z",
+            None,
+        ),
+        (
+            "CIRCUIT f(x) -> (y, z) { y = x z = x } EXPECT y == x MATCH f",
+            "EXPECT says nothing about output z",
+            None,
+        ),
         ("CIRCUIT f(x) -> y { p = x } MATCH f", "output y is not defined", (1, 9)),
-        ("CIRCUIT f(x) -> y { p = relu(x) y = relu(x) } MATCH f", "p does not feed any output",
-         (1, 21)),
+        (
+            "CIRCUIT f(x) -> y { p = relu(x) y = relu(x) } MATCH f",
+            "p does not feed any output",
+            (1, 21),
+        ),
         ("CIRCUIT f(x, z) -> y { y = relu(x) } MATCH f", "input z is not read", None),
         ("CIRCUIT f(x) -> y { y = relu(x) y = x } MATCH f", "y is defined twice", None),
         ("CIRCUIT f(x) -> y { y = relu(x - ?y) } MATCH f", "parameter ?y has the name", None),
@@ -389,15 +421,21 @@ def test_compositions_lose_the_units_a_network_computing_them_loses() -> None:
     assert all(c.value < 0 for _, c in folded.inputs)
 
 
-@pytest.mark.parametrize(("text", "column", "problem"), [
-    ("MATCH (abs | negation){100} >> fold", 8, "chains 100 circuits in one pattern"),
-    ("MATCH (fold | abs | scale | identity | negation){1,8}", 8,
-     "stands for 488,280 flat patterns"),
-    ("MATCH ((((((((((fold{2}){2}){2}){2}){2}){2}){2}){2}){2}){2})", 17,
-     "chains 64 circuits"),
-])
-def test_a_query_past_its_budget_is_refused_where_it_grows(text: str, column: int,
-                                                            problem: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "column", "problem"),
+    [
+        ("MATCH (abs | negation){100} >> fold", 8, "chains 100 circuits in one pattern"),
+        (
+            "MATCH (fold | abs | scale | identity | negation){1,8}",
+            8,
+            "stands for 488,280 flat patterns",
+        ),
+        ("MATCH ((((((((((fold{2}){2}){2}){2}){2}){2}){2}){2}){2}){2})", 17, "chains 64 circuits"),
+    ],
+)
+def test_a_query_past_its_budget_is_refused_where_it_grows(
+    text: str, column: int, problem: str
+) -> None:
     # Counted, not built: each is refused at once, at the repetition or alternation that
     # outgrows the budget, where unrolling it would take minutes or exhaust the stack.
     with pytest.raises(QueryError, match=problem) as err:
@@ -410,12 +448,15 @@ def test_the_library_is_within_the_budget() -> None:
         assert over_budget(builtin_library().pattern(name), MAX_REPEAT_CAP) is None, name
 
 
-@pytest.mark.parametrize(("domain", "problem"), [
-    ("[1, 0]", "is reversed"),
-    ("INTEGERS [0, 0)", "holds no integer"),
-    ("[-1e308, 1e308]", "finite numbers within"),
-    ("INTEGERS [0, 1e300)", "finite numbers within"),
-])
+@pytest.mark.parametrize(
+    ("domain", "problem"),
+    [
+        ("[1, 0]", "is reversed"),
+        ("INTEGERS [0, 0)", "holds no integer"),
+        ("[-1e308, 1e308]", "finite numbers within"),
+        ("INTEGERS [0, 1e300)", "finite numbers within"),
+    ],
+)
 def test_a_for_range_that_cannot_be_probed_is_refused_at_it(domain: str, problem: str) -> None:
     text = f"CIRCUIT f(x) -> y {{ y = relu(x) }} EXPECT y == max(x, 0) FOR x IN {domain} MATCH f"
     with pytest.raises(QueryError, match=problem) as err:

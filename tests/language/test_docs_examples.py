@@ -11,12 +11,18 @@ from circuitql.grammar.parser import parse
 from circuitql.language import compile_query
 
 DOC = (Path(__file__).parents[2] / "docs" / "query-language.md").read_text()
-BLOCKS = [b for b in re.findall(r"```\n(.*?)```", DOC, re.S)
-          if not b.startswith(("<query>", "start "))]
+BLOCKS = [
+    b for b in re.findall(r"```\n(.*?)```", DOC, re.S) if not b.startswith(("<query>", "start "))
+]
 ACTIONS = ("MATCH ", "EXPLAIN ", "COUNT ", "SHOW ", "COMPARE ")
 PROSE = re.sub(r"```.*?```", "", DOC, flags=re.S)
-INLINE = sorted({c.replace("\\|", "|") for c in re.findall(r"`([^`\n]+)`", PROSE)
-                 if c.startswith(ACTIONS) and "..." not in c})
+INLINE = sorted(
+    {
+        c.replace("\\|", "|")
+        for c in re.findall(r"`([^`\n]+)`", PROSE)
+        if c.startswith(ACTIONS) and "..." not in c
+    }
+)
 
 
 @pytest.mark.parametrize("block", BLOCKS)

@@ -90,8 +90,9 @@ def test_reference_networks_are_neuron_graphs_in_source_coordinates() -> None:
     assert {u.id for u in reference_network("min4").hidden} == {"d1", "d2", "d3"}
 
 
-def _check_against_canonical(pattern: CircuitPattern, graph: NeuronGraph,
-                             names: dict[str, str]) -> None:
+def _check_against_canonical(
+    pattern: CircuitPattern, graph: NeuronGraph, names: dict[str, str]
+) -> None:
     """The pattern's units, under ``names``, are the canonical network's: same edges, same
     weight ratios, and signatures the constraints admit."""
     canon = canonicalize(graph).graph

@@ -25,7 +25,10 @@ def _sign_class(value: float) -> BiasClass:
 
 
 def _signature(
-    kind: UnitKind, activation: Activation, incoming: list[float], bias: float,
+    kind: UnitKind,
+    activation: Activation,
+    incoming: list[float],
+    bias: float,
     outgoing: list[float],
 ) -> Signature:
     top = max((abs(w) for w in incoming), default=0.0)
@@ -53,8 +56,10 @@ def fake_model(
 ) -> IndexedModel:
     """A three-layer model; its content (and hash) depends on everything but ``name``."""
     first = [
-        [scale * (1 + 0.25 * i + 0.1 * j) * (-1 if (i + j) % 3 == 0 else 1)
-         for i in range(n_inputs)]
+        [
+            scale * (1 + 0.25 * i + 0.1 * j) * (-1 if (i + j) % 3 == 0 else 1)
+            for i in range(n_inputs)
+        ]
         for j in range(hidden)
     ]
     hidden_bias = [scale * 0.5 * (j - 1) for j in range(hidden)]
@@ -117,5 +122,8 @@ def fake_model(
 
 def edges_of(store: Store, model: str) -> list[EdgeRecord]:
     """A stored model's edges as records, in stored order (neuron by neuron)."""
-    return [EdgeRecord(src, dst, weight) for dst, incoming in store.inputs(model).items()
-            for src, weight in incoming.items()]
+    return [
+        EdgeRecord(src, dst, weight)
+        for dst, incoming in store.inputs(model).items()
+        for src, weight in incoming.items()
+    ]

@@ -108,8 +108,7 @@ def test_same_content_canonicalized_otherwise_replaces_the_stored_model(store: S
     # The same network indexed again under another domain (or canonical-form version) is
     # another canonical graph: it replaces what that name held.
     store.write(fake_model("m1", normal_form={"version": 2, "domain": None}))
-    other = fake_model("m1", normal_form={"version": 2, "domain": [-2.0, 2.0]},
-                       meta={"run": 2})
+    other = fake_model("m1", normal_form={"version": 2, "domain": [-2.0, 2.0]}, meta={"run": 2})
     outcome = store.write(other)
     assert outcome.status == "indexed"
     assert outcome.model.name == "m1"
@@ -133,11 +132,11 @@ def test_same_content_with_edited_metadata_updates_the_stored_model(store: Store
     assert info is not None and dict(info.meta) == {"task": "negation", "seed": [1, 2]}
     assert [m.name for m in store.models()] == ["m1"]
     assert store.write(fake_model("m1", meta={"task": "negation", "seed": (1, 2)})).status == (
-        "unchanged")
+        "unchanged"
+    )
 
 
-def test_the_canonical_error_is_kept_and_an_unmeasured_one_reads_back_as_none(
-        store: Store) -> None:
+def test_the_canonical_error_is_kept_and_an_unmeasured_one_reads_back_as_none(store: Store) -> None:
     assert store.write(fake_model("m1", canonical_error=2.5e-5)).model.canonical_error == 2.5e-5
     store.write(fake_model("m2", scale=2.0, canonical_error=None))
     errors = {m.name: m.canonical_error for m in store.models()}
@@ -166,8 +165,7 @@ def test_replace_puts_another_network_under_a_stored_name(store: Store) -> None:
     assert [m.name for m in store.models()] == ["m1", "m2"]
     assert _by_uid(store.neurons("m1")) == _by_uid(list(new.neurons))
     kept = fake_model("m2", scale=3.0)
-    assert store.token_counts() == dict(Counter(n.token for n in (*new.neurons,
-                                                                     *kept.neurons)))
+    assert store.token_counts() == dict(Counter(n.token for n in (*new.neurons, *kept.neurons)))
     assert store.write(new, replace=True).status == "unchanged"
 
 
@@ -220,17 +218,24 @@ def _expected(models: list[IndexedModel], **constraints: object) -> list[tuple[s
 
     def matches(neuron: NeuronRecord) -> bool:
         values = {
-            "token": neuron.token, "layer": neuron.layer, "fan_in": neuron.signature.fan_in,
-            **{f.name: getattr(neuron.signature, f.name)
-               for f in dataclasses.fields(neuron.signature)},
+            "token": neuron.token,
+            "layer": neuron.layer,
+            "fan_in": neuron.signature.fan_in,
+            **{
+                f.name: getattr(neuron.signature, f.name)
+                for f in dataclasses.fields(neuron.signature)
+            },
         }
         return all(values[key] == value for key, value in constraints.items())
 
     return sorted((m.name, n.uid) for m in models for n in m.neurons if matches(n))
 
 
-def _found(store: Store, constraints: dict[str, object], models: list[str] | None = None,
-           ) -> list[tuple[str, str]]:
+def _found(
+    store: Store,
+    constraints: dict[str, object],
+    models: list[str] | None = None,
+) -> list[tuple[str, str]]:
     return sorted((name, n.uid) for name, n in store.find_neurons(constraints, models))
 
 
@@ -260,14 +265,14 @@ def test_find_neurons_returns_the_stored_records(
         assert neuron == written[(name, neuron.uid)]
 
 
-def test_find_neurons_by_detector_columns(
-    store: Store, two_models: list[IndexedModel]
-) -> None:
+def test_find_neurons_by_detector_columns(store: Store, two_models: list[IndexedModel]) -> None:
     for model in two_models:
         for neuron in model.neurons:
             sig = neuron.signature
             constraints: dict[str, object] = {
-                "activation": sig.activation, "n_pos": sig.n_pos, "n_neg": sig.n_neg,
+                "activation": sig.activation,
+                "n_pos": sig.n_pos,
+                "n_neg": sig.n_neg,
                 "bias_class": sig.bias_class,
             }
             expected = _expected(two_models, **constraints)
@@ -276,7 +281,8 @@ def test_find_neurons_by_detector_columns(
 
 
 def test_bounds_on_the_fan_in_are_served_by_every_lookup(
-        store: Store, two_models: list[IndexedModel]) -> None:
+    store: Store, two_models: list[IndexedModel]
+) -> None:
     # An approximate search admits a few more inputs than a pattern names, up to a bound; an
     # open fan-in is bounded below by the pattern's sign counts. With no kind, the bounds
     # alone choose among every unit of the store.
@@ -285,9 +291,12 @@ def test_bounds_on_the_fan_in_are_served_by_every_lookup(
             constraints: dict[str, object] = {"fan_in_min": low, "fan_in_max": high}
             if kind is not None:
                 constraints["kind"] = kind
-            expected = sorted((m.name, n.uid) for m in two_models for n in m.neurons
-                              if kind in (None, n.signature.kind)
-                              and low <= n.signature.fan_in <= high)
+            expected = sorted(
+                (m.name, n.uid)
+                for m in two_models
+                for n in m.neurons
+                if kind in (None, n.signature.kind) and low <= n.signature.fan_in <= high
+            )
             assert _found(store, constraints) == expected
             assert store.count_neurons(constraints) == len(expected)
             keys = [(m.name, n.uid) for m in two_models for n in m.neurons]
@@ -296,7 +305,10 @@ def test_bounds_on_the_fan_in_are_served_by_every_lookup(
 
 def test_find_neurons_by_shape_and_layer(store: Store, two_models: list[IndexedModel]) -> None:
     constraints: dict[str, object] = {
-        "kind": UnitKind.HIDDEN, "activation": Activation.RELU, "fan_in": 3, "layer": 1,
+        "kind": UnitKind.HIDDEN,
+        "activation": Activation.RELU,
+        "fan_in": 3,
+        "layer": 1,
     }
     expected = _expected(two_models, **constraints)
     assert expected and all(name == "b" for name, _ in expected)
@@ -306,9 +318,7 @@ def test_find_neurons_by_shape_and_layer(store: Store, two_models: list[IndexedM
     )
 
 
-def test_find_neurons_restricted_to_models(
-    store: Store, two_models: list[IndexedModel]
-) -> None:
+def test_find_neurons_restricted_to_models(store: Store, two_models: list[IndexedModel]) -> None:
     constraints: dict[str, object] = {"kind": UnitKind.INPUT}
     assert _found(store, constraints, ["b"]) == _expected(two_models[1:], **constraints)
     assert _found(store, constraints, ["a", "b"]) == _expected(two_models, **constraints)
@@ -316,9 +326,7 @@ def test_find_neurons_restricted_to_models(
     assert _found(store, constraints, []) == []
 
 
-def test_find_neurons_with_no_match_is_empty(
-    store: Store, two_models: list[IndexedModel]
-) -> None:
+def test_find_neurons_with_no_match_is_empty(store: Store, two_models: list[IndexedModel]) -> None:
     assert _found(store, {"token": "relu(+9-9)b0>(+0-0)"}) == []
     assert _found(store, {"activation": Activation.TANH}) == []
 
@@ -350,10 +358,14 @@ def test_delete_removes_the_model_and_everything_under_it(
 
 def _leaky(slope: float) -> NeuronGraph:
     x = Unit("input:0", UnitKind.INPUT)
-    return NeuronGraph((
-        x, Unit("fc1:0", UnitKind.HIDDEN, Activation.LEAKY_RELU, 0.5, {x.id: 2.0}, slope),
-        Unit("fc1:1", UnitKind.HIDDEN, Activation.LEAKY_RELU, -0.3, {x.id: -1.0}, slope),
-        Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.1, {"fc1:0": 1.5, "fc1:1": -0.7})))
+    return NeuronGraph(
+        (
+            x,
+            Unit("fc1:0", UnitKind.HIDDEN, Activation.LEAKY_RELU, 0.5, {x.id: 2.0}, slope),
+            Unit("fc1:1", UnitKind.HIDDEN, Activation.LEAKY_RELU, -0.3, {x.id: -1.0}, slope),
+            Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.1, {"fc1:0": 1.5, "fc1:1": -0.7}),
+        )
+    )
 
 
 def test_a_leaky_relu_keeps_its_slope(store: Store) -> None:
@@ -362,20 +374,28 @@ def test_a_leaky_relu_keeps_its_slope(store: Store) -> None:
     network = _leaky(0.1)
     model = build_records(load(network), "leaky")
     store.write(model)
-    assert {n.alpha for n in store.neurons("leaky")
-            if n.signature.activation is Activation.LEAKY_RELU} == {0.1}
+    assert {
+        n.alpha for n in store.neurons("leaky") if n.signature.activation is Activation.LEAKY_RELU
+    } == {0.1}
     views = store.fetch([("leaky", n.uid) for n in model.neurons])
-    assert {v.record.alpha for v in views.values()
-            if v.record.signature.activation is Activation.LEAKY_RELU} == {0.1}
+    assert {
+        v.record.alpha
+        for v in views.values()
+        if v.record.signature.activation is Activation.LEAKY_RELU
+    } == {0.1}
     x = np.linspace(-3.0, 3.0, 61)[:, None]
     assert np.allclose(stored_graph(store, "leaky").evaluate(x), network.evaluate(x))
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(network=any_activation_graphs())
-def test_a_stored_network_computes_its_canonical_function(store: Store,
-                                                          network: NeuronGraph) -> None:
+def test_a_stored_network_computes_its_canonical_function(
+    store: Store, network: NeuronGraph
+) -> None:
     # What is read back is what was canonicalized, to the last bit that matters: its error
     # against the original on the fidelity probes is the canonical error stored with it.
     model = build_records(load(network), network.content_hash()[:16])
@@ -384,7 +404,8 @@ def test_a_stored_network_computes_its_canonical_function(store: Store,
     stored = stored_graph(store, model.name)
     assert model.canonical_error is not None
     assert output_error(network.evaluate(x), stored.evaluate(x)) == pytest.approx(
-        model.canonical_error, abs=1e-12)
+        model.canonical_error, abs=1e-12
+    )
 
 
 def test_fetch_returns_neurons_with_their_edges(store: Store) -> None:
@@ -395,10 +416,10 @@ def test_fetch_returns_neurons_with_their_edges(store: Store) -> None:
     assert set(views) == {("m1", uid) for uid in uids[1:3]}
     for (_, uid), view in views.items():
         assert view.record == next(n for n in model.neurons if n.uid == uid)
-        assert sorted(view.inputs) == sorted((e.src, e.weight) for e in model.edges
-                                             if e.dst == uid)
-        assert sorted(view.outputs) == sorted((e.dst, e.weight) for e in model.edges
-                                              if e.src == uid)
+        assert sorted(view.inputs) == sorted((e.src, e.weight) for e in model.edges if e.dst == uid)
+        assert sorted(view.outputs) == sorted(
+            (e.dst, e.weight) for e in model.edges if e.src == uid
+        )
         # Each target's fan-in travels with the edge: the engine weeds out a dense layer's
         # readers by it, without asking for their rows.
         fan_in = {n.uid: n.signature.fan_in for n in model.neurons}
@@ -420,8 +441,7 @@ def test_one_fetch_spans_models(store: Store) -> None:
     for (name, uid), view in views.items():
         model = a if name == "m1" else b
         assert view.record == next(n for n in model.neurons if n.uid == uid)
-        assert sorted(view.inputs) == sorted((e.src, e.weight) for e in model.edges
-                                             if e.dst == uid)
+        assert sorted(view.inputs) == sorted((e.src, e.weight) for e in model.edges if e.dst == uid)
     assert store.records(keys) == {key: view.record for key, view in views.items()}
 
 
@@ -441,12 +461,17 @@ def test_records_filtered_by_signature_leave_the_store_filtered(store: Store) ->
     store.write(fake_model("m1"))
     store.write(fake_model("m2", scale=2.0, hidden=5))
     keys = [(m, n.uid) for m in ("m1", "m2") for n in store.neurons(m)]
-    for constraints in ({"activation": "relu"}, {"kind": "output", "fan_in": 3},
-                        {"n_pos": 1, "n_neg": 0}, {"activation": "sigmoid"}):
+    for constraints in (
+        {"activation": "relu"},
+        {"kind": "output", "fan_in": 3},
+        {"n_pos": 1, "n_neg": 0},
+        {"activation": "sigmoid"},
+    ):
         wanted = {(m, r.uid): r for m, r in store.find_neurons(constraints)}
         assert store.records(keys, constraints) == wanted, constraints
         assert store.records(keys[:3], constraints) == {
-            k: r for k, r in wanted.items() if k in keys[:3]}
+            k: r for k, r in wanted.items() if k in keys[:3]
+        }
 
 
 def test_max_layer_is_the_deepest_neuron(store: Store) -> None:
@@ -463,11 +488,11 @@ def test_max_layer_is_the_deepest_neuron(store: Store) -> None:
 def test_count_neurons_agrees_with_find_neurons(store: Store) -> None:
     store.write(fake_model("m1"))
     store.write(fake_model("m2", scale=2.0, hidden=5))
-    for constraints in ({"activation": "relu"}, {"kind": "output"}, {"n_pos": 1, "n_neg": 0},
-                        {}):
+    for constraints in ({"activation": "relu"}, {"kind": "output"}, {"n_pos": 1, "n_neg": 0}, {}):
         for models in (None, ["m2"], []):
             assert store.count_neurons(constraints, models) == len(
-                store.find_neurons(constraints, models))
+                store.find_neurons(constraints, models)
+            )
     with pytest.raises(ValueError):
         store.count_neurons({"uid); DROP": 1})
 
@@ -485,26 +510,43 @@ def _real_format_files(folder: Path) -> list[Path]:
     spec = random_mlp(rng, 4, [6, 5], 3)
     files = [save(spec, folder / "plain.safetensors"), save(spec, folder / "onnx_mlp.onnx")]
     checkpoint = save(spec, folder / "state.pt")
-    torch.save({"state_dict": torch.load(checkpoint, weights_only=True), "epoch": 3},
-               folder / "checkpoint.pth")
+    torch.save(
+        {"state_dict": torch.load(checkpoint, weights_only=True), "epoch": 3},
+        folder / "checkpoint.pth",
+    )
     (folder / "checkpoint.json").write_text(checkpoint.with_suffix(".json").read_text())
     files.append(folder / "checkpoint.pth")
     torch.manual_seed(0)
-    classifier = nn.Sequential(nn.Flatten(), nn.Linear(8, 6), nn.BatchNorm1d(6),
-                               nn.LeakyReLU(0.2), nn.Linear(6, 3), nn.Softmax(dim=1)).eval()
-    torch.onnx.export(classifier, (torch.randn(1, 2, 2, 2),), str(folder / "image.onnx"),
-                      dynamo=False)
+    classifier = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(8, 6),
+        nn.BatchNorm1d(6),
+        nn.LeakyReLU(0.2),
+        nn.Linear(6, 3),
+        nn.Softmax(dim=1),
+    ).eval()
+    torch.onnx.export(
+        classifier, (torch.randn(1, 2, 2, 2),), str(folder / "image.onnx"), dynamo=False
+    )
     files.append(folder / "image.onnx")
-    layers = [(rng.normal(size=(5, 3)), rng.normal(size=5)), (rng.normal(size=(2, 5)),
-                                                              rng.normal(size=2))]
-    files.append(write_nnet(folder / "verified.nnet", layers, np.array([0.0, -1.0, 10.0]),
-                            np.array([100.0, 1.0, 20.0]), np.array([50.0, 0.0, 15.0, 1.0]),
-                            np.array([100.0, 2.0, 10.0, 3.0])))
+    layers = [
+        (rng.normal(size=(5, 3)), rng.normal(size=5)),
+        (rng.normal(size=(2, 5)), rng.normal(size=2)),
+    ]
+    files.append(
+        write_nnet(
+            folder / "verified.nnet",
+            layers,
+            np.array([0.0, -1.0, 10.0]),
+            np.array([100.0, 1.0, 20.0]),
+            np.array([50.0, 0.0, 15.0, 1.0]),
+            np.array([100.0, 2.0, 10.0, 3.0]),
+        )
+    )
     return files
 
 
-def test_every_format_round_trips_within_its_canonical_error(store: Store,
-                                                             tmp_path: Path) -> None:
+def test_every_format_round_trips_within_its_canonical_error(store: Store, tmp_path: Path) -> None:
     # Read back from the store, each model computes its loaded function on its own domain
     # within the canonical error stored with it.
     from circuitql.indexer.load import load_path

@@ -108,8 +108,12 @@ def test_constraints_and_indexes_exist_on_the_server(live: Neo4jStore) -> None:
             for r in driver.execute_query("SHOW INDEXES").records
         }
     assert "model_content" not in constraints  # several names may hold one network
-    assert indexes["model_content_hash"] == ("RANGE", ["Model"], ["namespace", "content_hash"],
-                                             "ONLINE")
+    assert indexes["model_content_hash"] == (
+        "RANGE",
+        ["Model"],
+        ["namespace", "content_hash"],
+        "ONLINE",
+    )
     assert constraints["model_name"] == ("UNIQUENESS", ["Model"], ["namespace", "name"])
     assert constraints["neuron_uid"] == ("UNIQUENESS", ["Neuron"], ["namespace", "model", "uid"])
     expected = {
@@ -147,8 +151,7 @@ def test_a_model_written_in_many_batches_reads_back_in_order(
     for neuron in model.neurons:
         view = views["batched", neuron.uid]
         assert view.inputs == tuple((e.src, e.weight) for e in model.edges if e.dst == neuron.uid)
-        assert view.outputs == tuple((e.dst, e.weight) for e in model.edges
-                                     if e.src == neuron.uid)
+        assert view.outputs == tuple((e.dst, e.weight) for e in model.edges if e.src == neuron.uid)
 
 
 # --- vector index --------------------------------------------------------------------------
@@ -296,7 +299,7 @@ def test_embedding_has_a_fixed_length() -> None:
 
 
 def test_start_prints_a_store_uri_to_paste_with_its_credentials(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The server itself is started by the other lifecycle tests; this is what it prints.
     started = neo4j_server.ServerStatus(True, tmp_path, tmp_path / "launcher.log", 4242, 7999)
@@ -305,8 +308,9 @@ def test_start_prints_a_store_uri_to_paste_with_its_credentials(
     neo4j_server.add_arguments(parser)
     neo4j_server.run(parser.parse_args(["start", "--password", "p@ss w/rd!"]))
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-2] == ("to use it: export "
-                         "CIRCUITQL_STORE=neo4j://neo4j:p%40ss%20w%2Frd%21@127.0.0.1:7999")
+    assert lines[-2] == (
+        "to use it: export CIRCUITQL_STORE=neo4j://neo4j:p%40ss%20w%2Frd%21@127.0.0.1:7999"
+    )
     assert lines[-1] == "neo4j://127.0.0.1:7999"  # what .ci/neo4j-start reads
     target = neo4j_store._parse_uri("neo4j://neo4j:p%40ss%20w%2Frd%21@127.0.0.1:7999")
     assert (target.user, target.password) == ("neo4j", "p@ss w/rd!")

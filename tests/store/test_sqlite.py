@@ -141,8 +141,9 @@ def _older_store(path: Path, models: Sequence[IndexedModel], version: int, *undo
         store.write(model)
     store.close()
     conn = sqlite3.connect(path)
-    for statements in undo + tuple(_ADDED_IN[v] for v in sorted(_ADDED_IN, reverse=True)
-                                   if v > version):
+    for statements in undo + tuple(
+        _ADDED_IN[v] for v in sorted(_ADDED_IN, reverse=True) if v > version
+    ):
         for statement in statements.split("; "):
             conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {version:d}")
@@ -155,18 +156,35 @@ def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
     # its models intact and its counts served by the new index.
     path = tmp_path / "v3.db"
     model = fake_model("m1")
-    _older_store(path, [model], 3, "DROP INDEX neurons_by_shape",
-                 "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)")
+    _older_store(
+        path,
+        [model],
+        3,
+        "DROP INDEX neurons_by_shape",
+        "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in)",
+    )
     migrated = SQLiteStore(path)
     try:
         assert migrated.neurons("m1") == list(model.neurons)
+
         def shape(sig: Signature) -> tuple[object, ...]:
-            return (sig.kind.value, sig.activation.value, sig.fan_in, sig.n_pos, sig.n_neg,
-                    sig.bias_class.value)
+            return (
+                sig.kind.value,
+                sig.activation.value,
+                sig.fan_in,
+                sig.n_pos,
+                sig.n_neg,
+                sig.bias_class.value,
+            )
 
         hidden = next(n.signature for n in model.neurons if n.signature.kind.value == "hidden")
-        columns = dict(zip(("kind", "activation", "fan_in", "n_pos", "n_neg", "bias_class"),
-                           shape(hidden), strict=True))
+        columns = dict(
+            zip(
+                ("kind", "activation", "fan_in", "n_pos", "n_neg", "bias_class"),
+                shape(hidden),
+                strict=True,
+            )
+        )
         expected = sum(shape(n.signature) == shape(hidden) for n in model.neurons)
         assert migrated.count_neurons(columns) == expected
     finally:
@@ -176,13 +194,13 @@ def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
     plan = conn.execute(
         "EXPLAIN QUERY PLAN SELECT count(*) FROM neurons WHERE kind = 'hidden' "
         "AND activation = 'relu' AND fan_in = 2 AND n_pos = 1 AND n_neg = 1 "
-        "AND bias_class = '0'").fetchall()
+        "AND bias_class = '0'"
+    ).fetchall()
     conn.close()
     assert "COVERING INDEX" in str(plan)
 
 
-def test_a_version_4_store_is_migrated_and_its_models_canonicalized_again(
-        tmp_path: Path) -> None:
+def test_a_version_4_store_is_migrated_and_its_models_canonicalized_again(tmp_path: Path) -> None:
     # Version 4 kept no normal form: its models open intact, read as canonicalized under
     # unknown settings, and are written again when indexed again.
     path = tmp_path / "v4.db"
@@ -223,16 +241,24 @@ def test_a_version_5_store_is_migrated_with_its_targets_fan_ins(tmp_path: Path) 
     conn.close()
 
 
-def test_a_version_6_store_is_migrated_and_its_leaky_models_indexed_again(
-        tmp_path: Path) -> None:
+def test_a_version_6_store_is_migrated_and_its_leaky_models_indexed_again(tmp_path: Path) -> None:
     # Version 6 kept no negative slope: a leaky ReLU read back at 0.01. Its models now count
     # as canonicalized under unknown settings, so indexing them again writes their slope;
     # other models keep their normal form.
     path = tmp_path / "v6.db"
     x = Unit("input:0", UnitKind.INPUT)
-    leaky = build_records(load(NeuronGraph((
-        x, Unit("fc1:0", UnitKind.HIDDEN, Activation.LEAKY_RELU, 0.5, {x.id: 2.0}, 0.2),
-        Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0})))), "leaky")
+    leaky = build_records(
+        load(
+            NeuronGraph(
+                (
+                    x,
+                    Unit("fc1:0", UnitKind.HIDDEN, Activation.LEAKY_RELU, 0.5, {x.id: 2.0}, 0.2),
+                    Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0}),
+                )
+            )
+        ),
+        "leaky",
+    )
     plain = fake_model("m1", normal_form={"version": 2})
     _older_store(path, [plain, leaky], 6)
     migrated = SQLiteStore(path)
@@ -242,15 +268,17 @@ def test_a_version_6_store_is_migrated_and_its_leaky_models_indexed_again(
         assert stale is not None and dict(stale.normal_form) == {}
         assert kept is not None and dict(kept.normal_form) == {"version": 2}
         assert migrated.write(leaky).status == "indexed"
-        assert {n.alpha for n in migrated.neurons("leaky")
-                if n.signature.activation is Activation.LEAKY_RELU} == {0.2}
+        assert {
+            n.alpha
+            for n in migrated.neurons("leaky")
+            if n.signature.activation is Activation.LEAKY_RELU
+        } == {0.2}
         assert migrated.write(plain).status == "unchanged"
     finally:
         migrated.close()
 
 
-def test_a_version_7_store_is_migrated_with_canonical_errors_not_measured(
-        tmp_path: Path) -> None:
+def test_a_version_7_store_is_migrated_with_canonical_errors_not_measured(tmp_path: Path) -> None:
     path = tmp_path / "v7.db"
     _older_store(path, [fake_model("m1", canonical_error=2e-5)], 7)
     migrated = SQLiteStore(path)
@@ -258,7 +286,8 @@ def test_a_version_7_store_is_migrated_with_canonical_errors_not_measured(
         info = migrated.get_model("m1")
         assert info is not None and info.canonical_error is None
         assert migrated.write(fake_model("m2", scale=2.0, canonical_error=3e-6)).status == (
-            "indexed")
+            "indexed"
+        )
         written = migrated.get_model("m2")
         assert written is not None and written.canonical_error == 3e-6
     finally:
@@ -283,8 +312,9 @@ def test_a_version_8_store_keeps_its_neurons_and_then_every_name(tmp_path: Path)
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-    assert conn.execute("SELECT count(*) FROM neurons WHERE model_id NOT IN "
-                        "(SELECT id FROM models)").fetchone() == (0,)
+    assert conn.execute(
+        "SELECT count(*) FROM neurons WHERE model_id NOT IN (SELECT id FROM models)"
+    ).fetchone() == (0,)
     conn.close()
 
 
@@ -294,7 +324,8 @@ def _by_uid(neurons: list[NeuronRecord]) -> list[NeuronRecord]:
 
 @pytest.mark.parametrize("folder_writable", [True, False], ids=["file", "file-and-folder"])
 def test_a_store_that_cannot_be_written_is_opened_read_only(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder_writable: bool) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder_writable: bool
+) -> None:
     # Permissions do not bind root, who runs CI: what the process may write is simulated,
     # and SQLite itself enforces the read-only opening.
     path = tmp_path / "s.db"
@@ -302,8 +333,13 @@ def test_a_store_that_cannot_be_written_is_opened_read_only(
     store.write(fake_model("m1"))
     store.close()
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode: (
-        (folder_writable and Path(p) == tmp_path) if mode == os.W_OK else real_access(p, mode)))
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda p, mode: (
+            (folder_writable and Path(p) == tmp_path) if mode == os.W_OK else real_access(p, mode)
+        ),
+    )
     read_only = SQLiteStore(path, create=False)
     try:
         assert read_only.read_only and [m.name for m in read_only.models()] == ["m1"]

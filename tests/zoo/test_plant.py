@@ -44,8 +44,9 @@ def _inputs(e: Expected) -> tuple[str, ...]:
     return builtin_library().pattern(e.circuit).inputs
 
 
-def _canonical_rows(graph: NeuronGraph, binding: Mapping[str, str],
-                    inputs: tuple[str, ...]) -> Rows:
+def _canonical_rows(
+    graph: NeuronGraph, binding: Mapping[str, str], inputs: tuple[str, ...]
+) -> Rows:
     """Each bound non-input unit's significant canonical weights and bias, sources named by
     pattern variable (unbound sources keep their id), divided by the row's largest weight.
     A unit the canonical form folded away (a flipped step that never bends) is infinitely
@@ -61,29 +62,35 @@ def _canonical_rows(graph: NeuronGraph, binding: Mapping[str, str],
             continue
         unit = canon[uid]
         top = max(abs(w) for w in unit.inputs.values())
-        row = {variable.get(s, s): w / top for s, w in unit.inputs.items()
-               if abs(w) >= DEFAULT_SIGNIFICANCE * top}
+        row = {
+            variable.get(s, s): w / top
+            for s, w in unit.inputs.items()
+            if abs(w) >= DEFAULT_SIGNIFICANCE * top
+        }
         rows[var] = {**row, "bias": unit.bias / top}
     return rows
 
 
 def _deviation(a: Rows, b: Rows) -> float:
     assert a.keys() == b.keys()
-    return max(abs(a[v].get(k, 0.0) - b[v].get(k, 0.0))
-               for v in a for k in a[v].keys() | b[v].keys())
+    return max(
+        abs(a[v].get(k, 0.0) - b[v].get(k, 0.0)) for v in a for k in a[v].keys() | b[v].keys()
+    )
 
 
 def _deviation_from_example(zoo: Zoo, e: Expected) -> float:
     inputs = _inputs(e)
-    example = _canonical_rows(reference_network(e.example),
-                              reference_binding(e.circuit, e.example), inputs)
+    example = _canonical_rows(
+        reference_network(e.example), reference_binding(e.circuit, e.example), inputs
+    )
     return _deviation(_canonical_rows(zoo[0][e.model], e.binding, inputs), example)
 
 
 def test_same_seed_same_zoo_other_seed_other_zoo(zoo: Zoo) -> None:
     graphs, truth = planted_zoo(SEED)
     assert {n: g.content_hash() for n, g in graphs.items()} == {
-        n: g.content_hash() for n, g in zoo[0].items()}
+        n: g.content_hash() for n, g in zoo[0].items()
+    }
     assert truth == zoo[1]
     other, _ = planted_zoo(SEED + 1)
     assert other.keys() == graphs.keys()
@@ -155,8 +162,13 @@ def test_hosts_are_rescaled_and_permuted(zoo: Zoo) -> None:
 
 
 def test_zoo_covers_every_kind_of_placement(zoo: Zoo) -> None:
-    kinds = {"input from network": 0, "input from hidden": 0, "output to network": 0,
-             "output to hidden": 0, "skip edge": 0}
+    kinds = {
+        "input from network": 0,
+        "input from hidden": 0,
+        "output to network": 0,
+        "output to hidden": 0,
+        "skip edge": 0,
+    }
     for e in zoo[1].present():
         graph = zoo[0][e.model]
         for var, uid in e.binding.items():
@@ -183,16 +195,18 @@ def test_host_computes_the_planted_function_at_the_planted_units(zoo: Zoo) -> No
         canonical = canonicalize(graph).graph.activations(x)
         values = graph.activations(x)
         example = reference_network(e.example)
-        expected = example.evaluate(np.stack([canonical[e.binding[v]] for v in _inputs(e)],
-                                             axis=1))
+        expected = example.evaluate(np.stack([canonical[e.binding[v]] for v in _inputs(e)], axis=1))
         outputs = builtin_library().pattern(e.circuit).outputs
         for col, (var, ref) in enumerate(zip(outputs, example.outputs, strict=True)):
             unit = graph[e.binding[var]]
             pre = unit.bias + sum(w * values[s] for s, w in unit.inputs.items())
             got, want = ref.activation.apply(pre), expected[:, col]
             # a hidden output's scale is the network's to choose; a network output's is not
-            k = max(float(got @ want) / float(got @ got), 0.0) if unit.kind is UnitKind.HIDDEN \
+            k = (
+                max(float(got @ want) / float(got @ got), 0.0)
+                if unit.kind is UnitKind.HIDDEN
                 else 1.0
+            )
             error = np.abs(k * got - want) / np.abs(want).max()
             assert np.quantile(error, 0.9) < 0.1, (e.model, var)
 
@@ -209,9 +223,8 @@ def test_written_zoo_loads_back_as_the_same_networks(zoo: Zoo, tmp_path: Path) -
         graph = zoo[0][model_name(path, [tmp_path])]
         loaded = load(path).graph
         assert [u.id for u in loaded.units] == [u.id for u in graph.units]
-        xs = x[:, :len(graph.inputs)]
-        np.testing.assert_allclose(loaded.evaluate(xs), graph.evaluate(xs), rtol=1e-4,
-                                   atol=1e-4)
+        xs = x[:, : len(graph.inputs)]
+        np.testing.assert_allclose(loaded.evaluate(xs), graph.evaluate(xs), rtol=1e-4, atol=1e-4)
 
 
 def test_zoo_planted_command_writes_a_scorable_zoo(tmp_path: Path) -> None:
@@ -222,7 +235,8 @@ def test_zoo_planted_command_writes_a_scorable_zoo(tmp_path: Path) -> None:
     truth = GroundTruth.from_json(json.loads((folder / "ground_truth.json").read_text()))
     assert len(list(folder.glob("*.safetensors"))) == 40
     assert {e.model for e in truth.expected} == {
-        f.stem for f in folder.glob("*.safetensors") if "planted" in f.stem or "decoy" in f.stem}
+        f.stem for f in folder.glob("*.safetensors") if "planted" in f.stem or "decoy" in f.stem
+    }
     assert truth.present()
     assert main(["index", str(folder), "--store", store, "--quiet"]) == 0
     with connect(store) as db:
@@ -231,8 +245,9 @@ def test_zoo_planted_command_writes_a_scorable_zoo(tmp_path: Path) -> None:
             assert score.missed == 0 and score.false == 0, (circuit, score)
 
 
-def test_zoo_planted_refuses_a_size_below_one(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_zoo_planted_refuses_a_size_below_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["zoo", "planted", str(tmp_path), "--size", "0", "--quiet"]) == 2
     assert "--size must be at least 1" in capsys.readouterr().err
 
@@ -242,9 +257,19 @@ def test_score_counts_found_nested_and_false(zoo: Zoo) -> None:
     abs_at = next(e for e in truth.present() if e.circuit == "abs" and e.model == "planted/abs")
     pair = {k: v for k, v in abs_at.binding.items() if k in ("x", "p", "n")}
     flip = next(e for e in truth.absent() if e.circuit == "abs")
-    score = truth.score("abs", [(abs_at.model, abs_at.binding), (flip.model, flip.binding),
-                                ("random/0", {"x": "input:0"})])
-    assert score == Score(found=1, missed=len(
-        [e for e in truth.present() if e.circuit == "abs"]) - 1, false=2, nested=0)
+    score = truth.score(
+        "abs",
+        [
+            (abs_at.model, abs_at.binding),
+            (flip.model, flip.binding),
+            ("random/0", {"x": "input:0"}),
+        ],
+    )
+    assert score == Score(
+        found=1,
+        missed=len([e for e in truth.present() if e.circuit == "abs"]) - 1,
+        false=2,
+        nested=0,
+    )
     assert truth.score("detector_pair", [(abs_at.model, pair)]).nested == 1
     assert 0 < score.recall < 1 and score.precision == 1 / 3

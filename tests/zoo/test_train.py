@@ -22,13 +22,28 @@ from circuitql.zoo.build import Plan, build_zoo, plan_for
 from circuitql.zoo.train import TASKS, Member, TrainConfig, Trained, train_group
 from docs.showcase import FIT, by, survey
 
-META_KEYS = {"task", "circuit", "width", "depth", "seed", "optimizer", "init", "final_loss",
-             "steps"}
+META_KEYS = {
+    "task",
+    "circuit",
+    "width",
+    "depth",
+    "seed",
+    "optimizer",
+    "init",
+    "final_loss",
+    "steps",
+}
 
 
 def tiny_plan(seeds: tuple[int, ...] = (0,), steps: int = 60) -> Plan:
-    return Plan(tasks=("min", "abs"), multipliers=(1,), seeds=seeds, optimizers=("adam",),
-                inits=("default",), train=TrainConfig(steps=steps))
+    return Plan(
+        tasks=("min", "abs"),
+        multipliers=(1,),
+        seeds=seeds,
+        optimizers=("adam",),
+        inits=("default",),
+        train=TrainConfig(steps=steps),
+    )
 
 
 def weights(trained: list[Trained]) -> list[np.ndarray]:
@@ -46,8 +61,9 @@ def test_the_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
 
 def test_another_seed_gives_another_network() -> None:
     task = TASKS["abs"]
-    zero, one = (train_group(task, 1, "sgd", [Member(2, s, "kaiming")], TrainConfig(steps=5))
-                 for s in (0, 1))
+    zero, one = (
+        train_group(task, 1, "sgd", [Member(2, s, "kaiming")], TrainConfig(steps=5)) for s in (0, 1)
+    )
     assert not np.array_equal(weights(zero)[0], weights(one)[0])
 
 
@@ -55,8 +71,7 @@ def test_mini_batches_are_drawn_from_each_networks_seed() -> None:
     task, config = TASKS["max"], TrainConfig(steps=20, batch_size=16)
     members = [Member(2, 0, "default"), Member(1, 1, "kaiming")]
     first, second = (train_group(task, 1, "sgd", members, config) for _ in range(2))
-    assert all(np.array_equal(a, b) for a, b in zip(weights(first), weights(second),
-                                                     strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(weights(first), weights(second), strict=True))
     assert first[0].spec.meta["batch_size"] == 16
     full = train_group(task, 1, "sgd", members, TrainConfig(steps=20))
     assert not np.array_equal(weights(first)[0], weights(full)[0])
@@ -66,8 +81,13 @@ def test_a_network_trains_the_same_alone_as_padded_in_a_group() -> None:
     """Narrow members train inside wider tensors; their zero padding must change nothing."""
     task, config = TASKS["min"], TrainConfig(steps=100)
     alone = train_group(task, 2, "adam", [Member(1, 3, "small")], config)
-    grouped = train_group(task, 2, "adam", [Member(4, 0, "default"), Member(1, 3, "small"),
-                                            Member(2, 5, "kaiming")], config)
+    grouped = train_group(
+        task,
+        2,
+        "adam",
+        [Member(4, 0, "default"), Member(1, 3, "small"), Member(2, 5, "kaiming")],
+        config,
+    )
     for a, b in zip(weights(alone), weights(grouped[1:2]), strict=True):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
@@ -98,15 +118,18 @@ def test_a_saved_network_computes_what_was_trained(name: str) -> None:
 def test_a_tiny_zoo_indexes_with_its_metadata(tmp_path: Path) -> None:
     report = build_zoo(tmp_path / "zoo", tiny_plan(seeds=(0, 1)), jobs=1)
     assert not report.diverged
-    assert main(["index", str(tmp_path / "zoo"), "--store", str(tmp_path / "db"),
-                 "--quiet"]) == 0
+    assert main(["index", str(tmp_path / "zoo"), "--store", str(tmp_path / "db"), "--quiet"]) == 0
     with circuitql.connect(str(tmp_path / "db")) as db:
         models = {m.name: m for m in db.models()}
         assert len(models) == len(report.written) == 8
         info = models["min/w1-d1-adam-default-s1"]
         assert set(info.meta) >= META_KEYS
-        assert (info.meta["task"], info.meta["width"], info.meta["depth"],
-                info.meta["seed"]) == ("min", 1, 1, 1)
+        assert (info.meta["task"], info.meta["width"], info.meta["depth"], info.meta["seed"]) == (
+            "min",
+            1,
+            1,
+            1,
+        )
         counted = db.census("abs", "meta.task")
     assert [(r.group, r.models) for r in counted.rows] == [("abs", 4), ("min", 4)]
 
@@ -115,13 +138,15 @@ def test_the_showcase_surveys_every_network_of_a_trained_zoo(tmp_path: Path) -> 
     # docs/showcase.py writes the README's tables: each network asked for its task's circuit,
     # exactly and approximately, with its training outcome.
     build_zoo(tmp_path / "zoo", tiny_plan(seeds=(0, 1)), jobs=1)
-    assert main(["index", str(tmp_path / "zoo"), "--store", str(tmp_path / "db"),
-                 "--quiet"]) == 0
+    assert main(["index", str(tmp_path / "zoo"), "--store", str(tmp_path / "db"), "--quiet"]) == 0
     with circuitql.connect(str(tmp_path / "db")) as db:
         networks = {n.name: n for n in survey(db)}
         infos = {m.name: m for m in db.models()}
-        found = {m.model for task in ("min", "abs") for m in db.query(f"MATCH {task} IN MODELS "
-                                                                      f"'{task}/*'")}
+        found = {
+            m.model
+            for task in ("min", "abs")
+            for m in db.query(f"MATCH {task} IN MODELS '{task}/*'")
+        }
     assert set(networks) == set(infos)
     for name, n in networks.items():
         assert n.fit == (infos[name].meta["final_loss"] < FIT)
@@ -132,15 +157,22 @@ def test_the_showcase_surveys_every_network_of_a_trained_zoo(tmp_path: Path) -> 
 
 
 def test_diverged_networks_are_reported_not_saved(tmp_path: Path) -> None:
-    plan = Plan(tasks=("is_even",), multipliers=(1,), seeds=(0,), optimizers=("sgd",),
-                inits=("default",), train=TrainConfig(steps=30, lr=1e6))
+    plan = Plan(
+        tasks=("is_even",),
+        multipliers=(1,),
+        seeds=(0,),
+        optimizers=("sgd",),
+        inits=("default",),
+        train=TrainConfig(steps=30, lr=1e6),
+    )
     report = build_zoo(tmp_path, plan, jobs=1)
     assert report.diverged and not report.written
     assert not any(tmp_path.rglob("*.safetensors"))
 
 
-def test_zoo_build_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_zoo_build_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The command end to end, on a plan small enough for a test; a bad size is a user
     error."""
     monkeypatch.setattr("circuitql.zoo.build.plan_for", lambda size, seed: tiny_plan((seed,)))
@@ -162,8 +194,7 @@ def test_plan_sizes() -> None:
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".onnx"])
-def test_every_reference_network_round_trips_through_a_file(tmp_path: Path,
-                                                           suffix: str) -> None:
+def test_every_reference_network_round_trips_through_a_file(tmp_path: Path, suffix: str) -> None:
     rng = np.random.default_rng(0)
     for name in builtin_library().names:
         graph = reference_network(name)
@@ -171,18 +202,26 @@ def test_every_reference_network_round_trips_through_a_file(tmp_path: Path,
         loaded = load(save(spec, tmp_path / f"{name}{suffix}")).graph
         x = rng.uniform(-20, 20, (64, len(graph.inputs)))
         expected = graph.evaluate(x)
-        np.testing.assert_allclose(loaded.evaluate(x), expected, rtol=1e-5,
-                                   atol=1e-5 * np.abs(expected).max(), err_msg=name)
-        assert set(spec.meta["units"].values()) == {u.id for u in graph.units
-                                                    if u.kind is not UnitKind.INPUT}
+        np.testing.assert_allclose(
+            loaded.evaluate(x),
+            expected,
+            rtol=1e-5,
+            atol=1e-5 * np.abs(expected).max(),
+            err_msg=name,
+        )
+        assert set(spec.meta["units"].values()) == {
+            u.id for u in graph.units if u.kind is not UnitKind.INPUT
+        }
 
 
 def test_a_graph_whose_outputs_mix_activations_is_refused() -> None:
-    graph = NeuronGraph((
-        Unit("input:0", UnitKind.INPUT),
-        Unit("y", UnitKind.OUTPUT, Activation.RELU, 0.0, {"input:0": 1.0}),
-        Unit("z", UnitKind.OUTPUT, Activation.SIGMOID, 0.0, {"input:0": 1.0}),
-    ))
+    graph = NeuronGraph(
+        (
+            Unit("input:0", UnitKind.INPUT),
+            Unit("y", UnitKind.OUTPUT, Activation.RELU, 0.0, {"input:0": 1.0}),
+            Unit("z", UnitKind.OUTPUT, Activation.SIGMOID, 0.0, {"input:0": 1.0}),
+        )
+    )
     with pytest.raises(ValueError, match="mix activations"):
         spec_from_graph(graph)
 
@@ -198,8 +237,9 @@ def test_reference_zoo_holds_each_circuit(tmp_path: Path) -> None:
         for circuit in builtin_library().names:
             counted = db.census(circuit, "meta.circuit", models=circuit)
             assert [(r.group, r.with_circuit) for r in counted.rows] == [(circuit, 1)]
-    assert main(["census", "min", "--by", "meta.circuit", "--store", store,
-                 "--plot", str(plot)]) == 0
+    assert (
+        main(["census", "min", "--by", "meta.circuit", "--store", store, "--plot", str(plot)]) == 0
+    )
     assert len(bars(plot)) == len(builtin_library().names)
 
 
@@ -209,11 +249,13 @@ def bars(svg: Path) -> list[ET.Element]:
 
 
 def test_census_plot_draws_one_bar_per_group(tmp_path: Path) -> None:
-    census = Census("min", "meta.width", (CensusRow("1", 0, 8), CensusRow("2", 3, 6),
-                                          CensusRow("4 & <more>", 5, 5)))
+    census = Census(
+        "min",
+        "meta.width",
+        (CensusRow("1", 0, 8), CensusRow("2", 3, 6), CensusRow("4 & <more>", 5, 5)),
+    )
     found = bars(census.plot(tmp_path / "min.svg"))
-    assert [float(b.get("height", "nan")) for b in found] == [0.0, PLOT_HEIGHT / 2,
-                                                               PLOT_HEIGHT]
+    assert [float(b.get("height", "nan")) for b in found] == [0.0, PLOT_HEIGHT / 2, PLOT_HEIGHT]
     text = (tmp_path / "min.svg").read_text()
     assert "3/6" in text and "4 &amp; &lt;more&gt;" in text
     with pytest.raises(CircuitQLError, match=r"\.svg or \.png"):
@@ -230,11 +272,13 @@ def test_census_plot_is_written_as_png_too(tmp_path: Path) -> None:
 def test_kept_ids_must_number_rows() -> None:
     """Keeping ids writes ``fc1:3`` as row 3 of layer fc1: a gap would shift every later row
     and the ground truth would name the wrong neurons, so it is refused."""
-    graph = NeuronGraph((
-        Unit("input:0", UnitKind.INPUT),
-        Unit("fc1:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0}),
-        Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:1": 1.0}),
-    ))
+    graph = NeuronGraph(
+        (
+            Unit("input:0", UnitKind.INPUT),
+            Unit("fc1:1", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0}),
+            Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:1": 1.0}),
+        )
+    )
     with pytest.raises(ValueError, match="do not number rows"):
         spec_from_graph(graph, keep_ids=True)
     assert "units" in spec_from_graph(graph).meta
