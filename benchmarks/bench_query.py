@@ -24,7 +24,8 @@ import numpy as np
 from benchmarks.report import Report, add_json_argument, ms, percentile, timed
 from benchmarks.vf2_baseline import baseline_matches
 from circuitql.api import Database, connect
-from circuitql.engine.search import Explain, Match
+from circuitql.engine.explain import Explain
+from circuitql.engine.results import Match
 from circuitql.language import compile_query, expand
 from circuitql.language.compile import MatchQuery
 from circuitql.zoo.plant import planted_host, random_host

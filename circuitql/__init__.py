@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from circuitql.api import Database, IndexReport, connect
     from circuitql.domain import Domain
-    from circuitql.engine.search import Match, PartialAnswer, Results
+    from circuitql.engine.explain import PartialAnswer
+    from circuitql.engine.results import Match, Results
     from circuitql.errors import CircuitQLError, ModelLoadError, StoreError
     from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
     from circuitql.indexer.canonical import Canonical, canonicalize
@@ -38,12 +39,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Domain": ("circuitql.domain", "Domain"),
     "IndexConfig": ("circuitql.indexer.pipeline", "IndexConfig"),
     "IndexReport": ("circuitql.api", "IndexReport"),
-    "Match": ("circuitql.engine.search", "Match"),
+    "Match": ("circuitql.engine.results", "Match"),
     "ModelInfo": ("circuitql.records", "ModelInfo"),
     "ModelLoadError": ("circuitql.errors", "ModelLoadError"),
     "NeuronGraph": ("circuitql.graph", "NeuronGraph"),
-    "PartialAnswer": ("circuitql.engine.search", "PartialAnswer"),
-    "Results": ("circuitql.engine.search", "Results"),
+    "PartialAnswer": ("circuitql.engine.explain", "PartialAnswer"),
+    "Results": ("circuitql.engine.results", "Results"),
     "Signature": ("circuitql.records", "Signature"),
     "StoreError": ("circuitql.errors", "StoreError"),
     "Unit": ("circuitql.graph", "Unit"),

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from circuitql.analysis.census import Census
 from circuitql.analysis.census import census as run_census
 from circuitql.analysis.compare import Comparison, compare_models
-from circuitql.engine.search import Explain, Results
+from circuitql.engine.explain import Explain
+from circuitql.engine.results import Results
 from circuitql.engine.search import run as search
 from circuitql.errors import CircuitQLError, NameTaken
 from circuitql.graph import NeuronGraph

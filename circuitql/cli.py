@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from circuitql.api import Database, IndexReport, connect, original_network
 from circuitql.domain import Domain
-from circuitql.engine.search import Match
+from circuitql.engine.results import Match
 from circuitql.errors import CircuitQLError, shown
 from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.files import MODEL_SUFFIXES, discover, printable_path
@@ -717,7 +717,7 @@ def _tokens(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from circuitql.engine.search import Explain, PartialAnswer
+    from circuitql.engine.explain import Explain, PartialAnswer
     from circuitql.language.compile import CensusQuery, CompareQuery, MatchQuery, ShowQuery
 
     with _open(args) as db:

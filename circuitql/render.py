@@ -29,7 +29,7 @@ from circuitql.graph import NeuronGraph, Unit, UnitKind
 from circuitql.picture import Svg
 
 if TYPE_CHECKING:
-    from circuitql.engine.search import Match
+    from circuitql.engine.results import Match
     from circuitql.store.base import Store
 
 POSITIVE = "#2166ac"

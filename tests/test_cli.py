@@ -16,7 +16,7 @@ import torch
 
 from circuitql.api import connect
 from circuitql.cli import main
-from circuitql.engine.search import Explain
+from circuitql.engine.explain import Explain
 from circuitql.errors import CircuitQLError
 from circuitql.export import save
 from circuitql.language.library import PUBLIC_NAMES

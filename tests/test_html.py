@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from circuitql.engine.search import Match, Results
+from circuitql.engine.results import Match, Results
 from circuitql.html import MAX_ROWS, table
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from circuitql.api import Database, connect
 from circuitql.cli import main
-from circuitql.engine.search import Match
+from circuitql.engine.results import Match
 from circuitql.errors import CircuitQLError
 from circuitql.export import save
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind

@@ -18,7 +18,9 @@ from html import escape as _escape
 from pathlib import Path
 from typing import Any
 
-from circuitql.engine.search import Explain, Match, PartialAnswer, data_frame, run
+from circuitql.engine.explain import Explain, PartialAnswer
+from circuitql.engine.results import Match, data_frame
+from circuitql.engine.search import run
 from circuitql.errors import CircuitQLError, shown
 from circuitql.language.compile import CensusQuery, MatchQuery
 from circuitql.records import ModelInfo

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from circuitql.analysis.equivalence import isomorphic
-from circuitql.engine.search import Explain, PartialAnswer, run
+from circuitql.engine.explain import Explain, PartialAnswer
+from circuitql.engine.search import run
 from circuitql.grammar.token_parser import layer_words
 from circuitql.language.compile import MatchQuery
 from circuitql.language.library import PUBLIC_NAMES, builtin_library

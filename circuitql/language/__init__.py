@@ -2,11 +2,13 @@
 their unrolling (the syntax itself is in ``circuitql.grammar``).
 
 ``compile_query("MATCH min(a, b) -> y")`` gives a ``MatchQuery`` whose ``pattern`` the engine
-runs; ``expand(pattern, max_repeat)`` lists the flat patterns it stands for.
+runs; ``unrolled(pattern, depth)`` lists the flat patterns it stands for in networks at
+most ``depth()`` layers deep.
 """
 
 from __future__ import annotations
 
+from circuitql.language import compile
 from circuitql.language.compile import (
     CensusQuery,
     CompareQuery,
@@ -25,12 +27,12 @@ from circuitql.language.pattern import (
     Repeat,
     UnitConstraint,
 )
-from circuitql.language.unroll import expand
+from circuitql.language.unroll import expand, unrolled
 
 
 def compile_query(text: str, library: Library | None = None) -> CompiledQuery:
     """Parse and compile query text against ``library`` (the built-in one by default)."""
-    return (library or builtin_library()).compile(text)
+    return compile.compile_query(text, (library or builtin_library()).compiler)
 
 
 __all__ = [
@@ -53,4 +55,5 @@ __all__ = [
     "compile_query",
     "expand",
     "reference_network",
+    "unrolled",
 ]

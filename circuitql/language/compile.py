@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from circuitql.grammar import ast
 from circuitql.grammar.errors import CircuitDefinitionError, UnknownCircuitError
+from circuitql.grammar.parser import parse
 from circuitql.grammar.printer import cexpr_text
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.language import expr as ev
@@ -770,3 +771,12 @@ class Compiler:
             _check_names((value,), (), "EXAMPLE WITH", src, "parameter values are numbers")
             params[r.qualified] = float(ev.evaluate(value, {}))
         return ReferenceExample(NeuronGraph(tuple(units)), params)
+
+
+def compile_query(query: str | ast.Script, definitions: Compiler) -> CompiledQuery:
+    """Where compiling starts: parse ``query`` (unless it is parsed already) and compile it
+    against ``definitions`` (a library's, which the query's own CIRCUITs extend). A pattern
+    with unbounded repetition is finished by ``unroll.unrolled`` once the store's depth is
+    known."""
+    script = parse(query) if isinstance(query, str) else query
+    return definitions.query(script)

@@ -21,7 +21,7 @@ from circuitql.grammar.errors import CircuitDefinitionError
 from circuitql.grammar.parser import parse
 from circuitql.grammar.printer import definition_text
 from circuitql.graph import NeuronGraph
-from circuitql.language.compile import CompiledQuery, Compiler, ReferenceExample
+from circuitql.language.compile import Compiler, ReferenceExample
 from circuitql.language.pattern import Pattern
 
 # Names the public contract promises: ``MATCH <name>`` works for each.
@@ -46,7 +46,8 @@ PUBLIC_NAMES = (
 
 
 class Library:
-    """Named circuit definitions, compiled on demand, and queries compiled against them."""
+    """Named circuit definitions, compiled on demand; queries are compiled against them by
+    ``compile.compile_query``."""
 
     def __init__(self, definitions: Iterable[ast.CircuitDef]) -> None:
         self._compiler = Compiler(definitions)
@@ -77,10 +78,10 @@ class Library:
     def example(self, name: str) -> ReferenceExample:
         return self._compiler.example(name)
 
-    def compile(self, query: str | ast.Script) -> CompiledQuery:
-        """Parse (if needed) and compile a query against this library."""
-        script = parse(query) if isinstance(query, str) else query
-        return self._compiler.query(script)
+    @property
+    def compiler(self) -> Compiler:
+        """The library's definitions as a compiler, for ``compile.compile_query``."""
+        return self._compiler
 
 
 @cache

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from circuitql.grammar import ast
+from circuitql.grammar.errors import QueryError
 from circuitql.language import expr as ev
 from circuitql.language.flatten import Draft, build, drafts_of
 from circuitql.language.pattern import (
@@ -303,6 +304,33 @@ BUDGET_FIX = (
     "bound each repetition ({2,4} rather than {2,} or +) and keep alternatives "
     "inside repetitions few; ask several smaller queries for the rest"
 )
+
+# Repetitions an unbounded pattern is unrolled to, however deep the networks searched: a
+# chain of 32 blocks already asks for 33 layers between an input and an output.
+MAX_REPEAT_CAP = 32
+
+
+def unrolled(pattern: Pattern, depth: Callable[[], int]) -> Iterator[CircuitPattern]:
+    """The flat patterns ``pattern`` stands for in networks at most ``depth()`` layers deep.
+
+    The last step of compiling, and the only one that needs the store: an unbounded
+    repetition (``fold+``) runs to as many blocks as the deepest network searched has room
+    for, so ``depth`` is asked only for such a pattern. A pattern that would then unroll to
+    more than a query may run is refused here, before any search.
+    """
+    if bounded(pattern):
+        return expand(pattern)
+    # A chain of k blocks needs at least k + 1 layers between input and output.
+    max_repeat = max(1, min(MAX_REPEAT_CAP, depth() - 1))
+    problem = over_budget(pattern, max_repeat)
+    if problem is not None:
+        raise QueryError(
+            f"{problem}, once its repetitions run to {max_repeat} (the deepest network "
+            "searched allows that many)",
+            fix=BUDGET_FIX,
+        )
+    return expand(pattern, max_repeat)
+
 
 EXPANSIONS_KEPT = 64  # whole expansions remembered, most recent first out
 

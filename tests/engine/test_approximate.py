@@ -17,7 +17,7 @@ import pytest
 from circuitql.analysis.census import Census, census
 from circuitql.api import Database
 from circuitql.domain import Domain
-from circuitql.engine.search import Match
+from circuitql.engine.results import Match
 from circuitql.indexer.canonical import Config
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.language.compile import CensusQuery

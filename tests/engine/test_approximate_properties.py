@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from circuitql.api import connect
-from circuitql.engine.search import Match
+from circuitql.engine.results import Match
 from circuitql.graph import NeuronGraph
 from circuitql.indexer.canonical import Config
 from circuitql.indexer.pipeline import IndexConfig

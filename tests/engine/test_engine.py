@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from circuitql.api import Database, connect
-from circuitql.engine.search import Explain, Match, PartialAnswer
+from circuitql.engine.explain import Explain, PartialAnswer
+from circuitql.engine.results import Match
 from circuitql.errors import CircuitQLError
 from circuitql.grammar.errors import QueryError
 from circuitql.graph import NeuronGraph

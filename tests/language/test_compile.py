@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from circuitql.engine.search import MAX_REPEAT_CAP
 from circuitql.grammar.errors import CircuitDefinitionError, QueryError, UnknownCircuitError
 from circuitql.graph import Activation, UnitKind
 from circuitql.language import (
@@ -29,7 +28,7 @@ from circuitql.language import (
     expand,
 )
 from circuitql.language.pattern import CoefKind, Role, constraints_hold
-from circuitql.language.unroll import over_budget
+from circuitql.language.unroll import MAX_REPEAT_CAP, over_budget
 from circuitql.records import ACTIVATION_CODES, BiasClass, Signature
 from circuitql.store.base import lookup_values
 
