@@ -25,12 +25,16 @@ EXTRAS = {"neo4j": "the Neo4j store", "cairosvg": "PNG pictures"}
 
 @dataclass(frozen=True)
 class Diagnosis:
+    """What ``circuitql doctor`` found: section title -> {item: value}, in print order."""
+
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The sections as they are, for ``--json``."""
         return self.sections
 
     def text(self) -> str:
+        """Each section under its title, its items indented and their values aligned."""
         lines: list[str] = []
         for title, items in self.sections.items():
             lines.append(f"{title}:")
@@ -40,6 +44,9 @@ class Diagnosis:
 
 
 def diagnose(store: str | None) -> Diagnosis:
+    """Look the installation over; ``store`` as ``--store`` gives it (None: the environment's
+    or the default store). The store is opened without being created, and a store that does
+    not open is reported, not raised."""
     return Diagnosis(
         {
             "circuitql": {

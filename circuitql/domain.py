@@ -110,6 +110,7 @@ class Domain:
 
     @property
     def uniform(self) -> bool:
+        """Whether every input has the same interval, so one interval can stand for all."""
         return all(interval == self.box[0] for interval in self.box)
 
     def to_json(self) -> list[Any]:
@@ -119,6 +120,8 @@ class Domain:
         return [list(interval) for interval in self.box]
 
     def text(self) -> str:
+        """For people (``circuitql models``): ``[-2, 2] for each of 3 inputs``, or one
+        interval per input joined by ``x``."""
         if self.uniform:
             lo, hi = self.box[0]
             return f"[{lo:g}, {hi:g}]" + (

@@ -41,12 +41,17 @@ class DenseLayer:
 
 @dataclass(frozen=True)
 class MLPSpec:
+    """A network as dense layers, the last one its outputs: the one description ``save``
+    writes in every format."""
+
     n_inputs: int
     layers: tuple[DenseLayer, ...]
     meta: Mapping[str, Any] = field(default_factory=dict)
     domain: Domain | None = None  # where the inputs live (the training data's box)
 
     def resolved_reads(self) -> list[tuple[str, ...]]:
+        """Each layer's ``reads``, ``PREVIOUS`` replaced by the layer before it (the network
+        input for the first)."""
         previous, out = NETWORK_INPUT, []
         for layer in self.layers:
             out.append(tuple(previous if r == PREVIOUS else r for r in layer.reads))
@@ -54,6 +59,8 @@ class MLPSpec:
         return out
 
     def config(self) -> dict[str, Any]:
+        """The JSON config the config loader reads beside a weights-only file: layer order,
+        activations and reads, which a state_dict or safetensors file does not hold."""
         layers = [
             {"name": layer.name, "activation": layer.activation, "input": list(reads)}
             for layer, reads in zip(self.layers, self.resolved_reads(), strict=True)
@@ -69,6 +76,8 @@ class MLPSpec:
         return config
 
     def tensors(self) -> dict[str, np.ndarray]:
+        """``<layer>.weight`` and ``<layer>.bias`` as float32, as a state_dict or a safetensors
+        file holds them."""
         out: dict[str, np.ndarray] = {}
         for layer in self.layers:
             out[f"{layer.name}.weight"] = np.asarray(layer.weight, dtype=np.float32)

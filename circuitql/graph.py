@@ -29,6 +29,9 @@ LEAKY_SLOPE = 0.01
 
 
 class Activation(StrEnum):
+    """A unit's nonlinearity. The value is what stores keep; tokens write shorter codes
+    (``records.ACTIVATION_CODES``)."""
+
     RELU = "relu"
     LEAKY_RELU = "leaky_relu"
     SIGMOID = "sigmoid"
@@ -42,6 +45,7 @@ class Activation(StrEnum):
         return self in (Activation.RELU, Activation.LEAKY_RELU, Activation.IDENTITY)
 
     def apply(self, z: np.ndarray, alpha: float = LEAKY_SLOPE) -> np.ndarray:
+        """Elementwise on pre-activations ``z``; ``alpha`` matters for leaky_relu only."""
         if self is Activation.RELU:
             return np.maximum(z, 0.0)
         if self is Activation.LEAKY_RELU:
@@ -94,6 +98,8 @@ def input_index(uid: str) -> int | None:
 
 
 class UnitKind(StrEnum):
+    """Where a unit sits in the network: signatures and tokens treat each kind differently."""
+
     INPUT = "input"
     HIDDEN = "hidden"
     OUTPUT = "output"
@@ -115,6 +121,7 @@ class Unit:
     alpha: float = LEAKY_SLOPE  # negative slope, meaningful for leaky_relu only
 
     def with_inputs(self, inputs: Mapping[str, float], bias: float | None = None) -> Unit:
+        """A copy reading ``inputs`` (and with ``bias``, when given): units are never edited."""
         return replace(self, inputs=dict(inputs), bias=self.bias if bias is None else bias)
 
 
@@ -201,6 +208,7 @@ class NeuronGraph:
 
     @cached_property
     def by_id(self) -> dict[str, Unit]:
+        """unit id -> unit, built once: what ``graph[id]`` and ``id in graph`` read."""
         return {unit.id: unit for unit in self.units}
 
     def __getitem__(self, unit_id: str) -> Unit:
@@ -214,14 +222,17 @@ class NeuronGraph:
 
     @cached_property
     def inputs(self) -> tuple[Unit, ...]:
+        """The network inputs, in network-input order."""
         return tuple(u for u in self.units if u.kind is UnitKind.INPUT)
 
     @cached_property
     def outputs(self) -> tuple[Unit, ...]:
+        """The output units, in network-output order."""
         return tuple(u for u in self.units if u.kind is UnitKind.OUTPUT)
 
     @cached_property
     def hidden(self) -> tuple[Unit, ...]:
+        """The hidden units, in topological order."""
         return tuple(u for u in self.units if u.kind is UnitKind.HIDDEN)
 
     @cached_property
@@ -250,6 +261,8 @@ class NeuronGraph:
 
     @cached_property
     def edge_arrays(self) -> EdgeArrays:
+        """Every edge as arrays, built once from the input mappings (``from_arrays`` hands
+        them over instead)."""
         position = {unit.id: i for i, unit in enumerate(self.units)}
         sources = [position[src] for unit in self.units for src in unit.inputs]
         weights = [w for unit in self.units for w in unit.inputs.values()]
@@ -295,6 +308,7 @@ class NeuronGraph:
 
     @property
     def n_edges(self) -> int:
+        """How many weighted edges the units read, counted anew on every read."""
         return sum(len(u.inputs) for u in self.units)
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
@@ -365,6 +379,7 @@ class NeuronGraph:
         return digest.hexdigest()
 
     def with_units(self, units: Iterable[Unit]) -> NeuronGraph:
+        """A new graph of ``units`` (checked like any other): graphs are never edited."""
         return NeuronGraph(tuple(units))
 
 

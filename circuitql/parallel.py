@@ -34,16 +34,24 @@ LOCAL = "local"  # --dask local: a LocalCluster on this machine
 
 
 class Pending(Protocol[R_co]):
-    def result(self) -> R_co: ...
+    """Work submitted to a ``Pool``: a concurrent.futures Future or a Dask one."""
+
+    def result(self) -> R_co:
+        """Wait for the work; its value, or the exception it raised, raised here."""
+        ...
 
 
 class Pool(Protocol):
     """What ``in_order`` needs of an executor: a process pool's or a Dask client's submit."""
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Pending[Any]: ...
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Pending[Any]:
+        """Start ``fn(*args)`` on a worker without waiting for it."""
+        ...
 
 
 def worker_count(jobs: int | None, n_items: int) -> int:
+    """``jobs`` when given (at least 1); else one per idle core, but only as many as get
+    ``MIN_ITEMS_PER_WORKER`` items each, so a small batch runs in this process."""
     if jobs is not None:
         return max(1, jobs)
     return max(1, min(idle_cores(), n_items // MIN_ITEMS_PER_WORKER))

@@ -33,6 +33,9 @@ ACTIVATION_CODES: dict[Activation, str] = {
 
 
 class BiasClass(StrEnum):
+    """A bias's sign, ZERO unless the bias is significant next to its unit's largest input
+    weight; the value is what a token writes after its ``b``."""
+
     POSITIVE = "+"
     NEGATIVE = "-"
     ZERO = "0"
@@ -87,10 +90,12 @@ class Signature:
 
     @property
     def fan_in(self) -> int:
+        """Significant inputs of either sign."""
         return self.n_pos + self.n_neg
 
     @property
     def fan_out(self) -> int:
+        """Outgoing weights of either sign that are significant for their targets."""
         return self.out_pos + self.out_neg
 
     @property
@@ -108,6 +113,8 @@ class Signature:
 
     @cached_property  # the indexer reads it for the network string and the store's column
     def token(self) -> str:
+        """The coarse signature as a word of the token grammar (``relu(+1-1)b0>(+2-0)``): an
+        input's word has no fan-in nor bias, an output's no activation nor fan-out."""
         fan_out = f">(+{self.out_pos}-{self.out_neg})"
         if self.kind is UnitKind.INPUT:
             return f"x{fan_out}"
@@ -148,6 +155,7 @@ class NeuronRecord:
 
     @property
     def token(self) -> str:
+        """The signature's token: the column stores count and look neurons up by."""
         return self.signature.token
 
 
@@ -257,6 +265,8 @@ class NeuronColumns(Sequence[NeuronRecord]):
 
     @staticmethod
     def of(neurons: Sequence[NeuronRecord]) -> NeuronColumns:
+        """Columns for records, in their order: how the indexer hands its neurons over, and how
+        a store given plain records converts them."""
         sigs = [n.signature for n in neurons]
         return NeuronColumns(
             uid=tuple(n.uid for n in neurons),

@@ -574,6 +574,8 @@ def _legend(canvas: _Canvas, y: float, font: float, caption: str) -> float:
 
 
 def match_title(match: Match) -> str:
+    """A match in one line (circuit, model, error): its pictures' title, and what
+    ``circuitql show`` says it drew."""
     return f"{match.circuit} in {match.model} (error {match.error:.1e})"
 
 

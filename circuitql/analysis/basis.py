@@ -76,6 +76,7 @@ class Layered:
     activations: tuple[tuple[tuple[Activation, float], ...], ...]  # per layer >= 1, per unit
 
     def hidden(self, layer: int) -> bool:
+        """Whether ``layer`` may rotate: network inputs and outputs are the user's coordinates."""
         return 0 < layer < len(self.ids) - 1
 
     def forward(
@@ -192,9 +193,12 @@ class PairBasis:
 
     @property
     def name(self) -> str:
+        """``L<source>->L<target>``: how the report's tables and JSON name the Jacobian."""
         return f"L{self.source}->L{self.target}"
 
     def to_json(self) -> dict[str, Any]:
+        """One entry of ``jacobians`` in the JSON: the rotations reduced to the layers they
+        rotate, the heatmaps left to ``write_heatmaps``."""
         return {
             "jacobian": self.name,
             "shape": list(self.shape),
@@ -225,9 +229,11 @@ class LayerAgreement:
 
     @property
     def matches(self) -> bool:
+        """Whether the bases into and out of the layer count as one, at ``MATCH_THRESHOLD``."""
         return self.agreement >= MATCH_THRESHOLD
 
     def to_json(self) -> dict[str, Any]:
+        """One entry of ``layers`` in the JSON, ``matches`` included."""
         return {
             "layer": self.layer,
             "agreement": self.agreement,
@@ -240,6 +246,9 @@ class LayerAgreement:
 
 @dataclass(frozen=True)
 class BasisReport:
+    """A model's sparse-Jacobian basis: one search per Jacobian between consecutive layers,
+    and, per hidden layer, whether the searches on its two sides found the same basis."""
+
     model: str
     pairs: tuple[PairBasis, ...]
     layers: tuple[LayerAgreement, ...]
@@ -247,9 +256,13 @@ class BasisReport:
 
     @property
     def max_error(self) -> float:
+        """The largest output difference of any rotated network from the original on the
+        probes (0 without Jacobians); rotations keep the function, so it stays at rounding error."""
         return max((p.max_error for p in self.pairs), default=0.0)
 
     def to_json(self) -> dict[str, Any]:
+        """What ``circuitql basis --json`` prints, less ``heatmaps``: the CLI adds those once
+        written."""
         return {
             "model": self.model,
             "measure": MEASURE,
@@ -261,6 +274,7 @@ class BasisReport:
         }
 
     def text(self) -> str:
+        """Both tables, the Jacobians' sparsity and the hidden layers' agreement, for a terminal."""
         lines = [
             f"{self.model}: sparse-Jacobian basis on {self.probes.describe()}",
             f"measure: {MEASURE}",

@@ -36,6 +36,8 @@ SHOWN_HOLDERS = 5  # model names per group in the text table; JSON has them all
 
 @dataclass(frozen=True)
 class CensusRow:
+    """One group of a census: how many of its models hold the circuit, and which."""
+
     group: str
     with_circuit: int
     models: int
@@ -43,6 +45,8 @@ class CensusRow:
 
     @property
     def fraction(self) -> float:
+        """The share of the group's models that hold the circuit: ``share`` in the JSON, a
+        bar's height in the plot."""
         return self.with_circuit / self.models if self.models else 0.0
 
 
@@ -60,6 +64,7 @@ class CensusModel:
     bindings: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """One entry of ``models`` in the census JSON, and a row of ``Census.to_pandas()``."""
         return {
             "model": self.model,
             "group": self.group,
@@ -88,6 +93,8 @@ class Census:
         return f"{self.circuit} exactly" if self.exact else self.circuit
 
     def to_json(self) -> dict[str, Any]:
+        """What ``census --json`` and ``COUNT MODELS ... --json`` print: the groups, then one
+        row per model."""
         return {
             "circuit": self.circuit,
             "group_by": self.group_by,

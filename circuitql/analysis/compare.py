@@ -29,6 +29,9 @@ EQUIVALENCE_TOLERANCE = 1e-4
 
 @dataclass(frozen=True)
 class Comparison:
+    """What two indexed models share: canonical neuron signatures, sub-layers and library
+    circuits (``compare_models``)."""
+
     model_a: str
     model_b: str
     equivalent: bool
@@ -43,9 +46,13 @@ class Comparison:
 
     @property
     def shared_hidden(self) -> int:
+        """Size of the multiset intersection of hidden-neuron tokens; input and output tokens
+        (``x...``, ``y...``) never count."""
         return sum(n for t, n in self.shared_tokens.items() if not t.startswith(("x", "y")))
 
     def to_json(self) -> dict[str, Any]:
+        """What ``compare --json`` and ``COMPARE ... --json`` print, as
+        ``schemas/compare.schema.json`` describes it."""
         return {
             "model_a": self.model_a,
             "model_b": self.model_b,
@@ -67,6 +74,8 @@ class Comparison:
         return f"<pre>{html.escape(self.text())}</pre>"
 
     def text(self) -> str:
+        """The comparison for a terminal: the verdict, the shared signatures and sub-layers,
+        then the circuits in both and those only one model holds."""
         verdict = "equivalent: identical canonical form" if self.equivalent else "not equivalent"
         lines = [
             f"{self.model_a} vs {self.model_b}: {verdict}",

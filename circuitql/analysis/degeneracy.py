@@ -62,6 +62,7 @@ class Probes:
         return np.concatenate([gauss, uniform])
 
     def describe(self) -> str:
+        """The probe settings in words, for a report's footnote (degeneracy, basis)."""
         n_gauss = self.n // 2
         lo, hi = self.box
         return (
@@ -80,6 +81,9 @@ class FiringGroup:
 
 @dataclass(frozen=True)
 class LayerDegeneracy:
+    """One layer of the raw network, by longest-path depth: the units the canonical form
+    removes from it, and the ranks and firing groups measured on the probes."""
+
     layer: int
     raw: int
     dead: tuple[str, ...]
@@ -93,9 +97,11 @@ class LayerDegeneracy:
 
     @property
     def kept(self) -> int:
+        """Units left in the canonical graph; pruned weights remove no unit, so do not count."""
         return self.raw - len(self.dead) - len(self.unused) - len(self.merged) - len(self.linear)
 
     def to_json(self) -> dict[str, Any]:
+        """One entry of the report's ``layers``; ``pruned_weights`` counts the ``pruned`` lines."""
         return {
             "layer": self.layer,
             "raw": self.raw,
@@ -116,6 +122,9 @@ class LayerDegeneracy:
 
 @dataclass(frozen=True)
 class DegeneracyReport:
+    """A model's degeneracy report, with the probes and rank tolerance it was measured with:
+    the ranks depend on both, so the report states them."""
+
     model: str
     layers: tuple[LayerDegeneracy, ...]
     probes: Probes
@@ -123,13 +132,16 @@ class DegeneracyReport:
 
     @property
     def raw(self) -> int:
+        """Non-input units as written, over all layers."""
         return sum(layer.raw for layer in self.layers)
 
     @property
     def effective(self) -> int:
+        """The sum of the layers' effective ranks, not one rank over the whole network."""
         return sum(layer.effective for layer in self.layers)
 
     def to_json(self) -> dict[str, Any]:
+        """What ``circuitql degeneracy --json`` prints (``schemas/degeneracy.schema.json``)."""
         return {
             "model": self.model,
             "raw_units": self.raw,
@@ -145,6 +157,7 @@ class DegeneracyReport:
         }
 
     def text(self) -> str:
+        """The per-layer table, the units behind each count, and what rank means, for a terminal."""
         head = (
             "layer",
             "raw",

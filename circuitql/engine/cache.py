@@ -49,10 +49,14 @@ class NeuronCache:
         return self.counts[key]
 
     def trim(self) -> None:
+        """Forget every cached view once more than ``VIEW_LIMIT`` are held; call it between
+        batches, never while one reads ``views``."""
         if self.size > VIEW_LIMIT:
             self.views, self.size = defaultdict(dict), 0
 
     def fetch(self, keys: Sequence[NeuronKey]) -> None:
+        """Read the neurons of ``keys`` not cached yet into ``views``, in one store round trip;
+        keys the store lacks stay absent."""
         missing = [(model, uid) for model, uid in keys if uid not in self.views[model]]
         if missing:
             for (model, uid), view in self.store.fetch(missing).items():

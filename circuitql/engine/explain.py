@@ -38,6 +38,7 @@ class Explain:
             self.on_progress(self.examined, self.counts["lookup"])
 
     def to_json(self) -> dict[str, Any]:
+        """What ``--json`` prints under ``explain`` (schemas/match.schema.json)."""
         return {
             "patterns": self.patterns,
             "models": self.models,
@@ -48,6 +49,7 @@ class Explain:
         }
 
     def text(self) -> str:
+        """What ``EXPLAIN`` prints: the plans, then a line per stage with its count and time."""
         scope = "all models" if self.models is None else f"{self.models} model(s)"
         lines = [f"{self.patterns} flat pattern(s) over {scope}"]
         lines += self.plans

@@ -32,6 +32,9 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
+    """How to search one flat pattern: look ``anchor`` up through the store's indexes (about
+    ``estimate`` stored neurons; 1 when pinned), then take ``steps`` in order."""
+
     pattern: CircuitPattern
     anchor: str
     estimate: int
@@ -39,6 +42,7 @@ class Plan:
 
     @property
     def columns(self) -> dict[str, object]:
+        """The anchor's signature columns: the index lookup its candidates come from."""
         return self.pattern.unit(self.anchor).constraint.columns()
 
     def text(self) -> str:

@@ -71,6 +71,7 @@ class Match:
 
     @cached_property
     def faithfulness(self) -> float:
+        """See the class docstring: measured from the store on first use, then kept."""
         if self.measure is None:
             raise ValueError("this match carries nothing to measure its faithfulness on")
         return self.measure()
@@ -187,6 +188,8 @@ class Match:
         return self.to_json()
 
     def to_json(self) -> dict[str, Any]:
+        """One match as ``--json`` prints it (schemas/match.schema.json); reading it measures
+        the faithfulness, so the store must still be open."""
         return {
             "model": self.model,
             "circuit": self.circuit,

@@ -48,9 +48,12 @@ class GraphModule(nn.Module):
         self.output_ids = tuple(u.id for u in graph.outputs)
 
     def extra_repr(self) -> str:
+        """Which units the input and output columns stand for, in the module's printed form."""
         return f"inputs={list(self.input_ids)}, outputs={list(self.output_ids)}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Each unit in turn, in the graph's topological order; the columns of ``x`` and of
+        the result follow ``input_ids`` and ``output_ids``."""
         values: dict[int, torch.Tensor] = {i: x[:, k] for k, i in enumerate(self._inputs)}
         for (target, sources, activation, alpha), w, b in zip(
             self._plan, self.weights, self.biases, strict=True
@@ -66,4 +69,5 @@ class GraphModule(nn.Module):
 
 
 def as_module(graph: NeuronGraph) -> GraphModule:
+    """The graph as a torch module: what ``Match.subnetwork()`` hands back."""
     return GraphModule(graph)

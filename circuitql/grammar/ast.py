@@ -14,6 +14,8 @@ from circuitql.graph import Activation
 
 @dataclass(frozen=True)
 class Pos:
+    """A place in query text: line and column, counted from 1 as lark counts them."""
+
     line: int
     column: int
 
@@ -31,6 +33,8 @@ class SourceText:
 
 @dataclass(frozen=True)
 class Num:
+    """A number literal, always a float: ``2`` and ``2.0`` parse alike."""
+
     value: float
     pos: Pos | None = field(default=None, compare=False, repr=False)
 
@@ -46,6 +50,7 @@ class Ref:
 
     @property
     def qualified(self) -> str:
+        """The name as written, index and attributes included: ``fold[1].c``."""
         head = self.name if self.index is None else f"{self.name}[{self.index}]"
         return ".".join((head, *self.attrs))
 
@@ -60,6 +65,8 @@ class Param:
 
 @dataclass(frozen=True)
 class Unary:
+    """A sign applied to an operand: ``-x``, ``+x``."""
+
     op: str  # "+" or "-"
     operand: Expr
     pos: Pos | None = field(default=None, compare=False, repr=False)
@@ -67,6 +74,8 @@ class Unary:
 
 @dataclass(frozen=True)
 class Binary:
+    """Arithmetic, left-associative: ``a - b - c`` is ``(a - b) - c``."""
+
     op: str  # "+", "-", "*", "/"
     left: Expr
     right: Expr
@@ -75,6 +84,8 @@ class Binary:
 
 @dataclass(frozen=True)
 class Compare:
+    """An equation in EXPECT, a constraint in WHERE; evaluated, it gives 1.0 or 0.0."""
+
     op: str  # "==", "!=", "<", "<=", ">", ">="
     left: Expr
     right: Expr
@@ -154,12 +165,16 @@ BodyItem = UnitDef | CallDef
 
 @dataclass(frozen=True)
 class CircuitRef:
+    """A circuit used by name; whether the name is defined is decided at compile time."""
+
     name: str
     pos: Pos | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Alternation:
+    """``a | b``: any one of the options."""
+
     options: tuple[CExpr, ...]
     pos: Pos | None = field(default=None, compare=False, repr=False)
 
@@ -174,6 +189,8 @@ class Chain:
 
 @dataclass(frozen=True)
 class Repeat:
+    """``body{min,max}`` (``body+`` is ``{1,}``): the body chained with itself that many times."""
+
     body: CExpr
     min: int
     max: int | None  # None: unbounded
@@ -216,6 +233,9 @@ class Domain:
 
 @dataclass(frozen=True)
 class Expect:
+    """``EXPECT y == ... FOR ...``: the reference function a circuit must compute, and where
+    to probe it."""
+
     equations: tuple[Compare, ...]  # each ``output == expression``
     domains: tuple[Domain, ...] = ()
     pos: Pos | None = field(default=None, compare=False, repr=False)
@@ -271,6 +291,9 @@ class Pin:
 
 @dataclass(frozen=True)
 class Match:
+    """``MATCH target``: where stored models compute a circuit. ``models`` is a glob over model
+    names; ``pins`` hold the WHERE conditions that bind variables to stored neurons."""
+
     target: Target
     where: tuple[Compare, ...] = ()
     models: str | None = None
@@ -302,6 +325,8 @@ class Census:
 
 @dataclass(frozen=True)
 class ShowCircuits:
+    """``SHOW CIRCUITS ['pattern']``: the library's circuits whose names match ``pattern``."""
+
     pattern: str | None = None
     explain: bool = False
     pos: Pos | None = field(default=None, compare=False, repr=False)
@@ -309,6 +334,8 @@ class ShowCircuits:
 
 @dataclass(frozen=True)
 class CompareModels:
+    """``COMPARE 'a' WITH 'b'``: two stored models compared."""
+
     model_a: str
     model_b: str
     tolerance: float | None = None
@@ -322,12 +349,16 @@ Statement = CircuitDef | Action
 
 @dataclass(frozen=True)
 class Script:
+    """A parsed query or library file: its statements in source order."""
+
     statements: tuple[Statement, ...]
 
     @property
     def definitions(self) -> tuple[CircuitDef, ...]:
+        """The CIRCUIT statements, in order."""
         return tuple(s for s in self.statements if isinstance(s, CircuitDef))
 
     @property
     def actions(self) -> tuple[Action, ...]:
+        """Every statement but the definitions: a query has exactly one, a library file none."""
         return tuple(s for s in self.statements if not isinstance(s, CircuitDef))

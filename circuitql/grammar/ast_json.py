@@ -23,6 +23,8 @@ _TAG = "@"
 
 
 def to_json(node: Any) -> Any:
+    """``node`` as JSON values, positions and source text included; TypeError for a value that
+    has no place in a query AST."""
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
         return {
             _TAG: type(node).__name__,

@@ -21,12 +21,14 @@ _ALT, _CHAIN, _REPEAT, _CATOM = 1, 2, 3, 4
 
 
 def number(value: float) -> str:
+    """Text that parses back to ``value``; whole numbers without a trailing ``.0``."""
     if value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return repr(value)
 
 
 def string(value: str) -> str:
+    """A single-quoted literal, backslashes and quotes escaped."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -46,6 +48,7 @@ def _wrap(expr: ast.Expr, least: int) -> str:
 
 
 def expr_text(expr: ast.Expr) -> str:
+    """An expression, parenthesised only where precedence needs it."""
     if isinstance(expr, ast.Num):
         return number(expr.value)
     if isinstance(expr, ast.Ref):
@@ -80,6 +83,7 @@ def _cwrap(expr: ast.CExpr, least: int) -> str:
 
 
 def cexpr_text(expr: ast.CExpr) -> str:
+    """A circuit expression, parenthesised only where precedence needs it."""
     if isinstance(expr, ast.CircuitRef):
         return expr.name
     if isinstance(expr, ast.Alternation):
@@ -112,6 +116,7 @@ def _outs(names: tuple[str, ...]) -> str:
 
 
 def unit_text(item: ast.BodyItem) -> str:
+    """One line of a circuit body or EXAMPLE: a unit, or a call of another circuit."""
     if isinstance(item, ast.CallDef):
         return f"{_names(item.targets)} = {item.circuit}({_names(item.args)})"
     if item.activation is None:
@@ -127,6 +132,7 @@ def _block(items: tuple[ast.BodyItem, ...]) -> str:
 
 
 def range_text(r: ast.Range) -> str:
+    """A probe range as written after ``IN``: ``[lo, hi]``, ``{v, ...}``, ``INTEGERS [lo, hi)``."""
     bounds = ", ".join(expr_text(b) for b in r.bounds)
     if r.kind == "interval":
         return f"[{bounds}]"
@@ -136,6 +142,7 @@ def range_text(r: ast.Range) -> str:
 
 
 def expect_text(expect: ast.Expect) -> str:
+    """An EXPECT clause with its FOR domains."""
     text = "EXPECT " + ", ".join(expr_text(e) for e in expect.equations)
     if expect.domains:
         doms = [
@@ -147,6 +154,7 @@ def expect_text(expect: ast.Expect) -> str:
 
 
 def definition_text(d: ast.CircuitDef) -> str:
+    """A CIRCUIT statement: its docstring, the definition, then each clause on a line of its own."""
     head = f"CIRCUIT {d.name}"
     if d.inputs is not None and d.outputs is not None:
         head += f"({_names(d.inputs)}) -> {_outs(d.outputs)}"
@@ -186,6 +194,7 @@ def _options(where: tuple[ast.Compare, ...], models: str | None, tolerance: floa
 
 
 def statement_text(s: ast.Statement) -> str:
+    """Any statement. A MATCH's pins go back into its WHERE, ahead of the other conditions."""
     if isinstance(s, ast.CircuitDef):
         return definition_text(s)
     prefix = "EXPLAIN " if s.explain else ""
@@ -224,4 +233,5 @@ def _timeout(seconds: float | None) -> str:
 
 
 def script_text(script: ast.Script) -> str:
+    """A whole script: statements separated by blank lines, ending in a newline."""
     return "\n\n".join(statement_text(s) for s in script.statements) + "\n"

@@ -92,6 +92,7 @@ def parse_network(text: str) -> list[Layer]:
 
 
 def parse_token(text: str) -> Signature:
+    """One token's coarse signature; a counted item (``N*token``) is a ``TokenSyntaxError``."""
     count, signature = _parse(text, "item")
     assert isinstance(signature, Signature)
     if count != 1:

@@ -38,6 +38,7 @@ class AffineVec:
 
     @staticmethod
     def of_units(unit_ids: Sequence[str]) -> AffineVec:
+        """The units' own outputs, one element each, with no linear map behind them yet."""
         n = len(unit_ids)
         return AffineVec(tuple(unit_ids), np.eye(n), np.zeros(n), ("",) * n)
 
@@ -70,6 +71,7 @@ class AffineVec:
         )
 
     def select(self, indices: Sequence[int]) -> AffineVec:
+        """The elements at ``indices``, in that order (repeats allowed): a gather or slice."""
         idx = list(indices)
         return AffineVec(
             self.basis, self.coef[idx], self.const[idx], tuple(self.origin[i] for i in idx)
@@ -84,6 +86,7 @@ class AffineVec:
 
     @staticmethod
     def concat(parts: Sequence[AffineVec]) -> AffineVec:
+        """The parts' elements one after another, over the union of their bases."""
         basis = _union_basis(parts)
         return AffineVec(
             basis,
@@ -236,6 +239,8 @@ class GraphBuilder:
         return AffineVec.of_units(ids)
 
     def finish(self, outputs: AffineVec) -> NeuronGraph:
+        """The graph, with one identity output unit per element of ``outputs``, each named
+        after the linear map that produced it (``output:<i>`` when none did)."""
         for i in range(len(outputs)):
             uid = self._fresh_id(outputs.origin[i] or f"output:{i}", "output")
             self._add(

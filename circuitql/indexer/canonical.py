@@ -59,6 +59,9 @@ VERSION = 3
 
 @dataclass(frozen=True)
 class Config:
+    """The tolerances and input box canonicalization runs under (defaults and their meaning
+    in the module docstring); ``fingerprint`` is stored with every model."""
+
     prune_tol: float = 1e-3
     merge_tol: float = 1e-6
     domain: Domain | None = None
@@ -118,6 +121,7 @@ class State:
 
     @staticmethod
     def of(graph: NeuronGraph, config: Config) -> State:
+        """The loaded network before any step: each unit its own only member, at scale 1."""
         units = graph.units
         kind = np.array([u.kind for u in units], dtype=object)
         return State(
@@ -141,16 +145,20 @@ class State:
 
     @cached_property
     def fan_in(self) -> np.ndarray:
+        """Each unit's current number of incoming edges, by position."""
         return np.diff(self.edges.starts)
 
     @cached_property
     def hidden(self) -> np.ndarray:
+        """A mask by position: the units that are neither inputs nor outputs."""
         return self.kind == UnitKind.HIDDEN
 
     def has(self, *activations: Activation) -> np.ndarray:
+        """A mask by position: the units whose activation is one of ``activations``."""
         return np.isin(self.activation, activations)
 
     def ids(self, positions: np.ndarray) -> list[str]:
+        """The source ids of the units at ``positions``: what a Step names them by."""
         return [self.units[i].id for i in positions.tolist()]
 
 

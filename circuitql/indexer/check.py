@@ -38,6 +38,7 @@ class Comparison:
     argmin_agreement: float | None
 
     def to_json(self) -> dict[str, Any]:
+        """One entry of the report's ``comparisons`` under ``--json``."""
         return {
             "compared": self.compared,
             "error": self.error,
@@ -48,6 +49,10 @@ class Comparison:
 
 @dataclass(frozen=True)
 class CheckReport:
+    """What ``circuitql check`` found. ``loaded_units`` and ``canonical_units`` count hidden
+    units only; ``canonical_log`` is every canonicalization step, of which only the
+    tightenings of ``prune_tol`` are shown."""
+
     source: str
     inputs: int
     outputs: int
@@ -59,6 +64,7 @@ class CheckReport:
     canonical_log: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
+        """The report for ``--json``, the log cut down to its tightenings (``tightened``)."""
         return {
             "source": self.source,
             "inputs": self.inputs,
@@ -72,6 +78,8 @@ class CheckReport:
         }
 
     def text(self) -> str:
+        """The report for people: one line per comparison, then each tightening; without a
+        domain it suggests ``--domain``."""
         where = (
             "[-1, 1] for every input (no domain: give --domain for the inputs' real range)"
             if self.domain is None

@@ -63,6 +63,10 @@ class TensorRef:
 
 @dataclass(frozen=True)
 class LayerSpec:
+    """One checked layer of a config: ``activation(weight @ concat(reads) + bias + sum(adds))``.
+    ``bias_required``: the config names the bias, so a missing tensor is an error rather than
+    no bias."""
+
     name: str
     activation: Activation
     reads: tuple[str, ...]
@@ -76,6 +80,9 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """A checked config: every name it uses is the network input or an earlier layer, and
+    ``outputs`` (the last layer unless it says otherwise) are the network's outputs."""
+
     n_inputs: int
     layers: tuple[LayerSpec, ...]
     outputs: tuple[str, ...]
@@ -84,6 +91,7 @@ class ModelConfig:
 
 
 def find_sidecar(weights: Path) -> Path | None:
+    """The config beside a weights file, first match in the module docstring's order."""
     stem = model_stem(weights)
     for candidate in (
         weights.with_name(f"{stem}.json"),
@@ -193,6 +201,8 @@ def _unread(tensors: Mapping[str, np.ndarray]) -> str:
 
 
 def parse_config(path: Path) -> ModelConfig:
+    """The config at ``path``, checked before any tensor is read: unreadable JSON and every
+    problem with its content are a ModelLoadError naming the file."""
     try:
         raw = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -20,6 +20,10 @@ from circuitql.indexer.files import MODEL_SUFFIXES, WEIGHTS_SUFFIXES, model_stem
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A model as read, before canonicalization. ``source`` is what messages and the store
+    show (a printable path, ``<nn.Module Name>`` or ``<NeuronGraph>``); ``default_name`` is
+    the name it is indexed under when none is given (a file's stem, a module's class name)."""
+
     graph: NeuronGraph
     source: str
     default_name: str
@@ -49,6 +53,8 @@ def load(model: Any, *, input_dim: int | None = None) -> LoadedModel:
 
 
 def load_path(path: Path) -> LoadedModel:
+    """Read a model file, by its suffix; a weights-only file's meta and domain come from its
+    JSON config, a .nnet file's domain from the file itself."""
     shown = printable_path(str(path))
     if not path.exists():
         raise ModelLoadError("no such file", where=shown, fix="check the path")

@@ -31,6 +31,9 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class IndexConfig:
+    """The settings a run indexes under: what canonicalization does and which weights count
+    for a signature. Both are stored with every model (its ``normal_form``)."""
+
     canonical: Config = field(default_factory=Config)
     significance: float = DEFAULT_SIGNIFICANCE
 
@@ -46,6 +49,7 @@ class StageTimes:
 
     @contextmanager
     def timing(self, stage: str) -> Iterator[None]:
+        """Add the time the ``with`` block takes to ``stage``, even when it raises."""
         start = time.perf_counter()
         try:
             yield
@@ -53,10 +57,12 @@ class StageTimes:
             setattr(self, stage, getattr(self, stage) + time.perf_counter() - start)
 
     def add(self, other: StageTimes) -> None:
+        """Sum in another run's times: a worker process's, when indexing many models."""
         for stage in ("load", "canonicalize", "sign", "write"):
             setattr(self, stage, getattr(self, stage) + getattr(other, stage))
 
     def timed(self, stage: str, fn: Callable[[], T]) -> T:
+        """``fn()``, its time added to ``stage``."""
         with self.timing(stage):
             return fn()
 
@@ -67,6 +73,9 @@ def build_records(
     config: IndexConfig | None = None,
     times: StageTimes | None = None,
 ) -> IndexedModel:
+    """The records a store writes for a loaded model: its canonical form (within
+    ``max_error`` of the original, else ModelLoadError) and every neuron's signature, the two
+    stages timed into ``times``. Nothing here touches a store, so it can run in a worker."""
     check_names(name, loaded)
     config = model_config(config or IndexConfig(), loaded)
     times = times or StageTimes()

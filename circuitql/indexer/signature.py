@@ -119,4 +119,6 @@ def format_layer(tokens: list[str]) -> str:
 
 
 def network_string(graph: NeuronGraph, sigs: dict[str, Signature]) -> str:
+    """The layers' words from the inputs up, space-separated: the string stored with the
+    model, which the token grammar parses back."""
     return " ".join(format_layer(words) for words in layer_words(graph, sigs))

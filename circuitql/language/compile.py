@@ -50,6 +50,9 @@ MAX_VARIANTS = 4096
 
 @dataclass(frozen=True)
 class MatchQuery:
+    """A compiled MATCH: the pattern, and the clauses that bound its search (``models`` a
+    glob over names, ``pins`` variables bound to stored neuron ids); None means the default."""
+
     pattern: Pattern
     models: str | None = None
     tolerance: float | None = None
@@ -62,6 +65,9 @@ class MatchQuery:
 
 @dataclass(frozen=True)
 class CensusQuery:
+    """A compiled COUNT MODELS: the pattern, and the key (``name``, ``meta.task``...) the
+    models are grouped by."""
+
     pattern: Pattern
     group_by: str
     models: str | None = None
@@ -73,12 +79,16 @@ class CensusQuery:
 
 @dataclass(frozen=True)
 class ShowQuery:
+    """A compiled SHOW CIRCUITS: a glob over library names (None: all of them)."""
+
     pattern: str | None = None
     explain: bool = False
 
 
 @dataclass(frozen=True)
 class CompareQuery:
+    """A compiled COMPARE of two stored models by name."""
+
     model_a: str
     model_b: str
     tolerance: float | None = None
@@ -231,6 +241,7 @@ class Compiler:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """Every circuit this compiler knows, sorted."""
         return tuple(sorted(self._defs))
 
     def extended(self, definitions: Iterable[ast.CircuitDef]) -> Compiler:
@@ -251,6 +262,8 @@ class Compiler:
     def definition(
         self, name: str, pos: ast.Pos | None = None, source: ast.SourceText | None = None
     ) -> ast.CircuitDef:
+        """The parsed definition of ``name``; an unknown name is an error at ``pos`` in
+        ``source`` with the closest names."""
         found = self._defs.get(name)
         if found is None:
             raise UnknownCircuitError(name, _closest(name, self._defs), source=source, pos=pos)
@@ -259,6 +272,7 @@ class Compiler:
     def pattern(
         self, name: str, pos: ast.Pos | None = None, source: ast.SourceText | None = None
     ) -> Pattern:
+        """``name`` compiled, once: later calls share the pattern (patterns are immutable)."""
         if name in self._cache:
             return self._cache[name]
         d = self.definition(name, pos, source)
@@ -639,6 +653,7 @@ class Compiler:
         return compiler.action(actions[0])
 
     def action(self, a: ast.Action) -> CompiledQuery:
+        """One statement compiled, its circuit and WHERE resolved against this compiler."""
         if isinstance(a, ast.ShowCircuits):
             return ShowQuery(a.pattern, a.explain)
         if isinstance(a, ast.CompareModels):

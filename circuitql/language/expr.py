@@ -100,6 +100,8 @@ def compile_expr(expr: ast.Expr) -> Compiled:
 
 
 def evaluate(expr: ast.Expr, env: Env) -> np.ndarray:
+    """Compile and run at once, for a value needed once; to evaluate an expression repeatedly,
+    keep ``compile_expr``'s function."""
     return compile_expr(expr)(env)
 
 
@@ -146,6 +148,7 @@ def ref(qualified: str) -> ast.Ref:
 
 
 def rename(expr: ast.Expr, mapping: Mapping[str, str]) -> ast.Expr:
+    """Names replaced by other names, both spelled as ``key`` spells them."""
     return substitute(expr, {old: ref(new) for old, new in mapping.items()})
 
 

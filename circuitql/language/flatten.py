@@ -61,6 +61,7 @@ class Draft:
 
     @property
     def linear(self) -> bool:
+        """Identity or bare sum: folded into its readers unless it is an output."""
         return self.activation in (None, Activation.IDENTITY)
 
 
@@ -93,11 +94,13 @@ class Context:
         self.signs = signs
 
     def error(self, what: str, pos: ast.Pos | None, fix: str | None = None) -> Exception:
+        """A ``CircuitDefinitionError`` naming the circuit, for the caller to raise."""
         return CircuitDefinitionError(
             f"circuit {self.name}: {what}", source=self.source, pos=pos, fix=fix
         )
 
     def sign(self, c: Coef) -> int | None:
+        """The sign of ``c`` under the parameter signs WHERE pins, or None when it is unknown."""
         return c.sign(self.signs)
 
 

@@ -59,6 +59,7 @@ class Library:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """Every circuit in the library, sorted."""
         return self._compiler.names
 
     def matching(self, glob: str | None) -> tuple[str, ...]:
@@ -66,6 +67,7 @@ class Library:
         return tuple(n for n in self.names if glob is None or fnmatch.fnmatchcase(n, glob))
 
     def definition(self, name: str) -> ast.CircuitDef:
+        """The parsed definition, docstring and EXAMPLE included."""
         return self._compiler.definition(name)
 
     def text(self, name: str) -> str:
@@ -73,9 +75,11 @@ class Library:
         return definition_text(self.definition(name))
 
     def pattern(self, name: str) -> Pattern:
+        """The circuit compiled, once (later calls share it)."""
         return self._compiler.pattern(name)
 
     def example(self, name: str) -> ReferenceExample:
+        """The circuit's EXAMPLE network, with the parameter values it realises."""
         return self._compiler.example(name)
 
     @property

@@ -45,10 +45,12 @@ class Poly:
 
     @staticmethod
     def const(value: float) -> Poly:
+        """A constant; zero is the empty sum, like every zero."""
         return Poly((((), float(value)),)) if value != 0 else Poly()
 
     @staticmethod
     def param(name: str) -> Poly:
+        """One free parameter, with factor 1."""
         return Poly((((name,), 1.0),))
 
     @staticmethod
@@ -73,25 +75,31 @@ class Poly:
         return Poly._of(acc)
 
     def scaled(self, k: float) -> Poly:
+        """Every factor multiplied by ``k``."""
         return Poly._of({m: f * k for m, f in self.terms})
 
     @property
     def is_zero(self) -> bool:
+        """No terms: terms with a zero factor are never kept."""
         return not self.terms
 
     @cached_property
     def is_constant(self) -> bool:
+        """No term mentions a parameter (zero included)."""
         return all(not m for m, _ in self.terms)
 
     @cached_property
     def constant(self) -> float:
+        """The term without parameters (0.0 when there is none)."""
         return sum(f for m, f in self.terms if not m)
 
     @property
     def params(self) -> frozenset[str]:
+        """The free parameters any term mentions."""
         return frozenset(p for m, _ in self.terms for p in m)
 
     def evaluate(self, values: Mapping[str, float]) -> float:
+        """The value at ``values``, which must bind every parameter."""
         return sum(f * math.prod(values[p] for p in m) for m, f in self.terms)
 
     def sign(self, param_signs: Mapping[str, int]) -> int | None:
@@ -109,9 +117,11 @@ class Poly:
         return sign
 
     def renamed(self, mapping: Mapping[str, str]) -> Poly:
+        """Parameters renamed (unmapped ones kept); terms that become alike are merged."""
         return Poly._of({tuple(sorted(mapping.get(p, p) for p in m)): f for m, f in self.terms})
 
     def text(self) -> str:
+        """Golden-file form: ``?a*?b`` per monomial, factors to six significant digits."""
         if not self.terms:
             return "0"
         parts = []
@@ -134,6 +144,8 @@ def _num(value: float) -> str:
 
 
 class CoefKind(StrEnum):
+    """How much of a coefficient a pattern states, and so how the matcher compares it."""
+
     EXACT = "exact"  # a number; compared as a ratio within the unit
     SIGN = "sign"  # only the sign is known
     FREE = "free"  # a polynomial in free parameters
@@ -160,12 +172,15 @@ class Coef:
 
     @property
     def is_zero(self) -> bool:
+        """Zero as a polynomial: no terms."""
         return self.poly.is_zero
 
     def sign(self, param_signs: Mapping[str, int]) -> int | None:
+        """The sign under the parameter signs WHERE pins, or None when it is unknown."""
         return self.poly.sign(param_signs)
 
     def text(self) -> str:
+        """``+any``/``-any`` for a sign-only coefficient, else the polynomial's text."""
         if self.sign_only:
             return "+any" if self.value > 0 else "-any"
         return self.poly.text()
@@ -217,6 +232,8 @@ class UnitConstraint:
 
     @property
     def signs_exact(self) -> bool:
+        """A closed fan-in with every weight's sign known: ``n_pos``/``n_neg`` are exact counts, not
+        lower bounds."""
         return self.fan_in is not None and self.n_pos + self.n_neg == self.fan_in
 
     def columns(self) -> dict[str, object]:
@@ -240,6 +257,7 @@ class UnitConstraint:
         return cols
 
     def admits(self, sig: Signature) -> bool:
+        """Whether a signature satisfies every field, including those ``columns`` cannot serve."""
         if self.kind is not None and sig.kind is not self.kind:
             return False
         if self.activation is not None and sig.activation is not self.activation:
@@ -296,6 +314,7 @@ class UnitConstraint:
         return re.compile("|".join(f"(?:{f})" for f in forms))
 
     def admits_token(self, token: str) -> bool:
+        """Whether the whole of ``token`` matches ``token_regex``."""
         return self.token_regex.fullmatch(token) is not None
 
     @property
@@ -316,6 +335,7 @@ class UnitConstraint:
         return head + ">(+" if self.kind is UnitKind.HIDDEN else head
 
     def text(self) -> str:
+        """Golden-file form, one line; ``any`` for a field left open."""
         parts = [f"kind={self.kind.value if self.kind else 'any'}"]
         parts.append(f"activation={self.activation.value if self.activation else 'any'}")
         if self.fan_in is None:
@@ -333,6 +353,9 @@ class UnitConstraint:
 
 
 class Role(StrEnum):
+    """A pattern unit's place in its circuit. Unlike a network's ``UnitKind``, a pattern input may
+    bind to any unit of a network."""
+
     INPUT = "input"
     HIDDEN = "hidden"
     OUTPUT = "output"
@@ -352,6 +375,7 @@ class PatternUnit:
     constraint: UnitConstraint
 
     def formula(self) -> str:
+        """``act(coef*source, ..., bias b)``, with a trailing ``...`` for an open fan-in."""
         terms = [f"{c.text()}*{src}" for src, c in self.inputs]
         if not self.bias.is_zero:
             terms.append(f"bias {self.bias.text()}")
@@ -382,6 +406,7 @@ class Reference:
 
     @property
     def params(self) -> frozenset[str]:
+        """The free parameters the equations and probe ranges read: every name not an input."""
         found = {ev.key(n) for _, e in self.equations for n in ev.names(e)}
         for dom in self.domains:
             for r in dom.ranges:
@@ -433,6 +458,8 @@ class Reference:
         return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
 
     def renamed(self, mapping: Mapping[str, str]) -> Reference:
+        """Inputs, outputs and parameters renamed everywhere, probe ranges included."""
+
         def name(n: str) -> str:
             return mapping.get(n, n)
 
@@ -450,6 +477,7 @@ class Reference:
         )
 
     def text(self) -> str:
+        """Golden-file form: an ``expect`` line per output, a ``probe`` line per FOR domain."""
         lines = [f"expect {o} == {expr_text(e)}" for o, e in self.equations]
         for dom in self.domains:
             ranges = " | ".join(range_text(r) for r in dom.ranges)
@@ -531,16 +559,20 @@ class CircuitPattern(_Node):
 
     @cached_property
     def by_name(self) -> dict[str, PatternUnit]:
+        """Units keyed by name, built once."""
         return {u.name: u for u in self.units}
 
     def unit(self, name: str) -> PatternUnit:
+        """The unit named ``name``; KeyError if none is."""
         return self.by_name[name]
 
     @property
     def hidden(self) -> tuple[PatternUnit, ...]:
+        """The hidden units, in topological order."""
         return tuple(u for u in self.units if u.role is Role.HIDDEN)
 
     def text(self) -> str:
+        """Golden-file form: the header, then each unit's formula, constraint and token prefix."""
         lines = self._header("circuit")
         if self.variant:
             lines.insert(1, f"  variant {self.variant}")
@@ -559,9 +591,12 @@ class CircuitPattern(_Node):
 
 @dataclass(frozen=True, kw_only=True)
 class Alternation(_Node):
+    """Any one of ``options``: a match of one option matches the whole."""
+
     options: tuple[Pattern, ...]
 
     def text(self) -> str:
+        """Golden-file form: the header, then each option indented."""
         lines = self._header("alternation")
         lines += [_indent(o.text()) for o in self.options]
         return "\n".join(lines)
@@ -574,6 +609,7 @@ class Chain(_Node):
     parts: tuple[Pattern, ...]
 
     def text(self) -> str:
+        """Golden-file form: the header, then each part indented, in order."""
         lines = self._header("chain")
         lines += [_indent(p.text()) for p in self.parts]
         return "\n".join(lines)
@@ -597,6 +633,7 @@ class Repeat(_Node):
         return tuple(zip(self.block.outputs, self.block.inputs, strict=True))
 
     def text(self) -> str:
+        """Golden-file form: the header with the count, links and steps, then the block indented."""
         count = f"{{{self.min},{'' if self.max is None else self.max}}}"
         lines = self._header(f"repeat{count}")
         lines += [f"  link {o} -> {i}" for o, i in self.links]

@@ -10,6 +10,7 @@ so a backend never imports the indexer, nor the indexer a backend.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -146,11 +147,18 @@ class Store(Protocol):
         with ``replace``, it is replaced."""
         ...
 
-    def models(self) -> list[ModelInfo]: ...
+    def models(self) -> list[ModelInfo]:
+        """Every stored model, ordered by name."""
+        ...
 
-    def get_model(self, name: str) -> ModelInfo | None: ...
+    def get_model(self, name: str) -> ModelInfo | None:
+        """The model stored under ``name``; None when there is none."""
+        ...
 
-    def neurons(self, model: str) -> list[NeuronRecord]: ...
+    def neurons(self, model: str) -> list[NeuronRecord]:
+        """A model's neurons without their edges (``inputs`` has those), in the order they were
+        written; empty for an unknown model."""
+        ...
 
     def inputs(self, model: str) -> dict[str, dict[str, float]]:
         """Each neuron's incoming edges, ``{neuron uid: {source uid: weight}}``, in stored
@@ -207,7 +215,9 @@ class Store(Protocol):
         handful per candidate."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the store holds open; it is not used after this."""
+        ...
 
 
 def unchanged(stored: ModelInfo, model: IndexedModel) -> bool:
@@ -231,3 +241,8 @@ def stored_graph(store: Store, model: str) -> NeuronGraph:
     )
     incoming = store.inputs(model)
     return NeuronGraph(tuple(n.unit(incoming.get(n.uid, {})) for n in neurons))
+
+
+def redacted(uri: str) -> str:
+    """A store URI as typed, less any password: what error messages and logs may show."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", uri)

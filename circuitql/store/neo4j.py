@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,7 +45,7 @@ from circuitql.records import (
     Signature,
     WriteOutcome,
 )
-from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, unchanged
+from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, redacted, unchanged
 
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 DEFAULT_URI = "neo4j://localhost:7687"
@@ -153,36 +152,31 @@ def _parse_uri(uri: str) -> _Target:
         parts = urlsplit(uri)
     except ValueError as err:
         raise StoreError(
-            f"malformed Neo4j URI ({err})", where=_redact(uri), fix=f"write it like {DEFAULT_URI}"
+            f"malformed Neo4j URI ({err})", where=redacted(uri), fix=f"write it like {DEFAULT_URI}"
         ) from None
     if parts.scheme not in SCHEMES:
         raise StoreError(
             f"unsupported Neo4j URI scheme {parts.scheme!r}",
-            where=_redact(uri),
+            where=redacted(uri),
             fix=f"use one of {', '.join(s + '://' for s in SCHEMES)}, e.g. {DEFAULT_URI}",
         )
     if not parts.hostname:
         default = os.environ.get("NEO4J_URI") or DEFAULT_URI
         if urlsplit(default).hostname:
             return _parse_uri(default)
-        raise StoreError("NEO4J_URI names no host", where=_redact(default), fix=START_FIX)
+        raise StoreError("NEO4J_URI names no host", where=redacted(default), fix=START_FIX)
     try:
         port = parts.port or 7687
     except ValueError:
         raise StoreError(
             "the port in the Neo4j URI is not a number in 1..65535",
-            where=_redact(uri),
+            where=redacted(uri),
             fix=f"write it like {DEFAULT_URI}",
         ) from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     user = unquote(parts.username) if parts.username else os.environ.get("NEO4J_USER")
     password = unquote(parts.password) if parts.password else os.environ.get("NEO4J_PASSWORD")
     return _Target(parts.scheme, f"{host}:{port}", user or DEFAULT_USER, password)
-
-
-def _redact(uri: str) -> str:
-    """The URI as typed, less any password (it must not reach a message or a log)."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", uri)
 
 
 class Neo4jStore:
@@ -224,7 +218,7 @@ class Neo4jStore:
             )
         except (neo4j_errors.ConfigurationError, ValueError) as err:
             raise StoreError(
-                f"invalid Neo4j URI: {err}", where=_redact(uri), fix=f"write it like {DEFAULT_URI}"
+                f"invalid Neo4j URI: {err}", where=redacted(uri), fix=f"write it like {DEFAULT_URI}"
             ) from None
         store = cls(driver, target.shown, namespace)
         try:
@@ -380,6 +374,8 @@ class Neo4jStore:
         return WriteOutcome("indexed", _model_info(props))
 
     def delete(self, model: str) -> bool:
+        """One managed transaction, retried on transient failures; the TokenStat counts go
+        down in it."""
         with self._errors(), self._driver.session() as session:
             return bool(session.execute_write(self._delete_tx, model))
 
@@ -411,16 +407,19 @@ class Neo4jStore:
     # --- reads --------------------------------------------------------------------------
 
     def models(self) -> list[ModelInfo]:
+        """The Model nodes of this namespace only, by name."""
         records = self._read("MATCH (m:Model {namespace: $namespace}) RETURN m ORDER BY m.name")
         return [_model_info(r["m"]) for r in records]
 
     def get_model(self, name: str) -> ModelInfo | None:
+        """A seek on the (namespace, name) uniqueness constraint."""
         records = self._read(
             "MATCH (m:Model {namespace: $namespace, name: $name}) RETURN m", name=name
         )
         return _model_info(records[0]["m"]) if records else None
 
     def neurons(self, model: str) -> list[NeuronRecord]:
+        """The Model node's HAS neighbours, by ``ordinal`` (the indexer's order)."""
         records = self._read(
             "MATCH (:Model {namespace: $namespace, name: $model})-[:HAS]->(n:Neuron) "
             "RETURN n ORDER BY n.ordinal",
@@ -429,6 +428,7 @@ class Neo4jStore:
         return [_neuron_record(r["n"]) for r in records]
 
     def inputs(self, model: str) -> dict[str, dict[str, float]]:
+        """One result row per FEEDS relationship, folded into mappings here, by ``ordinal``."""
         records = self._read(
             "MATCH (:Model {namespace: $namespace, name: $model})-[:HAS]->(a:Neuron)"
             "-[r:FEEDS]->(b:Neuron) "
@@ -454,6 +454,8 @@ class Neo4jStore:
     def records(
         self, keys: Sequence[NeuronKey], constraints: Mapping[str, object] | None = None
     ) -> dict[NeuronKey, NeuronRecord]:
+        """One statement: each key a seek on the (namespace, model, uid) uniqueness index,
+        the constraints checked on the server, no relationship read."""
         where, params = _signature_filter(constraints or {}, None)
         records = self._read(
             "UNWIND $keys AS key "
@@ -500,6 +502,8 @@ class Neo4jStore:
     def find_neurons(
         self, constraints: Mapping[str, object], models: Sequence[str] | None = None
     ) -> list[tuple[str, NeuronRecord]]:
+        """Matched on the Neuron property indexes (``SCHEMA``) within this namespace, ordered
+        by model, then ``ordinal``."""
         where, params = _signature_filter(constraints, models)
         records = self._read(
             f"MATCH (n:Neuron) WHERE {where} RETURN n ORDER BY n.model, n.ordinal",
@@ -510,6 +514,7 @@ class Neo4jStore:
     def count_neurons(
         self, constraints: Mapping[str, object], models: Sequence[str] | None = None
     ) -> int:
+        """The match of ``find_neurons``, counted on the server: no node comes back."""
         where, params = _signature_filter(constraints, models)
         records = self._read(f"MATCH (n:Neuron) WHERE {where} RETURN count(n) AS n", **params)
         return int(records[0]["n"])
@@ -543,6 +548,7 @@ class Neo4jStore:
             ask *= 4
 
     def close(self) -> None:
+        """Closes the driver and its connection pool."""
         self._driver.close()
 
 

@@ -85,6 +85,7 @@ class ServerStatus:
 
     @property
     def uri(self) -> str | None:
+        """The Bolt address on localhost; None unless the server runs on a known port."""
         return f"neo4j://127.0.0.1:{self.port}" if self.running and self.port else None
 
 
@@ -154,6 +155,8 @@ def stop(data_dir: Path | str = DEFAULT_DATA_DIR, timeout: float = STOP_TIMEOUT_
 
 
 def status(data_dir: Path | str = DEFAULT_DATA_DIR) -> ServerStatus:
+    """Read from the directory's pid and port files; a pid that is no longer this directory's
+    launcher (it exited, or the pid was reused) reads as stopped. Changes nothing."""
     data_dir = Path(data_dir).resolve()
     log_path = data_dir / LOG_FILE
     pid = _read_int(data_dir / PID_FILE)
@@ -357,6 +360,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m circuitql.store.neo4j_server``: the exit status (2 for a user error, printed
+    to stderr without a traceback)."""
     parser = argparse.ArgumentParser(
         prog="python -m circuitql.store.neo4j_server",
         description="Run a local Neo4j server (no Docker) for circuitql's Neo4j store.",

@@ -365,6 +365,8 @@ class SQLiteStore:
                 raise
 
     def write(self, model: IndexedModel, replace: bool = False) -> WriteOutcome:
+        """One IMMEDIATE transaction: the check for a stored model under the name still holds
+        when the rows commit, and a replaced model is deleted inside it."""
         with self._transaction(f"writing model {model.name!r}"):
             return self._write_new(model, replace)
 
@@ -427,11 +429,13 @@ class SQLiteStore:
         return WriteOutcome("indexed", _model_info(info))
 
     def models(self) -> list[ModelInfo]:
+        """The models table alone, by name: no neuron row is read."""
         with self._db_errors("listing models"):
             rows = self._conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY name")
             return [_model_info(row) for row in rows]
 
     def get_model(self, name: str) -> ModelInfo | None:
+        """A seek on the unique ``models.name``."""
         with self._db_errors(f"reading model {name!r}"):
             row = self._conn.execute(
                 f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)
@@ -439,6 +443,8 @@ class SQLiteStore:
         return None if row is None else _model_info(row)
 
     def neurons(self, model: str) -> list[NeuronRecord]:
+        """In rowid order, which is the order they were inserted; the adjacency columns are
+        not read."""
         with self._db_errors(f"reading the neurons of {model!r}"):
             rows = self._conn.execute(
                 f"SELECT {_NEURON_COLUMNS} FROM neurons WHERE model_id = {_MODEL_ID} "
@@ -448,6 +454,7 @@ class SQLiteStore:
             return [_neuron_record(row) for row in rows]
 
     def inputs(self, model: str) -> dict[str, dict[str, float]]:
+        """Decoded from each neuron row's ``input_ids`` list and ``input_weights`` blob."""
         with self._db_errors(f"reading the edges of {model!r}"):
             rows = self._conn.execute(
                 f"SELECT uid, input_ids, input_weights FROM neurons "
@@ -460,6 +467,7 @@ class SQLiteStore:
             }
 
     def max_layer(self, models: Sequence[str] | None = None) -> int:
+        """max(layer) over the layer index; zoo-wide the models table stays out (``_scoped``)."""
         clause, params = _signature_filter({}, models)
         with self._db_errors("reading the deepest layer"):
             row = self._conn.execute(
@@ -471,12 +479,15 @@ class SQLiteStore:
     def records(
         self, keys: Sequence[NeuronKey], constraints: Mapping[str, object] | None = None
     ) -> dict[NeuronKey, NeuronRecord]:
+        """One statement for every key (``_rows_by_key``), the adjacency columns left out."""
         rows = self._rows_by_key(
             keys, ", ".join(f"n.{field}" for field in _NEURON_FIELDS), constraints or {}
         )
         return {(row[0], row[1]): _neuron_record(row[1:]) for row in rows}
 
     def fetch(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronView]:
+        """One statement for every key (``_rows_by_key``): each neuron's edges, and its
+        targets' fan-ins, are decoded from the adjacency columns of its own row."""
         columns = ", ".join(f"n.{field}" for field in (*_NEURON_FIELDS, *_ADJACENCY_FIELDS))
         width = len(_NEURON_FIELDS) + 1
         views = {}
@@ -510,6 +521,8 @@ class SQLiteStore:
             ).fetchall()
 
     def delete(self, model: str) -> bool:
+        """One IMMEDIATE transaction that also takes the model's neurons off ``token_stats``;
+        the neuron rows go with the model row (ON DELETE CASCADE)."""
         with self._transaction(f"deleting model {model!r}"):
             return self._delete(model)
 
@@ -527,12 +540,14 @@ class SQLiteStore:
         return True
 
     def token_counts(self) -> dict[str, int]:
+        """Read from ``token_stats``, which every write and delete keeps in its transaction."""
         with self._db_errors("reading token statistics"):
             return dict(self._conn.execute("SELECT token, count FROM token_stats").fetchall())
 
     def find_neurons(
         self, constraints: Mapping[str, object], models: Sequence[str] | None = None
     ) -> list[tuple[str, NeuronRecord]]:
+        """One statement over the signature indexes, ordered by model, then by insertion."""
         clause, params = _signature_filter(constraints, models)
         columns = ", ".join(f"n.{field}" for field in _NEURON_FIELDS)
         with self._db_errors("searching neurons"):
@@ -548,6 +563,8 @@ class SQLiteStore:
     def count_neurons(
         self, constraints: Mapping[str, object], models: Sequence[str] | None = None
     ) -> int:
+        """count(*) over the signature indexes; zoo-wide the models table stays out, so a
+        count the indexes cover reads no row (``_scoped``)."""
         clause, params = _signature_filter(constraints, models)
         with self._db_errors("counting neurons"):
             row = self._conn.execute(
@@ -557,6 +574,7 @@ class SQLiteStore:
         return int(row[0])
 
     def close(self) -> None:
+        """Closes the one connection every call goes through."""
         self._conn.close()
 
 

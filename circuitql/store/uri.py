@@ -11,7 +11,7 @@ import os
 import re
 
 from circuitql.errors import StoreError
-from circuitql.store.base import Store
+from circuitql.store.base import Store, redacted
 from circuitql.store.sqlite import SQLiteStore
 
 ENV_VAR = "CIRCUITQL_STORE"
@@ -42,7 +42,7 @@ def open_store(uri: str | None = None, create: bool = True) -> Store:
     if scheme == "sqlite" and uri.startswith(SQLITE_PREFIX) and len(uri) > len(SQLITE_PREFIX):
         return SQLiteStore(uri[len(SQLITE_PREFIX) :], create)
     raise StoreError(
-        f"unsupported store URI {_without_password(uri)!r}",
+        f"unsupported store URI {redacted(uri)!r}",
         fix=f"use {_ACCEPTED}",
     )
 
@@ -55,13 +55,8 @@ def _open_neo4j(uri: str) -> Store:
             raise
         raise StoreError(
             "the Neo4j backend is not available in this installation",
-            where=_without_password(uri),
+            where=redacted(uri),
             fix="install it with: pip install 'circuitql[neo4j]'",
         ) from exc
     store: Store = module.Neo4jStore.from_uri(uri)
     return store
-
-
-def _without_password(uri: str) -> str:
-    """Error messages name the server but never echo a password typed into the URI."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", uri)

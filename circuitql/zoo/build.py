@@ -89,12 +89,17 @@ def _seeds(first: int, n: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Group:
+    """One training batch (``Plan.groups``): a task's networks of one depth and optimizer,
+    every width, seed and initialisation of them trained together."""
+
     task: str
     depth: int
     optimizer: str
     members: tuple[Member, ...]
 
     def path(self, member: Member) -> Path:
+        """``member``'s file, relative to the zoo folder; ``circuitql index`` names the model
+        after it."""
         return Path(self.task) / (
             f"w{member.width}-d{self.depth}-{self.optimizer}-"
             f"{member.init}-s{member.seed}.safetensors"
@@ -107,6 +112,9 @@ Result = tuple[list[Path], list[Path]]  # saved, diverged
 
 @dataclass(frozen=True)
 class BuildReport:
+    """What ``build_zoo`` did: the files written, the networks that diverged instead, and
+    the time it took."""
+
     written: list[Path]
     diverged: list[Path]  # training ran to NaN or Inf: not saved (no loader would take it)
     seconds: float

@@ -65,6 +65,8 @@ def random_mlp(
     n_outputs: int,
     meta: dict[str, object] | None = None,
 ) -> MLPSpec:
+    """A dense ReLU MLP with an identity output layer, weights and biases uniform in
+    ±1/sqrt(fan_in) (torch's ``nn.Linear`` default); ``meta`` goes into its config."""
     sizes = [n_inputs, *widths, n_outputs]
     layers = []
     for i, (fan_in, fan_out) in enumerate(pairwise(sizes)):

@@ -400,4 +400,6 @@ def perturbed_zoo(seed: int = 0) -> Iterator[tuple[str, NeuronGraph, Domain, tup
 
 
 def ground_truth(seed: int = 0) -> GroundTruth:
+    """Every case's expectations from ``perturbed_zoo(seed)``, as one ``GroundTruth`` to
+    score a search against."""
     return GroundTruth(seed, tuple(e for *_, found in perturbed_zoo(seed) for e in found))

@@ -119,6 +119,7 @@ class Expected:
     decoy: str = ""
 
     def accepts(self, bindings: Mapping[str, str]) -> bool:
+        """Whether reported bindings are this instance, under any of its ``equivalent`` ones."""
         return dict(bindings) in [dict(b) for b in self.equivalent]
 
     @property
@@ -128,6 +129,7 @@ class Expected:
         return frozenset(uid for b in (self.binding, *self.equivalent) for uid in b.values())
 
     def to_json(self) -> dict[str, Any]:
+        """One entry of ``expected`` in ``ground_truth.json``."""
         return {
             "model": self.model,
             "circuit": self.circuit,
@@ -140,6 +142,7 @@ class Expected:
 
     @staticmethod
     def from_json(raw: Mapping[str, Any]) -> Expected:
+        """Reads ``to_json``'s output back; an entry without ``decoy`` is no decoy."""
         return Expected(
             raw["model"],
             raw["circuit"],
@@ -170,24 +173,32 @@ class Score:
 
     @property
     def recall(self) -> float:
+        """Share of the planted instances reported; 1 when nothing was planted."""
         planted = self.found + self.missed
         return self.found / planted if planted else 1.0
 
     @property
     def precision(self) -> float:
+        """Share of reports that are planted instances; nested reports count neither way,
+        and 1 when nothing was reported."""
         reported = self.found + self.false
         return self.found / reported if reported else 1.0
 
 
 @dataclass(frozen=True)
 class GroundTruth:
+    """A planted zoo's known answers, saved beside it as ``ground_truth.json``: every
+    planted instance and decoy, and the seed the zoo was built from."""
+
     seed: int
     expected: tuple[Expected, ...]
 
     def present(self) -> tuple[Expected, ...]:
+        """The planted instances: what a search must find."""
         return tuple(e for e in self.expected if e.present)
 
     def absent(self) -> tuple[Expected, ...]:
+        """The decoys: circuits a search must not report at their bindings."""
         return tuple(e for e in self.expected if not e.present)
 
     def score(self, circuit: str, matches: Iterable[tuple[str, Mapping[str, str]]]) -> Score:
@@ -229,10 +240,12 @@ class GroundTruth:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The content of ``ground_truth.json``."""
         return {"seed": self.seed, "expected": [e.to_json() for e in self.expected]}
 
     @staticmethod
     def from_json(raw: Mapping[str, Any]) -> GroundTruth:
+        """Reads ``ground_truth.json`` (``to_json``'s output) back."""
         return GroundTruth(raw["seed"], tuple(Expected.from_json(e) for e in raw["expected"]))
 
 

@@ -143,6 +143,10 @@ TASKS: dict[str, Task] = {
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """How every network of a group trains: ``steps`` of its optimizer, the rate decaying
+    along a cosine to ``FINAL_LR_FRACTION`` of it, full batch unless ``batch_size`` is
+    smaller than the data."""
+
     steps: int = 1500
     n_samples: int = 256  # for tasks on a continuous domain; finite ones use every point
     batch_size: int | None = None  # None: full batch
@@ -167,6 +171,7 @@ class Trained:
 
     @property
     def diverged(self) -> bool:
+        """Training ended at a NaN or infinite loss; ``build_zoo`` saves no file for it."""
         return not math.isfinite(self.spec.meta["final_loss"])
 
 
