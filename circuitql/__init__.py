@@ -15,7 +15,18 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from circuitql.api import Database, IndexReport, connect
+    from circuitql.api import (
+        Answer,
+        CircuitText,
+        Database,
+        Drawn,
+        IndexReport,
+        basis_of,
+        connect,
+        degeneracy_of,
+        library_circuit,
+        library_circuits,
+    )
     from circuitql.domain import Domain
     from circuitql.engine.explain import PartialAnswer
     from circuitql.engine.results import Match, Results
@@ -31,12 +42,15 @@ if TYPE_CHECKING:
 # Public name -> (module, name there).
 _EXPORTS: dict[str, tuple[str, str]] = {
     "Activation": ("circuitql.graph", "Activation"),
+    "Answer": ("circuitql.api", "Answer"),
     "Canonical": ("circuitql.indexer.canonical", "Canonical"),
     "CanonicalConfig": ("circuitql.indexer.canonical", "Config"),
     "CheckReport": ("circuitql.indexer.check", "CheckReport"),
     "CircuitQLError": ("circuitql.errors", "CircuitQLError"),
+    "CircuitText": ("circuitql.api", "CircuitText"),
     "Database": ("circuitql.api", "Database"),
     "Domain": ("circuitql.domain", "Domain"),
+    "Drawn": ("circuitql.api", "Drawn"),
     "IndexConfig": ("circuitql.indexer.pipeline", "IndexConfig"),
     "IndexReport": ("circuitql.api", "IndexReport"),
     "Match": ("circuitql.engine.results", "Match"),
@@ -50,20 +64,27 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Unit": ("circuitql.graph", "Unit"),
     "UnitKind": ("circuitql.graph", "UnitKind"),
     "WriteOutcome": ("circuitql.records", "WriteOutcome"),
+    "basis_of": ("circuitql.api", "basis_of"),
     "canonicalize": ("circuitql.indexer.canonical", "canonicalize"),
     "check_file": ("circuitql.indexer.check", "check_file"),
     "connect": ("circuitql.api", "connect"),
+    "degeneracy_of": ("circuitql.api", "degeneracy_of"),
+    "library_circuit": ("circuitql.api", "library_circuit"),
+    "library_circuits": ("circuitql.api", "library_circuits"),
     "signatures": ("circuitql.indexer.signature", "signatures"),
 }
 
 __all__ = [
     "Activation",
+    "Answer",
     "Canonical",
     "CanonicalConfig",
     "CheckReport",
     "CircuitQLError",
+    "CircuitText",
     "Database",
     "Domain",
+    "Drawn",
     "IndexConfig",
     "IndexReport",
     "Match",
@@ -77,9 +98,13 @@ __all__ = [
     "Unit",
     "UnitKind",
     "WriteOutcome",
+    "basis_of",
     "canonicalize",
     "check_file",
     "connect",
+    "degeneracy_of",
+    "library_circuit",
+    "library_circuits",
     "signatures",
 ]
 __version__ = "0.1.0"

@@ -7,10 +7,12 @@ Kept thin on purpose: loading, canonicalization and signing live in ``indexer``,
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -20,21 +22,29 @@ from circuitql.analysis.census import Census
 from circuitql.analysis.census import census as run_census
 from circuitql.analysis.compare import Comparison, compare_models
 from circuitql.engine.explain import Explain
-from circuitql.engine.results import Results
+from circuitql.engine.results import Match, Results
 from circuitql.engine.search import run as search
 from circuitql.errors import CircuitQLError, NameTaken
 from circuitql.graph import NeuronGraph
 from circuitql.indexer.files import discover, model_stem, printable_path
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
-from circuitql.language import compile_query
-from circuitql.language.compile import CensusQuery, CompareQuery, CompiledQuery, MatchQuery
+from circuitql.language import builtin_library, compile_query
+from circuitql.language.compile import (
+    CensusQuery,
+    CompareQuery,
+    CompiledQuery,
+    MatchQuery,
+    ShowQuery,
+)
 from circuitql.parallel import executor, in_order
 from circuitql.records import IndexedModel, ModelInfo, WriteOutcome
 from circuitql.store.base import Store
 from circuitql.store.uri import open_store
 
 if TYPE_CHECKING:
+    from circuitql.analysis.basis import BasisReport
+    from circuitql.analysis.degeneracy import DegeneracyReport
     from circuitql.picture import Svg
 
 
@@ -58,8 +68,36 @@ class IndexReport:
             self.tightened.append((outcome.model.name, steps))
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What any statement answers, as ``Database.run`` gives it.
+
+    ``result`` is by kind: ``Results`` for MATCH (lazy: matches arrive as they are
+    verified), a ``Census`` for COUNT MODELS, a ``Comparison`` for COMPARE, and for SHOW
+    CIRCUITS the library circuits' docstrings by name. ``explain`` collects a search's plans
+    and per-stage counts as it runs (None for SHOW and COMPARE, which search nothing of
+    their own); ``plan`` is what ``EXPLAIN`` prints for those two.
+    """
+
+    query: CompiledQuery
+    result: Results | Census | Comparison | dict[str, str]
+    explain: Explain | None = None
+    plan: str | None = None
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What ``Database.picture`` drew: the picture, a line saying what it shows, the model,
+    and the match (None for a whole model)."""
+
+    picture: Svg
+    title: str
+    model: str
+    match: Match | None = None
+
+
 class Database:
-    """An open store plus the indexing pipeline."""
+    """An open store plus the indexing pipeline: the one façade every CLI command calls."""
 
     def __init__(self, store: Store, config: IndexConfig | None = None) -> None:
         self.store = store
@@ -67,6 +105,7 @@ class Database:
 
     @property
     def uri(self) -> str:
+        """The store's address, a password in it redacted: what messages name."""
         return self.store.uri
 
     def __repr__(self) -> str:
@@ -281,21 +320,120 @@ class Database:
             explain,
         )
 
+    def run(
+        self,
+        text: str,
+        *,
+        limit: int | None = None,
+        timeout: float | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        rows: bool = False,
+    ) -> Answer:
+        """Run any statement: MATCH, COUNT MODELS, COMPARE or SHOW CIRCUITS (what
+        ``circuitql query`` runs). ``limit`` and ``timeout`` bound a MATCH as in ``query``
+        (``timeout`` a COUNT MODELS too); ``on_progress`` hears a search's progress.
+        ``rows`` asks for an answer that is a table (MATCH: a row per match; COUNT MODELS: a
+        row per group) and refuses the others before any work."""
+        compiled = self.execute(text)
+        if rows and isinstance(compiled, ShowQuery | CompareQuery):
+            raise CircuitQLError(
+                "only MATCH (a row per match) and COUNT MODELS (a row per group) answer "
+                "with rows; SHOW and COMPARE do not",
+                fix="use --json for SHOW and COMPARE",
+            )
+        if isinstance(compiled, ShowQuery):
+            plan = (
+                "plan: the library's circuit names matched against "
+                f"{compiled.pattern or '*'!r}; nothing is read from the store"
+            )
+            return Answer(compiled, library_circuits(compiled.pattern), plan=plan)
+        if isinstance(compiled, CompareQuery):
+            from circuitql.analysis.compare import plan_text
+
+            compared = self.compare(
+                compiled.model_a, compiled.model_b, tolerance=compiled.tolerance
+            )
+            return Answer(compiled, compared, plan=plan_text())
+        explain = _watched(Explain(), on_progress)
+        if isinstance(compiled, CensusQuery):
+            return Answer(
+                compiled, self.census(compiled, timeout=timeout, explain=explain), explain
+            )
+        found = self.query(compiled, limit=limit, timeout=timeout, explain=explain)
+        return Answer(compiled, found, explain)
+
+    def picture(
+        self, target: str, *, match: int = 1, read_as: str | None = None, whole: bool = False
+    ) -> Drawn:
+        """Draw ``target``: a model, or the ``match``-th match of a query (a library name
+        alone is short for MATCH name); ``whole`` draws a match inside its whole model.
+        ``read_as`` ("model" or "query") settles a name that is both a model and a library
+        circuit, which is otherwise asked about rather than guessed."""
+        from circuitql.render import match_title
+
+        if match < 1:
+            raise CircuitQLError(
+                f"match {match}: matches are counted from 1", fix="ask for match 1 first"
+            )
+        if self._names_model(target, read_as):
+            return Drawn(self.draw(target), f"model {target}", target)
+        found = self._nth_match(target, match)
+        picture = found.draw(self if whole else None)
+        return Drawn(picture, match_title(found), found.model, found)
+
+    def _names_model(self, target: str, read_as: str | None) -> bool:
+        if read_as is not None:
+            if read_as == "model":
+                self.model(target)  # no such model: the error says so, with close names
+            return read_as == "model"
+        if not self.has_model(target):
+            return False
+        if target in builtin_library().names:
+            raise CircuitQLError(
+                f"{target!r} is both a model in {self.uri} and a library circuit",
+                fix=f"say which: `show {target} --model ...` draws the model, "
+                f"`show {target} --query ...` a match of the circuit",
+            )
+        return True
+
+    def _nth_match(self, target: str, n: int) -> Match:
+        """The n-th match of ``target`` read as a query; a single word that is neither a
+        model nor a query is most likely a mistyped model name, and the error says so."""
+        try:
+            found = self.query(target, limit=n)
+        except CircuitQLError as err:
+            if len(target.split()) > 1:
+                raise
+            raise CircuitQLError(
+                f"{target!r} is neither a model in {self.uri} nor a query "
+                f"(as a query: {err.what.splitlines()[0]})",
+                fix="run `circuitql models` for the model names and "
+                "`circuitql library` for the circuits",
+            ) from err
+        matches = list(found)
+        if len(matches) < n:
+            raise CircuitQLError(
+                f"{target!r} has {len(matches)} match(es), so no match {n}",
+                fix=f"run `circuitql query {json.dumps(target)}` to list them",
+            )
+        return matches[n - 1]
+
     def models(self) -> list[ModelInfo]:
+        """Every indexed model, by name."""
         return self.store.models()
 
     def model(self, name: str) -> ModelInfo:
+        """The stored model ``name``; an unknown name is an error that names the closest ones."""
         info = self.store.get_model(name)
         if info is None:
             known = [m.name for m in self.store.models()]
-            from difflib import get_close_matches
-
             close = get_close_matches(name, known, n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "run `circuitql models`"
             raise CircuitQLError(f"no model named {name!r} in {self.uri}", fix=hint)
         return info
 
     def has_model(self, name: str) -> bool:
+        """Whether ``name`` is indexed, without the error ``model`` raises when it is not."""
         return self.store.get_model(name) is not None
 
     def draw(self, name: str) -> Svg:
@@ -309,10 +447,18 @@ class Database:
         """The model's network string: its layers' words, in order."""
         return self.model(name).network_string
 
+    def token_layers(self, name: str) -> list[str]:
+        """The model's network string cut into one word per layer, input layer first."""
+        from circuitql.grammar.token_parser import split_layers
+
+        return split_layers(self.tokens(name))
+
     def delete(self, name: str) -> bool:
+        """Remove the model ``name`` and its neurons; False when there was none."""
         return self.store.delete(name)
 
     def close(self) -> None:
+        """Close the store (a ``with`` block does it on leaving)."""
         self.store.close()
 
     def __enter__(self) -> Database:
@@ -404,6 +550,80 @@ def original_network(model: str | Path, uri: str | None = None) -> NeuronGraph:
             fix="pass the model's file instead of its name",
         )
     return load(source).graph
+
+
+@dataclass(frozen=True)
+class CircuitText:
+    """A library circuit as ``circuitql library NAME`` shows it: its docstring, and its
+    whole definition as query text (docstring included), ready to copy and edit."""
+
+    name: str
+    doc: str
+    text: str
+
+
+def library_circuits(glob: str | None = None) -> dict[str, str]:
+    """The library circuits whose names match ``glob`` (all without one), in order, each
+    with its docstring: what ``SHOW CIRCUITS`` lists. No store is needed."""
+    library = builtin_library()
+    return {name: library.definition(name).doc or "" for name in library.matching(glob)}
+
+
+def library_circuit(name: str) -> CircuitText:
+    """One library circuit; an unknown name is an error that names the closest ones."""
+    library = builtin_library()
+    if name not in library.names:
+        close = get_close_matches(name, library.names, n=3)
+        raise CircuitQLError(
+            f"no library circuit named {name!r}",
+            fix=f"did you mean {', '.join(close)}?"
+            if close
+            else "run `circuitql library` for the list",
+        )
+    return CircuitText(name, library.definition(name).doc or "", library.text(name))
+
+
+def degeneracy_of(
+    model: str | Path, uri: str | None = None, *, probes: int | None = None
+) -> DegeneracyReport:
+    """``analysis.degeneracy`` of ``model`` (a model file, or the name of a model in the
+    store at ``uri``, read again from the file it was indexed from), on ``probes`` inputs."""
+    from circuitql.analysis.degeneracy import Probes, degeneracy
+
+    graph = original_network(model, uri)
+    return degeneracy(graph, name=str(model), probes=Probes(n=probes) if probes else Probes())
+
+
+def basis_of(
+    model: str | Path,
+    uri: str | None = None,
+    *,
+    probes: int | None = None,
+    steps: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> BasisReport:
+    """``analysis.sparse_basis`` of ``model`` (a file, or a stored model's name, as in
+    ``degeneracy_of``), ``steps`` rotation steps at most per layer; ``on_progress`` hears
+    (Jacobians done, Jacobians in all) as each is computed."""
+    from circuitql.analysis.basis import Search, jacobian_count, sparse_basis
+    from circuitql.analysis.degeneracy import Probes
+
+    graph = original_network(model, uri)
+    total, done = jacobian_count(graph), 0
+
+    def heard() -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+
+    return sparse_basis(
+        graph,
+        name=str(model),
+        probes=Probes(n=probes) if probes else None,
+        search=Search(max_steps=steps) if steps else None,
+        on_jacobian=heard,
+    )
 
 
 def connect(

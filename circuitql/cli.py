@@ -19,9 +19,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from circuitql.api import Database, IndexReport, connect, original_network
+from circuitql.analysis.census import Census
+from circuitql.analysis.compare import Comparison
+from circuitql.api import (
+    Answer,
+    Database,
+    IndexReport,
+    basis_of,
+    connect,
+    degeneracy_of,
+    library_circuit,
+    library_circuits,
+)
 from circuitql.domain import Domain
-from circuitql.engine.results import Match
+from circuitql.engine.results import Match, Results
 from circuitql.errors import CircuitQLError, shown
 from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.files import MODEL_SUFFIXES, discover, printable_path
@@ -36,6 +47,8 @@ PROGRESS_THRESHOLD = 5  # a progress bar only when there is enough work to watch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``circuitql`` command: its exit status, 2 for a user's error, told in one message
+    with no traceback."""
     parser = _parser()
     # Bytes of an argument that are not UTF-8 (a Latin-1 file name typed in a shell) arrive
     # as lone surrogates; stored names keep such bytes escaped, and so do arguments.
@@ -81,43 +94,20 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(run=run)
         return p
 
-    def with_store(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument(
-            "--store",
-            metavar="URI",
-            default=None,
-            help="store to use: a path, sqlite:///path or neo4j://user:pw@host:7687 "
-            "(default: $CIRCUITQL_STORE, else ./circuitql.db)",
-        )
-        return p
+    _add_indexing(command)
+    _add_querying(command)
+    _add_analyses(command)
+    _add_zoo(command)
+    return parser
 
-    def as_table(p: argparse.ArgumentParser, json_help: str = "print JSON") -> None:
-        """--json, or --csv: a table's rows as CSV, nested values as JSON."""
-        group = p.add_mutually_exclusive_group()
-        group.add_argument("--json", action="store_true", help=json_help)
-        group.add_argument(
-            "--csv", action="store_true", help="print the table as CSV (nested values as JSON text)"
-        )
 
-    def quiet(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--quiet",
-            action="store_true",
-            help="no progress bar (there is none with --json or --csv, or when "
-            "stderr is not a terminal)",
-        )
+# Adds one subcommand: its name, the function that runs it, and its help line.
+_Command = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
-    def on_model(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        """A command about one model, given as a file or as an indexed name."""
-        p.add_argument(
-            "model",
-            metavar="MODEL",
-            help="a model file, or the name of a model indexed from a file",
-        )
-        p.add_argument("--json", action="store_true", help="print JSON")
-        return p
 
-    p = with_store(
+def _add_indexing(command: _Command) -> None:
+    """index, check, doctor, models, tokens: putting models in and reading them back."""
+    p = _with_store(
         command(
             "index",
             _index,
@@ -131,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         help="model name (one file only; default: the path below the "
         "folder given, without its extension)",
     )
-    quiet(p)
+    _quiet(p)
     p.add_argument(
         "--json",
         action="store_true",
@@ -199,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = with_store(
+    p = _with_store(
         command(
             "doctor",
             _doctor,
@@ -209,10 +199,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = with_store(command("models", _models, "list the indexed models"))
-    as_table(p)
+    p = _with_store(command("models", _models, "list the indexed models"))
+    _as_table(p)
 
-    p = with_store(
+    p = _with_store(
         command(
             "tokens",
             _tokens,
@@ -223,7 +213,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--by-layer", action="store_true", help="one layer per line, numbered")
     p.add_argument("--json", action="store_true", help="print JSON: the string and its layers")
 
-    p = with_store(
+
+def _add_querying(command: _Command) -> None:
+    """query, library, compare, census, delete, show: asking the store."""
+    p = _with_store(
         command(
             "query",
             _query,
@@ -232,8 +225,8 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
     p.add_argument("text", metavar="QUERY", help='e.g. "MATCH abs" or just abs')
-    as_table(p, "print one JSON object")
-    quiet(p)
+    _as_table(p, "print one JSON object")
+    _quiet(p)
     p.add_argument("--limit", type=int, default=None, help="stop after N matches")
     p.add_argument(
         "--timeout",
@@ -252,7 +245,7 @@ def _parser() -> argparse.ArgumentParser:
         help="print JSON: each circuit's documentation (with a name: its text too)",
     )
 
-    p = with_store(command("compare", _compare, "what two indexed networks share"))
+    p = _with_store(command("compare", _compare, "what two indexed networks share"))
     p.add_argument("model_a")
     p.add_argument("model_b")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -261,9 +254,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the (slower) search for library circuits in both",
     )
-    quiet(p)
+    _quiet(p)
 
-    p = with_store(
+    p = _with_store(
         command("census", _census, "per group of models, how many contain a circuit, and which")
     )
     p.add_argument(
@@ -290,7 +283,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up (with an error) after this long (default 120)",
     )
-    as_table(p)
+    _as_table(p)
     p.add_argument(
         "--per-model",
         action="store_true",
@@ -298,7 +291,7 @@ def _parser() -> argparse.ArgumentParser:
         "match's error, exactness and faithfulness) instead of one per group; "
         "--json has both",
     )
-    quiet(p)
+    _quiet(p)
     p.add_argument(
         "--plot",
         type=Path,
@@ -306,10 +299,10 @@ def _parser() -> argparse.ArgumentParser:
         help="also draw the census as a bar chart: FILE.svg, or FILE.png (the render extra)",
     )
 
-    p = with_store(command("delete", _delete, "remove a model from the store"))
+    p = _with_store(command("delete", _delete, "remove a model from the store"))
     p.add_argument("model")
 
-    p = with_store(
+    p = _with_store(
         command("show", _show, "draw a model, or a match of a query, as an SVG or PNG picture")
     )
     p.add_argument(
@@ -357,8 +350,11 @@ def _parser() -> argparse.ArgumentParser:
         help="TARGET is a query or a circuit",
     )
 
-    p = on_model(
-        with_store(
+
+def _add_analyses(command: _Command) -> None:
+    """degeneracy, basis, neo4j: analyses of one model, and the server."""
+    p = _on_model(
+        _with_store(
             command(
                 "degeneracy",
                 _degeneracy,
@@ -376,8 +372,8 @@ def _parser() -> argparse.ArgumentParser:
         help="probe inputs, half Gaussian and half uniform (default 1024)",
     )
 
-    p = on_model(
-        with_store(
+    p = _on_model(
+        _with_store(
             command(
                 "basis",
                 _basis,
@@ -404,7 +400,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--probes", type=_positive_int, default=None, metavar="N", help="probe inputs (default 512)"
     )
-    quiet(p)
+    _quiet(p)
 
     p = command(
         "neo4j",
@@ -416,6 +412,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_arguments(p)
 
+
+def _add_zoo(command: _Command) -> None:
+    """zoo demo, build, reference, planted: writing model zoos."""
     zoo = command("zoo", lambda _args: 0, "build model zoos")
     zoo.set_defaults(run=_help_of(zoo))
     zoo_sub = zoo.add_subparsers(title="zoo commands", metavar="COMMAND")
@@ -446,7 +445,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes (default: one per core)",
     )
-    quiet(build)
+    _quiet(build)
     build.set_defaults(run=_zoo_build)
     reference = zoo_sub.add_parser(
         "reference", help="write the hand-wired network of every library circuit"
@@ -474,9 +473,48 @@ def _parser() -> argparse.ArgumentParser:
         default="safetensors",
         help="file format (default safetensors)",
     )
-    quiet(planted)
+    _quiet(planted)
     planted.set_defaults(run=_zoo_planted)
-    return parser
+
+
+def _with_store(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument(
+        "--store",
+        metavar="URI",
+        default=None,
+        help="store to use: a path, sqlite:///path or neo4j://user:pw@host:7687 "
+        "(default: $CIRCUITQL_STORE, else ./circuitql.db)",
+    )
+    return p
+
+
+def _as_table(p: argparse.ArgumentParser, json_help: str = "print JSON") -> None:
+    """--json, or --csv: a table's rows as CSV, nested values as JSON."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true", help=json_help)
+    group.add_argument(
+        "--csv", action="store_true", help="print the table as CSV (nested values as JSON text)"
+    )
+
+
+def _quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (there is none with --json or --csv, or when "
+        "stderr is not a terminal)",
+    )
+
+
+def _on_model(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A command about one model, given as a file or as an indexed name."""
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a model file, or the name of a model indexed from a file",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return p
 
 
 def _help_of(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -700,108 +738,82 @@ def _model_json(m: ModelInfo) -> dict[str, Any]:
 
 def _tokens(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        text = db.tokens(args.model)
+        layers = db.token_layers(args.model)
+    text = " ".join(layers)  # as the indexer joined them
     if args.json:
-        from circuitql.grammar.token_parser import split_layers
-
-        print(_json({"model": args.model, "network_string": text, "layers": split_layers(text)}))
-        return 0
-    if not args.by_layer:
+        print(_json({"model": args.model, "network_string": text, "layers": layers}))
+    elif args.by_layer:
+        for i, word in enumerate(layers):
+            print(f"L{i} {word}")
+    else:
         print(text)
-        return 0
-    from circuitql.grammar.token_parser import split_layers
-
-    for i, word in enumerate(split_layers(text)):
-        print(f"L{i} {word}")
     return 0
 
 
 def _query(args: argparse.Namespace) -> int:
-    from circuitql.engine.explain import Explain, PartialAnswer
-    from circuitql.language.compile import CensusQuery, CompareQuery, MatchQuery, ShowQuery
+    from circuitql.engine.explain import PartialAnswer
 
-    with _open(args) as db:
-        compiled = db.execute(args.text)
-        if args.csv and isinstance(compiled, ShowQuery | CompareQuery):
-            raise CircuitQLError(
-                "--csv prints the rows of MATCH (one per match) and of COUNT "
-                "MODELS (one per group); SHOW and COMPARE have none",
-                fix="use --json for SHOW and COMPARE",
-            )
-        if isinstance(compiled, ShowQuery):
-            plan = (
-                "plan: the library's circuit names matched against "
-                f"{compiled.pattern or '*'!r}; nothing is read from the store"
-            )
-            if compiled.explain and args.json:
-                print(_json({"circuits": _library_docs(compiled.pattern), "explain": plan}))
-                return 0
-            code = _print_library(compiled.pattern, args.json)
-            if compiled.explain:
-                print(plan)
-            return code
-        if isinstance(compiled, CompareQuery):
-            from circuitql.analysis.compare import plan_text
-
-            result = db.compare(compiled.model_a, compiled.model_b, tolerance=compiled.tolerance)
-            if args.json:
-                explained = {"explain": plan_text()} if compiled.explain else {}
-                print(_json({**result.to_json(), **explained}))
-                return 0
-            print(result.text())
-            if compiled.explain:
-                print(plan_text())
-            return 0
-        quiet = args.quiet or args.json or args.csv
-        if isinstance(compiled, CensusQuery):
-            explain = Explain()
-            with _running_total(quiet, "candidate") as heard:
-                counted = db.census(
-                    compiled, timeout=args.timeout, explain=explain, on_progress=heard
-                )
-            if args.csv:
-                _print_csv(counted.to_records())
-            elif args.json:
-                print(_json({**counted.to_json(), "explain": explain.to_json()}))
-            else:
-                print(counted.text())
-                if compiled.explain:
-                    print(explain.text())
-            return 0
-        assert isinstance(compiled, MatchQuery)
-        explain = Explain()
-        with warnings.catch_warnings(), _running_total(quiet, "candidate") as heard:
-            warnings.simplefilter("ignore", PartialAnswer)  # said below, in the answer
-            results = db.query(
-                compiled, limit=args.limit, explain=explain, timeout=args.timeout, on_progress=heard
-            )
-            for match in results:  # kept in results.read
+    quiet = args.quiet or args.json or args.csv
+    with _open(args) as db, _running_total(quiet, "candidate") as heard, warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialAnswer)  # said below, in the answer
+        answer = db.run(
+            args.text, limit=args.limit, timeout=args.timeout, on_progress=heard, rows=args.csv
+        )
+        found = answer.result
+        if isinstance(found, Results):
+            for match in found:  # kept in found.read
                 if not (args.json or args.csv):
                     _write(_match_line(match), over_bar=heard is not None)
-        # A match's faithfulness is measured on first use, from the store: while it is open.
-        records = (
-            results.to_records()
-            if args.csv
-            else [m.to_json() for m in results.read]
-            if args.json
-            else []
-        )
-    if explain.partial is not None:
+            # A match's faithfulness is measured on first use, from the store: while it
+            # is open, and only when printed.
+            records = (
+                found.to_records()
+                if args.csv
+                else [m.to_json() for m in found.read]
+                if args.json
+                else []
+            )
+    explained = answer.query.explain
+    if isinstance(found, Results):
+        _print_matches(args, answer, records)
+    elif isinstance(found, Census):
+        if args.csv:
+            _print_csv(found.to_records())
+        elif args.json:
+            print(_json({**found.to_json(), "explain": _explain_json(answer)}))
+        else:
+            print(found.text())
+    elif isinstance(found, Comparison):
+        explain = {"explain": answer.plan} if explained else {}
+        print(_json({**found.to_json(), **explain}) if args.json else found.text())
+    elif args.json:  # SHOW CIRCUITS: the list, or the list and its plan
+        print(_json({"circuits": found, "explain": answer.plan} if explained else found))
+    else:
+        _print_library(found)
+    if explained and not (args.json or args.csv):
+        print(answer.plan if answer.explain is None else answer.explain.text())
+    return 0
+
+
+def _print_matches(args: argparse.Namespace, answer: Answer, records: list[dict[str, Any]]) -> None:
+    assert answer.explain is not None and isinstance(answer.result, Results)
+    if answer.explain.partial is not None:
         print(
-            f"partial answer: {explain.partial}; give it longer with --timeout SECONDS or "
-            "TIMEOUT in the query",
+            f"partial answer: {answer.explain.partial}; give it longer with --timeout SECONDS "
+            "or TIMEOUT in the query",
             file=sys.stderr,
         )
     if args.json:
-        print(_json({"query": args.text, "explain": explain.to_json(), "matches": records}))
-        return 0
-    if args.csv:
+        print(_json({"query": args.text, "explain": _explain_json(answer), "matches": records}))
+    elif args.csv:
         _print_csv(records)
-        return 0
-    print(f"{len(results.read)} match(es)")
-    if compiled.explain:
-        print(explain.text())
-    return 0
+    else:
+        print(f"{len(answer.result.read)} match(es)")
+
+
+def _explain_json(answer: Answer) -> dict[str, Any]:
+    assert answer.explain is not None
+    return answer.explain.to_json()
 
 
 def _json(document: Any) -> str:
@@ -843,54 +855,23 @@ def _match_line(match: Match) -> str:
 
 
 def _library(args: argparse.Namespace) -> int:
-    from circuitql.language.library import builtin_library
-
     if args.name:
-        library = builtin_library()
-        if args.name not in library.names:
-            from difflib import get_close_matches
-
-            close = get_close_matches(args.name, library.names, n=3)
-            raise CircuitQLError(
-                f"no library circuit named {args.name!r}",
-                fix=f"did you mean {', '.join(close)}?"
-                if close
-                else "run `circuitql library` for the list",
-            )
-        if args.json:
-            print(
-                _json(
-                    {
-                        "name": args.name,
-                        "doc": library.definition(args.name).doc or "",
-                        "text": library.text(args.name),
-                    }
-                )
-            )
-        else:
-            print(library.text(args.name))
-        return 0
-    return _print_library(None, args.json)
+        circuit = library_circuit(args.name)
+        document = {"name": circuit.name, "doc": circuit.doc, "text": circuit.text}
+        print(_json(document) if args.json else circuit.text)
+    elif args.json:
+        print(_json(library_circuits()))
+    else:
+        _print_library(library_circuits())
+    return 0
 
 
-def _library_docs(glob: str | None) -> dict[str, str]:
-    """The library circuits whose names match ``glob``, in order, each with its docstring."""
-    from circuitql.language.library import builtin_library
-
-    library = builtin_library()
-    return {n: library.definition(n).doc or "" for n in library.matching(glob)}
-
-
-def _print_library(glob: str | None, as_json: bool) -> int:
-    docs = _library_docs(glob)
-    if as_json:
-        print(_json(docs))
-        return 0
+def _print_library(docs: dict[str, str]) -> None:
+    """Each circuit's name and the first line of its docstring, in columns."""
     width = max((len(n) for n in docs), default=0)
     for name in docs:
         first = docs[name].strip().splitlines()[0] if docs[name].strip() else ""
         print(f"{name:<{width}}  {first}")
-    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -942,69 +923,17 @@ def _delete(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from circuitql.picture import check_format
-    from circuitql.render import match_title
 
     check_format(args.out)
-    if args.match < 1:
-        raise CircuitQLError(
-            f"--match {args.match}: matches are counted from 1",
-            fix="give --match 1 for the first match",
-        )
     with _open(args) as db:
-        drawn: dict[str, Any] = {"out": str(args.out), "model": args.target, "match": None}
-        if _shows_model(db, args.target, args.read_as):
-            picture, what = db.draw(args.target), f"model {args.target}"
-        else:
-            match = _nth_match(db, args.target, args.match)
-            picture = match.draw(db if args.model_context else None)
-            what = match_title(match)
-            drawn.update(model=match.model, match=match.to_json())  # while the store is open
-    picture.save(args.out)
-    print(_json(drawn) if args.json else f"wrote {args.out}: {what}")
+        drawn = db.picture(
+            args.target, match=args.match, read_as=args.read_as, whole=args.model_context
+        )
+        match = None if drawn.match is None else drawn.match.to_json()  # while the store is open
+    drawn.picture.save(args.out)
+    document = {"out": str(args.out), "model": drawn.model, "match": match}
+    print(_json(document) if args.json else f"wrote {args.out}: {drawn.title}")
     return 0
-
-
-def _shows_model(db: Database, target: str, read_as: str | None) -> bool:
-    """Whether ``show TARGET`` draws a model; a name that is both a model and a library
-    circuit (a model named abs) is asked about rather than guessed."""
-    if read_as is not None:
-        if read_as == "model":
-            db.model(target)  # no such model: the error says so, with close names
-        return read_as == "model"
-    if not db.has_model(target):
-        return False
-    from circuitql.language.library import builtin_library
-
-    if target in builtin_library().names:
-        raise CircuitQLError(
-            f"{target!r} is both a model in {db.uri} and a library circuit",
-            fix=f"say which: `show {target} --model ...` draws the model, "
-            f"`show {target} --query ...` a match of the circuit",
-        )
-    return True
-
-
-def _nth_match(db: Database, target: str, n: int) -> Match:
-    """The n-th match of ``target`` read as a query; a single word that is neither a model
-    nor a query is most likely a mistyped model name, and the error says so."""
-    try:
-        found = db.query(target, limit=n)
-    except CircuitQLError as err:
-        if len(target.split()) > 1:
-            raise
-        raise CircuitQLError(
-            f"{target!r} is neither a model in {db.uri} nor a query "
-            f"(as a query: {err.what.splitlines()[0]})",
-            fix="run `circuitql models` for the model names and "
-            "`circuitql library` for the circuits",
-        ) from err
-    matches = list(found)
-    if len(matches) < n:
-        raise CircuitQLError(
-            f"{target!r} has {len(matches)} match(es), so no match {n}",
-            fix=f"run `circuitql query {json.dumps(target)}` to list them",
-        )
-    return matches[n - 1]
 
 
 def _bound(text: str) -> float:
@@ -1041,28 +970,17 @@ def _positive_int(text: str) -> int:
 
 
 def _degeneracy(args: argparse.Namespace) -> int:
-    from circuitql.analysis.degeneracy import Probes, degeneracy
-
-    probes = Probes(n=args.probes) if args.probes else Probes()
-    report = degeneracy(original_network(args.model, args.store), name=args.model, probes=probes)
+    report = degeneracy_of(args.model, args.store, probes=args.probes)
     print(_json(report.to_json()) if args.json else report.text())
     return 0
 
 
 def _basis(args: argparse.Namespace) -> int:
-    from circuitql.analysis.basis import Search, jacobian_count, sparse_basis
-    from circuitql.analysis.degeneracy import Probes
-
     if args.out:
         _writable_folder(args.out)  # before the search, not after it
-    graph = original_network(args.model, args.store)
-    with _progress(jacobian_count(graph), args.quiet or args.json, "Jacobian") as step:
-        report = sparse_basis(
-            graph,
-            name=args.model,
-            probes=Probes(n=args.probes) if args.probes else None,
-            search=Search(max_steps=args.steps) if args.steps else None,
-            on_jacobian=None if step is None else lambda: step(1),
+    with _running_total(args.quiet or args.json, "Jacobian") as heard:
+        report = basis_of(
+            args.model, args.store, probes=args.probes, steps=args.steps, on_progress=heard
         )
     heatmaps = report.write_heatmaps(args.out) if args.out else []
     if args.json:
