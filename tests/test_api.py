@@ -15,7 +15,6 @@ from circuitql import (
     connect,
     degeneracy_of,
     library_circuit,
-    library_circuits,
 )
 from circuitql.analysis.census import Census
 from circuitql.analysis.compare import Comparison
