@@ -644,7 +644,19 @@ def _print_index_summary(report: IndexReport, uri: str, seconds: float) -> None:
     )
     if len(report.indexed) + len(report.unchanged) == 1:
         info = (report.indexed or report.unchanged)[0]
-        print(f"{info.name}: {info.network_string}")
+        print(f"{info.name}: {_shortened(info.network_string, info.name)}")
+
+
+# Characters of a network string the index summary shows: a few layers of a small network,
+# not 100 KB of a wide one's tokens flooding the terminal.
+SHOWN_TOKENS = 400
+
+
+def _shortened(network_string: str, name: str) -> str:
+    if len(network_string) <= SHOWN_TOKENS:
+        return network_string
+    cut = network_string[:SHOWN_TOKENS].rsplit(" ", 1)[0]
+    return f"{cut} ... (`circuitql tokens {name} --by-layer` prints it all)"
 
 
 def _doctor(args: argparse.Namespace) -> int:

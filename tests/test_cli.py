@@ -137,6 +137,18 @@ def test_name_only_for_one_file(
     assert code == 0 and "my-abs: [x>(+1-1)]" in out
 
 
+def test_indexing_one_wide_model_shows_the_start_of_its_network_string(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = random_mlp(np.random.default_rng(0), 4, [300, 300], 2)
+    path = save(spec, tmp_path / "wide.safetensors")
+    code, out, _ = run(capsys, "index", str(path), "--store", str(tmp_path / "s.db"))
+    (line,) = [line for line in out.splitlines() if line.startswith("wide: ")]
+    assert code == 0 and len(line) < 600 and line.endswith("--by-layer` prints it all)")
+    code, whole, _ = run(capsys, "tokens", "wide", "--store", str(tmp_path / "s.db"))
+    assert whole.startswith(line[len("wide: ") :].split(" ...")[0])
+
+
 def test_store_from_environment(
     zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
