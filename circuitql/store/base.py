@@ -22,8 +22,10 @@ from typing import Protocol
 from circuitql.graph import NeuronGraph, UnitKind
 from circuitql.records import (
     DEFAULT_SIGNIFICANCE,
+    EdgeColumns,
     IndexedModel,
     ModelInfo,
+    NeuronColumns,
     NeuronKey,
     NeuronRecord,
     WriteOutcome,
@@ -246,3 +248,16 @@ def stored_graph(store: Store, model: str) -> NeuronGraph:
 def redacted(uri: str) -> str:
     """A store URI as typed, less any password: what error messages and logs may show."""
     return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", uri)
+
+
+def model_columns(model: IndexedModel) -> tuple[NeuronColumns, EdgeColumns]:
+    """The model's neurons and edges as columns: as the indexer hands them over, or converted
+    from records (ValueError for an edge that names a neuron the model lacks). Every store
+    writes from columns, so a model of thousands of edges is never a loop over edge objects."""
+    neurons = model.neurons
+    if not isinstance(neurons, NeuronColumns):
+        neurons = NeuronColumns.of(neurons)
+    edges = model.edges
+    if not (isinstance(edges, EdgeColumns) and edges.uids == neurons.uid):
+        edges = EdgeColumns.of(neurons.uid, edges)
+    return neurons, edges

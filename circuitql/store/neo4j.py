@@ -21,6 +21,7 @@ reaches Cypher as a query parameter.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import uuid
@@ -31,13 +32,14 @@ from typing import Any, LiteralString
 from urllib.parse import unquote, urlsplit
 
 import neo4j
+import numpy as np
 from neo4j import exceptions as neo4j_errors
 
 from circuitql.errors import NameTaken, StoreError
 from circuitql.graph import LEAKY_SLOPE, Activation, UnitKind
 from circuitql.records import (
     BiasClass,
-    EdgeRecord,
+    EdgeColumns,
     IndexedModel,
     ModelInfo,
     NeuronKey,
@@ -45,7 +47,14 @@ from circuitql.records import (
     Signature,
     WriteOutcome,
 )
-from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, redacted, unchanged
+from circuitql.store.base import (
+    FAN_IN_SEEN,
+    NeuronView,
+    lookup_values,
+    model_columns,
+    redacted,
+    unchanged,
+)
 
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 DEFAULT_URI = "neo4j://localhost:7687"
@@ -55,6 +64,8 @@ START_FIX = (
     "`docker compose -f docker/docker-compose.yml up -d neo4j`), or point the URI at a running one"
 )
 BATCH_ROWS = 5000  # rows per UNWIND statement: bounded statement size, one transaction
+# A model with at most BATCH_ROWS neurons and this many edges is written in one statement.
+EDGES_IN_ONE = 50_000
 
 # The signature columns find_neurons may constrain; each maps to a Neuron property of that name.
 EMBEDDING_MAGNITUDES = 4
@@ -280,7 +291,10 @@ class Neo4jStore:
         """One managed transaction per model: it commits whole or not at all, and the driver
         retries it on transient failures. The Model node is created last, after its neurons
         and edges, so the uniqueness constraints are the final check before commit."""
-        _check_edges(model)
+        # Checked before any statement: an edge to a neuron the model lacks would silently
+        # vanish in a MATCH.
+        neurons, edges = model_columns(model)
+        model = dataclasses.replace(model, neurons=neurons, edges=edges)
         with self._errors(), self._driver.session() as session:
             try:
                 return session.execute_write(self._write_tx, model, replace)
@@ -334,25 +348,26 @@ class Neo4jStore:
 
     def _create_tx(self, tx: neo4j.ManagedTransaction, model: IndexedModel) -> WriteOutcome:
         ns = self.namespace
-        neuron_rows = [_neuron_row(ns, model.name, i, n) for i, n in enumerate(model.neurons)]
-        for batch in _batches(neuron_rows):
-            tx.run("UNWIND $rows AS row CREATE (n:Neuron) SET n = row", rows=batch).consume()
-        for columns in _edge_columns(model.edges):
-            # Each neuron a batch touches is looked up once, not once per edge end: the
-            # nodes are listed in the order of $uids, and $src / $dst are positions in it.
+        neurons, edges = model_columns(model)
+        neuron_rows = [_neuron_row(ns, model.name, i, n) for i, n in enumerate(neurons)]
+        if len(neuron_rows) <= BATCH_ROWS and len(edges) <= EDGES_IN_ONE:
+            # Most models: the neurons and their edges in one statement, each edge's ends
+            # taken from the nodes just created by position, no index lookup per neuron.
             tx.run(
-                "UNWIND range(0, size($uids) - 1) AS i "
-                "MATCH (n:Neuron {namespace: $namespace, model: $model, uid: $uids[i]}) "
-                "WITH i, n ORDER BY i "
+                "UNWIND $rows AS row CREATE (n:Neuron) SET n = row "
+                "WITH n ORDER BY n.ordinal "
                 "WITH collect(n) AS nodes "
                 "UNWIND range(0, size($weight) - 1) AS j "
                 "WITH nodes[$src[j]] AS a, nodes[$dst[j]] AS b, j "
-                "CREATE (a)-[:FEEDS {weight: $weight[j], ordinal: $first + j}]->(b)",
-                namespace=ns,
-                model=model.name,
-                **columns,
+                "CREATE (a)-[:FEEDS {weight: $weight[j], ordinal: j}]->(b)",
+                rows=neuron_rows,
+                src=edges.src.tolist(),
+                dst=edges.dst.tolist(),
+                weight=edges.weight.tolist(),
             ).consume()
-        counts = Counter(n.token for n in model.neurons)
+        else:
+            self._create_in_batches(tx, model.name, neuron_rows, edges)
+        counts = Counter(neurons.token)
         tx.run(
             "UNWIND $counts AS c "
             "MERGE (t:TokenStat {namespace: $namespace, token: c[0]}) "
@@ -372,6 +387,33 @@ class Neo4jStore:
             model=model.name,
         ).consume()
         return WriteOutcome("indexed", _model_info(props))
+
+    def _create_in_batches(
+        self,
+        tx: neo4j.ManagedTransaction,
+        model: str,
+        neuron_rows: list[dict[str, Any]],
+        edges: EdgeColumns,
+    ) -> None:
+        """A model too big for one statement: its neurons in batches of ``BATCH_ROWS``, then
+        its edges, each batch looking up the neurons it touches once."""
+        for batch in _batches(neuron_rows):
+            tx.run("UNWIND $rows AS row CREATE (n:Neuron) SET n = row", rows=batch).consume()
+        for columns in _edge_columns(edges):
+            # Each neuron a batch touches is looked up once, not once per edge end: the
+            # nodes are listed in the order of $uids, and $src / $dst are positions in it.
+            tx.run(
+                "UNWIND range(0, size($uids) - 1) AS i "
+                "MATCH (n:Neuron {namespace: $namespace, model: $model, uid: $uids[i]}) "
+                "WITH i, n ORDER BY i "
+                "WITH collect(n) AS nodes "
+                "UNWIND range(0, size($weight) - 1) AS j "
+                "WITH nodes[$src[j]] AS a, nodes[$dst[j]] AS b, j "
+                "CREATE (a)-[:FEEDS {weight: $weight[j], ordinal: $first + j}]->(b)",
+                namespace=self.namespace,
+                model=model,
+                **columns,
+            ).consume()
 
     def delete(self, model: str) -> bool:
         """One managed transaction, retried on transient failures; the TokenStat counts go
@@ -566,17 +608,6 @@ def scratch_store(uri: str, prefix: str = "scratch") -> Iterator[Neo4jStore]:
         store.close()
 
 
-def _check_edges(model: IndexedModel) -> None:
-    """An edge to a neuron not in the model would silently vanish in the MATCH; refuse it."""
-    uids = {n.uid for n in model.neurons}
-    for edge in model.edges:
-        if edge.src not in uids or edge.dst not in uids:
-            raise ValueError(
-                f"model {model.name!r}: edge {edge.src} -> {edge.dst} names a neuron the model "
-                "does not have"
-            )
-
-
 def _unique_keys(keys: Sequence[NeuronKey]) -> list[list[str]]:
     return [list(key) for key in dict.fromkeys(keys)]
 
@@ -586,7 +617,7 @@ def _batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield rows[start : start + BATCH_ROWS]
 
 
-def _edge_columns(edges: Sequence[EdgeRecord]) -> Iterator[dict[str, Any]]:
+def _edge_columns(edges: EdgeColumns) -> Iterator[dict[str, Any]]:
     """The parameters of one edge statement per batch: ``uids``, the distinct neurons the batch
     touches; per edge, ``src`` and ``dst`` (positions in ``uids``) and ``weight``; ``first``,
     the ordinal of the batch's first edge.
@@ -595,14 +626,14 @@ def _edge_columns(edges: Sequence[EdgeRecord]) -> Iterator[dict[str, Any]]:
     much to encode, and the server looks each neuron up once per batch, not once per edge end.
     """
     for first in range(0, len(edges), BATCH_ROWS):
-        src, dst, weight = zip(*edges[first : first + BATCH_ROWS], strict=True)
-        uids = list(dict.fromkeys(src + dst))
-        position = {uid: i for i, uid in enumerate(uids)}.__getitem__
+        src = edges.src[first : first + BATCH_ROWS]
+        dst = edges.dst[first : first + BATCH_ROWS]
+        touched, position = np.unique(np.concatenate([src, dst]), return_inverse=True)
         yield {
-            "uids": uids,
-            "src": list(map(position, src)),
-            "dst": list(map(position, dst)),
-            "weight": list(weight),
+            "uids": [edges.uids[i] for i in touched.tolist()],
+            "src": position[: len(src)].tolist(),
+            "dst": position[len(src) :].tolist(),
+            "weight": edges.weight[first : first + BATCH_ROWS].tolist(),
             "first": first,
         }
 

@@ -45,7 +45,7 @@ from circuitql.records import (
     Signature,
     WriteOutcome,
 )
-from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, unchanged
+from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, model_columns, unchanged
 
 SCHEMA_VERSION = 9
 
@@ -372,7 +372,7 @@ class SQLiteStore:
 
     def _write_new(self, model: IndexedModel, replace: bool) -> WriteOutcome:
         """The body of ``write``; runs inside its transaction."""
-        neurons, edges = _columns(model)
+        neurons, edges = model_columns(model)
         rows = _neuron_rows(neurons, edges)  # checked before any insert
         existing = self._conn.execute(
             f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (model.name,)
@@ -650,18 +650,6 @@ def _remove_db_files(path: Path) -> None:
     for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         with suppress(OSError):
             leftover.unlink(missing_ok=True)
-
-
-def _columns(model: IndexedModel) -> tuple[NeuronColumns, EdgeColumns]:
-    """The model's neurons and edges as columns: as the indexer hands them over, or converted
-    from records (ValueError for an edge that names a neuron the model lacks)."""
-    neurons = model.neurons
-    if not isinstance(neurons, NeuronColumns):
-        neurons = NeuronColumns.of(neurons)
-    edges = model.edges
-    if not (isinstance(edges, EdgeColumns) and edges.uids == neurons.uid):
-        edges = EdgeColumns.of(neurons.uid, edges)
-    return neurons, edges
 
 
 def _neuron_rows(neurons: NeuronColumns, edges: EdgeColumns) -> list[tuple[Any, ...]]:
