@@ -7,8 +7,10 @@ index. Each pair gets its error (the largest output difference over the largest 
 how often the decision agrees (the argmax of the outputs, and the argmin, which is what
 ACAS Xu's advisories are). Nothing is written anywhere.
 
-A weights file with a JSON config has no reference of its own: the config is the
-architecture, so only the canonical graph is compared with the loaded one.
+A weights file with a JSON config is run by torch as its config describes it, layer by
+layer (``torch.nn.functional``: the weight matrices read as the loader reads them, the
+inputs concatenated, the residuals added, torch's own activations), apart from the affine
+algebra that builds the loaded graph.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any
 import numpy as np
 
 from circuitql.domain import Domain
+from circuitql.graph import Activation
 from circuitql.indexer.canonical import Config
 from circuitql.indexer.fidelity import faithful_canonical, output_error, probes
+from circuitql.indexer.files import WEIGHTS_SUFFIXES
 from circuitql.indexer.load import LoadedModel, load_path
 from circuitql.indexer.pipeline import IndexConfig, model_config
 
@@ -147,8 +151,10 @@ def _against_reference(
     path: Path, loaded: LoadedModel, x: np.ndarray, graph_out: np.ndarray
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """The file's own outputs beside the loaded graph's, where its format defines them apart
-    from circuitql; none for a weights file, whose config is its architecture."""
+    from circuitql's graph."""
     suffix = path.suffix.lower()
+    if suffix in WEIGHTS_SUFFIXES:
+        return [("torch running the config", torch_outputs(path, x), graph_out)]
     if suffix == ".nnet":
         from circuitql.indexer.nnet_loader import read_nnet
 
@@ -214,6 +220,59 @@ def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray | None:
             )
         )
     return np.concatenate(parts)
+
+
+def torch_outputs(path: Path, x: np.ndarray) -> np.ndarray:
+    """A weights file run by torch as its JSON config describes it: each layer
+    ``activation(W @ concat(reads) + b + sum(adds))`` in float64, the outputs side by side.
+    Only the choice of tensors (names, slices, orientation) is shared with the loader."""
+    import torch
+    from torch.nn import functional
+
+    from circuitql.indexer.config_loader import (
+        NETWORK_INPUT,
+        find_sidecar,
+        layer_bias,
+        layer_weight,
+        parse_config,
+        read_weights,
+    )
+
+    tensors = read_weights(path)
+    sidecar = find_sidecar(path)
+    assert sidecar is not None  # the file loaded, so its config was found
+    config = parse_config(sidecar)
+    values = {NETWORK_INPUT: torch.from_numpy(np.asarray(x, dtype=np.float64))}
+    where = str(path)
+    for layer in config.layers:
+        inputs = torch.cat([values[name] for name in layer.reads], dim=1)
+        weight = layer_weight(layer, tensors, inputs.shape[1], where, [])
+        bias = layer_bias(layer, tensors, where)
+        pre = functional.linear(
+            inputs,
+            torch.from_numpy(np.array(weight, dtype=np.float64)),
+            None if bias is None else torch.from_numpy(np.array(bias, dtype=np.float64)),
+        )
+        for name in layer.adds:
+            pre = pre + values[name]
+        values[layer.name] = _torch_activation(layer.activation, pre, layer.alpha)
+    outputs = torch.cat([values[name] for name in config.outputs], dim=1)
+    return np.asarray(outputs.numpy(), dtype=np.float64)
+
+
+def _torch_activation(activation: Activation, z: Any, alpha: float) -> Any:
+    """torch's own implementation of each activation, not the graph's."""
+    import torch
+    from torch.nn import functional
+
+    return {
+        Activation.RELU: functional.relu,
+        Activation.LEAKY_RELU: lambda t: functional.leaky_relu(t, alpha),
+        Activation.SIGMOID: torch.sigmoid,
+        Activation.TANH: torch.tanh,
+        Activation.GELU: functional.gelu,
+        Activation.IDENTITY: lambda t: t,
+    }[activation](z)
 
 
 def _log_softmax(scores: np.ndarray) -> np.ndarray:

@@ -553,10 +553,8 @@ def build_graph(
     transposed: list[str] = []
     for layer in config.layers:
         x = AffineVec.concat([values[ref] for ref in layer.reads])
-        weight = _weight(layer, tensors, len(x), where, transposed)
-        bias = None
-        if layer.bias is not None and (layer.bias.tensor in tensors or layer.bias_required):
-            bias = _read(layer.bias, tensors, where, f"layer {layer.name!r}")
+        weight = layer_weight(layer, tensors, len(x), where, transposed)
+        bias = layer_bias(layer, tensors, where)
         pre = builder.linear(x, weight, bias, layer.name)
         for ref in layer.adds:
             pre = pre + values[ref]
@@ -567,7 +565,17 @@ def build_graph(
     return graph, ({"loaded": {"transposed": transposed}} if transposed else {})
 
 
-def _weight(
+def layer_bias(
+    layer: LayerSpec, tensors: Mapping[str, np.ndarray], where: str
+) -> np.ndarray | None:
+    """The layer's bias vector; None when the config names none, or names the default one
+    (``<name>.bias``) and the file does not hold it."""
+    if layer.bias is None or not (layer.bias.tensor in tensors or layer.bias_required):
+        return None
+    return _read(layer.bias, tensors, where, f"layer {layer.name!r}")
+
+
+def layer_weight(
     layer: LayerSpec,
     tensors: Mapping[str, np.ndarray],
     width: int,
