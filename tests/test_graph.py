@@ -41,3 +41,17 @@ def test_a_level_too_large_for_one_product_is_split_into_blocks(
     whole = network._evaluate_by_level(x)
     monkeypatch.setattr(graph_module, "BLOCK_CELLS", 4)
     np.testing.assert_allclose(network._evaluate_by_level(x), whole, rtol=1e-12)
+
+
+def test_gelu_is_the_same_whether_erf_goes_value_by_value_or_through_torch() -> None:
+    """A wide GELU layer's values go through torch's erf, a few through math.erf: the two
+    agree to the last bits, so a network's function does not depend on its batch size."""
+    import math
+
+    from circuitql.graph import ERF_IN_TORCH, Activation
+
+    z = np.linspace(-8.0, 8.0, ERF_IN_TORCH + 1)
+    many = Activation.GELU.apply(z)
+    one_by_one = np.array([0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))) for v in z])
+    np.testing.assert_allclose(many, one_by_one, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(Activation.GELU.apply(z[:5]), one_by_one[:5])
