@@ -266,12 +266,18 @@ class Database:
         tolerance: float | None = None,
         circuits: bool = True,
         on_circuit: Callable[[str], None] | None = None,
+        timeout: float | None = None,
     ) -> Comparison:
         """What two indexed networks share: signatures, sub-layers, library circuits
-        (``on_circuit`` hears each circuit's name as both are searched for it)."""
+        (``on_circuit`` hears each circuit's name as both are searched for it). The circuit
+        searches take ``timeout`` seconds in all (else 120); those cut short are listed in
+        the comparison's ``unfinished``, their counts lower bounds."""
         self.model(model_a)
         self.model(model_b)
-        return compare_models(self.store, model_a, model_b, tolerance, circuits, on_circuit)
+        seconds = None if timeout is None else _seconds(timeout)
+        return compare_models(
+            self.store, model_a, model_b, tolerance, circuits, on_circuit, seconds
+        )
 
     def census(
         self,
@@ -351,7 +357,10 @@ class Database:
             from circuitql.analysis.compare import plan_text
 
             compared = self.compare(
-                compiled.model_a, compiled.model_b, tolerance=compiled.tolerance
+                compiled.model_a,
+                compiled.model_b,
+                tolerance=compiled.tolerance,
+                timeout=timeout if timeout is not None else compiled.timeout,
             )
             return Answer(compiled, compared, plan=plan_text())
         explain = _watched(Explain(), on_progress)

@@ -254,6 +254,14 @@ def _add_querying(command: _Command) -> None:
         action="store_true",
         help="skip the (slower) search for library circuits in both",
     )
+    p.add_argument(
+        "--timeout",
+        type=_bound,
+        default=None,
+        metavar="SECONDS",
+        help="the library circuit searches stop after this long in all, and the circuits "
+        "they did not finish are listed (default 120)",
+    )
     _quiet(p)
 
     p = _with_store(
@@ -896,6 +904,7 @@ def _compare(args: argparse.Namespace) -> int:
             args.model_b,
             circuits=not args.no_circuits,
             on_circuit=None if step is None else lambda _name: step(1),
+            timeout=args.timeout,
         )
     print(_json(result.to_json()) if args.json else result.text())
     return 0

@@ -751,3 +751,23 @@ def test_compare_says_which_circuit_searches_stopped_at_their_deadline(
     monkeypatch.undo()
     code, out, _ = run(capsys, "compare", "circuits/abs", "random/mlp0", "--store", store, "--json")
     assert json.loads(out)["unfinished"] == []
+    # Its own deadline, given three ways: --timeout, TIMEOUT in COMPARE, timeout= in Python.
+    code, out, _ = run(
+        capsys,
+        "compare",
+        "circuits/abs",
+        "random/mlp0",
+        "--timeout",
+        "1e-9",
+        "--store",
+        store,
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["unfinished"] == list(PUBLIC_NAMES)
+    text = "COMPARE 'circuits/abs' WITH 'random/mlp0' TIMEOUT 0.001ms"
+    code, out, _ = run(capsys, "query", text, "--store", store, "--json")
+    assert code == 0 and json.loads(out)["unfinished"]
+    with connect(store) as db:
+        assert db.compare("circuits/abs", "random/mlp0", timeout=1e-9).unfinished
+        with pytest.raises(CircuitQLError, match="finite number of seconds"):
+            db.compare("circuits/abs", "random/mlp0", timeout=math.inf)

@@ -10,6 +10,7 @@ reported as equivalent: they differ only by the symmetries the canonical form re
 from __future__ import annotations
 
 import html
+import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from circuitql.analysis.equivalence import isomorphic
+from circuitql.engine import search
 from circuitql.engine.explain import Explain, PartialAnswer
-from circuitql.engine.search import run
 from circuitql.grammar.token_parser import layer_words
 from circuitql.language.compile import MatchQuery
 from circuitql.language.library import PUBLIC_NAMES, builtin_library
@@ -111,7 +112,8 @@ def plan_text() -> str:
         "sub-layers: each hidden layer's token multiset against the other network's, in "
         "layer order",
         f"circuits: MATCH each of the {len(PUBLIC_NAMES)} public library circuits in the two "
-        "models",
+        "models, all within one deadline (TIMEOUT, else 120 s); those it cuts short are "
+        "listed as unfinished",
     ]
     return "plan:\n" + "\n".join(f"  {i}. {step}" for i, step in enumerate(steps, 1))
 
@@ -123,9 +125,12 @@ def compare_models(
     tolerance: float | None = None,
     circuits: bool = True,
     on_circuit: Callable[[str], None] | None = None,
+    timeout: float | None = None,
 ) -> Comparison:
     """What the two models share; ``on_circuit`` is called with each library circuit's name
-    once both models have been searched for it."""
+    once both models have been searched for it. The circuit searches share one deadline,
+    ``timeout`` seconds (else ``DEFAULT_TIMEOUT``) from the first: each runs with the time
+    left, and those that run out of it, or never start, are listed as unfinished."""
     info = {m.name: m for m in store.models() if m.name in (model_a, model_b)}
     words_a = [Counter(_tokens(w)) for w in layer_words(info[model_a].network_string)]
     words_b = [Counter(_tokens(w)) for w in layer_words(info[model_b].network_string)]
@@ -139,13 +144,21 @@ def compare_models(
     if circuits:
         found = {}
         library = builtin_library()
+        deadline = time.monotonic() + (search.DEFAULT_TIMEOUT if timeout is None else timeout)
         for name in PUBLIC_NAMES:
-            query = MatchQuery(library.pattern(name), tolerance=tolerance)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                found[name] = (0, 0)
+                unfinished.append(name)
+                if on_circuit is not None:
+                    on_circuit(name)
+                continue
+            query = MatchQuery(library.pattern(name), tolerance=tolerance, timeout=left)
             explain = Explain()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", PartialAnswer)  # said in the comparison
                 counts = Counter(
-                    m.model for m in run(store, query, explain, models=[model_a, model_b])
+                    m.model for m in search.run(store, query, explain, models=[model_a, model_b])
                 )
             found[name] = (counts[model_a], counts[model_b])
             if explain.partial is not None:

@@ -340,6 +340,7 @@ class CompareModels:
     model_b: str
     tolerance: float | None = None
     explain: bool = False
+    timeout: float | None = None  # seconds the library circuit searches may take in all
     pos: Pos | None = field(default=None, compare=False, repr=False)
 
 

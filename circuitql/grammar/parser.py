@@ -399,8 +399,8 @@ class _ToAst(Transformer[Token, Any]):
         return ast.ShowCircuits(None if pattern is None else _string(pattern))
 
     def compare(self, items: list[Any]) -> ast.CompareModels:
-        a, b, tolerance = items
-        return ast.CompareModels(_string(a), _string(b), tolerance, pos=_at(a))
+        a, b, tolerance, timeout = items
+        return ast.CompareModels(_string(a), _string(b), tolerance, timeout=timeout, pos=_at(a))
 
     def target(self, items: list[Any]) -> ast.Target:
         expr, inputs, outputs = items

@@ -225,7 +225,8 @@ def statement_text(s: ast.Statement) -> str:
         pattern = f" {string(s.pattern)}" if s.pattern is not None else ""
         return f"{prefix}SHOW CIRCUITS{pattern}"
     tolerance = f" TOLERANCE {number(s.tolerance)}" if s.tolerance is not None else ""
-    return f"{prefix}COMPARE {string(s.model_a)} WITH {string(s.model_b)}{tolerance}"
+    compared = f"{prefix}COMPARE {string(s.model_a)} WITH {string(s.model_b)}"
+    return compared + tolerance + _timeout(s.timeout)
 
 
 def _timeout(seconds: float | None) -> str:

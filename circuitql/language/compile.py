@@ -93,6 +93,7 @@ class CompareQuery:
     model_b: str
     tolerance: float | None = None
     explain: bool = False
+    timeout: float | None = None  # seconds for all its circuit searches (None: the default)
 
 
 CompiledQuery = MatchQuery | CensusQuery | ShowQuery | CompareQuery
@@ -657,7 +658,7 @@ class Compiler:
         if isinstance(a, ast.ShowCircuits):
             return ShowQuery(a.pattern, a.explain)
         if isinstance(a, ast.CompareModels):
-            return CompareQuery(a.model_a, a.model_b, a.tolerance, a.explain)
+            return CompareQuery(a.model_a, a.model_b, a.tolerance, a.explain, a.timeout)
         pattern = self._target(a.target, a.where, a.source)
         if isinstance(a, ast.Match):
             for pin in a.pins:

@@ -136,6 +136,7 @@ def test_census_show_compare() -> None:
     assert isinstance(census, ast.Census) and census.group_by == "odd key"
     assert one("SHOW CIRCUITS 'min*'") == ast.ShowCircuits("min*")
     assert one("COMPARE 'a\\'s' WITH \"b\" TOLERANCE 0.1") == ast.CompareModels("a's", "b", 0.1)
+    assert one("COMPARE 'a' WITH 'b' TIMEOUT 2m") == ast.CompareModels("a", "b", timeout=120.0)
 
 
 def test_docstrings_comments_and_separators() -> None:
@@ -175,6 +176,7 @@ def test_positions_are_recorded_but_not_compared() -> None:
         "MATCH abs LIMIT 3 TIMEOUT 1.5",
         "SHOW CIRCUITS",
         "COMPARE 'a' WITH 'b'",
+        "COMPARE 'a' WITH 'b' TOLERANCE 0.2 TIMEOUT 500ms",
         "CIRCUIT f(x, a) -> (y, z) {\n p = relu(-(x - 2) * 3, ...)\n q = tanh(a / 2 - -x)\n"
         " y = p - (q - x)\n z = leaky_relu(2 * (p + q))\n}\n"
         "WHERE c > 0\nEXPECT y == max(x, 0) * (x < 1), z == step(-x) FOR x IN [-1, 1], a IN {0}",
