@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -519,3 +520,45 @@ def test_weights_that_overflow_are_refused_when_indexed(tmp_path: Path) -> None:
     torch.save(weights, path)
     with pytest.raises(ModelLoadError, match="even without pruning"):
         build_records(load(path), "m")
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "model-config.md"
+
+
+def _documented_config() -> dict[str, Any]:
+    """The config docs/model-config.md shows every key with, as it is printed there."""
+    text = DOCS.read_text()
+    block = text[text.index("Each key in use, for a file holding") :]
+    block = block[block.index("```json") + len("```json") : block.index("```\n\nHere")]
+    config: dict[str, Any] = json.loads(block)
+    return config
+
+
+def test_the_documented_config_with_every_key_loads_as_it_says(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    tensors = {
+        "layers.0.W": rng.normal(size=(3, 8)),
+        "layers.0.b": rng.normal(size=8),
+        "enc.weight": rng.normal(size=(4, 8)),
+        "head.weight": rng.normal(size=(2, 7)),
+        "head.bias": rng.normal(size=2),
+    }
+    path = tmp_path / "jax.safetensors"
+    from safetensors.numpy import save_file
+
+    save_file({k: v.astype(np.float64) for k, v in tensors.items()}, str(path))
+    path.with_suffix(".json").write_text(json.dumps(_documented_config()))
+    loaded = load(path)
+    x = rng.uniform([0, 0, -3], [1, 1, 3], size=(64, 3))
+    gelu = np.vectorize(lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2))))
+    l0 = gelu(x @ tensors["layers.0.W"] + tensors["layers.0.b"])
+    emb = l0 @ tensors["enc.weight"][:2].T
+    pre = l0 @ tensors["enc.weight"][2:4].T + emb
+    emb2 = np.where(pre >= 0, pre, 0.1 * pre)
+    head = np.concatenate([emb, emb2, x], axis=1) @ tensors["head.weight"].T + tensors["head.bias"]
+    back = np.maximum(l0 @ tensors["layers.0.W"].T, 0)
+    expected = np.concatenate([head, back], axis=1)
+    np.testing.assert_allclose(loaded.graph.evaluate(x), expected, rtol=1e-10, atol=1e-10)
+    assert loaded.domain is not None and loaded.domain.box[2] == (-3.0, 3.0)
+    assert any(u.id.startswith("emb:") for u in loaded.graph.hidden)  # kept as units
+    assert loaded.meta["source"] == "a JAX checkpoint"

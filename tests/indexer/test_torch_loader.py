@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -219,3 +222,28 @@ def test_input_width_that_cannot_be_inferred_asks_for_input_dim() -> None:
     with pytest.raises(ModelLoadError, match="input_dim"):
         load(CatFirst())
     assert len(load(CatFirst(), input_dim=2).graph.inputs) == 2
+
+
+def test_the_documented_module_with_every_op_indexes_as_it_computes() -> None:
+    """The nn.Module docs/model-config.md shows: a constant scale, a folded batch norm, GELU,
+    a skip, a residual, dropout and a final log-softmax."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "model-config.md"
+    text = docs.read_text()
+    code = text[text.index("```python\nclass Net") + len("```python\n") :]
+    code = code[: code.index("db.index(")]
+    namespace: dict[str, Any] = {"torch": torch, "nn": nn, "F": F}
+    exec(code, namespace)  # our own documentation, not a user's file
+    torch.manual_seed(0)
+    net = namespace["Net"]()
+    with torch.no_grad():
+        net.bn.running_mean.uniform_(-1, 1)
+        net.bn.running_var.uniform_(0.5, 2)
+    net.eval()
+    loaded = load(net, input_dim=4)  # as the docs index it
+    x = np.random.default_rng(0).uniform(-1, 1, size=(32, 4))
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x).float()).double().numpy()
+    scores = loaded.graph.evaluate(x)
+    log_probs = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(log_probs, expected, atol=1e-5)
+    assert loaded.meta["torch"]["output_activation"] == "logsoftmax"
