@@ -295,10 +295,16 @@ class NeuronGraph:
         and ``inputs`` are ignored). The graph keeps ``edges`` as its ``edge_arrays`` and
         computes ``layers`` from them, so stages reading it next skip the input mappings."""
         ids = np.array([unit.id for unit in units], dtype=object)
+        _check_arrays(ids, edges)
         sources = ids[edges.src].tolist()
         weights = edges.weight.tolist()
         starts = edges.starts.tolist()
-        graph = cls(
+        # The checks __post_init__ makes one input at a time, made on the arrays above: a
+        # 4.7-million-edge network is built in a fraction of the time.
+        graph = object.__new__(cls)
+        object.__setattr__(
+            graph,
+            "units",
             tuple(
                 Unit(
                     unit.id,
@@ -311,7 +317,7 @@ class NeuronGraph:
                 for unit, b, lo, hi in zip(
                     units, bias.tolist(), starts[:-1], starts[1:], strict=True
                 )
-            )
+            ),
         )
         inputs = np.array([unit.kind is UnitKind.INPUT for unit in units], dtype=bool)
         # Filling cached_property slots: what they would compute, computed faster here.
@@ -396,6 +402,22 @@ class NeuronGraph:
     def with_units(self, units: Iterable[Unit]) -> NeuronGraph:
         """A new graph of ``units`` (checked like any other): graphs are never edited."""
         return NeuronGraph(tuple(units))
+
+
+def _check_arrays(ids: np.ndarray, edges: EdgeArrays) -> None:
+    """What ``NeuronGraph.__post_init__`` checks, on arrays: unit ids are unique, and every
+    edge comes from an earlier unit."""
+    names = ids.tolist()
+    if len(set(names)) != len(names):
+        duplicate = next(uid for i, uid in enumerate(names) if uid in names[:i])
+        raise ValueError(f"duplicate unit id {duplicate!r}")
+    late = np.flatnonzero(edges.src >= edges.dst)
+    if len(late):
+        edge = late[0]
+        raise ValueError(
+            f"unit {ids[edges.dst[edge]]!r} reads {ids[edges.src[edge]]!r}, which is not an "
+            "earlier unit"
+        )
 
 
 def _row_blocks(rows: np.ndarray, edges: EdgeArrays) -> Iterator[np.ndarray]:

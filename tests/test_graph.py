@@ -55,3 +55,27 @@ def test_gelu_is_the_same_whether_erf_goes_value_by_value_or_through_torch() -> 
     one_by_one = np.array([0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))) for v in z])
     np.testing.assert_allclose(many, one_by_one, rtol=0, atol=1e-15)
     np.testing.assert_array_equal(Activation.GELU.apply(z[:5]), one_by_one[:5])
+
+
+def test_a_graph_built_from_arrays_is_checked_as_one_built_from_units() -> None:
+    """from_arrays checks on arrays what NeuronGraph checks per input: an edge from a later
+    unit, or two units with one id, is refused the same way."""
+    from circuitql.graph import EdgeArrays
+
+    units = [
+        Unit("input:0", UnitKind.INPUT),
+        Unit("h", UnitKind.HIDDEN, Activation.RELU),
+        Unit("y", UnitKind.OUTPUT, Activation.IDENTITY),
+    ]
+    bias = np.zeros(3)
+
+    def edges(src: list[int], dst: list[int]) -> EdgeArrays:
+        return EdgeArrays.grouped(np.array(src), np.array(dst), np.ones(len(src)), 3)
+
+    graph = NeuronGraph.from_arrays(units, bias, edges([0, 1], [1, 2]))
+    assert graph.units[2].inputs == {"h": 1.0} and graph == NeuronGraph(graph.units)
+    with pytest.raises(ValueError, match="'h' reads 'y', which is not an earlier unit"):
+        NeuronGraph.from_arrays(units, bias, edges([0, 2], [1, 1]))
+    twice = [units[0], units[1], Unit("h", UnitKind.OUTPUT, Activation.IDENTITY)]
+    with pytest.raises(ValueError, match="duplicate unit id 'h'"):
+        NeuronGraph.from_arrays(twice, bias, edges([0, 1], [1, 2]))
