@@ -327,7 +327,7 @@ def _add_querying(command: _Command) -> None:
     )
     p.add_argument(
         "--match",
-        type=int,
+        type=_positive_int,
         default=1,
         metavar="N",
         help="draw the query's N-th match (default: the first)",
@@ -984,7 +984,10 @@ def _writable_folder(folder: Path) -> Path:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
     return value

@@ -771,3 +771,14 @@ def test_compare_says_which_circuit_searches_stopped_at_their_deadline(
         assert db.compare("circuits/abs", "random/mlp0", timeout=1e-9).unfinished
         with pytest.raises(CircuitQLError, match="finite number of seconds"):
             db.compare("circuits/abs", "random/mlp0", timeout=math.inf)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"), [("0", "0 is not a positive number"), ("x", "'x' is not a whole number")]
+)
+def test_a_count_argument_that_is_not_a_positive_whole_number_is_refused_by_name(
+    given: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["show", "abs", "--out", "x.svg", "--match", given])
+    assert stopped.value.code == 2 and f"argument --match: {said}" in capsys.readouterr().err
