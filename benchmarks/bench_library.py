@@ -87,6 +87,13 @@ def write_perturbed(folder: Path, seed: int) -> tuple[list[Path], list[Expected]
     return files, expected
 
 
+def add_zoo_arguments(parser: argparse.ArgumentParser) -> None:
+    """--repeats, --jobs and --seed, as every benchmark over the hosted zoo takes them."""
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=2, help="indexing worker processes")
+    parser.add_argument("--seed", type=int, default=0)
+
+
 class Baseline:
     """The earlier engine in a worker process (``benchmarks/baseline_worker.py``)."""
 
@@ -166,9 +173,7 @@ def _total(scores: Iterable[Score]) -> Score:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--jobs", type=int, default=2, help="indexing worker processes")
-    parser.add_argument("--seed", type=int, default=0)
+    add_zoo_arguments(parser)
     parser.add_argument(
         "--baseline",
         type=Path,

@@ -22,6 +22,10 @@ from circuitql.graph import LEAKY_SLOPE, Activation, Unit, UnitKind
 
 DEFAULT_SIGNIFICANCE = 0.05
 
+# A signature's magnitudes are ratios in [0, 1] rounded to this many decimals: coarse enough
+# that float noise from rescaling never changes them, and that a store keeps each in a byte.
+MAGNITUDE_DECIMALS = 2
+
 ACTIVATION_CODES: dict[Activation, str] = {
     Activation.RELU: "relu",
     Activation.LEAKY_RELU: "lrelu",

@@ -22,9 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from circuitql.graph import NeuronGraph
-from circuitql.records import DEFAULT_SIGNIFICANCE, BiasClass, Signature
-
-MAGNITUDE_DECIMALS = 2
+from circuitql.records import DEFAULT_SIGNIFICANCE, MAGNITUDE_DECIMALS, BiasClass, Signature
 
 
 def signatures(

@@ -6,27 +6,27 @@ SQLite answers from the indexes below without scanning a zoo of millions of neur
 counts are kept in ``token_stats`` inside the same transaction as the rows they count, so the
 planner's statistics can never disagree with the data.
 
-Edges are stored as adjacency lists on the neuron rows (``input_ids``/``input_weights`` and
-``output_ids``/``output_weights``: a JSON list of neighbour uids and a float64 blob of the
-weights in the same order) rather than one row per edge: a 3 x 64 MLP has ~9,000 edges but
-~200 neurons, and the query engine always reads a neuron's edges together with the neuron when
-it expands a candidate neighbourhood. One row per neuron makes writes ~40x fewer inserts, and
-float64 blobs (also for ``magnitudes``) avoid formatting tens of thousands of floats as text.
+Edges are stored once per model, as arrays in the ``graphs`` table (``store.adjacency``):
+every edge once, its source as a position in the model's unit list, its weight as float64.
+One row per neuron and one per model make a write a few inserts, and a neuron's edges come
+with it when the query engine expands a candidate neighbourhood. Signature magnitudes are one
+byte each.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import os
 import sqlite3
+import struct
 import urllib.parse
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from functools import lru_cache
 from operator import add
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ import numpy as np
 from circuitql.errors import NameTaken, StoreError
 from circuitql.graph import LEAKY_SLOPE
 from circuitql.records import (
-    EdgeColumns,
     IndexedModel,
     ModelInfo,
     NeuronColumns,
@@ -45,9 +44,16 @@ from circuitql.records import (
     Signature,
     WriteOutcome,
 )
+from circuitql.store.adjacency import COLUMNS as ADJACENCY_COLUMNS
+from circuitql.store.adjacency import (
+    Adjacency,
+    AdjacencyCache,
+    magnitude_bytes,
+    magnitudes_of,
+)
 from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, model_columns, unchanged
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 _SHAPE_INDEX = (
     "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class)"
@@ -64,6 +70,8 @@ _SHAPE_INDEX = (
 # Version 7 kept no canonical error: its models read back as not measured.
 # Version 8 kept one name per network (content_hash was unique): the table is rebuilt
 # without that rule, with foreign keys off so the neurons stay (see _prepare).
+# Version 9 kept each neuron's edges on its row, in both directions, neighbours named in
+# JSON, and magnitudes as float64: 2.6 KB a neuron. They move to one ``graphs`` row per model.
 
 
 _MODELS_TABLE = """
@@ -85,6 +93,56 @@ _MODELS_TABLE = """
     )
     """
 _MODELS_BY_CONTENT = "CREATE INDEX models_by_content ON models(content_hash)"
+
+
+_GRAPHS_TABLE = f"""
+    CREATE TABLE graphs (
+        model_id INTEGER PRIMARY KEY REFERENCES models(id) ON DELETE CASCADE,
+        {", ".join(f"{column} BLOB NOT NULL" for column in ADJACENCY_COLUMNS)}
+    )
+    """
+_COMPACT_VERSION = 10  # the first version with one ``graphs`` row per model
+_INSERT_GRAPH = (
+    f"INSERT INTO graphs (model_id, {', '.join(ADJACENCY_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (1 + len(ADJACENCY_COLUMNS)))})"
+)
+
+
+def _compact_adjacency(conn: sqlite3.Connection) -> None:
+    """Version 9's rows to version 10's: each model's edges into its ``graphs`` row, each
+    magnitude into a byte, a neuron that is its own only member into its scale, and the
+    adjacency columns dropped."""
+    for (model_id,) in conn.execute("SELECT id FROM models").fetchall():
+        rows = conn.execute(
+            "SELECT uid, fan_in, input_ids, input_weights FROM neurons WHERE model_id = ? "
+            "ORDER BY rowid",
+            (model_id,),
+        ).fetchall()
+        adjacency = Adjacency.of_inputs(
+            [uid for uid, *_ in rows],
+            [
+                list(zip(json.loads(ids), _floats(weights), strict=True))
+                for *_, ids, weights in rows
+            ],
+            [fan_in for _, fan_in, *_ in rows],
+        )
+        conn.execute(_INSERT_GRAPH, (model_id, *adjacency.row()))
+    conn.create_function(
+        "circuitql_magnitude_bytes",
+        1,
+        lambda blob: magnitude_bytes(np.array(_floats(blob))),
+        deterministic=True,
+    )
+    conn.execute("UPDATE neurons SET magnitudes = circuitql_magnitude_bytes(magnitudes)")
+    conn.create_function(
+        "circuitql_members",
+        2,
+        lambda uid, members: _members_value(uid, _members_of(uid, members)),
+        deterministic=True,
+    )
+    conn.execute("UPDATE neurons SET members = circuitql_members(uid, members)")
+    for column in ("input_ids", "input_weights", "output_ids", "output_weights", "output_fan_ins"):
+        conn.execute(f"ALTER TABLE neurons DROP COLUMN {column}")
 
 
 def _fill_target_fan_ins(conn: sqlite3.Connection) -> None:
@@ -130,6 +188,7 @@ _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], 
     ),
     (7, ("ALTER TABLE models ADD COLUMN canonical_error REAL",)),
     (8, (_every_name_kept,)),
+    (9, (_GRAPHS_TABLE, _compact_adjacency)),
 )
 
 # Executed one statement at a time: executescript() would commit the transaction that guards
@@ -154,14 +213,10 @@ _SCHEMA = (
         token TEXT NOT NULL,
         members TEXT NOT NULL,
         alpha REAL NOT NULL,
-        input_ids TEXT NOT NULL,
-        input_weights BLOB NOT NULL,
-        output_ids TEXT NOT NULL,
-        output_weights BLOB NOT NULL,
-        output_fan_ins BLOB,
         PRIMARY KEY (model_id, uid)
     )
     """,
+    _GRAPHS_TABLE,
     _MODELS_BY_CONTENT,
     "CREATE INDEX neurons_by_token ON neurons(token)",
     "CREATE INDEX neurons_by_detector ON neurons(activation, n_pos, n_neg, bias_class)",
@@ -197,21 +252,16 @@ _NEURON_FIELDS = (
     "alpha",
 )
 _NEURON_COLUMNS = ", ".join(_NEURON_FIELDS)
-_ADJACENCY_FIELDS = (
-    "input_ids",
-    "input_weights",
-    "output_ids",
-    "output_weights",
-    "output_fan_ins",
-)
-_ADJACENCY_COLUMNS = ", ".join(_ADJACENCY_FIELDS)
-_WRITE_COLUMNS = f"model_id, {_NEURON_COLUMNS}, {_ADJACENCY_COLUMNS}"
-_WRITE_PLACEHOLDERS = ", ".join("?" * (1 + len(_NEURON_FIELDS) + len(_ADJACENCY_FIELDS)))
+_WRITE_COLUMNS = f"model_id, {_NEURON_COLUMNS}"
+_WRITE_PLACEHOLDERS = ", ".join("?" * (1 + len(_NEURON_FIELDS)))
 _MODEL_COLUMNS = (
     "name, content_hash, source, n_inputs, n_outputs, n_neurons, n_edges, network_string, meta, "
     "normal_form, canonical_error"
 )
 _MODEL_ID = "(SELECT id FROM models WHERE name = ?)"
+# Decoded models' edges a store holds between the steps of a query (about 500 models of
+# 3 x 64 units).
+ADJACENCY_CACHE_BYTES = 64 << 20
 
 
 class SQLiteStore:
@@ -230,6 +280,8 @@ class SQLiteStore:
         if not self.read_only:
             _check_location(self.path)
         created = not self.path.exists()
+        self._adjacencies = AdjacencyCache(ADJACENCY_CACHE_BYTES)
+        self._data_version: int | None = None
         try:
             self._conn = sqlite3.connect(self._address(), isolation_level=None, uri=True)
         except sqlite3.Error as exc:
@@ -315,6 +367,7 @@ class SQLiteStore:
                 self._conn.execute(statement)
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
             version = SCHEMA_VERSION
+        found = version
         for old, statements in _MIGRATIONS:
             if version == old:
                 for step in statements:
@@ -333,6 +386,12 @@ class SQLiteStore:
                 "store path",
             )
         self._conn.execute("COMMIT")
+        if found < _COMPACT_VERSION:
+            # The migration freed most of the file's pages; give them back to the disk. A
+            # failure (too little room for the copy VACUUM makes) leaves a valid store whose
+            # free pages the next writes reuse.
+            with suppress(sqlite3.OperationalError):
+                self._conn.execute("VACUUM")
 
     @contextmanager
     def _db_errors(self, doing: str) -> Iterator[None]:
@@ -352,8 +411,10 @@ class SQLiteStore:
         """One write transaction, committed whole or rolled back whole on any exception.
 
         IMMEDIATE takes the write lock up front, so the existence checks a write starts with
-        still hold when it commits.
+        still hold when it commits. Decoded edges are forgotten: this connection's own
+        commits do not move ``PRAGMA data_version``.
         """
+        self._adjacencies.clear()
         with self._db_errors(doing):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -373,7 +434,8 @@ class SQLiteStore:
     def _write_new(self, model: IndexedModel, replace: bool) -> WriteOutcome:
         """The body of ``write``; runs inside its transaction."""
         neurons, edges = model_columns(model)
-        rows = _neuron_rows(neurons, edges)  # checked before any insert
+        adjacency = Adjacency.of_columns(neurons, edges)  # checked before any insert
+        rows = _neuron_rows(neurons)
         existing = self._conn.execute(
             f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (model.name,)
         ).fetchone()
@@ -418,6 +480,7 @@ class SQLiteStore:
             f"INSERT INTO neurons ({_WRITE_COLUMNS}) VALUES ({_WRITE_PLACEHOLDERS})",
             [(model_id, *row) for row in rows],
         )
+        self._conn.execute(_INSERT_GRAPH, (model_id, *adjacency.row()))
         self._conn.executemany(
             "INSERT INTO token_stats (token, count) VALUES (?, ?) "
             "ON CONFLICT (token) DO UPDATE SET count = count + excluded.count",
@@ -454,17 +517,13 @@ class SQLiteStore:
             return [_neuron_record(row) for row in rows]
 
     def inputs(self, model: str) -> dict[str, dict[str, float]]:
-        """Decoded from each neuron row's ``input_ids`` list and ``input_weights`` blob."""
+        """Decoded from the model's ``graphs`` row: one row read, whatever the model's size."""
         with self._db_errors(f"reading the edges of {model!r}"):
-            rows = self._conn.execute(
-                f"SELECT uid, input_ids, input_weights FROM neurons "
-                f"WHERE model_id = {_MODEL_ID} ORDER BY rowid",
+            row = self._conn.execute(
+                f"SELECT {', '.join(ADJACENCY_COLUMNS)} FROM graphs WHERE model_id = {_MODEL_ID}",
                 (model,),
-            )
-            return {
-                dst: dict(zip(json.loads(ids), _floats(weights), strict=True))
-                for dst, ids, weights in rows
-            }
+            ).fetchone()
+        return {} if row is None else Adjacency.from_row(*row).inputs()
 
     def max_layer(self, models: Sequence[str] | None = None) -> int:
         """max(layer) over the layer index; zoo-wide the models table stays out (``_scoped``)."""
@@ -486,21 +545,43 @@ class SQLiteStore:
         return {(row[0], row[1]): _neuron_record(row[1:]) for row in rows}
 
     def fetch(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronView]:
-        """One statement for every key (``_rows_by_key``): each neuron's edges, and its
-        targets' fan-ins, are decoded from the adjacency columns of its own row."""
-        columns = ", ".join(f"n.{field}" for field in (*_NEURON_FIELDS, *_ADJACENCY_FIELDS))
-        width = len(_NEURON_FIELDS) + 1
+        """Two statements for every key: the neurons (``_rows_by_key``), then their models'
+        ``graphs`` rows, each decoded once for all of its neurons' edges."""
+        rows = self._rows_by_key(keys, ", ".join(f"n.{field}" for field in _NEURON_FIELDS), {})
+        graphs = self._adjacency_of(list(dict.fromkeys(row[0] for row in rows)))
         views = {}
-        for row in self._rows_by_key(keys, columns, {}):
-            in_ids, in_w, out_ids, out_w, out_fan_ins = row[width:]
-            record = _neuron_record(row[1:width])
-            views[row[0], record.uid] = NeuronView(
-                record,
-                tuple(zip(json.loads(in_ids), _floats(in_w), strict=True)),
-                tuple(zip(json.loads(out_ids), _floats(out_w), strict=True)),
-                None if out_fan_ins is None else tuple(out_fan_ins),
-            )
+        for row in rows:
+            record = _neuron_record(row[1:])
+            views[row[0], record.uid] = graphs[row[0]].view(record)
         return views
+
+    def _adjacency_of(self, models: Sequence[str]) -> dict[str, Adjacency]:
+        """The named models' edges: those decoded since the stored models last changed
+        from the cache, the others from their ``graphs`` rows in one statement.
+        ``PRAGMA data_version`` tells when another connection has committed a change; this
+        one's own writes clear the cache themselves."""
+        with self._db_errors("reading edges"):
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                self._adjacencies.clear()
+                self._data_version = version
+            found = {name: self._adjacencies.get(name) for name in models}
+            missing = [name for name, adjacency in found.items() if adjacency is None]
+            rows = (
+                self._conn.execute(
+                    f"SELECT m.name, {', '.join(f'g.{c}' for c in ADJACENCY_COLUMNS)} "
+                    "FROM json_each(?) AS k CROSS JOIN models AS m ON m.name = k.value "
+                    "CROSS JOIN graphs AS g ON g.model_id = m.id",
+                    (json.dumps(missing),),
+                ).fetchall()
+                if missing
+                else []
+            )
+        for name, *columns in rows:
+            adjacency = Adjacency.from_row(*columns)
+            self._adjacencies.put(name, adjacency)
+            found[name] = adjacency
+        return {name: adjacency for name, adjacency in found.items() if adjacency is not None}
 
     def _rows_by_key(
         self, keys: Sequence[NeuronKey], columns: str, constraints: Mapping[str, object]
@@ -652,21 +733,10 @@ def _remove_db_files(path: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def _neuron_rows(neurons: NeuronColumns, edges: EdgeColumns) -> list[tuple[Any, ...]]:
-    """The rows of ``neurons`` but their model_id: signature columns, then each neuron's
-    incoming and outgoing edges, in edge order. Column by column: no loop over edges, and per
-    neuron only slices and joins."""
-    broken = ~np.isfinite(edges.weight)
-    if broken.any():
-        dst = int(edges.dst[broken].min())
-        raise ValueError(
-            f"an edge into {neurons.uid[dst]} has weight {edges.weight[edges.dst == dst].tolist()}"
-        )
-    names = np.array([_json_text(uid) for uid in neurons.uid], dtype=object)
-    input_ids, input_weights = _pack(edges.dst, edges.src, edges.weight, names)
-    output_ids, output_weights = _pack(edges.src, edges.dst, edges.weight, names)
-    fan_in = np.add(neurons.n_pos, neurons.n_neg, dtype=np.intp)
-    output_fan_ins = _fan_in_bytes(edges.src, fan_in[edges.dst], len(names))
+def _neuron_rows(neurons: NeuronColumns) -> list[tuple[Any, ...]]:
+    """The rows of ``neurons`` but their model_id, column by column: a model's edges are
+    its ``graphs`` row, not these."""
+    magnitudes = magnitude_bytes(neurons.magnitudes)
     return list(
         zip(
             neurons.uid,
@@ -679,61 +749,42 @@ def _neuron_rows(neurons: NeuronColumns, edges: EdgeColumns) -> list[tuple[Any, 
             neurons.bias_class,
             neurons.out_pos,
             neurons.out_neg,
-            _blobs(neurons.magnitudes, neurons.magnitude_ends),
+            [
+                magnitudes[start:end]
+                for start, end in itertools.pairwise([0, *neurons.magnitude_ends])
+            ],
             neurons.bias,
             neurons.token,
-            map(json.dumps, neurons.members),
+            map(_members_value, neurons.uid, neurons.members),
             neurons.alpha,
-            input_ids,
-            input_weights,
-            output_ids,
-            output_weights,
-            output_fan_ins,
             strict=True,
         )
     )
 
 
-# Model after model names the same neurons ("fc1:0", ...): each uid is JSON-encoded once.
-_json_text = lru_cache(maxsize=1 << 16)(json.dumps)
+# Most canonical neurons stand for one original neuron, themselves, at some scale: that scale
+# alone, as 8 bytes, rather than JSON naming the neuron again (31 bytes, and a JSON decode for
+# every neuron a query reads).
+_SCALE = struct.Struct("<d")
 
 
-def _pack(
-    owner: np.ndarray, other: np.ndarray, weight: np.ndarray, names: np.ndarray
-) -> tuple[list[str], list[bytes]]:
-    """Per neuron, the edges it is the ``owner`` end of: their ``other`` ends as a JSON list
-    (``names``: the neurons' uids as JSON strings) and their weights as float64 bytes."""
-    order, ends = _by_owner(owner, len(names))
-    ids = names[other[order]].tolist()
-    joined = [
-        "[" + ", ".join(ids[start:end]) + "]"
-        for start, end in zip([0, *ends][:-1], ends, strict=True)
-    ]
-    return joined, _blobs(weight[order], ends)
+def _members_value(uid: str, members: Sequence[tuple[str, float]]) -> str | bytes:
+    """The ``members`` column: the scale alone for a neuron that is its only member, else
+    JSON (as every store before version 10 wrote it)."""
+    if len(members) == 1 and members[0][0] == uid:
+        return _SCALE.pack(members[0][1])
+    return json.dumps(members)
 
 
-def _by_owner(owner: np.ndarray, n: int) -> tuple[np.ndarray, list[int]]:
-    """Edge positions grouped by owner, in edge order within each, and where each owner's
-    group ends: the order every adjacency column is written in."""
-    return (np.argsort(owner, kind="stable"), np.cumsum(np.bincount(owner, minlength=n)).tolist())
-
-
-def _fan_in_bytes(owner: np.ndarray, fan_in: np.ndarray, n: int) -> list[bytes]:
-    """Per neuron, the fan-in of each target it feeds (``fan_in``, per edge), one byte each
-    in ``output_ids`` order, at most ``FAN_IN_SEEN``."""
-    order, ends = _by_owner(owner, n)
-    blob = np.minimum(fan_in[order], FAN_IN_SEEN).astype(np.uint8).tobytes()
-    return [blob[start:end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
-
-
-def _blobs(values: np.ndarray, ends: Sequence[int]) -> list[bytes]:
-    """``values`` as native float64 bytes (as ``array("d")`` reads them back), cut at
-    ``ends``."""
-    blob = values.astype("=f8", copy=False).tobytes()
-    return [blob[8 * start : 8 * end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
+def _members_of(uid: str, value: str | bytes) -> tuple[tuple[str, float], ...]:
+    """What ``_members_value`` wrote."""
+    if isinstance(value, bytes):
+        return ((uid, _SCALE.unpack(value)[0]),)
+    return tuple((source, float(scale)) for source, scale in json.loads(value))
 
 
 def _floats(blob: bytes) -> list[float]:
+    """A float64 blob of version 9 (edge weights, magnitudes) as floats."""
     return array("d", blob).tolist()
 
 
@@ -756,14 +807,14 @@ def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
         alpha,
     ) = row
     signature = Signature.from_values(
-        kind, activation, n_pos, n_neg, bias_class, out_pos, out_neg, _floats(magnitudes)
+        kind, activation, n_pos, n_neg, bias_class, out_pos, out_neg, magnitudes_of(magnitudes)
     )
     return NeuronRecord(
         uid=uid,
         layer=layer,
         signature=signature,
         bias=bias,
-        members=tuple((source, float(scale)) for source, scale in json.loads(members)),
+        members=_members_of(uid, members),
         alpha=alpha,
     )
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sqlite3
+import struct
 import sys
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from circuitql.errors import StoreError
@@ -16,6 +20,8 @@ from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
 from circuitql.records import EdgeRecord, IndexedModel, NeuronRecord, Signature
+from circuitql.store.adjacency import Adjacency, AdjacencyCache, magnitudes_of
+from circuitql.store.base import NeuronView, model_columns
 from circuitql.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from circuitql.store.uri import open_store
 from tests.store.fakes import edges_of, fake_model
@@ -122,14 +128,63 @@ def test_models_persist_across_close_and_reopen(tmp_path: Path) -> None:
         reopened.close()
 
 
-# What each schema version added, as the statement that takes it back.
-_ADDED_IN = {
+def _edges_on_rows(conn: sqlite3.Connection) -> None:
+    """Version 9's layout: each neuron's edges on its row, both ways, neighbours in JSON;
+    magnitudes as float64; members as JSON."""
+    for column in ("input_ids", "input_weights", "output_ids", "output_weights"):
+        conn.execute(f"ALTER TABLE neurons ADD COLUMN {column} BLOB NOT NULL DEFAULT ''")
+    conn.execute("ALTER TABLE neurons ADD COLUMN output_fan_ins BLOB")
+    graphs = conn.execute(
+        "SELECT model_id, uids, in_ends, in_sources, in_weights, fan_ins FROM graphs"
+    ).fetchall()
+    for model_id, *columns in graphs:
+        adjacency = Adjacency.from_row(*columns)
+        for neuron, view in [
+            (uid, adjacency.view(_RecordOf(uid)))  # type: ignore[arg-type]
+            for uid in adjacency.uids
+        ]:
+            conn.execute(
+                "UPDATE neurons SET input_ids = ?, input_weights = ?, output_ids = ?, "
+                "output_weights = ?, output_fan_ins = ? WHERE model_id = ? AND uid = ?",
+                (
+                    json.dumps([src for src, _ in view.inputs]),
+                    array("d", [w for _, w in view.inputs]).tobytes(),
+                    json.dumps([dst for dst, _ in view.outputs]),
+                    array("d", [w for _, w in view.outputs]).tobytes(),
+                    bytes(view.target_fan_ins or ()),
+                    model_id,
+                    neuron,
+                ),
+            )
+    conn.create_function(
+        "float_magnitudes", 1, lambda blob: np.array(magnitudes_of(blob)).tobytes()
+    )
+    conn.execute("UPDATE neurons SET magnitudes = float_magnitudes(magnitudes)")
+    conn.create_function(
+        "json_members",
+        2,
+        lambda uid, m: m if isinstance(m, str) else json.dumps([[uid, struct.unpack("<d", m)[0]]]),
+    )
+    conn.execute("UPDATE neurons SET members = json_members(uid, members)")
+    conn.execute("DROP TABLE graphs")
+
+
+@dataclasses.dataclass(frozen=True)
+class _RecordOf:
+    """Just enough of a NeuronRecord for ``Adjacency.view``: its uid."""
+
+    uid: str
+
+
+# What each schema version added, as the statements (or the function) that take it back.
+_ADDED_IN: dict[int, str | Callable[[sqlite3.Connection], None]] = {
     5: "ALTER TABLE models DROP COLUMN normal_form",
     6: "ALTER TABLE neurons DROP COLUMN output_fan_ins",
     7: "ALTER TABLE neurons DROP COLUMN alpha",
     8: "ALTER TABLE models DROP COLUMN canonical_error",
     # Version 8's content_hash was UNIQUE: its index stands for that rule.
     9: "DROP INDEX models_by_content; CREATE UNIQUE INDEX models_content ON models(content_hash)",
+    10: _edges_on_rows,
 }
 
 
@@ -144,6 +199,9 @@ def _older_store(path: Path, models: Sequence[IndexedModel], version: int, *undo
     for statements in undo + tuple(
         _ADDED_IN[v] for v in sorted(_ADDED_IN, reverse=True) if v > version
     ):
+        if callable(statements):
+            statements(conn)
+            continue
         for statement in statements.split("; "):
             conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {version:d}")
@@ -217,9 +275,10 @@ def test_a_version_4_store_is_migrated_and_its_models_canonicalized_again(tmp_pa
         migrated.close()
 
 
-def test_a_version_5_store_is_migrated_with_its_targets_fan_ins(tmp_path: Path) -> None:
-    # Version 5 kept no targets' fan-ins: after the migration every view carries them, just
-    # as a store written today does, model by model.
+def _two_models_as_written_today(
+    tmp_path: Path,
+) -> tuple[list[IndexedModel], list[tuple[str, str]], dict[tuple[str, str], NeuronView]]:
+    """Two models, every neuron's key, and the views a store written today gives for them."""
     models = [fake_model("m1"), fake_model("m2", scale=2.0, hidden=5)]
     keys = [(m.name, n.uid) for m in models for n in m.neurons]
     today = SQLiteStore(tmp_path / "today.db")
@@ -227,6 +286,13 @@ def test_a_version_5_store_is_migrated_with_its_targets_fan_ins(tmp_path: Path) 
         today.write(model)
     expected = today.fetch(keys)
     today.close()
+    return models, keys, expected
+
+
+def test_a_version_5_store_is_migrated_with_its_targets_fan_ins(tmp_path: Path) -> None:
+    # Version 5 kept no targets' fan-ins: after the migration every view carries them, just
+    # as a store written today does, model by model.
+    models, keys, expected = _two_models_as_written_today(tmp_path)
     path = tmp_path / "v5.db"
     _older_store(path, models, 5)
     migrated = SQLiteStore(path)
@@ -315,6 +381,34 @@ def test_a_version_8_store_keeps_its_neurons_and_then_every_name(tmp_path: Path)
     assert conn.execute(
         "SELECT count(*) FROM neurons WHERE model_id NOT IN (SELECT id FROM models)"
     ).fetchone() == (0,)
+    conn.close()
+
+
+def test_a_version_9_store_moves_its_edges_to_one_row_per_model(tmp_path: Path) -> None:
+    # Version 9 kept each neuron's edges on its row, both ways: after the migration the
+    # models read back exactly as a store written today reads them, from a smaller file.
+    models, keys, expected = _two_models_as_written_today(tmp_path)
+    path = tmp_path / "v9.db"
+    _older_store(path, models, 9)
+    conn = sqlite3.connect(path)
+    row_bytes = conn.execute("SELECT sum(length(input_ids) + length(output_ids)) FROM neurons")
+    assert row_bytes.fetchone()[0] > 0
+    conn.close()
+    migrated = SQLiteStore(path)
+    try:
+        assert migrated.fetch(keys) == expected
+        for model in models:
+            assert migrated.neurons(model.name) == list(model.neurons)
+            assert edges_of(migrated, model.name) == list(model.edges)
+        assert migrated.write(fake_model("m3", scale=3.0)).status == "indexed"
+        assert migrated.delete("m1")
+    finally:
+        migrated.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(neurons)")}
+    assert not columns & {"input_ids", "input_weights", "output_ids", "output_weights"}
+    assert conn.execute("SELECT count(*) FROM graphs").fetchone() == (2,)
     conn.close()
 
 
@@ -497,3 +591,55 @@ def test_a_store_is_created_only_when_asked(tmp_path: Path) -> None:
     assert not path.exists()
     SQLiteStore(path).close()
     SQLiteStore(path, create=False).close()
+
+
+def test_edges_read_before_another_connection_replaced_the_model_are_not_served(
+    tmp_path: Path,
+) -> None:
+    # A store keeps decoded edges between the steps of a query; a model replaced by another
+    # process in between must be read afresh, and so must one this connection replaced.
+    path = tmp_path / "shared.db"
+    reader, writer = SQLiteStore(path), SQLiteStore(path)
+    try:
+        reader.write(fake_model("m"))
+        keys = [("m", n.uid) for n in fake_model("m").neurons]
+        before = reader.fetch(keys)
+        writer.write(fake_model("m", scale=2.0), replace=True)
+        after = reader.fetch(keys)
+        assert after != before
+        assert after == writer.fetch(keys)
+        reader.write(fake_model("m", scale=3.0), replace=True)
+        assert reader.fetch(keys) != after
+        assert edges_of(reader, "m") == list(fake_model("m", scale=3.0).edges)
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_the_decoded_edges_held_are_bounded() -> None:
+    small = fake_model("a")
+    adjacency = Adjacency.of_columns(*model_columns(small))
+    cache = AdjacencyCache(max_bytes=2 * adjacency.nbytes)
+    for name in ("a", "b", "c"):
+        cache.put(name, adjacency)
+    assert cache.get("a") is None  # the least recently used went first
+    assert cache.get("b") is adjacency and cache.get("c") is adjacency
+    cache.put("d", adjacency)  # "b" was read before "c": it goes now
+    assert cache.get("b") is None and cache.get("c") is adjacency
+
+
+def test_a_magnitude_the_store_cannot_keep_exactly_is_refused(tmp_path: Path) -> None:
+    # Magnitudes are kept one byte each; a ratio with more decimals than signatures round
+    # to would read back changed, so it is refused and nothing is written.
+    model = fake_model("m")
+    first = model.neurons[0]
+    odd = dataclasses.replace(
+        first, signature=dataclasses.replace(first.signature, magnitudes=(0.123,))
+    )
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+        with pytest.raises(ValueError, match="rounded to 2 decimals"):
+            store.write(dataclasses.replace(model, neurons=[odd, *model.neurons[1:]]))
+        assert store.models() == []
+    finally:
+        store.close()

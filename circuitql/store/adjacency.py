@@ -1,0 +1,232 @@
+"""A model's edges as the embedded store keeps them: one row of arrays per model.
+
+The query engine reads a neuron together with its edges in both directions, and a 3 x 64 MLP
+has ~9,000 edges between ~200 neurons. Kept on the neuron rows, each edge was written twice
+(once at each end) with its neighbour named in JSON: 2.6 KB a neuron, 16 times the model's
+safetensors file. Here every edge is written once, its source as a position in the model's
+unit list (two bytes up to 65,535 units) and its weight as float64, grouped by target; a
+neuron's outgoing edges are the same arrays grouped by source, sorted when a model is read.
+float64, not float32: a graph read back computes exactly what was written.
+
+``Adjacency`` is the one place that knows the layout: the writer encodes with ``of_columns``,
+the reader decodes with ``from_row``, and a migration builds it from older rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from circuitql.records import MAGNITUDE_DECIMALS, EdgeColumns, NeuronColumns, NeuronRecord
+from circuitql.store.base import FAN_IN_SEEN, NeuronView
+
+_COUNT = np.dtype("<u4")
+_WEIGHT = np.dtype("<f8")
+_MAGNITUDE_STEPS = 10**MAGNITUDE_DECIMALS
+assert _MAGNITUDE_STEPS <= 255, "a signature magnitude must fit in one byte"
+
+
+def _position_type(n_units: int) -> np.dtype:
+    """Positions in a model of ``n_units``: two bytes each while they fit, else four."""
+    return np.dtype("<u2") if n_units <= 1 << 16 else np.dtype("<u4")
+
+
+# What a model's row in the ``graphs`` table holds, in this order after its model_id.
+COLUMNS = ("uids", "in_ends", "in_sources", "in_weights", "fan_ins")
+
+
+@dataclass(frozen=True)
+class Adjacency:
+    """One model's units and edges: ``uids`` in write order; per unit, where its incoming
+    edges end (a running count); the sources (positions in ``uids``) and weights of every
+    edge, grouped by target in that order; and each unit's signature fan-in, at most
+    ``FAN_IN_SEEN``, which the views' ``target_fan_ins`` report."""
+
+    uids: Sequence[str]
+    in_ends: np.ndarray
+    in_sources: np.ndarray
+    in_weights: np.ndarray
+    fan_ins: bytes
+
+    @staticmethod
+    def of_columns(neurons: NeuronColumns, edges: EdgeColumns) -> Adjacency:
+        """The layout of a model handed to the store; ValueError for a weight that is not
+        finite (a graph read back must compute what was written)."""
+        broken = ~np.isfinite(edges.weight)
+        if broken.any():
+            dst = int(edges.dst[broken].min())
+            raise ValueError(
+                f"an edge into {neurons.uid[dst]} has weight "
+                f"{edges.weight[edges.dst == dst].tolist()}"
+            )
+        n = len(neurons)
+        order = np.argsort(edges.dst, kind="stable")
+        fan_in = np.minimum(np.add(neurons.n_pos, neurons.n_neg, dtype=np.intp), FAN_IN_SEEN)
+        return Adjacency(
+            neurons.uid,
+            np.cumsum(np.bincount(edges.dst, minlength=n)).astype(_COUNT),
+            edges.src[order].astype(_position_type(n)),
+            edges.weight[order].astype(_WEIGHT),
+            fan_in.astype(np.uint8).tobytes(),
+        )
+
+    @staticmethod
+    def of_inputs(
+        uids: Sequence[str], inputs: Sequence[Sequence[tuple[str, float]]], fan_ins: Sequence[int]
+    ) -> Adjacency:
+        """The layout of units given with their incoming edges (source uid, weight), in
+        order: how a store written before this layout is converted."""
+        position = {uid: i for i, uid in enumerate(uids)}
+        sources = [position[src] for edges in inputs for src, _ in edges]
+        return Adjacency(
+            tuple(uids),
+            np.cumsum([len(edges) for edges in inputs], dtype=np.intp).astype(_COUNT),
+            np.array(sources, dtype=_position_type(len(uids))),
+            np.array([w for edges in inputs for _, w in edges], dtype=_WEIGHT),
+            bytes(min(f, FAN_IN_SEEN) for f in fan_ins),
+        )
+
+    def row(self) -> tuple[str, bytes, bytes, bytes, bytes]:
+        """The values of ``COLUMNS``, as the store writes them."""
+        return (
+            json.dumps(list(self.uids)),
+            self.in_ends.tobytes(),
+            self.in_sources.tobytes(),
+            self.in_weights.tobytes(),
+            self.fan_ins,
+        )
+
+    @staticmethod
+    def from_row(
+        uids: str, in_ends: bytes, in_sources: bytes, in_weights: bytes, fan_ins: bytes
+    ) -> Adjacency:
+        """Decode a row written by ``row``; the arrays are views of the bytes, not copies."""
+        names = json.loads(uids)
+        return Adjacency(
+            names,
+            np.frombuffer(in_ends, dtype=_COUNT),
+            np.frombuffer(in_sources, dtype=_position_type(len(names))),
+            np.frombuffer(in_weights, dtype=_WEIGHT),
+            fan_ins,
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Roughly what the decoded model holds in memory (its arrays and its uid strings)."""
+        return (
+            self.in_ends.nbytes
+            + self.in_sources.nbytes
+            + self.in_weights.nbytes
+            + len(self.fan_ins)
+            + _UID_BYTES * len(self.uids)
+        )
+
+    def inputs(self) -> dict[str, dict[str, float]]:
+        """Every unit's incoming edges by source uid, units in write order."""
+        uids, ends = self.uids, [0, *self.in_ends.tolist()]
+        sources = [uids[i] for i in self.in_sources.tolist()]
+        weights = self.in_weights.tolist()
+        return {
+            uid: dict(
+                zip(sources[ends[i] : ends[i + 1]], weights[ends[i] : ends[i + 1]], strict=True)
+            )
+            for i, uid in enumerate(uids)
+        }
+
+    @cached_property
+    def _uid_array(self) -> np.ndarray:
+        return np.array(self.uids, dtype=object)
+
+    @cached_property
+    def _fan_in_array(self) -> np.ndarray:
+        return np.frombuffer(self.fan_ins, dtype=np.uint8)
+
+    def view(self, record: NeuronRecord) -> NeuronView:
+        """The neuron of ``record`` with its edges in both directions. A query reads a
+        neuron or two of most models it touches, so nothing is decoded for the whole model:
+        a neuron's outgoing edges are found by one comparison over the sources, and each
+        one's target by where it lies among the targets' groups."""
+        ends, names = self.in_ends, self._uid_array
+        i = self.uids.index(record.uid)
+        lo, hi = (int(ends[i - 1]) if i else 0), int(ends[i])
+        outgoing = np.flatnonzero(self.in_sources == i)
+        targets = np.searchsorted(ends, outgoing, side="right")
+        return NeuronView(
+            record,
+            tuple(
+                zip(
+                    names[self.in_sources[lo:hi]].tolist(),
+                    self.in_weights[lo:hi].tolist(),
+                    strict=True,
+                )
+            ),
+            tuple(zip(names[targets].tolist(), self.in_weights[outgoing].tolist(), strict=True)),
+            tuple(self._fan_in_array[targets].tolist()),
+        )
+
+
+_UID_BYTES = 64  # a short str object and its list slot
+
+
+class AdjacencyCache:
+    """Decoded models, least recently used dropped first once they hold more than
+    ``max_bytes``: a query grows every candidate a step at a time, each step reading the
+    same models' edges again. The store clears it whenever the stored models may change."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._held: OrderedDict[str, Adjacency] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, model: str) -> Adjacency | None:
+        """The model's edges if held (and now the most recently used), else None."""
+        adjacency = self._held.get(model)
+        if adjacency is not None:
+            self._held.move_to_end(model)
+        return adjacency
+
+    def put(self, model: str, adjacency: Adjacency) -> None:
+        """Hold the model's edges, dropping the least recently used beyond ``max_bytes``."""
+        if model in self._held:
+            self._bytes -= self._held.pop(model).nbytes
+        self._held[model] = adjacency
+        self._bytes += adjacency.nbytes
+        while self._bytes > self.max_bytes and len(self._held) > 1:
+            self._bytes -= self._held.popitem(last=False)[1].nbytes
+
+    def clear(self) -> None:
+        """Forget every model."""
+        self._held.clear()
+        self._bytes = 0
+
+
+def magnitude_bytes(magnitudes: np.ndarray) -> bytes:
+    """Signature magnitudes (ratios rounded to ``MAGNITUDE_DECIMALS``), one byte each: 8
+    times less than float64, and the same floats read back. A value that would not survive
+    the round trip is a ValueError, never a changed signature."""
+    steps = np.rint(np.asarray(magnitudes, dtype=np.float64) * _MAGNITUDE_STEPS)
+    if len(steps) and not (
+        steps.min() >= 0
+        and steps.max() <= _MAGNITUDE_STEPS
+        and np.array_equal(steps / _MAGNITUDE_STEPS, magnitudes)
+    ):
+        raise ValueError(
+            f"signature magnitudes must be ratios in [0, 1] rounded to {MAGNITUDE_DECIMALS} "
+            f"decimals, not {np.asarray(magnitudes).tolist()}"
+        )
+    return steps.astype(np.uint8).tobytes()
+
+
+# Each byte's magnitude: k / 100 is the float np.round(x, 2) gives for the ratios it stands for.
+_MAGNITUDES = [float(np.float64(step) / _MAGNITUDE_STEPS) for step in range(256)]
+
+
+def magnitudes_of(blob: bytes) -> list[float]:
+    """The magnitudes ``magnitude_bytes`` wrote, as the same floats (a table lookup per
+    byte: a query decodes thousands of rows of a few bytes each)."""
+    return [_MAGNITUDES[step] for step in blob]
