@@ -39,6 +39,7 @@ PASSWORD = "circuitql-bench"
 RESULTS = ROOT / "benchmarks" / "results.json"
 BASELINE = "eccae1f"  # the engine before approximate matching, which bench_library times too
 COLD_BASELINE = "a967651"  # the last commit before the cache, lazy imports and sorted compare
+STORE_BASELINE = "15e67cd"  # the last commit before the compact SQLite layout
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,12 @@ BENCHES = (
         "bench_library.py",
         ("--sizes", "100", "1000", "10000", "--repeats", "5", "--baseline", "{baseline}"),
         ("--sizes", "100", "300", "--repeats", "2", "--baseline", "{baseline}"),
+    ),
+    Bench(
+        "bench_store.py",
+        ("--models", "10000", "--repeats", "5", "--baseline", "{baseline}"),
+        ("--models", "300", "--repeats", "2", "--baseline", "{baseline}"),
+        baseline=STORE_BASELINE,
     ),
     Bench(
         "bench_neo4j_query.py",
