@@ -209,15 +209,12 @@ def magnitude_bytes(magnitudes: np.ndarray) -> bytes:
     """Signature magnitudes (ratios rounded to ``MAGNITUDE_DECIMALS``), one byte each: 8
     times less than float64, and the same floats read back. A value that would not survive
     the round trip is a ValueError, never a changed signature."""
-    steps = np.rint(np.asarray(magnitudes, dtype=np.float64) * _MAGNITUDE_STEPS)
-    if len(steps) and not (
-        steps.min() >= 0
-        and steps.max() <= _MAGNITUDE_STEPS
-        and np.array_equal(steps / _MAGNITUDE_STEPS, magnitudes)
-    ):
+    values = np.asarray(magnitudes, dtype=np.float64)
+    steps = np.clip(np.rint(values * _MAGNITUDE_STEPS), 0, _MAGNITUDE_STEPS)
+    if not np.array_equal(steps / _MAGNITUDE_STEPS, values):  # off the grid, or out of [0, 1]
         raise ValueError(
             f"signature magnitudes must be ratios in [0, 1] rounded to {MAGNITUDE_DECIMALS} "
-            f"decimals, not {np.asarray(magnitudes).tolist()}"
+            f"decimals, not {values.tolist()}"
         )
     return steps.astype(np.uint8).tobytes()
 

@@ -21,6 +21,7 @@ import json
 import os
 import sqlite3
 import struct
+import sys
 import urllib.parse
 from array import array
 from collections import Counter
@@ -74,6 +75,38 @@ _SHAPE_INDEX = (
 # JSON, and magnitudes as float64: 2.6 KB a neuron. They move to one ``graphs`` row per model.
 
 
+_NEURONS_TABLE = """
+    CREATE TABLE neurons (
+        model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+        uid TEXT NOT NULL,
+        layer INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        activation TEXT NOT NULL,
+        n_pos INTEGER NOT NULL,
+        n_neg INTEGER NOT NULL,
+        fan_in INTEGER NOT NULL,
+        bias_class TEXT NOT NULL,
+        out_pos INTEGER NOT NULL,
+        out_neg INTEGER NOT NULL,
+        magnitudes BLOB NOT NULL,
+        bias REAL NOT NULL,
+        token TEXT NOT NULL,
+        members BLOB NOT NULL,
+        alpha REAL NOT NULL,
+        PRIMARY KEY (model_id, uid)
+    )
+    """
+_NEURON_INDEXES = (
+    "CREATE INDEX neurons_by_token ON neurons(token)",
+    "CREATE INDEX neurons_by_detector ON neurons(activation, n_pos, n_neg, bias_class)",
+    # Covers every column a hidden pattern unit is looked up by: the planner's count of each
+    # unit's candidates never reads a row.
+    _SHAPE_INDEX,
+    "CREATE INDEX neurons_by_layer ON neurons(layer)",
+    # Output units of a pattern constrain fan-in and signs but not the activation.
+    "CREATE INDEX neurons_by_fan_in ON neurons(fan_in, n_pos, n_neg, bias_class)",
+)
+
 _MODELS_TABLE = """
     CREATE TABLE models (
         id INTEGER PRIMARY KEY,
@@ -109,40 +142,51 @@ _INSERT_GRAPH = (
 
 
 def _compact_adjacency(conn: sqlite3.Connection) -> None:
-    """Version 9's rows to version 10's: each model's edges into its ``graphs`` row, each
-    magnitude into a byte, a neuron that is its own only member into its scale, and the
-    adjacency columns dropped."""
-    for (model_id,) in conn.execute("SELECT id FROM models").fetchall():
-        rows = conn.execute(
-            "SELECT uid, fan_in, input_ids, input_weights FROM neurons WHERE model_id = ? "
-            "ORDER BY rowid",
-            (model_id,),
-        ).fetchall()
+    """Version 9's rows to version 10's: each model's edges into its ``graphs`` row, then
+    the neurons table rebuilt once without the adjacency columns, each magnitude a byte and
+    a neuron that is its own only member its scale (one pass over the rows, not one per
+    changed column: 2 million neurons take minutes either way)."""
+    rows = conn.execute(
+        "SELECT model_id, uid, fan_in, input_ids, input_weights FROM neurons "
+        "ORDER BY model_id, rowid"
+    )
+    for model_id, group in itertools.groupby(rows, key=lambda row: row[0]):
+        neurons = list(group)
         adjacency = Adjacency.of_inputs(
-            [uid for uid, *_ in rows],
+            [uid for _, uid, *_ in neurons],
             [
                 list(zip(json.loads(ids), _floats(weights), strict=True))
-                for *_, ids, weights in rows
+                for *_, ids, weights in neurons
             ],
-            [fan_in for _, fan_in, *_ in rows],
+            [fan_in for _, _, fan_in, *_ in neurons],
         )
         conn.execute(_INSERT_GRAPH, (model_id, *adjacency.row()))
     conn.create_function(
         "circuitql_magnitude_bytes",
         1,
-        lambda blob: magnitude_bytes(np.array(_floats(blob))),
+        lambda blob: magnitude_bytes(np.frombuffer(blob, dtype=np.float64)),
         deterministic=True,
     )
-    conn.execute("UPDATE neurons SET magnitudes = circuitql_magnitude_bytes(magnitudes)")
     conn.create_function(
         "circuitql_members",
         2,
         lambda uid, members: _members_value(uid, _members_of(uid, members)),
         deterministic=True,
     )
-    conn.execute("UPDATE neurons SET members = circuitql_members(uid, members)")
-    for column in ("input_ids", "input_weights", "output_ids", "output_weights", "output_fan_ins"):
-        conn.execute(f"ALTER TABLE neurons DROP COLUMN {column}")
+    converted = {
+        "magnitudes": "circuitql_magnitude_bytes(magnitudes)",
+        "members": "circuitql_members(uid, members)",
+    }
+    conn.execute(_NEURONS_TABLE.replace("CREATE TABLE neurons", "CREATE TABLE neurons_v10"))
+    conn.execute(
+        f"INSERT INTO neurons_v10 (model_id, {_NEURON_COLUMNS}) SELECT model_id, "
+        + ", ".join(converted.get(field, field) for field in _NEURON_FIELDS)
+        + " FROM neurons ORDER BY rowid"
+    )
+    conn.execute("DROP TABLE neurons")
+    conn.execute("ALTER TABLE neurons_v10 RENAME TO neurons")
+    for index in _NEURON_INDEXES:
+        conn.execute(index)
 
 
 def _fill_target_fan_ins(conn: sqlite3.Connection) -> None:
@@ -195,37 +239,10 @@ _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], 
 # schema creation.
 _SCHEMA = (
     _MODELS_TABLE,
-    """
-    CREATE TABLE neurons (
-        model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
-        uid TEXT NOT NULL,
-        layer INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        activation TEXT NOT NULL,
-        n_pos INTEGER NOT NULL,
-        n_neg INTEGER NOT NULL,
-        fan_in INTEGER NOT NULL,
-        bias_class TEXT NOT NULL,
-        out_pos INTEGER NOT NULL,
-        out_neg INTEGER NOT NULL,
-        magnitudes BLOB NOT NULL,
-        bias REAL NOT NULL,
-        token TEXT NOT NULL,
-        members TEXT NOT NULL,
-        alpha REAL NOT NULL,
-        PRIMARY KEY (model_id, uid)
-    )
-    """,
+    _NEURONS_TABLE,
     _GRAPHS_TABLE,
     _MODELS_BY_CONTENT,
-    "CREATE INDEX neurons_by_token ON neurons(token)",
-    "CREATE INDEX neurons_by_detector ON neurons(activation, n_pos, n_neg, bias_class)",
-    # Covers every column a hidden pattern unit is looked up by: the planner's count of each
-    # unit's candidates never reads a row.
-    _SHAPE_INDEX,
-    "CREATE INDEX neurons_by_layer ON neurons(layer)",
-    # Output units of a pattern constrain fan-in and signs but not the activation.
-    "CREATE INDEX neurons_by_fan_in ON neurons(fan_in, n_pos, n_neg, bias_class)",
+    *_NEURON_INDEXES,
     """
     CREATE TABLE token_stats (
         token TEXT PRIMARY KEY,
@@ -368,6 +385,14 @@ class SQLiteStore:
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
             version = SCHEMA_VERSION
         found = version
+        if found < SCHEMA_VERSION:
+            # Minutes for a zoo of millions of neurons: say why the command waits.
+            print(
+                f"circuitql: upgrading the store {self.path} from schema version {found} to "
+                f"{SCHEMA_VERSION}, once (about 3 s per 100 models)",
+                file=sys.stderr,
+                flush=True,
+            )
         for old, statements in _MIGRATIONS:
             if version == old:
                 for step in statements:
