@@ -127,9 +127,12 @@ def main() -> None:
             d = max(1, width // 6)
             for label, code in (("earlier", args.baseline), ("this", ROOT)):
                 store = Path(tmp) / f"{label}-{width}.db"
+                # Run from the store's folder: from this checkout, ``python -c`` would import
+                # this checkout's circuitql before the one PYTHONPATH names.
                 subprocess.run(
                     [sys.executable, "-c", INDEX, str(store), str(d), str(width)],
                     check=True,
+                    cwd=tmp,
                     env={**os.environ, "PYTHONPATH": str(code)},
                 )
                 for pair, other in (("twin", "twin"), ("different", "other")):
