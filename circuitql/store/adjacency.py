@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -31,6 +31,11 @@ _MAGNITUDE_STEPS = 10**MAGNITUDE_DECIMALS
 assert _MAGNITUDE_STEPS <= 255, "a signature magnitude must fit in one byte"
 
 
+# Neurons of one model read one at a time (a scan of its sources each) before the model's
+# edges are grouped by source (a sort, worth it when a query reads much of the model).
+SCAN_VIEWS = 8
+
+
 def _position_type(n_units: int) -> np.dtype:
     """Positions in a model of ``n_units``: two bytes each while they fit, else four."""
     return np.dtype("<u2") if n_units <= 1 << 16 else np.dtype("<u4")
@@ -40,7 +45,7 @@ def _position_type(n_units: int) -> np.dtype:
 COLUMNS = ("uids", "in_ends", "in_sources", "in_weights", "fan_ins")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Adjacency:
     """One model's units and edges: ``uids`` in write order; per unit, where its incoming
     edges end (a running count); the sources (positions in ``uids``) and weights of every
@@ -52,6 +57,9 @@ class Adjacency:
     in_sources: np.ndarray
     in_weights: np.ndarray
     fan_ins: bytes
+    # Views made so far: past ``SCAN_VIEWS`` the edges are grouped by source once, rather
+    # than scanned for each neuron's outgoing ones.
+    views_made: int = field(default=0, init=False, repr=False)
 
     @staticmethod
     def of_columns(neurons: NeuronColumns, edges: EdgeColumns) -> Adjacency:
@@ -146,6 +154,14 @@ class Adjacency:
     def _fan_in_array(self) -> np.ndarray:
         return np.frombuffer(self.fan_ins, dtype=np.uint8)
 
+    @cached_property
+    def _by_source(self) -> tuple[list[int], np.ndarray]:
+        """Every edge's position grouped by source, in edge order within a group, and where
+        each source's group starts: what a scan for one source finds, for all at once."""
+        counts = np.bincount(self.in_sources, minlength=len(self.uids))
+        starts = [0, *np.cumsum(counts).tolist()]
+        return starts, np.argsort(self.in_sources, kind="stable")
+
     def view(self, record: NeuronRecord) -> NeuronView:
         """The neuron of ``record`` with its edges in both directions. A query reads a
         neuron or two of most models it touches, so nothing is decoded for the whole model:
@@ -154,7 +170,12 @@ class Adjacency:
         ends, names = self.in_ends, self._uid_array
         i = self.uids.index(record.uid)
         lo, hi = (int(ends[i - 1]) if i else 0), int(ends[i])
-        outgoing = np.flatnonzero(self.in_sources == i)
+        self.views_made += 1
+        if self.views_made > SCAN_VIEWS:
+            starts, by_source = self._by_source
+            outgoing = by_source[starts[i] : starts[i + 1]]
+        else:
+            outgoing = np.flatnonzero(self.in_sources == i)
         targets = np.searchsorted(ends, outgoing, side="right")
         return NeuronView(
             record,

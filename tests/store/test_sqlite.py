@@ -20,7 +20,7 @@ from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
 from circuitql.records import EdgeRecord, IndexedModel, NeuronRecord, Signature
-from circuitql.store.adjacency import Adjacency, AdjacencyCache, magnitudes_of
+from circuitql.store.adjacency import SCAN_VIEWS, Adjacency, AdjacencyCache, magnitudes_of
 from circuitql.store.base import NeuronView, model_columns
 from circuitql.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from circuitql.store.uri import open_store
@@ -643,3 +643,15 @@ def test_a_magnitude_the_store_cannot_keep_exactly_is_refused(tmp_path: Path) ->
         assert store.models() == []
     finally:
         store.close()
+
+
+def test_a_neuron_reads_the_same_edges_however_many_of_its_model_were_read() -> None:
+    # Past SCAN_VIEWS neurons of a model, outgoing edges come from one grouping by source
+    # instead of a scan per neuron: both must give the same views, in the same order.
+    model = fake_model("m", hidden=3 * SCAN_VIEWS)
+    neurons, edges = model_columns(model)
+    shared = Adjacency.of_columns(neurons, edges)
+    for record in reversed(neurons):  # the inputs, which feed every hidden unit, last
+        fresh = Adjacency.of_columns(neurons, edges)
+        assert shared.view(record) == fresh.view(record)
+    assert shared.views_made > SCAN_VIEWS
