@@ -432,6 +432,21 @@ class SQLiteStore:
             ) from exc
 
     @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction around several statements, so they see the same committed
+        state (in WAL mode a reader keeps its snapshot while writers commit)."""
+        if self._conn.in_transaction:
+            yield
+            return
+        with self._db_errors("reading the store"):
+            self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")
+
+    @contextmanager
     def _transaction(self, doing: str) -> Iterator[None]:
         """One write transaction, committed whole or rolled back whole on any exception.
 
@@ -571,9 +586,12 @@ class SQLiteStore:
 
     def fetch(self, keys: Sequence[NeuronKey]) -> dict[NeuronKey, NeuronView]:
         """Two statements for every key: the neurons (``_rows_by_key``), then their models'
-        ``graphs`` rows, each decoded once for all of its neurons' edges."""
-        rows = self._rows_by_key(keys, ", ".join(f"n.{field}" for field in _NEURON_FIELDS), {})
-        graphs = self._adjacency_of(list(dict.fromkeys(row[0] for row in rows)))
+        ``graphs`` rows, each decoded once for all of its neurons' edges. Both read one
+        snapshot: a model another process replaces or deletes in between is seen whole, as
+        it was, never as neurons without edges."""
+        with self._snapshot():
+            rows = self._rows_by_key(keys, ", ".join(f"n.{field}" for field in _NEURON_FIELDS), {})
+            graphs = self._adjacency_of(list(dict.fromkeys(row[0] for row in rows)))
         views = {}
         for row in rows:
             record = _neuron_record(row[1:])

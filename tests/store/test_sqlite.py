@@ -11,6 +11,7 @@ import sys
 from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -655,3 +656,28 @@ def test_a_neuron_reads_the_same_edges_however_many_of_its_model_were_read() -> 
         fresh = Adjacency.of_columns(neurons, edges)
         assert shared.view(record) == fresh.view(record)
     assert shared.views_made > SCAN_VIEWS
+
+
+def test_a_model_deleted_while_its_neurons_are_read_is_seen_whole(tmp_path: Path) -> None:
+    # fetch reads the neurons, then their models' edges: a model another process deletes
+    # between the two statements must still come back with its edges, as it was.
+    path = tmp_path / "shared.db"
+    writer = SQLiteStore(path)
+    writer.write(fake_model("m"))
+
+    class DeletedInBetween(SQLiteStore):
+        def _rows_by_key(self, *args: Any, **kwargs: Any) -> list[Any]:
+            rows = super()._rows_by_key(*args, **kwargs)
+            assert writer.delete("m")
+            return rows
+
+    reader = DeletedInBetween(path)
+    try:
+        keys = [("m", n.uid) for n in fake_model("m").neurons]
+        views = reader.fetch(keys)
+        assert set(views) == set(keys)
+        assert views[keys[0]].outputs
+        assert writer.get_model("m") is None
+    finally:
+        reader.close()
+        writer.close()
