@@ -23,12 +23,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 from benchmarks.bench_library import COMPOSITIONS, Baseline, add_zoo_arguments, write_hosted_zoo
-from benchmarks.report import Report, add_json_argument, ms
+from benchmarks.report import Report, add_json_argument, ms, timed
 from circuitql import Match
 from circuitql.api import Database, connect
 from circuitql.language.library import builtin_library
@@ -43,15 +42,6 @@ def _bytes(path: Path) -> int:
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
-def _median(run: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _all(db: Database, text: str) -> list[Match]:
     return list(db.query(text))
 
@@ -61,9 +51,7 @@ def _cold(store: Path, text: str, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         with connect(str(store), create=False) as db:
-            start = time.perf_counter()
-            list(db.query(text))
-            times.append(time.perf_counter() - start)
+            times += timed(partial(_all, db, text), 1)[0]
     return statistics.median(times)
 
 
@@ -161,7 +149,7 @@ def _latency(
                     for fresh in (True, False)
                 }
                 cold = _cold(ours, text, repeats)
-                warm = _median(partial(_all, warm_db, text), repeats)
+                warm = statistics.median(timed(partial(_all, warm_db, text), repeats)[0])
                 ratios = (cold / earlier[True], warm / earlier[False])
                 for label, ratio in zip(("cold", "warm"), ratios, strict=True):
                     worst = max(worst, (f"{text} ({label})", ratio), key=lambda item: item[1])
