@@ -164,9 +164,10 @@ class Adjacency:
 
     def view(self, record: NeuronRecord) -> NeuronView:
         """The neuron of ``record`` with its edges in both directions. A query reads a
-        neuron or two of most models it touches, so nothing is decoded for the whole model:
-        a neuron's outgoing edges are found by one comparison over the sources, and each
-        one's target by where it lies among the targets' groups."""
+        neuron or two of most models it touches, so at first nothing is decoded for the
+        whole model: a neuron's outgoing edges are found by one comparison over the sources
+        (after ``SCAN_VIEWS`` views, from the edges grouped by source once), and each one's
+        target by where it lies among the targets' groups."""
         ends, names = self.in_ends, self._uid_array
         i = self.uids.index(record.uid)
         lo, hi = (int(ends[i - 1]) if i else 0), int(ends[i])
