@@ -292,6 +292,44 @@ def _hostile_onnx(folder: Path, rng: random.Random) -> Path:
     return path
 
 
+def _hostile_convnet(folder: Path, rng: random.Random) -> Path:
+    """A convolution, pooling or padding with attributes a file may claim: zero strides,
+    negative or huge pads, groups that do not divide, kernels larger than the map."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def ints(n: int) -> list[int]:
+        return [rng.choice((-1, 0, 1, 2, 3, 10**9)) for _ in range(n)]
+
+    attrs: dict[str, Any] = {
+        "Conv": {"strides": ints(2), "pads": ints(4), "dilations": ints(2), "group": ints(1)[0]},
+        "MaxPool": {"kernel_shape": ints(2), "pads": ints(4), "ceil_mode": 1},
+        "AveragePool": {"kernel_shape": ints(rng.choice((1, 2, 3))), "auto_pad": "SAME_LOWER"},
+        "Pad": {"mode": rng.choice(("constant", "edge", "wrap", "bogus"))},
+    }
+    op = rng.choice(sorted(attrs))
+    kernel = np.ones(rng.choice(([2, 1, 3, 3], [2, 1, 3], [0, 1, 3, 3], [3, 2, 40, 40])))
+    pads = np.array(ints(rng.choice((4, 8))), dtype=np.int64)
+    inputs = {"Conv": ["m", "k"], "Pad": ["m", "pads"]}.get(op, ["m"])
+    nodes = [helper.make_node("Conv", ["x", "k0"], ["m"]), helper.make_node(op, inputs, ["y"])]
+    options = {k: v for k, v in attrs[op].items() if rng.random() < 0.7}
+    nodes[1].attribute.extend(helper.make_attribute(k, v) for k, v in options.items())
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, *ints(2)])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[
+            numpy_helper.from_array(np.ones((2, 1, 1, 1), dtype=np.float32), "k0"),
+            numpy_helper.from_array(kernel.astype(np.float32), "k"),
+            numpy_helper.from_array(pads, "pads"),
+        ],
+    )
+    path = folder / f"c{rng.randrange(10**9)}.onnx"
+    onnx.save(helper.make_model(graph), path)
+    return path
+
+
 def _hostile_nnet(folder: Path, rng: random.Random) -> Path:
     lines = [
         "// nnet\n",
@@ -344,6 +382,7 @@ FILE_KINDS: dict[str, Callable[[Path, random.Random], Path]] = {
     "hostile config": _hostile_config,
     "hostile weights": _hostile_weights,
     "hostile onnx": _hostile_onnx,
+    "hostile convnet": _hostile_convnet,
     "hostile nnet": _hostile_nnet,
     "odd name": _named,
 }

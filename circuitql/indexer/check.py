@@ -66,6 +66,7 @@ class CheckReport:
     probes: int
     comparisons: tuple[Comparison, ...]
     canonical_log: tuple[str, ...]
+    remarks: tuple[str, ...] = ()  # how to read the comparisons (a channel graph's)
 
     def to_json(self) -> dict[str, Any]:
         """The report for ``--json``, the log cut down to its tightenings (``tightened``)."""
@@ -79,6 +80,7 @@ class CheckReport:
             "probes": self.probes,
             "comparisons": [c.to_json() for c in self.comparisons],
             "tightened": [line for line in self.canonical_log if line.startswith("tighten")],
+            "remarks": list(self.remarks),
         }
 
     def text(self) -> str:
@@ -92,6 +94,7 @@ class CheckReport:
         lines = [
             f"{self.source}: {self.inputs} inputs, {self.outputs} outputs; "
             f"{self.loaded_units} units loaded, {self.canonical_units} canonical",
+            *self.remarks,
             f"{self.probes:,} random inputs over {where}:",
         ]
         width = max(len(c.compared) for c in self.comparisons)
@@ -133,7 +136,27 @@ def check_file(
         len(x),
         tuple(comparisons),
         tuple(str(s) for s in canon.steps),
+        _channel_remarks(loaded.meta),
     )
+
+
+def _channel_remarks(meta: Any) -> tuple[str, ...]:
+    """What a convolutional network's comparisons mean: its graph is the network on uniform
+    images (channels.py), and zero padding makes the real borders differ from it."""
+    channels = next((m["channels"] for m in meta.values() if "channels" in m), None)
+    if channels is None:
+        return ()
+    remarks = [
+        "read as a channel graph: one unit per channel, the network on uniform images (each "
+        "input channel constant), which the reference is run on"
+    ]
+    if channels["border_effects"]:
+        remarks.append(
+            f"zero padding in {', '.join(channels['border_effects'])} makes the borders of "
+            "those images differ from the uniform maps the graph stands for: the reference's "
+            "error includes them"
+        )
+    return tuple(remarks)
 
 
 def _compare(compared: str, expected: np.ndarray, actual: np.ndarray) -> Comparison:
@@ -161,7 +184,8 @@ def _against_reference(
         return [(".nnet semantics", read_nnet(path).evaluate(x), graph_out)]
     if suffix != ".onnx":
         return []
-    reference = onnx_outputs(path, x)
+    blocks = loaded.meta.get("onnx", {}).get("inputs", [])
+    reference = onnx_outputs(path, x, {b["name"] for b in blocks if b.get("channels")})
     if reference is None:
         return []
     final = loaded.meta.get("onnx", {}).get("output_activation")
@@ -180,10 +204,14 @@ def _against_reference(
     ]
 
 
-def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray | None:
+def onnx_outputs(
+    path: Path, x: np.ndarray, channel_inputs: set[str] | None = None
+) -> np.ndarray | None:
     """The file run by onnx's reference evaluator, each graph input fed its block of the
     probes (float32, as the file's weights are), all outputs side by side; None when an
-    input has no batch dimension to run the probes in at once."""
+    input has no batch dimension to run the probes in at once. An input in
+    ``channel_inputs`` is images read as channels (channels.py): each probe is the uniform
+    image whose channels take its values."""
     import onnx
     from onnx.reference import ReferenceEvaluator
 
@@ -201,17 +229,21 @@ def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray | None:
             batch = dims[0].dim_value
         else:
             dims[0].dim_param = "N"  # every probe in one run
-        width = int(np.prod(features))
-        blocks[graph_input.name] = (x[:, first : first + width], features)
+        uniform = graph_input.name in (channel_inputs or set())
+        width = features[0] if uniform else int(np.prod(features))
+        blocks[graph_input.name] = (x[:, first : first + width], features, uniform)
         first += width
     evaluator = ReferenceEvaluator(model)
     parts = []
     for start in range(0, len(x), batch):
         rows = min(batch, len(x) - start)
         feeds = {}
-        for name, (block, features) in blocks.items():
+        for name, (block, features, uniform) in blocks.items():
             chunk = block[start : start + rows]
             chunk = np.concatenate([chunk, np.zeros((batch - rows, chunk.shape[1]))])
+            if uniform:
+                spread = (batch, features[0]) + (1,) * (len(features) - 1)
+                chunk = np.broadcast_to(chunk.reshape(spread), (batch, *features))
             feeds[name] = chunk.reshape(batch, *features).astype(np.float32)
         outputs = evaluator.run(None, feeds)
         parts.append(

@@ -27,7 +27,22 @@ from onnx import numpy_helper
 
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
-from circuitql.indexer.affine import AffineVec, GraphBuilder, check_model_size, check_tensor_size
+from circuitql.indexer.affine import (
+    AffineVec,
+    GraphBuilder,
+    ShapeError,
+    check_model_size,
+    check_tensor_size,
+)
+from circuitql.indexer.channels import (
+    ChannelMap,
+    ChannelNotes,
+    conv_matrix,
+    dense_on_channels,
+    expanded,
+    per_channel,
+    window_output,
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,7 @@ class Features:
     shape: tuple[int, ...]
 
 
-Value = np.ndarray | Features
+Value = np.ndarray | Features | ChannelMap
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,9 @@ class _Converter:
         self.final: set[str] = set()  # tensors only a graph output may be (a Softmax's)
         # Batch sizes the inputs declare (25 in [25, 5]): a Reshape to (25, -1) keeps them.
         self.batches: set[int] = set()
+        self.channels = ChannelNotes()
+        # A network with a convolution reads its image inputs as channels (channels.py).
+        self.convolutional = any(n.op_type == "Conv" for n in graph.node)
 
     def run(self) -> tuple[NeuronGraph, dict[str, Any]]:
         check_model_size(sum(math.prod(t.dims) for t in self.graph.initializer), self.where)
@@ -101,6 +119,8 @@ class _Converter:
         if not self.graph.output:
             raise self._error("the graph has no outputs", "export the network with its outputs")
         outputs = [self._output(out.name) for out in self.graph.output]
+        if self.channels.layers:
+            self.notes["channels"] = self.channels.to_json()
         return self.builder.finish(AffineVec.concat(outputs)), (
             {"onnx": self.notes} if self.notes else {}
         )
@@ -137,15 +157,15 @@ class _Converter:
                 )
             shape = tuple(known)
             first = self.builder.n_inputs
-            self.values[name] = Features(self.builder.inputs(math.prod(shape)), shape)
-            blocks.append(
-                {
-                    "name": name,
-                    "shape": list(shape[1:] if len(shape) > 1 else shape),
-                    "first": first,
-                    "count": math.prod(shape),
-                }
-            )
+            block = {"name": name, "shape": list(shape[1:] if len(shape) > 1 else shape)}
+            if self.convolutional and len(shape) >= 3:
+                units = self.builder.inputs(shape[1])
+                self.values[name] = ChannelMap(units, shape[2:])
+                block["channels"] = True
+            else:
+                units = self.builder.inputs(math.prod(shape))
+                self.values[name] = Features(units, shape)
+            blocks.append({**block, "first": first, "count": len(units)})
         if len(blocks) > 1 or any(len(b["shape"]) > 1 for b in blocks):
             self.notes["inputs"] = blocks
 
@@ -161,6 +181,11 @@ class _Converter:
                 f"graph output {name!r} is a constant",
                 "export only outputs that depend on the input",
             )
+        if isinstance(value, ChannelMap):
+            try:
+                return expanded(value)
+            except ShapeError as exc:
+                raise self._error(str(exc), "index the network up to a pooled layer") from None
         return value.vec
 
     # --- nodes ----------------------------------------------------------------------------
@@ -206,6 +231,58 @@ class _Converter:
             raise self._unsupported(node, f"holds a {key!r}, not a dense numeric tensor")
         return self._finite(node.proto.output[0], array)
 
+    def _constant_of_shape(self, node: _Node, args: list[Value | None]) -> Value:
+        """A constant tensor of a constant shape (shape arithmetic around a Pad)."""
+        shape = self._constant_arg(node, _given(args[0]))
+        assert shape is not None
+        check_tensor_size(node.proto.output[0], math.prod(_ints(shape)), self.where)
+        value = node.attrs.get("value")
+        fill = self._array(value) if value is not None else np.zeros(1, dtype=np.float32)
+        return np.full(_ints(shape), fill.reshape(-1)[0], dtype=fill.dtype)
+
+    def _pad(self, node: _Node, args: list[Value | None]) -> Value:
+        """Padding: of a constant, computed; of feature maps, their new size. Padding that
+        repeats the map (edge, reflect, wrap) keeps a uniform map uniform; a constant border
+        makes the borders differ, which is recorded as zero padding is (channels.py)."""
+        x = _given(args[0])
+        pads = _ints(self._constant_arg(node, args[1]) if len(args) > 1 else node.attrs["pads"])
+        mode = node.attrs.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        rank = len(_shape_of(x)) if not isinstance(x, np.ndarray) else x.ndim
+        axes = args[3] if len(args) > 3 and args[3] is not None else None
+        listed = _ints(self._constant_arg(node, axes)) if axes is not None else list(range(rank))
+        if len(pads) != 2 * len(listed) or min(pads, default=0) < 0:
+            raise ShapeError(
+                f"Pad needs two non-negative pads for each of {len(listed)} axes, got {pads}"
+            )
+        full = [0] * (2 * rank)
+        for i, axis in enumerate(listed):
+            full[axis % rank], full[axis % rank + rank] = pads[i], pads[i + len(listed)]
+        if isinstance(x, np.ndarray):
+            fill = self._constant_arg(node, args[2]) if len(args) > 2 and args[2] else None
+            widths = list(zip(full[:rank], full[rank:], strict=True))
+            padded = math.prod(d + lo + hi for d, (lo, hi) in zip(x.shape, widths, strict=True))
+            check_tensor_size(node.proto.output[0], padded, self.where)
+            numpy_mode = {"constant": "constant", "edge": "edge", "reflect": "reflect"}
+            if mode not in numpy_mode and mode != "wrap":
+                raise self._unsupported(node, f"pads in mode {mode!r}")
+            if mode == "constant":
+                value = 0 if fill is None else fill.reshape(-1)[0]
+                return np.pad(x, widths, mode="constant", constant_values=value)
+            return np.pad(x, widths, mode=numpy_mode.get(mode, "wrap"))  # type: ignore[call-overload]
+        if not isinstance(x, ChannelMap) or x.flat or any(full[i] for i in (0, 1, rank, rank + 1)):
+            raise self._unsupported(node, "pads something other than feature maps' positions")
+        assert x.spatial is not None
+        spatial = tuple(size + full[2 + i] + full[2 + i + rank] for i, size in enumerate(x.spatial))
+        self.channels.record(
+            node.module(),
+            "Pad",
+            zero_padding=mode == "constant" and any(full),
+            pads=full,
+            mode=mode,
+        )
+        return ChannelMap(x.vec, spatial)
+
     def _passthrough(self, node: _Node, args: list[Value | None]) -> Value:
         training = args[2] if len(args) > 2 else None
         if isinstance(training, np.ndarray) and training.any():
@@ -216,14 +293,29 @@ class _Converter:
         """Flatten/Reshape/Squeeze/Unsqueeze: the same numpy call gives a constant's new value
         and a feature vector's new shape."""
         x = _given(args[0])
-        data = x if isinstance(x, np.ndarray) else np.zeros(x.shape)
+        data = x if isinstance(x, np.ndarray) else np.zeros(_shape_of(x))
         extra = [self._constant_arg(node, a) for a in args[1:]]
-        if node.proto.op_type == "Reshape" and isinstance(x, Features) and extra:
+        if node.proto.op_type == "Reshape" and not isinstance(x, np.ndarray) and extra:
             extra[0] = self._one_sample(extra[0])
         out = _RESHAPES[node.proto.op_type](data, extra, node.attrs)
         if isinstance(x, np.ndarray):
             return out
+        if isinstance(x, ChannelMap):
+            return self._reshaped_maps(node, x, out.shape)
         return Features(x.vec, self._vector_shape(node, out.shape))
+
+    def _reshaped_maps(self, node: _Node, x: ChannelMap, shape: tuple[int, ...]) -> ChannelMap:
+        """Maps flattened into a (batch, features) vector, or reshaped into maps of the same
+        channels (a Squeeze of a pooled 1 x 1 map's axes)."""
+        if _is_vector(shape) and len(shape) >= 2:
+            return ChannelMap(x.vec, x.spatial, flat=True)
+        if len(shape) >= 2 and shape[:2] == (1, len(x.vec)) and not x.flat:
+            return ChannelMap(x.vec, shape[2:])
+        raise self._unsupported(
+            node,
+            f"reshapes feature maps of shape {_shape_of(x)} into {shape}; maps are read "
+            "flattened into a (batch, features) vector, or with their channels kept",
+        )
 
     def _one_sample(self, target: np.ndarray | None) -> np.ndarray | None:
         """A Reshape's target for one sample: an exporter that saw a fixed batch (25) writes
@@ -241,7 +333,7 @@ class _Converter:
         """A tensor's shape, for the shape arithmetic exporters write around a Reshape
         (``x.view(x.size(0), -1)``); a feature tensor's batch is one sample, 1."""
         x = _given(args[0])
-        shape = x.shape if isinstance(x, np.ndarray | Features) else ()
+        shape = _shape_of(x)
         start, end = node.attrs.get("start", 0), node.attrs.get("end")
         return np.asarray(shape[start:end], dtype=np.int64)
 
@@ -261,6 +353,8 @@ class _Converter:
         a, b = _given(args[0]), _given(args[1])
         if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
             return _FOLD[op](a, b).astype(np.result_type(a, b))
+        if isinstance(a, ChannelMap) or isinstance(b, ChannelMap):
+            return self._arith_maps(node, a, b)
         if isinstance(a, Features) and isinstance(b, Features):
             if op not in ("Add", "Sub"):
                 raise self._unsupported(
@@ -294,6 +388,137 @@ class _Converter:
             scale, shift = 1.0 / const, zeros
         return Features(x.vec.affine_elementwise(scale, shift), shape)
 
+    def _arith_maps(self, node: _Node, a: Value, b: Value) -> Value:
+        """Elementwise arithmetic on feature maps: two maps added or subtracted (a residual),
+        or a map and a constant per channel (a normalization)."""
+        op = node.proto.op_type
+        if isinstance(a, ChannelMap) and isinstance(b, ChannelMap):
+            if op not in ("Add", "Sub") or a.spatial != b.spatial or a.flat != b.flat:
+                raise self._unsupported(
+                    node, f"applies {op} to two feature maps; only Add/Sub of maps alike are"
+                )
+            return a.with_vec(a.vec + b.vec if op == "Add" else a.vec - b.vec)
+        maps_first = isinstance(a, ChannelMap)
+        x, c = (a, b) if maps_first else (b, a)
+        if not isinstance(x, ChannelMap) or not isinstance(c, np.ndarray):
+            raise self._unsupported(node, f"applies {op} to a feature map and a vector")
+        const = per_channel(c, x)
+        if const is None:
+            raise self._unsupported(
+                node,
+                f"applies {op} by a constant of shape {c.shape} that varies across "
+                "positions; a channel graph takes one value per channel",
+            )
+        if op == "Div" and (not maps_first or not const.all()):
+            raise self._unsupported(node, "divides by a variable or by a zero")
+        ones, zeros = np.ones_like(const), np.zeros_like(const)
+        scale, shift = {
+            "Add": (ones, const),
+            "Sub": (ones, -const) if maps_first else (-ones, const),
+            "Mul": (const, zeros),
+            "Div": (1.0 / np.where(const == 0, 1.0, const), zeros),
+        }[op]
+        return x.with_vec(x.vec.affine_elementwise(scale, shift))
+
+    def _conv(self, node: _Node, args: list[Value | None]) -> Value:
+        """A convolution: on uniform maps, a linear map between channels whose weights are
+        the kernels' sums (channels.py)."""
+        x, weight = _given(args[0]), _given(args[1])
+        bias = args[2] if len(args) > 2 else None
+        if not isinstance(x, ChannelMap) or x.flat or not isinstance(weight, np.ndarray):
+            raise self._unsupported(
+                node, "needs feature maps as its input and constant kernels as its weights"
+            )
+        if isinstance(bias, ChannelMap | Features):
+            raise self._unsupported(node, "has a variable bias")
+        module = node.module(node.proto.input[1])
+        spatial = self._window(node, x, weight.shape[2:])
+        vec = self.builder.linear(
+            x.vec, conv_matrix(weight, int(node.attrs.get("group", 1)), module), bias, module
+        )
+        self.channels.record(
+            module,
+            "Conv",
+            zero_padding=any(self._pads(node, x, weight.shape[2:])),
+            kernel=list(weight.shape[2:]),
+            strides=self._per_axis(node, "strides", x),
+            pads=self._pads(node, x, weight.shape[2:]),
+        )
+        return ChannelMap(vec, spatial)
+
+    def _pool(self, node: _Node, args: list[Value | None]) -> Value:
+        """Max or average pooling, local or global: a uniform map pools to the same value,
+        so each channel passes through; an average counting zero padding changes the
+        borders, as a padded convolution does."""
+        x = _given(args[0])
+        if not isinstance(x, ChannelMap) or x.flat:
+            raise self._unsupported(node, "pools something other than feature maps")
+        op = node.proto.op_type
+        if op.startswith("Global"):
+            spatial: tuple[int, ...] | None = (1,) * len(x.spatial or ())
+            self.channels.record(node.module(), op)
+            return ChannelMap(x.vec, spatial)
+        if "kernel_shape" not in node.attrs:
+            raise ShapeError(f"{op} needs a kernel_shape")
+        kernel = [int(k) for k in node.attrs["kernel_shape"]]
+        pads = self._pads(node, x, kernel)
+        spatial = self._window(node, x, kernel)
+        padded_average = op == "AveragePool" and node.attrs.get("count_include_pad", 0)
+        self.channels.record(
+            node.module(),
+            op,
+            zero_padding=bool(padded_average and any(pads)),
+            kernel=kernel,
+            strides=self._per_axis(node, "strides", x),
+            pads=pads,
+        )
+        return ChannelMap(x.vec, spatial)
+
+    def _window(self, node: _Node, x: ChannelMap, kernel: Sequence[int]) -> tuple[int, ...]:
+        """The output size of a convolution's or pooling window over ``x``'s maps."""
+        assert x.spatial is not None  # ONNX maps come from inputs of declared size
+        if len(kernel) != len(x.spatial):
+            raise self._unsupported(
+                node, f"has a {len(kernel)}-D window over {len(x.spatial)}-D maps"
+            )
+        return window_output(
+            x.spatial,
+            kernel,
+            self._per_axis(node, "strides", x),
+            self._pads(node, x, kernel),
+            self._per_axis(node, "dilations", x),
+            ceil=bool(node.attrs.get("ceil_mode", 0)),
+        )
+
+    def _per_axis(self, node: _Node, attr: str, x: ChannelMap) -> list[int]:
+        rank = len(x.spatial or ())
+        return [int(v) for v in node.attrs.get(attr, [1] * rank)]
+
+    def _pads(self, node: _Node, x: ChannelMap, kernel: Sequence[int]) -> list[int]:
+        """Every axis's padding at its beginning, then at its end, from ``pads`` or from
+        ``auto_pad`` (SAME_UPPER/SAME_LOWER pad so that the output is the input over the
+        stride, rounded up)."""
+        rank = len(x.spatial or ())
+        auto = node.attrs.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+        if auto in ("NOTSET", "VALID"):
+            pads = [int(p) for p in node.attrs.get("pads", [0] * (2 * rank))]
+            return pads if auto == "NOTSET" else [0] * (2 * rank)
+        assert x.spatial is not None
+        strides, dilations = (
+            self._per_axis(node, "strides", x),
+            self._per_axis(node, "dilations", x),
+        )
+        if min((*strides, *dilations), default=1) < 1 or len(strides) != len(x.spatial):
+            raise ShapeError(f"strides {strides} and dilations {dilations} must be positive")
+        begin, end = [], []
+        for size, k, s, d in zip(x.spatial, kernel, strides, dilations, strict=True):
+            total = max(0, (math.ceil(size / s) - 1) * s + d * (k - 1) + 1 - size)
+            low = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            begin.append(low)
+            end.append(total - low)
+        return begin + end
+
     def _matmul(self, node: _Node, args: list[Value | None]) -> Value:
         a, b = _given(args[0]), _given(args[1])
         if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
@@ -304,6 +529,11 @@ class _Converter:
                 "multiplies two variable tensors; only a feature "
                 "vector times a constant matrix is linear",
             )
+        if isinstance(a, ChannelMap):
+            assert isinstance(b, np.ndarray)
+            module = node.module(node.proto.input[1])
+            weight = dense_on_channels(self._matrix(node, b).T, a, module)
+            return Features(self.builder.linear(a.vec, weight, None, module), (1, len(weight)))
         if isinstance(a, Features):
             assert isinstance(b, np.ndarray)
             a = self._flat(node, a)
@@ -338,18 +568,24 @@ class _Converter:
         if b.ndim != 2:
             raise ValueError(f"Gemm needs a 2-D matrix, got shape {b.shape}")
         right = b.T if trans_b else b
+        if isinstance(c, ChannelMap):
+            raise self._unsupported(node, "adds feature maps to a dense layer's output")
         if isinstance(a, np.ndarray) and not isinstance(c, Features):
             product = alpha * ((a.T if trans_a else a) @ right)
             return product if c is None else product + beta * c
-        if not isinstance(a, Features) or trans_a:
+        if not isinstance(a, Features | ChannelMap) or trans_a:
             raise self._unsupported(
                 node, "needs the feature vector as its first operand, untransposed (transA=0)"
             )
-        a = self._flat(node, a)
         bias = None
         if isinstance(c, np.ndarray):
             bias = beta * np.broadcast_to(c, (1, right.shape[1])).reshape(-1)
-        vec = self.builder.linear(a.vec, alpha * right.T, bias, node.module(node.proto.input[1]))
+        module, weight = node.module(node.proto.input[1]), alpha * right.T
+        if isinstance(a, ChannelMap):
+            weight = dense_on_channels(weight, a, module)
+        else:
+            a = self._flat(node, a)
+        vec = self.builder.linear(a.vec, weight, bias, module)
         if isinstance(c, Features):
             vec = vec + c.vec.affine_elementwise(np.asarray(beta), np.asarray(0.0))
         return Features(vec, (1, len(vec)))
@@ -365,6 +601,8 @@ class _Converter:
         if isinstance(x, np.ndarray):
             return activation.apply(x, alpha).astype(x.dtype)
         vec = self.builder.activate(x.vec, activation, node.module(), alpha)
+        if isinstance(x, ChannelMap):
+            return x.with_vec(vec)
         return Features(vec, x.shape)
 
     def _concat(self, node: _Node, args: list[Value | None]) -> Value:
@@ -373,6 +611,13 @@ class _Converter:
         constants = [p for p in parts if isinstance(p, np.ndarray)]
         if len(constants) == len(parts):
             return np.concatenate(constants, axis=axis)
+        maps = [p for p in parts if isinstance(p, ChannelMap)]
+        if maps:
+            if len(maps) != len(parts) or axis != 1 or len({(m.spatial, m.flat) for m in maps}) > 1:
+                raise self._unsupported(
+                    node, "joins feature maps other than along the channel axis, alike"
+                )
+            return ChannelMap(AffineVec.concat([m.vec for m in maps]), maps[0].spatial)
         vectors = [self._flat(node, p) for p in parts if isinstance(p, Features)]
         if constants:
             raise self._unsupported(
@@ -403,10 +648,12 @@ class _Converter:
         if isinstance(x, np.ndarray):
             channel = (1, -1) + (1,) * (x.ndim - 2)
             return (x * factor.reshape(channel) + shift.reshape(channel)).astype(x.dtype)
+        self.notes.setdefault("folded", []).append(node.label)
+        if isinstance(x, ChannelMap):
+            return x.with_vec(x.vec.affine_elementwise(factor, shift))
         channel_shape = (1, -1) + (1,) * (len(x.shape) - 2) if len(x.shape) > 1 else (-1,)
         full = np.broadcast_to(factor.reshape(channel_shape), x.shape).reshape(-1)
         offset = np.broadcast_to(shift.reshape(channel_shape), x.shape).reshape(-1)
-        self.notes.setdefault("folded", []).append(node.label)
         return Features(x.vec.affine_elementwise(full, offset), x.shape)
 
     def _softmax(self, node: _Node, args: list[Value | None]) -> Value:
@@ -428,7 +675,7 @@ class _Converter:
         )
 
     def _transpose(self, node: _Node, args: list[Value | None]) -> Value:
-        x = _given(args[0])
+        x = self._not_maps(node, _given(args[0]))
         perm = node.attrs.get("perm")
         if isinstance(x, np.ndarray):
             return np.transpose(x, perm)
@@ -436,7 +683,7 @@ class _Converter:
         return self._select(node, x, np.transpose(order, perm))
 
     def _slice(self, node: _Node, args: list[Value | None]) -> Value:
-        x = _given(args[0])
+        x = self._not_maps(node, _given(args[0]))
         given = [self._constant_arg(node, a) for a in args[1:5]]
         if len(given) >= 2:
             starts, ends = _ints(given[0]), _ints(given[1])
@@ -454,7 +701,8 @@ class _Converter:
         return picked if isinstance(x, np.ndarray) else self._select(node, x, picked)
 
     def _gather(self, node: _Node, args: list[Value | None]) -> Value:
-        x, indices = _given(args[0]), self._constant_arg(node, _given(args[1]))
+        x = self._not_maps(node, _given(args[0]))
+        indices = self._constant_arg(node, _given(args[1]))
         assert indices is not None
         axis = int(node.attrs.get("axis", 0))
         data = x if isinstance(x, np.ndarray) else np.arange(len(x.vec)).reshape(x.shape)
@@ -463,8 +711,15 @@ class _Converter:
 
     # --- helpers --------------------------------------------------------------------------
 
+    def _not_maps(self, node: _Node, value: Value) -> np.ndarray | Features:
+        if isinstance(value, ChannelMap):
+            raise self._unsupported(
+                node, "rearranges feature maps; a channel graph has no positions to move"
+            )
+        return value
+
     def _constant_arg(self, node: _Node, value: Value | None) -> np.ndarray | None:
-        if isinstance(value, Features):
+        if isinstance(value, Features | ChannelMap):
             raise self._unsupported(
                 node,
                 "takes its shape or axes from the variable; only constant shapes are supported",
@@ -542,6 +797,16 @@ def _given(value: Value | None) -> Value:
     if value is None:
         raise ValueError("a required input is missing")
     return value
+
+
+def _shape_of(value: Value) -> tuple[int, ...]:
+    """The tensor shape ONNX sees for a value (batch 1; maps of unknown size as 1 x 1)."""
+    if isinstance(value, ChannelMap):
+        spatial = value.spatial if value.spatial is not None else ()
+        if value.flat:
+            return (1, len(value.vec) * math.prod(spatial))
+        return (1, len(value.vec), *spatial)
+    return tuple(value.shape)
 
 
 def _is_vector(shape: tuple[int, ...]) -> bool:
@@ -623,6 +888,8 @@ _ACTIVATIONS: dict[str, Activation] = {
 _Handler = Callable[[_Converter, _Node, list[Value | None]], Value]
 _HANDLERS: dict[str, _Handler] = {
     "Constant": _Converter._constant,
+    "ConstantOfShape": _Converter._constant_of_shape,
+    "Pad": _Converter._pad,
     "Identity": _Converter._passthrough,
     "Dropout": _Converter._passthrough,
     **dict.fromkeys(_RESHAPES, _Converter._reshape),
@@ -631,6 +898,10 @@ _HANDLERS: dict[str, _Handler] = {
     "Gemm": _Converter._gemm,
     **dict.fromkeys(_ACTIVATIONS, _Converter._activation),
     "Concat": _Converter._concat,
+    "Conv": _Converter._conv,
+    **dict.fromkeys(
+        ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"), _Converter._pool
+    ),
     "BatchNormalization": _Converter._batch_norm,
     "Softmax": _Converter._softmax,
     "LogSoftmax": _Converter._softmax,

@@ -21,8 +21,16 @@ from torch import nn
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
 from circuitql.indexer.affine import AffineVec, GraphBuilder, ShapeError
+from circuitql.indexer.channels import (
+    ChannelMap,
+    ChannelNotes,
+    conv_matrix,
+    dense_on_channels,
+    expanded,
+    per_channel,
+)
 
-Value = AffineVec | np.ndarray | float | int
+Value = AffineVec | ChannelMap | np.ndarray | float | int
 
 ACTIVATION_MODULES: dict[type[nn.Module], Activation] = {
     nn.ReLU: Activation.RELU,
@@ -32,8 +40,8 @@ ACTIVATION_MODULES: dict[type[nn.Module], Activation] = {
     nn.GELU: Activation.GELU,
 }
 NO_OP_MODULES: tuple[type[nn.Module], ...] = (
-    nn.Flatten,
     nn.Dropout,
+    nn.Dropout2d,
     nn.Dropout1d,
     nn.AlphaDropout,
     nn.Identity,
@@ -53,8 +61,35 @@ ACTIVATION_METHODS = {
     "sigmoid": Activation.SIGMOID,
     "tanh": Activation.TANH,
 }
-NO_OP_FUNCTIONS: tuple[Any, ...] = (torch.flatten, F.dropout, torch.squeeze)
-NO_OP_METHODS = {"flatten", "view", "reshape", "squeeze", "contiguous", "float", "double"}
+NO_OP_FUNCTIONS: tuple[Any, ...] = (F.dropout, torch.squeeze)
+NO_OP_METHODS = {"squeeze", "contiguous", "float", "double"}
+# Ops that flatten feature maps for a dense layer (on a vector they change nothing).
+FLATTEN_FUNCTIONS: tuple[Any, ...] = (torch.flatten,)
+FLATTEN_METHODS = {"flatten", "view", "reshape"}
+CONV_MODULES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d)
+CONV_FUNCTIONS: tuple[Any, ...] = (F.conv1d, F.conv2d)
+# Pooling passes a uniform map's value through (channels.py); an average that counts zero
+# padding is what changes the borders.
+POOL_MODULES: tuple[type[nn.Module], ...] = (
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+)
+POOL_FUNCTIONS: tuple[Any, ...] = (
+    F.max_pool1d,
+    F.max_pool2d,
+    F.avg_pool1d,
+    F.avg_pool2d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_max_pool1d,
+    F.adaptive_max_pool2d,
+)
 CAT_FUNCTIONS: tuple[Any, ...] = (torch.cat, torch.concat)
 # A softmax is read only as the network's last step: the graph keeps the scores it reads
 # (the same decisions), and the model's notes say which function the outputs go through.
@@ -68,10 +103,11 @@ SOFTMAX_FUNCTIONS: dict[Any, str] = {
 SOFTMAX_METHODS = {"softmax": "softmax", "log_softmax": "logsoftmax"}
 
 SUPPORTED = (
-    "nn.Linear, F.linear; activations ReLU, LeakyReLU, Sigmoid, Tanh, GELU (modules, "
-    "functions or tensor methods); BatchNorm1d in eval mode; torch.cat along the feature "
-    "axis; + and - of vectors (residuals); * and / by constants; Flatten, Dropout, Identity, "
-    "view/reshape of a vector; Softmax or LogSoftmax as the last step"
+    "nn.Linear, F.linear; Conv1d, Conv2d, their max, average and adaptive pooling (as "
+    "channel graphs); activations ReLU, LeakyReLU, Sigmoid, Tanh, GELU (modules, "
+    "functions or tensor methods); BatchNorm1d and BatchNorm2d in eval mode; torch.cat along "
+    "the feature or channel axis; + and - of vectors (residuals); * and / by constants; "
+    "Flatten, Dropout, Identity, view/reshape; Softmax or LogSoftmax as the last step"
 )
 
 
@@ -105,6 +141,7 @@ class _Tracer:
         self.values: dict[str, Value] = {}
         self.final: dict[str, str] = {}  # nodes only the output may read: softmax -> kind
         self.notes: dict[str, Any] = {}
+        self.channels = ChannelNotes()
 
     def run(self) -> tuple[NeuronGraph, dict[str, Any]]:
         outputs: AffineVec | None = None
@@ -126,6 +163,8 @@ class _Tracer:
                 ) from exc
         if outputs is None:
             raise ModelLoadError("the module returns nothing", where="forward()")
+        if self.channels.layers:
+            self.notes["channels"] = self.channels.to_json()
         return self.builder.finish(outputs), ({"torch": self.notes} if self.notes else {})
 
     def _softmax(self, node: torch.fx.Node, kind: str) -> Value:
@@ -136,7 +175,7 @@ class _Tracer:
         if dim not in (None, 1, -1):
             raise self._unsupported(node, f"a softmax along dim={dim}, not the features")
         self.final[node.name] = kind
-        return self._vector(self._arg(node, 0), node)
+        return self._arg_values(node)
 
     def _where(self, node: torch.fx.Node) -> str:
         model = type(self.traced).__name__
@@ -148,7 +187,9 @@ class _Tracer:
         if node.op == "placeholder":
             if self.values:
                 raise self._unsupported(node, "a second forward() argument")
-            return self.builder.inputs(self._input_width(node))
+            width, maps = self._input_width(node)
+            units = self.builder.inputs(width)
+            return ChannelMap(units) if maps else units
         if node.op == "get_attr":
             return _constant(_get_attr(self.traced, str(node.target)), node.name)
         if node.op == "call_module":
@@ -162,29 +203,45 @@ class _Tracer:
     def _call_module(self, node: torch.fx.Node) -> Value:
         module = self.modules[str(node.target)]
         x = self._arg(node, 0)
+        name = str(node.target)
         if isinstance(module, nn.Linear):
-            return self.builder.linear(
-                self._vector(x, node),
-                _constant(module.weight, f"{node.target}.weight"),
-                None if module.bias is None else _constant(module.bias, f"{node.target}.bias"),
-                str(node.target),
+            return self._linear(
+                node,
+                x,
+                _constant(module.weight, f"{name}.weight"),
+                None if module.bias is None else _constant(module.bias, f"{name}.bias"),
+                name,
             )
         if type(module) in ACTIVATION_MODULES:
             alpha = float(getattr(module, "negative_slope", 0.01))
-            return self.builder.activate(
-                self._vector(x, node), ACTIVATION_MODULES[type(module)], str(node.target), alpha
-            )
+            activation = ACTIVATION_MODULES[type(module)]
+            return self._activate(node, x, activation, name, alpha)
         if isinstance(module, NO_OP_MODULES):
             return x
-        if isinstance(module, nn.BatchNorm1d):
-            return self._batch_norm(module, self._vector(x, node), node)
+        if isinstance(module, nn.Flatten):
+            return self._flatten(x)
+        if isinstance(module, CONV_MODULES):
+            return self._conv_module(node, module, x)
+        if isinstance(module, POOL_MODULES):
+            padding = getattr(module, "padding", 0)
+            padded_average = getattr(module, "count_include_pad", False) and padding not in (
+                0,
+                (0,),
+                (0, 0),
+            )
+            return self._pool(node, x, type(module).__name__, name, bool(padded_average))
+        if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
+            return self._batch_norm(module, x, node)
         if type(module) in SOFTMAX_MODULES:
             return self._softmax(node, SOFTMAX_MODULES[type(module)])
         raise self._unsupported(node, f"module {type(module).__name__}")
 
-    def _batch_norm(self, module: nn.BatchNorm1d, x: AffineVec, node: torch.fx.Node) -> AffineVec:
+    def _batch_norm(
+        self, module: nn.BatchNorm1d | nn.BatchNorm2d, x: Value, node: torch.fx.Node
+    ) -> Value:
         """Batch normalization as inference computes it, from the running statistics: an
-        affine map per feature, folded into the layers around it."""
+        affine map per feature (or per channel of feature maps), folded into the layers
+        around it."""
         if module.training or module.running_mean is None or module.running_var is None:
             raise ModelLoadError(
                 "a BatchNorm1d normalizes by the batch's own statistics (training mode, or "
@@ -199,7 +256,113 @@ class _Tracer:
         shift = -_constant(module.running_mean, f"{name}.running_mean") * factor
         if module.bias is not None:
             shift = shift + _constant(module.bias, f"{name}.bias")
-        return x.affine_elementwise(factor, shift)
+        if isinstance(module, nn.BatchNorm2d) and not isinstance(x, ChannelMap):
+            raise self._unsupported(node, "BatchNorm2d of something other than feature maps")
+        return self._elementwise(node, x, lambda v: v.affine_elementwise(factor, shift))
+
+    # --- feature maps (channels.py) -------------------------------------------------------
+
+    def _conv_module(self, node: torch.fx.Node, module: nn.Module, x: Value) -> ChannelMap:
+        assert isinstance(module, nn.Conv1d | nn.Conv2d)
+        name = str(node.target)
+        padding = module.padding
+        zero_padding = module.padding_mode == "zeros" and (
+            padding == "same" or (padding != "valid" and any(int(p) for p in padding))
+        )
+        self.channels.record(
+            name,
+            type(module).__name__,
+            zero_padding=bool(zero_padding),
+            kernel=list(module.kernel_size),
+            strides=list(module.stride),
+            padding=padding if isinstance(padding, str) else list(padding),
+            padding_mode=module.padding_mode,
+        )
+        return self._conv(
+            node,
+            x,
+            _constant(module.weight, f"{name}.weight"),
+            None if module.bias is None else _constant(module.bias, f"{name}.bias"),
+            module.groups,
+            name,
+        )
+
+    def _conv_function(self, node: torch.fx.Node) -> ChannelMap:
+        """``F.conv2d(x, weight, bias, stride, padding, dilation, groups)``."""
+        options = _conv_options(node, self._resolve)
+        weight, bias = options.get("weight"), options.get("bias")
+        padding = options.get("padding", 0)
+        zero_padding = padding == "same" or (
+            not isinstance(padding, str) and any(int(p) for p in np.atleast_1d(padding))
+        )
+        self.channels.record(node.name, "conv", zero_padding=bool(zero_padding))
+        return self._conv(
+            node,
+            options.get("input"),
+            np.asarray(weight),
+            None if bias is None else np.asarray(bias),
+            int(options.get("groups", 1)),
+            node.name,
+        )
+
+    def _conv(
+        self,
+        node: torch.fx.Node,
+        x: Any,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        groups: int,
+        module: str,
+    ) -> ChannelMap:
+        if not isinstance(x, ChannelMap) or x.flat:
+            raise self._unsupported(node, "a convolution of something other than feature maps")
+        return ChannelMap(
+            self.builder.linear(x.vec, conv_matrix(weight, groups, module), bias, module)
+        )
+
+    def _pool(
+        self, node: torch.fx.Node, x: Value, op: str, name: str, zero_padding: bool = False
+    ) -> ChannelMap:
+        if not isinstance(x, ChannelMap) or x.flat:
+            raise self._unsupported(node, f"{op} of something other than feature maps")
+        self.channels.record(name, op, zero_padding=zero_padding)
+        return x
+
+    def _flatten(self, x: Value) -> Value:
+        return ChannelMap(x.vec, x.spatial, flat=True) if isinstance(x, ChannelMap) else x
+
+    def _linear(
+        self,
+        node: torch.fx.Node,
+        x: Value,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        module: str,
+    ) -> AffineVec:
+        """A dense layer, reading a vector or flattened feature maps."""
+        if isinstance(x, ChannelMap):
+            return self.builder.linear(x.vec, dense_on_channels(weight, x, module), bias, module)
+        return self.builder.linear(self._vector(x, node), weight, bias, module)
+
+    def _activate(
+        self,
+        node: torch.fx.Node,
+        x: Value,
+        activation: Activation,
+        module: str,
+        alpha: float = 0.01,
+    ) -> Value:
+        return self._elementwise(
+            node, x, lambda v: self.builder.activate(v, activation, module, alpha)
+        )
+
+    def _elementwise(
+        self, node: torch.fx.Node, x: Value, apply: Callable[[AffineVec], AffineVec]
+    ) -> Value:
+        """``apply`` to a vector, or to feature maps' channels (keeping their layout)."""
+        if isinstance(x, ChannelMap):
+            return x.with_vec(apply(x.vec))
+        return apply(self._vector(x, node))
 
     def _call_function(self, node: torch.fx.Node) -> Value:
         fn = node.target
@@ -210,42 +373,61 @@ class _Tracer:
                     "negative_slope", node.args[1] if len(node.args) > 1 else 0.01
                 )
                 alpha = float(slope)
-            return self.builder.activate(
-                self._vector(self._arg(node, 0), node), ACTIVATION_FUNCTIONS[fn], node.name, alpha
+            return self._activate(
+                node, self._arg(node, 0), ACTIVATION_FUNCTIONS[fn], node.name, alpha
             )
         if fn is F.linear:
             weight = self._arg(node, 1)
             bias = node.kwargs.get("bias", node.args[2] if len(node.args) > 2 else None)
-            return self.builder.linear(
-                self._vector(self._arg(node, 0), node),
+            return self._linear(
+                node,
+                self._arg(node, 0),
                 np.asarray(weight),
                 None if bias is None else np.asarray(self._resolve(bias)),
                 node.name,
             )
         if fn in CAT_FUNCTIONS:
-            dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-            if dim not in (-1, 1):
-                raise self._unsupported(node, f"torch.cat along dim={dim}")
-            parts = node.args[0]
-            if not isinstance(parts, tuple | list):
-                raise self._unsupported(node, "torch.cat of a single tensor")
-            return AffineVec.concat([self._vector(self._resolve(a), node) for a in parts])
+            return self._cat(node)
         if fn in NO_OP_FUNCTIONS:
             return self._arg(node, 0)
+        if fn in FLATTEN_FUNCTIONS:
+            return self._flatten(self._arg(node, 0))
+        if fn in CONV_FUNCTIONS:
+            return self._conv_function(node)
+        if fn in POOL_FUNCTIONS:
+            return self._pool(node, self._arg(node, 0), getattr(fn, "__name__", "pool"), node.name)
         if fn in ARITHMETIC:
             return ARITHMETIC[fn](self, node)
         if fn in SOFTMAX_FUNCTIONS:
             return self._softmax(node, SOFTMAX_FUNCTIONS[fn])
         raise self._unsupported(node, f"function {getattr(fn, '__name__', fn)}")
 
+    def _cat(self, node: torch.fx.Node) -> Value:
+        """Vectors joined along the feature axis, or feature maps along the channel axis."""
+        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+        parts = node.args[0]
+        if not isinstance(parts, tuple | list):
+            raise self._unsupported(node, "torch.cat of a single tensor")
+        values = [self._resolve(a) for a in parts]
+        maps = [v for v in values if isinstance(v, ChannelMap)]
+        if maps:
+            if dim != 1 or len(maps) != len(values) or any(m.flat for m in maps):
+                raise self._unsupported(node, f"torch.cat of feature maps along dim={dim}")
+            return ChannelMap(AffineVec.concat([m.vec for m in maps]))
+        if dim not in (-1, 1):
+            raise self._unsupported(node, f"torch.cat along dim={dim}")
+        return AffineVec.concat([self._vector(v, node) for v in values])
+
     def _call_method(self, node: torch.fx.Node) -> Value:
         method = str(node.target)
         if method in ACTIVATION_METHODS:
-            return self.builder.activate(
-                self._vector(self._arg(node, 0), node), ACTIVATION_METHODS[method], node.name
-            )
+            return self._activate(node, self._arg(node, 0), ACTIVATION_METHODS[method], node.name)
         if method in NO_OP_METHODS:
             return self._arg(node, 0)
+        if method in FLATTEN_METHODS:
+            return self._flatten(self._arg(node, 0))
+        if method == "size":  # the batch size of x.view(x.size(0), -1): view ignores it
+            return 1
         if method in SOFTMAX_METHODS:
             return self._softmax(node, SOFTMAX_METHODS[method])
         raise self._unsupported(node, f"method .{method}()")
@@ -254,6 +436,8 @@ class _Tracer:
 
     def _add(self, node: torch.fx.Node, sign: float = 1.0) -> Value:
         a, b = self._arg(node, 0), self._arg(node, 1)
+        if isinstance(a, ChannelMap) or isinstance(b, ChannelMap):
+            return self._add_maps(node, a, b, sign)
         if isinstance(a, AffineVec) and isinstance(b, AffineVec):
             return a + b if sign > 0 else a - b
         if isinstance(a, AffineVec):
@@ -262,8 +446,39 @@ class _Tracer:
             return b.affine_elementwise(np.full(1, sign), np.asarray(a, dtype=np.float64))
         return a + sign * b
 
+    def _add_maps(self, node: torch.fx.Node, a: Value, b: Value, sign: float) -> Value:
+        """Feature maps plus maps (a residual), or plus a constant per channel."""
+        if isinstance(a, ChannelMap) and isinstance(b, ChannelMap):
+            if a.flat != b.flat:
+                raise self._unsupported(node, "a sum of flattened and unflattened feature maps")
+            return a.with_vec(a.vec + b.vec if sign > 0 else a.vec - b.vec)
+        maps, constant = (a, b) if isinstance(a, ChannelMap) else (b, a)
+        assert isinstance(maps, ChannelMap)
+        shift = self._per_channel(node, constant, maps)
+        if maps is a:
+            return maps.with_vec(maps.vec.affine_elementwise(np.ones(1), sign * shift))
+        return maps.with_vec(maps.vec.affine_elementwise(np.full(1, sign), shift))
+
+    def _per_channel(self, node: torch.fx.Node, constant: Value, maps: ChannelMap) -> np.ndarray:
+        value = per_channel(np.asarray(constant, dtype=np.float64), maps)
+        if value is None or isinstance(constant, AffineVec | ChannelMap):
+            raise self._unsupported(
+                node, "feature maps combined with a value that varies across positions"
+            )
+        return value
+
     def _mul(self, node: torch.fx.Node, invert: bool = False) -> Value:
         a, b = self._arg(node, 0), self._arg(node, 1)
+        if isinstance(a, ChannelMap) or isinstance(b, ChannelMap):
+            if isinstance(a, ChannelMap) and isinstance(b, ChannelMap):
+                raise self._unsupported(node, "product of two network values")
+            if isinstance(b, ChannelMap) and invert:
+                raise self._unsupported(node, "division by a network value")
+            maps, constant = (a, b) if isinstance(a, ChannelMap) else (b, a)
+            assert isinstance(maps, ChannelMap)
+            factor = self._per_channel(node, constant, maps)
+            factor = 1.0 / factor if invert else factor
+            return maps.with_vec(maps.vec.affine_elementwise(factor, np.zeros(1)))
         if isinstance(a, AffineVec) and isinstance(b, AffineVec):
             raise self._unsupported(node, "product of two network values")
         if isinstance(b, AffineVec):
@@ -278,8 +493,10 @@ class _Tracer:
 
     def _neg(self, node: torch.fx.Node) -> Value:
         x = self._arg(node, 0)
-        if isinstance(x, AffineVec):
-            return x.affine_elementwise(np.full(1, -1.0), np.zeros(1))
+        if isinstance(x, AffineVec | ChannelMap):
+            return self._elementwise(
+                node, x, lambda v: v.affine_elementwise(np.full(1, -1.0), np.zeros(1))
+            )
         return -np.asarray(x)
 
     # --- helpers ------------------------------------------------------------------------
@@ -312,14 +529,22 @@ class _Tracer:
 
     def _as_vector(self, arg: Any, node: torch.fx.Node) -> AffineVec:
         if isinstance(arg, tuple | list):
-            return AffineVec.concat([self._vector(self._resolve(a), node) for a in arg])
-        return self._vector(self._resolve(arg), node)
+            return AffineVec.concat([self._as_vector(a, node) for a in arg])
+        value = self._resolve(arg)
+        if isinstance(value, ChannelMap):
+            return expanded(value)
+        return self._vector(value, node)
 
-    def _input_width(self, placeholder: torch.fx.Node) -> int:
-        """The width of the network input, read off the first Linear (or BatchNorm1d) that
-        consumes it."""
+    def _arg_values(self, node: torch.fx.Node) -> AffineVec | ChannelMap:
+        value = self._arg(node, 0)
+        return value if isinstance(value, ChannelMap) else self._vector(value, node)
+
+    def _input_width(self, placeholder: torch.fx.Node) -> tuple[int, bool]:
+        """The width of the network input, read off the first Linear, BatchNorm1d or
+        convolution that consumes it, and whether it is feature maps (a convolution's
+        channels)."""
         if self.input_dim is not None:
-            return self.input_dim
+            return self.input_dim, self._reads_maps(placeholder)
         frontier, seen = [placeholder], set()
         while frontier:
             node = frontier.pop()
@@ -329,18 +554,33 @@ class _Tracer:
                 seen.add(user.name)
                 if user.op == "call_module":
                     module = self.modules[str(user.target)]
+                    if isinstance(module, nn.Conv1d | nn.Conv2d):
+                        return module.in_channels, True
                     if isinstance(module, nn.Linear):
-                        return int(module.in_features)
+                        return int(module.in_features), False
                     if isinstance(module, nn.BatchNorm1d):
-                        return int(module.num_features)
-                    if isinstance(module, NO_OP_MODULES):
+                        return int(module.num_features), False
+                    if isinstance(module, (*NO_OP_MODULES, nn.Flatten)):
                         frontier.append(user)
-                elif user.target in NO_OP_FUNCTIONS or user.target in NO_OP_METHODS:
+                elif user.target in CONV_FUNCTIONS:
+                    options = _conv_options(user, lambda a: _get_attr(self.traced, str(a.target)))
+                    weight = np.asarray(options.get("weight"))
+                    if weight.ndim >= 3:
+                        return int(weight.shape[1]) * int(options.get("groups", 1)), True
+                elif _passes_input(user):
                     frontier.append(user)
         raise ModelLoadError(
             "cannot tell how many inputs the network has: no Linear reads the input directly",
             where=type(self.traced).__name__,
             fix="pass the width explicitly: db.index(model, input_dim=N)",
+        )
+
+    def _reads_maps(self, placeholder: torch.fx.Node) -> bool:
+        """Whether a convolution reads the input (its width then counts channels)."""
+        return any(
+            (u.op == "call_module" and isinstance(self.modules[str(u.target)], CONV_MODULES))
+            or u.target in CONV_FUNCTIONS
+            for u in placeholder.users
         )
 
     def _unsupported(self, node: torch.fx.Node, what: str) -> ModelLoadError:
@@ -363,6 +603,23 @@ ARITHMETIC: dict[Any, Callable[[_Tracer, torch.fx.Node], Value]] = {
     operator.neg: _Tracer._neg,
     torch.neg: _Tracer._neg,
 }
+
+
+CONV_ARGUMENTS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+
+
+def _conv_options(node: torch.fx.Node, resolve: Callable[[torch.fx.Node], Any]) -> dict[str, Any]:
+    """An ``F.conv2d`` call's arguments by name, whether given by position or keyword, each
+    node among them resolved."""
+    given = dict(zip(CONV_ARGUMENTS, node.args, strict=False)) | dict(node.kwargs)
+    return {k: resolve(v) if isinstance(v, torch.fx.Node) else v for k, v in given.items()}
+
+
+def _passes_input(node: torch.fx.Node) -> bool:
+    """A node the input flows through unchanged in width (a flatten, a dropout)."""
+    return node.target in (*NO_OP_FUNCTIONS, *FLATTEN_FUNCTIONS) or (
+        node.op == "call_method" and str(node.target) in NO_OP_METHODS | FLATTEN_METHODS
+    )
 
 
 def _get_attr(root: nn.Module, target: str) -> Any:

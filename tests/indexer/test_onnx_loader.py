@@ -407,7 +407,7 @@ def test_torch_export_of_an_mlp(tmp_path: Path) -> None:
 def test_unsupported_op_names_the_op_the_node_and_the_supported_ops(tmp_path: Path) -> None:
     path = _save(
         tmp_path,
-        [helper.make_node("Conv", ["x", "k"], ["y"], name="conv1")],
+        [helper.make_node("ConvTranspose", ["x", "k"], ["y"], name="deconv1")],
         {"k": _rand(1, 1, 3)},
         ["N", 1, 8],
     )
@@ -415,7 +415,7 @@ def test_unsupported_op_names_the_op_the_node_and_the_supported_ops(tmp_path: Pa
         load_onnx(path)
 
     message = str(err.value)
-    assert "Conv" in message and "'conv1'" in message
+    assert "ConvTranspose" in message and "'deconv1'" in message
     assert str(path) in message and "Gemm" in message and "MatMul" in message
 
 

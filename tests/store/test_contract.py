@@ -529,6 +529,17 @@ def _real_format_files(folder: Path) -> list[Path]:
         classifier, (torch.randn(1, 2, 2, 2),), str(folder / "image.onnx"), dynamo=False
     )
     files.append(folder / "image.onnx")
+    convnet = nn.Sequential(
+        nn.Conv2d(2, 4, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 3, 1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 3 * 3, 2),
+    ).eval()
+    torch.onnx.export(convnet, (torch.randn(1, 2, 8, 8),), str(folder / "conv.onnx"), dynamo=False)
+    files.append(folder / "conv.onnx")
     layers = [
         (rng.normal(size=(5, 3)), rng.normal(size=5)),
         (rng.normal(size=(2, 5)), rng.normal(size=2)),
