@@ -540,14 +540,28 @@ class _Tracer:
         return value if isinstance(value, ChannelMap) else self._vector(value, node)
 
     def _input_width(self, placeholder: torch.fx.Node) -> tuple[int, bool]:
-        """The width of the network input, read off the first Linear, BatchNorm1d or
-        convolution that consumes it, and whether it is feature maps (a convolution's
-        channels)."""
+        """The width of the network input and whether it is feature maps, read off the first
+        Linear, BatchNorm1d or convolution that consumes it (then its width counts
+        channels); ``input_dim``, when given, is the width."""
+        reader = self._first_reader(placeholder)
         if self.input_dim is not None:
-            return self.input_dim, self._reads_maps(placeholder)
+            return self.input_dim, reader is not None and reader[1]
+        if reader is None:
+            raise ModelLoadError(
+                "cannot tell how many inputs the network has: no Linear or convolution reads "
+                "the input directly",
+                where=type(self.traced).__name__,
+                fix="pass the width explicitly: db.index(model, input_dim=N)",
+            )
+        return reader
+
+    def _first_reader(self, placeholder: torch.fx.Node) -> tuple[int, bool] | None:
+        """The width the first layer with weights reads, and whether it is a convolution,
+        following the input through the steps that keep its width: flattening, dropout,
+        arithmetic with constants (a normalization), activations."""
         frontier, seen = [placeholder], set()
         while frontier:
-            node = frontier.pop()
+            node = frontier.pop(0)
             for user in node.users:
                 if user.name in seen:
                     continue
@@ -560,7 +574,7 @@ class _Tracer:
                         return int(module.in_features), False
                     if isinstance(module, nn.BatchNorm1d):
                         return int(module.num_features), False
-                    if isinstance(module, (*NO_OP_MODULES, nn.Flatten)):
+                    if isinstance(module, (*NO_OP_MODULES, nn.Flatten, *ACTIVATION_MODULES)):
                         frontier.append(user)
                 elif user.target in CONV_FUNCTIONS:
                     options = _conv_options(user, lambda a: _get_attr(self.traced, str(a.target)))
@@ -569,19 +583,7 @@ class _Tracer:
                         return int(weight.shape[1]) * int(options.get("groups", 1)), True
                 elif _passes_input(user):
                     frontier.append(user)
-        raise ModelLoadError(
-            "cannot tell how many inputs the network has: no Linear reads the input directly",
-            where=type(self.traced).__name__,
-            fix="pass the width explicitly: db.index(model, input_dim=N)",
-        )
-
-    def _reads_maps(self, placeholder: torch.fx.Node) -> bool:
-        """Whether a convolution reads the input (its width then counts channels)."""
-        return any(
-            (u.op == "call_module" and isinstance(self.modules[str(u.target)], CONV_MODULES))
-            or u.target in CONV_FUNCTIONS
-            for u in placeholder.users
-        )
+        return None
 
     def _unsupported(self, node: torch.fx.Node, what: str) -> ModelLoadError:
         return ModelLoadError(
@@ -616,9 +618,12 @@ def _conv_options(node: torch.fx.Node, resolve: Callable[[torch.fx.Node], Any]) 
 
 
 def _passes_input(node: torch.fx.Node) -> bool:
-    """A node the input flows through unchanged in width (a flatten, a dropout)."""
-    return node.target in (*NO_OP_FUNCTIONS, *FLATTEN_FUNCTIONS) or (
-        node.op == "call_method" and str(node.target) in NO_OP_METHODS | FLATTEN_METHODS
+    """A node the input flows through unchanged in width (a flatten, a dropout, arithmetic,
+    an activation)."""
+    passing = (*NO_OP_FUNCTIONS, *FLATTEN_FUNCTIONS, *ARITHMETIC, *ACTIVATION_FUNCTIONS)
+    return node.target in passing or (
+        node.op == "call_method"
+        and str(node.target) in NO_OP_METHODS | FLATTEN_METHODS | set(ACTIVATION_METHODS)
     )
 
 

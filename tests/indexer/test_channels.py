@@ -9,6 +9,7 @@ channels' values.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -101,22 +102,15 @@ def test_the_onnx_export_reads_as_the_module_does(tmp_path: Path) -> None:
     assert "channel graph" in report.text()
 
 
-def test_the_classic_mnist_example_with_functional_pooling_and_view() -> None:
-    class Net(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
-            self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
-            self.fc1 = nn.Linear(320, 50)
-            self.fc2 = nn.Linear(50, 10)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = F.relu(F.max_pool2d(self.conv1(x), 2))
-            x = F.relu(F.max_pool2d(self.conv2(x), 2))
-            x = x.view(x.size(0), -1)
-            return F.log_softmax(self.fc2(F.relu(self.fc1(x))), dim=1)
-
-    model = Net().eval()
+def test_the_documented_mnist_example_with_functional_pooling_and_view() -> None:
+    """The classic PyTorch MNIST network, as docs/model-config.md shows it."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "model-config.md"
+    text = docs.read_text()
+    code = text[text.index("```python\nclass ConvNet") + len("```python\n") :]
+    code = code[: code.index("db.index(")]
+    namespace: dict[str, Any] = {"torch": torch, "nn": nn, "F": F}
+    exec(code, namespace)  # our own documentation, not a user's file
+    model = namespace["ConvNet"]().eval()
     loaded = load(model)
     assert len(loaded.graph.inputs) == 1 and len(loaded.graph.hidden) == 80
     x = _probes(loaded.graph)
@@ -332,3 +326,22 @@ def test_what_a_channel_graph_cannot_read_from_onnx_is_refused(
     path = _onnx_net(tmp_path, [conv, *nodes], {"k0": _kernels(2, 1, 1, 1), **weights}, [1, 4, 4])
     with pytest.raises(ModelLoadError, match=expected):
         load_onnx(path)
+
+
+def test_a_per_channel_normalization_before_the_first_convolution_folds_into_it() -> None:
+    class Normalized(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.tensor([0.4, 0.5]).reshape(1, 2, 1, 1))
+            self.conv = nn.Conv2d(2, 3, 3)
+            self.head = nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.conv((x - self.mean) / 0.25))
+            return self.head(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+
+    model = Normalized().eval()
+    graph = load(model).graph  # the width is read through the normalization
+    assert [u.id for u in graph.inputs] == ["input:0", "input:1"]
+    x = _probes(graph)
+    np.testing.assert_allclose(graph.evaluate(x), _torch_on_uniform(model, x, (7, 7)), atol=1e-9)
