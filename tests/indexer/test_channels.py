@@ -9,7 +9,6 @@ channels' values.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -25,6 +24,7 @@ from circuitql.graph import NeuronGraph
 from circuitql.indexer.check import check_file, onnx_outputs
 from circuitql.indexer.load import load
 from circuitql.indexer.onnx_loader import load_onnx
+from tests.indexer.documented import documented_module
 
 
 def _uniform(x: np.ndarray, size: tuple[int, ...]) -> torch.Tensor:
@@ -104,13 +104,7 @@ def test_the_onnx_export_reads_as_the_module_does(tmp_path: Path) -> None:
 
 def test_the_documented_mnist_example_with_functional_pooling_and_view() -> None:
     """The classic PyTorch MNIST network, as docs/model-config.md shows it."""
-    docs = Path(__file__).resolve().parents[2] / "docs" / "model-config.md"
-    text = docs.read_text()
-    code = text[text.index("```python\nclass ConvNet") + len("```python\n") :]
-    code = code[: code.index("db.index(")]
-    namespace: dict[str, Any] = {"torch": torch, "nn": nn, "F": F}
-    exec(code, namespace)  # our own documentation, not a user's file
-    model = namespace["ConvNet"]().eval()
+    model = documented_module("ConvNet")().eval()
     loaded = load(model)
     assert len(loaded.graph.inputs) == 1 and len(loaded.graph.hidden) == 80
     x = _probes(loaded.graph)

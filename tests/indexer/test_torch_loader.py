@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import pytest
 import torch
@@ -15,6 +12,7 @@ from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph, UnitKind
 from circuitql.indexer.canonical import canonicalize
 from circuitql.indexer.load import load
+from tests.indexer.documented import documented_module
 
 
 def _check(model: nn.Module, n_inputs: int) -> NeuronGraph:
@@ -227,14 +225,8 @@ def test_input_width_that_cannot_be_inferred_asks_for_input_dim() -> None:
 def test_the_documented_module_with_every_op_indexes_as_it_computes() -> None:
     """The nn.Module docs/model-config.md shows: a constant scale, a folded batch norm, GELU,
     a skip, a residual, dropout and a final log-softmax."""
-    docs = Path(__file__).resolve().parents[2] / "docs" / "model-config.md"
-    text = docs.read_text()
-    code = text[text.index("```python\nclass Net") + len("```python\n") :]
-    code = code[: code.index("db.index(")]
-    namespace: dict[str, Any] = {"torch": torch, "nn": nn, "F": F}
-    exec(code, namespace)  # our own documentation, not a user's file
     torch.manual_seed(0)
-    net = namespace["Net"]()
+    net = documented_module("Net")()
     with torch.no_grad():
         net.bn.running_mean.uniform_(-1, 1)
         net.bn.running_var.uniform_(0.5, 2)
