@@ -13,14 +13,16 @@ import argparse
 import contextlib
 import json
 import math
+import re
 import resource
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -146,3 +148,29 @@ def timed(run: Callable[[], T], repeats: int) -> tuple[list[float], T]:
 def peak_rss_mib() -> float:
     """Peak resident memory of this process (the one that writes the store), in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass(frozen=True)
+class Process:
+    """A whole process as ``/usr/bin/time -v`` saw it: wall seconds, peak RSS in MiB (the
+    largest of the process and the children it waited for), and its standard output."""
+
+    wall: float
+    rss: float
+    stdout: str
+
+
+def time_process(command: list[str], **options: Any) -> Process:
+    """Run ``command`` under ``/usr/bin/time -v`` (``subprocess.run`` options pass through;
+    a failure stops the benchmark with the process's output)."""
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=False, **options
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{shlex.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    clock = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?([\d.]+)", done.stderr)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    if clock is None or rss is None:
+        raise SystemExit(f"no timing in /usr/bin/time's report:\n{done.stderr}")
+    wall = float(clock.group(1) or 0) * 60 + float(clock.group(2))
+    return Process(wall, int(rss.group(1)) / 1024, done.stdout)

@@ -72,6 +72,11 @@ BENCHES = (
         baseline=STORE_BASELINE,
     ),
     Bench(
+        "bench_neo4j_bulk.py",
+        ("--models", "1000", "--jobs", "2"),
+        ("--models", "100", "--jobs", "2"),
+    ),
+    Bench(
         "bench_neo4j_query.py",
         ("--uri", "{uri}", "--models", "1000", "--repeats", "5"),
         ("--uri", "{uri}", "--models", "100", "--repeats", "2"),

@@ -71,6 +71,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "degeneracy_of": ("circuitql.api", "degeneracy_of"),
     "library_circuit": ("circuitql.api", "library_circuit"),
     "library_circuits": ("circuitql.api", "library_circuits"),
+    "neo4j_bulk_load": ("circuitql.api", "neo4j_bulk_load"),
     "signatures": ("circuitql.indexer.signature", "signatures"),
 }
 
@@ -105,6 +106,7 @@ __all__ = [
     "degeneracy_of",
     "library_circuit",
     "library_circuits",
+    "neo4j_bulk_load",
     "signatures",
 ]
 __version__ = "0.1.0"

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
@@ -40,6 +41,7 @@ from circuitql.language.compile import (
 from circuitql.parallel import executor, in_order
 from circuitql.records import IndexedModel, ModelInfo, WriteOutcome
 from circuitql.store.base import Store
+from circuitql.store.neo4j_server import ServerStatus
 from circuitql.store.uri import open_store
 
 if TYPE_CHECKING:
@@ -66,6 +68,17 @@ class IndexReport:
         steps = tuple(line for line in records.canonical_log if line.startswith("tighten"))
         if steps and outcome.status == "indexed":
             self.tightened.append((outcome.model.name, steps))
+
+
+@dataclass(frozen=True)
+class BulkLoaded:
+    """What ``neo4j_bulk_load`` did: each model's outcome, the server now running on the
+    loaded database, and the seconds from the importer's start to a queryable store (the
+    schema built)."""
+
+    report: IndexReport
+    server: ServerStatus
+    import_seconds: float
 
 
 @dataclass(frozen=True)
@@ -164,32 +177,8 @@ class Database:
         for a LocalCluster here); the store is written from this process, one model per
         transaction, in the order given, so the result does not depend on where the work ran.
         """
-        from threadpoolctl import threadpool_limits
-
-        report = IndexReport()
-        prepare = partial(_prepare, config=self.config)
-        # One BLAS thread here too: the products indexing runs are small, and a thread pool
-        # spinning up for each costs more than it saves (5x on a busy two-core machine).
-        with executor(jobs, len(items), dask) as (pool, workers), threadpool_limits(1):
-            results = in_order(pool, workers, prepare, items) if pool else map(prepare, items)
-            for (model, _name), (records, times) in zip(items, results, strict=True):
-                report.times.add(times)
-                if isinstance(records, CircuitQLError):
-                    report.failed.append((model, records))
-                else:
-                    self._write(model, records, replace, report)
-                if on_done:
-                    on_done(model)
-        return report
-
-    def _write(self, model: Any, records: IndexedModel, replace: bool, report: IndexReport) -> None:
-        """One prepared model into the store; a name another network holds fails this model
-        only, and the batch goes on."""
-        try:
-            with report.times.timing("write"):
-                report.add(self.store.write(records, replace), records)
-        except NameTaken as taken:
-            report.failed.append((model, taken))
+        write = partial(self.store.write, replace=replace)
+        return index_items(items, write, self.config, jobs=jobs, on_done=on_done, dask=dask)
 
     def index_paths(
         self,
@@ -205,16 +194,7 @@ class Database:
         ``replace``, a file whose network differs from the one stored under its name takes
         its place. With ``dask``, the files are read by the cluster's workers: by their
         absolute paths, which every worker must see."""
-        found = list(files) if files is not None else discover(paths)
-        if name is not None and len(found) != 1:
-            raise CircuitQLError(
-                f"--name names one model, but {len(found)} files were given",
-                fix="drop --name: models from several files are named after their paths",
-            )
-        roots = [Path(p) for p in paths]
-        items = [
-            (path.absolute() if dask else path, name or model_name(path, roots)) for path in found
-        ]
+        items = path_items(paths, files, name, absolute=dask is not None)
         return self.index_many(items, jobs=jobs, on_done=on_file, replace=replace, dask=dask)
 
     def query(
@@ -509,6 +489,42 @@ def _as_query(text: str) -> str:
     return f"MATCH {stripped}" if stripped.isidentifier() else text
 
 
+def index_items(
+    items: Sequence[tuple[Any, str]],
+    write: Callable[[IndexedModel], WriteOutcome],
+    config: IndexConfig,
+    *,
+    jobs: int | None = None,
+    on_done: Callable[[Any], None] | None = None,
+    dask: str | None = None,
+) -> IndexReport:
+    """Prepare every (model, name) pair where ``Database.index_many`` says, and hand each
+    model's records to ``write`` (a store's, or the Neo4j bulk path's CSV files) in order; a
+    model that fails to load, or whose name another network holds, is reported and the rest
+    go on."""
+    from threadpoolctl import threadpool_limits
+
+    report = IndexReport()
+    prepare = partial(_prepare, config=config)
+    # One BLAS thread here too: the products indexing runs are small, and a thread pool
+    # spinning up for each costs more than it saves (5x on a busy two-core machine).
+    with executor(jobs, len(items), dask) as (pool, workers), threadpool_limits(1):
+        results = in_order(pool, workers, prepare, items) if pool else map(prepare, items)
+        for (model, _name), (records, times) in zip(items, results, strict=True):
+            report.times.add(times)
+            if isinstance(records, CircuitQLError):
+                report.failed.append((model, records))
+            else:
+                try:
+                    with report.times.timing("write"):
+                        report.add(write(records), records)
+                except NameTaken as taken:
+                    report.failed.append((model, taken))
+            if on_done:
+                on_done(model)
+    return report
+
+
 def _prepare(
     item: tuple[Any, str], config: IndexConfig
 ) -> tuple[IndexedModel | CircuitQLError, StageTimes]:
@@ -520,6 +536,26 @@ def _prepare(
         return build_records(loaded, name, config, times), times
     except CircuitQLError as err:
         return err, times
+
+
+def path_items(
+    paths: Sequence[str | Path],
+    files: Iterable[Path] | None = None,
+    name: str | None = None,
+    absolute: bool = False,
+) -> list[tuple[Path, str]]:
+    """Each model file under ``paths`` (or ``files``, already found there) with the name it
+    is indexed under: ``name`` for a single file, else its path below its folder."""
+    found = list(files) if files is not None else discover(paths)
+    if name is not None and len(found) != 1:
+        raise CircuitQLError(
+            f"--name names one model, but {len(found)} files were given",
+            fix="drop --name: models from several files are named after their paths",
+        )
+    roots = [Path(p) for p in paths]
+    return [
+        (path.absolute() if absolute else path, name or model_name(path, roots)) for path in found
+    ]
 
 
 def model_name(path: Path, roots: Sequence[Path]) -> str:
@@ -633,6 +669,45 @@ def basis_of(
         search=Search(max_steps=steps) if steps else None,
         on_jacobian=heard,
     )
+
+
+def neo4j_bulk_load(
+    paths: Sequence[str | Path],
+    data_dir: str | Path = ".neo4j",
+    *,
+    port: int = 0,
+    password: str | None = None,
+    config: IndexConfig | None = None,
+    jobs: int | None = None,
+    on_file: Callable[[Path], None] | None = None,
+) -> BulkLoaded:
+    """Index every model file under ``paths`` into a fresh Neo4j database in ``data_dir``
+    through Neo4j's offline importer (``store/neo4j_bulk.py``), then start its server there
+    (``port`` 0 picks a free one). The models are prepared as ``index`` prepares them; the
+    database then answers as one indexed model by model."""
+    from circuitql.store.neo4j_bulk import BulkCsv, check_fresh, csv_folder, finish, run_import
+
+    data_dir = Path(data_dir).resolve()
+    check_fresh(data_dir)
+    items = path_items(paths)
+    if not items:
+        raise CircuitQLError(
+            f"no model files under {', '.join(str(p) for p in paths)}",
+            fix="give model files, or folders holding them",
+        )
+    with csv_folder(data_dir) as folder:
+        sink = BulkCsv(folder)
+        report = index_items(items, sink.write, config or IndexConfig(), jobs=jobs, on_done=on_file)
+        files = sink.close()
+        if not report.indexed:
+            raise CircuitQLError(
+                "no model could be indexed, so no database was created",
+                fix="see the errors above for each file",
+            )
+        start = time.perf_counter()
+        run_import(data_dir, files)
+    server = finish(data_dir, port, password, sink.logs)
+    return BulkLoaded(report, server, time.perf_counter() - start)
 
 
 def connect(

@@ -30,6 +30,7 @@ from circuitql.api import (
     degeneracy_of,
     library_circuit,
     library_circuits,
+    neo4j_bulk_load,
 )
 from circuitql.domain import Domain
 from circuitql.engine.results import Match, Results
@@ -414,11 +415,26 @@ def _add_analyses(command: _Command) -> None:
         "neo4j",
         _neo4j,
         "start, stop or check a local Neo4j server for the Neo4j "
-        "store (no Docker needed: Java 17 and Maven build a small launcher once)",
+        "store (no Docker needed: Java 17 and Maven build a small launcher once), or load a "
+        "zoo into a fresh one with Neo4j's offline importer (import PATH...)",
     )
     from circuitql.store.neo4j_server import add_arguments
 
-    add_arguments(p)
+    add_arguments(p, actions=("import",))
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="import: model files or folders to load into a fresh database in --data-dir",
+    )
+    p.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="import: worker processes preparing models (default: one per idle core)",
+    )
+    _quiet(p)
 
 
 def _add_zoo(command: _Command) -> None:
@@ -1021,7 +1037,35 @@ def _basis(args: argparse.Namespace) -> int:
 def _neo4j(args: argparse.Namespace) -> int:
     from circuitql.store.neo4j_server import run
 
-    return run(args)
+    if args.action != "import":
+        if args.paths:
+            raise CircuitQLError(
+                f"neo4j {args.action} takes no paths", fix="give paths to neo4j import only"
+            )
+        return run(args)
+    if not args.paths:
+        raise CircuitQLError(
+            "neo4j import needs the model files or folders to load",
+            fix="circuitql neo4j import ZOO_FOLDER [--data-dir DIR]",
+        )
+    files = discover(args.paths)
+    start = time.perf_counter()
+    with _progress(len(files), args.quiet or len(files) < PROGRESS_THRESHOLD) as step:
+        loaded = neo4j_bulk_load(
+            args.paths,
+            args.data_dir,
+            port=args.port,
+            password=args.password,
+            jobs=args.jobs,
+            on_file=None if step is None else lambda _path: step(1),
+        )
+    server = loaded.server
+    _print_index_summary(loaded.report, server.uri or "", time.perf_counter() - start)
+    print(
+        f"Neo4j's importer and the schema took {loaded.import_seconds:.1f}s; "
+        f"server running (pid {server.pid}); data {server.data_dir}"
+    )
+    return run(argparse.Namespace(**{**vars(args), "action": "status"}))
 
 
 def _zoo_demo(args: argparse.Namespace) -> int:

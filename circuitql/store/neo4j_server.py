@@ -327,9 +327,10 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``start|stop|status``, shared by this module's main and the CLI."""
-    parser.add_argument("action", choices=["start", "stop", "status"])
+def add_arguments(parser: argparse.ArgumentParser, actions: tuple[str, ...] = ()) -> None:
+    """The options of ``start|stop|status``, shared by this module's main and the CLI (which
+    adds ``actions`` of its own)."""
+    parser.add_argument("action", choices=["start", "stop", "status", *actions])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="default .neo4j")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument(
