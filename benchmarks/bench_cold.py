@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.report import Report, add_json_argument
+from benchmarks.report import Report, add_json_argument, time_process
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERY = "MATCH abs"
@@ -53,38 +52,14 @@ class Engine:
         return {**compiled_env(self.code), "CIRCUITQL_CACHE": str(self.cache)}
 
     def query(self) -> Run:
-        done = subprocess.run(
-            [
-                "/usr/bin/time",
-                "-v",
-                sys.executable,
-                "-c",
-                CLI,
-                "query",
-                "--store",
-                str(self.store),
-                QUERY,
-            ],
+        done = time_process(
+            [sys.executable, "-c", CLI, "query", "--store", str(self.store), QUERY],
             env=self.env(),
-            check=True,
-            capture_output=True,
-            text=True,
             cwd=self.store.parent,
         )
         if "1 match(es)" not in done.stdout:
             raise SystemExit(f"{self.label}: unexpected answer {done.stdout!r}")
-        return Run(
-            _field(done.stderr, r"Elapsed \(wall clock\) time.*: (?:(\d+):)?([\d.]+)"),
-            _field(done.stderr, r"Maximum resident set size \(kbytes\): (\d+)") / 1024,
-        )
-
-
-def _field(report: str, pattern: str) -> float:
-    found = re.search(pattern, report)
-    if found is None:
-        raise SystemExit(f"no {pattern!r} in /usr/bin/time's report:\n{report}")
-    values = [float(v) for v in found.groups() if v is not None]
-    return values[0] * 60 + values[1] if len(values) == 2 else values[0]
+        return Run(done.wall, done.rss)
 
 
 def compiled_env(code: Path) -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.bench_cold import compiled_env
-from benchmarks.report import Report, add_json_argument
+from benchmarks.report import Report, add_json_argument, time_process
 
 ROOT = Path(__file__).resolve().parent.parent
 TWIN_TARGET = 1.0  # seconds, issue 15: 768 units against its twin
@@ -68,38 +67,12 @@ class Run:
 
 
 def run_compare(code: Path, store: Path, a: str, b: str, limit: float) -> Run:
-    command = [
-        "/usr/bin/time",
-        "-v",
-        sys.executable,
-        "-c",
-        CLI,
-        "compare",
-        "--store",
-        str(store),
-        a,
-        b,
-        "--no-circuits",
-    ]
-    env = compiled_env(code)
+    command = [sys.executable, "-c", CLI, "compare", "--store", str(store), a, b, "--no-circuits"]
     try:
-        done = subprocess.run(
-            command,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=limit,
-            cwd=store.parent,
-        )
+        done = time_process(command, env=compiled_env(code), timeout=limit, cwd=store.parent)
     except subprocess.TimeoutExpired:
         return Run(None, 0.0, "")
-    clock = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?([\d.]+)", done.stderr)
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
-    if clock is None or rss is None:
-        raise SystemExit(f"no timing in /usr/bin/time's report:\n{done.stderr}")
-    wall = float(clock.group(1) or 0) * 60 + float(clock.group(2))
-    return Run(wall, int(rss.group(1)) / 1024, done.stdout.splitlines()[0])
+    return Run(done.wall, done.rss, done.stdout.splitlines()[0])
 
 
 def main() -> None:

@@ -434,6 +434,11 @@ def _add_analyses(command: _Command) -> None:
         metavar="N",
         help="import: worker processes preparing models (default: one per idle core)",
     )
+    p.add_argument(
+        "--dask",
+        metavar="SCHEDULER",
+        help="import: prepare the models on a Dask cluster (an address, or 'local')",
+    )
     _quiet(p)
 
 
@@ -1058,6 +1063,7 @@ def _neo4j(args: argparse.Namespace) -> int:
             password=args.password,
             jobs=args.jobs,
             on_file=None if step is None else lambda _path: step(1),
+            dask=args.dask,
         )
     server = loaded.server
     _print_index_summary(loaded.report, server.uri or "", time.perf_counter() - start)

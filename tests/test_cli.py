@@ -782,3 +782,22 @@ def test_a_count_argument_that_is_not_a_positive_whole_number_is_refused_by_name
     with pytest.raises(SystemExit) as stopped:
         main(["show", "abs", "--out", "x.svg", "--match", given])
     assert stopped.value.code == 2 and f"argument --match: {said}" in capsys.readouterr().err
+
+
+def test_neo4j_import_needs_paths_and_the_other_actions_take_none(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "neo4j", "import", "--data-dir", str(tmp_path))
+    assert code == 2 and "needs the model files" in err and "Traceback" not in err
+    code, _, err = run(capsys, "neo4j", "status", "zoo", "--data-dir", str(tmp_path))
+    assert code == 2 and "takes no paths" in err
+
+
+def test_neo4j_import_refuses_a_data_directory_that_holds_a_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, zoo: Path
+) -> None:
+    store_file = tmp_path / "data" / "databases" / "neo4j" / "neostore"
+    store_file.parent.mkdir(parents=True)
+    store_file.write_bytes(b"")
+    code, _, err = run(capsys, "neo4j", "import", str(zoo), "--data-dir", str(tmp_path))
+    assert code == 2 and "already holds a database" in err and "--data-dir" in err

@@ -48,6 +48,8 @@ ARRAY_DELIMITER = ";"
 # The importer's memory for its own caches (it takes 90% of free memory by default).
 IMPORT_MEMORY = "512m"
 LOG_ROWS = 5000  # models per statement when the canonical logs are set
+HAS_HEADER = ":START_ID(Model),:END_ID(Neuron)\n"
+FEEDS_HEADER = ":START_ID(Neuron),:END_ID(Neuron),weight:double,ordinal:long\n"
 
 
 class BulkCsv:
@@ -64,6 +66,9 @@ class BulkCsv:
         self._tokens: Counter[str] = Counter()
         self._neurons = 0
         self.logs: list[tuple[str, list[str]]] = []
+        # Whether a text holds a line break: the importer then reads fields across lines,
+        # which it cannot do in parallel, so only then.
+        self.multiline = False
 
     def write(self, model: IndexedModel, replace: bool = False) -> WriteOutcome:
         """Rows for one model: its Model node, its neurons, their FEEDS and HAS edges."""
@@ -88,20 +93,29 @@ class BulkCsv:
         for ordinal, neuron in enumerate(neurons):
             row = _neuron_row(self.namespace, model.name, ordinal, neuron)
             self._row("Neuron", {":ID(Neuron)": first + ordinal, **row})
-            self._row("HAS", {":START_ID(Model)": model_id, ":END_ID(Neuron)": first + ordinal})
         self._neurons += len(neurons)
-        for j, (src, dst, weight) in enumerate(
-            zip(edges.src.tolist(), edges.dst.tolist(), edges.weight.tolist(), strict=True)
-        ):
-            self._row(
-                "FEEDS",
-                {
-                    ":START_ID(Neuron)": first + src,
-                    ":END_ID(Neuron)": first + dst,
-                    "weight": weight,
-                    "ordinal": j,
-                },
-            )
+        # The two relationship files hold numbers only: written as text in one piece per
+        # model (a CSV writer's call per edge would cost more than preparing the model).
+        self._lines(
+            "HAS",
+            HAS_HEADER,
+            "".join(f"{model_id},{n}\n" for n in range(first, first + len(neurons))),
+        )
+        self._lines(
+            "FEEDS",
+            FEEDS_HEADER,
+            "".join(
+                f"{src},{dst},{weight!r},{j}\n"
+                for j, (src, dst, weight) in enumerate(
+                    zip(
+                        (edges.src + first).tolist(),
+                        (edges.dst + first).tolist(),
+                        edges.weight.tolist(),
+                        strict=True,
+                    )
+                )
+            ),
+        )
         self._tokens.update(neurons.token)
         info = _model_info({**props, "canonical_log": log})
         self._infos[model.name] = info
@@ -126,12 +140,26 @@ class BulkCsv:
     def _row(self, kind: str, row: Mapping[str, Any]) -> None:
         writer = self._writers.get(kind)
         if writer is None:
-            handle = (self.folder / f"{kind}.csv").open("w", newline="", encoding="utf-8")
-            self._files[kind] = handle
-            writer = csv.writer(handle, quoting=csv.QUOTE_NONNUMERIC)
+            writer = csv.writer(self._open(kind), quoting=csv.QUOTE_NONNUMERIC)
             writer.writerow([_header(name, value) for name, value in row.items()])
             self._writers[kind] = writer
-        writer.writerow([_cell(value) for value in row.values()])
+        cells = [_cell(value) for value in row.values()]
+        self.multiline = self.multiline or any(
+            isinstance(c, str) and ("\n" in c or "\r" in c) for c in cells
+        )
+        writer.writerow(cells)
+
+    def _lines(self, kind: str, header: str, text: str) -> None:
+        handle = self._files.get(kind)
+        if handle is None:
+            handle = self._open(kind)
+            handle.write(header)
+        handle.write(text)
+
+    def _open(self, kind: str) -> IO[str]:
+        handle = (self.folder / f"{kind}.csv").open("w", newline="", encoding="utf-8")
+        self._files[kind] = handle
+        return handle
 
 
 def _header(name: str, value: Any) -> str:
@@ -195,8 +223,9 @@ def csv_folder(data_dir: Path) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_import(data_dir: Path, files: Mapping[str, Path]) -> Path:
-    """Neo4j's importer on the CSV files, into the data directory's ``neo4j`` database."""
+def run_import(data_dir: Path, files: Mapping[str, Path], multiline: bool = False) -> Path:
+    """Neo4j's importer on the CSV files, into the data directory's ``neo4j`` database
+    (``multiline``: a text field holds a line break)."""
     java = shutil.which("java")
     if java is None:
         raise StoreError("java is not installed", fix="install a Java 17 runtime")
@@ -217,7 +246,7 @@ def run_import(data_dir: Path, files: Mapping[str, Path]) -> Path:
         *nodes,
         *relationships,
         f"--array-delimiter={ARRAY_DELIMITER}",
-        "--multiline-fields=true",
+        f"--multiline-fields={str(multiline).lower()}",
         f"--max-off-heap-memory={IMPORT_MEMORY}",
         "--verbose=false",
     ]
@@ -232,6 +261,10 @@ def run_import(data_dir: Path, files: Mapping[str, Path]) -> Path:
             check=False,
         )
     if done.returncode != 0:
+        # What the importer left of the database it could not finish: the directory was
+        # checked fresh, so this is all the importer's.
+        for part in ("databases", "transactions"):
+            shutil.rmtree(data_dir / "data" / part / DATABASE, ignore_errors=True)
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
         raise StoreError(
             "Neo4j's importer failed: " + " / ".join(tail),

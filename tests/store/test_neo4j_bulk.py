@@ -16,7 +16,7 @@ from circuitql.indexer.pipeline import build_records
 from circuitql.store import neo4j_server
 from circuitql.store.base import stored_graph
 from circuitql.store.neo4j import Neo4jStore
-from circuitql.store.neo4j_bulk import BulkCsv
+from circuitql.store.neo4j_bulk import IMPORT_LOG, STORE_FILE, BulkCsv, check_fresh, run_import
 from circuitql.zoo.plant import write_zoo
 
 needs_server = pytest.mark.skipif(
@@ -95,3 +95,25 @@ def test_a_name_holds_one_network_in_the_csv_files(tmp_path: Path) -> None:
     header = files["Neuron"].read_text().splitlines()[0]
     assert '"magnitudes:double[]"' in header and '"fan_in:long"' in header
     assert len(files["Model"].read_text().splitlines()) == 2  # the header and one model
+    assert not sink.multiline
+
+
+def test_a_line_break_in_a_text_makes_the_importer_read_fields_across_lines(
+    tmp_path: Path,
+) -> None:
+    from tests.store.fakes import fake_model
+
+    sink = BulkCsv(tmp_path)
+    sink.write(fake_model("two\nlines"))
+    assert sink.multiline
+
+
+@needs_server
+def test_a_failed_import_says_why_and_leaves_no_database(tmp_path: Path) -> None:
+    rows = tmp_path / "Model.csv"
+    rows.write_text(':ID(Model),name\n0,"unterminated\n')
+    with pytest.raises(StoreError, match="importer failed") as failure:
+        run_import(tmp_path, {"Model": rows})
+    assert failure.value.where == str(tmp_path / IMPORT_LOG)
+    assert not (tmp_path / STORE_FILE).exists()
+    check_fresh(tmp_path)  # a second attempt may go ahead
