@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.bench_cold import compiled_env
+from benchmarks.bench_cold import ISOLATED, compiled_env
 from benchmarks.report import Report, add_json_argument, time_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +26,9 @@ TWIN_TARGET = 1.0  # seconds, issue 15: 768 units against its twin
 DIFFERENT_TARGET = 2.0  # seconds, issue 15: two different 1,000-unit networks
 
 # Run by each engine with its own code on the path: the same networks, from the same seeds.
-INDEX = """
-import sys
+INDEX = (
+    ISOLATED
+    + """
 import numpy as np
 from circuitql.api import connect
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
@@ -56,7 +57,8 @@ db.index(block(d, width, 0, True), name="twin")
 db.index(block(d, width, 7, False), name="other")
 db.close()
 """
-CLI = "import sys; from circuitql.cli import main; sys.exit(main())"
+)
+CLI = ISOLATED + "from circuitql.cli import main; sys.exit(main())"
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,7 @@ class Result:
     commit: str
     quick: bool = False
     failed: bool = False
+    machine: str = ""  # what it ran on (machine()), since the sections may come from several
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,7 @@ def run_bench(bench: Bench, quick: bool, context: Context, out: Path) -> Result:
             revision,
             quick,
             failed=True,
+            machine="; ".join(machine()),
         )
     report = json.loads(out.read_text())
     return Result(
@@ -272,6 +274,7 @@ def run_bench(bench: Bench, quick: bool, context: Context, out: Path) -> Result:
         measured,
         revision,
         quick,
+        machine="; ".join(machine()),
     )
 
 
@@ -299,9 +302,9 @@ def render(results: list[Result]) -> str:
         "PYTHONPATH=. .venv/bin/python benchmarks/suite.py --only bench_library.py",
         "```",
         "",
-        "Machine: " + "; ".join(machine()) + ". The load average (1, 5, 15 minutes) "
-        "is given around each benchmark: the machine may be shared, and timings taken "
-        "under load are slower than the code is.",
+        "Each section names the machine it ran on, and the load average (1, 5, 15 minutes) "
+        "around it: the machine may be shared, and timings taken under load are slower than "
+        "the code is. Ratios are between runs of one section, on one machine.",
         "",
         "## Targets",
         "",
@@ -325,7 +328,8 @@ def render(results: list[Result]) -> str:
             "```",
             "",
             f"Measured on {result.measured} from commit {result.commit}{quick}, in "
-            f"{result.seconds / 60:.1f} minutes; load average {result.load}.",
+            f"{result.seconds / 60:.1f} minutes; load average {result.load}; machine: "
+            f"{result.machine or 'not recorded'}.",
             "",
             result.markdown,
         ]
