@@ -174,3 +174,48 @@ def time_process(command: list[str], **options: Any) -> Process:
         raise SystemExit(f"no timing in /usr/bin/time's report:\n{done.stderr}")
     wall = float(clock.group(1) or 0) * 60 + float(clock.group(2))
     return Process(wall, int(rss.group(1)) / 1024, done.stdout)
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A process run under a memory ceiling and a time limit: its wall seconds, its peak
+    RSS in MiB (the kernel's high-water mark, read while it ran), and why it was stopped
+    (None: it finished)."""
+
+    wall: float
+    rss: float
+    stopped: str | None
+
+
+def watch_process(
+    command: list[str], ceiling_mib: float, limit_s: float, **options: Any
+) -> Watched:
+    """Run ``command``, stopping it when its resident memory passes ``ceiling_mib`` or its
+    wall time ``limit_s``: how a benchmark measures what may not fit the machine (Linux,
+    /proc)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **options
+    )
+    status = Path(f"/proc/{process.pid}/status")
+    peak, stopped = 0.0, None
+    while process.poll() is None:
+        with contextlib.suppress(OSError):
+            fields = dict(
+                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+            )
+            peak = max(peak, int(fields.get("VmHWM", "0 kB").split()[0]) / 1024)
+            rss = int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
+            if rss > ceiling_mib:
+                stopped = f"stopped at {rss:,.0f} MiB, over the {ceiling_mib:,.0f} MiB ceiling"
+            elif time.perf_counter() - start > limit_s:
+                stopped = f"stopped at the {limit_s:.0f} s limit"
+        if stopped:
+            process.kill()
+            process.wait()
+            break
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    if stopped is None and process.returncode != 0:
+        raise SystemExit(f"{shlex.join(command)} failed with exit status {process.returncode}")
+    return Watched(wall, peak, stopped)

@@ -72,6 +72,11 @@ BENCHES = (
         baseline=STORE_BASELINE,
     ),
     Bench(
+        "bench_big.py",
+        ("--blocks", "12"),
+        ("--blocks", "2", "--limit", "120"),
+    ),
+    Bench(
         "bench_neo4j_bulk.py",
         ("--models", "1000", "--jobs", "2"),
         ("--models", "100", "--jobs", "2"),
