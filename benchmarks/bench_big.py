@@ -7,7 +7,8 @@ Random-weight networks the size of what people index (not timed to write): a 784
 Linear(768, 3072) -> GELU -> Linear(3072, 768), of 1 and ``--blocks`` blocks, each as
 safetensors + JSON config. Each row is one whole ``circuitql`` process on a fresh store:
 under ``/usr/bin/time -v``, or, for the stack of ``--blocks``, watched with a memory ceiling
-and a time limit, past which it is stopped and the row says so.
+and a time limit, past which it is stopped and the row says so (as it says when circuitql
+refuses the model for the memory it would take).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -179,8 +180,9 @@ def time_process(command: list[str], **options: Any) -> Process:
 @dataclass(frozen=True)
 class Watched:
     """A process run under a memory ceiling and a time limit: its wall seconds, its peak
-    RSS in MiB (the kernel's high-water mark, read while it ran), and why it was stopped
-    (None: it finished)."""
+    RSS in MiB (the kernel's high-water mark, read while it ran), and why it was stopped or
+    failed (None: it finished): the ceiling, the limit, or its exit status and the first
+    line of its error output (circuitql refusing the model)."""
 
     wall: float
     rss: float
@@ -193,13 +195,27 @@ def watch_process(
     """Run ``command``, stopping it when its resident memory passes ``ceiling_mib`` or its
     wall time ``limit_s``: how a benchmark measures what may not fit the machine (Linux,
     /proc)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **options
-    )
+    with tempfile.TemporaryFile("w+") as errors:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, **options)
+        peak, stopped = _watch(process, ceiling_mib, limit_s, start)
+        wall = time.perf_counter() - start
+        if stopped is None and process.returncode != 0:
+            errors.seek(0)
+            first = next((line.strip() for line in errors if line.strip()), "")
+            stopped = f"exit status {process.returncode}: {first}"
+    return Watched(wall, peak, stopped)
+
+
+def _watch(
+    process: subprocess.Popen[str], ceiling_mib: float, limit_s: float, start: float
+) -> tuple[float, str | None]:
+    """Poll a running process's memory until it ends, or kill it past the ceiling or the
+    limit: its peak RSS in MiB, and why it was stopped."""
     status = Path(f"/proc/{process.pid}/status")
-    peak, stopped = 0.0, None
+    peak = 0.0
     while process.poll() is None:
+        stopped = None
         with contextlib.suppress(OSError):
             fields = dict(
                 line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
@@ -213,9 +229,6 @@ def watch_process(
         if stopped:
             process.kill()
             process.wait()
-            break
+            return peak, stopped
         time.sleep(0.2)
-    wall = time.perf_counter() - start
-    if stopped is None and process.returncode != 0:
-        raise SystemExit(f"{shlex.join(command)} failed with exit status {process.returncode}")
-    return Watched(wall, peak, stopped)
+    return peak, None

@@ -105,7 +105,12 @@ def _store(uri: str | None) -> dict[str, Any]:
 def _limits() -> dict[str, Any]:
     from circuitql.engine.search import DEFAULT_TIMEOUT
     from circuitql.grammar.parser import MAX_TEXT
-    from circuitql.indexer.affine import MAX_TENSOR_VALUES, MAX_WIDTH
+    from circuitql.indexer.affine import (
+        BYTES_PER_VALUE,
+        MAX_TENSOR_VALUES,
+        MAX_WIDTH,
+        MEMORY_SHARE,
+    )
     from circuitql.indexer.canonical import Config
     from circuitql.indexer.nnet_loader import MAX_WEIGHTS
     from circuitql.language.unroll import MAX_FLAT_PATTERNS, MAX_PIECES
@@ -118,6 +123,8 @@ def _limits() -> dict[str, Any]:
         "units per layer": f"{MAX_WIDTH:,}",
         "values per tensor": f"{MAX_TENSOR_VALUES:,}",
         "weights per .nnet file": f"{MAX_WEIGHTS:,}",
+        "memory to index a model": f"about {BYTES_PER_VALUE} bytes a weight, at most "
+        f"{MEMORY_SHARE:.0%} of the memory free",
         "canonical error": f"{Config().max_error:g} (--max-canonical-error)",
     }
 

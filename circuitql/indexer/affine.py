@@ -11,6 +11,7 @@ one unit per nonlinearity, whatever the file format.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -138,9 +139,21 @@ MAX_TENSOR_VALUES = MAX_WIDTH * MAX_WIDTH
 MAX_MODEL_VALUES = 2 * MAX_TENSOR_VALUES
 
 
+# What indexing holds per weight at its peak: each edge of the neuron graph is a Python
+# object, and the canonical form builds the graph anew (benchmarks/bench_big.py: a GPT-2-small
+# MLP block of 4.7 million weights peaks at 1.9 GiB, a 784-1024-1024-1024-10 MLP of 2.9
+# million at 0.8 GiB).
+BYTES_PER_VALUE = 420
+# The share of the memory the machine has free that one model may take.
+MEMORY_SHARE = 0.8
+MEMORY_CHECK = "CIRCUITQL_MEMORY_CHECK"  # "0" turns the check off
+
+
 def check_model_size(values: int, where: str) -> None:
-    """Refuse a model whose tensors together hold more values than circuitql reads, before
-    they are materialized (many stride-0 or deflated tensors, each under the tensor limit)."""
+    """Refuse a model whose tensors together hold more values than circuitql reads, or
+    more than indexing them would find memory for on this machine, before they are
+    materialized (many stride-0 or deflated tensors, each under the tensor limit): a clear
+    refusal rather than a machine driven into swap or the out-of-memory killer."""
     if values > MAX_MODEL_VALUES:
         raise ModelLoadError(
             f"the model's tensors hold {values:,} values, more than the {MAX_MODEL_VALUES:,} "
@@ -148,6 +161,32 @@ def check_model_size(values: int, where: str) -> None:
             where=where,
             fix="index a smaller network, or the part of it a circuit lives in",
         )
+    available = available_memory()
+    needed = values * BYTES_PER_VALUE
+    if (
+        available is not None
+        and needed > MEMORY_SHARE * available
+        and os.environ.get(MEMORY_CHECK) != "0"
+    ):
+        raise ModelLoadError(
+            f"the model's tensors hold {values:,} values; indexing them takes about "
+            f"{needed / 2**30:.1f} GiB, and this machine has {available / 2**30:.1f} GiB free",
+            where=where,
+            fix="index the part of the network a circuit lives in (fewer layers or blocks), "
+            f"or a machine with more memory; {MEMORY_CHECK}=0 skips this check",
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the machine has free (Linux's MemAvailable); None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def check_tensor_size(name: str, values: int, where: str) -> None:

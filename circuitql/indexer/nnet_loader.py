@@ -34,7 +34,7 @@ import numpy as np
 from circuitql.domain import Domain
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
-from circuitql.indexer.affine import GraphBuilder
+from circuitql.indexer.affine import GraphBuilder, check_model_size
 
 MAX_WEIGHTS = 50_000_000  # more than any MLP in a verification benchmark, by far
 _FIX = (
@@ -82,8 +82,10 @@ def read_nnet(path: Path) -> NNet:
             f"the layer sizes {sizes} do not start with the {n_inputs} inputs and "
             f"end with the {n_outputs} outputs"
         )
-    if sum(a * b for a, b in itertools.pairwise(sizes)) > MAX_WEIGHTS:
+    weights = sum(a * b for a, b in itertools.pairwise(sizes))
+    if weights > MAX_WEIGHTS:
         raise rows.error(f"the layer sizes {sizes} declare more than {MAX_WEIGHTS:,} weights")
+    check_model_size(weights, str(path))
     rows.floats(None)  # the unused "symmetric" flag
     low, high = rows.floats(n_inputs), rows.floats(n_inputs)
     mean, spread = rows.floats(n_inputs + 1), rows.floats(n_inputs + 1)

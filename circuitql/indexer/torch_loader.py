@@ -20,7 +20,7 @@ from torch import nn
 
 from circuitql.errors import ModelLoadError
 from circuitql.graph import Activation, NeuronGraph
-from circuitql.indexer.affine import AffineVec, GraphBuilder, ShapeError
+from circuitql.indexer.affine import AffineVec, GraphBuilder, ShapeError, check_model_size
 from circuitql.indexer.channels import (
     ChannelMap,
     ChannelNotes,
@@ -120,6 +120,9 @@ def load_module(
     ``input_dim`` is needed only when the input width cannot be read off the first Linear
     that consumes the network input.
     """
+    check_model_size(
+        sum(t.numel() for t in (*model.parameters(), *model.buffers())), type(model).__name__
+    )
     try:
         traced = torch.fx.symbolic_trace(model)
     except Exception as exc:  # fx raises many types for untraceable control flow

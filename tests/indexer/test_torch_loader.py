@@ -239,3 +239,17 @@ def test_the_documented_module_with_every_op_indexes_as_it_computes() -> None:
     log_probs = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
     np.testing.assert_allclose(log_probs, expected, atol=1e-5)
     assert loaded.meta["torch"]["output_activation"] == "logsoftmax"
+
+
+def test_a_model_too_big_for_the_free_memory_is_refused_before_it_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from circuitql.indexer import affine
+
+    model = nn.Sequential(nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 2))
+    monkeypatch.setattr(affine, "available_memory", lambda: 2**20)  # 1 MiB free
+    with pytest.raises(ModelLoadError, match="10,302 values; indexing them takes about") as err:
+        load(model)
+    assert "CIRCUITQL_MEMORY_CHECK=0" in str(err.value)
+    monkeypatch.setenv("CIRCUITQL_MEMORY_CHECK", "0")
+    assert len(load(model).graph.hidden) == 100
