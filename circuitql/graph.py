@@ -342,9 +342,11 @@ class NeuronGraph:
         if len(self.units) <= SMALL_GRAPH:
             values = self.activations(x)
             return np.stack([values[u.id] for u in self.outputs], axis=1)
-        return self._evaluate_by_level(self._batch(x))
+        outputs = [i for i, unit in enumerate(self.units) if unit.kind is UnitKind.OUTPUT]
+        return self._values_by_level(self._batch(x))[outputs].T
 
-    def _evaluate_by_level(self, x: np.ndarray) -> np.ndarray:
+    def _values_by_level(self, x: np.ndarray) -> np.ndarray:
+        """Every unit's value on the batch, shape (units, batch), a level at a time."""
         edges, kinds = self.edge_arrays, [u.kind for u in self.units]
         inputs = np.array([kind is UnitKind.INPUT for kind in kinds], dtype=bool)
         values = np.empty((len(self.units), x.shape[0]))
@@ -360,7 +362,7 @@ class NeuronGraph:
                 groups[self.units[row].activation, self.units[row].alpha].append(row)
             for (activation, alpha), members in groups.items():
                 values[members] = activation.apply(values[members], alpha)
-        return values[[i for i, kind in enumerate(kinds) if kind is UnitKind.OUTPUT]].T
+        return values
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -371,8 +373,16 @@ class NeuronGraph:
         return x
 
     def activations(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Every unit's post-activation value on a batch (outputs: their pre-activation)."""
+        """Every unit's post-activation value on a batch (outputs: their pre-activation),
+        unit by unit for a small graph, a level at a time in matrix products for a whole
+        network (a GPT-2-sized MLP block's 4.7 million edges: 15 s one by one)."""
         x = self._batch(x)
+        if len(self.units) > SMALL_GRAPH:
+            by_level = self._values_by_level(x)
+            return {unit.id: by_level[i] for i, unit in enumerate(self.units)}
+        return self._activations_by_unit(x)
+
+    def _activations_by_unit(self, x: np.ndarray) -> dict[str, np.ndarray]:
         values: dict[str, np.ndarray] = {}
         for i, unit in enumerate(self.inputs):
             values[unit.id] = x[:, i]

@@ -15,9 +15,10 @@ from tests.indexer.random_graphs import any_activation_graphs
 @given(network=any_activation_graphs())
 def test_evaluating_by_level_agrees_with_evaluating_unit_by_unit(network: NeuronGraph) -> None:
     x = np.random.default_rng(0).normal(size=(32, len(network.inputs))) * 3
-    values = network.activations(x)
-    one_by_one = np.stack([values[u.id] for u in network.outputs], axis=1)
-    np.testing.assert_allclose(network._evaluate_by_level(x), one_by_one, rtol=1e-12, atol=1e-12)
+    one_by_one = network._activations_by_unit(x)
+    by_level = network._values_by_level(x)
+    for i, unit in enumerate(network.units):
+        np.testing.assert_allclose(by_level[i], one_by_one[unit.id], rtol=1e-12, atol=1e-12)
 
 
 def test_a_level_too_large_for_one_product_is_split_into_blocks(
@@ -38,9 +39,9 @@ def test_a_level_too_large_for_one_product_is_split_into_blocks(
     out = Unit("out:0", UnitKind.OUTPUT, inputs={u.id: float(rng.normal()) for u in hidden})
     network = NeuronGraph((*inputs, *hidden, out))
     x = rng.normal(size=(16, 6))
-    whole = network._evaluate_by_level(x)
+    whole = network._values_by_level(x)
     monkeypatch.setattr(graph_module, "BLOCK_CELLS", 4)
-    np.testing.assert_allclose(network._evaluate_by_level(x), whole, rtol=1e-12)
+    np.testing.assert_allclose(network._values_by_level(x), whole, rtol=1e-12)
 
 
 def test_gelu_is_the_same_whether_erf_goes_value_by_value_or_through_torch() -> None:
