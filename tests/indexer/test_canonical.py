@@ -131,6 +131,21 @@ def test_members_record_rescaling_and_merging() -> None:
     assert [s.action for s in canon.steps if s.action != "rescale"] == ["merge"]
 
 
+@pytest.mark.parametrize("reversed_inputs", [False, True])
+def test_units_listing_the_same_inputs_in_another_order_merge(reversed_inputs: bool) -> None:
+    """Equal rows are compared on their sources sorted: a unit that lists its inputs out of
+    unit order (a concatenation can) still merges with its copy."""
+    xs = [Unit(f"input:{i}", UnitKind.INPUT) for i in range(3)]
+    row = {"input:0": 1.0, "input:1": -2.0, "input:2": 0.5}
+    listed = dict(reversed(row.items())) if reversed_inputs else row
+    a = Unit("fc:0", UnitKind.HIDDEN, Activation.RELU, 0.1, row)
+    b = Unit("fc:1", UnitKind.HIDDEN, Activation.RELU, 0.3, {k: 3 * w for k, w in listed.items()})
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc:0": 1.0, "fc:1": 1.0})
+    canon = canonicalize(NeuronGraph((*xs, a, b, y)))
+    (kept,) = canon.graph.hidden
+    assert {uid for uid, _ in canon.members[kept.id]} == {"fc:0", "fc:1"}
+
+
 def test_merge_that_cancels_removes_the_unit() -> None:
     x = Unit("input:0", UnitKind.INPUT)
     a = Unit("fc:0", UnitKind.HIDDEN, Activation.RELU, 0.0, {"input:0": 1.0})
