@@ -10,7 +10,6 @@ one unit per nonlinearity, whatever the file format.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuitql.errors import ModelLoadError
-from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind, input_id
+from circuitql.graph import Activation, EdgeArrays, NeuronGraph, Unit, UnitKind, input_id
 
 
 @dataclass(frozen=True)
@@ -210,11 +209,16 @@ def _check_width(n: int, what: str) -> None:
 
 
 class GraphBuilder:
-    """Collects units in creation order, which is a topological order by construction."""
+    """Collects units in creation order, which is a topological order by construction, and
+    their incoming edges as arrays, from which the graph is built in one piece (its edge
+    arrays and layers ready for the canonical form, rather than rebuilt from per-unit
+    mappings: 0.6 s of a 784-1024-1024-1024-10 MLP's load)."""
 
     def __init__(self) -> None:
         self._units: list[Unit] = []
-        self._ids: set[str] = set()
+        self._position: dict[str, int] = {}
+        self._bias: list[float] = []
+        self._edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.n_inputs = 0
 
     def inputs(self, n: int) -> AffineVec:
@@ -262,61 +266,43 @@ class GraphBuilder:
         self, value: AffineVec, activation: Activation, module: str, alpha: float
     ) -> AffineVec:
         _check_width(len(value), f"layer {module!r}")
-        rows = _rows_inputs(value)
+        self._read_by_next(value)
         ids = []
         for i in range(len(value)):
             uid = self._fresh_id(value.origin[i] or f"{module}:{i}", module)
-            self._add(
-                Unit(
-                    uid,
-                    UnitKind.HIDDEN,
-                    activation,
-                    float(value.const[i]),
-                    rows[i],
-                    alpha,
-                )
-            )
+            self._add(Unit(uid, UnitKind.HIDDEN, activation, float(value.const[i]), alpha=alpha))
             ids.append(uid)
         return AffineVec.of_units(ids)
 
     def finish(self, outputs: AffineVec) -> NeuronGraph:
         """The graph, with one identity output unit per element of ``outputs``, each named
         after the linear map that produced it (``output:<i>`` when none did)."""
-        rows = _rows_inputs(outputs)
+        self._read_by_next(outputs)
         for i in range(len(outputs)):
             uid = self._fresh_id(outputs.origin[i] or f"output:{i}", "output")
-            self._add(
-                Unit(
-                    uid,
-                    UnitKind.OUTPUT,
-                    Activation.IDENTITY,
-                    float(outputs.const[i]),
-                    rows[i],
-                )
-            )
-        return NeuronGraph(tuple(self._units))
+            self._add(Unit(uid, UnitKind.OUTPUT, Activation.IDENTITY, float(outputs.const[i])))
+        # Every unit was made after the units it reads, so the edges come grouped by target.
+        src, dst, weight = (np.concatenate(column) for column in zip(*self._edges, strict=True))
+        edges = EdgeArrays.grouped(src, dst, weight, len(self._units))
+        return NeuronGraph.from_arrays(self._units, np.array(self._bias), edges)
+
+    def _read_by_next(self, value: AffineVec) -> None:
+        """The edges of the units about to be made, one per element of ``value``: each
+        row's nonzero coefficients, in basis order (the order a unit lists its inputs)."""
+        rows, columns = np.nonzero(value.coef)
+        positions = np.array([self._position[b] for b in value.basis], dtype=np.intp)
+        first = len(self._units)
+        self._edges.append((positions[columns], first + rows, value.coef[rows, columns]))
 
     def _fresh_id(self, wanted: str, module: str) -> str:
-        if wanted not in self._ids:
+        if wanted not in self._position:
             return wanted
         candidate, n = f"{wanted}/{module}", 2
-        while candidate in self._ids:
+        while candidate in self._position:
             candidate, n = f"{wanted}/{module}#{n}", n + 1
         return candidate
 
     def _add(self, unit: Unit) -> None:
-        self._ids.add(unit.id)
+        self._position[unit.id] = len(self._units)
         self._units.append(unit)
-
-
-def _rows_inputs(value: AffineVec) -> list[dict[str, float]]:
-    """Each row's nonzero coefficients by basis unit, in basis order: the units' input
-    mappings, built from whole arrays at once (a 1024-wide layer has a million entries)."""
-    rows, columns = np.nonzero(value.coef)
-    names = np.asarray(value.basis, dtype=object)[columns].tolist()
-    weights = value.coef[rows, columns].tolist()
-    starts = np.searchsorted(rows, np.arange(len(value) + 1)).tolist()
-    return [
-        dict(zip(names[lo:hi], weights[lo:hi], strict=True))
-        for lo, hi in itertools.pairwise(starts)
-    ]
+        self._bias.append(unit.bias)
