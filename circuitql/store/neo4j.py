@@ -320,7 +320,7 @@ class Neo4jStore:
             name=model.name,
         ).single()
         if existing is not None:
-            info = _model_info(existing["m"])
+            info = model_info(existing["m"])
             if unchanged(info, model):
                 return WriteOutcome("unchanged", info)
             if info.content_hash == model.content_hash:  # canonicalized or described otherwise
@@ -349,7 +349,7 @@ class Neo4jStore:
     def _create_tx(self, tx: neo4j.ManagedTransaction, model: IndexedModel) -> WriteOutcome:
         ns = self.namespace
         neurons, edges = model_columns(model)
-        neuron_rows = [_neuron_row(ns, model.name, i, n) for i, n in enumerate(neurons)]
+        neuron_rows = [neuron_row(ns, model.name, i, n) for i, n in enumerate(neurons)]
         if len(neuron_rows) <= BATCH_ROWS and len(edges) <= EDGES_IN_ONE:
             # Most models: the neurons and their edges in one statement, each edge's ends
             # taken from the nodes just created by position, no index lookup per neuron.
@@ -375,7 +375,7 @@ class Neo4jStore:
             namespace=ns,
             counts=[[token, n] for token, n in counts.items()],
         ).consume()
-        props = _model_props(ns, model)
+        props = model_props(ns, model)
         tx.run(
             "CREATE (m:Model) SET m = $props "
             "WITH m "
@@ -386,7 +386,7 @@ class Neo4jStore:
             namespace=ns,
             model=model.name,
         ).consume()
-        return WriteOutcome("indexed", _model_info(props))
+        return WriteOutcome("indexed", model_info(props))
 
     def _create_in_batches(
         self,
@@ -451,14 +451,14 @@ class Neo4jStore:
     def models(self) -> list[ModelInfo]:
         """The Model nodes of this namespace only, by name."""
         records = self._read("MATCH (m:Model {namespace: $namespace}) RETURN m ORDER BY m.name")
-        return [_model_info(r["m"]) for r in records]
+        return [model_info(r["m"]) for r in records]
 
     def get_model(self, name: str) -> ModelInfo | None:
         """A seek on the (namespace, name) uniqueness constraint."""
         records = self._read(
             "MATCH (m:Model {namespace: $namespace, name: $name}) RETURN m", name=name
         )
-        return _model_info(records[0]["m"]) if records else None
+        return model_info(records[0]["m"]) if records else None
 
     def neurons(self, model: str) -> list[NeuronRecord]:
         """The Model node's HAS neighbours, by ``ordinal`` (the indexer's order)."""
@@ -638,7 +638,8 @@ def _edge_columns(edges: EdgeColumns) -> Iterator[dict[str, Any]]:
         }
 
 
-def _model_props(namespace: str, model: IndexedModel) -> dict[str, Any]:
+def model_props(namespace: str, model: IndexedModel) -> dict[str, Any]:
+    """A Model node's properties, as the store writes them (the bulk path's CSV too)."""
     return {
         "namespace": namespace,
         "name": model.name,
@@ -656,7 +657,8 @@ def _model_props(namespace: str, model: IndexedModel) -> dict[str, Any]:
     }
 
 
-def _neuron_row(namespace: str, model: str, ordinal: int, neuron: NeuronRecord) -> dict[str, Any]:
+def neuron_row(namespace: str, model: str, ordinal: int, neuron: NeuronRecord) -> dict[str, Any]:
+    """A Neuron node's properties, as the store writes them (the bulk path's CSV too)."""
     sig = neuron.signature
     return {
         "namespace": namespace,
@@ -699,7 +701,7 @@ def _neuron_record(node: Mapping[str, Any]) -> NeuronRecord:
     )
 
 
-def _model_info(props: Mapping[str, Any]) -> ModelInfo:
+def model_info(props: Mapping[str, Any]) -> ModelInfo:
     """From a Model node or the properties about to become one."""
     return ModelInfo(
         name=props["name"],

@@ -29,7 +29,7 @@ from urllib.parse import quote
 from circuitql.errors import NameTaken, StoreError
 from circuitql.records import IndexedModel, WriteOutcome
 from circuitql.store.base import model_columns, unchanged
-from circuitql.store.neo4j import Neo4jStore, _model_info, _model_props, _neuron_row
+from circuitql.store.neo4j import Neo4jStore, model_info, model_props, neuron_row
 from circuitql.store.neo4j_server import (
     DEFAULT_PASSWORD,
     ServerStatus,
@@ -83,7 +83,7 @@ class BulkCsv:
                 fix="give the files distinct paths below the folder, or load one of them later "
                 "through the running server (circuitql index --store neo4j://...)",
             )
-        props = _model_props(self.namespace, model)
+        props = model_props(self.namespace, model)
         model_id = len(self._infos)
         log = props.pop("canonical_log")
         if log:
@@ -91,7 +91,7 @@ class BulkCsv:
         self._row("Model", {":ID(Model)": model_id, **props})
         first = self._neurons
         for ordinal, neuron in enumerate(neurons):
-            row = _neuron_row(self.namespace, model.name, ordinal, neuron)
+            row = neuron_row(self.namespace, model.name, ordinal, neuron)
             self._row("Neuron", {":ID(Neuron)": first + ordinal, **row})
         self._neurons += len(neurons)
         # The two relationship files hold numbers only: written as text in one piece per
@@ -117,7 +117,7 @@ class BulkCsv:
             ),
         )
         self._tokens.update(neurons.token)
-        info = _model_info({**props, "canonical_log": log})
+        info = model_info({**props, "canonical_log": log})
         self._infos[model.name] = info
         return WriteOutcome("indexed", info)
 
