@@ -61,11 +61,14 @@ ACTIVATION_METHODS = {
     "sigmoid": Activation.SIGMOID,
     "tanh": Activation.TANH,
 }
-NO_OP_FUNCTIONS: tuple[Any, ...] = (F.dropout, torch.squeeze)
-NO_OP_METHODS = {"squeeze", "contiguous", "float", "double"}
-# Ops that flatten feature maps for a dense layer (on a vector they change nothing).
-FLATTEN_FUNCTIONS: tuple[Any, ...] = (torch.flatten,)
-FLATTEN_METHODS = {"flatten", "view", "reshape"}
+NO_OP_FUNCTIONS: tuple[Any, ...] = (F.dropout,)
+NO_OP_METHODS = {"contiguous", "float", "double"}
+# Ops that flatten feature maps for a dense layer (on a vector they change nothing): a
+# squeeze of pooled 1 x 1 maps leaves (batch, channels) too.
+FLATTEN_FUNCTIONS: tuple[Any, ...] = (torch.flatten, torch.squeeze)
+FLATTEN_METHODS = {"flatten", "view", "reshape", "squeeze"}
+# A mean over the maps' positions is a global average pooling.
+MEAN_FUNCTIONS: tuple[Any, ...] = (torch.mean,)
 CONV_MODULES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d)
 CONV_FUNCTIONS: tuple[Any, ...] = (F.conv1d, F.conv2d)
 # Pooling passes a uniform map's value through (channels.py); an average that counts zero
@@ -331,6 +334,27 @@ class _Tracer:
         self.channels.record(name, op, zero_padding=zero_padding)
         return x
 
+    def _spatial_mean(self, node: torch.fx.Node) -> ChannelMap:
+        """``x.mean(dim=(2, 3))``: feature maps averaged over their positions, a global
+        average pooling (a uniform map's mean is its value); without ``keepdim`` the result
+        is (batch, channels), flat."""
+        x = self._arg(node, 0)
+        dims = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+        keepdim = bool(node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False))
+        listed = dims if isinstance(dims, tuple | list) else [dims]
+        if (
+            not isinstance(x, ChannelMap)
+            or x.flat
+            or not all(isinstance(d, int) and (d >= 2 or d == -1) for d in listed)
+        ):
+            raise self._unsupported(
+                node,
+                "a mean other than over feature maps' positions (name them by their "
+                "position from 2, as in x.mean(dim=(2, 3)))",
+            )
+        self.channels.record(node.name, "mean")
+        return ChannelMap(x.vec, x.spatial, flat=not keepdim)
+
     def _flatten(self, x: Value) -> Value:
         return ChannelMap(x.vec, x.spatial, flat=True) if isinstance(x, ChannelMap) else x
 
@@ -397,6 +421,8 @@ class _Tracer:
             return self._flatten(self._arg(node, 0))
         if fn in CONV_FUNCTIONS:
             return self._conv_function(node)
+        if fn in MEAN_FUNCTIONS:
+            return self._spatial_mean(node)
         if fn in POOL_FUNCTIONS:
             return self._pool(node, self._arg(node, 0), getattr(fn, "__name__", "pool"), node.name)
         if fn in ARITHMETIC:
@@ -429,6 +455,8 @@ class _Tracer:
             return self._arg(node, 0)
         if method in FLATTEN_METHODS:
             return self._flatten(self._arg(node, 0))
+        if method == "mean":
+            return self._spatial_mean(node)
         if method == "size":  # the batch size of x.view(x.size(0), -1): view ignores it
             return 1
         if method in SOFTMAX_METHODS:

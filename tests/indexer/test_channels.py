@@ -339,3 +339,39 @@ def test_a_per_channel_normalization_before_the_first_convolution_folds_into_it(
     assert [u.id for u in graph.inputs] == ["input:0", "input:1"]
     x = _probes(graph)
     np.testing.assert_allclose(graph.evaluate(x), _torch_on_uniform(model, x, (7, 7)), atol=1e-9)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "mean_keepdim", "squeeze"])
+def test_global_average_pooling_written_as_a_mean_or_a_squeeze(pooling: str) -> None:
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(2, 4, 3)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.conv(x))
+            if pooling == "mean":
+                return self.fc(h.mean(dim=(2, 3)))
+            if pooling == "mean_keepdim":
+                return self.fc(torch.flatten(torch.mean(h, dim=(2, -1), keepdim=True), 1))
+            return self.fc(self.pool(h).squeeze(-1).squeeze(-1))
+
+    model = Head().eval()
+    graph = load(model).graph
+    x = _probes(graph)
+    np.testing.assert_allclose(graph.evaluate(x), _torch_on_uniform(model, x, (6, 6)), atol=1e-9)
+
+
+def test_a_mean_over_the_channels_is_refused() -> None:
+    class ChannelMean(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(2, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x).mean(dim=1)
+
+    with pytest.raises(ModelLoadError, match="a mean other than over feature maps' positions"):
+        load(ChannelMean().eval())
