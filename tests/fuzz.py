@@ -306,6 +306,7 @@ def _hostile_convnet(folder: Path, rng: random.Random) -> Path:
         "MaxPool": {"kernel_shape": ints(2), "pads": ints(4), "ceil_mode": 1},
         "AveragePool": {"kernel_shape": ints(rng.choice((1, 2, 3))), "auto_pad": "SAME_LOWER"},
         "Pad": {"mode": rng.choice(("constant", "edge", "wrap", "bogus"))},
+        "ReduceMean": {"axes": ints(rng.choice((1, 2, 3))), "keepdims": rng.choice((0, 1))},
     }
     op = rng.choice(sorted(attrs))
     kernel = np.ones(rng.choice(([2, 1, 3, 3], [2, 1, 3], [0, 1, 3, 3], [3, 2, 40, 40])))

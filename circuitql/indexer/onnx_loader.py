@@ -474,6 +474,31 @@ class _Converter:
         )
         return ChannelMap(x.vec, spatial)
 
+    def _reduce_mean(self, node: _Node, args: list[Value | None]) -> Value:
+        """ReduceMean: of a constant, computed; of feature maps over their positions, a
+        global average pooling (exporters write ``x.mean((2, 3))`` so)."""
+        x = _given(args[0])
+        given = self._constant_arg(node, args[1]) if len(args) > 1 and args[1] is not None else None
+        raw = given if given is not None else node.attrs.get("axes")
+        keepdims = bool(node.attrs.get("keepdims", 1))
+        if isinstance(x, np.ndarray):
+            over = None if raw is None else tuple(_ints(raw))
+            return np.mean(x, axis=over, keepdims=keepdims).astype(x.dtype)
+        rank = len(_shape_of(x))
+        axes = sorted({a % rank for a in _ints(raw)}) if raw is not None else []
+        if not isinstance(x, ChannelMap) or x.flat or not axes or min(axes) < 2:
+            raise self._unsupported(
+                node, "averages something other than feature maps over their positions"
+            )
+        assert x.spatial is not None
+        kept = [
+            (1 if 2 + i in axes else size)
+            for i, size in enumerate(x.spatial)
+            if keepdims or 2 + i not in axes
+        ]
+        self.channels.record(node.module(), "ReduceMean", axes=axes)
+        return ChannelMap(x.vec, tuple(kept), flat=not kept and not keepdims)
+
     def _window(self, node: _Node, x: ChannelMap, kernel: Sequence[int]) -> tuple[int, ...]:
         """The output size of a convolution's or pooling window over ``x``'s maps."""
         assert x.spatial is not None  # ONNX maps come from inputs of declared size
@@ -899,6 +924,7 @@ _HANDLERS: dict[str, _Handler] = {
     **dict.fromkeys(_ACTIVATIONS, _Converter._activation),
     "Concat": _Converter._concat,
     "Conv": _Converter._conv,
+    "ReduceMean": _Converter._reduce_mean,
     **dict.fromkeys(
         ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"), _Converter._pool
     ),

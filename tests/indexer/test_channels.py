@@ -375,3 +375,26 @@ def test_a_mean_over_the_channels_is_refused() -> None:
 
     with pytest.raises(ModelLoadError, match="a mean other than over feature maps' positions"):
         load(ChannelMean().eval())
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_an_exported_mean_over_positions_is_a_global_average_pooling(
+    tmp_path: Path, keepdim: bool
+) -> None:
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(2, 4, 3)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            pooled = torch.relu(self.conv(x)).mean(dim=(2, 3), keepdim=keepdim)
+            return self.fc(torch.flatten(pooled, 1))
+
+    model = Head().eval()
+    path = tmp_path / "mean.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 2, 6, 6),), str(path), dynamo=False)
+    graph, notes = load_onnx(path)
+    assert "ReduceMean" in {layer["op"] for layer in notes["onnx"]["channels"]["layers"]}
+    x = _probes(graph)
+    np.testing.assert_allclose(graph.evaluate(x), _torch_on_uniform(model, x, (6, 6)), atol=1e-5)
