@@ -801,3 +801,20 @@ def test_neo4j_import_refuses_a_data_directory_that_holds_a_database(
     store_file.write_bytes(b"")
     code, _, err = run(capsys, "neo4j", "import", str(zoo), "--data-dir", str(tmp_path))
     assert code == 2 and "already holds a database" in err and "--data-dir" in err
+
+
+def test_neo4j_import_refuses_a_port_in_use_before_writing_anything(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, zoo: Path
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        data_dir = tmp_path / "neo4j"
+        code, _, err = run(
+            capsys, "neo4j", "import", str(zoo), "--data-dir", str(data_dir), "--port", port
+        )
+    assert code == 2 and "already in use" in err
+    assert not data_dir.exists()  # no CSV files, no database

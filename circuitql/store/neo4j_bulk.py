@@ -34,6 +34,7 @@ from circuitql.store.neo4j_server import (
     DEFAULT_PASSWORD,
     ServerStatus,
     build_launcher,
+    check_port_free,
     start,
     status,
 )
@@ -191,9 +192,11 @@ class BulkLoad:
     log: Path
 
 
-def check_fresh(data_dir: Path) -> None:
-    """Refuse a data directory whose server runs or whose database holds anything: the
-    importer writes store files directly, into an empty database only."""
+def check_fresh(data_dir: Path, port: int = 0) -> None:
+    """Refuse a data directory whose server runs or whose database holds anything (the
+    importer writes store files directly, into an empty database only), and a ``port`` in
+    use, before anything is written (a server that cannot start would leave a database
+    behind that the next attempt refuses)."""
     if status(data_dir).running:
         raise StoreError(
             "a Neo4j server runs on this data directory",
@@ -209,6 +212,8 @@ def check_fresh(data_dir: Path) -> None:
             "one (circuitql neo4j start) and index into it with circuitql index --store "
             "neo4j://...",
         )
+    if port:
+        check_port_free(port)
 
 
 @contextmanager

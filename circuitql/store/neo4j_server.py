@@ -117,7 +117,7 @@ def start(
             )
         return current
     if port:
-        _check_port_free(port)
+        check_port_free(port)
     java = _require_tool("java", "install a Java 17 runtime (e.g. apt-get install openjdk-17-jre)")
     jar = build_launcher()
     port = port or _free_port()
@@ -306,7 +306,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _check_port_free(port: int) -> None:
+def check_port_free(port: int) -> None:
+    """Refuse a port something on 127.0.0.1 listens on, before a server is started there
+    (or a database imported for one)."""
     with socket.socket() as sock:
         # As the JVM does for a server socket: connections of a stopped server that linger
         # in TIME_WAIT do not keep the port from being listened on again.
