@@ -291,7 +291,9 @@ def _layer(entry: Any, known: list[str]) -> LayerSpec:
         _names(
             entry.get("input", known[-1]), f"layer {name!r}: 'input'", known, "an earlier layer"
         ),
-        _names(entry.get("add", []), f"layer {name!r}: 'add'", known, "an earlier layer"),
+        _names(
+            entry.get("add", []), f"layer {name!r}: 'add'", known, "an earlier layer", empty=True
+        ),
         float(slope),
         weight,
         bias,
@@ -300,11 +302,16 @@ def _layer(entry: Any, known: list[str]) -> LayerSpec:
     )
 
 
-def _names(value: Any, what: str, known: list[str], kind: str) -> tuple[str, ...]:
-    """A name or a list of names, each of something already defined."""
+def _names(
+    value: Any, what: str, known: list[str], kind: str, empty: bool = False
+) -> tuple[str, ...]:
+    """A name or a list of names, each of something already defined; an empty list only
+    where ``empty`` allows it (a layer's ``add``, not what it reads or the outputs)."""
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise _ConfigProblem(f"{what} must be a name or a list of names, not {_short(value)}")
+    if not names and not empty:
+        raise _ConfigProblem(f"{what} must name at least one {kind.split(' ', 1)[-1]}")
     for ref in names:
         if ref not in known:
             raise _ConfigProblem(

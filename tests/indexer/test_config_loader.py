@@ -400,6 +400,8 @@ def test_a_linear_layer_is_kept_as_units_on_request(tmp_path: Path, keep: bool) 
         ({"layers": [{"name": "fc1", "weight": "nope"}]}, "does not hold"),
         ({"layers": [{"name": "fc1", "keep": 1}]}, "'keep' must be true or false"),
         ({"layers": [{"name": "fc1", "weight": None}]}, "'weight' must name a tensor, not null"),
+        ({"outputs": []}, "'outputs' must name at least one layer"),
+        ({"layers": [{"name": "fc1", "input": []}]}, "'input' must name at least one earlier"),
     ],
     ids=[
         "input-number",
@@ -413,6 +415,8 @@ def test_a_linear_layer_is_kept_as_units_on_request(tmp_path: Path, keep: bool) 
         "missing-tensor",
         "keep-number",
         "weight-null",
+        "outputs-empty",
+        "input-empty",
     ],
 )
 def test_a_malformed_config_is_one_message(
