@@ -681,17 +681,18 @@ def neo4j_bulk_load(
     jobs: int | None = None,
     on_file: Callable[[Path], None] | None = None,
     dask: str | None = None,
+    files: Iterable[Path] | None = None,
 ) -> BulkLoaded:
     """Index every model file under ``paths`` into a fresh Neo4j database in ``data_dir``
     through Neo4j's offline importer (``store/neo4j_bulk.py``), then start its server there
     (``port`` 0 picks a free one). The models are prepared as ``index_paths`` prepares them
-    (``jobs`` worker processes, or a Dask cluster); the database then answers as one indexed
-    model by model."""
+    (``jobs`` worker processes, or a Dask cluster; ``files``, the model files already found
+    under ``paths``); the database then answers as one indexed model by model."""
     from circuitql.store.neo4j_bulk import BulkCsv, check_fresh, csv_folder, finish, run_import
 
     data_dir = Path(data_dir).resolve()
     check_fresh(data_dir, port)
-    items = path_items(paths, absolute=dask is not None)
+    items = path_items(paths, files, absolute=dask is not None)
     if not items:
         raise CircuitQLError(
             f"no model files under {', '.join(str(p) for p in paths)}",
@@ -702,14 +703,14 @@ def neo4j_bulk_load(
         report = index_items(
             items, sink.write, config or IndexConfig(), jobs=jobs, on_done=on_file, dask=dask
         )
-        files = sink.close()
+        csv_files = sink.close()
         if not report.indexed:
             raise CircuitQLError(
                 "no model could be indexed, so no database was created",
                 fix="see the errors above for each file",
             )
         start = time.perf_counter()
-        run_import(data_dir, files, sink.multiline)
+        run_import(data_dir, csv_files, sink.multiline)
     server = finish(data_dir, port, password, sink.logs)
     return BulkLoaded(report, server, time.perf_counter() - start)
 

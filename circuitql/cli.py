@@ -1064,6 +1064,7 @@ def _neo4j(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             on_file=None if step is None else lambda _path: step(1),
             dask=args.dask,
+            files=files,
         )
     server = loaded.server
     _print_index_summary(loaded.report, server.uri or "", time.perf_counter() - start)

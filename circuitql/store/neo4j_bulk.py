@@ -21,20 +21,19 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
 
 from circuitql.errors import NameTaken, StoreError
-from circuitql.records import IndexedModel, WriteOutcome
+from circuitql.records import IndexedModel, ModelInfo, WriteOutcome
 from circuitql.store.base import model_columns, unchanged
 from circuitql.store.neo4j import Neo4jStore, model_info, model_props, neuron_row
 from circuitql.store.neo4j_server import (
-    DEFAULT_PASSWORD,
     ServerStatus,
     build_launcher,
     check_port_free,
+    local_uri,
+    require_tool,
     start,
     status,
 )
@@ -43,6 +42,7 @@ DATABASE = "neo4j"
 # The database's store files, present once anything was written to it.
 STORE_FILE = Path("data") / "databases" / DATABASE / "neostore"
 IMPORT_LOG = "import.log"
+IMPORT_REPORT = "import.report"  # the importer's list of rows it skipped (none, here)
 # Arrays in the CSV files hold numbers only (the magnitudes, the embedding), so any other
 # character separates their elements; the canonical log, a list of text, is set afterwards.
 ARRAY_DELIMITER = ";"
@@ -62,8 +62,7 @@ class BulkCsv:
         self.namespace = namespace
         self._files: dict[str, IO[str]] = {}
         self._writers: dict[str, Any] = {}
-        self._models: dict[str, IndexedModel] = {}
-        self._infos: dict[str, Any] = {}
+        self._infos: dict[str, ModelInfo] = {}
         self._tokens: Counter[str] = Counter()
         self._neurons = 0
         self.logs: list[tuple[str, list[str]]] = []
@@ -184,14 +183,6 @@ def _cell(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class BulkLoad:
-    """What the bulk path did: the running server, and the importer's log."""
-
-    server: ServerStatus
-    log: Path
-
-
 def check_fresh(data_dir: Path, port: int = 0) -> None:
     """Refuse a data directory whose server runs or whose database holds anything (the
     importer writes store files directly, into an empty database only), and a ``port`` in
@@ -231,9 +222,7 @@ def csv_folder(data_dir: Path) -> Iterator[Path]:
 def run_import(data_dir: Path, files: Mapping[str, Path], multiline: bool = False) -> Path:
     """Neo4j's importer on the CSV files, into the data directory's ``neo4j`` database
     (``multiline``: a text field holds a line break)."""
-    java = shutil.which("java")
-    if java is None:
-        raise StoreError("java is not installed", fix="install a Java 17 runtime")
+    java = require_tool("java", "install a Java 17 runtime (e.g. apt-get install openjdk-17-jre)")
     jar = build_launcher()
     classpath = f"{jar.parent / 'lib'}/*{os.pathsep}{jar}"
     nodes = [f"--nodes={k}={files[k]}" for k in ("Model", "Neuron", "TokenStat") if k in files]
@@ -253,6 +242,8 @@ def run_import(data_dir: Path, files: Mapping[str, Path], multiline: bool = Fals
         f"--array-delimiter={ARRAY_DELIMITER}",
         f"--multiline-fields={str(multiline).lower()}",
         f"--max-off-heap-memory={IMPORT_MEMORY}",
+        # In the data directory, not wherever circuitql was run from.
+        f"--report-file={data_dir / IMPORT_REPORT}",
         "--verbose=false",
     ]
     log = data_dir / IMPORT_LOG
@@ -286,10 +277,8 @@ def finish(
     does), and set what CSV cannot carry: each model's canonical log (a list of text), and
     the empty magnitudes of neurons without inputs (an empty array field is no property)."""
     server = start(data_dir, port, password)
-    password = password or os.environ.get("CIRCUITQL_NEO4J_PASSWORD") or DEFAULT_PASSWORD
     assert server.port is not None
-    uri = f"neo4j://neo4j:{quote(password, safe='')}@127.0.0.1:{server.port}"
-    store = Neo4jStore.from_uri(uri)
+    store = Neo4jStore.from_uri(local_uri(server.port, password))
     try:
         with store.session() as session:
             session.run(

@@ -101,7 +101,7 @@ def start(
     is (asking for a different port then is an error: stop it first).
     """
     data_dir = Path(data_dir).resolve()
-    password = password or os.environ.get("CIRCUITQL_NEO4J_PASSWORD") or DEFAULT_PASSWORD
+    password = resolved_password(password)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StoreError(
             f"the Neo4j password must have at least {MIN_PASSWORD_LENGTH} characters",
@@ -118,7 +118,7 @@ def start(
         return current
     if port:
         check_port_free(port)
-    java = _require_tool("java", "install a Java 17 runtime (e.g. apt-get install openjdk-17-jre)")
+    java = require_tool("java", "install a Java 17 runtime (e.g. apt-get install openjdk-17-jre)")
     jar = build_launcher()
     port = port or _free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +184,7 @@ def build_launcher() -> Path:
     with _locked(target / ".build.lock"):
         if _up_to_date(jar, target / "lib"):
             return jar
-        mvn = _require_tool("mvn", "install Maven 3.8+ (e.g. apt-get install maven)")
+        mvn = require_tool("mvn", "install Maven 3.8+ (e.g. apt-get install maven)")
         build = subprocess.run(
             [mvn, "-q", "-B", "package"],
             cwd=LAUNCHER_DIR,
@@ -293,7 +293,20 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
-def _require_tool(name: str, fix: str) -> str:
+def resolved_password(password: str | None) -> str:
+    """The password of user ``neo4j``: the one given, else ``$CIRCUITQL_NEO4J_PASSWORD``,
+    else the default."""
+    return password or os.environ.get("CIRCUITQL_NEO4J_PASSWORD") or DEFAULT_PASSWORD
+
+
+def local_uri(port: int, password: str | None) -> str:
+    """The store URI of a server started here on ``port``, credentials included."""
+    return f"neo4j://neo4j:{quote(resolved_password(password), safe='')}@127.0.0.1:{port}"
+
+
+def require_tool(name: str, fix: str) -> str:
+    """The path of a program the local server needs (``java``, ``mvn``), or a StoreError
+    saying how to install it."""
     found = shutil.which(name)
     if found is None:
         raise StoreError(f"`{name}` is not on PATH; the local Neo4j server needs it", fix=fix)
@@ -355,8 +368,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"neo4j server {state}; data {result.data_dir}; log {result.log_file}")
     if result.uri and result.port:
         # What to paste, credentials included; the bare address stays the last line.
-        password = args.password or os.environ.get("CIRCUITQL_NEO4J_PASSWORD") or DEFAULT_PASSWORD
-        uri = f"neo4j://neo4j:{quote(password, safe='')}@127.0.0.1:{result.port}"
+        uri = local_uri(result.port, args.password)
         print(f"to use it: export CIRCUITQL_STORE={shlex.quote(uri)}")
         print(result.uri)
     return 0 if result.running or args.action == "stop" else 1
