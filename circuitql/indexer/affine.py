@@ -217,7 +217,6 @@ class GraphBuilder:
     def __init__(self) -> None:
         self._units: list[Unit] = []
         self._position: dict[str, int] = {}
-        self._bias: list[float] = []
         self._edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.n_inputs = 0
 
@@ -284,7 +283,8 @@ class GraphBuilder:
         # Every unit was made after the units it reads, so the edges come grouped by target.
         src, dst, weight = (np.concatenate(column) for column in zip(*self._edges, strict=True))
         edges = EdgeArrays.grouped(src, dst, weight, len(self._units))
-        return NeuronGraph.from_arrays(self._units, np.array(self._bias), edges)
+        bias = np.array([unit.bias for unit in self._units])
+        return NeuronGraph.from_arrays(self._units, bias, edges)
 
     def _read_by_next(self, value: AffineVec) -> None:
         """The edges of the units about to be made, one per element of ``value``: each
@@ -305,4 +305,3 @@ class GraphBuilder:
     def _add(self, unit: Unit) -> None:
         self._position[unit.id] = len(self._units)
         self._units.append(unit)
-        self._bias.append(unit.bias)

@@ -77,9 +77,7 @@ class ChannelNotes:
             self.border_effects.append(layer)
 
     def to_json(self) -> dict[str, Any]:
-        """The metadata entry; empty when the network has no convolution."""
-        if not self.layers:
-            return {}
+        """The metadata entry (loaders add it when a layer was recorded)."""
         return {"layers": self.layers, "border_effects": self.border_effects}
 
 

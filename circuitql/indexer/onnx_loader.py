@@ -373,20 +373,27 @@ class _Converter:
                 node, f"broadcasts a {len(x.vec)}-feature vector to shape {shape}"
             )
         const = np.broadcast_to(c, shape).reshape(-1).astype(np.float64)
+        scale, shift = self._by_constant(node, const, vector_first)
+        return Features(x.vec.affine_elementwise(scale, shift), shape)
+
+    def _by_constant(
+        self, node: _Node, const: np.ndarray, vector_first: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The elementwise ``scale`` and ``shift`` of Add/Sub/Mul/Div between a variable and
+        ``const`` (one value per feature, or per channel of feature maps)."""
+        op = node.proto.op_type
         if op == "Div" and not vector_first:
             raise self._unsupported(node, "divides a constant by a variable, which is not affine")
         if op == "Div" and not const.all():
             raise self._unsupported(node, "divides by a constant that contains zeros")
         ones, zeros = np.ones_like(const), np.zeros_like(const)
         if op == "Add":
-            scale, shift = ones, const
-        elif op == "Sub":
-            scale, shift = (ones, -const) if vector_first else (-ones, const)
-        elif op == "Mul":
-            scale, shift = const, zeros
-        else:
-            scale, shift = 1.0 / const, zeros
-        return Features(x.vec.affine_elementwise(scale, shift), shape)
+            return ones, const
+        if op == "Sub":
+            return (ones, -const) if vector_first else (-ones, const)
+        if op == "Mul":
+            return const, zeros
+        return 1.0 / const, zeros
 
     def _arith_maps(self, node: _Node, a: Value, b: Value) -> Value:
         """Elementwise arithmetic on feature maps: two maps added or subtracted (a residual),
@@ -409,15 +416,7 @@ class _Converter:
                 f"applies {op} by a constant of shape {c.shape} that varies across "
                 "positions; a channel graph takes one value per channel",
             )
-        if op == "Div" and (not maps_first or not const.all()):
-            raise self._unsupported(node, "divides by a variable or by a zero")
-        ones, zeros = np.ones_like(const), np.zeros_like(const)
-        scale, shift = {
-            "Add": (ones, const),
-            "Sub": (ones, -const) if maps_first else (-ones, const),
-            "Mul": (const, zeros),
-            "Div": (1.0 / np.where(const == 0, 1.0, const), zeros),
-        }[op]
+        scale, shift = self._by_constant(node, const, maps_first)
         return x.with_vec(x.vec.affine_elementwise(scale, shift))
 
     def _conv(self, node: _Node, args: list[Value | None]) -> Value:
@@ -432,17 +431,19 @@ class _Converter:
         if isinstance(bias, ChannelMap | Features):
             raise self._unsupported(node, "has a variable bias")
         module = node.module(node.proto.input[1])
-        spatial = self._window(node, x, weight.shape[2:])
+        kernel = weight.shape[2:]
+        pads = self._pads(node, x, kernel)
+        spatial = self._window(node, x, kernel, pads)
         vec = self.builder.linear(
             x.vec, conv_matrix(weight, int(node.attrs.get("group", 1)), module), bias, module
         )
         self.channels.record(
             module,
             "Conv",
-            zero_padding=any(self._pads(node, x, weight.shape[2:])),
-            kernel=list(weight.shape[2:]),
+            zero_padding=any(pads),
+            kernel=list(kernel),
             strides=self._per_axis(node, "strides", x),
-            pads=self._pads(node, x, weight.shape[2:]),
+            pads=pads,
         )
         return ChannelMap(vec, spatial)
 
@@ -462,7 +463,7 @@ class _Converter:
             raise ShapeError(f"{op} needs a kernel_shape")
         kernel = [int(k) for k in node.attrs["kernel_shape"]]
         pads = self._pads(node, x, kernel)
-        spatial = self._window(node, x, kernel)
+        spatial = self._window(node, x, kernel, pads)
         padded_average = op == "AveragePool" and node.attrs.get("count_include_pad", 0)
         self.channels.record(
             node.module(),
@@ -499,18 +500,17 @@ class _Converter:
         self.channels.record(node.module(), "ReduceMean", axes=axes)
         return ChannelMap(x.vec, tuple(kept), flat=not kept and not keepdims)
 
-    def _window(self, node: _Node, x: ChannelMap, kernel: Sequence[int]) -> tuple[int, ...]:
-        """The output size of a convolution's or pooling window over ``x``'s maps."""
+    def _window(
+        self, node: _Node, x: ChannelMap, kernel: Sequence[int], pads: Sequence[int]
+    ) -> tuple[int, ...]:
+        """The output size of a convolution's or pooling window over ``x``'s maps, padded
+        by ``pads`` (``_pads``)."""
         assert x.spatial is not None  # ONNX maps come from inputs of declared size
-        if len(kernel) != len(x.spatial):
-            raise self._unsupported(
-                node, f"has a {len(kernel)}-D window over {len(x.spatial)}-D maps"
-            )
         return window_output(
             x.spatial,
             kernel,
             self._per_axis(node, "strides", x),
-            self._pads(node, x, kernel),
+            pads,
             self._per_axis(node, "dilations", x),
             ceil=bool(node.attrs.get("ceil_mode", 0)),
         )
@@ -523,13 +523,17 @@ class _Converter:
         """Every axis's padding at its beginning, then at its end, from ``pads`` or from
         ``auto_pad`` (SAME_UPPER/SAME_LOWER pad so that the output is the input over the
         stride, rounded up)."""
-        rank = len(x.spatial or ())
+        assert x.spatial is not None  # ONNX maps come from inputs of declared size
+        if len(kernel) != len(x.spatial):
+            raise self._unsupported(
+                node, f"has a {len(kernel)}-D window over {len(x.spatial)}-D maps"
+            )
+        rank = len(x.spatial)
         auto = node.attrs.get("auto_pad", b"NOTSET")
         auto = auto.decode() if isinstance(auto, bytes) else str(auto)
         if auto in ("NOTSET", "VALID"):
             pads = [int(p) for p in node.attrs.get("pads", [0] * (2 * rank))]
             return pads if auto == "NOTSET" else [0] * (2 * rank)
-        assert x.spatial is not None
         strides, dilations = (
             self._per_axis(node, "strides", x),
             self._per_axis(node, "dilations", x),

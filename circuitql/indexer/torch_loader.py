@@ -229,13 +229,10 @@ class _Tracer:
         if isinstance(module, CONV_MODULES):
             return self._conv_module(node, module, x)
         if isinstance(module, POOL_MODULES):
-            padding = getattr(module, "padding", 0)
-            padded_average = getattr(module, "count_include_pad", False) and padding not in (
-                0,
-                (0,),
-                (0, 0),
+            padded_average = getattr(module, "count_include_pad", False) and _pads_with_zeros(
+                getattr(module, "padding", 0)
             )
-            return self._pool(node, x, type(module).__name__, name, bool(padded_average))
+            return self._pool(node, x, type(module).__name__, name, padded_average)
         if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
             return self._batch_norm(module, x, node)
         if type(module) in SOFTMAX_MODULES:
@@ -272,13 +269,10 @@ class _Tracer:
         assert isinstance(module, nn.Conv1d | nn.Conv2d)
         name = str(node.target)
         padding = module.padding
-        zero_padding = module.padding_mode == "zeros" and (
-            padding == "same" or (padding != "valid" and any(int(p) for p in padding))
-        )
         self.channels.record(
             name,
             type(module).__name__,
-            zero_padding=bool(zero_padding),
+            zero_padding=module.padding_mode == "zeros" and _pads_with_zeros(padding),
             kernel=list(module.kernel_size),
             strides=list(module.stride),
             padding=padding if isinstance(padding, str) else list(padding),
@@ -297,11 +291,9 @@ class _Tracer:
         """``F.conv2d(x, weight, bias, stride, padding, dilation, groups)``."""
         options = _conv_options(node, self._resolve)
         weight, bias = options.get("weight"), options.get("bias")
-        padding = options.get("padding", 0)
-        zero_padding = padding == "same" or (
-            not isinstance(padding, str) and any(int(p) for p in np.atleast_1d(padding))
+        self.channels.record(
+            node.name, "conv", zero_padding=_pads_with_zeros(options.get("padding", 0))
         )
-        self.channels.record(node.name, "conv", zero_padding=bool(zero_padding))
         return self._conv(
             node,
             options.get("input"),
@@ -646,6 +638,14 @@ def _conv_options(node: torch.fx.Node, resolve: Callable[[torch.fx.Node], Any]) 
     node among them resolved."""
     given = dict(zip(CONV_ARGUMENTS, node.args, strict=False)) | dict(node.kwargs)
     return {k: resolve(v) if isinstance(v, torch.fx.Node) else v for k, v in given.items()}
+
+
+def _pads_with_zeros(padding: Any) -> bool:
+    """Whether a convolution's or pooling's ``padding`` (a number, a tuple, ``"same"`` or
+    ``"valid"``) adds positions: with zeros, they make a uniform map's borders differ."""
+    if isinstance(padding, str):
+        return padding == "same"
+    return any(int(p) for p in np.atleast_1d(padding))
 
 
 def _passes_input(node: torch.fx.Node) -> bool:
