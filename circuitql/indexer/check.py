@@ -122,10 +122,10 @@ def check_file(
         graph_out = loaded.graph.evaluate(x)
         canonical_out = canon.graph.evaluate(x)
         comparisons = [
-            _compare(f"loaded graph vs {label}", expected, actual)
+            _compare(f"loaded graph vs {label}", expected, actual, x)
             for label, expected, actual in _against_reference(path, loaded, x, graph_out)
         ]
-    comparisons.append(_compare("canonical graph vs loaded graph", graph_out, canonical_out))
+    comparisons.append(_compare("canonical graph vs loaded graph", graph_out, canonical_out, x))
     return CheckReport(
         loaded.source,
         len(loaded.graph.inputs),
@@ -159,12 +159,14 @@ def _channel_remarks(meta: Any) -> tuple[str, ...]:
     return tuple(remarks)
 
 
-def _compare(compared: str, expected: np.ndarray, actual: np.ndarray) -> Comparison:
+def _compare(
+    compared: str, expected: np.ndarray, actual: np.ndarray, inputs: np.ndarray
+) -> Comparison:
     if expected.shape[1] < 2:
-        return Comparison(compared, output_error(expected, actual), None, None)
+        return Comparison(compared, output_error(expected, actual, inputs), None, None)
     return Comparison(
         compared,
-        output_error(expected, actual),
+        output_error(expected, actual, inputs),
         float(np.mean(expected.argmax(1) == actual.argmax(1))),
         float(np.mean(expected.argmin(1) == actual.argmin(1))),
     )

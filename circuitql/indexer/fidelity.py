@@ -45,20 +45,30 @@ def probes(graph: NeuronGraph, config: Config, n: int = PROBES) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def output_error(expected: np.ndarray, actual: np.ndarray) -> float:
-    """The largest output difference relative to the largest output (absolute when the
-    network outputs only zeros); inf where either side is not finite."""
+# Outputs no larger than this, relative to the inputs, are what float64 leaves of cancelling
+# terms, not a function to keep relatively: a chain of units that can never fire, read
+# through 1e-6-relative weights, gives outputs of 1e-7 where the inputs are 1, and merging two
+# such units moves them by half of that.
+NEGLIGIBLE_OUTPUT = 1e-6
+
+
+def output_error(expected: np.ndarray, actual: np.ndarray, inputs: np.ndarray) -> float:
+    """The largest output difference relative to the largest output; absolute when the
+    outputs are all negligible next to the ``inputs`` they were computed on (a network of
+    zeros, or of rounding); inf where either side is not finite."""
     if not (np.isfinite(expected).all() and np.isfinite(actual).all()):
         return float("inf")
     reach = float(np.max(np.abs(expected), initial=0.0))
-    return float(np.max(np.abs(actual - expected), initial=0.0)) / (reach if reach > 0 else 1.0)
+    negligible = NEGLIGIBLE_OUTPUT * float(np.max(np.abs(inputs), initial=0.0))
+    difference = float(np.max(np.abs(actual - expected), initial=0.0))
+    return difference / (reach if reach > negligible and reach > 0 else 1.0)
 
 
 def canonical_error(original: NeuronGraph, canonical: NeuronGraph, config: Config) -> float:
     """The canonical network's error against the original on the probes."""
     x = probes(original, config)
     with np.errstate(over="ignore", invalid="ignore"):
-        return output_error(original.evaluate(x), canonical.evaluate(x))
+        return output_error(original.evaluate(x), canonical.evaluate(x), x)
 
 
 def faithful_canonical(
@@ -80,7 +90,7 @@ def faithful_canonical(
         # Weights near the float range overflow on the way; the error measured says so.
         with np.errstate(over="ignore", invalid="ignore"):
             canon = canonicalize(graph, config)
-            error = output_error(expected, canon.graph.evaluate(x))
+            error = output_error(expected, canon.graph.evaluate(x), x)
         if error <= config.max_error:
             return replace(canon, steps=(*tightened, *canon.steps)), error
         if config.prune_tol == 0.0:

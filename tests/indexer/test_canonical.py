@@ -79,7 +79,7 @@ def test_canonical_graph_computes_the_same_function(graph: NeuronGraph, seed: in
     canon, error = faithful_canonical(noisy, Config())
     x = probes(graph, Config())
     expected = noisy.evaluate(x)
-    assert error == output_error(expected, canon.graph.evaluate(x)) <= Config().max_error
+    assert error == output_error(expected, canon.graph.evaluate(x), x) <= Config().max_error
     # Against the network before the noise: the bound, plus what 1e-6-relative weights add
     # (absolute: an output that nearly cancels is no larger than their effect).
     reach = float(np.abs(expected).max())

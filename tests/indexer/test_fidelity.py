@@ -83,8 +83,14 @@ def test_probes_cover_the_domain_and_its_corners() -> None:
 
 
 def test_output_error_is_relative_to_the_outputs_reach() -> None:
+    x = np.array([[1.0], [-1.0]])
     expected = np.array([[2.0, -4.0], [1.0, 0.0]])
     moved = expected + np.array([[0.0, 0.04], [0.0, 0.0]])
-    assert output_error(expected, moved) == pytest.approx(0.01)
-    assert output_error(np.zeros((2, 1)), np.full((2, 1), 0.5)) == 0.5
-    assert output_error(expected, expected + np.array([[np.inf, 0.0], [0.0, 0.0]])) == np.inf
+    assert output_error(expected, moved, x) == pytest.approx(0.01)
+    assert output_error(np.zeros((2, 1)), np.full((2, 1), 0.5), x) == 0.5
+    # Outputs a millionth of the inputs are rounding, not a function: their error is absolute.
+    assert output_error(np.full((2, 1), 3e-7), np.full((2, 1), 1e-7), x) == pytest.approx(2e-7)
+    assert output_error(np.full((2, 1), 3e-7), np.full((2, 1), 1e-7), x * 1e-3) == pytest.approx(
+        2 / 3
+    )
+    assert output_error(expected, expected + np.array([[np.inf, 0.0], [0.0, 0.0]]), x) == np.inf

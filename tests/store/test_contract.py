@@ -403,7 +403,7 @@ def test_a_stored_network_computes_its_canonical_function(
     x = probes(network, CanonicalConfig())
     stored = stored_graph(store, model.name)
     assert model.canonical_error is not None
-    assert output_error(network.evaluate(x), stored.evaluate(x)) == pytest.approx(
+    assert output_error(network.evaluate(x), stored.evaluate(x), x) == pytest.approx(
         model.canonical_error, abs=1e-12
     )
 
@@ -570,6 +570,6 @@ def test_every_format_round_trips_within_its_canonical_error(store: Store, tmp_p
         name = store.write(model).model.name
         config = model_config(IndexConfig(), loaded).canonical
         x = probes(loaded.graph, config)
-        error = output_error(loaded.graph.evaluate(x), stored_graph(store, name).evaluate(x))
+        error = output_error(loaded.graph.evaluate(x), stored_graph(store, name).evaluate(x), x)
         assert model.canonical_error is not None and model.canonical_error < 1e-3, path.name
         assert error == pytest.approx(model.canonical_error, abs=1e-12), path.name
