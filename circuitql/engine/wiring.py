@@ -177,8 +177,15 @@ def _quiet(
     view: NeuronView, seen: set[str], fetch: Fetch, ranges: Mapping[str, tuple[float, float]]
 ) -> tuple[str, ...]:
     """The inputs of ``view`` outside ``seen`` whose own significant inputs are all
-    circuit inputs (units of known range)."""
-    quiet = [uid for uid, _ in view.inputs if uid not in seen and uid not in ranges]
+    circuit inputs (units of known range). Where the view knows its sources' fan-ins, only
+    those reading at most as many units as there are circuit inputs are fetched: in a dense
+    layer none is."""
+    fan_ins = view.source_fan_ins or (1,) * len(view.inputs)
+    quiet = [
+        uid
+        for (uid, _), fan_in in zip(view.inputs, fan_ins, strict=True)
+        if uid not in seen and uid not in ranges and 1 <= fan_in <= len(ranges)
+    ]
     if not quiet:
         return ()
     found = fetch(quiet)

@@ -410,6 +410,9 @@ def build(
             sign = ctx.sign(c)
             if sign:
                 out_signs[src][0 if sign > 0 else 1] += 1
+    depth = dict.fromkeys(inputs, 0)
+    for d in kept:
+        depth[d.name] = 1 + max((depth[src] for src, _ in d.sources), default=0)
     units = [
         PatternUnit(
             i,
@@ -442,6 +445,7 @@ def build(
                     bias_class=_bias_class(d),
                     out_pos=out_signs[d.name][0],
                     out_neg=out_signs[d.name][1],
+                    layer_min=depth[d.name],
                 ),
             )
         )

@@ -222,6 +222,12 @@ class UnitConstraint:
     # open fan-in is also bounded below by the sign counts (``fan_in_min``): a network input
     # or a dense layer's unit then never leaves the index.
     fan_in_max: int | None = None
+    # The unit's depth in its pattern (pattern inputs are 0, a unit is one more than its
+    # deepest source): a pattern edge is a network edge, and a network unit's layer is its
+    # longest-path depth, so no unit of a lower layer can stand for it. The lookup key
+    # ``layer_min``: an approximate search's open fan-ins then still tell a circuit's output
+    # apart from a first-layer unit of a dense host, which reads as few inputs.
+    layer_min: int = 0
 
     @property
     def fan_in_range(self) -> tuple[int, int | None]:
@@ -248,12 +254,20 @@ class UnitConstraint:
         if self.signs_exact:
             cols["n_pos"] = self.n_pos
             cols["n_neg"] = self.n_neg
+        else:
+            cols.update(
+                (key, count)
+                for key, count in (("n_pos_min", self.n_pos), ("n_neg_min", self.n_neg))
+                if count
+            )
         if self.bias_class is not None:
             cols["bias_class"] = self.bias_class.value
         if self.fan_in_max is not None:
             cols["fan_in_max"] = self.fan_in_max
         if self.fan_in is None and self.n_pos + self.n_neg:
             cols["fan_in_min"] = self.n_pos + self.n_neg
+        if self.layer_min > 1:
+            cols["layer_min"] = self.layer_min
         return cols
 
     def admits(self, sig: Signature) -> bool:

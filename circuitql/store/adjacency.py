@@ -178,17 +178,13 @@ class Adjacency:
         else:
             outgoing = np.flatnonzero(self.in_sources == i)
         targets = np.searchsorted(ends, outgoing, side="right")
+        sources = self.in_sources[lo:hi]
         return NeuronView(
             record,
-            tuple(
-                zip(
-                    names[self.in_sources[lo:hi]].tolist(),
-                    self.in_weights[lo:hi].tolist(),
-                    strict=True,
-                )
-            ),
+            tuple(zip(names[sources].tolist(), self.in_weights[lo:hi].tolist(), strict=True)),
             tuple(zip(names[targets].tolist(), self.in_weights[outgoing].tolist(), strict=True)),
             tuple(self._fan_in_array[targets].tolist()),
+            tuple(self._fan_in_array[sources].tolist()),
         )
 
 

@@ -35,7 +35,13 @@ from circuitql.records import (
 FAN_IN_SEEN = 255
 
 # Lookup keys that bound a column rather than give its value: key -> (column, comparison).
-BOUNDS = {"fan_in_max": ("fan_in", "<="), "fan_in_min": ("fan_in", ">=")}
+BOUNDS = {
+    "fan_in_max": ("fan_in", "<="),
+    "fan_in_min": ("fan_in", ">="),
+    "layer_min": ("layer", ">="),
+    "n_pos_min": ("n_pos", ">="),
+    "n_neg_min": ("n_neg", ">="),
+}
 # The only signature columns a lookup may constrain, in every backend: a key outside this set
 # is rejected before any query text is built, so a key can never smuggle text into SQL or
 # Cypher. Values always travel as parameters.
@@ -86,6 +92,8 @@ class NeuronView:
     # Each output's target's fan-in (its signature's), in ``outputs`` order, at most
     # ``FAN_IN_SEEN``; None where the store does not keep them (written before it did).
     target_fan_ins: tuple[int, ...] | None = None
+    # Each input's source's fan-in, likewise, in ``inputs`` order.
+    source_fan_ins: tuple[int, ...] | None = None
 
     @cached_property
     def significant_inputs(self) -> tuple[tuple[str, float], ...]:

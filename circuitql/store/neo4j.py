@@ -516,8 +516,8 @@ class Neo4jStore:
             "UNWIND $keys AS key "
             "MATCH (n:Neuron {namespace: $namespace, model: key[0], uid: key[1]}) "
             "RETURN n, "
-            "COLLECT { MATCH (a)-[r:FEEDS]->(n) RETURN [a.uid, r.weight] ORDER BY r.ordinal } "
-            "AS inputs, "
+            "COLLECT { MATCH (a)-[r:FEEDS]->(n) RETURN [a.uid, r.weight, a.fan_in] "
+            "ORDER BY r.ordinal } AS inputs, "
             "COLLECT { MATCH (n)-[r:FEEDS]->(b) RETURN [b.uid, r.weight, b.fan_in] "
             "ORDER BY r.ordinal } AS outputs",
             keys=_unique_keys(keys),
@@ -525,9 +525,10 @@ class Neo4jStore:
         return {
             (r["n"]["model"], r["n"]["uid"]): NeuronView(
                 _neuron_record(r["n"]),
-                tuple((uid, weight) for uid, weight in r["inputs"]),
+                tuple((uid, weight) for uid, weight, _ in r["inputs"]),
                 tuple((uid, weight) for uid, weight, _ in r["outputs"]),
                 tuple(min(fan_in, FAN_IN_SEEN) for _, _, fan_in in r["outputs"]),
+                tuple(min(fan_in, FAN_IN_SEEN) for _, _, fan_in in r["inputs"]),
             )
             for r in records
         }

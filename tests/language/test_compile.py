@@ -123,14 +123,32 @@ def test_closed_hidden_unit_pins_the_index_columns() -> None:
 def test_outputs_do_not_pin_kind_and_inputs_only_bound_fan_out() -> None:
     p = flat("MATCH abs")
     y, x = p.unit("y").constraint, p.unit("x").constraint
-    assert y.columns() == {"fan_in": 2, "n_pos": 2, "n_neg": 0, "bias_class": "0"}
+    assert y.columns() == {"fan_in": 2, "n_pos": 2, "n_neg": 0, "bias_class": "0", "layer_min": 2}
     assert x.columns() == {} and (x.out_pos, x.out_neg) == (1, 1)
     assert p.unit("x").role is Role.INPUT
 
 
+def test_a_unit_is_looked_up_no_shallower_than_its_depth_in_the_pattern() -> None:
+    # A pattern edge is a network edge and a network unit's layer is its longest-path depth:
+    # min_two_layer's output reads a difference of pairs that read the inputs (a1 = ap - an
+    # folds into its readers).
+    p = flat("MATCH min_two_layer")
+    depth = {u.name: u.constraint.layer_min for u in p.units}
+    assert depth == {
+        "a": 0, "b": 0, "ap": 1, "an": 1, "bp": 1, "bn": 1, "sp": 2, "sn": 2, "d": 2, "y": 3
+    }  # fmt: skip
+    assert p.unit("y").constraint.columns()["layer_min"] == 3
+    assert "layer_min" not in p.unit("ap").constraint.columns()  # every computed unit is >= 1
+
+
 def test_open_fan_in_gives_lower_bounds_only() -> None:
     h = flat("CIRCUIT f(x) -> y { h = relu(+x, ...) y = h } MATCH f").unit("h").constraint
-    assert h.columns() == {"kind": "hidden", "activation": "relu", "fan_in_min": 1}
+    assert h.columns() == {
+        "kind": "hidden",
+        "activation": "relu",
+        "fan_in_min": 1,
+        "n_pos_min": 1,
+    }
     wider = Signature(UnitKind.HIDDEN, Activation.RELU, 3, 2, BiasClass.POSITIVE, 1, 0)
     assert h.admits(wider)
     assert not h.admits(Signature(UnitKind.HIDDEN, Activation.RELU, 0, 2, BiasClass.ZERO, 1, 0))

@@ -303,6 +303,39 @@ def test_bounds_on_the_fan_in_are_served_by_every_lookup(
             assert sorted(store.records(keys, constraints)) == expected
 
 
+def test_bounds_on_depth_and_signs_are_served_by_every_lookup(
+    store: Store, two_models: list[IndexedModel]
+) -> None:
+    # A pattern unit is looked up no shallower than its depth in the pattern, and with at
+    # least its signed inputs: with the fan-in given, bounded, or open, and with or without
+    # a kind (each picks another index in SQLite).
+    units = [(m.name, n) for m in two_models for n in m.neurons]
+    for depth in (1, 2, 3):
+        for fan_in in ({}, {"fan_in": 3}, {"fan_in_min": 1, "fan_in_max": 3}, {"fan_in_min": 2}):
+            for kind in ({}, {"kind": UnitKind.HIDDEN}):
+                for signs in ({}, {"n_pos_min": 1}, {"n_neg_min": 1, "n_pos_min": 1}):
+                    constraints: dict[str, object] = {
+                        "layer_min": depth,
+                        **fan_in,
+                        **kind,
+                        **signs,
+                    }
+                    expected = sorted(
+                        (name, n.uid)
+                        for name, n in units
+                        if n.layer >= depth
+                        and n.signature.fan_in == fan_in.get("fan_in", n.signature.fan_in)
+                        and fan_in.get("fan_in_min", 0) <= n.signature.fan_in
+                        and n.signature.fan_in <= fan_in.get("fan_in_max", n.signature.fan_in)
+                        and n.signature.kind is kind.get("kind", n.signature.kind)
+                        and n.signature.n_pos >= signs.get("n_pos_min", 0)
+                        and n.signature.n_neg >= signs.get("n_neg_min", 0)
+                    )
+                    assert _found(store, constraints) == expected, constraints
+                    assert store.count_neurons(constraints) == len(expected)
+    assert _found(store, {"layer_min": 2, "fan_in": 3, "n_pos_min": 1})  # not only empty
+
+
 def test_find_neurons_by_shape_and_layer(store: Store, two_models: list[IndexedModel]) -> None:
     constraints: dict[str, object] = {
         "kind": UnitKind.HIDDEN,
@@ -424,6 +457,8 @@ def test_fetch_returns_neurons_with_their_edges(store: Store) -> None:
         # readers by it, without asking for their rows.
         fan_in = {n.uid: n.signature.fan_in for n in model.neurons}
         assert view.target_fan_ins == tuple(min(fan_in[t], FAN_IN_SEEN) for t in view.targets)
+        # And each source's: the engine fetches only the quiet inputs that can be quiet.
+        assert view.source_fan_ins == tuple(min(fan_in[s], FAN_IN_SEEN) for s, _ in view.inputs)
     assert store.fetch([("no-such-model", uid) for uid in uids]) == {}
     assert store.fetch([]) == {}
 

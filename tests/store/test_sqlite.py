@@ -186,6 +186,10 @@ _ADDED_IN: dict[int, str | Callable[[sqlite3.Connection], None]] = {
     # Version 8's content_hash was UNIQUE: its index stands for that rule.
     9: "DROP INDEX models_by_content; CREATE UNIQUE INDEX models_content ON models(content_hash)",
     10: _edges_on_rows,
+    11: "DROP INDEX neurons_by_shape; "
+    "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class); "
+    "DROP INDEX neurons_by_fan_in; "
+    "CREATE INDEX neurons_by_fan_in ON neurons(fan_in, n_pos, n_neg, bias_class)",
 }
 
 
@@ -208,6 +212,16 @@ def _older_store(path: Path, models: Sequence[IndexedModel], version: int, *undo
     conn.execute(f"PRAGMA user_version = {version:d}")
     conn.commit()
     conn.close()
+
+
+def _migrated_plan(path: Path, query: str) -> str:
+    """SQLite's plan for ``query`` in the store at ``path``, which must be at today's version."""
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        return str(conn.execute(f"EXPLAIN QUERY PLAN {query}").fetchall())
+    finally:
+        conn.close()
 
 
 def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
@@ -248,15 +262,12 @@ def test_a_version_3_store_is_migrated_in_place(tmp_path: Path) -> None:
         assert migrated.count_neurons(columns) == expected
     finally:
         migrated.close()
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
-    plan = conn.execute(
-        "EXPLAIN QUERY PLAN SELECT count(*) FROM neurons WHERE kind = 'hidden' "
-        "AND activation = 'relu' AND fan_in = 2 AND n_pos = 1 AND n_neg = 1 "
-        "AND bias_class = '0'"
-    ).fetchall()
-    conn.close()
-    assert "COVERING INDEX" in str(plan)
+    plan = _migrated_plan(
+        path,
+        "SELECT count(*) FROM neurons WHERE kind = 'hidden' AND activation = 'relu' "
+        "AND fan_in = 2 AND n_pos = 1 AND n_neg = 1 AND bias_class = '0'",
+    )
+    assert "COVERING INDEX" in plan
 
 
 def test_a_version_4_store_is_migrated_and_its_models_canonicalized_again(tmp_path: Path) -> None:
@@ -411,6 +422,30 @@ def test_a_version_9_store_moves_its_edges_to_one_row_per_model(tmp_path: Path) 
     assert not columns & {"input_ids", "input_weights", "output_ids", "output_weights"}
     assert conn.execute("SELECT count(*) FROM graphs").fetchone() == (2,)
     conn.close()
+
+
+def test_a_version_10_store_looks_neurons_up_by_depth_from_its_indexes(tmp_path: Path) -> None:
+    # Version 10's signature indexes ended before the layer: a lookup bounded by a pattern
+    # unit's depth read every row of its fan-in. After the migration the indexes answer it.
+    path = tmp_path / "v10.db"
+    models = [fake_model("m1"), fake_model("m2", scale=2.0)]
+    _older_store(path, models, 10)
+    migrated = SQLiteStore(path)
+    try:
+        deep = [n for m in models for n in m.neurons if n.layer >= 2]
+        assert deep
+        fan_in = deep[0].signature.fan_in
+        columns = {"fan_in_min": fan_in, "fan_in_max": fan_in + 1, "layer_min": 2}
+        expected = sum(fan_in <= n.signature.fan_in <= fan_in + 1 for n in deep)
+        assert migrated.count_neurons(columns) == expected == len(migrated.find_neurons(columns))
+    finally:
+        migrated.close()
+    plan = _migrated_plan(
+        path,
+        "SELECT count(*) FROM neurons AS n "
+        "WHERE n.fan_in IN (2, 3) AND n.layer >= 2 AND n.n_pos >= 1",
+    )
+    assert "COVERING INDEX neurons_by_fan_in (fan_in=? AND layer>?)" in plan
 
 
 def _by_uid(neurons: list[NeuronRecord]) -> list[NeuronRecord]:
