@@ -6,9 +6,9 @@ and approximate, against an earlier engine in the same run.
 The zoo is ``circuitql.zoo.plant.hosted_zoo``: dense 8-64-64-64-4 ReLU hosts, one in ten
 carrying a library circuit or one of its decoys (a flipped sign, a ratio 40% off), cycling
 through every case, each permuted, rescaled and noised; the rest random. Beside them lie the
-circuits as training leaves them, ``circuitql.zoo.perturbed``: 32 cases (small cancelling
+circuits as training leaves them, ``circuitql.zoo.perturbed``: 21 cases (small cancelling
 biases, detectors split over near-parallel units, linear and dead units beside a pair, inputs
-read from hidden units of another scale, compositions, a perturbed is_even chain) and their
+read from hidden units of another scale, compositions, a perturbed is_even chain) and 17
 decoys, each in a small host of its own with its domain recorded, one set per 1,000 hosted
 models (at least one). Every model is written once as safetensors + JSON config (not
 timed); each size indexes the first N hosted files and its perturbed sets into a fresh

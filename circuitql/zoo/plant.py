@@ -302,12 +302,35 @@ def _dense(rng: np.random.Generator, n_inputs: int, widths: Sequence[int], n_out
         hidden = depth < len(layers) - 1
         for uid in layers[depth]:
             weights = rng.normal(size=len(sources))
+            if depth == 1:
+                weights = _off_axis(weights)
             bias = rng.normal(scale=0.5)
             norm = float(np.linalg.norm(weights)) if hidden else math.sqrt(len(sources))
             net.rows[uid] = dict(zip(sources, (weights / norm).tolist(), strict=True))
             net.bias[uid] = bias / norm
             net.activation[uid] = Activation.RELU if hidden else Activation.IDENTITY
     return net
+
+
+# A random first-layer row at most this close to one input's axis (the cosine) is turned
+# away from it: closer, with a small bias, it is relu(x) or relu(-x) within an approximate
+# search's tolerance, and beside a planted detector of x the host holds a detector pair the
+# ground truth does not list (a host of 3 inputs drew one at 2.6 degrees from an axis).
+AXIS_COSINE = 0.98
+
+
+def _off_axis(weights: np.ndarray) -> np.ndarray:
+    """``weights`` with its largest component shrunk so that the row is at least
+    ``AXIS_COSINE`` away from that input's axis; a row already as far is returned as is
+    (no random draw is made, so every other row of a host stays the same)."""
+    top = int(np.argmax(np.abs(weights)))
+    rest = float(np.linalg.norm(np.delete(weights, top)))
+    norm = float(np.linalg.norm(weights))
+    if norm == 0.0 or abs(weights[top]) <= AXIS_COSINE * norm or rest == 0.0:
+        return weights
+    turned = weights.copy()
+    turned[top] = math.copysign(rest * AXIS_COSINE / math.sqrt(1 - AXIS_COSINE**2), weights[top])
+    return turned
 
 
 def _read_canonically(net: _Net, planted: frozenset[str]) -> dict[str, float]:

@@ -21,10 +21,12 @@ from circuitql.indexer.load import load
 from circuitql.language import builtin_library, reference_network
 from circuitql.records import DEFAULT_SIGNIFICANCE
 from circuitql.zoo.plant import (
+    AXIS_COSINE,
     PLANTS,
     Expected,
     GroundTruth,
     Score,
+    _dense,
     planted_zoo,
     reference_binding,
     write_zoo,
@@ -273,3 +275,26 @@ def test_score_counts_found_nested_and_false(zoo: Zoo) -> None:
     )
     assert truth.score("detector_pair", [(abs_at.model, pair)]).nested == 1
     assert 0 < score.recall < 1 and score.precision == 1 / 3
+
+
+def test_no_random_first_layer_unit_lies_along_an_input() -> None:
+    # Close to an axis with a small bias, a random unit is relu(x) or relu(-x) within an
+    # approximate search's tolerance: beside a planted detector it would be a detector pair
+    # the ground truth does not list. Hosts of three inputs draw such rows often; turning
+    # them away draws nothing more, so every other row stays as it was.
+    host = _dense(np.random.default_rng(3), 3, [400, 5], 1)
+    first, second = host.layers[1], host.layers[2]
+    near = 0
+    for uid in first:
+        w = np.array(list(host.rows[uid].values()))
+        assert np.abs(w).max() <= AXIS_COSINE * np.linalg.norm(w) * (1 + 1e-12)
+        near += bool(np.isclose(np.abs(w).max(), AXIS_COSINE * np.linalg.norm(w)))
+    assert near > 5  # the rule did something: about 6% of rows in 3 dimensions
+    plain = np.random.default_rng(3)
+    for _ in first:
+        plain.normal(size=3)
+        plain.normal(scale=0.5)
+    for uid in second:  # deeper rows are drawn, and left, exactly as before
+        w = plain.normal(size=len(first))
+        plain.normal(scale=0.5)
+        assert list(host.rows[uid].values()) == (w / np.linalg.norm(w)).tolist()
