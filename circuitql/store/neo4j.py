@@ -107,8 +107,11 @@ def _signature_filter(
     whitelist, values only as parameters."""
     triples = lookup_values(constraints)
     params: dict[str, object] = {f"p{i}": value for i, (_, _, value) in enumerate(triples)}
+    # A depth bound is never the index the planner starts from: every unit past the first
+    # layers has it (``+ 0`` keeps it off the layer index, as "+" does in SQLite).
     conditions = [
-        f"n.{column} {comparison} $p{i}" for i, (column, comparison, _) in enumerate(triples)
+        f"n.{column}{' + 0' if column == 'layer' and comparison != '=' else ''} {comparison} $p{i}"
+        for i, (column, comparison, _) in enumerate(triples)
     ]
     if models is not None:
         conditions.append("n.model IN $models")

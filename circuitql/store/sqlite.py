@@ -56,8 +56,8 @@ from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, model_c
 
 SCHEMA_VERSION = 11
 
-# Both signature indexes end in the layer, so that a pattern unit's depth (``layer_min``)
-# is checked inside the index: a count still reads no row.
+# Both signature indexes hold the layer, so that a pattern unit's depth (``layer_min``) is
+# checked inside the index: a count still reads no row.
 _SHAPE_INDEX = (
     "CREATE INDEX neurons_by_shape "
     "ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class, layer)"
