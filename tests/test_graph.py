@@ -80,3 +80,32 @@ def test_a_graph_built_from_arrays_is_checked_as_one_built_from_units() -> None:
     twice = [units[0], units[1], Unit("h", UnitKind.OUTPUT, Activation.IDENTITY)]
     with pytest.raises(ValueError, match="duplicate unit id 'h'"):
         NeuronGraph.from_arrays(twice, bias, edges([0, 1], [1, 2]))
+
+
+def test_inputs_read_from_arrays_behave_as_the_dicts_they_stand_for() -> None:
+    # A graph built from arrays keeps each unit's inputs as a slice of them, made a dict
+    # when read: equal to it, listed in the same order, shown and pickled as it.
+    import pickle
+
+    from circuitql.graph import EdgeArrays
+
+    units = [
+        Unit("input:0", UnitKind.INPUT),
+        Unit("input:1", UnitKind.INPUT),
+        Unit("y", UnitKind.OUTPUT, Activation.IDENTITY),
+    ]
+    edges = EdgeArrays.grouped(np.array([1, 0]), np.array([2, 2]), np.array([-2.0, 0.5]), 3)
+    graph = NeuronGraph.from_arrays(units, np.array([0.0, 0.0, 1.0]), edges)
+    inputs = graph.units[2].inputs
+    assert len(inputs) == 2 and graph.units[0].inputs == {}
+    assert (
+        inputs == {"input:1": -2.0, "input:0": 0.5} and {"input:1": -2.0, "input:0": 0.5} == inputs
+    )
+    assert list(inputs) == ["input:1", "input:0"] and list(inputs.values()) == [-2.0, 0.5]
+    assert "input:0" in inputs and "y" not in inputs and inputs["input:1"] == -2.0
+    assert repr(inputs) == repr({"input:1": -2.0, "input:0": 0.5})
+    assert pickle.loads(pickle.dumps(graph)) == graph
+    assert type(pickle.loads(pickle.dumps(inputs))) is dict
+    plain = NeuronGraph(tuple(u.with_inputs(dict(u.inputs)) for u in graph.units))
+    assert plain.content_hash() == graph.content_hash()
+    np.testing.assert_array_equal(plain.evaluate(np.eye(2)), graph.evaluate(np.eye(2)))
