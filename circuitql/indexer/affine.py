@@ -138,11 +138,11 @@ MAX_TENSOR_VALUES = MAX_WIDTH * MAX_WIDTH
 MAX_MODEL_VALUES = 2 * MAX_TENSOR_VALUES
 
 
-# What indexing holds per weight at its peak: each edge of the neuron graph is a Python
-# object, and the canonical form builds the graph anew (benchmarks/bench_big.py: a GPT-2-small
-# MLP block of 4.7 million weights peaks at 1.9 GiB, a 784-1024-1024-1024-10 MLP of 2.9
-# million at 0.8 GiB).
-BYTES_PER_VALUE = 420
+# What indexing holds per weight at its peak, with a margin: the edges as arrays at every
+# stage, and the graph's unit objects (benchmarks/bench_big.py: a GPT-2-small MLP block of 4.7
+# million weights peaks at 1.3 GB, 273 bytes a weight; a 784-1024-1024-1024-10 MLP of 2.9
+# million at 0.5 GB).
+BYTES_PER_VALUE = 300
 # The share of the memory the machine has free that one model may take.
 MEMORY_SHARE = 0.8
 MEMORY_CHECK = "CIRCUITQL_MEMORY_CHECK"  # "0" turns the check off
