@@ -98,9 +98,9 @@ def test_inputs_read_from_arrays_behave_as_the_dicts_they_stand_for() -> None:
     graph = NeuronGraph.from_arrays(units, np.array([0.0, 0.0, 1.0]), edges)
     inputs = graph.units[2].inputs
     assert len(inputs) == 2 and graph.units[0].inputs == {}
-    assert (
-        inputs == {"input:1": -2.0, "input:0": 0.5} and {"input:1": -2.0, "input:0": 0.5} == inputs
-    )
+    expected = {"input:1": -2.0, "input:0": 0.5}
+    assert inputs == expected
+    assert expected == inputs  # the dict on the left: the reflected comparison
     assert list(inputs) == ["input:1", "input:0"] and list(inputs.values()) == [-2.0, 0.5]
     assert "input:0" in inputs and "y" not in inputs and inputs["input:1"] == -2.0
     assert repr(inputs) == repr({"input:1": -2.0, "input:0": 0.5})
