@@ -691,7 +691,7 @@ def neo4j_bulk_load(
     from circuitql.store.neo4j_bulk import BulkCsv, check_fresh, csv_folder, finish, run_import
 
     data_dir = Path(data_dir).resolve()
-    check_fresh(data_dir, port)
+    check_fresh(data_dir, port, password)
     items = path_items(paths, files, absolute=dask is not None)
     if not items:
         raise CircuitQLError(

@@ -818,3 +818,16 @@ def test_neo4j_import_refuses_a_port_in_use_before_writing_anything(
         )
     assert code == 2 and "already in use" in err
     assert not data_dir.exists()  # no CSV files, no database
+
+
+def test_neo4j_import_refuses_a_short_password_before_preparing_anything(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, zoo: Path
+) -> None:
+    # Neo4j refuses passwords under 8 characters when it starts, which comes last: the
+    # check comes first, before a zoo is prepared for nothing.
+    data_dir = tmp_path / "neo4j"
+    code, out, err = run(
+        capsys, "neo4j", "import", str(zoo), "--data-dir", str(data_dir), "--password", "short"
+    )
+    assert code == 2 and "at least 8 characters" in err and "--password" in err
+    assert "indexed" not in out and not data_dir.exists()

@@ -32,6 +32,7 @@ from circuitql.store.neo4j_server import (
     ServerStatus,
     build_launcher,
     check_port_free,
+    checked_password,
     local_uri,
     require_tool,
     start,
@@ -183,11 +184,12 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def check_fresh(data_dir: Path, port: int = 0) -> None:
+def check_fresh(data_dir: Path, port: int = 0, password: str | None = None) -> None:
     """Refuse a data directory whose server runs or whose database holds anything (the
-    importer writes store files directly, into an empty database only), and a ``port`` in
-    use, before anything is written (a server that cannot start would leave a database
-    behind that the next attempt refuses)."""
+    importer writes store files directly, into an empty database only), a ``port`` in use
+    and a ``password`` the server would refuse, before anything is prepared or written (a
+    server that cannot start would leave a database behind that the next attempt refuses)."""
+    checked_password(password)
     if status(data_dir).running:
         raise StoreError(
             "a Neo4j server runs on this data directory",

@@ -101,12 +101,7 @@ def start(
     is (asking for a different port then is an error: stop it first).
     """
     data_dir = Path(data_dir).resolve()
-    password = resolved_password(password)
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise StoreError(
-            f"the Neo4j password must have at least {MIN_PASSWORD_LENGTH} characters",
-            fix="choose a longer password (--password or CIRCUITQL_NEO4J_PASSWORD)",
-        )
+    password = checked_password(password)
     current = status(data_dir)
     if current.running:
         if port not in (0, current.port):
@@ -297,6 +292,18 @@ def resolved_password(password: str | None) -> str:
     """The password of user ``neo4j``: the one given, else ``$CIRCUITQL_NEO4J_PASSWORD``,
     else the default."""
     return password or os.environ.get("CIRCUITQL_NEO4J_PASSWORD") or DEFAULT_PASSWORD
+
+
+def checked_password(password: str | None) -> str:
+    """``resolved_password``, refused when Neo4j would refuse it: checked before a server
+    starts, and before the bulk path prepares a zoo for one."""
+    password = resolved_password(password)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StoreError(
+            f"the Neo4j password must have at least {MIN_PASSWORD_LENGTH} characters",
+            fix="choose a longer password (--password or CIRCUITQL_NEO4J_PASSWORD)",
+        )
+    return password
 
 
 def local_uri(port: int, password: str | None) -> str:
