@@ -22,6 +22,17 @@ from circuitql.graph import LEAKY_SLOPE, Activation, Unit, UnitKind
 
 DEFAULT_SIGNIFICANCE = 0.05
 
+
+def significant(
+    magnitude: np.ndarray, top: np.ndarray | float, significance: float = DEFAULT_SIGNIFICANCE
+) -> np.ndarray:
+    """Which edges count for their target's signature, by the magnitude of each and of its
+    target's heaviest input (``top``): at least ``significance`` times that, and none of a
+    target whose inputs all weigh 0. The indexer signs neurons by it; the query engine grows
+    through, and matches on, the edges it keeps."""
+    return (magnitude >= significance * top) & (top > 0.0)
+
+
 # A signature's magnitudes are ratios in [0, 1] rounded to this many decimals: coarse enough
 # that float noise from rescaling never changes them, and that a store keeps each in a byte.
 MAGNITUDE_DECIMALS = 2

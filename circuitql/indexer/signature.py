@@ -22,7 +22,13 @@ from __future__ import annotations
 import numpy as np
 
 from circuitql.graph import NeuronGraph
-from circuitql.records import DEFAULT_SIGNIFICANCE, MAGNITUDE_DECIMALS, BiasClass, Signature
+from circuitql.records import (
+    DEFAULT_SIGNIFICANCE,
+    MAGNITUDE_DECIMALS,
+    BiasClass,
+    Signature,
+)
+from circuitql.records import significant as is_significant
 
 
 def signatures(
@@ -38,8 +44,7 @@ def signatures(
     magnitude = np.abs(edges.weight)
     top = edges.row_max(magnitude)
     edge_top = top[edges.dst]
-    # A unit whose inputs all weigh 0 has no significant input, whatever ``significance``.
-    significant = (magnitude >= significance * edge_top) & (edge_top > 0.0)
+    significant = is_significant(magnitude, edge_top, significance)
     positive = significant & (edges.weight > 0)
     fan_in = np.bincount(edges.dst[significant], minlength=n)
     n_pos = np.bincount(edges.dst[positive], minlength=n)

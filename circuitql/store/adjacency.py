@@ -22,7 +22,13 @@ from functools import cached_property
 
 import numpy as np
 
-from circuitql.records import MAGNITUDE_DECIMALS, EdgeColumns, NeuronColumns, NeuronRecord
+from circuitql.records import (
+    MAGNITUDE_DECIMALS,
+    EdgeColumns,
+    NeuronColumns,
+    NeuronRecord,
+    significant,
+)
 from circuitql.store.base import FAN_IN_SEEN, NeuronView
 
 _COUNT = np.dtype("<u4")
@@ -162,30 +168,106 @@ class Adjacency:
         starts = [0, *np.cumsum(counts).tolist()]
         return starts, np.argsort(self.in_sources, kind="stable")
 
-    def view(self, record: NeuronRecord) -> NeuronView:
-        """The neuron of ``record`` with its edges in both directions. A query reads a
-        neuron or two of most models it touches, so at first nothing is decoded for the
-        whole model: a neuron's outgoing edges are found by one comparison over the sources
-        (after ``SCAN_VIEWS`` views, from the edges grouped by source once), and each one's
-        target by where it lies among the targets' groups."""
-        ends, names = self.in_ends, self._uid_array
-        i = self.uids.index(record.uid)
-        lo, hi = (int(ends[i - 1]) if i else 0), int(ends[i])
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {uid: i for i, uid in enumerate(self.uids)}
+
+    def view(self, record: NeuronRecord) -> AdjacencyView:
+        """The neuron of ``record`` with its edges in both directions, decoded from the
+        arrays only as the engine asks for them (``AdjacencyView``)."""
+        return AdjacencyView(record, self, self._positions[record.uid])
+
+    def outgoing(self, position: int) -> np.ndarray:
+        """The edges (positions in the edge arrays) out of the unit at ``position``. A query
+        reads a neuron or two of most models it touches, so at first each is found by one
+        comparison over the sources; after ``SCAN_VIEWS`` of them, from the edges grouped
+        by source once."""
         self.views_made += 1
         if self.views_made > SCAN_VIEWS:
             starts, by_source = self._by_source
-            outgoing = by_source[starts[i] : starts[i + 1]]
-        else:
-            outgoing = np.flatnonzero(self.in_sources == i)
-        targets = np.searchsorted(ends, outgoing, side="right")
-        sources = self.in_sources[lo:hi]
-        return NeuronView(
-            record,
-            tuple(zip(names[sources].tolist(), self.in_weights[lo:hi].tolist(), strict=True)),
-            tuple(zip(names[targets].tolist(), self.in_weights[outgoing].tolist(), strict=True)),
-            tuple(self._fan_in_array[targets].tolist()),
-            tuple(self._fan_in_array[sources].tolist()),
-        )
+            return by_source[starts[position] : starts[position + 1]]
+        return np.flatnonzero(self.in_sources == position)
+
+
+class AdjacencyView(NeuronView):
+    """A neuron of an ``Adjacency``: its edges stay arrays, and each field a reader asks
+    for is decoded once. The engine grows most views through ``sources`` (a mask over the
+    incoming weights) or ``targets_with_fan_in`` (a mask over the readers' fan-ins) and never
+    reads the edge lists of the dense layers it passes."""
+
+    def __init__(self, record: NeuronRecord, adjacency: Adjacency, position: int) -> None:
+        self.record = record
+        ends = adjacency.in_ends
+        lo, hi = (int(ends[position - 1]) if position else 0), int(ends[position])
+        self._adjacency = adjacency
+        self._position = position
+        self._source_positions = adjacency.in_sources[lo:hi]
+        self._weights = adjacency.in_weights[lo:hi]
+
+    def _names(self, positions: np.ndarray) -> list[str]:
+        return self._adjacency._uid_array[positions].tolist()
+
+    @cached_property
+    def inputs(self) -> tuple[tuple[str, float], ...]:
+        """(source uid, weight) of every incoming edge."""
+        names = self._names(self._source_positions)
+        return tuple(zip(names, self._weights.tolist(), strict=True))
+
+    @cached_property
+    def source_fan_ins(self) -> tuple[int, ...]:
+        """Each input's source's fan-in, in ``inputs`` order."""
+        return tuple(self._adjacency._fan_in_array[self._source_positions].tolist())
+
+    @cached_property
+    def _outgoing(self) -> tuple[np.ndarray, np.ndarray]:
+        """The outgoing edges' positions in the edge arrays, and each one's target."""
+        adjacency = self._adjacency
+        outgoing = adjacency.outgoing(self._position)
+        return outgoing, np.searchsorted(adjacency.in_ends, outgoing, side="right")
+
+    @cached_property
+    def outputs(self) -> tuple[tuple[str, float], ...]:
+        """(target uid, weight) of every outgoing edge."""
+        outgoing, targets = self._outgoing
+        weights = self._adjacency.in_weights[outgoing].tolist()
+        return tuple(zip(self._names(targets), weights, strict=True))
+
+    @cached_property
+    def target_fan_ins(self) -> tuple[int, ...]:
+        """Each output's target's fan-in, in ``outputs`` order."""
+        return tuple(self._adjacency._fan_in_array[self._outgoing[1]].tolist())
+
+    @cached_property
+    def targets(self) -> tuple[str, ...]:
+        """The uids of ``outputs``."""
+        return tuple(self._names(self._outgoing[1]))
+
+    def targets_with_fan_in(self, low: int, high: int | None) -> tuple[str, ...]:
+        """The targets whose fan-in may lie in [low, high], as ``reads_between`` says, in
+        ``outputs`` order: one comparison over the targets' fan-ins."""
+        targets = self._outgoing[1]
+        fan_ins = self._adjacency._fan_in_array[targets]
+        keep = fan_ins >= min(low, FAN_IN_SEEN)
+        if high is not None:
+            keep &= fan_ins <= high
+        return tuple(self._names(targets[keep]))
+
+    @cached_property
+    def _significant(self) -> np.ndarray:
+        magnitude = np.abs(self._weights)
+        return significant(magnitude, magnitude.max(initial=0.0))
+
+    @cached_property
+    def significant_inputs(self) -> tuple[tuple[str, float], ...]:
+        """The inputs ``significant`` keeps, in stored order."""
+        keep = self._significant
+        names = self._names(self._source_positions[keep])
+        return tuple(zip(names, self._weights[keep].tolist(), strict=True))
+
+    @cached_property
+    def sources(self) -> frozenset[str]:
+        """The uids of ``significant_inputs``."""
+        return frozenset(self._names(self._source_positions[self._significant]))
 
 
 _UID_BYTES = 64  # a short str object and its list slot

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
-from itertools import chain
 from typing import Protocol
+
+import numpy as np
 
 from circuitql.graph import NeuronGraph, UnitKind
 from circuitql.records import (
-    DEFAULT_SIGNIFICANCE,
     EdgeColumns,
     IndexedModel,
     ModelInfo,
@@ -29,6 +27,7 @@ from circuitql.records import (
     NeuronKey,
     NeuronRecord,
     WriteOutcome,
+    significant,
 )
 
 # Targets' fan-ins as views carry them, one byte each: a fan-in of this or more reads as this.
@@ -79,31 +78,79 @@ def lookup_values(constraints: Mapping[str, object]) -> list[tuple[str, str, obj
     ]
 
 
-@dataclass(frozen=True)
 class NeuronView:
     """A stored neuron with its edges: what the query engine expands a candidate through.
 
-    ``inputs`` and ``outputs`` are (neighbour uid, canonical weight) in stored order.
+    ``inputs`` and ``outputs`` are (neighbour uid, canonical weight) in stored order. A
+    store that reads edges as arrays (the embedded one) hands out ``AdjacencyView``, which
+    decodes each of these only when it is asked for: the engine looks at most views
+    through ``sources`` and ``targets_with_fan_in`` alone, and a unit of a dense layer has
+    64 and more edges each way. Views compare equal when every field does.
     """
 
-    record: NeuronRecord
-    inputs: tuple[tuple[str, float], ...]
-    outputs: tuple[tuple[str, float], ...]
-    # Each output's target's fan-in (its signature's), in ``outputs`` order, at most
-    # ``FAN_IN_SEEN``; None where the store does not keep them (written before it did).
-    target_fan_ins: tuple[int, ...] | None = None
-    # Each input's source's fan-in, likewise, in ``inputs`` order.
-    source_fan_ins: tuple[int, ...] | None = None
+    def __init__(
+        self,
+        record: NeuronRecord,
+        inputs: tuple[tuple[str, float], ...],
+        outputs: tuple[tuple[str, float], ...],
+        target_fan_ins: tuple[int, ...] | None = None,
+        source_fan_ins: tuple[int, ...] | None = None,
+    ) -> None:
+        self.record = record
+        self._inputs = inputs
+        self._outputs = outputs
+        self._target_fan_ins = target_fan_ins
+        self._source_fan_ins = source_fan_ins
+
+    @property
+    def inputs(self) -> tuple[tuple[str, float], ...]:
+        """(source uid, weight) of every incoming edge."""
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[tuple[str, float], ...]:
+        """(target uid, weight) of every outgoing edge."""
+        return self._outputs
+
+    @property
+    def target_fan_ins(self) -> tuple[int, ...] | None:
+        """Each output's target's fan-in (its signature's), in ``outputs`` order, at most
+        ``FAN_IN_SEEN``; None where the store does not keep them (written before it did)."""
+        return self._target_fan_ins
+
+    @property
+    def source_fan_ins(self) -> tuple[int, ...] | None:
+        """Each input's source's fan-in, likewise, in ``inputs`` order."""
+        return self._source_fan_ins
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.record,
+            self.inputs,
+            self.outputs,
+            self.target_fan_ins,
+            self.source_fan_ins,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NeuronView):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((self.record, self.inputs))
+
+    def __repr__(self) -> str:
+        return f"NeuronView({self.record.uid!r}, inputs={self.inputs!r}, outputs={self.outputs!r})"
 
     @cached_property
     def significant_inputs(self) -> tuple[tuple[str, float], ...]:
-        """The inputs that count for the signature (the indexer's significance rule): the
-        edges the query engine grows through and matches on, asked for many times per view
-        and so computed once."""
-        top = max((abs(w) for _, w in self.inputs), default=0.0)
-        return tuple(
-            (s, w) for s, w in self.inputs if top > 0 and abs(w) >= DEFAULT_SIGNIFICANCE * top
-        )
+        """The inputs that count for the signature (the indexer's rule, ``significant``):
+        the edges the query engine grows through and matches on, asked for many times per
+        view and so computed once."""
+        magnitude = np.abs(np.fromiter((w for _, w in self.inputs), dtype=np.float64))
+        keep = significant(magnitude, magnitude.max(initial=0.0))
+        return tuple(edge for edge, kept in zip(self.inputs, keep.tolist(), strict=True) if kept)
 
     @cached_property
     def sources(self) -> frozenset[str]:
@@ -116,31 +163,25 @@ class NeuronView:
         return tuple(t for t, _ in self.outputs)
 
     def targets_with_fan_in(self, low: int, high: int | None) -> tuple[str, ...]:
-        """The targets whose fan-in may lie in [low, high] (``high`` None: unbounded).
+        """The targets whose fan-in may lie in [low, high] (``high`` None: unbounded), in
+        ``outputs`` order.
 
         A unit of a dense layer feeds the whole next layer, tens of units each reading tens
         of others; a circuit's unit reads a few. Told apart here, a step to a candidate's
         readers looks at the few and never asks the store about the rest."""
         if self.target_fan_ins is None:
             return self.targets
-        low = min(low, FAN_IN_SEEN)
         return tuple(
-            chain.from_iterable(
-                targets
-                for fan_in, targets in self._targets_by_fan_in.items()
-                if fan_in >= low and (high is None or fan_in <= high)
-            )
+            target
+            for target, fan_in in zip(self.targets, self.target_fan_ins, strict=True)
+            if reads_between(fan_in, low, high)
         )
 
-    @cached_property
-    def _targets_by_fan_in(self) -> dict[int, tuple[str, ...]]:
-        """The targets grouped by fan-in: a dense layer's are a group or two, so a step
-        through a unit with 64 readers compares a few fan-ins, not 64, every time a pattern
-        variant steps through it."""
-        groups: dict[int, list[str]] = defaultdict(list)
-        for target, fan_in in zip(self.targets, self.target_fan_ins or (), strict=True):
-            groups[fan_in].append(target)
-        return {fan_in: tuple(targets) for fan_in, targets in groups.items()}
+
+def reads_between(fan_in: int, low: int, high: int | None) -> bool:
+    """Whether a target whose stored fan-in is ``fan_in`` (``FAN_IN_SEEN`` standing for it
+    or more) may read between ``low`` and ``high`` units (``high`` None: unbounded)."""
+    return fan_in >= min(low, FAN_IN_SEEN) and (high is None or fan_in <= high)
 
 
 class Store(Protocol):

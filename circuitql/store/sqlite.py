@@ -610,7 +610,7 @@ class SQLiteStore:
         with self._snapshot():
             rows = self._rows_by_key(keys, ", ".join(f"n.{field}" for field in _NEURON_FIELDS), {})
             graphs = self._adjacency_of(list(dict.fromkeys(row[0] for row in rows)))
-        views = {}
+        views: dict[NeuronKey, NeuronView] = {}
         for row in rows:
             record = _neuron_record(row[1:])
             views[row[0], record.uid] = graphs[row[0]].view(record)
