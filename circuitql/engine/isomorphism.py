@@ -77,27 +77,34 @@ def assignments(
     for (src, dst), sign in pattern_edges.items():
         last = src if position[src] > position[dst] else dst
         closes[last].append((src, dst, sign))
-    mapping: dict[str, str] = {}
-    used: set[str] = set()
+    yield from _place(0, order, candidates, closes, host, {}, set())
 
-    def place(i: int) -> Iterator[dict[str, str]]:
-        if i == len(order):
-            yield dict(mapping)
-            return
-        name = order[i]
-        for uid in candidates[name]:
-            if uid in used:
-                continue
-            mapping[name] = uid
-            if all(
-                _kept(host, mapping[src], mapping[dst], sign) for src, dst, sign in closes[name]
-            ):
-                used.add(uid)
-                yield from place(i + 1)
-                used.discard(uid)
-            del mapping[name]
 
-    yield from place(0)
+def _place(
+    i: int,
+    order: list[str],
+    candidates: Mapping[str, list[str]],
+    closes: Mapping[str, list[tuple[str, str, int | None]]],
+    host: Mapping[tuple[str, str], int],
+    mapping: dict[str, str],
+    used: set[str],
+) -> Iterator[dict[str, str]]:
+    """The maps that extend ``mapping`` (the first ``i`` units of ``order`` placed, on the
+    network units ``used``). A function of its arguments rather than a closure: a closure
+    that calls itself is a reference cycle, left for the garbage collector at every search."""
+    if i == len(order):
+        yield dict(mapping)
+        return
+    name = order[i]
+    for uid in candidates[name]:
+        if uid in used:
+            continue
+        mapping[name] = uid
+        if all(_kept(host, mapping[src], mapping[dst], sign) for src, dst, sign in closes[name]):
+            used.add(uid)
+            yield from _place(i + 1, order, candidates, closes, host, mapping, used)
+            used.discard(uid)
+        del mapping[name]
 
 
 def _kept(host: Mapping[tuple[str, str], int], src: str, dst: str, sign: int | None) -> bool:
