@@ -11,6 +11,7 @@ checked as nn.Modules.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -206,6 +207,19 @@ def test_limit_stops_at_one_match(zoo_db: Database) -> None:
     assert len(results_of(zoo_db, "MATCH detector_pair")) > 1
     assert len(results_of(zoo_db, "MATCH detector_pair LIMIT 1")) == 1
     assert len(list(zoo_db.query("detector_pair", limit=1))) == 1
+
+
+def test_the_search_hands_back_the_garbage_collector_as_it_found_it(zoo_db: Database) -> None:
+    # The search pauses the collector for its own work only: the caller's code between two
+    # matches, and after the last, runs with the collector as the caller left it.
+    states = [gc.isenabled() for _ in zoo_db.query("MATCH detector_pair")]
+    assert len(states) > 1 and all(states) and gc.isenabled()
+    gc.disable()
+    try:
+        assert results_of(zoo_db, "MATCH detector_pair")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_search_past_its_deadline_keeps_its_matches_and_says_it_is_partial(
