@@ -10,17 +10,16 @@ is symmetric in a and b), is reported once.
 from __future__ import annotations
 
 import fnmatch
-import gc
 import time
 import warnings
 from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
 from circuitql.domain import Domain
 from circuitql.engine.cache import NeuronCache
+from circuitql.engine.collector import collector_paused
 from circuitql.engine.explain import Clock, Explain, PartialAnswer
 from circuitql.engine.fit import fit
 from circuitql.engine.match import Neighbourhood, grow, structural_matches
@@ -196,14 +195,14 @@ def _run_pattern(search: _Search, pattern: CircuitPattern) -> Iterator[Match]:
         search.query.pins,
     )
     explain.plans.append(the_plan.text())
-    with _collector_paused(), Clock(explain, "lookup"):
+    with collector_paused(), Clock(explain, "lookup"):
         anchors = _anchors(search, the_plan)
     explain.counts["lookup"] += len(anchors)
     explain.advance(0)
     for start in range(0, len(anchors), GROW_BATCH):
         if search.expired():
             return
-        with _collector_paused():
+        with collector_paused():
             with Clock(explain, "grow"):
                 batch = anchors[start : start + GROW_BATCH]
                 hoods = grow(search.cache, batch, the_plan)
@@ -215,31 +214,13 @@ def _run_pattern(search: _Search, pattern: CircuitPattern) -> Iterator[Match]:
             if search.expired():
                 return
             explain.counts["match"] += len(mappings)
-            with _collector_paused():
+            with collector_paused():
                 found = list(_matches_in(search, _Candidates(model, pattern, hood, mappings)))
             yield from found
 
 
 def _past(deadline: float) -> bool:
     return time.monotonic() > deadline
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for a stretch of the search's own work, and on
-    again (if it was) before a match goes back to the caller. A search allocates hundreds of
-    thousands of small objects that live until the query ends (views, neighbourhoods,
-    fits), and each of the collector's passes walks every one of them: at 10,000 models
-    that took a fifth of the library's query time. Reference counting frees what the
-    search drops; the few cycles it leaves (networkx's matcher, for a large neighbourhood)
-    wait for the collector's next pass after the query."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _anchors(search: _Search, the_plan: Plan) -> list[tuple[str, str]]:
