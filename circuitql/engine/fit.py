@@ -223,9 +223,10 @@ def _solve(names: tuple[str, ...], equations: list[Equation]) -> dict[str, float
             return None
         a = np.array([[linear.get(p, 0.0) for p in unknowns] for linear, _ in rows])
         b = np.array([value for _, value in rows])
-        if np.linalg.matrix_rank(a) < len(unknowns):
+        # lstsq's rank is matrix_rank's (the same SVD cut-off), without a second SVD.
+        solution, _, rank, _ = np.linalg.lstsq(a, b, rcond=None)
+        if rank < len(unknowns):
             return None
-        solution, *_ = np.linalg.lstsq(a, b, rcond=None)
         known.update(zip(unknowns, solution.tolist(), strict=True))
     return known
 
