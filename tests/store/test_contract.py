@@ -17,7 +17,7 @@ from circuitql.indexer.fidelity import output_error, probes
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
 from circuitql.records import BiasClass, IndexedModel, NeuronRecord
-from circuitql.store.base import FAN_IN_SEEN, Store, stored_graph
+from circuitql.store.base import FAN_IN_SEEN, Store, reads_between, stored_graph
 from tests.indexer.random_graphs import any_activation_graphs
 from tests.store.fakes import edges_of, fake_model
 
@@ -439,6 +439,59 @@ def test_a_stored_network_computes_its_canonical_function(
     assert output_error(network.evaluate(x), stored.evaluate(x), x) == pytest.approx(
         model.canonical_error, abs=1e-12
     )
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(network=any_activation_graphs())
+def test_a_view_grows_through_the_edges_its_signature_counts(
+    store: Store, network: NeuronGraph
+) -> None:
+    # The engine grows through a view's significant inputs and its readers of a given fan-in;
+    # each store decodes them its own way (the embedded one from arrays, on demand), and both
+    # must count what the indexer counted when it signed the neuron.
+    _check_views(store, build_records(load(network), network.content_hash()[:16]))
+
+
+def test_a_view_leaves_out_the_inputs_too_small_to_count(store: Store) -> None:
+    # 6% of the largest weight counts, 4% does not (DEFAULT_SIGNIFICANCE is 5%).
+    x = [Unit(f"input:{i}", UnitKind.INPUT) for i in range(3)]
+    row = {x[0].id: 1.0, x[1].id: -0.06, x[2].id: 0.04}
+    relu = Activation.RELU
+    network = NeuronGraph(
+        (
+            *x,
+            Unit("fc1:0", UnitKind.HIDDEN, relu, 0.1, row),
+            Unit("fc1:1", UnitKind.HIDDEN, relu, 0.0, {x[0].id: -1.0, x[1].id: 0.5}),
+            Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0, "fc1:1": 0.03}),
+        )
+    )
+    model = build_records(load(network), "small-weights")
+    fan_ins = {n.uid: n.signature.fan_in for n in model.neurons}
+    assert fan_ins["fc1:0"] == 2 and fan_ins["out:0"] == 1
+    _check_views(store, model)
+
+
+def _check_views(store: Store, model: IndexedModel) -> None:
+    store.write(model)
+    views = store.fetch([(model.name, n.uid) for n in model.neurons])
+    assert len(views) == len(model.neurons)
+    for view in views.values():
+        signature = view.record.signature
+        assert len(view.sources) == len(view.significant_inputs) == signature.fan_in
+        assert sum(w > 0 for _, w in view.significant_inputs) == signature.n_pos
+        assert [e for e in view.inputs if e in view.significant_inputs] == list(
+            view.significant_inputs
+        )
+        assert view.targets == tuple(t for t, _ in view.outputs)
+        fan_ins = view.target_fan_ins or ()
+        for low, high in ((0, None), (1, 1), (2, 3), (3, None), (FAN_IN_SEEN, None)):
+            assert view.targets_with_fan_in(low, high) == tuple(
+                t for t, f in zip(view.targets, fan_ins, strict=True) if reads_between(f, low, high)
+            )
 
 
 def test_fetch_returns_neurons_with_their_edges(store: Store) -> None:
