@@ -215,7 +215,9 @@ class Database:
         deadline (``TIMEOUT``, ``timeout`` seconds, else 120 s): the matches so far stand,
         ``explain.partial`` says why, and a ``PartialAnswer`` warning is issued.
         ``on_progress(examined, found)`` hears the anchor candidates examined so far and
-        those found so far (which grows as each flat pattern is looked up).
+        those found so far (which grows as each flat pattern is looked up). The search
+        pauses Python's cyclic garbage collector while it works, never while your code runs
+        (between two matches, or in ``on_progress``).
         """
         compiled = text if isinstance(text, MatchQuery) else compile_query(_as_query(text))
         if not isinstance(compiled, MatchQuery):

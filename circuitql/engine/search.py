@@ -207,9 +207,9 @@ def _run_pattern(search: _Search, pattern: CircuitPattern) -> Iterator[Match]:
                 batch = anchors[start : start + GROW_BATCH]
                 hoods = grow(search.cache, batch, the_plan)
             explain.counts["grow"] += len(hoods)
-            explain.advance(len(batch))
             with Clock(explain, "match"):
                 matched = _structural(search, pattern, hoods)
+        explain.advance(len(batch))  # the caller's on_progress: with its own collector
         for model, hood, mappings in matched:
             if search.expired():
                 return

@@ -211,9 +211,15 @@ def test_limit_stops_at_one_match(zoo_db: Database) -> None:
 
 def test_the_search_hands_back_the_garbage_collector_as_it_found_it(zoo_db: Database) -> None:
     # The search pauses the collector for its own work only: the caller's code between two
-    # matches, and after the last, runs with the collector as the caller left it.
-    states = [gc.isenabled() for _ in zoo_db.query("MATCH detector_pair")]
+    # matches, in on_progress and after the last match runs with the collector as the caller
+    # left it.
+    progress: list[bool] = []
+    matches = zoo_db.query(
+        "MATCH detector_pair", on_progress=lambda *_: progress.append(gc.isenabled())
+    )
+    states = [gc.isenabled() for _ in matches]
     assert len(states) > 1 and all(states) and gc.isenabled()
+    assert progress and all(progress)
     gc.disable()
     try:
         assert results_of(zoo_db, "MATCH detector_pair")
