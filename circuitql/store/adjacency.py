@@ -29,7 +29,7 @@ from circuitql.records import (
     NeuronRecord,
     significant,
 )
-from circuitql.store.base import FAN_IN_SEEN, NeuronView
+from circuitql.store.base import FAN_IN_SEEN, NeuronView, reads_between
 
 _COUNT = np.dtype("<u4")
 _WEIGHT = np.dtype("<f8")
@@ -63,8 +63,8 @@ class Adjacency:
     in_sources: np.ndarray
     in_weights: np.ndarray
     fan_ins: bytes
-    # Views made so far: past ``SCAN_VIEWS`` the edges are grouped by source once, rather
-    # than scanned for each neuron's outgoing ones.
+    # Neurons whose outgoing edges were asked for so far: past ``SCAN_VIEWS`` the edges are
+    # grouped by source once, rather than scanned for each neuron's.
     views_made: int = field(default=0, init=False, repr=False)
 
     @staticmethod
@@ -246,10 +246,7 @@ class AdjacencyView(NeuronView):
         """The targets whose fan-in may lie in [low, high], as ``reads_between`` says, in
         ``outputs`` order: one comparison over the targets' fan-ins."""
         targets = self._outgoing[1]
-        fan_ins = self._adjacency._fan_in_array[targets]
-        keep = fan_ins >= min(low, FAN_IN_SEEN)
-        if high is not None:
-            keep &= fan_ins <= high
+        keep = reads_between(self._adjacency._fan_in_array[targets], low, high)
         return tuple(self._names(targets[keep]))
 
     @cached_property

@@ -171,17 +171,16 @@ class NeuronView:
         readers looks at the few and never asks the store about the rest."""
         if self.target_fan_ins is None:
             return self.targets
-        return tuple(
-            target
-            for target, fan_in in zip(self.targets, self.target_fan_ins, strict=True)
-            if reads_between(fan_in, low, high)
-        )
+        keep = reads_between(np.array(self.target_fan_ins, dtype=np.intp), low, high)
+        return tuple(t for t, kept in zip(self.targets, keep.tolist(), strict=True) if kept)
 
 
-def reads_between(fan_in: int, low: int, high: int | None) -> bool:
-    """Whether a target whose stored fan-in is ``fan_in`` (``FAN_IN_SEEN`` standing for it
-    or more) may read between ``low`` and ``high`` units (``high`` None: unbounded)."""
-    return fan_in >= min(low, FAN_IN_SEEN) and (high is None or fan_in <= high)
+def reads_between(fan_ins: np.ndarray, low: int, high: int | None) -> np.ndarray:
+    """Which of the targets whose stored fan-ins are ``fan_ins`` (``FAN_IN_SEEN`` standing
+    for it or more) may read between ``low`` and ``high`` units (``high`` None: unbounded):
+    the one rule both kinds of view select readers by."""
+    keep = fan_ins >= min(low, FAN_IN_SEEN)
+    return keep if high is None else keep & (fan_ins <= high)
 
 
 class Store(Protocol):

@@ -17,7 +17,7 @@ from circuitql.indexer.fidelity import output_error, probes
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
 from circuitql.records import BiasClass, IndexedModel, NeuronRecord
-from circuitql.store.base import FAN_IN_SEEN, Store, reads_between, stored_graph
+from circuitql.store.base import FAN_IN_SEEN, Store, stored_graph
 from tests.indexer.random_graphs import any_activation_graphs
 from tests.store.fakes import edges_of, fake_model
 
@@ -490,7 +490,9 @@ def _check_views(store: Store, model: IndexedModel) -> None:
         fan_ins = view.target_fan_ins or ()
         for low, high in ((0, None), (1, 1), (2, 3), (3, None), (FAN_IN_SEEN, None)):
             assert view.targets_with_fan_in(low, high) == tuple(
-                t for t, f in zip(view.targets, fan_ins, strict=True) if reads_between(f, low, high)
+                t
+                for t, f in zip(view.targets, fan_ins, strict=True)
+                if f >= min(low, FAN_IN_SEEN) and (high is None or f <= high)
             )
 
 
