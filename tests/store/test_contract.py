@@ -420,18 +420,28 @@ def test_a_leaky_relu_keeps_its_slope(store: Store) -> None:
     assert np.allclose(stored_graph(store, "leaky").evaluate(x), network.evaluate(x))
 
 
-@settings(
+# The tests over random networks of every activation: each example indexes a network and
+# writes it to the test's store (shared by the examples), so few examples and no deadline.
+on_random_networks = settings(
     max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+def _indexed(network: NeuronGraph) -> IndexedModel:
+    """The records of ``network``, under a name its content decides."""
+    return build_records(load(network), network.content_hash()[:16])
+
+
+@on_random_networks
 @given(network=any_activation_graphs())
 def test_a_stored_network_computes_its_canonical_function(
     store: Store, network: NeuronGraph
 ) -> None:
     # What is read back is what was canonicalized, to the last bit that matters: its error
     # against the original on the fidelity probes is the canonical error stored with it.
-    model = build_records(load(network), network.content_hash()[:16])
+    model = _indexed(network)
     store.write(model)
     x = probes(network, CanonicalConfig())
     stored = stored_graph(store, model.name)
@@ -441,11 +451,7 @@ def test_a_stored_network_computes_its_canonical_function(
     )
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@on_random_networks
 @given(network=any_activation_graphs())
 def test_a_view_grows_through_the_edges_its_signature_counts(
     store: Store, network: NeuronGraph
@@ -453,7 +459,7 @@ def test_a_view_grows_through_the_edges_its_signature_counts(
     # The engine grows through a view's significant inputs and its readers of a given fan-in;
     # each store decodes them its own way (the embedded one from arrays, on demand), and both
     # must count what the indexer counted when it signed the neuron.
-    _check_views(store, build_records(load(network), network.content_hash()[:16]))
+    _check_views(store, _indexed(network))
 
 
 def test_a_view_leaves_out_the_inputs_too_small_to_count(store: Store) -> None:
