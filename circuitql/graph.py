@@ -503,7 +503,8 @@ def _row_blocks(rows: np.ndarray, edges: EdgeArrays) -> Iterator[np.ndarray]:
     if (
         len(rows) <= 1
         or len(rows) * fan_in <= BLOCK_CELLS
-        or len(rows) * len(_distinct(edges.src[_edges_of(rows, edges)], edges)[0]) <= BLOCK_CELLS
+        or len(rows) * np.count_nonzero(_present(edges.src[_edges_of(rows, edges)], edges))
+        <= BLOCK_CELLS
     ):
         yield rows
         return
@@ -525,13 +526,17 @@ def _distinct(positions: np.ndarray, edges: EdgeArrays) -> tuple[np.ndarray, np.
     ``positions`` is among them: ``np.unique(positions, return_inverse=True)``, by a table
     over the graph's units rather than a sort (a layer of a million edges per probe batch,
     three times per model indexed)."""
-    n_units = len(edges.starts) - 1
-    present = np.zeros(n_units, dtype=bool)
-    present[positions] = True
-    distinct = np.flatnonzero(present)
-    rank = np.zeros(n_units, dtype=np.intp)
+    distinct = np.flatnonzero(_present(positions, edges))
+    rank = np.zeros(len(edges.starts) - 1, dtype=np.intp)
     rank[distinct] = np.arange(len(distinct))
     return distinct, rank[positions]
+
+
+def _present(positions: np.ndarray, edges: EdgeArrays) -> np.ndarray:
+    """A mask over the graph's units: those among ``positions``."""
+    present = np.zeros(len(edges.starts) - 1, dtype=bool)
+    present[positions] = True
+    return present
 
 
 def _weighted_sums(rows: np.ndarray, edges: EdgeArrays, values: np.ndarray) -> np.ndarray:
