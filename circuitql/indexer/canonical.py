@@ -26,6 +26,11 @@ Defaults (documented in docs/canonical-form.md):
   None. On it a ReLU whose pre-activation is never positive is dead, and one whose
   pre-activation is never negative is linear and folds into the units that read it.
 
+The form's edge weights end at float32 precision (``float32_precision``): the precision models
+are trained and shipped in, so no digit that decides a match is lost, and a store keeps every
+weight in four bytes and reads back exactly the form that was written (biases, one a unit,
+stay float64). The rounding is part of the form, so the canonical error measures it.
+
 The steps work on the graph's edges as arrays (``EdgeArrays``), not on one input mapping per
 unit: a dense 3 x 64 MLP has ~9,000 edges, and indexing a zoo runs every step on every model.
 Wherever the order of float operations decides a result (norms, interval sums, merged weights)
@@ -54,7 +59,7 @@ _HOMOGENEOUS = tuple(a for a in Activation if a.positively_homogeneous)
 
 # Bumped whenever a rule below changes what a network's canonical form is: a model stored
 # under another version is canonicalized again when it is indexed again.
-VERSION = 3
+VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -188,8 +193,25 @@ def canonicalize(graph: NeuronGraph, config: Config | None = None) -> Canonical:
             log.extend(steps)
         if not changed:
             break
-    canonical = NeuronGraph.from_arrays(state.units, state.bias, state.edges)
+    edges = state.edges
+    edges = EdgeArrays(edges.src, edges.dst, float32_precision(edges.weight), edges.starts)
+    canonical = NeuronGraph.from_arrays(state.units, state.bias, edges)
     return Canonical(canonical, state.members, tuple(log))
+
+
+_FLOAT32 = np.finfo(np.float32)
+
+
+def float32_precision(weights: np.ndarray) -> np.ndarray:
+    """``weights`` rounded to the nearest float32, as float64 (read-only, like the arrays of
+    ``EdgeArrays``). Weights outside float32's normal range keep every bit: rounding would
+    make them infinite or zero, where float64 still computes with them."""
+    with np.errstate(over="ignore"):
+        rounded = weights.astype(np.float32).astype(np.float64)
+    magnitude = np.abs(weights)
+    out = np.where((magnitude >= _FLOAT32.tiny) & (magnitude <= _FLOAT32.max), rounded, weights)
+    out.flags.writeable = False
+    return out
 
 
 def _by_level(state: State) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from circuitql.domain import Domain
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
-from circuitql.indexer.canonical import Config, _sums_in_order, canonicalize
+from circuitql.indexer.canonical import Config, _sums_in_order, canonicalize, float32_precision
 from circuitql.indexer.fidelity import faithful_canonical, output_error, probes
 from circuitql.records import DEFAULT_SIGNIFICANCE
 from tests.indexer.random_graphs import (
@@ -197,6 +197,24 @@ def test_sigmoid_units_are_not_rescaled() -> None:
     y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0})
     canon = canonicalize(NeuronGraph((x, s, y))).graph
     assert canon["fc1:0"].inputs == {"input:0": 5.0}
+
+
+@property_settings
+@given(graph=layered_graphs())
+def test_canonical_weights_are_float32_values(graph: NeuronGraph) -> None:
+    # What the store keeps in four bytes a weight must be the form itself, not a copy of it.
+    weights = canonicalize(graph).graph.edge_arrays.weight
+    assert np.array_equal(weights.astype(np.float32).astype(np.float64), weights)
+
+
+def test_weights_float32_cannot_hold_keep_every_bit() -> None:
+    x = Unit("input:0", UnitKind.INPUT)
+    y = Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"input:0": 1e300 + 1e284})
+    z = Unit("out:1", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"input:0": 1e-300})
+    canon = canonicalize(NeuronGraph((x, y, z)), Config(prune_tol=0.0)).graph
+    assert canon["out:0"].inputs == {"input:0": 1e300 + 1e284}
+    assert canon["out:1"].inputs == {"input:0": 1e-300}
+    assert float32_precision(np.array([0.1]))[0] == float(np.float32(0.1)) != 0.1
 
 
 @settings(max_examples=200, deadline=None)
