@@ -7,10 +7,11 @@ counts are kept in ``token_stats`` inside the same transaction as the rows they 
 planner's statistics can never disagree with the data.
 
 Edges are stored once per model, as arrays in the ``graphs`` table (``store.adjacency``):
-every edge once, its source as a position in the model's unit list, its weight as float64.
-One row per neuron and one per model make a write a few inserts, and a neuron's edges come
-with it when the query engine expands a candidate neighbourhood. Signature magnitudes are one
-byte each.
+every edge once, its source as a position in the model's unit list, its weight as float32
+(the canonical form's precision). One row per neuron and one per model make a write a few
+inserts, and a neuron's edges come with it when the query engine expands a candidate
+neighbourhood. Signature magnitudes are one byte each; a model's network string (a few
+kilobytes of tokens, read only to show or compare whole models) is zlib-compressed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sqlite3
 import struct
 import sys
 import urllib.parse
+import zlib
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,7 +56,7 @@ from circuitql.store.adjacency import (
 )
 from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, model_columns, unchanged
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 # Both signature indexes hold the layer, so that a pattern unit's depth (``layer_min``) is
 # checked inside the index: a count still reads no row.
@@ -125,7 +127,7 @@ _MODELS_TABLE = """
         n_outputs INTEGER NOT NULL,
         n_neurons INTEGER NOT NULL,
         n_edges INTEGER NOT NULL,
-        network_string TEXT NOT NULL,
+        network_string BLOB NOT NULL,
         canonical_log TEXT NOT NULL,
         meta TEXT NOT NULL,
         created_at TEXT NOT NULL,
@@ -143,6 +145,8 @@ _GRAPHS_TABLE = f"""
     )
     """
 _COMPACT_VERSION = 10  # the first version with one ``graphs`` row per model
+# Migrating from a version before this one frees most of the file's pages.
+_SHRUNK_VERSION = 12
 _INSERT_GRAPH = (
     f"INSERT INTO graphs (model_id, {', '.join(ADJACENCY_COLUMNS)}) "
     f"VALUES ({', '.join('?' * (1 + len(ADJACENCY_COLUMNS)))})"
@@ -226,6 +230,40 @@ def _every_name_kept(conn: sqlite3.Connection) -> None:
         raise sqlite3.IntegrityError("rebuilding the models table broke a neuron's reference")
 
 
+def _compressed_text(text: str) -> bytes:
+    return zlib.compress(text.encode())
+
+
+def _text_of(blob: bytes) -> str:
+    return zlib.decompress(blob).decode()
+
+
+def _compress_rows(conn: sqlite3.Connection) -> None:
+    """Version 11's rows to version 12's: network strings and the ``graphs`` rows' unit
+    lists, ends and sources zlib-compressed, in place. A row already in the new layout (a
+    version 9 store's, which ``_compact_adjacency`` writes with today's ``Adjacency``) has a
+    blob, not text, in the compressed column and is left alone. The weights stay float64:
+    they were canonicalized before the form ended at float32, and the model's normal form
+    says so, so indexing it again rewrites it."""
+    conn.create_function("circuitql_compressed_text", 1, _compressed_text, deterministic=True)
+    conn.execute(
+        "UPDATE models SET network_string = circuitql_compressed_text(network_string) "
+        "WHERE typeof(network_string) = 'text'"
+    )
+    columns = ", ".join(ADJACENCY_COLUMNS)
+    for (model_id,) in conn.execute(
+        "SELECT model_id FROM graphs WHERE typeof(uids) = 'text'"
+    ).fetchall():
+        row = conn.execute(
+            f"SELECT {columns} FROM graphs WHERE model_id = ?", (model_id,)
+        ).fetchone()
+        conn.execute(
+            f"UPDATE graphs SET {', '.join(f'{c} = ?' for c in ADJACENCY_COLUMNS)} "
+            "WHERE model_id = ?",
+            (*Adjacency.from_uncompressed_row(*row).row(), model_id),
+        )
+
+
 _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], ...]], ...] = (
     (3, ("DROP INDEX neurons_by_shape", _SHAPE_INDEX)),
     (4, ("ALTER TABLE models ADD COLUMN normal_form TEXT NOT NULL DEFAULT '{}'",)),
@@ -250,6 +288,7 @@ _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], 
             _FAN_IN_INDEX,
         ),
     ),
+    (11, (_compress_rows,)),
 )
 
 # Executed one statement at a time: executescript() would commit the transaction that guards
@@ -404,7 +443,11 @@ class SQLiteStore:
         found = version
         if found < SCHEMA_VERSION:
             # Minutes for a zoo of millions of neurons: say why the command waits.
-            cost = "about 3 s per 100 models" if found < _COMPACT_VERSION else "seconds"
+            cost = (
+                "about 3 s per 100 models"
+                if found < _COMPACT_VERSION
+                else "about 2 s per 1,000 models"
+            )
             print(
                 f"circuitql: upgrading the store {self.path} from schema version {found} to "
                 f"{SCHEMA_VERSION}, once ({cost})",
@@ -429,7 +472,7 @@ class SQLiteStore:
                 "store path",
             )
         self._conn.execute("COMMIT")
-        if found < _COMPACT_VERSION:
+        if found < _SHRUNK_VERSION:
             # The migration freed most of the file's pages; give them back to the disk. A
             # failure (too little room for the copy VACUUM makes) leaves a valid store whose
             # free pages the next writes reuse.
@@ -526,7 +569,7 @@ class SQLiteStore:
                 model.n_outputs,
                 len(neurons),
                 len(edges),
-                model.network_string,
+                _compressed_text(model.network_string),
                 json.dumps(list(model.canonical_log)),
                 json.dumps(dict(model.meta)),
                 datetime.now(UTC).isoformat(timespec="seconds"),
@@ -942,7 +985,7 @@ def _model_info(row: Sequence[Any]) -> ModelInfo:
         n_outputs=n_outputs,
         n_neurons=n_neurons,
         n_edges=n_edges,
-        network_string=network,
+        network_string=_text_of(network),
         meta=json.loads(meta),
         normal_form=json.loads(normal_form),
         canonical_error=canonical_error,

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import struct
 import sys
+import zlib
 from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -139,7 +140,7 @@ def _edges_on_rows(conn: sqlite3.Connection) -> None:
         "SELECT model_id, uids, in_ends, in_sources, in_weights, fan_ins FROM graphs"
     ).fetchall()
     for model_id, *columns in graphs:
-        adjacency = Adjacency.from_row(*columns)
+        adjacency = Adjacency.from_uncompressed_row(*columns)
         for neuron, view in [
             (uid, adjacency.view(_RecordOf(uid)))  # type: ignore[arg-type]
             for uid in adjacency.uids
@@ -170,6 +171,29 @@ def _edges_on_rows(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE graphs")
 
 
+def _uncompressed_rows(conn: sqlite3.Connection) -> None:
+    """Version 11's layout: ``graphs`` rows with the unit list as JSON text, the arrays as
+    they are in memory and the weights float64; network strings as text."""
+    graphs = conn.execute(
+        "SELECT model_id, uids, in_ends, in_sources, in_weights, fan_ins FROM graphs"
+    ).fetchall()
+    for model_id, *columns in graphs:
+        adjacency = Adjacency.from_row(*columns)
+        conn.execute(
+            "UPDATE graphs SET uids = ?, in_ends = ?, in_sources = ?, in_weights = ? "
+            "WHERE model_id = ?",
+            (
+                json.dumps(list(adjacency.uids)),
+                adjacency.in_ends.tobytes(),
+                adjacency.in_sources.tobytes(),
+                adjacency.in_weights.astype("<f8").tobytes(),
+                model_id,
+            ),
+        )
+    conn.create_function("plain_text", 1, lambda blob: zlib.decompress(blob).decode())
+    conn.execute("UPDATE models SET network_string = plain_text(network_string)")
+
+
 @dataclasses.dataclass(frozen=True)
 class _RecordOf:
     """Just enough of a NeuronRecord for ``Adjacency.view``: its uid."""
@@ -190,6 +214,7 @@ _ADDED_IN: dict[int, str | Callable[[sqlite3.Connection], None]] = {
     "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class); "
     "DROP INDEX neurons_by_fan_in; "
     "CREATE INDEX neurons_by_fan_in ON neurons(fan_in, n_pos, n_neg, bias_class)",
+    12: _uncompressed_rows,
 }
 
 
@@ -301,12 +326,36 @@ def _two_models_as_written_today(
     return models, keys, expected
 
 
+def _today_at_version(
+    tmp_path: Path, version: int
+) -> tuple[list[IndexedModel], list[tuple[str, str]], dict[tuple[str, str], NeuronView], Path]:
+    """``_two_models_as_written_today``, and a store holding them at schema ``version``."""
+    models, keys, expected = _two_models_as_written_today(tmp_path)
+    path = tmp_path / f"v{version}.db"
+    _older_store(path, models, version)
+    return models, keys, expected, path
+
+
+def _reads_as_written_today(
+    store: SQLiteStore,
+    models: list[IndexedModel],
+    keys: list[tuple[str, str]],
+    expected: dict[tuple[str, str], NeuronView],
+) -> None:
+    """``store`` gives the views, neurons, edges and network strings a store written today
+    gives for ``models``."""
+    assert store.fetch(keys) == expected
+    strings = {info.name: info.network_string for info in store.models()}
+    for model in models:
+        assert store.neurons(model.name) == list(model.neurons)
+        assert edges_of(store, model.name) == list(model.edges)
+        assert strings[model.name] == model.network_string
+
+
 def test_a_version_5_store_is_migrated_with_its_targets_fan_ins(tmp_path: Path) -> None:
     # Version 5 kept no targets' fan-ins: after the migration every view carries them, just
     # as a store written today does, model by model.
-    models, keys, expected = _two_models_as_written_today(tmp_path)
-    path = tmp_path / "v5.db"
-    _older_store(path, models, 5)
+    _, keys, expected, path = _today_at_version(tmp_path, 5)
     migrated = SQLiteStore(path)
     try:
         views = migrated.fetch(keys)
@@ -399,19 +448,14 @@ def test_a_version_8_store_keeps_its_neurons_and_then_every_name(tmp_path: Path)
 def test_a_version_9_store_moves_its_edges_to_one_row_per_model(tmp_path: Path) -> None:
     # Version 9 kept each neuron's edges on its row, both ways: after the migration the
     # models read back exactly as a store written today reads them, from a smaller file.
-    models, keys, expected = _two_models_as_written_today(tmp_path)
-    path = tmp_path / "v9.db"
-    _older_store(path, models, 9)
+    models, keys, expected, path = _today_at_version(tmp_path, 9)
     conn = sqlite3.connect(path)
     row_bytes = conn.execute("SELECT sum(length(input_ids) + length(output_ids)) FROM neurons")
     assert row_bytes.fetchone()[0] > 0
     conn.close()
     migrated = SQLiteStore(path)
     try:
-        assert migrated.fetch(keys) == expected
-        for model in models:
-            assert migrated.neurons(model.name) == list(model.neurons)
-            assert edges_of(migrated, model.name) == list(model.edges)
+        _reads_as_written_today(migrated, models, keys, expected)
         assert migrated.write(fake_model("m3", scale=3.0)).status == "indexed"
         assert migrated.delete("m1")
     finally:
@@ -446,6 +490,25 @@ def test_a_version_10_store_looks_neurons_up_by_depth_from_its_indexes(tmp_path:
         "WHERE n.fan_in IN (2, 3) AND n.layer >= 2 AND n.n_pos >= 1",
     )
     assert "COVERING INDEX neurons_by_fan_in (fan_in=? AND layer>?)" in plan
+
+
+def test_a_version_11_store_is_compressed_in_place(tmp_path: Path) -> None:
+    # Version 11 kept the unit lists, ends, sources and network strings as written and every
+    # weight as float64: after the migration the models read back exactly as a store written
+    # today reads them, from compressed rows.
+    models, keys, expected, path = _today_at_version(tmp_path, 11)
+    migrated = SQLiteStore(path)
+    try:
+        _reads_as_written_today(migrated, models, keys, expected)
+    finally:
+        migrated.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert conn.execute(
+        "SELECT DISTINCT typeof(g.uids), typeof(m.network_string) FROM graphs AS g "
+        "JOIN models AS m ON m.id = g.model_id"
+    ).fetchall() == [("blob", "blob")]
+    conn.close()
 
 
 def _by_uid(neurons: list[NeuronRecord]) -> list[NeuronRecord]:
@@ -662,6 +725,32 @@ def test_the_decoded_edges_held_are_bounded() -> None:
     assert cache.get("b") is adjacency and cache.get("c") is adjacency
     cache.put("d", adjacency)  # "b" was read before "c": it goes now
     assert cache.get("b") is None and cache.get("c") is adjacency
+
+
+@pytest.mark.parametrize(
+    ("weights", "width"),
+    [
+        (np.float32([0.1, -2.5, 3e-30, 7.0]), 4),  # every weight a float32: four bytes each
+        (np.array([0.1, -2.5, 3e-30, 7.0]), 8),  # one that is not: all keep eight
+        (np.array([0.5, 1e300]), 8),  # beyond float32's range
+    ],
+)
+def test_weights_are_written_four_bytes_each_only_where_that_loses_nothing(
+    weights: np.ndarray, width: int
+) -> None:
+    adjacency = Adjacency(  # unit b reads unit a once per weight
+        ["a", "b"],
+        np.array([0, len(weights)], dtype="<u4"),
+        np.zeros(len(weights), dtype="<u2"),
+        weights.astype(np.float64),
+        bytes(2),
+    )
+    row = adjacency.row()
+    assert len(row[3]) == width * len(weights)
+    back = Adjacency.from_row(*row)
+    assert back.in_weights.dtype == np.float64
+    assert back.in_weights.tolist() == weights.astype(np.float64).tolist()
+    assert (back.uids, back.in_ends.tolist()) == (adjacency.uids, adjacency.in_ends.tolist())
 
 
 def test_a_magnitude_the_store_cannot_keep_exactly_is_refused(tmp_path: Path) -> None:
