@@ -170,7 +170,7 @@ class NeuronRecord:
 
     @property
     def token(self) -> str:
-        """The signature's token: the column stores count and look neurons up by."""
+        """The signature's token: the word network strings are made of, and a lookup key."""
         return self.signature.token
 
 

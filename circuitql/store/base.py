@@ -55,7 +55,6 @@ SIGNATURE_COLUMNS = frozenset(
         "out_pos",
         "out_neg",
         "layer",
-        "token",
         *BOUNDS,
     }
 )

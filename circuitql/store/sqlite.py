@@ -1,10 +1,11 @@
 """The embedded default store: one SQLite file, nothing to install or run.
 
 Signature fields live in plain columns (not one serialized blob) so that candidate lookup is
-an index lookup: the query engine asks for neurons by token or by a few signature columns and
-SQLite answers from the indexes below without scanning a zoo of millions of neurons. Per-token
-counts are kept in ``token_stats`` inside the same transaction as the rows they count, so the
-planner's statistics can never disagree with the data.
+an index lookup: the query engine asks for neurons by a few signature columns and SQLite
+answers from the indexes below without scanning a zoo of millions of neurons. A token is not
+a column: it spells the coarse signature, so a neuron's token is written from its columns
+when read. A token column, its index and a table of per-token counts, which no query read,
+were a sixth of a planted zoo's store.
 
 Edges are stored once per model, as arrays in the ``graphs`` table (``store.adjacency``):
 every edge once, its source as a position in the model's unit list, its weight as float32
@@ -84,6 +85,28 @@ _FAN_IN_INDEX = "CREATE INDEX neurons_by_fan_in ON neurons(fan_in, layer, n_pos,
 # Version 9 kept each neuron's edges on its row, in both directions, neighbours named in
 # JSON, and magnitudes as float64: 2.6 KB a neuron. They move to one ``graphs`` row per model.
 # Version 10's signature indexes did not hold the layer: a lookup bounded by depth read rows.
+# Version 11 kept graphs rows and network strings uncompressed and weights as float64, a
+# token column with its index and counts, enum columns as text and every slope: 4.2 times
+# the model files.
+
+# The enum columns hold small integers: SQLite writes 0 and 1 in no byte and the rest in one,
+# where the values' text took up to 10 (and as much again in each index holding them). The
+# codes are fixed here, never an enum's declaration order: a stored code means one value
+# forever.
+ENUM_CODES: dict[str, dict[str, int]] = {
+    "kind": {"input": 0, "hidden": 1, "output": 2},
+    "activation": {
+        "identity": 0,
+        "relu": 1,
+        "leaky_relu": 2,
+        "sigmoid": 3,
+        "tanh": 4,
+        "gelu": 5,
+    },
+    "bias_class": {"0": 0, "+": 1, "-": 2},
+}
+_VALUES = {column: {c: value for value, c in codes.items()} for column, codes in ENUM_CODES.items()}
+_NO_CODE = -1  # what a lookup by a value no column holds asks for: no row has it
 
 
 _NEURONS_TABLE = """
@@ -91,29 +114,26 @@ _NEURONS_TABLE = """
         model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
         uid TEXT NOT NULL,
         layer INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        activation TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        activation INTEGER NOT NULL,
         n_pos INTEGER NOT NULL,
         n_neg INTEGER NOT NULL,
         fan_in INTEGER NOT NULL,
-        bias_class TEXT NOT NULL,
+        bias_class INTEGER NOT NULL,
         out_pos INTEGER NOT NULL,
         out_neg INTEGER NOT NULL,
         magnitudes BLOB NOT NULL,
         bias REAL NOT NULL,
-        token TEXT NOT NULL,
         members BLOB NOT NULL,
-        alpha REAL NOT NULL,
+        alpha REAL,
         PRIMARY KEY (model_id, uid)
     )
     """
 _NEURON_INDEXES = (
-    "CREATE INDEX neurons_by_token ON neurons(token)",
     "CREATE INDEX neurons_by_detector ON neurons(activation, n_pos, n_neg, bias_class)",
     # Covers every column a hidden pattern unit is looked up by: the planner's count of each
     # unit's candidates never reads a row.
     _SHAPE_INDEX,
-    "CREATE INDEX neurons_by_layer ON neurons(layer)",
     _FAN_IN_INDEX,
 )
 
@@ -132,10 +152,14 @@ _MODELS_TABLE = """
         meta TEXT NOT NULL,
         created_at TEXT NOT NULL,
         normal_form TEXT NOT NULL DEFAULT '{}',
-        canonical_error REAL
+        canonical_error REAL,
+        depth INTEGER NOT NULL DEFAULT 0
     )
     """
 _MODELS_BY_CONTENT = "CREATE INDEX models_by_content ON models(content_hash)"
+# A model's depth is its deepest neuron's layer: the deepest of a zoo is one seek here, where
+# an index of every neuron's layer took 3% of the store.
+_MODELS_BY_DEPTH = "CREATE INDEX IF NOT EXISTS models_by_depth ON models(depth)"
 
 
 _GRAPHS_TABLE = f"""
@@ -185,18 +209,39 @@ def _compact_adjacency(conn: sqlite3.Connection) -> None:
         lambda uid, members: _members_value(uid, _members_of(uid, members)),
         deterministic=True,
     )
+    _rebuild_neurons(
+        conn,
+        {
+            "magnitudes": "circuitql_magnitude_bytes(magnitudes)",
+            "members": "circuitql_members(uid, members)",
+        },
+    )
+
+
+def _code_of(column: str) -> str:
+    """SQL for ``column``'s code: its text's, or the code already stored. The values are
+    this module's constants, never a user's."""
+    cases = " ".join(f"WHEN '{value}' THEN {code}" for value, code in ENUM_CODES[column].items())
+    return f"CASE {column} {cases} ELSE {column} END"
+
+
+def _rebuild_neurons(conn: sqlite3.Connection, converted: Mapping[str, str]) -> None:
+    """The neurons table rebuilt as today's, once, its rows in their order: each column of
+    ``converted`` through its SQL, the enum columns as their codes and the default slope as
+    NULL; then its indexes made again. Columns today's table lacks are left behind."""
     converted = {
-        "magnitudes": "circuitql_magnitude_bytes(magnitudes)",
-        "members": "circuitql_members(uid, members)",
+        **{column: _code_of(column) for column in ENUM_CODES},
+        "alpha": f"NULLIF(alpha, {LEAKY_SLOPE!r})",
+        **converted,
     }
-    conn.execute(_NEURONS_TABLE.replace("CREATE TABLE neurons", "CREATE TABLE neurons_v10"))
+    conn.execute(_NEURONS_TABLE.replace("CREATE TABLE neurons", "CREATE TABLE neurons_new"))
     conn.execute(
-        f"INSERT INTO neurons_v10 (model_id, {_NEURON_COLUMNS}) SELECT model_id, "
+        f"INSERT INTO neurons_new (model_id, {_NEURON_COLUMNS}) SELECT model_id, "
         + ", ".join(converted.get(field, field) for field in _NEURON_FIELDS)
         + " FROM neurons ORDER BY rowid"
     )
     conn.execute("DROP TABLE neurons")
-    conn.execute("ALTER TABLE neurons_v10 RENAME TO neurons")
+    conn.execute("ALTER TABLE neurons_new RENAME TO neurons")
     for index in _NEURON_INDEXES:
         conn.execute(index)
 
@@ -264,6 +309,22 @@ def _compress_rows(conn: sqlite3.Connection) -> None:
         )
 
 
+def _compact_neurons(conn: sqlite3.Connection) -> None:
+    """Version 11's neurons to version 12's: each model's depth on its row (a version 8
+    store's models table, rebuilt as today's, has the column already), so that the layer
+    index can go with the token column, its index and the per-token counts (a token is the
+    columns it spells); enum columns become codes, the default slope NULL."""
+    if "depth" not in {row[1] for row in conn.execute("PRAGMA table_info(models)")}:
+        conn.execute("ALTER TABLE models ADD COLUMN depth INTEGER NOT NULL DEFAULT 0")
+    conn.execute(
+        "UPDATE models SET depth = "
+        "coalesce((SELECT max(layer) FROM neurons WHERE model_id = models.id), 0)"
+    )
+    conn.execute(_MODELS_BY_DEPTH)
+    conn.execute("DROP TABLE token_stats")
+    _rebuild_neurons(conn, {})
+
+
 _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], ...]], ...] = (
     (3, ("DROP INDEX neurons_by_shape", _SHAPE_INDEX)),
     (4, ("ALTER TABLE models ADD COLUMN normal_form TEXT NOT NULL DEFAULT '{}'",)),
@@ -288,7 +349,7 @@ _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], 
             _FAN_IN_INDEX,
         ),
     ),
-    (11, (_compress_rows,)),
+    (11, (_compress_rows, _compact_neurons)),
 )
 
 # Executed one statement at a time: executescript() would commit the transaction that guards
@@ -298,13 +359,8 @@ _SCHEMA = (
     _NEURONS_TABLE,
     _GRAPHS_TABLE,
     _MODELS_BY_CONTENT,
+    _MODELS_BY_DEPTH,
     *_NEURON_INDEXES,
-    """
-    CREATE TABLE token_stats (
-        token TEXT PRIMARY KEY,
-        count INTEGER NOT NULL CHECK (count >= 0)
-    )
-    """,
 )
 
 _NEURON_FIELDS = (
@@ -320,11 +376,11 @@ _NEURON_FIELDS = (
     "out_neg",
     "magnitudes",
     "bias",
-    "token",
     "members",
     "alpha",
 )
 _NEURON_COLUMNS = ", ".join(_NEURON_FIELDS)
+_TOKEN_FIELDS = "kind, activation, n_pos, n_neg, bias_class, out_pos, out_neg"
 _WRITE_COLUMNS = f"model_id, {_NEURON_COLUMNS}"
 _WRITE_PLACEHOLDERS = ", ".join("?" * (1 + len(_NEURON_FIELDS)))
 _MODEL_COLUMNS = (
@@ -446,7 +502,7 @@ class SQLiteStore:
             cost = (
                 "about 3 s per 100 models"
                 if found < _COMPACT_VERSION
-                else "about 2 s per 1,000 models"
+                else "about 5 s per 1,000 models"
             )
             print(
                 f"circuitql: upgrading the store {self.path} from schema version {found} to "
@@ -560,7 +616,7 @@ class SQLiteStore:
         model_id = self._conn.execute(
             "INSERT INTO models (name, content_hash, source, n_inputs, n_outputs, n_neurons, "
             "n_edges, network_string, canonical_log, meta, created_at, normal_form, "
-            "canonical_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "canonical_error, depth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 model.name,
                 model.content_hash,
@@ -575,6 +631,7 @@ class SQLiteStore:
                 datetime.now(UTC).isoformat(timespec="seconds"),
                 json.dumps(dict(model.normal_form), sort_keys=True),
                 model.canonical_error,
+                max(neurons.layer, default=0),
             ),
         ).lastrowid
         self._conn.executemany(
@@ -582,11 +639,6 @@ class SQLiteStore:
             [(model_id, *row) for row in rows],
         )
         self._conn.execute(_INSERT_GRAPH, (model_id, *adjacency.row()))
-        self._conn.executemany(
-            "INSERT INTO token_stats (token, count) VALUES (?, ?) "
-            "ON CONFLICT (token) DO UPDATE SET count = count + excluded.count",
-            Counter(neurons.token).items(),
-        )
         info = self._conn.execute(
             f"SELECT {_MODEL_COLUMNS} FROM models WHERE id = ?", (model_id,)
         ).fetchone()
@@ -627,13 +679,15 @@ class SQLiteStore:
         return {} if row is None else Adjacency.from_row(*row).inputs()
 
     def max_layer(self, models: Sequence[str] | None = None) -> int:
-        """max(layer) over the layer index; zoo-wide the models table stays out (``_scoped``)."""
-        clause, params = _signature_filter({}, models)
+        """The deepest of the models' depths: zoo-wide, one seek of ``models_by_depth``."""
+        where, params = "", []
+        if models is not None:
+            where, params = (
+                "WHERE name IN (SELECT value FROM json_each(?))",
+                [json.dumps(list(models))],
+            )
         with self._db_errors("reading the deepest layer"):
-            row = self._conn.execute(
-                f"SELECT max(n.layer) FROM {_scoped(models)} WHERE {clause}",
-                params,
-            ).fetchone()
+            row = self._conn.execute(f"SELECT max(depth) FROM models {where}", params).fetchone()
         return int(row[0] or 0)
 
     def records(
@@ -706,8 +760,8 @@ class SQLiteStore:
             ).fetchall()
 
     def delete(self, model: str) -> bool:
-        """One IMMEDIATE transaction that also takes the model's neurons off ``token_stats``;
-        the neuron rows go with the model row (ON DELETE CASCADE)."""
+        """One IMMEDIATE transaction; the neuron and graph rows go with the model row (ON
+        DELETE CASCADE)."""
         with self._transaction(f"deleting model {model!r}"):
             return self._delete(model)
 
@@ -716,18 +770,21 @@ class SQLiteStore:
         row = self._conn.execute("SELECT id FROM models WHERE name = ?", (model,)).fetchone()
         if row is None:
             return False
-        counts = self._conn.execute(
-            "SELECT count(*), token FROM neurons WHERE model_id = ? GROUP BY token", row
-        ).fetchall()
-        self._conn.executemany("UPDATE token_stats SET count = count - ? WHERE token = ?", counts)
-        self._conn.execute("DELETE FROM token_stats WHERE count = 0")
         self._conn.execute("DELETE FROM models WHERE id = ?", row)
         return True
 
     def token_counts(self) -> dict[str, int]:
-        """Read from ``token_stats``, which every write and delete keeps in its transaction."""
+        """The neurons counted by the columns a token spells, then by token (an output's
+        activation is not in its token): one scan of the neurons table, for statistics
+        over a whole store, which no query asks for."""
         with self._db_errors("reading token statistics"):
-            return dict(self._conn.execute("SELECT token, count FROM token_stats").fetchall())
+            rows = self._conn.execute(
+                f"SELECT {_TOKEN_FIELDS}, count(*) FROM neurons GROUP BY {_TOKEN_FIELDS}"
+            ).fetchall()
+        counts: Counter[str] = Counter()
+        for *fields, count in rows:
+            counts[stored_signature(*fields).token] += count
+        return dict(counts)
 
     def find_neurons(
         self, constraints: Mapping[str, object], models: Sequence[str] | None = None
@@ -766,16 +823,28 @@ class SQLiteStore:
 def _scoped(models: Sequence[str] | None) -> str:
     """The neurons to aggregate over. Zoo-wide, the models table stays out of the statement:
     a count then reads one signature index and never a row (40 ms to 1 ms for 10,914 neurons
-    of a 2-million-neuron zoo), and max(layer) is one seek."""
+    of a 2-million-neuron zoo)."""
     return "neurons AS n" + ("" if models is None else " JOIN models AS m ON m.id = n.model_id")
+
+
+def _code(column: str, value: object) -> object:
+    """What ``column`` stores for ``value``: an enum column's code (``_NO_CODE`` for a
+    value it never holds), any other column's value itself."""
+    codes = ENUM_CODES.get(column)
+    if codes is None:
+        return value
+    return codes.get(value, _NO_CODE) if isinstance(value, str) else _NO_CODE
 
 
 def _signature_filter(
     constraints: Mapping[str, object], models: Sequence[str] | None
 ) -> tuple[str, list[Any]]:
     """WHERE clause and parameters for a signature lookup. Column names come from the
-    whitelist; every value is a parameter."""
-    triples = lookup_values(constraints)
+    whitelist; every value is a parameter, an enum column's as its code."""
+    triples = [
+        (column, comparison, _code(column, value))
+        for column, comparison, value in lookup_values(constraints)
+    ]
     fan_ins = _fan_in_list(triples)
     if fan_ins is not None:
         triples = [t for t in triples if t[0] != "fan_in"]
@@ -885,12 +954,12 @@ def _neuron_rows(neurons: NeuronColumns) -> list[tuple[Any, ...]]:
         zip(
             neurons.uid,
             neurons.layer,
-            neurons.kind,
-            neurons.activation,
+            map(ENUM_CODES["kind"].__getitem__, neurons.kind),
+            map(ENUM_CODES["activation"].__getitem__, neurons.activation),
             neurons.n_pos,
             neurons.n_neg,
             map(add, neurons.n_pos, neurons.n_neg),
-            neurons.bias_class,
+            map(ENUM_CODES["bias_class"].__getitem__, neurons.bias_class),
             neurons.out_pos,
             neurons.out_neg,
             [
@@ -898,9 +967,8 @@ def _neuron_rows(neurons: NeuronColumns) -> list[tuple[Any, ...]]:
                 for start, end in itertools.pairwise([0, *neurons.magnitude_ends])
             ],
             neurons.bias,
-            neurons.token,
             map(_members_value, neurons.uid, neurons.members),
-            neurons.alpha,
+            [None if alpha == LEAKY_SLOPE else alpha for alpha in neurons.alpha],
             strict=True,
         )
     )
@@ -932,6 +1000,29 @@ def _floats(blob: bytes) -> list[float]:
     return array("d", blob).tolist()
 
 
+def stored_signature(
+    kind: int,
+    activation: int,
+    n_pos: int,
+    n_neg: int,
+    bias_class: int,
+    out_pos: int,
+    out_neg: int,
+    magnitudes: Sequence[float] = (),
+) -> Signature:
+    """The signature of a row's columns, the enum columns as their codes."""
+    return Signature.from_values(
+        _VALUES["kind"][kind],
+        _VALUES["activation"][activation],
+        n_pos,
+        n_neg,
+        _VALUES["bias_class"][bias_class],
+        out_pos,
+        out_neg,
+        magnitudes,
+    )
+
+
 def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
     (
         uid,
@@ -946,11 +1037,10 @@ def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
         out_neg,
         magnitudes,
         bias,
-        _token,
         members,
         alpha,
     ) = row
-    signature = Signature.from_values(
+    signature = stored_signature(
         kind, activation, n_pos, n_neg, bias_class, out_pos, out_neg, magnitudes_of(magnitudes)
     )
     return NeuronRecord(
@@ -959,7 +1049,7 @@ def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
         signature=signature,
         bias=bias,
         members=_members_of(uid, members),
-        alpha=alpha,
+        alpha=LEAKY_SLOPE if alpha is None else alpha,
     )
 
 

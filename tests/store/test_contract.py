@@ -218,7 +218,6 @@ def _expected(models: list[IndexedModel], **constraints: object) -> list[tuple[s
 
     def matches(neuron: NeuronRecord) -> bool:
         values = {
-            "token": neuron.token,
             "layer": neuron.layer,
             "fan_in": neuron.signature.fan_in,
             **{
@@ -247,19 +246,12 @@ def two_models(store: Store) -> list[IndexedModel]:
     return written
 
 
-def test_find_neurons_by_token(store: Store, two_models: list[IndexedModel]) -> None:
-    for token in {n.token for m in two_models for n in m.neurons}:
-        expected = _expected(two_models, token=token)
-        assert expected
-        assert _found(store, {"token": token}) == expected
-
-
 def test_find_neurons_returns_the_stored_records(
     store: Store, two_models: list[IndexedModel]
 ) -> None:
     written = {(m.name, n.uid): n for m in two_models for n in m.neurons}
-    token = two_models[0].neurons[-1].token
-    results = store.find_neurons({"token": token})
+    sig = two_models[0].neurons[-1].signature
+    results = store.find_neurons({"kind": sig.kind, "n_pos": sig.n_pos, "n_neg": sig.n_neg})
     assert results
     for name, neuron in results:
         assert neuron == written[(name, neuron.uid)]
@@ -360,16 +352,16 @@ def test_find_neurons_restricted_to_models(store: Store, two_models: list[Indexe
 
 
 def test_find_neurons_with_no_match_is_empty(store: Store, two_models: list[IndexedModel]) -> None:
-    assert _found(store, {"token": "relu(+9-9)b0>(+0-0)"}) == []
+    assert _found(store, {"kind": UnitKind.HIDDEN, "n_pos": 9, "n_neg": 9}) == []
     assert _found(store, {"activation": Activation.TANH}) == []
 
 
-@pytest.mark.parametrize("key", ["weight", "uid", "name", "token = token OR 1=1 --", ""])
+@pytest.mark.parametrize("key", ["weight", "uid", "name", "token", "kind = kind OR 1=1 --", ""])
 def test_find_neurons_rejects_keys_outside_the_whitelist(
     store: Store, two_models: list[IndexedModel], key: str
 ) -> None:
     with pytest.raises(ValueError):
-        store.find_neurons({"token": "x", key: 1})
+        store.find_neurons({"kind": "hidden", key: 1})
 
 
 def test_delete_removes_the_model_and_everything_under_it(

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 from circuitql.errors import StoreError
-from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
+from circuitql.graph import LEAKY_SLOPE, Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
-from circuitql.records import EdgeRecord, IndexedModel, NeuronRecord, Signature
+from circuitql.records import BiasClass, EdgeRecord, IndexedModel, NeuronRecord, Signature
 from circuitql.store.adjacency import SCAN_VIEWS, Adjacency, AdjacencyCache, magnitudes_of
 from circuitql.store.base import NeuronView, model_columns
-from circuitql.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from circuitql.store.sqlite import ENUM_CODES, SCHEMA_VERSION, SQLiteStore, stored_signature
 from circuitql.store.uri import open_store
 from tests.store.fakes import edges_of, fake_model
 
@@ -171,9 +171,11 @@ def _edges_on_rows(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE graphs")
 
 
-def _uncompressed_rows(conn: sqlite3.Connection) -> None:
+def _version_11_rows(conn: sqlite3.Connection) -> None:
     """Version 11's layout: ``graphs`` rows with the unit list as JSON text, the arrays as
-    they are in memory and the weights float64; network strings as text."""
+    they are in memory and the weights float64; network strings as text; each neuron's
+    token in a column of its own, indexed, and counted in ``token_stats``; enum columns as
+    text; an index of layers, and no model's depth."""
     graphs = conn.execute(
         "SELECT model_id, uids, in_ends, in_sources, in_weights, fan_ins FROM graphs"
     ).fetchall()
@@ -192,6 +194,52 @@ def _uncompressed_rows(conn: sqlite3.Connection) -> None:
         )
     conn.create_function("plain_text", 1, lambda blob: zlib.decompress(blob).decode())
     conn.execute("UPDATE models SET network_string = plain_text(network_string)")
+    values = {
+        column: {code: v for v, code in codes.items()} for column, codes in ENUM_CODES.items()
+    }
+    conn.create_function("text_of", 2, lambda column, code: values[column][code])
+    conn.create_function("token_of", 7, lambda *fields: stored_signature(*fields).token)
+    today = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'neurons'").fetchone()[0]
+    for new, old in _CHANGED_IN_12:
+        today = today.replace(new, old)
+    conn.execute(today)
+    conn.execute(
+        "INSERT INTO neurons_v11 SELECT model_id, uid, layer, text_of('kind', kind), "
+        "text_of('activation', activation), n_pos, n_neg, fan_in, "
+        "text_of('bias_class', bias_class), out_pos, out_neg, magnitudes, bias, "
+        "token_of(kind, activation, n_pos, n_neg, bias_class, out_pos, out_neg), members, "
+        f"coalesce(alpha, {LEAKY_SLOPE!r}) FROM neurons ORDER BY rowid"
+    )
+    conn.execute("DROP TABLE neurons")
+    conn.execute("ALTER TABLE neurons_v11 RENAME TO neurons")
+    for columns in _VERSION_11_INDEXES:
+        conn.execute(f"CREATE INDEX neurons_by_{columns}")
+    conn.execute(
+        "CREATE TABLE token_stats (token TEXT PRIMARY KEY, count INTEGER NOT NULL CHECK "
+        "(count >= 0))"
+    )
+    conn.execute("INSERT INTO token_stats SELECT token, count(*) FROM neurons GROUP BY token")
+    conn.execute("DROP INDEX models_by_depth")
+    conn.execute("ALTER TABLE models DROP COLUMN depth")
+
+
+# Version 12's neurons table against version 11's: enum columns as text, a token column, a
+# slope always written.
+_CHANGED_IN_12 = (
+    ("CREATE TABLE neurons", "CREATE TABLE neurons_v11"),
+    ("kind INTEGER", "kind TEXT"),
+    ("activation INTEGER", "activation TEXT"),
+    ("bias_class INTEGER", "bias_class TEXT"),
+    ("members BLOB NOT NULL", "token TEXT NOT NULL, members BLOB NOT NULL"),
+    ("alpha REAL", "alpha REAL NOT NULL"),
+)
+_VERSION_11_INDEXES = (
+    "token ON neurons(token)",
+    "detector ON neurons(activation, n_pos, n_neg, bias_class)",
+    "shape ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class, layer)",
+    "layer ON neurons(layer)",
+    "fan_in ON neurons(fan_in, layer, n_pos, n_neg, bias_class)",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,7 +262,7 @@ _ADDED_IN: dict[int, str | Callable[[sqlite3.Connection], None]] = {
     "CREATE INDEX neurons_by_shape ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class); "
     "DROP INDEX neurons_by_fan_in; "
     "CREATE INDEX neurons_by_fan_in ON neurons(fan_in, n_pos, n_neg, bias_class)",
-    12: _uncompressed_rows,
+    12: _version_11_rows,
 }
 
 
@@ -493,13 +541,16 @@ def test_a_version_10_store_looks_neurons_up_by_depth_from_its_indexes(tmp_path:
 
 
 def test_a_version_11_store_is_compressed_in_place(tmp_path: Path) -> None:
-    # Version 11 kept the unit lists, ends, sources and network strings as written and every
-    # weight as float64: after the migration the models read back exactly as a store written
-    # today reads them, from compressed rows.
+    # Version 11 kept the unit lists, ends, sources and network strings as written, every
+    # weight as float64, and tokens in a column: after the migration the models read back
+    # exactly as a store written today reads them, from compressed rows, without tokens.
     models, keys, expected, path = _today_at_version(tmp_path, 11)
     migrated = SQLiteStore(path)
     try:
         _reads_as_written_today(migrated, models, keys, expected)
+        depths = {m.name: max(n.layer for n in m.neurons) for m in models}
+        assert migrated.max_layer() == max(depths.values())
+        assert all(migrated.max_layer([name]) == depth for name, depth in depths.items())
     finally:
         migrated.close()
     conn = sqlite3.connect(path)
@@ -508,6 +559,13 @@ def test_a_version_11_store_is_compressed_in_place(tmp_path: Path) -> None:
         "SELECT DISTINCT typeof(g.uids), typeof(m.network_string) FROM graphs AS g "
         "JOIN models AS m ON m.id = g.model_id"
     ).fetchall() == [("blob", "blob")]
+    assert "token" not in {row[1] for row in conn.execute("PRAGMA table_info(neurons)")}
+    assert conn.execute(
+        "SELECT DISTINCT typeof(kind), typeof(activation), typeof(bias_class) FROM neurons"
+    ).fetchall() == [("integer", "integer", "integer")]
+    assert conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name IN ('neurons_by_token', 'token_stats')"
+    ).fetchone() == (0,)
     conn.close()
 
 
@@ -591,7 +649,7 @@ def test_sql_looking_values_are_stored_verbatim_and_harmless(tmp_path: Path) -> 
         assert info.meta == {"note": evil}
         assert store.get_model(evil) == info
         assert store.neurons(evil) == list(model.neurons)
-        assert store.find_neurons({"token": evil}) == []
+        assert store.find_neurons({"activation": evil}) == []
         assert {name for name, _ in store.find_neurons({"layer": 0}, [evil])} == {evil}
         assert store.delete(evil) is True
         assert store.models() == []
@@ -751,6 +809,13 @@ def test_weights_are_written_four_bytes_each_only_where_that_loses_nothing(
     assert back.in_weights.dtype == np.float64
     assert back.in_weights.tolist() == weights.astype(np.float64).tolist()
     assert (back.uids, back.in_ends.tolist()) == (adjacency.uids, adjacency.in_ends.tolist())
+
+
+def test_every_value_of_an_enum_column_has_a_code_of_its_own() -> None:
+    for column, enum in (("kind", UnitKind), ("activation", Activation), ("bias_class", BiasClass)):
+        codes = ENUM_CODES[column]
+        assert set(codes) == {member.value for member in enum}
+        assert len(set(codes.values())) == len(codes)
 
 
 def test_a_magnitude_the_store_cannot_keep_exactly_is_refused(tmp_path: Path) -> None:
