@@ -502,7 +502,7 @@ class SQLiteStore:
             cost = (
                 "about 3 s per 100 models"
                 if found < _COMPACT_VERSION
-                else "about 5 s per 1,000 models"
+                else "about 4 s per 1,000 models"
             )
             print(
                 f"circuitql: upgrading the store {self.path} from schema version {found} to "
