@@ -135,15 +135,18 @@ class Adjacency:
         ends = np.frombuffer(zlib.decompress(in_ends), dtype=_COUNT)
         n_edges = int(ends[-1]) if len(ends) else 0
         narrow = n_edges > 0 and len(in_weights) == n_edges * _NARROW_WEIGHT.itemsize
-        return Adjacency(
-            names,
-            ends,
-            np.frombuffer(zlib.decompress(in_sources), dtype=_position_type(len(names))),
-            np.frombuffer(in_weights, dtype=_NARROW_WEIGHT if narrow else _WEIGHT).astype(
-                np.float64, copy=False
-            ),
-            fan_ins,
-        )
+        sources = np.frombuffer(zlib.decompress(in_sources), dtype=_position_type(len(names)))
+        weights = np.frombuffer(in_weights, dtype=_NARROW_WEIGHT if narrow else _WEIGHT)
+        if not (
+            len(ends) == len(names) == len(fan_ins)
+            and len(sources) == len(weights) == n_edges
+            and (n_edges == 0 or int(sources.max()) < len(names))
+        ):
+            raise ValueError(
+                f"{len(names)} units, {len(ends)} ends, {len(fan_ins)} fan-ins, "
+                f"{len(sources)} sources and {len(weights)} weights for {n_edges} edges"
+            )
+        return Adjacency(names, ends, sources, weights.astype(np.float64, copy=False), fan_ins)
 
     @staticmethod
     def from_uncompressed_row(

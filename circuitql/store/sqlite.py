@@ -279,8 +279,32 @@ def _compressed_text(text: str) -> bytes:
     return zlib.compress(text.encode())
 
 
-def _text_of(blob: bytes) -> str:
-    return zlib.decompress(blob).decode()
+# What a row that does not decode raises: a damaged file, or rows written by something else.
+_UNDECODABLE = (zlib.error, ValueError, UnicodeDecodeError)
+_DAMAGED_FIX = (
+    "index the model again (circuitql index FILE --replace), or delete it (circuitql delete "
+    "NAME); if many are damaged, index the zoo into a new store"
+)
+
+
+def _text_of(blob: bytes, model: str) -> str:
+    try:
+        return zlib.decompress(blob).decode()
+    except _UNDECODABLE as exc:
+        raise StoreError(
+            f"the stored network string of model {model!r} is damaged ({exc})", fix=_DAMAGED_FIX
+        ) from exc
+
+
+def _edges_of(model: str, columns: Sequence[Any]) -> Adjacency:
+    """The model's ``graphs`` row decoded; a row that does not decode is a StoreError naming
+    the model, never a traceback from zlib or numpy."""
+    try:
+        return Adjacency.from_row(*columns)
+    except _UNDECODABLE as exc:
+        raise StoreError(
+            f"the stored edges of model {model!r} are damaged ({exc})", fix=_DAMAGED_FIX
+        ) from exc
 
 
 def _compress_rows(conn: sqlite3.Connection) -> None:
@@ -676,7 +700,7 @@ class SQLiteStore:
                 f"SELECT {', '.join(ADJACENCY_COLUMNS)} FROM graphs WHERE model_id = {_MODEL_ID}",
                 (model,),
             ).fetchone()
-        return {} if row is None else Adjacency.from_row(*row).inputs()
+        return {} if row is None else _edges_of(model, row).inputs()
 
     def max_layer(self, models: Sequence[str] | None = None) -> int:
         """The deepest of the models' depths: zoo-wide, one seek of ``models_by_depth``."""
@@ -736,7 +760,7 @@ class SQLiteStore:
                 else []
             )
         for name, *columns in rows:
-            adjacency = Adjacency.from_row(*columns)
+            adjacency = _edges_of(name, columns)
             self._adjacencies.put(name, adjacency)
             found[name] = adjacency
         return {name: adjacency for name, adjacency in found.items() if adjacency is not None}
@@ -1075,7 +1099,7 @@ def _model_info(row: Sequence[Any]) -> ModelInfo:
         n_outputs=n_outputs,
         n_neurons=n_neurons,
         n_edges=n_edges,
-        network_string=_text_of(network),
+        network_string=_text_of(network, name),
         meta=json.loads(meta),
         normal_form=json.loads(normal_form),
         canonical_error=canonical_error,

@@ -847,6 +847,52 @@ def test_a_neuron_reads_the_same_edges_however_many_of_its_model_were_read() -> 
     assert shared.views_made > SCAN_VIEWS
 
 
+def _damaged(tmp_path: Path, update: str, value: bytes) -> SQLiteStore:
+    """A store holding model ``m`` as written today, then changed by ``update`` (one
+    parameter, ``value``) behind circuitql's back, opened again."""
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    store.write(fake_model("m"))
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute(update, (value,))
+    conn.commit()
+    conn.close()
+    return SQLiteStore(path)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("uids", b"not zlib"),
+        ("in_sources", zlib.compress(b"\x00")),  # half a source
+        ("in_weights", b"\x00" * 3),
+        ("in_ends", zlib.compress(np.array([0, 1, 999], dtype="<u4").tobytes())),
+    ],
+)
+def test_a_damaged_graphs_row_is_a_store_error_naming_its_model(
+    tmp_path: Path, column: str, value: bytes
+) -> None:
+    store = _damaged(tmp_path, f"UPDATE graphs SET {column} = ?", value)
+    try:
+        with pytest.raises(StoreError, match="edges of model 'm' are damaged") as caught:
+            store.fetch([("m", n.uid) for n in fake_model("m").neurons])
+        assert "--replace" in str(caught.value)
+        with pytest.raises(StoreError, match="edges of model 'm' are damaged"):
+            store.inputs("m")
+    finally:
+        store.close()
+
+
+def test_a_damaged_network_string_is_a_store_error_naming_its_model(tmp_path: Path) -> None:
+    store = _damaged(tmp_path, "UPDATE models SET network_string = ?", b"\x01\x02")
+    try:
+        with pytest.raises(StoreError, match="network string of model 'm' is damaged"):
+            store.models()
+    finally:
+        store.close()
+
+
 def test_a_model_deleted_while_its_neurons_are_read_is_seen_whole(tmp_path: Path) -> None:
     # fetch reads the neurons, then their models' edges: a model another process deletes
     # between the two statements must still come back with its edges, as it was.
