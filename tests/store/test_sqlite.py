@@ -835,6 +835,28 @@ def test_a_magnitude_the_store_cannot_keep_exactly_is_refused(tmp_path: Path) ->
         store.close()
 
 
+def test_edges_handed_over_in_any_order_are_laid_out_by_target() -> None:
+    # Edges usually arrive grouped by target and are laid out as they are; in another order
+    # they are sorted first, stably: the same layout either way.
+    neurons, edges = model_columns(fake_model("m", hidden=6))
+    shuffled = np.random.default_rng(0).permutation(len(edges.src))
+    reordered = dataclasses.replace(
+        edges, src=edges.src[shuffled], dst=edges.dst[shuffled], weight=edges.weight[shuffled]
+    )
+    grouped = np.argsort(reordered.dst, kind="stable")
+    assert not np.array_equal(reordered.dst, reordered.dst[grouped])
+    expected = Adjacency.of_columns(
+        neurons,
+        dataclasses.replace(
+            edges,
+            src=reordered.src[grouped],
+            dst=reordered.dst[grouped],
+            weight=reordered.weight[grouped],
+        ),
+    )
+    assert Adjacency.of_columns(neurons, reordered).row() == expected.row()
+
+
 def test_a_neuron_reads_the_same_edges_however_many_of_its_model_were_read() -> None:
     # Past SCAN_VIEWS neurons of a model, outgoing edges come from one grouping by source
     # instead of a scan per neuron: both must give the same views, in the same order.
