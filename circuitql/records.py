@@ -36,6 +36,11 @@ def significant(
 # A signature's magnitudes are ratios in [0, 1] rounded to this many decimals: coarse enough
 # that float noise from rescaling never changes them, and that a store keeps each in a byte.
 MAGNITUDE_DECIMALS = 2
+MAGNITUDE_STEPS = 10**MAGNITUDE_DECIMALS
+# The magnitude of each step (one byte's worth): k / 100, the float np.round(x, 2) gives for
+# the ratios it stands for. Signatures and stores take their magnitudes from this table, so
+# a zoo's millions of magnitudes are references to 101 floats, not a float object each.
+MAGNITUDES: tuple[float, ...] = tuple((np.arange(256) / MAGNITUDE_STEPS).tolist())
 
 ACTIVATION_CODES: dict[Activation, str] = {
     Activation.RELU: "relu",

@@ -24,7 +24,8 @@ import numpy as np
 from circuitql.graph import NeuronGraph
 from circuitql.records import (
     DEFAULT_SIGNIFICANCE,
-    MAGNITUDE_DECIMALS,
+    MAGNITUDE_STEPS,
+    MAGNITUDES,
     BiasClass,
     Signature,
 )
@@ -50,10 +51,11 @@ def signatures(
     n_pos = np.bincount(edges.dst[positive], minlength=n)
     out_pos = np.bincount(edges.src[positive], minlength=n)
     out_neg = np.bincount(edges.src[significant], minlength=n) - out_pos
-    ratios = _quantize(magnitude[significant] / edge_top[significant])
-    # Grouped by unit, each unit's ratios descending. Ratios lie in [0, 1], so with units two
+    steps = _steps(magnitude[significant] / edge_top[significant])
+    # Grouped by unit, each unit's steps descending: a step is at most 255, so with units 256
     # apart on the key no group overlaps another; ties are equal values, so any order will do.
-    ratios = ratios[np.argsort(2.0 * edges.dst[significant] - ratios)].tolist()
+    key = edges.dst[significant].astype(np.int64) * 256 + (255 - steps)
+    steps = steps[np.argsort(key)].tolist()  # small ints: Python keeps one object of each
     ends = np.cumsum(fan_in).tolist()
     result: dict[str, Signature] = {}
     for unit, pos, count, unit_top, o_pos, o_neg, end in zip(
@@ -74,18 +76,20 @@ def signatures(
             bias_class=bias_class_for(unit.bias, unit_top, significance),
             out_pos=o_pos,
             out_neg=o_neg,
-            magnitudes=tuple(ratios[end - count : end]),
+            magnitudes=tuple(map(MAGNITUDES.__getitem__, steps[end - count : end])),
         )
     return result
 
 
-def _quantize(ratios: np.ndarray) -> np.ndarray:
-    """Round weight ratios for the magnitudes column.
+def _steps(ratios: np.ndarray) -> np.ndarray:
+    """Weight ratios in [0, 1] as magnitude steps (``MAGNITUDES[k]`` is the ratio rounded to
+    ``MAGNITUDE_DECIMALS``, as ``np.round`` rounds it), one byte each: a GPT-2-sized stack's
+    57 million ratios as floats, sorted and listed, took gigabytes.
 
     The nudge keeps float noise from rescaling (1e-15) off the rounding boundary: 0.125 and
     0.12500000000000003 must land in the same bucket.
     """
-    return np.round(ratios + 1e-9, MAGNITUDE_DECIMALS)
+    return np.rint((ratios + 1e-9) * MAGNITUDE_STEPS).astype(np.uint8)
 
 
 def bias_class_for(bias: float, row_max: float, significance: float) -> BiasClass:

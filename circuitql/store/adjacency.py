@@ -29,6 +29,8 @@ import numpy as np
 
 from circuitql.records import (
     MAGNITUDE_DECIMALS,
+    MAGNITUDE_STEPS,
+    MAGNITUDES,
     EdgeColumns,
     NeuronColumns,
     NeuronRecord,
@@ -39,8 +41,7 @@ from circuitql.store.base import FAN_IN_SEEN, NeuronView, reads_between
 _COUNT = np.dtype("<u4")
 _WEIGHT = np.dtype("<f8")
 _NARROW_WEIGHT = np.dtype("<f4")
-_MAGNITUDE_STEPS = 10**MAGNITUDE_DECIMALS
-assert _MAGNITUDE_STEPS <= 255, "a signature magnitude must fit in one byte"
+assert MAGNITUDE_STEPS <= 255, "a signature magnitude must fit in one byte"
 
 
 # Neurons of one model read one at a time (a scan of its sources each) before the model's
@@ -362,8 +363,8 @@ def magnitude_bytes(magnitudes: np.ndarray) -> bytes:
     times less than float64, and the same floats read back. A value that would not survive
     the round trip is a ValueError, never a changed signature."""
     values = np.asarray(magnitudes, dtype=np.float64)
-    steps = np.clip(np.rint(values * _MAGNITUDE_STEPS), 0, _MAGNITUDE_STEPS)
-    if not np.array_equal(steps / _MAGNITUDE_STEPS, values):  # off the grid, or out of [0, 1]
+    steps = np.clip(np.rint(values * MAGNITUDE_STEPS), 0, MAGNITUDE_STEPS)
+    if not np.array_equal(steps / MAGNITUDE_STEPS, values):  # off the grid, or out of [0, 1]
         raise ValueError(
             f"signature magnitudes must be ratios in [0, 1] rounded to {MAGNITUDE_DECIMALS} "
             f"decimals, not {values.tolist()}"
@@ -371,11 +372,7 @@ def magnitude_bytes(magnitudes: np.ndarray) -> bytes:
     return steps.astype(np.uint8).tobytes()
 
 
-# Each byte's magnitude: k / 100 is the float np.round(x, 2) gives for the ratios it stands for.
-_MAGNITUDES = [float(np.float64(step) / _MAGNITUDE_STEPS) for step in range(256)]
-
-
 def magnitudes_of(blob: bytes) -> list[float]:
     """The magnitudes ``magnitude_bytes`` wrote, as the same floats (a table lookup per
     byte: a query decodes thousands of rows of a few bytes each)."""
-    return [_MAGNITUDES[step] for step in blob]
+    return [MAGNITUDES[step] for step in blob]
