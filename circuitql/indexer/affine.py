@@ -115,6 +115,17 @@ class AffineVec:
         )
 
 
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """The pieces end to end; ``pieces`` is emptied, so that each may be freed once copied."""
+    out = np.empty(sum(len(piece) for piece in pieces), dtype=pieces[0].dtype)
+    end = 0
+    while pieces:
+        piece = pieces.pop(0)
+        out[end : end + len(piece)] = piece
+        end += len(piece)
+    return out
+
+
 def _union_basis(parts: Sequence[AffineVec]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for part in parts:
@@ -281,7 +292,11 @@ class GraphBuilder:
             uid = self._fresh_id(outputs.origin[i] or f"output:{i}", "output")
             self._add(Unit(uid, UnitKind.OUTPUT, Activation.IDENTITY, float(outputs.const[i])))
         # Every unit was made after the units it reads, so the edges come grouped by target.
-        src, dst, weight = (np.concatenate(column) for column in zip(*self._edges, strict=True))
+        # One column at a time, each layer's piece of it let go once copied: a GPT-2-sized
+        # stack's 57 million edges are 1.4 GB a copy.
+        pieces = [list(column) for column in zip(*self._edges, strict=True)]
+        self._edges = []
+        src, dst, weight = (_joined(column) for column in pieces)
         edges = EdgeArrays.grouped(src, dst, weight, len(self._units))
         bias = np.array([unit.bias for unit in self._units])
         return NeuronGraph.from_arrays(self._units, bias, edges)
