@@ -7,7 +7,7 @@ safetensors file. Here every edge is written once, its source as a position in t
 unit list and its weight as float32, grouped by target. The unit list, where each unit's edges
 end and the sources are zlib-compressed: a dense layer repeats the same run of sources for
 every unit, so 18 KB of them take half a kilobyte and decompress in 15 microseconds. The
-weights are not: random mantissas gain 7% for 300 microseconds a read. They are float32
+weights are not: their random mantissas gain 7% for 220 microseconds a read. They are float32
 because the canonical form's are (``canonical.float32_precision``), and float64 for a weight
 that is not, so a graph read back always computes exactly what was written. A neuron's
 outgoing edges are the same arrays grouped by source, sorted when a model is read.

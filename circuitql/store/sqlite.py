@@ -337,8 +337,10 @@ def _compact_neurons(conn: sqlite3.Connection) -> None:
     """Version 11's neurons to version 12's: each model's depth on its row (a version 8
     store's models table, rebuilt as today's, has the column already), so that the layer
     index can go with the token column, its index and the per-token counts (a token is the
-    columns it spells); enum columns become codes, the default slope NULL."""
-    if "depth" not in {row[1] for row in conn.execute("PRAGMA table_info(models)")}:
+    columns it spells); enum columns become codes, the default slope NULL. A version 9
+    store's neurons table was rebuilt as today's already (``_compact_adjacency``): it has
+    no token column, and is not rebuilt twice."""
+    if "depth" not in _columns(conn, "models"):
         conn.execute("ALTER TABLE models ADD COLUMN depth INTEGER NOT NULL DEFAULT 0")
     conn.execute(
         "UPDATE models SET depth = "
@@ -346,7 +348,12 @@ def _compact_neurons(conn: sqlite3.Connection) -> None:
     )
     conn.execute(_MODELS_BY_DEPTH)
     conn.execute("DROP TABLE token_stats")
-    _rebuild_neurons(conn, {})
+    if "token" in _columns(conn, "neurons"):
+        _rebuild_neurons(conn, {})
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], ...]], ...] = (
