@@ -153,20 +153,20 @@ class ArrayInputs(Mapping[str, float]):
     arrays, made a dict only when read. A wide network's stages (the canonical form,
     signatures, evaluation) work on the arrays, and a 784-1024-1024-1024-10 MLP has 2.9
     million edges: as dicts, 0.7 s each time such a graph is built (three times per index),
-    mostly never read."""
+    mostly never read. The source ids are looked up when the dict is made: an object array
+    of every edge's source id would take 8 bytes an edge (460 MB for a GPT-2-sized stack)."""
 
-    __slots__ = ("_hi", "_lo", "_made", "_sources", "_weights")
+    __slots__ = ("_edges", "_hi", "_ids", "_lo", "_made")
 
-    def __init__(self, sources: np.ndarray, weights: np.ndarray, lo: int, hi: int) -> None:
-        self._sources, self._weights, self._lo, self._hi = sources, weights, lo, hi
+    def __init__(self, ids: np.ndarray, edges: EdgeArrays, lo: int, hi: int) -> None:
+        self._ids, self._edges, self._lo, self._hi = ids, edges, lo, hi
         self._made: dict[str, float] | None = None
 
     def _dict(self) -> dict[str, float]:
         if self._made is None:
             lo, hi = self._lo, self._hi
-            self._made = dict(
-                zip(self._sources[lo:hi].tolist(), self._weights[lo:hi].tolist(), strict=True)
-            )
+            sources = self._ids[self._edges.src[lo:hi]].tolist()
+            self._made = dict(zip(sources, self._edges.weight[lo:hi].tolist(), strict=True))
         return self._made
 
     def __getitem__(self, key: str) -> float:
@@ -357,7 +357,6 @@ class NeuronGraph:
         computes ``layers`` from them, so stages reading it next skip the input mappings."""
         ids = np.array([unit.id for unit in units], dtype=object)
         _check_arrays(ids, edges)
-        sources = ids[edges.src]
         starts = edges.starts.tolist()
         # The checks __post_init__ makes one input at a time, made on the arrays above: a
         # 4.7-million-edge network is built in a fraction of the time.
@@ -371,7 +370,7 @@ class NeuronGraph:
                     unit.kind,
                     unit.activation,
                     b,
-                    ArrayInputs(sources, edges.weight, lo, hi),
+                    ArrayInputs(ids, edges, lo, hi),
                     unit.alpha,
                 )
                 for unit, b, lo, hi in zip(
