@@ -20,6 +20,7 @@ import argparse
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,7 @@ def indexed(
         store = SQLiteStore(Path(tmp) / "acas.db")
         for path in files:
             start = time.perf_counter()
-            model = build_records(load_path(path), path.stem, config)
+            model = build_records(partial(load_path, path), path.stem, config)
             store.write(model)
             outcome.seconds += time.perf_counter() - start
             assert model.canonical_error is not None

@@ -157,8 +157,7 @@ class Database:
         a stored name is refused, or with ``replace`` takes its place.
         """
         times = times or StageTimes()
-        loaded = times.timed("load", lambda: load(model, input_dim=input_dim))
-        records = build_records(loaded, name or loaded.default_name, self.config, times)
+        records = build_records(lambda: load(model, input_dim=input_dim), name, self.config, times)
         return times.timed("write", lambda: self.store.write(records, replace))
 
     def index_many(
@@ -534,8 +533,7 @@ def _prepare(
     model, name = item
     times = StageTimes()
     try:
-        loaded = times.timed("load", lambda: load(model))
-        return build_records(loaded, name, config, times), times
+        return build_records(lambda: load(model), name, config, times), times
     except CircuitQLError as err:
         return err, times
 

@@ -523,7 +523,7 @@ def test_weights_that_overflow_are_refused_when_indexed(tmp_path: Path) -> None:
     weights = {k: v.double() * (1e300 if k.endswith("weight") else 1.0) for k, v in weights.items()}
     torch.save(weights, path)
     with pytest.raises(ModelLoadError, match="even without pruning"):
-        build_records(load(path), "m")
+        build_records(lambda: load(path), "m")
 
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "model-config.md"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -397,7 +398,7 @@ def test_a_leaky_relu_keeps_its_slope(store: Store) -> None:
     # A network read back from the store computes what the network computes: with its own
     # slope, not PyTorch's default.
     network = _leaky(0.1)
-    model = build_records(load(network), "leaky")
+    model = build_records(lambda: load(network), "leaky")
     store.write(model)
     assert {
         n.alpha for n in store.neurons("leaky") if n.signature.activation is Activation.LEAKY_RELU
@@ -423,7 +424,7 @@ on_random_networks = settings(
 
 def _indexed(network: NeuronGraph) -> IndexedModel:
     """The records of ``network``, under a name its content decides."""
-    return build_records(load(network), network.content_hash()[:16])
+    return build_records(lambda: load(network), network.content_hash()[:16])
 
 
 @on_random_networks
@@ -467,7 +468,7 @@ def test_a_view_leaves_out_the_inputs_too_small_to_count(store: Store) -> None:
             Unit("out:0", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"fc1:0": 1.0, "fc1:1": 0.03}),
         )
     )
-    model = build_records(load(network), "small-weights")
+    model = build_records(lambda: load(network), "small-weights")
     fan_ins = {n.uid: n.signature.fan_in for n in model.neurons}
     assert fan_ins["fc1:0"] == 2 and fan_ins["out:0"] == 1
     _check_views(store, model)
@@ -653,7 +654,7 @@ def test_every_format_round_trips_within_its_canonical_error(store: Store, tmp_p
 
     for path in _real_format_files(tmp_path):
         loaded = load_path(path)
-        model = build_records(loaded, path.stem)
+        model = build_records(partial(load_path, path), path.stem)
         # The same network in another format is the same content: stored once, first name.
         name = store.write(model).model.name
         config = model_config(IndexConfig(), loaded).canonical

@@ -423,7 +423,7 @@ def test_a_version_6_store_is_migrated_and_its_leaky_models_indexed_again(tmp_pa
     path = tmp_path / "v6.db"
     x = Unit("input:0", UnitKind.INPUT)
     leaky = build_records(
-        load(
+        lambda: load(
             NeuronGraph(
                 (
                     x,
