@@ -382,8 +382,15 @@ class ModelInfo:
     @property
     def domain(self) -> Domain | None:
         """The box the model was canonicalized on (None: unbounded inputs)."""
-        box = self.normal_form.get("domain")
-        return None if box is None else Domain.from_json(box).for_inputs(self.n_inputs)
+        return domain_of(self.normal_form, self.n_inputs)
+
+
+def domain_of(normal_form: Mapping[str, Any], n_inputs: int) -> Domain | None:
+    """The input domain a model's ``normal_form`` records, one interval per input (None:
+    unbounded inputs): ``ModelInfo.domain``, and what ``Store.domains`` reads without the
+    rest of the model's row."""
+    box = normal_form.get("domain")
+    return None if box is None else Domain.from_json(box).for_inputs(n_inputs)
 
 
 @dataclass(frozen=True)

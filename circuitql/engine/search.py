@@ -148,10 +148,16 @@ class _Search:
     def expired(self) -> bool:
         return time.monotonic() > self.deadline
 
+    def read_domains(self, models: Iterable[str]) -> None:
+        """Read the domains of ``models`` not read yet, in one store round trip: those of
+        every model a batch's structural matches lie in, before any is fitted."""
+        missing = [model for model in dict.fromkeys(models) if model not in self.domains]
+        if missing:
+            found = self.store.domains(missing)
+            self.domains.update((model, found.get(model)) for model in missing)
+
     def domain(self, model: str) -> Domain | None:
-        if model not in self.domains:
-            info = self.store.get_model(model)
-            self.domains[model] = None if info is None else info.domain
+        self.read_domains([model])
         return self.domains[model]
 
     def interval(self, model: str, uid: str) -> tuple[float, float] | None:
@@ -263,6 +269,7 @@ def _structural(
         if uid not in hood.views
     }
     search.cache.fetch(sorted(unread))
+    search.read_domains(model for model, _, mappings in matched if mappings)
     return matched
 
 

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+from circuitql.domain import Domain
 from circuitql.graph import NeuronGraph, UnitKind
 from circuitql.records import (
     EdgeColumns,
@@ -202,6 +203,12 @@ class Store(Protocol):
 
     def get_model(self, name: str) -> ModelInfo | None:
         """The model stored under ``name``; None when there is none."""
+        ...
+
+    def domains(self, models: Sequence[str]) -> dict[str, Domain | None]:
+        """Each named model's input domain (``ModelInfo.domain``) in one round trip, without
+        the rest of its row; names the store lacks are left out. A search reads the domain
+        of every model a candidate lies in (hundreds per query at zoo size)."""
         ...
 
     def neurons(self, model: str) -> list[NeuronRecord]:

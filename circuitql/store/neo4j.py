@@ -35,6 +35,7 @@ import neo4j
 import numpy as np
 from neo4j import exceptions as neo4j_errors
 
+from circuitql.domain import Domain
 from circuitql.errors import NameTaken, StoreError
 from circuitql.graph import LEAKY_SLOPE, Activation, UnitKind
 from circuitql.records import (
@@ -46,6 +47,7 @@ from circuitql.records import (
     NeuronRecord,
     Signature,
     WriteOutcome,
+    domain_of,
 )
 from circuitql.store.base import (
     FAN_IN_SEEN,
@@ -462,6 +464,20 @@ class Neo4jStore:
             "MATCH (m:Model {namespace: $namespace, name: $name}) RETURN m", name=name
         )
         return model_info(records[0]["m"]) if records else None
+
+    def domains(self, models: Sequence[str]) -> dict[str, Domain | None]:
+        """One statement, a seek on the (namespace, name) uniqueness constraint per name;
+        only the two properties a domain needs come back."""
+        records = self._read(
+            "UNWIND $names AS name "
+            "MATCH (m:Model {namespace: $namespace, name: name}) "
+            "RETURN m.name AS name, m.n_inputs AS n_inputs, m.normal_form AS normal_form",
+            names=list(dict.fromkeys(models)),
+        )
+        return {
+            r["name"]: domain_of(json.loads(r["normal_form"] or "{}"), r["n_inputs"])
+            for r in records
+        }
 
     def neurons(self, model: str) -> list[NeuronRecord]:
         """The Model node's HAS neighbours, by ``ordinal`` (the indexer's order)."""

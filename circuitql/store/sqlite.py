@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from circuitql.domain import Domain
 from circuitql.errors import NameTaken, StoreError
 from circuitql.graph import LEAKY_SLOPE
 from circuitql.records import (
@@ -47,6 +48,7 @@ from circuitql.records import (
     NeuronRecord,
     Signature,
     WriteOutcome,
+    domain_of,
 )
 from circuitql.store.adjacency import COLUMNS as ADJACENCY_COLUMNS
 from circuitql.store.adjacency import (
@@ -688,6 +690,17 @@ class SQLiteStore:
                 f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)
             ).fetchone()
         return None if row is None else _model_info(row)
+
+    def domains(self, models: Sequence[str]) -> dict[str, Domain | None]:
+        """One statement, a seek on the unique ``models.name`` per name; the network string,
+        the widest column of the row, is neither read nor decompressed."""
+        with self._db_errors("reading domains"):
+            rows = self._conn.execute(
+                "SELECT m.name, m.n_inputs, m.normal_form FROM json_each(?) AS k "
+                "CROSS JOIN models AS m ON m.name = k.value",
+                (json.dumps(list(dict.fromkeys(models))),),
+            ).fetchall()
+        return {name: domain_of(json.loads(form), n_inputs) for name, n_inputs, form in rows}
 
     def neurons(self, model: str) -> list[NeuronRecord]:
         """In rowid order, which is the order they were inserted; the adjacency columns are

@@ -122,6 +122,28 @@ def test_same_content_canonicalized_otherwise_replaces_the_stored_model(store: S
     assert store.write(other).status == "unchanged"
 
 
+def test_domains_are_read_for_many_models_at_once_as_get_model_gives_them(store: Store) -> None:
+    boxed = [[-2.0, 2.0], [0.0, 5.0], [-1.0, 1.0]]
+    store.write(fake_model("boxed", n_inputs=3, normal_form={"version": 2, "domain": boxed}))
+    store.write(fake_model("free", scale=2.0, normal_form={"version": 2, "domain": None}))
+    store.write(fake_model("one box", scale=3.0, normal_form={"domain": [-4.0, 4.0]}))
+    names = ["free", "boxed", "missing", "boxed", "one box", "x'); DROP TABLE models; --"]
+    domains = store.domains(names)
+    assert set(domains) == {"free", "boxed", "one box"}
+    for name, domain in domains.items():
+        info = store.get_model(name)
+        assert info is not None and domain == info.domain
+    assert domains["free"] is None
+    assert domains["boxed"] is not None and domains["boxed"].box == (
+        (-2.0, 2.0),
+        (0.0, 5.0),
+        (-1.0, 1.0),
+    )
+    assert domains["one box"] is not None and domains["one box"].box == ((-4.0, 4.0),) * 2
+    assert store.domains([]) == {}
+    assert [m.name for m in store.models()] == ["boxed", "free", "one box"]
+
+
 def test_same_content_with_edited_metadata_updates_the_stored_model(store: Store) -> None:
     """A config whose meta was edited (a task relabelled) must update what a census groups
     the model by, though the network is the same."""
