@@ -11,8 +11,9 @@ on different directions, a ratio 30% off.
 
 Cases are planted into dense random hosts with the machinery of ``circuitql.zoo.plant``
 (permuted, rescaled, noised), reading either network inputs on the domain [-2, 2] or hidden
-units of the host. Every model carries the domain, as a trained network carries its
-training range.
+units of the host whose kinks lie well inside their range on it (a unit that never fires
+there is a constant, and max(a, b) of it is no max). Every model carries the domain, as a
+trained network carries its training range.
 """
 
 from __future__ import annotations
@@ -379,6 +380,7 @@ def perturbed_zoo(seed: int = 0) -> Iterator[tuple[str, NeuronGraph, Domain, tup
             widths,
             int(rng.integers(2, 4)),
             2 if case.hidden_inputs else 1,
+            domain=case.domain,
         )
         bindings = tuple({var: where[uid] for var, uid in b.items()} for b in case.bindings)
         name = f"perturbed/{case.name}"

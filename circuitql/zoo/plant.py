@@ -30,6 +30,7 @@ import networkx as nx
 import numpy as np
 from networkx.algorithms.isomorphism import DiGraphMatcher
 
+from circuitql.domain import Domain
 from circuitql.export import save, spec_from_graph
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import canonicalize
@@ -359,18 +360,25 @@ def _read_canonically(net: _Net, planted: frozenset[str]) -> dict[str, float]:
 
 
 def _plant(
-    net: _Net, example: NeuronGraph, start: int, to_output: bool, rng: np.random.Generator
+    net: _Net,
+    example: NeuronGraph,
+    start: int,
+    to_output: bool,
+    rng: np.random.Generator,
+    domain: Domain | None = None,
 ) -> dict[str, str]:
     """Overwrite host rows with the example's units; returns example unit -> host unit.
 
     Example unit at depth d goes to hidden layer ``start + d - 1``; an identity output goes to
     a network output (``to_output``) or, as a ReLU unit, to the hidden layer after its
     sources. Inputs bind to network inputs (``start == 1``) or to hidden units of the layer
-    before ``start``.
+    before ``start``: on a ``domain``, only to those ``_live`` there.
     """
     depth = example.layers
     where: dict[str, str] = {}
     sources = net.layers[start - 1]
+    if domain is not None and len(live := _live(net, start - 1, domain)) >= len(example.inputs):
+        sources = live
     for unit, pick in zip(
         example.inputs, rng.choice(len(sources), len(example.inputs), replace=False), strict=True
     ):
@@ -393,6 +401,34 @@ def _plant(
             hidden = layer < len(net.layers) - 1
             net.activation[uid] = Activation.RELU if hidden else unit.activation
     return where
+
+
+# Where a host unit an example input binds to must have its kink on a domain, as a fraction
+# of its pre-activation's range there: nearer an end, the unit is dead or linear on most of
+# the domain, and the circuit reading it computes something else there (max(a, b) of a unit
+# that never fires is relu(b)); at an end, the canonical form folds it away.
+LIVE_KINK = (0.2, 0.8)
+
+
+def _live(net: _Net, layer: int, domain: Domain) -> list[str]:
+    """The units of ``layer`` (read by the layer after it) whose pre-activation bounds on
+    ``domain``, propagated through the layers below as the canonical form propagates them
+    (``canonical.bounds``), put the kink inside ``LIVE_KINK``; a network input always
+    qualifies."""
+    box = domain.for_inputs(len(net.layers[0])).box
+    post = {uid: interval for uid, interval in zip(net.layers[0], box, strict=True)}
+    live = list(net.layers[layer])
+    for depth in range(1, layer + 1):
+        live = []
+        for uid in net.layers[depth]:
+            lo = hi = net.bias[uid]
+            for src, w in net.rows[uid].items():
+                ends = (w * post[src][0], w * post[src][1])
+                lo, hi = lo + min(ends), hi + max(ends)
+            post[uid] = (max(lo, 0.0), max(hi, 0.0))
+            if hi > lo and LIVE_KINK[0] <= -lo / (hi - lo) <= LIVE_KINK[1]:
+                live.append(uid)
+    return live
 
 
 def _leftovers(
@@ -591,12 +627,14 @@ def plant_in_host(
     n_outputs: int,
     start: int = 1,
     to_output: bool = True,
+    domain: Domain | None = None,
 ) -> tuple[NeuronGraph, dict[str, str]]:
     """``example`` (any network) planted in a dense random host of the given shape from
     hidden layer ``start`` on, disguised like every planted host; returns the host and
-    example unit -> source id."""
+    example unit -> source id. On a ``domain``, the example's inputs bind only to host units
+    whose kink lies inside their range there (``_live``)."""
     return _planted_in(
-        example, noise, _dense(rng, n_inputs, widths, n_outputs), start, to_output, rng
+        example, noise, _dense(rng, n_inputs, widths, n_outputs), start, to_output, rng, domain
     )
 
 
@@ -607,8 +645,9 @@ def _planted_in(
     start: int,
     to_output: bool,
     rng: np.random.Generator,
+    domain: Domain | None = None,
 ) -> tuple[NeuronGraph, dict[str, str]]:
-    where = _plant(net, example, start, to_output, rng)
+    where = _plant(net, example, start, to_output, rng, domain)
     planted = frozenset(where[u.id] for u in example.units if u.kind is not UnitKind.INPUT)
     _leftovers(net, planted, _read_canonically(net, planted), noise, rng)
     renamed = _disguise(net, rng, noise)

@@ -16,10 +16,11 @@ import pytest
 from circuitql.api import connect, model_name
 from circuitql.cli import main
 from circuitql.graph import NeuronGraph, UnitKind
-from circuitql.indexer.canonical import canonicalize
+from circuitql.indexer.canonical import Config, canonicalize
 from circuitql.indexer.load import load
 from circuitql.language import builtin_library, reference_network
 from circuitql.records import DEFAULT_SIGNIFICANCE
+from circuitql.zoo.perturbed import perturbed_zoo
 from circuitql.zoo.plant import (
     AXIS_COSINE,
     PLANTS,
@@ -298,3 +299,23 @@ def test_no_random_first_layer_unit_lies_along_an_input() -> None:
         w = plain.normal(size=len(first))
         plain.normal(scale=0.5)
         assert list(host.rows[uid].values()) == (w / np.linalg.norm(w)).tolist()
+
+
+def test_circuit_inputs_on_hidden_units_are_live_on_the_domain() -> None:
+    """A two-input circuit planted on hidden units of a host with a domain binds units
+    whose kink lies inside their range there: the canonical form keeps each one as it is
+    (a unit that never fires there would leave max(a, b) computing relu(b), and the ground
+    truth would list a circuit the network does not hold). Seeds 28 and 32 drew such units
+    before the rule."""
+    checked = 0
+    for seed in range(40):
+        for name, graph, domain, expected in perturbed_zoo(seed):
+            if not name.startswith("perturbed/gauge-"):
+                continue
+            canon = canonicalize(graph, Config(domain=domain))
+            for uid in (expected[0].binding["a"], expected[0].binding["b"]):
+                assert graph[uid].kind is UnitKind.HIDDEN, (seed, name, uid)
+                assert uid in {u.id for u in canon.graph.units}, (seed, name, uid)
+                assert not [s for s in canon.steps if s.unit == uid and s.action != "rescale"]
+                checked += 1
+    assert checked == 40 * 3 * 2
