@@ -1,7 +1,7 @@
 """Circuits as training leaves them, over many seeds: recall and false reports of the default
 search on draws the test suite never sees.
 
-    python benchmarks/bench_seeds.py --seeds 1 24
+    python benchmarks/bench_seeds.py --seeds 1 120
 
 ``circuitql.zoo.perturbed`` draws its cases from a seed: small cancelling biases, detectors
 split over near-parallel units, linear and dead units beside a pair, inputs read from hidden
@@ -51,7 +51,7 @@ def _described(db: Database, circuit: str, model: str, bindings: Mapping[str, st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs=2, default=[1, 24], metavar=("FIRST", "LAST"))
+    parser.add_argument("--seeds", type=int, nargs=2, default=[1, 120], metavar=("FIRST", "LAST"))
     parser.add_argument("--jobs", type=int, default=2, help="indexing worker processes")
     add_json_argument(parser)
     args = parser.parse_args()

@@ -64,7 +64,7 @@ BENCHES = (
         ("--sizes", "100", "1000", "10000", "--repeats", "5", "--baseline", "{baseline}"),
         ("--sizes", "100", "300", "--repeats", "2", "--baseline", "{baseline}"),
     ),
-    Bench("bench_seeds.py", ("--seeds", "1", "24"), ("--seeds", "1", "3")),
+    Bench("bench_seeds.py", ("--seeds", "1", "120"), ("--seeds", "1", "3")),
     Bench(
         "bench_store.py",
         ("--models", "10000", "--repeats", "5", "--baseline", "{baseline}"),
