@@ -24,13 +24,17 @@ from circuitql.graph import Activation, EdgeArrays, NeuronGraph, Unit, UnitKind,
 class AffineVec:
     """``value[i] = const[i] + sum_j coef[i, j] * unit(basis[j])``.
 
+    ``coef`` None stands for the identity: element i is unit ``basis[i]`` itself, as every
+    activation leaves a layer. A GPT-2-sized layer's identity is 3072 x 3072 (75 MB), and the
+    next linear map multiplied by it is 7 GFLOP for a copy of its weight.
+
     ``origin[i]`` is the source id ("<module>:<row>") of the linear map that last produced
     element i, or "" when no linear map has touched it since its unit was created. It names the
     neuron an activation creates from this element.
     """
 
     basis: tuple[str, ...]
-    coef: np.ndarray
+    coef: np.ndarray | None
     const: np.ndarray
     origin: tuple[str, ...]
 
@@ -41,7 +45,19 @@ class AffineVec:
     def of_units(unit_ids: Sequence[str]) -> AffineVec:
         """The units' own outputs, one element each, with no linear map behind them yet."""
         n = len(unit_ids)
-        return AffineVec(tuple(unit_ids), np.eye(n), np.zeros(n), ("",) * n)
+        return AffineVec(tuple(unit_ids), None, np.zeros(n), ("",) * n)
+
+    def dense(self) -> np.ndarray:
+        """``coef`` as a matrix, the identity written out."""
+        return np.eye(len(self.basis)) if self.coef is None else self.coef
+
+    def nonzeros(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The nonzero coefficients as (rows, columns, values), row by row in basis order."""
+        if self.coef is None:
+            rows = np.arange(len(self.basis))
+            return rows, rows.copy(), np.ones(len(rows))
+        rows, columns = np.nonzero(self.coef)
+        return rows, columns, self.coef[rows, columns]
 
     def linear(self, weight: np.ndarray, bias: np.ndarray | None, module: str) -> AffineVec:
         """Apply ``weight @ value + bias`` (weight has shape (out, in), as torch stores it)."""
@@ -61,26 +77,37 @@ class AffineVec:
                 )
             const = const + bias
         origin = tuple(f"{module}:{row}" for row in range(weight.shape[0]))
-        return AffineVec(self.basis, weight @ self.coef, const, origin)
+        coef = weight if self.coef is None else weight @ self.coef
+        return AffineVec(self.basis, coef, const, origin)
 
     def affine_elementwise(self, scale: np.ndarray, shift: np.ndarray) -> AffineVec:
         """``value * scale + shift`` with broadcastable constants (input normalisation)."""
         scale = np.broadcast_to(np.asarray(scale, dtype=np.float64).reshape(-1), (len(self),))
         shift = np.broadcast_to(np.asarray(shift, dtype=np.float64).reshape(-1), (len(self),))
         return AffineVec(
-            self.basis, self.coef * scale[:, None], self.const * scale + shift, self.origin
+            self.basis, self.dense() * scale[:, None], self.const * scale + shift, self.origin
         )
 
     def select(self, indices: Sequence[int]) -> AffineVec:
         """The elements at ``indices``, in that order (repeats allowed): a gather or slice."""
         idx = list(indices)
         return AffineVec(
-            self.basis, self.coef[idx], self.const[idx], tuple(self.origin[i] for i in idx)
+            self.basis, self._rows(idx), self.const[idx], tuple(self.origin[i] for i in idx)
         )
+
+    def _rows(self, idx: list[int]) -> np.ndarray:
+        if self.coef is not None:
+            return self.coef[idx]
+        rows = np.zeros((len(idx), len(self.basis)))
+        rows[np.arange(len(idx)), idx] = 1.0
+        return rows
 
     def _on_basis(self, basis: tuple[str, ...]) -> np.ndarray:
         position = {b: j for j, b in enumerate(basis)}
         coef = np.zeros((len(self), len(basis)))
+        if self.coef is None:
+            coef[np.arange(len(self)), [position[b] for b in self.basis]] = 1.0
+            return coef
         for j, b in enumerate(self.basis):
             coef[:, position[b]] = self.coef[:, j]
         return coef
@@ -124,6 +151,10 @@ def _joined(pieces: list[np.ndarray]) -> np.ndarray:
         out[end : end + len(piece)] = piece
         end += len(piece)
     return out
+
+
+def _nonzero_count(value: AffineVec) -> int:
+    return len(value.basis) if value.coef is None else int(np.count_nonzero(value.coef))
 
 
 def _union_basis(parts: Sequence[AffineVec]) -> tuple[str, ...]:
@@ -249,8 +280,8 @@ class GraphBuilder:
         20 -> 5 map read by a 5 -> 20 one), ``value`` first becomes units of its own with the
         identity activation, so the graph keeps the layer a network was built around."""
         folded = value.linear(weight, bias, module)
-        if not len(value) or np.count_nonzero(folded.coef) <= (
-            np.count_nonzero(weight) + np.count_nonzero(value.coef)
+        if not len(value) or _nonzero_count(folded) <= (
+            np.count_nonzero(weight) + _nonzero_count(value)
         ):
             return folded
         return self._new_units(value, Activation.IDENTITY, module, 0.01).linear(
@@ -304,10 +335,10 @@ class GraphBuilder:
     def _read_by_next(self, value: AffineVec) -> None:
         """The edges of the units about to be made, one per element of ``value``: each
         row's nonzero coefficients, in basis order (the order a unit lists its inputs)."""
-        rows, columns = np.nonzero(value.coef)
+        rows, columns, weights = value.nonzeros()
         positions = np.array([self._position[b] for b in value.basis], dtype=np.intp)
         first = len(self._units)
-        self._edges.append((positions[columns], first + rows, value.coef[rows, columns]))
+        self._edges.append((positions[columns], first + rows, weights))
 
     def _fresh_id(self, wanted: str, module: str) -> str:
         if wanted not in self._position:
