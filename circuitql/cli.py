@@ -38,6 +38,7 @@ from circuitql.errors import CircuitQLError, shown
 from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.files import MODEL_SUFFIXES, discover, printable_path
 from circuitql.indexer.pipeline import IndexConfig
+from circuitql.processes import return_freed_arrays
 from circuitql.records import ModelInfo
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ PROGRESS_THRESHOLD = 5  # a progress bar only when there is enough work to watch
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``circuitql`` command: its exit status, 2 for a user's error, told in one message
     with no traceback."""
+    return_freed_arrays()
     parser = _parser()
     # Bytes of an argument that are not UTF-8 (a Latin-1 file name typed in a shell) arrive
     # as lone surrogates; stored names keep such bytes escaped, and so do arguments.

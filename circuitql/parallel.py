@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 from circuitql.errors import CircuitQLError
-from circuitql.processes import alive, idle_cores
+from circuitql.processes import alive, idle_cores, return_freed_arrays
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -115,6 +115,7 @@ def _start_worker(writer: int) -> None:
 
     _exit_with(writer)
     threadpool_limits(1)
+    return_freed_arrays()
 
 
 def _exit_with(pid: int) -> None:

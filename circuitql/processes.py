@@ -4,7 +4,9 @@ indexing workers of the process that feeds them), and how many cores are free fo
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import sys
 from pathlib import Path
 
 
@@ -39,3 +41,27 @@ def idle_cores() -> int:
     except (AttributeError, OSError):  # not on Windows
         busy = 0.0
     return max(1, min(cores, round(cores - busy)))
+
+
+# Allocations this large or larger are mapped from the kernel on their own and given back
+# when freed (glibc's M_MMAP_THRESHOLD, which mallopt sets with this code).
+_M_MMAP_THRESHOLD = -3
+HEAP_LIMIT = 1 << 20
+
+
+def return_freed_arrays() -> None:
+    """Have the C library map every allocation of ``HEAP_LIMIT`` or more on its own, so that
+    freeing one gives its memory back at once. By default glibc raises that threshold each
+    time a large block is freed, up to 32 MB: from then on a big network's per-layer arrays
+    (19 MB each in a GPT-2-sized stack) come from the heap, which cannot shrink past what is
+    still in use, and loading the 12-block stack peaked at 5,089 MiB rather than 4,586 MiB.
+    Called by processes circuitql owns (the command line, indexing workers), never on
+    import: a library leaves its host's allocator alone. A no-op off glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt(_M_MMAP_THRESHOLD, HEAP_LIMIT)
