@@ -106,7 +106,9 @@ def _limits() -> dict[str, Any]:
     from circuitql.engine.search import DEFAULT_TIMEOUT
     from circuitql.grammar.parser import MAX_TEXT
     from circuitql.indexer.affine import (
+        BYTES_PER_LARGE_VALUE,
         BYTES_PER_VALUE,
+        LARGE_MODEL_VALUES,
         MAX_TENSOR_VALUES,
         MAX_WIDTH,
         MEMORY_SHARE,
@@ -123,7 +125,8 @@ def _limits() -> dict[str, Any]:
         "units per layer": f"{MAX_WIDTH:,}",
         "values per tensor": f"{MAX_TENSOR_VALUES:,}",
         "weights per .nnet file": f"{MAX_WEIGHTS:,}",
-        "memory to index a model": f"about {BYTES_PER_VALUE} bytes a weight, at most "
+        "memory to index a model": f"about {BYTES_PER_VALUE} bytes a weight, "
+        f"{BYTES_PER_LARGE_VALUE} beyond the first {LARGE_MODEL_VALUES:,}, at most "
         f"{MEMORY_SHARE:.0%} of the memory free",
         "canonical error": f"{Config().max_error:g} (--max-canonical-error)",
     }

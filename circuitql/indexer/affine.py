@@ -181,10 +181,16 @@ MAX_MODEL_VALUES = 2 * MAX_TENSOR_VALUES
 
 
 # What indexing holds per weight at its peak, with a margin: the edges as arrays at every
-# stage, and the graph's unit objects (benchmarks/bench_big.py: a GPT-2-small MLP block of 4.7
-# million weights peaks at 1.3 GB, 273 bytes a weight; a 784-1024-1024-1024-10 MLP of 2.9
-# million at 0.5 GB).
+# stage, and the graph's unit objects. Per weight it falls as models grow, units and fixed
+# costs spread over more weights (benchmarks/bench_big.py, whole processes: a
+# 784-1024-1024-1024-10 MLP of 2.9 million weights peaks at 396 MiB; a GPT-2-small MLP block
+# of 4.7 million at 995 MiB, 221 bytes a weight; twelve blocks, 57 million, at 4,611 MiB, 85
+# bytes a weight). So the first ``LARGE_MODEL_VALUES`` weights count ``BYTES_PER_VALUE`` each
+# and the rest ``BYTES_PER_LARGE_VALUE``: at the old flat 300, the twelve blocks asked for
+# 16 GiB free, and a 16 GB machine refused a model it indexes in under 5.
 BYTES_PER_VALUE = 300
+LARGE_MODEL_VALUES = 5_000_000
+BYTES_PER_LARGE_VALUE = 120
 # The share of the memory the machine has free that one model may take.
 MEMORY_SHARE = 0.8
 MEMORY_CHECK = "CIRCUITQL_MEMORY_CHECK"  # "0" turns the check off
@@ -203,7 +209,7 @@ def check_model_size(values: int, where: str) -> None:
             fix="index a smaller network, or the part of it a circuit lives in",
         )
     available = available_memory()
-    needed = values * BYTES_PER_VALUE
+    needed = memory_needed(values)
     if (
         available is not None
         and needed > MEMORY_SHARE * available
@@ -216,6 +222,12 @@ def check_model_size(values: int, where: str) -> None:
             fix="index the part of the network a circuit lives in (fewer layers or blocks), "
             f"or a machine with more memory; {MEMORY_CHECK}=0 skips this check",
         )
+
+
+def memory_needed(values: int) -> int:
+    """Bytes indexing a model of ``values`` weights is expected to take at its peak."""
+    large = max(0, values - LARGE_MODEL_VALUES)
+    return (values - large) * BYTES_PER_VALUE + large * BYTES_PER_LARGE_VALUE
 
 
 def available_memory() -> int | None:
