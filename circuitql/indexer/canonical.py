@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import compress, islice
+from types import MappingProxyType
 
 import numpy as np
 
@@ -125,9 +126,17 @@ class State:
     box: tuple[np.ndarray, np.ndarray]
 
     @staticmethod
-    def of(graph: NeuronGraph, config: Config) -> State:
-        """The loaded network before any step: each unit its own only member, at scale 1."""
+    def of(graph: NeuronGraph, config: Config, bare: bool = False) -> State:
+        """The loaded network before any step: each unit its own only member, at scale 1.
+
+        ``bare``: the units without their input mappings, which hold the loaded graph's edge
+        arrays (``ArrayInputs``) long after the steps have made their own; the state then
+        keeps nothing of the graph once its edges are rebuilt."""
         units = graph.units
+        if bare:
+            units = tuple(
+                Unit(u.id, u.kind, u.activation, u.bias, _NO_INPUTS, u.alpha) for u in units
+            )
         kind = np.array([u.kind for u in units], dtype=object)
         return State(
             units,
@@ -182,7 +191,14 @@ StepFn = Callable[[State, Config], tuple[State, list[Step]]]
 def canonicalize(graph: NeuronGraph, config: Config | None = None) -> Canonical:
     """Apply every step until none changes anything."""
     config = config or Config()
-    state, log = State.of(graph, config), []
+    return canonical_form(State.of(graph, config), config)
+
+
+def canonical_form(state: State, config: Config) -> Canonical:
+    """``canonicalize`` from a state: each step's result replaces it, so a caller that hands
+    over its only reference (``faithful_canonical``, for a big network) holds no array of the
+    loaded graph's once the steps have made their own."""
+    log: list[Step] = []
     for _ in range(MAX_ROUNDS):
         changed = False
         for step in PIPELINE:
@@ -200,6 +216,7 @@ def canonicalize(graph: NeuronGraph, config: Config | None = None) -> Canonical:
 
 
 _FLOAT32 = np.finfo(np.float32)
+_NO_INPUTS: Mapping[str, float] = MappingProxyType({})
 
 
 def float32_precision(weights: np.ndarray) -> np.ndarray:
