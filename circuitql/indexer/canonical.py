@@ -546,9 +546,13 @@ def prune_weights(state: State, config: Config) -> tuple[State, list[Step]]:
     width[inputs] = hi - lo
     bounded = np.isfinite(state.box[0]) & np.isfinite(state.box[1])
     center[np.flatnonzero(inputs)[bounded]] = ((lo + hi) / 2)[bounded]
-    contribution = np.abs(edges.weight) * width[edges.src]
-    weak = contribution < config.prune_tol * edges.row_max(contribution)[edges.dst]
-    del contribution  # the size of the weights: gone before the kept edges are copied
+    # Arrays the size of the weights, two at a time at most (a GPT-2-sized stack's are 460
+    # MB each); the tolerance scales each unit's largest contribution before it is spread
+    # over that unit's edges, the same products in fewer arrays.
+    contribution = np.abs(edges.weight)
+    contribution *= width[edges.src]
+    weak = contribution < (config.prune_tol * edges.row_max(contribution))[edges.dst]
+    del contribution  # gone before the kept edges are copied
     if not weak.any():
         return state, []
     steps = [
