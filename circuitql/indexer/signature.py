@@ -51,11 +51,10 @@ def signatures(
     n_pos = np.bincount(edges.dst[positive], minlength=n)
     out_pos = np.bincount(edges.src[positive], minlength=n)
     out_neg = np.bincount(edges.src[significant], minlength=n) - out_pos
-    steps = _steps(magnitude[significant] / edge_top[significant])
-    # Grouped by unit, each unit's steps descending: a step is at most 255, so with units 256
-    # apart on the key no group overlaps another; ties are equal values, so any order will do.
-    key = edges.dst[significant].astype(np.int64) * 256 + (255 - steps)
-    steps = steps[np.argsort(key)].tolist()  # small ints: Python keeps one object of each
+    ratios = magnitude[significant]
+    ratios /= edge_top[significant]
+    del magnitude, edge_top  # each the size of the weights (460 MB for a GPT-2-sized stack)
+    steps = _sorted_steps(edges.dst[significant], _steps(ratios))
     ends = np.cumsum(fan_in).tolist()
     result: dict[str, Signature] = {}
     for unit, pos, count, unit_top, o_pos, o_neg, end in zip(
@@ -76,7 +75,7 @@ def signatures(
             bias_class=bias_class_for(unit.bias, unit_top, significance),
             out_pos=o_pos,
             out_neg=o_neg,
-            magnitudes=tuple(map(MAGNITUDES.__getitem__, steps[end - count : end])),
+            magnitudes=tuple(map(MAGNITUDES.__getitem__, steps[end - count : end].tolist())),
         )
     return result
 
@@ -84,12 +83,28 @@ def signatures(
 def _steps(ratios: np.ndarray) -> np.ndarray:
     """Weight ratios in [0, 1] as magnitude steps (``MAGNITUDES[k]`` is the ratio rounded to
     ``MAGNITUDE_DECIMALS``, as ``np.round`` rounds it), one byte each: a GPT-2-sized stack's
-    57 million ratios as floats, sorted and listed, took gigabytes.
+    57 million ratios as floats, sorted and listed, took gigabytes. ``ratios`` is worked on
+    in place, and spent.
 
     The nudge keeps float noise from rescaling (1e-15) off the rounding boundary: 0.125 and
     0.12500000000000003 must land in the same bucket.
     """
-    return np.rint((ratios + 1e-9) * MAGNITUDE_STEPS).astype(np.uint8)
+    ratios += 1e-9
+    ratios *= MAGNITUDE_STEPS
+    return np.rint(ratios, out=ratios).astype(np.uint8)
+
+
+def _sorted_steps(units: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """``steps`` grouped by unit (``units``, non-decreasing positions), each unit's
+    descending. A step is at most 255, so with units 256 apart on one key no group overlaps
+    another, and the sorted key gives the steps back: no index array the size of the edges,
+    nor a gather through it. ``units`` is spent."""
+    key = units.astype(np.int64, copy=False)
+    key *= 256
+    key += 255
+    key -= steps
+    key.sort()
+    return (255 - (key & 255)).astype(np.uint8)
 
 
 def bias_class_for(bias: float, row_max: float, significance: float) -> BiasClass:
