@@ -256,16 +256,21 @@ def test_a_model_too_big_for_the_free_memory_is_refused_before_it_is_read(
 
 
 def test_the_memory_estimate_covers_what_indexing_takes_without_refusing_big_models() -> None:
-    """The estimate the refusal is judged by, against bench_big's whole-process peaks: it
-    covers each, and a GPT-2-small-sized stack of twelve MLP blocks (57 million weights,
-    4,611 MiB measured) asks for well under the 16 GiB the flat 300 bytes a weight asked."""
+    """The estimate the refusal is judged by, against the highest whole-process peaks
+    bench_big measured of each size (the MNIST-shaped MLP, one GPT-2-small MLP block,
+    twelve): it covers each, and the twelve blocks (57 million weights, 3,694 MiB at last)
+    ask for well under the 16 GiB the flat 300 bytes a weight asked."""
     from circuitql.indexer.affine import BYTES_PER_VALUE, memory_needed
 
     mib = 2**20
-    for weights, peak in ((2_913_290, 396 * mib), (4_722_432, 995 * mib)):
+    for weights, peak in (
+        (2_913_290, 396 * mib),
+        (4_722_432, 995 * mib),
+        (12 * 4_722_432, 4_611 * mib),
+    ):
         assert memory_needed(weights) >= peak
     stack = 12 * 4_722_432
-    assert 4_611 * mib * 1.3 <= memory_needed(stack) <= 8 * 2**30
+    assert memory_needed(stack) <= 8 * 2**30
     assert memory_needed(10_302) == 10_302 * BYTES_PER_VALUE
     sizes = [0, 1, 4_999_999, 5_000_000, 5_000_001, 10**8]
     assert [memory_needed(n) for n in sizes] == sorted(memory_needed(n) for n in sizes)
