@@ -33,7 +33,7 @@ from networkx.algorithms.isomorphism import DiGraphMatcher
 from circuitql.domain import Domain
 from circuitql.export import save, spec_from_graph
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
-from circuitql.indexer.canonical import canonicalize
+from circuitql.indexer.canonical import Config, State, bounds, canonicalize
 from circuitql.language.library import builtin_library, reference_network
 
 NOISE = 0.01  # relative weight noise, and the leftovers' bound relative to a row's largest
@@ -411,24 +411,23 @@ LIVE_KINK = (0.2, 0.8)
 
 
 def _live(net: _Net, layer: int, domain: Domain) -> list[str]:
-    """The units of ``layer`` (read by the layer after it) whose pre-activation bounds on
-    ``domain``, propagated through the layers below as the canonical form propagates them
-    (``canonical.bounds``), put the kink inside ``LIVE_KINK``; a network input always
-    qualifies."""
-    box = domain.for_inputs(len(net.layers[0])).box
-    post = {uid: interval for uid, interval in zip(net.layers[0], box, strict=True)}
-    live = list(net.layers[layer])
-    for depth in range(1, layer + 1):
-        live = []
-        for uid in net.layers[depth]:
-            lo = hi = net.bias[uid]
-            for src, w in net.rows[uid].items():
-                ends = (w * post[src][0], w * post[src][1])
-                lo, hi = lo + min(ends), hi + max(ends)
-            post[uid] = (max(lo, 0.0), max(hi, 0.0))
-            if hi > lo and LIVE_KINK[0] <= -lo / (hi - lo) <= LIVE_KINK[1]:
-                live.append(uid)
-    return live
+    """The units of ``layer`` whose kink on ``domain`` lies inside ``LIVE_KINK`` of their
+    pre-activation's range there, as the canonical form bounds it (``canonical.bounds``);
+    a network input always qualifies."""
+    if layer == 0:
+        return list(net.layers[0])
+    graph = net.graph()
+    lo, hi = bounds(State.of(graph, Config(domain=domain)))
+    position = {unit.id: i for i, unit in enumerate(graph.units)}
+    return [
+        uid
+        for uid in net.layers[layer]
+        if _kink_inside(float(lo[position[uid]]), float(hi[position[uid]]))
+    ]
+
+
+def _kink_inside(lo: float, hi: float) -> bool:
+    return hi > lo and LIVE_KINK[0] <= -lo / (hi - lo) <= LIVE_KINK[1]
 
 
 def _leftovers(
