@@ -106,8 +106,10 @@ def faithful_canonical(
     x = probes(graph, config)
     with np.errstate(over="ignore", invalid="ignore"):
         expected = graph.evaluate(x)
-    released = reread is not None and len(graph.edge_arrays) >= RELEASED_EDGES
-    again = reread if reread is not None and released else _returning(graph)
+    if reread is not None and len(graph.edge_arrays) >= RELEASED_EDGES:
+        released, again = True, reread
+    else:
+        released, again = False, _returning(graph)
     first = [State.of(graph, config, bare=released)]
     del graph
     while True:

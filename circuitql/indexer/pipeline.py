@@ -88,13 +88,13 @@ def build_records(
     config = model_config(config or IndexConfig(), loaded)
     with times.timing("sign"):
         about = _Provenance(loaded.source, dict(loaded.meta), loaded.graph.content_hash())
-    graph = [loaded.graph]
+    held = [loaded.graph]
     del loaded
     with times.timing("canonicalize"):
-        # graph.pop(): the call holds the only reference, so a big network can be let go
+        # held.pop(): the call holds the only reference, so a big network can be let go
         # during its canonical form (and is read again if the form must be computed again).
         canon, error = faithful_canonical(
-            graph.pop(), config.canonical, about.source, reread=lambda: load().graph
+            held.pop(), config.canonical, about.source, reread=lambda: load().graph
         )
     with times.timing("sign"):
         return _records(about, name, canon, error, config)
