@@ -26,7 +26,14 @@ from circuitql.engine.match import Neighbourhood, grow, structural_matches
 from circuitql.engine.plan import Plan, plan
 from circuitql.engine.results import Match
 from circuitql.engine.verify import Probing, faithfulness, subnetwork, verify
-from circuitql.engine.wiring import Fetch, approximate, relaxed, strict, with_quiet
+from circuitql.engine.wiring import (
+    Fetch,
+    approximate,
+    loose_inputs,
+    relaxed,
+    strict,
+    with_quiet,
+)
 from circuitql.graph import Activation, NeuronGraph, UnitKind, input_index
 from circuitql.language import expr as ev
 from circuitql.language.compile import MatchQuery
@@ -245,8 +252,9 @@ def _structural(
     search: _Search, pattern: CircuitPattern, hoods: list[tuple[str, Neighbourhood]]
 ) -> list[tuple[str, Neighbourhood, list[dict[str, str]]]]:
     """The structural matches of ``pattern`` in each neighbourhood that respect the pins;
-    then the units bound to pattern inputs, which growth did not read, in one store round
-    trip for the whole batch, not one per neighbourhood."""
+    then the units bound to pattern inputs, which growth did not read, and (approximately)
+    the extra inputs the wiring must explain, in one store round trip for the whole batch,
+    not one per neighbourhood or per match."""
     pins = search.query.pins
     # The deadline alone, not the search: networkx's matcher (a large neighbourhood's) keeps
     # reference cycles, and through a bound method they would hold every view read so far.
@@ -261,11 +269,17 @@ def _structural(
             if all(m.get(v) == uid for v, uid in pins.items())
         ]
         matched.append((model, hood, mappings))
+
+    def needed(mapping: dict[str, str], views: Mapping[str, NeuronView]) -> Iterable[str]:
+        yield from mapping.values()
+        if search.approximate:
+            yield from loose_inputs(pattern, mapping, views)
+
     unread = {
         (model, uid)
         for model, hood, mappings in matched
         for mapping in mappings
-        for uid in mapping.values()
+        for uid in needed(mapping, hood.views)
         if uid not in hood.views
     }
     search.cache.fetch(sorted(unread))

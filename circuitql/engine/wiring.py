@@ -111,7 +111,7 @@ def approximate(
         if not extra and not direct:
             continue
         path = dict(direct)
-        loose = [(uid, w) for uid, w in extra if uid not in matched]
+        loose = _loose(unit, mapping, view)
         hidden = [src for src, _ in unit.inputs if pattern.unit(src).role is not Role.INPUT]
         found = fetch([uid for uid, _ in loose])
         through: list[str] = []
@@ -149,6 +149,30 @@ def approximate(
         absorbed=absorbed,
         significant_paths=noticed,
     )
+
+
+def loose_inputs(
+    pattern: CircuitPattern, mapping: Mapping[str, str], views: Mapping[str, NeuronView]
+) -> list[str]:
+    """The units ``approximate`` reads to explain a match's extra inputs (the significant
+    inputs of its units that the match does not bind), so that a search can fetch those of
+    a whole batch of matches in one store round trip rather than one per match. Units whose
+    view is not in ``views`` are skipped: their extras are fetched when asked for."""
+    return [
+        uid
+        for unit in _computed(pattern)
+        if mapping[unit.name] in views
+        for uid, _ in _loose(unit, mapping, views[mapping[unit.name]])
+    ]
+
+
+def _loose(
+    unit: PatternUnit, mapping: Mapping[str, str], view: NeuronView
+) -> list[tuple[str, float]]:
+    """The significant inputs of ``view`` (``unit``'s binding) that no pattern unit is bound
+    to: each must be a split half or a unit linear where the circuit lives."""
+    bound = set(mapping.values())
+    return [(uid, w) for uid, w in view.significant_inputs if uid not in bound]
 
 
 def with_quiet(
@@ -251,7 +275,7 @@ def _sibling_of(
         host_weight = inputs[mapping[host]]
         if host_weight * weight <= 0 and abs(weight) > PARALLEL * tolerance * abs(host_weight):
             continue
-        sine = _sine(host_view.inputs, candidate.inputs)
+        sine = _sine(host_view, candidate)
         if sine is None or sine > best_sine:
             continue
         if abs(_offset(host_view) - _offset(candidate)) > 2 * PARALLEL * tolerance:
@@ -274,7 +298,8 @@ def _absorb(
     norm = math.sqrt(sum(w * w for w in path.values()))
     sources = [src for src, _ in unit.inputs]
     for pos in sources:
-        row = dict(views[mapping[pos]].inputs)
+        view = views[mapping[pos]]
+        row = view.row
         if not row or not set(path) <= set(row):
             continue
         t = sum(w * row[s] for s, w in path.items()) / sum(v * v for v in row.values())
@@ -282,30 +307,29 @@ def _absorb(
         if residual > PARALLEL * tolerance * norm:
             continue
         for neg in sources:
-            flipped = tuple((s, -w) for s, w in views[mapping[neg]].inputs)
-            sine = _sine(tuple(row.items()), flipped) if neg != pos else None
+            sine = _sine(view, views[mapping[neg]], flip=True) if neg != pos else None
             if sine is not None and sine <= PARALLEL * tolerance:
                 return {pos: t, neg: -t}
     return None
 
 
-def _sine(a: Sequence[tuple[str, float]], b: Sequence[tuple[str, float]]) -> float | None:
-    """sin of the angle between two rows of weights (None when either is zero or they point
-    apart by more than 90 degrees)."""
-    ra, rb = dict(a), dict(b)
-    dot = sum(w * rb.get(s, 0.0) for s, w in ra.items())
-    na = math.sqrt(sum(w * w for w in ra.values()))
-    nb = math.sqrt(sum(w * w for w in rb.values()))
-    if na == 0 or nb == 0 or dot <= 0:
+def _sine(a: NeuronView, b: NeuronView, flip: bool = False) -> float | None:
+    """sin of the angle between two units' rows of weights, the second negated when
+    ``flip`` (None when either is zero or they point apart by more than 90 degrees). The dot
+    product runs over the shorter row: a circuit's unit reads a few units, a host's a
+    whole layer."""
+    short, long = (a.row, b.row) if len(a.row) <= len(b.row) else (b.row, a.row)
+    dot = sum(w * long.get(s, 0.0) for s, w in short.items())
+    dot = -dot if flip else dot
+    if a.norm == 0 or b.norm == 0 or dot <= 0:
         return None
-    cosine = min(1.0, dot / (na * nb))
+    cosine = min(1.0, dot / (a.norm * b.norm))
     return math.sqrt(max(0.0, 1.0 - cosine * cosine))
 
 
 def _offset(view: NeuronView) -> float:
     """Where the unit's kink sits along its row: its bias over the row's norm."""
-    norm = math.sqrt(sum(w * w for _, w in view.inputs)) or 1.0
-    return view.record.bias / norm
+    return view.record.bias / (view.norm or 1.0)
 
 
 def relaxed(pattern: CircuitPattern) -> CircuitPattern:

@@ -10,6 +10,7 @@ so a backend never imports the indexer, nor the indexer a backend.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
@@ -151,6 +152,17 @@ class NeuronView:
         magnitude = np.abs(np.fromiter((w for _, w in self.inputs), dtype=np.float64))
         keep = significant(magnitude, magnitude.max(initial=0.0))
         return tuple(edge for edge, kept in zip(self.inputs, keep.tolist(), strict=True) if kept)
+
+    @cached_property
+    def row(self) -> dict[str, float]:
+        """``inputs`` as a mapping from source uid to weight, made once per view: the wiring
+        compares a candidate's row with several others'."""
+        return dict(self.inputs)
+
+    @cached_property
+    def norm(self) -> float:
+        """The Euclidean norm of the unit's incoming weights."""
+        return math.sqrt(sum(w * w for _, w in self.inputs))
 
     @cached_property
     def sources(self) -> frozenset[str]:
