@@ -1,18 +1,20 @@
 """Serve index and query timings from whichever circuitql is first on PYTHONPATH.
 
 A benchmark compares today's engine with an earlier commit's in the same run: it starts this
-script with ``PYTHONPATH`` pointing at a ``git worktree`` of that commit, then asks it, one
-JSON line at a time on stdin, to index files or time a query, and alternates those requests
-with its own. Both engines then see the same files under the same machine load. Only the
-public API that every release has (``connect``, ``index_paths``, ``query``) is used, so the
-script runs against old and new releases alike.
+script with ``PYTHONPATH`` pointing at a ``git worktree`` of that commit, and once more at
+its own checkout, then asks each, one JSON line at a time on stdin, to index files or time a
+query, alternating the two. Both engines then see the same files under the same machine
+load, each timed in a process that holds only its store. Only the public API that every
+release has (``connect``, ``index_paths``, ``query``) is used, so the script runs against old
+and new releases alike; ``explain`` asks for what only newer ones have.
 
 Requests and answers, one JSON object per line:
 
 - ``{"op": "index", "store": PATH, "files": [...], "jobs": N}`` -> ``{"wall": seconds}``
 - ``{"op": "time", "store": PATH, "query": TEXT, "repeats": N}`` ->
   ``{"times": [seconds, ...], "matches": [[model, {var: unit}], ...]}``; with
-  ``"fresh": true`` each run opens its own connection (not timed)
+  ``"fresh": true`` each run opens its own connection (not timed); with ``"explain": true``
+  the answer also has ``"candidates"``, the anchor candidates the last run looked up
 """
 
 from __future__ import annotations
@@ -47,14 +49,22 @@ def _time(db: Database, request: dict[str, Any]) -> dict[str, Any]:
     (opening it not timed): what a shell's single query meets."""
     times: list[float] = []
     matches: list[Any] = []
+    options: dict[str, Any] = {}
     for _ in range(request["repeats"]):
         fresh = connect(request["store"]) if request.get("fresh") else None
+        if request.get("explain"):
+            from circuitql.engine.explain import Explain
+
+            options["explain"] = Explain()
         start = time.perf_counter()
-        matches = list((fresh or db).query(request["query"]))
+        matches = list((fresh or db).query(request["query"], **options))
         times.append(time.perf_counter() - start)
         if fresh is not None:
             fresh.close()
-    return {"times": times, "matches": [[m.model, dict(m.bindings)] for m in matches]}
+    answer = {"times": times, "matches": [[m.model, dict(m.bindings)] for m in matches]}
+    if "explain" in options:
+        answer["candidates"] = options["explain"].counts["lookup"]
+    return answer
 
 
 def main() -> None:

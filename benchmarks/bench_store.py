@@ -26,7 +26,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from benchmarks.bench_library import COMPOSITIONS, Baseline, add_zoo_arguments, write_hosted_zoo
+from benchmarks.bench_library import COMPOSITIONS, EngineWorker, add_zoo_arguments, write_hosted_zoo
 from benchmarks.report import Report, add_json_argument, ms, timed
 from circuitql import Match
 from circuitql.api import Database, connect
@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     report = Report.of("The embedded store: bytes per model, and queries on it")
     report.say(__doc__.split("\n\n", 2)[2].replace("\n", " "))
-    baseline = Baseline(args.baseline)
+    baseline = EngineWorker(args.baseline)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "zoo"
         folder.mkdir()
@@ -132,7 +132,7 @@ def main() -> None:
 
 
 def _latency(
-    baseline: Baseline, ours: Path, theirs: Path, repeats: int
+    baseline: EngineWorker, ours: Path, theirs: Path, repeats: int
 ) -> tuple[list[list[str]], tuple[str, float]]:
     """A row per query, and the query slowest against the earlier store, cold or warm."""
     rows: list[list[str]] = []
