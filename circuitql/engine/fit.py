@@ -240,7 +240,7 @@ def _linear(
     rhs = value
     for mono, factor in poly.terms:
         rest = [p for p in mono if p not in known]
-        factor *= float(np.prod([known[p] for p in mono if p in known]))
+        factor *= math.prod(known[p] for p in mono if p in known)
         if not rest:
             rhs -= factor
         elif len(rest) == 1:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import time
 import warnings
-from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -180,7 +179,7 @@ class _Search:
         model has no domain."""
         return {uid: self.interval(model, uid) or DEFAULT_INTERVAL for uid in uids}
 
-    def fetcher(self, model: str, views: ChainMap[str, NeuronView]) -> Fetch:
+    def fetcher(self, model: str, views: dict[str, NeuronView]) -> Fetch:
         """Views of more units of ``model`` (split halves the wiring looks at, the cone a
         faithfulness is measured on), read from ``views`` where they are and through the
         query's cache, into ``views``, where they are not."""
@@ -190,7 +189,7 @@ class _Search:
             if missing:  # through the query's cache: the next match in the model reuses them
                 self.cache.fetch(missing)
                 known = self.cache.views[model]
-                views.maps[0].update({uid: known[uid] for _, uid in missing if uid in known})
+                views.update({uid: known[uid] for _, uid in missing if uid in known})
             return {uid: views[uid] for uid in uids if uid in views}
 
         return fetch
@@ -305,7 +304,7 @@ def _matches_in(search: _Search, found: _Candidates) -> Iterator[Match]:
     model, pattern, hood, mappings = found.model, found.pattern, found.hood, found.mappings
     explain, tolerance = search.explain, search.tolerance
     offsets = _movable_offsets(search, pattern)
-    views: ChainMap[str, NeuronView] = ChainMap({}, dict(hood.views))
+    views = dict(hood.views)  # a copy: the cache's table may be trimmed meanwhile
     fetch = search.fetcher(model, views)
     fetch(sorted({uid for mapping in mappings for uid in mapping.values()}))  # read already
     bound = Neighbourhood(hood.candidates, views)

@@ -105,7 +105,7 @@ def _unit(
 ) -> Unit:
     """One matched unit in original coordinates, reading ``sources``; ``role`` is the
     pattern unit it stands for (None: a sibling, a hidden unit like its host)."""
-    weights = dict(view.inputs)
+    weights = view.row
     inputs = {src: scale[uid] * weights[src] / scale[src] for src in sources}
     bias = scale[uid] * view.record.bias
     if role is not None and role.role is Role.OUTPUT:

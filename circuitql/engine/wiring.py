@@ -76,7 +76,7 @@ def strict(
     """Each pattern edge's weight is the matched network edge's."""
     weights = {}
     for unit in _computed(pattern):
-        inputs = dict(views[mapping[unit.name]].inputs)
+        inputs = views[mapping[unit.name]].row
         weights[unit.name] = {src: inputs[mapping[src]] for src, _ in unit.inputs}
     return Wiring(weights)
 
@@ -267,7 +267,7 @@ def _sibling_of(
     if candidate is None:
         return None
     best, best_sine = None, PARALLEL * tolerance
-    inputs = dict(reader.inputs)
+    inputs = reader.row
     for host in hosts:
         host_view = views[mapping[host]]
         if host_view.record.signature.activation is not candidate.record.signature.activation:
