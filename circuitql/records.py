@@ -42,6 +42,22 @@ MAGNITUDE_STEPS = 10**MAGNITUDE_DECIMALS
 # a zoo's millions of magnitudes are references to 101 floats, not a float object each.
 MAGNITUDES: tuple[float, ...] = tuple((np.arange(256) / MAGNITUDE_STEPS).tolist())
 
+
+def magnitude_steps(magnitudes: np.ndarray) -> np.ndarray:
+    """Signature magnitudes (ratios rounded to ``MAGNITUDE_DECIMALS``) as steps, one byte
+    each, ``MAGNITUDES[step]`` reading the same float back: how columns and stores keep
+    them, 8 times less than float64. A value that would not survive the round trip is a
+    ValueError, never a changed signature."""
+    values = np.asarray(magnitudes, dtype=np.float64)
+    steps = np.clip(np.rint(values * MAGNITUDE_STEPS), 0, MAGNITUDE_STEPS)
+    if not np.array_equal(steps / MAGNITUDE_STEPS, values):  # off the grid, or out of [0, 1]
+        raise ValueError(
+            f"signature magnitudes must be ratios in [0, 1] rounded to {MAGNITUDE_DECIMALS} "
+            f"decimals, not {values.tolist()}"
+        )
+    return steps.astype(np.uint8)
+
+
 ACTIVATION_CODES: dict[Activation, str] = {
     Activation.RELU: "relu",
     Activation.LEAKY_RELU: "lrelu",
@@ -262,9 +278,9 @@ class NeuronColumns(Sequence[NeuronRecord]):
     For the reason EdgeColumns exist: a model's ~200 NeuronRecords, each with its Signature,
     cost the writing process more to unpickle than tuples of plain values, and a store reads
     its columns straight from these. ``kind``, ``activation`` and ``bias_class`` hold the
-    enums' values; ``magnitudes`` holds every neuron's signature magnitudes back to back,
-    neuron i's ending at ``magnitude_ends[i]``. Read as a sequence they are NeuronRecords, in
-    order.
+    enums' values; ``magnitude_steps`` holds every neuron's signature magnitudes back to
+    back as steps (``magnitude_steps``), neuron i's ending at ``magnitude_ends[i]``. Read as a
+    sequence they are NeuronRecords, in order.
     """
 
     uid: tuple[str, ...]
@@ -276,7 +292,7 @@ class NeuronColumns(Sequence[NeuronRecord]):
     bias_class: tuple[str, ...]
     out_pos: tuple[int, ...]
     out_neg: tuple[int, ...]
-    magnitudes: np.ndarray
+    magnitude_steps: np.ndarray
     magnitude_ends: tuple[int, ...]
     bias: tuple[float, ...]
     members: tuple[tuple[tuple[str, float], ...], ...]
@@ -284,10 +300,25 @@ class NeuronColumns(Sequence[NeuronRecord]):
     alpha: tuple[float, ...]
 
     @staticmethod
-    def of(neurons: Sequence[NeuronRecord]) -> NeuronColumns:
+    def of(
+        neurons: Sequence[NeuronRecord],
+        steps: tuple[np.ndarray, Sequence[int]] | None = None,
+    ) -> NeuronColumns:
         """Columns for records, in their order: how the indexer hands its neurons over, and how
-        a store given plain records converts them."""
+        a store given plain records converts them (ValueError for a magnitude no step holds).
+
+        ``steps``: every neuron's magnitude steps back to back and where each neuron's end,
+        when the caller has them as steps already, and the records' signatures carry none.
+        The indexer does: a signature's magnitudes are a float per significant weight, a
+        tuple of 57 million for a GPT-2-sized stack."""
         sigs = [n.signature for n in neurons]
+        if steps is None:
+            steps = (
+                magnitude_steps(
+                    np.fromiter(chain.from_iterable(s.magnitudes for s in sigs), np.float64)
+                ),
+                tuple(accumulate(len(s.magnitudes) for s in sigs)),
+            )
         return NeuronColumns(
             uid=tuple(n.uid for n in neurons),
             layer=tuple(n.layer for n in neurons),
@@ -298,10 +329,8 @@ class NeuronColumns(Sequence[NeuronRecord]):
             bias_class=tuple(s.bias_class.value for s in sigs),
             out_pos=tuple(s.out_pos for s in sigs),
             out_neg=tuple(s.out_neg for s in sigs),
-            magnitudes=np.fromiter(
-                chain.from_iterable(s.magnitudes for s in sigs), dtype=np.float64
-            ),
-            magnitude_ends=tuple(accumulate(len(s.magnitudes) for s in sigs)),
+            magnitude_steps=steps[0],
+            magnitude_ends=tuple(steps[1]),
             bias=tuple(n.bias for n in neurons),
             members=tuple(n.members for n in neurons),
             token=tuple(s.token for s in sigs),
@@ -330,7 +359,7 @@ class NeuronColumns(Sequence[NeuronRecord]):
             self.bias_class[i],
             self.out_pos[i],
             self.out_neg[i],
-            self.magnitudes[start : self.magnitude_ends[i]].tolist(),
+            map(MAGNITUDES.__getitem__, self.magnitude_steps[start : self.magnitude_ends[i]]),
         )
         return NeuronRecord(
             self.uid[i], self.layer[i], signature, self.bias[i], self.members[i], self.alpha[i]

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuitql.errors import ModelLoadError
-from circuitql.graph import Activation, EdgeArrays, NeuronGraph, Unit, UnitKind, input_id
+from circuitql.graph import (
+    Activation,
+    EdgeArrays,
+    NeuronGraph,
+    Unit,
+    UnitKind,
+    input_id,
+    position_type,
+)
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,7 @@ class AffineVec:
 
 def _joined(pieces: list[np.ndarray]) -> np.ndarray:
     """The pieces end to end; ``pieces`` is emptied, so that each may be freed once copied."""
-    out = np.empty(sum(len(piece) for piece in pieces), dtype=pieces[0].dtype)
+    out = np.empty(sum(len(piece) for piece in pieces), dtype=np.result_type(*pieces))
     end = 0
     while pieces:
         piece = pieces.pop(0)
@@ -348,9 +356,10 @@ class GraphBuilder:
         """The edges of the units about to be made, one per element of ``value``: each
         row's nonzero coefficients, in basis order (the order a unit lists its inputs)."""
         rows, columns, weights = value.nonzeros()
-        positions = np.array([self._position[b] for b in value.basis], dtype=np.intp)
         first = len(self._units)
-        self._edges.append((positions[columns], first + rows, weights))
+        position = position_type(first + len(value))
+        positions = np.array([self._position[b] for b in value.basis], dtype=position)
+        self._edges.append((positions[columns], (first + rows).astype(position), weights))
 
     def _fresh_id(self, wanted: str, module: str) -> str:
         if wanted not in self._position:

@@ -51,7 +51,15 @@ from types import MappingProxyType
 import numpy as np
 
 from circuitql.domain import Domain
-from circuitql.graph import Activation, EdgeArrays, NeuronGraph, Unit, UnitKind
+from circuitql.graph import (
+    RUN_EDGES,
+    Activation,
+    EdgeArrays,
+    NeuronGraph,
+    Unit,
+    UnitKind,
+    row_max,
+)
 
 Members = Mapping[str, tuple[tuple[str, float], ...]]
 MAX_ROUNDS = 100
@@ -222,31 +230,32 @@ _NO_INPUTS: Mapping[str, float] = MappingProxyType({})
 def float32_precision(weights: np.ndarray) -> np.ndarray:
     """``weights`` rounded to the nearest float32, as float64 (read-only, like the arrays of
     ``EdgeArrays``). A weight float32 cannot hold keeps every bit: rounding would make it
-    infinite, subnormal or zero, where float64 still computes with it. One float64 copy and
-    masks of a byte a weight: a GPT-2-sized stack has 57 million weights."""
-    with np.errstate(over="ignore"):
-        out = weights.astype(np.float32).astype(np.float64)
-    kept = ~np.isfinite(out)
-    kept |= (out > -_FLOAT32.tiny) & (out < _FLOAT32.tiny)
-    out[kept] = weights[kept]
+    infinite, subnormal or zero, where float64 still computes with it. One float64 copy,
+    and masks of a run of weights at a time: a GPT-2-sized stack has 57 million weights."""
+    out = np.empty_like(weights, dtype=np.float64)
+    for start in range(0, len(weights), RUN_EDGES):
+        part = weights[start : start + RUN_EDGES]
+        with np.errstate(over="ignore"):
+            rounded = part.astype(np.float32).astype(np.float64)
+        kept = ~np.isfinite(rounded)
+        kept |= (rounded > -_FLOAT32.tiny) & (rounded < _FLOAT32.tiny)
+        rounded[kept] = part[kept]
+        out[start : start + RUN_EDGES] = rounded
     out.flags.writeable = False
     return out
 
 
 def _by_level(state: State) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per level, lowest first: its units in unit order, and the positions of their edges
-    (grouped by unit, each unit's inputs in order). A unit's sources are all on lower levels."""
-    edge_level = state.level[state.edges.dst]
+    (grouped by unit, each unit's inputs in order). A unit's sources are all on lower levels.
+    Each level's edges are listed as it comes: a level of every edge at once would be two
+    arrays of 8 bytes an edge (920 MB for a GPT-2-sized stack)."""
     units = np.argsort(state.level, kind="stable")
-    edges = np.argsort(edge_level, kind="stable")
     cuts = np.arange(int(state.level.max(initial=0)) + 2)
     unit_cuts = np.searchsorted(state.level[units], cuts).tolist()
-    edge_cuts = np.searchsorted(edge_level[edges], cuts).tolist()
     for level in range(len(cuts) - 1):
-        yield (
-            units[unit_cuts[level] : unit_cuts[level + 1]],
-            edges[edge_cuts[level] : edge_cuts[level + 1]],
-        )
+        rows = units[unit_cuts[level] : unit_cuts[level + 1]]
+        yield rows, state.edges.into(rows)
 
 
 def _rebuild(
@@ -519,11 +528,15 @@ def rescale(state: State, config: Config) -> tuple[State, list[Step]]:
         uid, norm = state.units[row].id, norms[row]
         members[uid] = tuple((src, k * norm) for src, k in members[uid])
         steps.append(Step("rescale", uid, f"x{norm:.6g}"))
-    # In place, in the order written: w * source factor / own factor, with one temporary the
-    # size of the weights at a time, not three (a GPT-2-sized stack's are 460 MB each).
-    weight = factor[edges.src]
-    np.multiply(edges.weight, weight, out=weight)
-    weight /= factor[edges.dst]
+    # In the order written, w * source factor / own factor, a run of edges at a time: the
+    # new weights are the one array the size of the weights (a GPT-2-sized stack's are 460
+    # MB), the temporaries a run's.
+    weight = np.empty_like(edges.weight)
+    for run in edges.runs():
+        part = factor[edges.src[run.lo : run.hi]]
+        part *= edges.weight[run.lo : run.hi]
+        part /= factor[edges.dst[run.lo : run.hi]]
+        weight[run.lo : run.hi] = part
     edges = EdgeArrays.grouped(edges.src, edges.dst, weight, len(state.units))
     return replace(state, bias=state.bias / factor, edges=edges, members=members), steps
 
@@ -546,13 +559,14 @@ def prune_weights(state: State, config: Config) -> tuple[State, list[Step]]:
     width[inputs] = hi - lo
     bounded = np.isfinite(state.box[0]) & np.isfinite(state.box[1])
     center[np.flatnonzero(inputs)[bounded]] = ((lo + hi) / 2)[bounded]
-    # Arrays the size of the weights, two at a time at most (a GPT-2-sized stack's are 460
-    # MB each); the tolerance scales each unit's largest contribution before it is spread
-    # over that unit's edges, the same products in fewer arrays.
-    contribution = np.abs(edges.weight)
-    contribution *= width[edges.src]
-    weak = contribution < (config.prune_tol * edges.row_max(contribution))[edges.dst]
-    del contribution  # gone before the kept edges are copied
+    # A run of whole units' edges at a time: no array the size of the weights (a GPT-2-sized
+    # stack's are 460 MB) but the mask, a byte an edge.
+    weak = np.empty(len(edges), dtype=bool)
+    for run in edges.runs():
+        contribution = np.abs(edges.weight[run.lo : run.hi])
+        contribution *= width[edges.src[run.lo : run.hi]]
+        top = config.prune_tol * row_max(contribution, run.starts(edges))
+        weak[run.lo : run.hi] = contribution < top[run.targets(edges)]
     if not weak.any():
         return state, []
     steps = [
@@ -597,7 +611,10 @@ def remove_unused(state: State, config: Config) -> tuple[State, list[Step]]:
     edges = state.edges
     removed = np.zeros(len(state.units), dtype=bool)
     while True:
-        feeds = np.bincount(edges.src[~removed[edges.dst]], minlength=len(state.units))
+        feeds = np.zeros(len(state.units), dtype=np.intp)
+        for run in edges.runs():  # counting widens the sources to 8 bytes: a run at a time
+            kept = ~removed[run.first : run.end][run.targets(edges)]
+            feeds += np.bincount(edges.src[run.lo : run.hi][kept], minlength=len(feeds))
         now = state.hidden & (feeds == 0)
         if np.array_equal(now, removed):
             break

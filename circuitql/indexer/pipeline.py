@@ -17,7 +17,7 @@ from circuitql.errors import ModelLoadError
 from circuitql.indexer.canonical import Canonical, Config
 from circuitql.indexer.fidelity import faithful_canonical
 from circuitql.indexer.load import LoadedModel
-from circuitql.indexer.signature import network_string, signatures
+from circuitql.indexer.signature import network_string, signature_table
 from circuitql.records import (
     DEFAULT_SIGNIFICANCE,
     EdgeColumns,
@@ -152,13 +152,15 @@ def _records(
     about: _Provenance, name: str, canon: Canonical, error: float, config: IndexConfig
 ) -> IndexedModel:
     graph = canon.graph
-    sigs = signatures(graph, config.significance)
+    table = signature_table(graph, config.significance)
+    sigs = {u.id: table.coarse(i) for i, u in enumerate(graph.units)}
     layers = graph.layers
     neurons = NeuronColumns.of(
         [
             NeuronRecord(u.id, layers[u.id], sigs[u.id], u.bias, canon.members[u.id], u.alpha)
             for u in graph.units
-        ]
+        ],
+        (table.steps, table.ends),
     )
     arrays = graph.edge_arrays
     edges = EdgeColumns(neurons.uid, arrays.src, arrays.dst, arrays.weight)

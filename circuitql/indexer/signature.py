@@ -19,9 +19,11 @@ noise) from changing a token while every weight that shapes the function still c
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
-from circuitql.graph import NeuronGraph
+from circuitql.graph import NeuronGraph, row_max
 from circuitql.records import (
     DEFAULT_SIGNIFICANCE,
     MAGNITUDE_STEPS,
@@ -32,52 +34,96 @@ from circuitql.records import (
 from circuitql.records import significant as is_significant
 
 
+@dataclass(frozen=True)
+class SignatureTable:
+    """Every unit's signature as columns, by position in the graph: the magnitudes as steps
+    (``MAGNITUDES[step]``) back to back, each unit's descending and ending at ``ends[i]``.
+    A signature's magnitudes as floats are a tuple of one per significant weight; a store
+    keeps them as steps, and a big network's records need never hold the floats."""
+
+    graph: NeuronGraph
+    n_pos: list[int]
+    fan_in: list[int]
+    out_pos: list[int]
+    out_neg: list[int]
+    bias_class: list[BiasClass]
+    steps: np.ndarray
+    ends: list[int]
+
+    def coarse(self, i: int) -> Signature:
+        """Unit i's signature without its magnitudes: what its token spells out."""
+        unit = self.graph.units[i]
+        return Signature(
+            kind=unit.kind,
+            activation=unit.activation,
+            n_pos=self.n_pos[i],
+            n_neg=self.fan_in[i] - self.n_pos[i],
+            bias_class=self.bias_class[i],
+            out_pos=self.out_pos[i],
+            out_neg=self.out_neg[i],
+        )
+
+    def signature(self, i: int) -> Signature:
+        """Unit i's whole signature."""
+        steps = self.steps[self.ends[i] - self.fan_in[i] : self.ends[i]].tolist()
+        return replace(self.coarse(i), magnitudes=tuple(map(MAGNITUDES.__getitem__, steps)))
+
+
 def signatures(
     graph: NeuronGraph, significance: float = DEFAULT_SIGNIFICANCE
 ) -> dict[str, Signature]:
-    """The signature of every unit of a (canonical) graph, keyed by unit id.
+    """The signature of every unit of a (canonical) graph, keyed by unit id."""
+    table = signature_table(graph, significance)
+    return {unit.id: table.signature(i) for i, unit in enumerate(graph.units)}
 
-    Computed over all edges at once (``graph.edge_arrays``); an outgoing edge counts for its
-    source when it is significant for its target, the same rule seen from the other end.
+
+def signature_table(
+    graph: NeuronGraph, significance: float = DEFAULT_SIGNIFICANCE
+) -> SignatureTable:
+    """The signatures of every unit of a (canonical) graph, as columns.
+
+    Computed over all edges (``graph.edge_arrays``), a run of whole units' edges at a time:
+    a GPT-2-sized stack's 57 million weights make arrays of 460 MB where a pass over all of
+    them needs its own. An outgoing edge counts for its source when it is significant for
+    its target, the same rule seen from the other end.
     """
     edges = graph.edge_arrays
     n = len(graph.units)
-    magnitude = np.abs(edges.weight)
-    top = edges.row_max(magnitude)
-    edge_top = top[edges.dst]
-    significant = is_significant(magnitude, edge_top, significance)
-    positive = significant & (edges.weight > 0)
-    fan_in = np.bincount(edges.dst[significant], minlength=n)
-    n_pos = np.bincount(edges.dst[positive], minlength=n)
-    out_pos = np.bincount(edges.src[positive], minlength=n)
-    out_neg = np.bincount(edges.src[significant], minlength=n) - out_pos
-    ratios = magnitude[significant]
-    ratios /= edge_top[significant]
-    del magnitude, edge_top  # each the size of the weights (460 MB for a GPT-2-sized stack)
-    steps = _sorted_steps(edges.dst[significant], _steps(ratios))
-    ends = np.cumsum(fan_in).tolist()
-    result: dict[str, Signature] = {}
-    for unit, pos, count, unit_top, o_pos, o_neg, end in zip(
-        graph.units,
+    top = np.zeros(n)
+    fan_in = np.zeros(n, dtype=np.intp)
+    n_pos = np.zeros(n, dtype=np.intp)
+    out_pos = np.zeros(n, dtype=np.intp)
+    out_any = np.zeros(n, dtype=np.intp)
+    steps_of_runs = []
+    for run in edges.runs():
+        units = run.targets(edges)
+        magnitude = np.abs(edges.weight[run.lo : run.hi])
+        run_top = row_max(magnitude, run.starts(edges))
+        edge_top = run_top[units]
+        significant = is_significant(magnitude, edge_top, significance)
+        positive = significant & (edges.weight[run.lo : run.hi] > 0)
+        sources = edges.src[run.lo : run.hi]
+        top[run.first : run.end] = run_top
+        fan_in[run.first : run.end] = np.bincount(units[significant], minlength=len(run_top))
+        n_pos[run.first : run.end] = np.bincount(units[positive], minlength=len(run_top))
+        out_pos += np.bincount(sources[positive], minlength=n)
+        out_any += np.bincount(sources[significant], minlength=n)
+        ratios = magnitude[significant]
+        ratios /= edge_top[significant]
+        steps_of_runs.append(_sorted_steps(units[significant], _steps(ratios)))
+    return SignatureTable(
+        graph,
         n_pos.tolist(),
         fan_in.tolist(),
-        top.tolist(),
         out_pos.tolist(),
-        out_neg.tolist(),
-        ends,
-        strict=True,
-    ):
-        result[unit.id] = Signature(
-            kind=unit.kind,
-            activation=unit.activation,
-            n_pos=pos,
-            n_neg=count - pos,
-            bias_class=bias_class_for(unit.bias, unit_top, significance),
-            out_pos=o_pos,
-            out_neg=o_neg,
-            magnitudes=tuple(map(MAGNITUDES.__getitem__, steps[end - count : end].tolist())),
-        )
-    return result
+        (out_any - out_pos).tolist(),
+        [
+            bias_class_for(unit.bias, unit_top, significance)
+            for unit, unit_top in zip(graph.units, top.tolist(), strict=True)
+        ],
+        np.concatenate(steps_of_runs) if steps_of_runs else np.zeros(0, dtype=np.uint8),
+        np.cumsum(fan_in).tolist(),
+    )
 
 
 def _steps(ratios: np.ndarray) -> np.ndarray:
@@ -98,13 +144,17 @@ def _sorted_steps(units: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """``steps`` grouped by unit (``units``, non-decreasing positions), each unit's
     descending. A step is at most 255, so with units 256 apart on one key no group overlaps
     another, and the sorted key gives the steps back: no index array the size of the edges,
-    nor a gather through it. ``units`` is spent."""
-    key = units.astype(np.int64, copy=False)
+    nor a gather through it. The key is ``units`` itself, worked on in place where its
+    4-byte positions leave room for the step (below 2**23 units), and ``units`` is spent."""
+    narrow = not len(units) or int(units[-1]) < 2**23
+    key: np.ndarray = units.astype(np.dtype(np.int32 if narrow else np.int64), copy=False)
     key *= 256
     key += 255
     key -= steps
     key.sort()
-    return (255 - (key & 255)).astype(np.uint8)
+    key &= 255
+    key ^= 255  # 255 - step, for a step in [0, 255]
+    return key.astype(np.uint8)
 
 
 def bias_class_for(bias: float, row_max: float, significance: float) -> BiasClass:

@@ -21,14 +21,13 @@ from __future__ import annotations
 import json
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
 from circuitql.records import (
-    MAGNITUDE_DECIMALS,
     MAGNITUDE_STEPS,
     MAGNITUDES,
     EdgeColumns,
@@ -115,20 +114,47 @@ class Adjacency:
             bytes(min(f, FAN_IN_SEEN) for f in fan_ins),
         )
 
-    def row(self) -> tuple[bytes, bytes, bytes, memoryview, bytes]:
+    def row(self) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         """The values of ``COLUMNS``, as the store writes them: the weights as float32 when
-        every one of them is a float32, else as float64, handed over as a view of the array
-        rather than a copy."""
-        with np.errstate(over="ignore"):
-            narrow = self.in_weights.astype(_NARROW_WEIGHT)
-        weights = narrow if _same_values(narrow, self.in_weights) else self.in_weights
+        every one of them is a float32 (``narrow``), else as float64."""
+        return (*self.compressed(), b"".join(self.weight_pieces()), self.fan_ins)
+
+    def compressed(self) -> tuple[bytes, bytes, bytes]:
+        """The values of the first three ``COLUMNS`` (uids, in_ends, in_sources), compressed."""
         return (
             zlib.compress(json.dumps(list(self.uids)).encode()),
             zlib.compress(_bytes_of(self.in_ends)),
             zlib.compress(_bytes_of(self.in_sources)),
-            _bytes_of(weights),
-            self.fan_ins,
         )
+
+    @cached_property
+    def narrow(self) -> bool:
+        """Whether every weight is a float32, so that the store keeps four bytes of each:
+        judged a million weights at a time, never widening or narrowing all of them."""
+        with np.errstate(over="ignore"):
+            return all(
+                np.array_equal(piece.astype(_NARROW_WEIGHT), piece)
+                for piece in self._weight_chunks()
+            )
+
+    @property
+    def weight_bytes(self) -> int:
+        """The length of the ``in_weights`` value."""
+        width = _NARROW_WEIGHT if self.narrow else _WEIGHT
+        return len(self.in_weights) * width.itemsize
+
+    def weight_pieces(self) -> Iterator[bytes]:
+        """The ``in_weights`` value, a million weights at a time: a store that writes a
+        value in pieces (SQLite's blob I/O) never holds a copy of all of a big model's
+        weights (230 MB for a GPT-2-sized stack)."""
+        width = _NARROW_WEIGHT if self.narrow else _WEIGHT
+        with np.errstate(over="ignore"):
+            for piece in self._weight_chunks():
+                yield piece.astype(width).tobytes()
+
+    def _weight_chunks(self) -> Iterator[np.ndarray]:
+        for i in range(0, len(self.in_weights), _CHUNK):
+            yield self.in_weights[i : i + _CHUNK]
 
     @staticmethod
     def from_row(
@@ -234,15 +260,6 @@ def _bytes_of(array: np.ndarray) -> memoryview:
 
 
 _CHUNK = 1 << 20
-
-
-def _same_values(narrow: np.ndarray, wide: np.ndarray) -> bool:
-    """Whether the float32 ``narrow`` equals the float64 ``wide`` value for value, compared
-    a million at a time: comparing at once would widen all of ``narrow`` first."""
-    return len(narrow) == len(wide) and all(
-        np.array_equal(narrow[i : i + _CHUNK], wide[i : i + _CHUNK])
-        for i in range(0, len(wide), _CHUNK)
-    )
 
 
 class AdjacencyView(NeuronView):
@@ -358,21 +375,7 @@ class AdjacencyCache:
         self._bytes = 0
 
 
-def magnitude_bytes(magnitudes: np.ndarray) -> bytes:
-    """Signature magnitudes (ratios rounded to ``MAGNITUDE_DECIMALS``), one byte each: 8
-    times less than float64, and the same floats read back. A value that would not survive
-    the round trip is a ValueError, never a changed signature."""
-    values = np.asarray(magnitudes, dtype=np.float64)
-    steps = np.clip(np.rint(values * MAGNITUDE_STEPS), 0, MAGNITUDE_STEPS)
-    if not np.array_equal(steps / MAGNITUDE_STEPS, values):  # off the grid, or out of [0, 1]
-        raise ValueError(
-            f"signature magnitudes must be ratios in [0, 1] rounded to {MAGNITUDE_DECIMALS} "
-            f"decimals, not {values.tolist()}"
-        )
-    return steps.astype(np.uint8).tobytes()
-
-
 def magnitudes_of(blob: bytes) -> list[float]:
-    """The magnitudes ``magnitude_bytes`` wrote, as the same floats (a table lookup per
-    byte: a query decodes thousands of rows of a few bytes each)."""
+    """The magnitudes a store wrote as steps (``magnitude_steps``), as the same floats (a
+    table lookup per byte: a query decodes thousands of rows of a few bytes each)."""
     return [MAGNITUDES[step] for step in blob]

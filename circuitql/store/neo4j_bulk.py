@@ -109,8 +109,8 @@ class BulkCsv:
                 f"{src},{dst},{weight!r},{j}\n"
                 for j, (src, dst, weight) in enumerate(
                     zip(
-                        (edges.src + first).tolist(),
-                        (edges.dst + first).tolist(),
+                        [first + src for src in edges.src.tolist()],
+                        [first + dst for dst in edges.dst.tolist()],
                         edges.weight.tolist(),
                         strict=True,
                     )

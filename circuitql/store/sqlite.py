@@ -49,12 +49,12 @@ from circuitql.records import (
     Signature,
     WriteOutcome,
     domain_of,
+    magnitude_steps,
 )
 from circuitql.store.adjacency import COLUMNS as ADJACENCY_COLUMNS
 from circuitql.store.adjacency import (
     Adjacency,
     AdjacencyCache,
-    magnitude_bytes,
     magnitudes_of,
 )
 from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, model_columns, unchanged
@@ -173,10 +173,26 @@ _GRAPHS_TABLE = f"""
 _COMPACT_VERSION = 10  # the first version with one ``graphs`` row per model
 # Migrating from a version before this one frees most of the file's pages.
 _SHRUNK_VERSION = 12
+# The weights go in as a blob of zeros written over in pieces (``_insert_graph``).
+assert ADJACENCY_COLUMNS == ("uids", "in_ends", "in_sources", "in_weights", "fan_ins")
 _INSERT_GRAPH = (
     f"INSERT INTO graphs (model_id, {', '.join(ADJACENCY_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * (1 + len(ADJACENCY_COLUMNS)))})"
+    "VALUES (?, ?, ?, ?, zeroblob(?), ?)"
 )
+
+
+def _insert_graph(conn: sqlite3.Connection, model_id: int, adjacency: Adjacency) -> None:
+    """A model's ``graphs`` row, its weights written a piece at a time through SQLite's
+    blob I/O: bound as one value, they would be copied whole (230 MB for a GPT-2-sized
+    stack) beside the copy made to narrow them."""
+    conn.execute(
+        _INSERT_GRAPH,
+        (model_id, *adjacency.compressed(), adjacency.weight_bytes, adjacency.fan_ins),
+    )
+    if adjacency.weight_bytes:
+        with conn.blobopen("graphs", "in_weights", model_id) as blob:
+            for piece in adjacency.weight_pieces():
+                blob.write(piece)
 
 
 def _compact_adjacency(conn: sqlite3.Connection) -> None:
@@ -198,11 +214,11 @@ def _compact_adjacency(conn: sqlite3.Connection) -> None:
             ],
             [fan_in for _, _, fan_in, *_ in neurons],
         )
-        conn.execute(_INSERT_GRAPH, (model_id, *adjacency.row()))
+        _insert_graph(conn, model_id, adjacency)
     conn.create_function(
         "circuitql_magnitude_bytes",
         1,
-        lambda blob: magnitude_bytes(np.frombuffer(blob, dtype=np.float64)),
+        lambda blob: magnitude_steps(np.frombuffer(blob, dtype=np.float64)).tobytes(),
         deterministic=True,
     )
     conn.create_function(
@@ -667,11 +683,12 @@ class SQLiteStore:
                 max(neurons.layer, default=0),
             ),
         ).lastrowid
+        assert model_id is not None  # the row just inserted
         self._conn.executemany(
             f"INSERT INTO neurons ({_WRITE_COLUMNS}) VALUES ({_WRITE_PLACEHOLDERS})",
             [(model_id, *row) for row in rows],
         )
-        self._conn.execute(_INSERT_GRAPH, (model_id, *adjacency.row()))
+        _insert_graph(self._conn, model_id, adjacency)
         info = self._conn.execute(
             f"SELECT {_MODEL_COLUMNS} FROM models WHERE id = ?", (model_id,)
         ).fetchone()
@@ -993,7 +1010,7 @@ def _remove_db_files(path: Path) -> None:
 def _neuron_rows(neurons: NeuronColumns) -> list[tuple[Any, ...]]:
     """The rows of ``neurons`` but their model_id, column by column: a model's edges are
     its ``graphs`` row, not these."""
-    magnitudes = magnitude_bytes(neurons.magnitudes)
+    magnitudes = neurons.magnitude_steps.tobytes()
     return list(
         zip(
             neurons.uid,

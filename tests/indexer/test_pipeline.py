@@ -8,14 +8,18 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import circuitql.graph as graph_module
 import circuitql.indexer.canonical as canonical
 import circuitql.indexer.fidelity as fidelity
 import circuitql.indexer.pipeline as pipeline
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.load import LoadedModel, load
 from circuitql.indexer.pipeline import StageTimes, build_records
-from circuitql.indexer.signature import signatures
+from circuitql.indexer.signature import signature_table
+from tests.indexer.random_graphs import layered_graphs
 
 
 def _network() -> NeuronGraph:
@@ -57,9 +61,9 @@ def test_the_loaded_graph_is_let_go_before_the_canonical_form_is_signed(
 
     def signing(graph: NeuronGraph, significance: float) -> object:
         alive_at_signing.append(read.alive())
-        return signatures(graph, significance)
+        return signature_table(graph, significance)
 
-    monkeypatch.setattr(pipeline, "signatures", signing)
+    monkeypatch.setattr(pipeline, "signature_table", signing)
     records = build_records(read, "m")
     assert alive_at_signing == [0]
     assert records.content_hash == _network().content_hash()
@@ -109,3 +113,24 @@ def test_a_big_network_is_let_go_during_its_canonical_form_and_read_again_to_ret
     assert released.canonical_log == kept.canonical_log
     assert released.canonical_error == kept.canonical_error
     assert (released.edges.weight == kept.edges.weight).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(graph=layered_graphs(), size=st.integers(1, 40))
+def test_passes_over_every_edge_in_runs_give_the_records_of_one_pass(
+    graph: NeuronGraph, size: int
+) -> None:
+    """Rescaling, pruning and signing work through the edges a run of whole units at a time
+    (``EdgeArrays.runs``), so that a big network needs no array the size of its weights
+    beyond its own: the records are bit for bit those of one run over all the edges, for
+    runs down to a single unit's inputs."""
+    whole = build_records(lambda: load(graph), "m")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(graph_module, "RUN_EDGES", size)
+        in_runs = build_records(lambda: load(graph), "m")
+    assert in_runs.network_string == whole.network_string
+    assert in_runs.canonical_log == whole.canonical_log
+    assert [(n.uid, n.signature, n.bias) for n in in_runs.neurons] == [
+        (n.uid, n.signature, n.bias) for n in whole.neurons
+    ]
+    assert in_runs.edges.weight.tobytes() == whole.edges.weight.tobytes()
