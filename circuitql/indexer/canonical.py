@@ -58,6 +58,7 @@ from circuitql.graph import (
     NeuronGraph,
     Unit,
     UnitKind,
+    position_type,
     row_max,
 )
 
@@ -218,7 +219,7 @@ def canonical_form(state: State, config: Config) -> Canonical:
         if not changed:
             break
     edges = state.edges
-    edges = EdgeArrays(edges.src, edges.dst, float32_precision(edges.weight), edges.starts)
+    edges = edges.with_weights(float32_precision(edges.weight))
     canonical = NeuronGraph.from_arrays(state.units, state.bias, edges)
     return Canonical(canonical, state.members, tuple(log))
 
@@ -262,31 +263,28 @@ def _rebuild(
     state: State, removed: np.ndarray | None = None, kept_edges: np.ndarray | None = None
 ) -> State:
     """``state`` without the ``removed`` units and every edge that touches them, and without
-    the edges ``kept_edges`` leaves out."""
+    the edges ``kept_edges`` leaves out. Only the kept edges' arrays are made (a GPT-2-sized
+    stack's are 690 MB a copy), the mask a run of edges at a time."""
     edges = state.edges
-    if removed is None:
-        # Edges alone: every unit keeps its position, and no array of the graph's size is
-        # made beyond the kept edges (a GPT-2-sized stack's are 460 MB a column).
-        keep = np.ones(len(edges), dtype=bool) if kept_edges is None else kept_edges
-        return replace(
-            state,
-            edges=EdgeArrays.grouped(
-                edges.src[keep], edges.dst[keep], edges.weight[keep], len(state.units)
-            ),
-        )
+    keep = np.ones(len(edges), dtype=bool) if kept_edges is None else kept_edges.copy()
+    if removed is None:  # edges alone: every unit keeps its position
+        return replace(state, edges=edges.kept(keep))
     kept = ~removed
-    keep = kept[edges.src] & kept[edges.dst]
-    if kept_edges is not None:
-        keep &= kept_edges
-    position = np.cumsum(kept) - 1
+    for run in edges.runs():
+        keep[run.lo : run.hi] &= kept[edges.src[run.lo : run.hi]]
+        keep[run.lo : run.hi] &= kept[run.first : run.end][run.targets(edges)]
+    position = (np.cumsum(kept) - 1).astype(position_type(int(kept.sum())))
     units = tuple(compress(state.units, kept.tolist()))
+    survivors = edges.kept(keep)  # a removed unit has no edges left: its count is 0
     return State(
         units,
         state.kind[kept],
         state.activation[kept],
         state.bias[kept],
-        EdgeArrays.grouped(
-            position[edges.src[keep]], position[edges.dst[keep]], edges.weight[keep], len(units)
+        EdgeArrays.of(
+            position[survivors.src],
+            survivors.weight,
+            survivors.starts[np.append(np.flatnonzero(kept), len(kept))],
         ),
         state.level[kept],
         state.members,
@@ -315,7 +313,8 @@ def fold_constants(state: State, config: Config) -> tuple[State, list[Step]]:
         unit = state.units[c]
         value = float(unit.activation.apply(np.array(state.bias[c]), unit.alpha))
         out = np.flatnonzero(edges.src == c)  # targets in unit order
-        for target, w in zip(edges.dst[out].tolist(), edges.weight[out].tolist(), strict=True):
+        targets = edges.target_of(out).tolist()
+        for target, w in zip(targets, edges.weight[out].tolist(), strict=True):
             bias[target] += w * value
         steps.append(Step("fold_constant", unit.id, f"constant {value:.6g}"))
     where = "" if config.domain is None else " on the domain"
@@ -535,9 +534,9 @@ def rescale(state: State, config: Config) -> tuple[State, list[Step]]:
     for run in edges.runs():
         part = factor[edges.src[run.lo : run.hi]]
         part *= edges.weight[run.lo : run.hi]
-        part /= factor[edges.dst[run.lo : run.hi]]
+        part /= factor[run.first : run.end][run.targets(edges)]
         weight[run.lo : run.hi] = part
-    edges = EdgeArrays.grouped(edges.src, edges.dst, weight, len(state.units))
+    edges = edges.with_weights(weight)
     return replace(state, bias=state.bias / factor, edges=edges, members=members), steps
 
 
@@ -569,17 +568,19 @@ def prune_weights(state: State, config: Config) -> tuple[State, list[Step]]:
         weak[run.lo : run.hi] = contribution < top[run.targets(edges)]
     if not weak.any():
         return state, []
+    weak_edges = np.flatnonzero(weak)
+    targets = edges.target_of(weak_edges)
     steps = [
         Step("prune_edge", unit, f"from {src} ({w:.3g})")
         for unit, src, w in zip(
-            state.ids(edges.dst[weak]),
+            state.ids(targets),
             state.ids(edges.src[weak]),
             edges.weight[weak].tolist(),
             strict=True,
         )
     ]
     bias = state.bias.copy()
-    np.add.at(bias, edges.dst[weak], edges.weight[weak] * center[edges.src[weak]])
+    np.add.at(bias, targets, edges.weight[weak] * center[edges.src[weak]])
     return _rebuild(replace(state, bias=bias), kept_edges=~weak), steps
 
 
@@ -638,8 +639,11 @@ def merge_duplicates(state: State, config: Config) -> tuple[State, list[Step]]:
     # Each unit's sources in ascending order: equal bytes are equal sets of inputs. Loaders
     # list a unit's inputs in unit order already, so the sort is mostly skipped (it is a
     # fifth of a second on a 3-million-edge network, twice a canonicalization).
-    in_order = (edges.src[1:] > edges.src[:-1]) | (edges.dst[1:] != edges.dst[:-1])
-    sources = edges.src if in_order.all() else edges.src[np.lexsort((edges.src, edges.dst))]
+    in_order = all(
+        np.all(np.diff(edges.src[run.lo : run.hi])[np.diff(run.targets(edges)) == 0] > 0)
+        for run in edges.runs()
+    )
+    sources = edges.src if in_order else edges.src[np.lexsort((edges.src, edges.dst))]
     starts = edges.starts.tolist()
     buckets: dict[tuple[object, ...], list[int]] = defaultdict(list)
     for i in np.flatnonzero(state.hidden).tolist():
