@@ -190,12 +190,14 @@ MAX_MODEL_VALUES = 2 * MAX_TENSOR_VALUES
 
 # What indexing holds per weight at its peak, with a margin: the edges as arrays at every
 # stage, and the graph's unit objects. Per weight it falls as models grow, units and fixed
-# costs spread over more weights (benchmarks/bench_big.py, whole processes: a
-# 784-1024-1024-1024-10 MLP of 2.9 million weights peaks at 329 MiB; a GPT-2-small MLP block
-# of 4.7 million at 959 MiB, 213 bytes a weight; twelve blocks, 57 million, at 3,694 MiB, 68
-# bytes a weight). So the first ``LARGE_MODEL_VALUES`` weights count ``BYTES_PER_VALUE`` each
-# and the rest ``BYTES_PER_LARGE_VALUE``: at the old flat 300, the twelve blocks asked for
-# 16 GiB free, and a 16 GB machine refused a model it indexes in under 4.
+# costs spread over more weights (benchmarks/bench_big.py, whole processes, on e5090b4: a
+# 784-1024-1024-1024-10 MLP of 2.9 million weights peaks at 223 MiB, 80 bytes a weight; a
+# GPT-2-small MLP block of 4.7 million at 391 MiB, 87 bytes; twelve blocks, 57 million, at
+# 1,728 MiB, 32 bytes; the highest peaks measured before were 396, 995 and 4,611 MiB). So
+# the first ``LARGE_MODEL_VALUES`` weights count ``BYTES_PER_VALUE`` each and the rest
+# ``BYTES_PER_LARGE_VALUE``, which covers every peak measured so far: at the old flat 300,
+# the twelve blocks asked for 16 GiB free, and a 16 GB machine refused a model it indexes in
+# under 2.
 BYTES_PER_VALUE = 300
 LARGE_MODEL_VALUES = 5_000_000
 BYTES_PER_LARGE_VALUE = 120

@@ -258,7 +258,7 @@ def test_a_model_too_big_for_the_free_memory_is_refused_before_it_is_read(
 def test_the_memory_estimate_covers_what_indexing_takes_without_refusing_big_models() -> None:
     """The estimate the refusal is judged by, against the highest whole-process peaks
     bench_big measured of each size (the MNIST-shaped MLP, one GPT-2-small MLP block,
-    twelve): it covers each, and the twelve blocks (57 million weights, 3,694 MiB at last)
+    twelve): it covers each, and the twelve blocks (57 million weights, 1,728 MiB at last)
     ask for well under the 16 GiB the flat 300 bytes a weight asked."""
     from circuitql.indexer.affine import BYTES_PER_VALUE, memory_needed
 
