@@ -324,16 +324,17 @@ class EdgeArrays:
         ``inputs`` (a mask over units), else one more than the deepest source (1 without any).
         Relaxes all edges at once until nothing moves: one pass per layer of depth."""
         depth = np.where(inputs, 0, 1)
+        runs = []  # per run of edges (no gather of every edge's source depth at once)
+        for run in self.runs():
+            starts = run.starts(self)
+            rows = np.flatnonzero(np.diff(starts))
+            if len(rows):
+                units = run.first + rows
+                runs.append((self.src[run.lo : run.hi], starts[rows], units, inputs[units]))
         while True:
             moved = False
-            for run in self.runs():  # no gather of every edge's source depth at once
-                starts = run.starts(self)
-                rows = np.flatnonzero(np.diff(starts))
-                if not len(rows):
-                    continue
-                read = np.maximum.reduceat(depth[self.src[run.lo : run.hi]], starts[rows])
-                units = run.first + rows
-                deeper = np.where(inputs[units], 0, 1 + read)
+            for sources, firsts, units, fixed in runs:
+                deeper = np.where(fixed, 0, 1 + np.maximum.reduceat(depth[sources], firsts))
                 if not np.array_equal(deeper, depth[units]):
                     depth[units] = deeper
                     moved = True
@@ -358,6 +359,10 @@ class EdgeArrays:
         arrays of its own works through, so that they are the size of a run, not of the
         graph's edges."""
         n_units = len(self.starts) - 1
+        if len(self) <= RUN_EDGES:  # most networks: one run, found without a search
+            if n_units:
+                yield EdgeRun(0, n_units, 0, len(self))
+            return
         first = 0
         while first < n_units:
             wanted = int(self.starts[first]) + RUN_EDGES
@@ -382,6 +387,8 @@ class EdgeRun:
 
     def targets(self, edges: EdgeArrays) -> np.ndarray:
         """Each edge's target, counted from the run's first unit."""
+        if self.first == 0 and self.end == len(edges.starts) - 1:
+            return edges.dst  # the whole graph's, made once
         counts = np.diff(edges.starts[self.first : self.end + 1])
         return np.repeat(np.arange(self.end - self.first, dtype=np.int32), counts)
 

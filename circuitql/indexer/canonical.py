@@ -246,17 +246,22 @@ def float32_precision(weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _by_level(state: State) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _by_level(state: State) -> Iterator[tuple[np.ndarray, np.ndarray | slice]]:
     """Per level, lowest first: its units in unit order, and the positions of their edges
-    (grouped by unit, each unit's inputs in order). A unit's sources are all on lower levels.
-    Each level's edges are listed as it comes: a level of every edge at once would be two
-    arrays of 8 bytes an edge (920 MB for a GPT-2-sized stack)."""
+    (grouped by unit, each unit's inputs in order), a slice where the level's units lie
+    side by side (a layer's do). A unit's sources are all on lower levels. Each level's
+    edges are listed as it comes: a level of every edge at once would be two arrays of 8
+    bytes an edge (920 MB for a GPT-2-sized stack)."""
     units = np.argsort(state.level, kind="stable")
     cuts = np.arange(int(state.level.max(initial=0)) + 2)
     unit_cuts = np.searchsorted(state.level[units], cuts).tolist()
+    starts = state.edges.starts
     for level in range(len(cuts) - 1):
         rows = units[unit_cuts[level] : unit_cuts[level + 1]]
-        yield rows, state.edges.into(rows)
+        if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
+            yield rows, slice(int(starts[rows[0]]), int(starts[rows[-1] + 1]))
+        else:
+            yield rows, state.edges.into(rows)
 
 
 def _rebuild(
