@@ -295,8 +295,7 @@ class EdgeArrays:
     @cached_property
     def dst(self) -> np.ndarray:
         """Each edge's target, spelled out from ``starts`` when first asked for."""
-        n_units = len(self.starts) - 1
-        targets = np.repeat(np.arange(n_units, dtype=position_type(n_units)), np.diff(self.starts))
+        targets = _spelled_out(self.starts)
         targets.flags.writeable = False
         return targets
 
@@ -322,7 +321,8 @@ class EdgeArrays:
     def depths(self, inputs: np.ndarray) -> np.ndarray:
         """Longest-path depth of every unit, as ``NeuronGraph.layers`` defines it: 0 for the
         ``inputs`` (a mask over units), else one more than the deepest source (1 without any).
-        Relaxes all edges at once until nothing moves: one pass per layer of depth."""
+        Relaxes every edge, a run at a time, until nothing moves: at most one pass per layer
+        of depth."""
         depth = np.where(inputs, 0, 1)
         runs = []  # per run of edges (no gather of every edge's source depth at once)
         for run in self.runs():
@@ -340,10 +340,6 @@ class EdgeArrays:
                     moved = True
             if not moved:
                 return depth
-
-    def row_max(self, values: np.ndarray) -> np.ndarray:
-        """Per unit, the largest of its input edges' ``values`` (0 for a unit without inputs)."""
-        return row_max(values, self.starts)
 
     def into(self, rows: np.ndarray) -> np.ndarray:
         """Positions of the edges into the units ``rows``, unit by unit, each unit's in
@@ -389,8 +385,14 @@ class EdgeRun:
         """Each edge's target, counted from the run's first unit."""
         if self.first == 0 and self.end == len(edges.starts) - 1:
             return edges.dst  # the whole graph's, made once
-        counts = np.diff(edges.starts[self.first : self.end + 1])
-        return np.repeat(np.arange(self.end - self.first, dtype=np.int32), counts)
+        return _spelled_out(edges.starts[self.first : self.end + 1])
+
+
+def _spelled_out(starts: np.ndarray) -> np.ndarray:
+    """Each edge's unit, counted from the first of ``starts`` (the units' first edges and
+    the end of the last unit's)."""
+    n_units = len(starts) - 1
+    return np.repeat(np.arange(n_units, dtype=position_type(n_units)), np.diff(starts))
 
 
 def row_max(values: np.ndarray, starts: np.ndarray) -> np.ndarray:

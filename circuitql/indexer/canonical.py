@@ -271,9 +271,11 @@ def _rebuild(
     the edges ``kept_edges`` leaves out. Only the kept edges' arrays are made (a GPT-2-sized
     stack's are 690 MB a copy), the mask a run of edges at a time."""
     edges = state.edges
-    keep = np.ones(len(edges), dtype=bool) if kept_edges is None else kept_edges.copy()
+    keep = np.ones(len(edges), dtype=bool) if kept_edges is None else kept_edges
     if removed is None:  # edges alone: every unit keeps its position
         return replace(state, edges=edges.kept(keep))
+    if kept_edges is not None:
+        keep = keep.copy()  # narrowed below: the caller's mask stays as it was
     kept = ~removed
     for run in edges.runs():
         keep[run.lo : run.hi] &= kept[edges.src[run.lo : run.hi]]
@@ -575,17 +577,15 @@ def prune_weights(state: State, config: Config) -> tuple[State, list[Step]]:
         return state, []
     weak_edges = np.flatnonzero(weak)
     targets = edges.target_of(weak_edges)
+    sources, weights = edges.src[weak_edges], edges.weight[weak_edges]
     steps = [
         Step("prune_edge", unit, f"from {src} ({w:.3g})")
         for unit, src, w in zip(
-            state.ids(targets),
-            state.ids(edges.src[weak]),
-            edges.weight[weak].tolist(),
-            strict=True,
+            state.ids(targets), state.ids(sources), weights.tolist(), strict=True
         )
     ]
     bias = state.bias.copy()
-    np.add.at(bias, targets, edges.weight[weak] * center[edges.src[weak]])
+    np.add.at(bias, targets, weights * center[sources])
     return _rebuild(replace(state, bias=bias), kept_edges=~weak), steps
 
 

@@ -116,7 +116,7 @@ class Adjacency:
 
     def row(self) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         """The values of ``COLUMNS``, as the store writes them: the weights as float32 when
-        every one of them is a float32 (``narrow``), else as float64."""
+        every one of them is a float32, else as float64 (``weight_type``)."""
         return (*self.compressed(), b"".join(self.weight_pieces()), self.fan_ins)
 
     def compressed(self) -> tuple[bytes, bytes, bytes]:
@@ -128,29 +128,29 @@ class Adjacency:
         )
 
     @cached_property
-    def narrow(self) -> bool:
-        """Whether every weight is a float32, so that the store keeps four bytes of each:
-        judged a million weights at a time, never widening or narrowing all of them."""
+    def weight_type(self) -> np.dtype:
+        """How the store keeps the weights: float32 when every one of them is a float32,
+        else float64; judged a million weights at a time, never widening or narrowing all
+        of them."""
         with np.errstate(over="ignore"):
-            return all(
+            narrow = all(
                 np.array_equal(piece.astype(_NARROW_WEIGHT), piece)
                 for piece in self._weight_chunks()
             )
+        return _NARROW_WEIGHT if narrow else _WEIGHT
 
     @property
     def weight_bytes(self) -> int:
         """The length of the ``in_weights`` value."""
-        width = _NARROW_WEIGHT if self.narrow else _WEIGHT
-        return len(self.in_weights) * width.itemsize
+        return len(self.in_weights) * self.weight_type.itemsize
 
     def weight_pieces(self) -> Iterator[bytes]:
         """The ``in_weights`` value, a million weights at a time: a store that writes a
         value in pieces (SQLite's blob I/O) never holds a copy of all of a big model's
         weights (230 MB for a GPT-2-sized stack)."""
-        width = _NARROW_WEIGHT if self.narrow else _WEIGHT
         with np.errstate(over="ignore"):
             for piece in self._weight_chunks():
-                yield piece.astype(width).tobytes()
+                yield piece.astype(self.weight_type).tobytes()
 
     def _weight_chunks(self) -> Iterator[np.ndarray]:
         for i in range(0, len(self.in_weights), _CHUNK):
