@@ -28,9 +28,10 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from functools import cached_property
 
 import numpy as np
+
+from circuitql.lazy import cached_property
 
 # A leaky ReLU's negative slope where nothing says otherwise (PyTorch's default).
 LEAKY_SLOPE = 0.01

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
 from itertools import accumulate, chain
 from typing import Any, Literal, NamedTuple, overload
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from circuitql.domain import Domain
 from circuitql.graph import LEAKY_SLOPE, Activation, Unit, UnitKind
+from circuitql.lazy import cached_property
 
 DEFAULT_SIGNIFICANCE = 0.05
 

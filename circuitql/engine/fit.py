@@ -76,24 +76,28 @@ def fit(
             continue
         view = hood.views[mapping[unit.name]]
         weights = wiring.weights[unit.name]
-        terms = [(weights[src], _scaled(coef, source_scale.get(src))) for src, coef in unit.inputs]
-        terms.append((view.record.bias, unit.bias))
-        top = max((abs(w) for w, _ in terms[:-1]), default=0.0) or 1.0
+        # (network value, coefficient, the scale its source is read at; None: as written)
+        terms = [(weights[src], coef, source_scale.get(src)) for src, coef in unit.inputs]
+        top = max((abs(w) for w, _, _ in terms), default=0.0) or 1.0
+        terms.append((view.record.bias, unit.bias, None))
         fixed = _fixed_scale(view)
         scale = unit_scale.get(unit.name, fixed) if approximate else _unit_scale(terms, fixed)
         if scale is not None and scale <= 0:
             return None
-        for value, coef in terms:
-            if coef.kind is CoefKind.SIGN:
+        bias = len(terms) - 1
+        for position, (value, coef, factor) in enumerate(terms):
+            kind = coef.kind
+            if kind is CoefKind.SIGN:
                 if value * coef.value <= 0:
                     return None  # an approximate wiring can move a weight across zero
                 continue
-            if scale is None or (coef is unit.bias and unit.name in kinks):
+            if scale is None or (position == bias and unit.name in kinks):
                 continue  # nothing to compare against, or a kink judged on the domain
-            if coef.kind is CoefKind.EXACT:
-                worst = max(worst, abs(value - scale * coef.value) / top)
+            if kind is CoefKind.EXACT:
+                worst = max(worst, abs(value - scale * _read_at(coef.value, factor)) / top)
             else:
-                equations.append((coef.poly.scaled(scale / top), value / top))
+                poly = coef.poly if factor is None else coef.poly.scaled(factor)
+                equations.append((poly.scaled(scale / top), value / top))
         if worst > tolerance:
             return None
         if scale is not None:
@@ -108,11 +112,10 @@ def fit(
     return Fit(params, scales, max(worst, residual), inputs)
 
 
-def _scaled(coef: Coef, scale: float | None) -> Coef:
-    """A coefficient on a source the network carries at ``scale`` times the pattern's."""
-    if scale is None or coef.kind is CoefKind.SIGN:
-        return coef
-    return Coef(coef.poly.scaled(scale))
+def _read_at(value: float, factor: float | None) -> float:
+    """An exact coefficient on a source the network carries at ``factor`` times the
+    pattern's (None: as the pattern writes it)."""
+    return value if factor is None else value * factor
 
 
 # How strongly a hidden input's scale is pulled to its canonical scale where the weights
@@ -198,9 +201,13 @@ def _fixed_scale(view: NeuronView) -> float | None:
     return None
 
 
-def _unit_scale(terms: list[tuple[float, Coef]], fixed: float | None) -> float | None:
+def _unit_scale(terms: list[tuple[float, Coef, float | None]], fixed: float | None) -> float | None:
     """Least-squares scale of the exact nonzero coefficients, else ``fixed``."""
-    exact = [(w, c.value) for w, c in terms if c.kind is CoefKind.EXACT and c.value != 0]
+    exact = [
+        (w, _read_at(c.value, factor))
+        for w, c, factor in terms
+        if c.kind is CoefKind.EXACT and c.value != 0
+    ]
     if not exact:
         return fixed
     w = np.array([e[0] for e in exact])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -20,6 +19,7 @@ from circuitql.errors import CircuitQLError
 from circuitql.grammar.errors import QueryError
 from circuitql.graph import NeuronGraph
 from circuitql.language.pattern import CircuitPattern
+from circuitql.lazy import cached_property
 
 if TYPE_CHECKING:
     from circuitql.api import Database

@@ -44,7 +44,6 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from itertools import compress, islice
 from types import MappingProxyType
 
@@ -61,6 +60,7 @@ from circuitql.graph import (
     position_type,
     row_max,
 )
+from circuitql.lazy import cached_property
 
 Members = Mapping[str, tuple[tuple[str, float], ...]]
 MAX_ROUNDS = 100

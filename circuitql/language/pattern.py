@@ -18,7 +18,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from circuitql.grammar.printer import expr_text, number, range_text
 from circuitql.graph import Activation, UnitKind
 from circuitql.indexer.signature import bias_class_for
 from circuitql.language import expr as ev
+from circuitql.lazy import cached_property
 from circuitql.records import ACTIVATION_CODES, DEFAULT_SIGNIFICANCE, BiasClass, Signature
 
 Monomial = tuple[str, ...]  # sorted parameter names; a repeated name is a power
@@ -75,8 +75,10 @@ class Poly:
         return Poly._of(acc)
 
     def scaled(self, k: float) -> Poly:
-        """Every factor multiplied by ``k``."""
-        return Poly._of({m: f * k for m, f in self.terms})
+        """Every factor multiplied by ``k``. The terms keep their order (sorted by monomial,
+        each monomial once), so none is sorted again: a search scales a pattern's
+        coefficients for every candidate it fits."""
+        return Poly(tuple((m, f * k) for m, f in self.terms if f * k != 0))
 
     @property
     def is_zero(self) -> bool:

@@ -23,10 +23,10 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
+from circuitql.lazy import cached_property
 from circuitql.records import (
     MAGNITUDE_STEPS,
     MAGNITUDES,

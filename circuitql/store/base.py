@@ -14,13 +14,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
-from functools import cached_property
 from typing import Protocol
 
 import numpy as np
 
 from circuitql.domain import Domain
 from circuitql.graph import NeuronGraph, UnitKind
+from circuitql.lazy import cached_property
 from circuitql.records import (
     EdgeColumns,
     IndexedModel,
