@@ -146,51 +146,104 @@ def _scales(
     toward it decides, never the data. A circuit whose reference is not scale-free (parity
     on the integers) is only found there.
     """
+    hidden_inputs = tuple(
+        views[mapping[name]].record.signature.kind is not UnitKind.INPUT for name in pattern.inputs
+    )
+    rescaled = tuple(
+        _fixed_scale(views[mapping[unit.name]]) is None
+        for unit in pattern.units
+        if unit.role is not Role.INPUT
+    )
+    system = _system(pattern, hidden_inputs, rescaled)
+    values = []
+    for unit, coef, src in system.rows:
+        value = views[mapping[unit]].record.bias if src is None else wiring.weights[unit][src]
+        if value * coef.value <= 0:
+            return None
+        values.append(math.log(value / coef.value))
+    values += [0.0] * (system.solve.shape[1] - len(system.rows))  # the gauge's pull rows
+    log = system.solve @ np.array(values, dtype=np.float64)
+    unit_scale, source_scale = {}, {}
+    for name, column in system.unknowns.items():
+        scale = math.exp(float(log[column]))
+        if pattern.unit(name).role is Role.INPUT:
+            source_scale[name] = scale
+        else:
+            unit_scale[name] = scale
+            source_scale[name] = 1.0 / scale
+    return unit_scale, source_scale
+
+
+@dataclass(frozen=True)
+class _System:
+    """The least squares ``_scales`` solves, for one pattern and one shape of match (which
+    circuit inputs are hidden units, which units the canonical form rescales): the same for
+    every candidate of that shape, so it is set up and pseudo-inverted once, and a fit is a
+    matrix-vector product. ``rows`` are the exact nonzero coefficients, (unit, coefficient,
+    source; None for the bias), in the order of the matrix's rows."""
+
+    pattern: CircuitPattern  # held: its id keys the system, and cannot be reused while held
+    unknowns: dict[str, int]
+    rows: tuple[tuple[str, Coef, str | None], ...]
+    solve: np.ndarray  # the pseudo-inverse: unknowns x rows (the pull rows included)
+
+
+# Systems kept across queries, at most this many (patterns times shapes of match).
+SYSTEMS_KEPT = 4096
+_systems: dict[tuple[int, tuple[bool, ...], tuple[bool, ...]], _System] = {}
+
+
+def _system(
+    pattern: CircuitPattern, hidden_inputs: tuple[bool, ...], rescaled: tuple[bool, ...]
+) -> _System:
+    """The system of ``pattern`` when its inputs are hidden units as ``hidden_inputs``
+    says and its computed units are rescaled as ``rescaled`` says, made on first use."""
+    key = (id(pattern), hidden_inputs, rescaled)
+    system = _systems.get(key)
+    if system is None:
+        if len(_systems) >= SYSTEMS_KEPT:
+            _systems.clear()
+        system = _systems[key] = _set_up(pattern, hidden_inputs, rescaled)
+    return system
+
+
+def _set_up(
+    pattern: CircuitPattern, hidden_inputs: tuple[bool, ...], rescaled: tuple[bool, ...]
+) -> _System:
     unknowns: dict[str, int] = {}
-    for name in pattern.inputs:
-        if views[mapping[name]].record.signature.kind is not UnitKind.INPUT:
+    for name, hidden in zip(pattern.inputs, hidden_inputs, strict=True):
+        if hidden:
             unknowns[name] = len(unknowns)
-    inputs = list(unknowns.values())
-    for unit in pattern.units:
-        if unit.role is not Role.INPUT and _fixed_scale(views[mapping[unit.name]]) is None:
+    pulled = list(unknowns.values())
+    computed = [unit for unit in pattern.units if unit.role is not Role.INPUT]
+    for unit, free in zip(computed, rescaled, strict=True):
+        if free:
             unknowns[unit.name] = len(unknowns)
-    rows: list[tuple[dict[int, float], float]] = []
-    for unit in pattern.units:
-        if unit.role is Role.INPUT:
-            continue
-        terms: list[tuple[float, Coef, str | None]] = [
-            (wiring.weights[unit.name][src], coef, src) for src, coef in unit.inputs
-        ]
-        terms.append((views[mapping[unit.name]].record.bias, unit.bias, None))
-        for value, coef, src in terms:
+    rows: list[tuple[str, Coef, str | None]] = []
+    matrix: list[dict[int, float]] = []
+    for unit in computed:
+        terms: list[tuple[Coef, str | None]] = [(coef, src) for src, coef in unit.inputs]
+        terms.append((unit.bias, None))
+        for coef, src in terms:
             if coef.kind is not CoefKind.EXACT or coef.is_zero:
                 continue
-            if value * coef.value <= 0:
-                return None
             row: dict[int, float] = {}
             if unit.name in unknowns:
                 row[unknowns[unit.name]] = 1.0  # log k_U
             if src in unknowns:
                 sign = 1.0 if pattern.unit(src).role is Role.INPUT else -1.0
                 row[unknowns[src]] = row.get(unknowns[src], 0.0) + sign  # log sigma_j
-            rows.append((row, math.log(value / coef.value)))
-    rows += [({column: GAUGE_PULL}, 0.0) for column in inputs]
-    log = np.zeros(len(unknowns))
-    if rows and unknowns:
-        a = np.zeros((len(rows), len(unknowns)))
-        for r, (row, _) in enumerate(rows):
-            for column, factor in row.items():
-                a[r, column] = factor
-        log, *_ = np.linalg.lstsq(a, np.array([value for _, value in rows]), rcond=None)
-    unit_scale, source_scale = {}, {}
-    for name, column in unknowns.items():
-        value = math.exp(float(log[column]))
-        if pattern.unit(name).role is Role.INPUT:
-            source_scale[name] = value
-        else:
-            unit_scale[name] = value
-            source_scale[name] = 1.0 / value
-    return unit_scale, source_scale
+            rows.append((unit.name, coef, src))
+            matrix.append(row)
+    matrix += [{column: GAUGE_PULL} for column in pulled]
+    a = np.zeros((len(matrix), len(unknowns)))
+    for r, row in enumerate(matrix):
+        for column, factor in row.items():
+            a[r, column] = factor
+    # lstsq's cut-off for small singular values, so a fit gives lstsq's minimum-norm answer
+    cutoff = np.finfo(np.float64).eps * max(a.shape, default=0)
+    solve = np.linalg.pinv(a, rcond=cutoff) if a.size else np.zeros((len(unknowns), len(matrix)))
+    return _System(pattern, unknowns, tuple(rows), solve)
 
 
 def _fixed_scale(view: NeuronView) -> float | None:
