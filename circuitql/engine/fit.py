@@ -281,6 +281,13 @@ def _solve(names: tuple[str, ...], equations: list[Equation]) -> dict[str, float
         unknowns = sorted({p for linear, _ in rows for p in linear})
         if not unknowns:
             return None
+        if len(unknowns) == 1:  # in closed form: lstsq's answer, without its 10 us of set-up
+            column = [linear[unknowns[0]] for linear, _ in rows]
+            norm = sum(c * c for c in column)
+            if norm == 0:
+                return None  # rank 0
+            known[unknowns[0]] = sum(c * v for c, (_, v) in zip(column, rows, strict=True)) / norm
+            continue
         a = np.array([[linear.get(p, 0.0) for p in unknowns] for linear, _ in rows])
         b = np.array([value for _, value in rows])
         # lstsq's rank is matrix_rank's (the same SVD cut-off), without a second SVD.
