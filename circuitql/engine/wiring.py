@@ -106,8 +106,11 @@ def approximate(
         named = {mapping[src] for src, _ in unit.inputs}
         extra = [(uid, w) for uid, w in view.significant_inputs if uid not in named]
         # Every direct edge from the circuit's own units is a linear path, however small:
-        # a significant one must be re-expressed, a small one is when it can be.
-        direct = [(uid, w) for uid, w in view.inputs if uid in matched and uid not in named]
+        # a significant one must be re-expressed, a small one is when it can be. (Looked
+        # for among the few matched units, not a dense layer's inputs, then kept in order.)
+        row = view.row
+        others = {uid for uid in matched if uid not in named and uid in row}
+        direct = [(uid, w) for uid, w in view.inputs if uid in others] if others else []
         if not extra and not direct:
             continue
         path = dict(direct)
