@@ -13,10 +13,15 @@ from circuitql.records import NeuronKey, NeuronRecord
 from circuitql.store.base import NeuronView, Store
 
 _Columns = tuple[frozenset[tuple[str, object]], tuple[str, ...] | None]
+_Alongside = tuple[frozenset[tuple[str, object]], ...]
 
 
 def _columns_key(columns: Mapping[str, object], models: Sequence[str] | None) -> _Columns:
     return frozenset(columns.items()), None if models is None else tuple(models)
+
+
+def _alongside_key(alongside: Sequence[Mapping[str, object]]) -> _Alongside:
+    return tuple(frozenset(columns.items()) for columns in alongside)
 
 
 VIEW_LIMIT = 20_000  # cached neuron views per query (a 64-wide view is ~10 KB)
@@ -36,10 +41,12 @@ class NeuronCache:
         self.views: dict[str, dict[str, NeuronView]] = defaultdict(dict)
         self.size = 0
         self.admitted: dict[UnitConstraint, dict[NeuronKey, bool]] = defaultdict(dict)
-        self.lookups: dict[tuple[UnitConstraint, tuple[str, ...] | None], list[NeuronKey]] = {}
+        self.lookups: dict[
+            tuple[UnitConstraint, tuple[str, ...] | None, _Alongside], list[NeuronKey]
+        ] = {}
         self.everywhere: dict[UnitConstraint, Mapping[str, AbstractSet[str]]] = {}
         self.counts: dict[_Columns, int] = {}
-        self.found: dict[_Columns, list[tuple[str, NeuronRecord]]] = {}
+        self.found: dict[tuple[_Columns, _Alongside], list[tuple[str, NeuronRecord]]] = {}
 
     def count(self, columns: Mapping[str, object], models: Sequence[str] | None) -> int:
         """``Store.count_neurons``, asked once per query for each set of columns."""
@@ -63,27 +70,37 @@ class NeuronCache:
                 self.views[model][uid] = view
                 self.size += 1
 
-    def lookup(self, constraint: UnitConstraint, models: Sequence[str] | None) -> list[NeuronKey]:
-        """The neurons ``constraint`` admits, found through the store's indexes; asked once
-        per query for each constraint (the variants of a repetition share their anchor)."""
-        key = (constraint, None if models is None else tuple(models))
+    def lookup(
+        self,
+        constraint: UnitConstraint,
+        models: Sequence[str] | None,
+        alongside: Sequence[Mapping[str, object]] = (),
+    ) -> list[NeuronKey]:
+        """The neurons ``constraint`` admits, found through the store's indexes, in models
+        that hold a neuron of each of ``alongside`` (``Store.find_neurons``); asked once per
+        query for each constraint and company (the variants of a repetition that share
+        both share the lookup)."""
+        key = (constraint, None if models is None else tuple(models), _alongside_key(alongside))
         if key not in self.lookups:
             self.lookups[key] = [
                 (model, record.uid)
-                for model, record in self._find(constraint.columns(), models)
+                for model, record in self._find(constraint.columns(), models, alongside)
                 if constraint.admits(record.signature)
             ]
         return self.lookups[key]
 
     def _find(
-        self, columns: Mapping[str, object], models: Sequence[str] | None
+        self,
+        columns: Mapping[str, object],
+        models: Sequence[str] | None,
+        alongside: Sequence[Mapping[str, object]],
     ) -> list[tuple[str, NeuronRecord]]:
         """``Store.find_neurons``, asked once per query for each set of columns: the same
         unit in different places of a pattern differs only in its fan-out bounds (min4's
         detector units, five ways), which no index column holds."""
-        key = _columns_key(columns, models)
+        key = (_columns_key(columns, models), _alongside_key(alongside))
         if key not in self.found:
-            self.found[key] = self.store.find_neurons(columns, models)
+            self.found[key] = self.store.find_neurons(columns, models, alongside)
         return self.found[key]
 
     def admits(

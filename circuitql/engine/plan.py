@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from circuitql.language.pattern import CircuitPattern, Role
@@ -33,17 +33,42 @@ class Step:
 @dataclass(frozen=True)
 class Plan:
     """How to search one flat pattern: look ``anchor`` up through the store's indexes (about
-    ``estimate`` stored neurons; 1 when pinned), then take ``steps`` in order."""
+    ``estimate`` stored neurons; 1 when pinned), then take ``steps`` in order. ``counts``
+    holds the stored neurons with each computed unit's index columns."""
 
     pattern: CircuitPattern
     anchor: str
     estimate: int
     steps: tuple[Step, ...]
+    counts: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def columns(self) -> dict[str, object]:
         """The anchor's signature columns: the index lookup its candidates come from."""
         return self.pattern.unit(self.anchor).constraint.columns()
+
+    @property
+    def alongside(self) -> list[dict[str, object]]:
+        """The index columns of the other units the pattern computes, each set once: a model
+        without a neuron of one of them holds no match, so the anchor's lookup leaves its
+        candidates out before any is grown (``Store.find_neurons``). Only units at most
+        ``ALONGSIDE_REACH`` times as common as the anchor: the store reads each of their
+        neurons to find its model, and a candidate left out saves about a hundred times
+        that."""
+        if self.estimate == 0:
+            return []
+        anchor = self.columns
+        distinct: dict[frozenset[tuple[str, object]], dict[str, object]] = {}
+        for unit in self.pattern.units:
+            columns = unit.constraint.columns()
+            if (
+                unit.role is not Role.INPUT
+                and columns
+                and columns != anchor
+                and self.counts.get(unit.name, 0) <= ALONGSIDE_REACH * self.estimate
+            ):
+                distinct.setdefault(frozenset(columns.items()), columns)
+        return list(distinct.values())
 
     def text(self) -> str:
         """The plan as a tree, for EXPLAIN."""
@@ -52,6 +77,11 @@ class Plan:
             f"  anchor {self.anchor}: index lookup {self.columns} "
             f"(~{self.estimate} stored neurons)",
         ]
+        if self.alongside:
+            lines.append(
+                f"    in models that also hold a neuron of each of {len(self.alongside)} "
+                "other unit(s)' columns"
+            )
         depth = {self.anchor: 1}
         for step in self.steps:
             depth[step.unit] = depth[step.via] + 1
@@ -64,6 +94,9 @@ class Plan:
 
 Counter = Callable[[Mapping[str, object]], int]
 
+# How much more common than the anchor another unit may be and still prune its lookup.
+ALONGSIDE_REACH = 2
+
 
 def plan(pattern: CircuitPattern, count: Counter, pinned: Mapping[str, str] | None = None) -> Plan:
     """``count(columns)`` is the number of stored neurons with those signature columns.
@@ -75,7 +108,7 @@ def plan(pattern: CircuitPattern, count: Counter, pinned: Mapping[str, str] | No
     costs = {u.name: count(u.constraint.columns()) for u in anchors}
     pin = next((u.name for u in pattern.units if u.name in (pinned or {})), None)
     if pin is not None:
-        return Plan(pattern, pin, 1, _grow(pattern, pin, costs))
+        return Plan(pattern, pin, 1, _grow(pattern, pin, costs), costs)
     # Cheapest first; among equals, closed fan-in (an exact index key) and hidden units first.
     # A unit whose first step goes to its readers costs no more per candidate than one whose
     # first step goes to its sources: a dense layer's readers are told apart by the fan-ins
@@ -84,7 +117,7 @@ def plan(pattern: CircuitPattern, count: Counter, pinned: Mapping[str, str] | No
     # models take 22% longer together (default search; 18% EXACT; add 3.1x, min4 2.0x) once
     # depth bounds the lookups.
     best = min(anchors, key=lambda u: (costs[u.name], u.open_fan_in, u.role is Role.OUTPUT))
-    return Plan(pattern, best.name, costs[best.name], _grow(pattern, best.name, costs))
+    return Plan(pattern, best.name, costs[best.name], _grow(pattern, best.name, costs), costs)
 
 
 def _grow(pattern: CircuitPattern, anchor: str, costs: Mapping[str, int]) -> tuple[Step, ...]:

@@ -260,7 +260,7 @@ def _anchors(search: _Search, the_plan: Plan) -> list[tuple[str, str]]:
     constraint = the_plan.pattern.unit(the_plan.anchor).constraint
     pin = search.query.pins.get(the_plan.anchor)
     if pin is None:
-        return search.cache.lookup(constraint, search.scope.names)
+        return search.cache.lookup(constraint, search.scope.names, the_plan.alongside)
     pinned = frozenset([pin])
     in_scope = [(m, pinned) for m in search.scope.listed or ()]
     return [(m, uid) for m, uids in search.cache.admits(in_scope, constraint) for uid in uids]

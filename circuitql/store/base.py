@@ -245,12 +245,19 @@ class Store(Protocol):
         ...
 
     def find_neurons(
-        self, constraints: Mapping[str, object], models: Sequence[str] | None = None
+        self,
+        constraints: Mapping[str, object],
+        models: Sequence[str] | None = None,
+        alongside: Sequence[Mapping[str, object]] = (),
     ) -> list[tuple[str, NeuronRecord]]:
         """(model name, neuron) for neurons whose signature columns equal ``constraints``.
 
         Keys are signature column names: kind, activation, n_pos, n_neg, fan_in, bias_class,
         out_pos, out_neg, layer, token. Served by the store's indexes.
+
+        ``alongside`` keeps only neurons of models that also hold, for each of its column
+        sets, a neuron with those columns (another unit of the pattern being looked up: a
+        model without one cannot hold a match, and its candidates are never grown).
         """
         ...
 

@@ -103,22 +103,42 @@ SCHEMA: tuple[LiteralString, ...] = (
 
 
 def _signature_filter(
-    constraints: Mapping[str, object], models: Sequence[str] | None
+    constraints: Mapping[str, object],
+    models: Sequence[str] | None,
+    node: str = "n",
+    prefix: str = "p",
 ) -> tuple[str, dict[str, object]]:
-    """WHERE clause and parameters for a signature lookup: property names come from the
-    whitelist, values only as parameters."""
+    """WHERE clause and parameters for a signature lookup of the Neuron ``node``: property
+    names come from the whitelist, values only as parameters (named ``prefix`` and a
+    number, so that several lookups can share a statement)."""
     triples = lookup_values(constraints)
-    params: dict[str, object] = {f"p{i}": value for i, (_, _, value) in enumerate(triples)}
+    params: dict[str, object] = {f"{prefix}{i}": value for i, (_, _, value) in enumerate(triples)}
     # A depth bound is never the index the planner starts from: every unit past the first
     # layers has it (``+ 0`` keeps it off the layer index, as "+" does in SQLite).
     conditions = [
-        f"n.{column}{' + 0' if column == 'layer' and comparison != '=' else ''} {comparison} $p{i}"
+        f"{node}.{column}{' + 0' if column == 'layer' and comparison != '=' else ''} "
+        f"{comparison} ${prefix}{i}"
         for i, (column, comparison, _) in enumerate(triples)
     ]
     if models is not None:
-        conditions.append("n.model IN $models")
+        conditions.append(f"{node}.model IN $models")
         params["models"] = list(models)
-    return " AND ".join(["n.namespace = $namespace", *conditions]), params
+    return " AND ".join([f"{node}.namespace = $namespace", *conditions]), params
+
+
+def _alongside(alongside: Sequence[Mapping[str, object]]) -> tuple[str, str, dict[str, object]]:
+    """``find_neurons``' models that hold a neuron of each of ``alongside``: a subquery per
+    column set collecting its models, once, and the condition that keeps ``n`` to them."""
+    calls, conditions, params = [], [], {}
+    for i, columns in enumerate(alongside):
+        where, more = _signature_filter(columns, None, node=f"o{i}", prefix=f"a{i}_")
+        calls.append(
+            f"CALL {{ MATCH (o{i}:Neuron) WHERE {where} "
+            f"RETURN collect(DISTINCT o{i}.model) AS along{i} }} "
+        )
+        conditions.append(f" AND n.model IN along{i}")
+        params.update(more)
+    return "".join(calls), "".join(conditions), params
 
 
 def signature_embedding(signature: Signature) -> list[float]:
@@ -562,14 +582,19 @@ class Neo4jStore:
         return {r["token"]: r["count"] for r in records}
 
     def find_neurons(
-        self, constraints: Mapping[str, object], models: Sequence[str] | None = None
+        self,
+        constraints: Mapping[str, object],
+        models: Sequence[str] | None = None,
+        alongside: Sequence[Mapping[str, object]] = (),
     ) -> list[tuple[str, NeuronRecord]]:
         """Matched on the Neuron property indexes (``SCHEMA``) within this namespace, ordered
-        by model, then ``ordinal``."""
+        by model, then ``ordinal``; each of ``alongside`` a subquery on the indexes too."""
         where, params = _signature_filter(constraints, models)
+        calls, kept, more = _alongside(alongside)
         records = self._read(
-            f"MATCH (n:Neuron) WHERE {where} RETURN n ORDER BY n.model, n.ordinal",
+            f"{calls}MATCH (n:Neuron) WHERE {where}{kept} RETURN n ORDER BY n.model, n.ordinal",
             **params,
+            **more,
         )
         return [(r["n"]["model"], _neuron_record(r["n"])) for r in records]
 

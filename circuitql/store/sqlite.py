@@ -849,10 +849,18 @@ class SQLiteStore:
         return dict(counts)
 
     def find_neurons(
-        self, constraints: Mapping[str, object], models: Sequence[str] | None = None
+        self,
+        constraints: Mapping[str, object],
+        models: Sequence[str] | None = None,
+        alongside: Sequence[Mapping[str, object]] = (),
     ) -> list[tuple[str, NeuronRecord]]:
-        """One statement over the signature indexes, ordered by model, then by insertion."""
+        """One statement over the signature indexes, ordered by model, then by insertion;
+        each of ``alongside`` a subquery over the indexes too, for the models it leaves."""
         clause, params = _signature_filter(constraints, models)
+        for other in alongside:
+            inner, more = _signature_filter(other, None)
+            clause += f" AND n.model_id IN (SELECT n.model_id FROM neurons AS n WHERE {inner})"
+            params += more
         columns = ", ".join(f"n.{field}" for field in _NEURON_FIELDS)
         with self._db_errors("searching neurons"):
             # "+ 0": ordering by the key would let the planner scan the whole table in key

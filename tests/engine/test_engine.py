@@ -256,6 +256,23 @@ def test_in_models_restricts_the_search(zoo_db: Database) -> None:
     assert results_of(zoo_db, "MATCH min IN MODELS 'no such model'") == []
 
 
+def test_candidates_of_models_without_the_other_units_are_never_grown(db: Database) -> None:
+    # abs anchors on its negative detector, the rarest of its units here: two sums of
+    # positive parts make the others commoner. The model whose negative part feeds no sum
+    # holds no unit abs's sum can bind, and the store leaves its candidate out.
+    half = nn.Sequential(_linear([[-1.0]], [0.0]), nn.ReLU(), _linear([[1.0]], None))
+    db.index(half, name="negative-part")
+    for i in range(2):
+        parts = nn.Sequential(_linear([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0]), nn.ReLU())
+        db.index(nn.Sequential(parts, _linear([[1.0, 1.0 + i]], None)), name=f"sum-{i}")
+    db.index(reference_network("abs"), name="abs")
+    for query in ("MATCH abs", "MATCH abs EXACT"):
+        explain = Explain()
+        assert [m.model for m in db.query(query, explain=explain)] == ["abs"]
+        assert "anchor n:" in explain.text() and "in models that also hold" in explain.text()
+        assert explain.counts["lookup"] == 1, query
+
+
 # ---- the seed document's networks -----------------------------------------------------------
 
 

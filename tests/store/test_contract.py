@@ -374,6 +374,32 @@ def test_find_neurons_restricted_to_models(store: Store, two_models: list[Indexe
     assert _found(store, constraints, []) == []
 
 
+def test_find_neurons_alongside_keeps_the_models_holding_each_other_unit(
+    store: Store, two_models: list[IndexedModel]
+) -> None:
+    """A pattern's anchor looked up with its other units' columns: only the candidates of
+    models that hold a neuron of every one of them, exactly as filtering by hand gives."""
+    anchor: dict[str, object] = {"kind": UnitKind.HIDDEN}
+    others: list[dict[str, object]] = []
+    for model in two_models:
+        for neuron in model.neurons:
+            sig = neuron.signature
+            others.append({"fan_in": sig.fan_in, "n_pos": sig.n_pos, "bias_class": sig.bias_class})
+    others.append({"activation": Activation.TANH})  # in no model
+    for company in ([], *([o] for o in others), others[:2], [others[0], others[-2]]):
+        holding = {
+            m.name for m in two_models if all(any(_expected([m], **columns)) for columns in company)
+        }
+        expected = [key for key in _expected(two_models, **anchor) if key[0] in holding]
+        found = sorted((name, n.uid) for name, n in store.find_neurons(anchor, None, company))
+        assert found == expected, company
+        scoped = store.find_neurons(anchor, ["b"], company)
+        assert sorted((name, n.uid) for name, n in scoped) == [e for e in expected if e[0] == "b"]
+    assert store.find_neurons(anchor, None, [others[-1]]) == []
+    with pytest.raises(ValueError):
+        store.find_neurons(anchor, None, [{"kind = kind OR 1=1 --": 1}])
+
+
 def test_find_neurons_with_no_match_is_empty(store: Store, two_models: list[IndexedModel]) -> None:
     assert _found(store, {"kind": UnitKind.HIDDEN, "n_pos": 9, "n_neg": 9}) == []
     assert _found(store, {"activation": Activation.TANH}) == []
