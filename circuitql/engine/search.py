@@ -34,7 +34,6 @@ from circuitql.engine.wiring import (
     with_quiet,
 )
 from circuitql.graph import Activation, NeuronGraph, UnitKind, input_index
-from circuitql.language import expr as ev
 from circuitql.language.compile import MatchQuery
 from circuitql.language.pattern import DEFAULT_INTERVAL, CircuitPattern, Role
 from circuitql.language.unroll import unrolled
@@ -517,9 +516,8 @@ def _where_holds(pattern: CircuitPattern, params: Mapping[str, float], tolerance
     tolerance, relative to the larger side (fitted numbers are never exactly equal: is_even's
     next.c == c / 2); ``<``, ``<=``, ``>``, ``>=`` compare exactly, as written, so that
     ``c > 0`` never holds for c = 0."""
-    for condition in pattern.where:
-        left = float(ev.evaluate(condition.left, params))
-        right = float(ev.evaluate(condition.right, params))
+    for left_side, op, right_side in pattern.where_sides:
+        left, right = float(left_side(params)), float(right_side(params))
         slack = tolerance * max(abs(left), abs(right), 1.0)
         holds = {
             "==": abs(left - right) <= slack,
@@ -528,7 +526,7 @@ def _where_holds(pattern: CircuitPattern, params: Mapping[str, float], tolerance
             "<=": left <= right,
             ">": left > right,
             ">=": left >= right,
-        }[condition.op]
+        }[op]
         if not holds:
             return False
     return True

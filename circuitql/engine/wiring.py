@@ -207,11 +207,10 @@ def _quiet(
     circuit inputs (units of known range). Where the view knows its sources' fan-ins, only
     those reading at most as many units as there are circuit inputs are fetched: in a dense
     layer none is."""
-    fan_ins = view.source_fan_ins or (1,) * len(view.inputs)
     quiet = [
         uid
-        for (uid, _), fan_in in zip(view.inputs, fan_ins, strict=True)
-        if uid not in seen and uid not in ranges and 1 <= fan_in <= len(ranges)
+        for uid in view.sources_reading_at_most(len(ranges))
+        if uid not in seen and uid not in ranges
     ]
     if not quiet:
         return ()

@@ -34,6 +34,8 @@ from circuitql.records import (
 
 # Targets' fan-ins as views carry them, one byte each: a fan-in of this or more reads as this.
 FAN_IN_SEEN = 255
+# Sources reading at most this many units are kept apart by each view (``sources_reading_at_most``).
+NARROW_SOURCES = 8
 
 # Lookup keys that bound a column rather than give its value: key -> (column, comparison).
 BOUNDS = {
@@ -173,6 +175,25 @@ class NeuronView:
     def targets(self) -> tuple[str, ...]:
         """The uids of ``outputs``: a candidate's fan-out, as the engine grows."""
         return tuple(t for t, _ in self.outputs)
+
+    def sources_reading_at_most(self, limit: int) -> list[str]:
+        """The sources that read between 1 and ``limit`` units, in ``inputs`` order (every
+        source, as reading one, where the store keeps no fan-ins). The wiring asks, for
+        every candidate it explains, which inputs of a unit could read nothing but the
+        circuit's few inputs: of a dense layer's 64 sources, none."""
+        pool = self._narrow_sources if limit <= NARROW_SOURCES else self._sources_with_fan_in
+        return [uid for uid, fan_in in pool if fan_in <= limit]
+
+    @cached_property
+    def _sources_with_fan_in(self) -> tuple[tuple[str, int], ...]:
+        fan_ins = self.source_fan_ins or (1,) * len(self.inputs)
+        return tuple(
+            (uid, fan_in) for (uid, _), fan_in in zip(self.inputs, fan_ins, strict=True) if fan_in
+        )
+
+    @cached_property
+    def _narrow_sources(self) -> tuple[tuple[str, int], ...]:
+        return tuple(pair for pair in self._sources_with_fan_in if pair[1] <= NARROW_SOURCES)
 
     def targets_with_fan_in(self, low: int, high: int | None) -> tuple[str, ...]:
         """The targets whose fan-in may lie in [low, high] (``high`` None: unbounded), in

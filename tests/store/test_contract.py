@@ -18,7 +18,7 @@ from circuitql.indexer.fidelity import output_error, probes
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
 from circuitql.records import BiasClass, IndexedModel, NeuronRecord
-from circuitql.store.base import FAN_IN_SEEN, Store, stored_graph
+from circuitql.store.base import FAN_IN_SEEN, NARROW_SOURCES, Store, stored_graph
 from tests.indexer.random_graphs import any_activation_graphs
 from tests.store.fakes import edges_of, fake_model
 
@@ -561,6 +561,10 @@ def test_fetch_returns_neurons_with_their_edges(store: Store) -> None:
         assert view.target_fan_ins == tuple(min(fan_in[t], FAN_IN_SEEN) for t in view.targets)
         # And each source's: the engine fetches only the quiet inputs that can be quiet.
         assert view.source_fan_ins == tuple(min(fan_in[s], FAN_IN_SEEN) for s, _ in view.inputs)
+        for limit in (0, 1, 2, NARROW_SOURCES, NARROW_SOURCES + 1, FAN_IN_SEEN):
+            assert view.sources_reading_at_most(limit) == [
+                s for s, _ in view.inputs if 1 <= fan_in[s] <= limit
+            ]
     assert store.fetch([("no-such-model", uid) for uid in uids]) == {}
     assert store.fetch([]) == {}
 
