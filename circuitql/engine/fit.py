@@ -61,10 +61,15 @@ def fit(
     kinks sit from the origin is judged on the domain, by verification.
     """
     wiring = wiring or strict(pattern, mapping, hood.views)
+    fixed = {
+        unit.name: _fixed_scale(hood.views[mapping[unit.name]])
+        for unit in pattern.units
+        if unit.role is not Role.INPUT
+    }
     unit_scale: dict[str, float] = {}
     source_scale: dict[str, float] = {}
     if approximate:
-        fitted = _scales(pattern, mapping, hood.views, wiring)
+        fitted = _scales(pattern, mapping, hood.views, wiring, fixed)
         if fitted is None:
             return None
         unit_scale, source_scale = fitted
@@ -80,8 +85,8 @@ def fit(
         terms = [(weights[src], coef, source_scale.get(src)) for src, coef in unit.inputs]
         top = max((abs(w) for w, _, _ in terms), default=0.0) or 1.0
         terms.append((view.record.bias, unit.bias, None))
-        fixed = _fixed_scale(view)
-        scale = unit_scale.get(unit.name, fixed) if approximate else _unit_scale(terms, fixed)
+        own = fixed[unit.name]
+        scale = unit_scale.get(unit.name, own) if approximate else _unit_scale(terms, own)
         if scale is not None and scale <= 0:
             return None
         bias = len(terms) - 1
@@ -128,8 +133,10 @@ def _scales(
     mapping: Mapping[str, str],
     views: Mapping[str, NeuronView],
     wiring: Wiring,
+    fixed: Mapping[str, float | None],
 ) -> tuple[dict[str, float], dict[str, float]] | None:
     """Every unit's scale k and every source's scale, fitted across the circuit together.
+    ``fixed`` has each computed unit's ``_fixed_scale``, in pattern order.
 
     A network unit computes 1/k_U times its pattern unit (k_U = 1 where the canonical form
     never rescales), and a circuit input bound to a hidden unit is read at 1/s_i its value.
@@ -149,11 +156,7 @@ def _scales(
     hidden_inputs = tuple(
         views[mapping[name]].record.signature.kind is not UnitKind.INPUT for name in pattern.inputs
     )
-    rescaled = tuple(
-        _fixed_scale(views[mapping[unit.name]]) is None
-        for unit in pattern.units
-        if unit.role is not Role.INPUT
-    )
+    rescaled = tuple(scale is None for scale in fixed.values())
     system = _system(pattern, hidden_inputs, rescaled)
     values = []
     for unit, coef, src in system.rows:

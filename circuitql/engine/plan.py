@@ -15,10 +15,11 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from circuitql.language.pattern import CircuitPattern, Role
+from circuitql.lazy import cached_property
 
 
 @dataclass(frozen=True)
@@ -40,21 +41,21 @@ class Plan:
     anchor: str
     estimate: int
     steps: tuple[Step, ...]
-    counts: Mapping[str, int] = field(default_factory=dict)
+    counts: Mapping[str, int]
 
     @property
     def columns(self) -> dict[str, object]:
         """The anchor's signature columns: the index lookup its candidates come from."""
         return self.pattern.unit(self.anchor).constraint.columns()
 
-    @property
+    @cached_property
     def alongside(self) -> list[dict[str, object]]:
         """The index columns of the other units the pattern computes, each set once: a model
         without a neuron of one of them holds no match, so the anchor's lookup leaves its
         candidates out before any is grown (``Store.find_neurons``). Only units at most
         ``ALONGSIDE_REACH`` times as common as the anchor: the store reads each of their
         neurons to find its model, and a candidate left out saves about a hundred times
-        that."""
+        that. Made once per plan: the lookup and EXPLAIN both read it."""
         if self.estimate == 0:
             return []
         anchor = self.columns

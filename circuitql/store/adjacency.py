@@ -35,7 +35,7 @@ from circuitql.records import (
     NeuronRecord,
     significant,
 )
-from circuitql.store.base import FAN_IN_SEEN, NARROW_SOURCES, NeuronView, reads_between
+from circuitql.store.base import FAN_IN_SEEN, NeuronView, reads_between
 
 _COUNT = np.dtype("<u4")
 _WEIGHT = np.dtype("<f8")
@@ -291,19 +291,11 @@ class AdjacencyView(NeuronView):
         """Each input's source's fan-in, in ``inputs`` order."""
         return tuple(self._adjacency._fan_in_array[self._source_positions].tolist())
 
-    @cached_property
-    def _sources_with_fan_in(self) -> tuple[tuple[str, int], ...]:
-        return self._sources_reading(None)
-
-    @cached_property
-    def _narrow_sources(self) -> tuple[tuple[str, int], ...]:
-        return self._sources_reading(NARROW_SOURCES)
-
     def _sources_reading(self, most: int | None) -> tuple[tuple[str, int], ...]:
-        """(uid, fan-in) of the sources reading 1 to ``most`` units (None: any number),
-        found on the fan-in array: only their names are decoded."""
+        """(uid, fan-in) of the sources reading 1 to ``most`` units (None: any number), as
+        ``reads_between`` says, found on the fan-in array: only their names are decoded."""
         fan_ins = self._adjacency._fan_in_array[self._source_positions]
-        keep = (fan_ins >= 1) if most is None else (fan_ins >= 1) & (fan_ins <= most)
+        keep = reads_between(fan_ins, 1, most)
         names = self._names(self._source_positions[keep])
         return tuple(zip(names, fan_ins[keep].tolist(), strict=True))
 

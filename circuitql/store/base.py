@@ -181,19 +181,23 @@ class NeuronView:
         source, as reading one, where the store keeps no fan-ins). The wiring asks, for
         every candidate it explains, which inputs of a unit could read nothing but the
         circuit's few inputs: of a dense layer's 64 sources, none."""
-        pool = self._narrow_sources if limit <= NARROW_SOURCES else self._sources_with_fan_in
+        pool = self._narrow_sources if limit <= NARROW_SOURCES else self._sources_reading(None)
         return [uid for uid, fan_in in pool if fan_in <= limit]
 
     @cached_property
-    def _sources_with_fan_in(self) -> tuple[tuple[str, int], ...]:
-        fan_ins = self.source_fan_ins or (1,) * len(self.inputs)
-        return tuple(
-            (uid, fan_in) for (uid, _), fan_in in zip(self.inputs, fan_ins, strict=True) if fan_in
-        )
-
-    @cached_property
     def _narrow_sources(self) -> tuple[tuple[str, int], ...]:
-        return tuple(pair for pair in self._sources_with_fan_in if pair[1] <= NARROW_SOURCES)
+        return self._sources_reading(NARROW_SOURCES)
+
+    def _sources_reading(self, most: int | None) -> tuple[tuple[str, int], ...]:
+        """(uid, fan-in) of the sources reading 1 to ``most`` units (None: any number), as
+        ``reads_between`` says."""
+        fan_ins = self.source_fan_ins or (1,) * len(self.inputs)
+        keep = reads_between(np.array(fan_ins, dtype=np.intp), 1, most).tolist()
+        return tuple(
+            (uid, fan_in)
+            for (uid, _), fan_in, kept in zip(self.inputs, fan_ins, keep, strict=True)
+            if kept
+        )
 
     def targets_with_fan_in(self, low: int, high: int | None) -> tuple[str, ...]:
         """The targets whose fan-in may lie in [low, high] (``high`` None: unbounded), in
