@@ -169,6 +169,9 @@ class NeuronRecord:
     original neuron's output is ``scale`` times the canonical neuron's. A neuron that was only
     rescaled has one member; merged duplicates have several. ``alpha`` is a leaky ReLU's
     negative slope: without it, a network read back from the store computes another function.
+    ``input_groups`` counts the groups of near-parallel units among the neuron's significant
+    inputs (``siblings.input_groups``; 0 when not counted): an index column, like ``layer``,
+    that an approximate search bounds its readers of one hidden unit by.
     """
 
     uid: str
@@ -177,6 +180,7 @@ class NeuronRecord:
     bias: float
     members: tuple[tuple[str, float], ...]
     alpha: float = LEAKY_SLOPE
+    input_groups: int = 0
 
     def unit(self, inputs: Mapping[str, float]) -> Unit:
         """The neuron as a graph unit reading ``inputs``."""
@@ -298,6 +302,7 @@ class NeuronColumns(Sequence[NeuronRecord]):
     members: tuple[tuple[tuple[str, float], ...], ...]
     token: tuple[str, ...]
     alpha: tuple[float, ...]
+    input_groups: tuple[int, ...]
 
     @staticmethod
     def of(
@@ -335,6 +340,7 @@ class NeuronColumns(Sequence[NeuronRecord]):
             members=tuple(n.members for n in neurons),
             token=tuple(s.token for s in sigs),
             alpha=tuple(n.alpha for n in neurons),
+            input_groups=tuple(n.input_groups for n in neurons),
         )
 
     def __len__(self) -> int:
@@ -362,7 +368,13 @@ class NeuronColumns(Sequence[NeuronRecord]):
             map(MAGNITUDES.__getitem__, self.magnitude_steps[start : self.magnitude_ends[i]]),
         )
         return NeuronRecord(
-            self.uid[i], self.layer[i], signature, self.bias[i], self.members[i], self.alpha[i]
+            self.uid[i],
+            self.layer[i],
+            signature,
+            self.bias[i],
+            self.members[i],
+            self.alpha[i],
+            self.input_groups[i],
         )
 
     def __iter__(self) -> Iterator[NeuronRecord]:

@@ -78,7 +78,7 @@ def test_stores_and_the_indexer_do_not_import_each_other() -> None:
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("errors", "processes", "lazy"),
     ("domain", "graph", "cache", "picture", "html", "schemas"),
-    ("records", "parallel"),
+    ("records", "parallel", "siblings"),
     ("grammar", "indexer", "store"),
     ("export", "render"),
     ("language",),

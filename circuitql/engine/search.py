@@ -199,7 +199,7 @@ def _run_pattern(search: _Search, pattern: CircuitPattern) -> Iterator[Match]:
     for an approximate search)."""
     explain = search.explain
     explain.patterns += 1
-    looked_up = relaxed(pattern) if search.approximate else pattern
+    looked_up = relaxed(pattern, search.tolerance) if search.approximate else pattern
     the_plan = plan(
         looked_up,
         lambda columns: search.cache.count(columns, search.scope.names),

@@ -35,11 +35,8 @@ from dataclasses import dataclass, field, replace
 
 from circuitql.graph import Activation
 from circuitql.language.pattern import CircuitPattern, PatternUnit, Role
+from circuitql.siblings import GROUPS_TOLERANCE, PARALLEL, near, offset, sine
 from circuitql.store.base import NeuronView
-
-# Near-parallel: two rows count as one direction when sin(angle) <= this x tolerance (8.6
-# degrees at the default 5%); a linear path is along a pair's direction within the same.
-PARALLEL = 3.0
 
 # Significant inputs an approximate search lets a unit have beyond the pattern's, per hidden
 # pattern unit it reads: two more halves of a split, or a linear path's sources.
@@ -277,12 +274,11 @@ def _sibling_of(
         host_weight = inputs[mapping[host]]
         if host_weight * weight <= 0 and abs(weight) > PARALLEL * tolerance * abs(host_weight):
             continue
-        sine = _sine(host_view, candidate)
-        if sine is None or sine > best_sine:
+        angle = _sine(host_view, candidate)
+        gap = abs(_offset(host_view) - _offset(candidate))
+        if angle is None or angle > best_sine or not near(angle, gap, tolerance):
             continue
-        if abs(_offset(host_view) - _offset(candidate)) > 2 * PARALLEL * tolerance:
-            continue
-        best, best_sine = host, sine
+        best, best_sine = host, angle
     return best
 
 
@@ -309,37 +305,30 @@ def _absorb(
         if residual > PARALLEL * tolerance * norm:
             continue
         for neg in sources:
-            sine = _sine(view, views[mapping[neg]], flip=True) if neg != pos else None
-            if sine is not None and sine <= PARALLEL * tolerance:
+            angle = _sine(view, views[mapping[neg]], flip=True) if neg != pos else None
+            if angle is not None and angle <= PARALLEL * tolerance:
                 return {pos: t, neg: -t}
     return None
 
 
 def _sine(a: NeuronView, b: NeuronView, flip: bool = False) -> float | None:
-    """sin of the angle between two units' rows of weights, the second negated when
-    ``flip`` (None when either is zero or they point apart by more than 90 degrees). The dot
-    product runs over the shorter row: a circuit's unit reads a few units, a host's a
-    whole layer."""
-    short, long = (a.row, b.row) if len(a.row) <= len(b.row) else (b.row, a.row)
-    dot = sum(w * long.get(s, 0.0) for s, w in short.items())
-    dot = -dot if flip else dot
-    if a.norm == 0 or b.norm == 0 or dot <= 0:
-        return None
-    cosine = min(1.0, dot / (a.norm * b.norm))
-    return math.sqrt(max(0.0, 1.0 - cosine * cosine))
+    return sine(a.row, a.norm, b.row, b.norm, flip)
 
 
 def _offset(view: NeuronView) -> float:
-    """Where the unit's kink sits along its row: its bias over the row's norm."""
-    return view.record.bias / (view.norm or 1.0)
+    return offset(view.record.bias, view.norm)
 
 
-def relaxed(pattern: CircuitPattern) -> CircuitPattern:
+def relaxed(pattern: CircuitPattern, tolerance: float) -> CircuitPattern:
     """The pattern as an approximate search looks it up: a zero bias admits any bias class
     (its kink is judged on the domain), and a unit that reads hidden pattern units admits a
     few more inputs than the pattern names (``EXTRA_PER_SOURCE`` per such unit: split halves
     and linear paths, which ``approximate`` must then explain; a dense layer's unit reads far
-    more). Everything else the index checks stays as strict."""
+    more). A unit that reads one hidden unit and nothing else can have no linear path (no
+    pair to run along), so its extra inputs are halves of that unit's split or free units
+    (``_fate_on``): its inputs form one group of near-parallel units (``input_groups``),
+    which the index checks at tolerances up to the one it counted groups at. Everything else
+    the index checks stays as strict."""
     units = []
     for unit in pattern.units:
         constraint = unit.constraint
@@ -353,5 +342,7 @@ def relaxed(pattern: CircuitPattern) -> CircuitPattern:
                     fan_in=None,
                     fan_in_max=constraint.fan_in + EXTRA_PER_SOURCE * hidden,
                 )
+            if hidden == len(unit.inputs) == 1 and tolerance <= GROUPS_TOLERANCE:
+                constraint = replace(constraint, groups_max=1)
         units.append(replace(unit, constraint=constraint))
     return replace(pattern, units=tuple(units))

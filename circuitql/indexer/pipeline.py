@@ -17,7 +17,7 @@ from circuitql.errors import ModelLoadError
 from circuitql.indexer.canonical import Canonical, Config
 from circuitql.indexer.fidelity import faithful_canonical
 from circuitql.indexer.load import LoadedModel
-from circuitql.indexer.signature import network_string, signature_table
+from circuitql.indexer.signature import groups_column, network_string, signature_table
 from circuitql.records import (
     DEFAULT_SIGNIFICANCE,
     EdgeColumns,
@@ -25,6 +25,7 @@ from circuitql.records import (
     NeuronColumns,
     NeuronRecord,
 )
+from circuitql.siblings import GROUPS_TOLERANCE
 
 T = TypeVar("T")
 
@@ -155,10 +156,13 @@ def _records(
     table = signature_table(graph, config.significance)
     sigs = {u.id: table.coarse(i) for i, u in enumerate(graph.units)}
     layers = graph.layers
+    groups = groups_column(graph, table.fan_in, config.significance)
     neurons = NeuronColumns.of(
         [
-            NeuronRecord(u.id, layers[u.id], sigs[u.id], u.bias, canon.members[u.id], u.alpha)
-            for u in graph.units
+            NeuronRecord(
+                u.id, layers[u.id], sigs[u.id], u.bias, canon.members[u.id], u.alpha, count
+            )
+            for u, count in zip(graph.units, groups, strict=True)
         ],
         (table.steps, table.ends),
     )
@@ -175,6 +179,10 @@ def _records(
         edges=edges,
         canonical_log=tuple(str(s) for s in canon.steps if s.action != "rescale"),
         meta=about.meta,
-        normal_form={**config.canonical.fingerprint(), "significance": config.significance},
+        normal_form={
+            **config.canonical.fingerprint(),
+            "significance": config.significance,
+            "groups_tolerance": GROUPS_TOLERANCE,
+        },
         canonical_error=error,
     )

@@ -19,11 +19,13 @@ noise) from changing a token while every weight that shapes the function still c
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from circuitql.graph import NeuronGraph, row_max
+from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind, row_max
 from circuitql.records import (
     DEFAULT_SIGNIFICANCE,
     MAGNITUDE_STEPS,
@@ -32,6 +34,7 @@ from circuitql.records import (
     Signature,
 )
 from circuitql.records import significant as is_significant
+from circuitql.siblings import GROUPS_FAN_IN, Source, input_groups
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,48 @@ def signature_table(
         np.concatenate(steps_of_runs) if steps_of_runs else np.zeros(0, dtype=np.uint8),
         np.cumsum(fan_in).tolist(),
     )
+
+
+def groups_column(
+    graph: NeuronGraph, fan_in: Sequence[int], significance: float = DEFAULT_SIGNIFICANCE
+) -> list[int]:
+    """Each unit's ``siblings.input_groups`` (``fan_in``: its significant inputs, as the
+    signature counts them), 0 where not counted: for a unit reading more than
+    ``GROUPS_FAN_IN`` units, or none, and for every unit when ``significance`` is not the
+    one a search explains a match's inputs by (a store's views judge at the default)."""
+    counts = [0] * len(graph.units)
+    if significance != DEFAULT_SIGNIFICANCE:
+        return counts
+    by_id = graph.by_id
+    sources: dict[str, Source] = {}
+
+    def source(uid: str) -> Source:
+        if uid not in sources:
+            unit = by_id[uid]
+            reads = _significant_sources(unit)
+            sources[uid] = Source(
+                unit.inputs,
+                math.sqrt(sum(w * w for w in unit.inputs.values())),
+                unit.bias,
+                unit.activation,
+                unit.activation is Activation.RELU
+                and bool(reads)
+                and all(by_id[s].kind is UnitKind.INPUT for s in reads),
+            )
+        return sources[uid]
+
+    counted = np.array(fan_in, dtype=np.intp)
+    for i in np.flatnonzero((counted >= 1) & (counted <= GROUPS_FAN_IN)).tolist():
+        counts[i] = input_groups([source(s) for s in _significant_sources(graph.units[i])])
+    return counts
+
+
+def _significant_sources(unit: Unit) -> list[str]:
+    """The sources of ``unit``'s significant inputs, as a store's view lists them."""
+    names = list(unit.inputs)
+    magnitude = np.abs(np.fromiter(unit.inputs.values(), dtype=np.float64, count=len(names)))
+    keep = is_significant(magnitude, magnitude.max(initial=0.0))
+    return [name for name, kept in zip(names, keep.tolist(), strict=True) if kept]
 
 
 def _steps(ratios: np.ndarray) -> np.ndarray:

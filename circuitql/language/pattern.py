@@ -230,6 +230,11 @@ class UnitConstraint:
     # ``layer_min``: an approximate search's open fan-ins then still tell a circuit's output
     # apart from a first-layer unit of a dense host, which reads as few inputs.
     layer_min: int = 0
+    # At most this many groups of near-parallel units among the significant inputs (the
+    # lookup key ``groups_max``; a neuron whose groups were not counted stores 0, and is
+    # admitted): an approximate search's reader of one hidden unit, whose extra inputs may
+    # only be halves of that unit's split.
+    groups_max: int | None = None
 
     @property
     def fan_in_range(self) -> tuple[int, int | None]:
@@ -270,6 +275,8 @@ class UnitConstraint:
             cols["fan_in_min"] = self.n_pos + self.n_neg
         if self.layer_min > 1:
             cols["layer_min"] = self.layer_min
+        if self.groups_max is not None:
+            cols["groups_max"] = self.groups_max
         return cols
 
     def admits(self, sig: Signature) -> bool:

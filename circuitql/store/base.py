@@ -44,6 +44,7 @@ BOUNDS = {
     "layer_min": ("layer", ">="),
     "n_pos_min": ("n_pos", ">="),
     "n_neg_min": ("n_neg", ">="),
+    "groups_max": ("input_groups", "<="),
 }
 # The only signature columns a lookup may constrain, in every backend: a key outside this set
 # is rejected before any query text is built, so a key can never smuggle text into SQL or

@@ -7,7 +7,7 @@ such as parallel test runs, can share one database without seeing each other)::
              network_string, canonical_log, meta})
     (:Model)-[:HAS]->(:Neuron {namespace, model, uid, ordinal, layer, kind, activation, n_pos,
                                n_neg, fan_in, bias_class, out_pos, out_neg, magnitudes, bias,
-                               token, members, embedding})
+                               token, members, alpha, input_groups, embedding})
     (:Neuron)-[:FEEDS {weight, ordinal}]->(:Neuron)
 
 ``meta`` and ``members`` are JSON strings; ``ordinal`` keeps the indexer's order so reads give
@@ -114,9 +114,10 @@ def _signature_filter(
     triples = lookup_values(constraints)
     params: dict[str, object] = {f"{prefix}{i}": value for i, (_, _, value) in enumerate(triples)}
     # A depth bound is never the index the planner starts from: every unit past the first
-    # layers has it (``+ 0`` keeps it off the layer index, as "+" does in SQLite).
+    # layers has it (``+ 0`` keeps it off the layer index, as "+" does in SQLite). Neurons
+    # written before input groups were counted have none: 0, "not counted", as in SQLite.
     conditions = [
-        f"{node}.{column}{' + 0' if column == 'layer' and comparison != '=' else ''} "
+        f"{_property(node, column)}{' + 0' if column == 'layer' and comparison != '=' else ''} "
         f"{comparison} ${prefix}{i}"
         for i, (column, comparison, _) in enumerate(triples)
     ]
@@ -124,6 +125,10 @@ def _signature_filter(
         conditions.append(f"{node}.model IN $models")
         params["models"] = list(models)
     return " AND ".join([f"{node}.namespace = $namespace", *conditions]), params
+
+
+def _property(node: str, column: str) -> str:
+    return f"coalesce({node}.{column}, 0)" if column == "input_groups" else f"{node}.{column}"
 
 
 def _alongside(alongside: Sequence[Mapping[str, object]]) -> tuple[str, str, dict[str, object]]:
@@ -724,6 +729,7 @@ def neuron_row(namespace: str, model: str, ordinal: int, neuron: NeuronRecord) -
         "token": sig.token,
         "members": json.dumps([[uid, float(scale)] for uid, scale in neuron.members]),
         "alpha": float(neuron.alpha),
+        "input_groups": neuron.input_groups,
         "embedding": signature_embedding(sig),
     }
 
@@ -742,7 +748,13 @@ def _neuron_record(node: Mapping[str, Any]) -> NeuronRecord:
     members = tuple((uid, float(scale)) for uid, scale in json.loads(node["members"]))
     # Neurons written before the slope was kept read as PyTorch's default.
     return NeuronRecord(
-        node["uid"], node["layer"], signature, node["bias"], members, node.get("alpha", LEAKY_SLOPE)
+        node["uid"],
+        node["layer"],
+        signature,
+        node["bias"],
+        members,
+        node.get("alpha", LEAKY_SLOPE),
+        node.get("input_groups", 0),
     )
 
 

@@ -60,19 +60,23 @@ from circuitql.store.adjacency import (
 )
 from circuitql.store.base import FAN_IN_SEEN, NeuronView, lookup_values, model_columns, unchanged
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 # Both signature indexes hold the layer, so that a pattern unit's depth (``layer_min``) is
-# checked inside the index: a count still reads no row.
+# checked inside the index, and the input groups (``groups_max``) likewise: a count still
+# reads no row.
 _SHAPE_INDEX = (
     "CREATE INDEX neurons_by_shape "
-    "ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class, layer)"
+    "ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class, layer, input_groups)"
 )
 # Output units of a pattern constrain fan-in and signs but not the activation. The layer
 # comes second: an approximate search bounds an output's fan-in (a few values, asked as a
 # list) and its depth, and a dense host's first layer, as many units as the zoo has inputs
 # times its width, reads just as few inputs; each fan-in is then a seek past that layer.
-_FAN_IN_INDEX = "CREATE INDEX neurons_by_fan_in ON neurons(fan_in, layer, n_pos, n_neg, bias_class)"
+_FAN_IN_INDEX = (
+    "CREATE INDEX neurons_by_fan_in "
+    "ON neurons(fan_in, layer, n_pos, n_neg, bias_class, input_groups)"
+)
 
 # From each older version to the next, in place: (version, statements). Version 3's shape
 # index had (kind, activation, fan_in) only, so counting a common hidden unit read its rows
@@ -91,6 +95,8 @@ _FAN_IN_INDEX = "CREATE INDEX neurons_by_fan_in ON neurons(fan_in, layer, n_pos,
 # Version 11 kept graphs rows and network strings uncompressed and weights as float64, a
 # token column with its index and counts, enum columns as text and every slope: 4.2 times
 # the model files.
+# Version 12 counted no input groups: its neurons read 0 ("not counted", which every lookup
+# admits) until their models are indexed again, as their normal form says they must be.
 
 # The enum columns hold small integers: SQLite writes 0 and 1 in no byte and the rest in one,
 # where the values' text took up to 10 (and as much again in each index holding them). The
@@ -129,6 +135,7 @@ _NEURONS_TABLE = """
         bias REAL NOT NULL,
         members BLOB NOT NULL,
         alpha REAL,
+        input_groups INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (model_id, uid)
     )
     """
@@ -251,6 +258,7 @@ def _rebuild_neurons(conn: sqlite3.Connection, converted: Mapping[str, str]) -> 
     converted = {
         **{column: _code_of(column) for column in ENUM_CODES},
         "alpha": f"NULLIF(alpha, {LEAKY_SLOPE!r})",
+        **({} if "input_groups" in _columns(conn, "neurons") else {"input_groups": "0"}),
         **converted,
     }
     conn.execute(_NEURONS_TABLE.replace("CREATE TABLE neurons", "CREATE TABLE neurons_new"))
@@ -352,6 +360,14 @@ def _compress_rows(conn: sqlite3.Connection) -> None:
         )
 
 
+def _groups_column(conn: sqlite3.Connection) -> None:
+    """The input groups column, 0 for every neuron, unless the table has it: an older
+    version's step makes today's signature indexes, which hold it, and a version 9 store's
+    neurons table was rebuilt as today's."""
+    if "input_groups" not in _columns(conn, "neurons"):
+        conn.execute("ALTER TABLE neurons ADD COLUMN input_groups INTEGER NOT NULL DEFAULT 0")
+
+
 def _compact_neurons(conn: sqlite3.Connection) -> None:
     """Version 11's neurons to version 12's: each model's depth on its row (a version 8
     store's models table, rebuilt as today's, has the column already), so that the layer
@@ -376,7 +392,7 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], ...]], ...] = (
-    (3, ("DROP INDEX neurons_by_shape", _SHAPE_INDEX)),
+    (3, (_groups_column, "DROP INDEX neurons_by_shape", _SHAPE_INDEX)),
     (4, ("ALTER TABLE models ADD COLUMN normal_form TEXT NOT NULL DEFAULT '{}'",)),
     (5, ("ALTER TABLE neurons ADD COLUMN output_fan_ins BLOB", _fill_target_fan_ins)),
     (
@@ -393,6 +409,7 @@ _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], 
     (
         10,
         (
+            _groups_column,
             "DROP INDEX neurons_by_shape",
             _SHAPE_INDEX,
             "DROP INDEX neurons_by_fan_in",
@@ -400,6 +417,16 @@ _MIGRATIONS: tuple[tuple[int, tuple[str | Callable[[sqlite3.Connection], None], 
         ),
     ),
     (11, (_compress_rows, _compact_neurons)),
+    (
+        12,
+        (
+            _groups_column,
+            "DROP INDEX neurons_by_shape",
+            _SHAPE_INDEX,
+            "DROP INDEX neurons_by_fan_in",
+            _FAN_IN_INDEX,
+        ),
+    ),
 )
 
 # Executed one statement at a time: executescript() would commit the transaction that guards
@@ -428,6 +455,7 @@ _NEURON_FIELDS = (
     "bias",
     "members",
     "alpha",
+    "input_groups",
 )
 _NEURON_COLUMNS = ", ".join(_NEURON_FIELDS)
 _TOKEN_FIELDS = "kind, activation, n_pos, n_neg, bias_class, out_pos, out_neg"
@@ -1039,6 +1067,7 @@ def _neuron_rows(neurons: NeuronColumns) -> list[tuple[Any, ...]]:
             neurons.bias,
             map(_members_value, neurons.uid, neurons.members),
             [None if alpha == LEAKY_SLOPE else alpha for alpha in neurons.alpha],
+            neurons.input_groups,
             strict=True,
         )
     )
@@ -1116,6 +1145,7 @@ def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
         bias,
         members,
         alpha,
+        input_groups,
     ) = row
     signature = stored_signature(
         kind, activation, n_pos, n_neg, bias_class, out_pos, out_neg, magnitudes
@@ -1127,6 +1157,7 @@ def _neuron_record(row: Sequence[Any]) -> NeuronRecord:
         bias=bias,
         members=_members_of(uid, members),
         alpha=LEAKY_SLOPE if alpha is None else alpha,
+        input_groups=input_groups,
     )
 
 

@@ -17,7 +17,9 @@ import pytest
 from circuitql.analysis.census import Census, census
 from circuitql.api import Database
 from circuitql.domain import Domain
+from circuitql.engine.explain import Explain
 from circuitql.engine.results import Match
+from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import Config
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.language.compile import CensusQuery
@@ -145,3 +147,46 @@ def test_faithfulness_measures_what_the_circuit_leaves_out(db: Database) -> None
     (match,) = db.query("MATCH abs")
     assert 0.03 < match.faithfulness < 0.045
     assert match.to_json()["faithfulness"] == match.faithfulness
+
+
+# ---- a reader of one hidden unit --------------------------------------------------------------
+
+
+def _or_gate(
+    extra: dict[str, tuple[float, dict[str, float]]], reads: dict[str, float]
+) -> NeuronGraph:
+    """or_gate on hidden a = tanh(x0), b = tanh(x1): h = relu(1 - a - b) and ``extra``
+    units (name -> bias, row), read by y = 1 + ``reads``. (ReLUs on the inputs could be
+    dead where the circuit lives, and make no group: h's readers would then be y's
+    candidates too.)"""
+    relu, tanh, hidden = Activation.RELU, Activation.TANH, UnitKind.HIDDEN
+    units = [
+        Unit("input:0", UnitKind.INPUT),
+        Unit("input:1", UnitKind.INPUT),
+        Unit("a", hidden, tanh, 0.0, {"input:0": 1.0}),
+        Unit("b", hidden, tanh, 0.0, {"input:1": 1.0}),
+        Unit("h", hidden, relu, 1.0, {"a": -1.0, "b": -1.0}),
+        *(Unit(name, hidden, relu, bias, row) for name, (bias, row) in extra.items()),
+        Unit("y", UnitKind.OUTPUT, Activation.IDENTITY, 1.0, reads),
+    ]
+    return NeuronGraph(tuple(units))
+
+
+def test_a_reader_of_one_hidden_unit_is_looked_up_by_its_groups(db: Database) -> None:
+    # or_gate's y reads h alone: beside h, it may read halves of h's split, never a unit
+    # on another direction. The split is found; the reader of h and of its anti-parallel
+    # twin (a fold of a parity chain reads such a pair) is never a candidate.
+    half = {"h1": (0.816, {"a": -0.808, "b": -0.792})}  # kink 0.01 off h's, 0.6 degrees
+    db.index(_or_gate(half, {"h": -0.6, "h1": -0.5}), name="split")  # 60/40
+    twin = {"g": (-1.0, {"a": 1.0, "b": 1.0})}
+    db.index(_or_gate(twin, {"h": -1.0, "g": -0.5}), name="twin")
+    explain = Explain()
+    found = list(db.query("MATCH or_gate", explain=explain))
+    assert [(m.model, m.bindings["y"], m.exact) for m in found] == [("split", "y", False)]
+    assert "anchor y" in explain.text() and "'groups_max': 1" in explain.text()
+    assert explain.counts["lookup"] == 1
+    # At a tolerance past the one groups are counted at, the bound is off, and the twin's
+    # reader is a candidate again (which its wiring then rejects).
+    wide = Explain()
+    assert [m.model for m in db.query("MATCH or_gate TOLERANCE 0.2", explain=wide)] == ["split"]
+    assert "groups_max" not in wide.text()

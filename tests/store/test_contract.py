@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.fidelity import output_error, probes
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
-from circuitql.records import BiasClass, IndexedModel, NeuronRecord
+from circuitql.records import BiasClass, IndexedModel, NeuronColumns, NeuronRecord
 from circuitql.store.base import FAN_IN_SEEN, NARROW_SOURCES, Store, stored_graph
 from tests.indexer.random_graphs import any_activation_graphs
 from tests.store.fakes import edges_of, fake_model
@@ -349,6 +350,37 @@ def test_bounds_on_depth_and_signs_are_served_by_every_lookup(
                     assert _found(store, constraints) == expected, constraints
                     assert store.count_neurons(constraints) == len(expected)
     assert _found(store, {"layer_min": 2, "fan_in": 3, "n_pos_min": 1})  # not only empty
+
+
+def test_input_groups_round_trip_and_bound_every_lookup(store: Store) -> None:
+    # A reader's groups of near-parallel inputs bound an approximate search's lookup, a 0
+    # ("not counted", as an older store's neurons read) admitted by every bound; with the
+    # fan-in given or bounded and with a kind (each picks another index in SQLite).
+    model = fake_model("g")
+    neurons = [dataclasses.replace(n, input_groups=i % 3) for i, n in enumerate(model.neurons)]
+    store.write(dataclasses.replace(model, neurons=NeuronColumns.of(neurons)))
+    assert _by_uid(store.neurons("g")) == _by_uid(neurons)
+    views = store.fetch([("g", n.uid) for n in neurons])
+    assert {uid: v.record.input_groups for (_, uid), v in views.items()} == {
+        n.uid: n.input_groups for n in neurons
+    }
+    shapes: dict[str, tuple[dict[str, object], Callable[[NeuronRecord], bool]]] = {
+        "any": ({}, lambda n: True),
+        "hidden": ({"kind": UnitKind.HIDDEN}, lambda n: n.signature.kind is UnitKind.HIDDEN),
+        "bounded": (
+            {"fan_in_min": 1, "fan_in_max": 3, "layer_min": 1},
+            lambda n: 1 <= n.signature.fan_in <= 3 and n.layer >= 1,
+        ),
+    }
+    for bound in (0, 1, 2):
+        for columns, admits in shapes.values():
+            constraints = {"groups_max": bound, **columns}
+            expected = sorted(
+                ("g", n.uid) for n in neurons if n.input_groups <= bound and admits(n)
+            )
+            assert _found(store, constraints) == expected, constraints
+            assert store.count_neurons(constraints) == len(expected)
+    assert _found(store, {"groups_max": 1, "fan_in_min": 1}) != []  # not only empty
 
 
 def test_find_neurons_by_shape_and_layer(store: Store, two_models: list[IndexedModel]) -> None:

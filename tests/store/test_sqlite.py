@@ -21,7 +21,14 @@ from circuitql.errors import StoreError
 from circuitql.graph import LEAKY_SLOPE, Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.load import load
 from circuitql.indexer.pipeline import build_records
-from circuitql.records import BiasClass, EdgeRecord, IndexedModel, NeuronRecord, Signature
+from circuitql.records import (
+    BiasClass,
+    EdgeRecord,
+    IndexedModel,
+    NeuronColumns,
+    NeuronRecord,
+    Signature,
+)
 from circuitql.store.adjacency import SCAN_VIEWS, Adjacency, AdjacencyCache, magnitudes_of
 from circuitql.store.base import NeuronView, model_columns
 from circuitql.store.sqlite import ENUM_CODES, SCHEMA_VERSION, SQLiteStore, stored_signature
@@ -263,6 +270,12 @@ _ADDED_IN: dict[int, str | Callable[[sqlite3.Connection], None]] = {
     "DROP INDEX neurons_by_fan_in; "
     "CREATE INDEX neurons_by_fan_in ON neurons(fan_in, n_pos, n_neg, bias_class)",
     12: _version_11_rows,
+    13: "DROP INDEX neurons_by_shape; "
+    "CREATE INDEX neurons_by_shape "
+    "ON neurons(kind, activation, fan_in, n_pos, n_neg, bias_class, layer); "
+    "DROP INDEX neurons_by_fan_in; "
+    "CREATE INDEX neurons_by_fan_in ON neurons(fan_in, layer, n_pos, n_neg, bias_class); "
+    "ALTER TABLE neurons DROP COLUMN input_groups",
 }
 
 
@@ -938,3 +951,25 @@ def test_a_model_deleted_while_its_neurons_are_read_is_seen_whole(tmp_path: Path
     finally:
         reader.close()
         writer.close()
+
+
+def test_a_version_12_store_reads_its_groups_as_not_counted(tmp_path: Path) -> None:
+    # Version 12 counted no input groups: after the migration every neuron reads 0, which
+    # every bound admits, and both signature indexes hold the column.
+    model = fake_model("m1")
+    neurons = [dataclasses.replace(n, input_groups=2) for n in model.neurons]
+    path = tmp_path / "v12.db"
+    _older_store(path, [dataclasses.replace(model, neurons=NeuronColumns.of(neurons))], 12)
+    migrated = SQLiteStore(path)
+    try:
+        assert {n.input_groups for n in migrated.neurons("m1")} == {0}
+        assert len(migrated.find_neurons({"groups_max": 1})) == len(neurons)
+    finally:
+        migrated.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    indexes = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name IN ('neurons_by_shape', 'neurons_by_fan_in')"
+    ).fetchall()
+    conn.close()
+    assert len(indexes) == 2 and all("input_groups" in sql for (sql,) in indexes)
