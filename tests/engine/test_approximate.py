@@ -190,3 +190,26 @@ def test_a_reader_of_one_hidden_unit_is_looked_up_by_its_groups(db: Database) ->
     wide = Explain()
     assert [m.model for m in db.query("MATCH or_gate TOLERANCE 0.2", explain=wide)] == ["split"]
     assert "groups_max" not in wide.text()
+
+
+def test_a_reader_of_one_hidden_unit_may_read_a_unit_dead_on_the_domain(db: Database) -> None:
+    # On network inputs with a domain, y may also read a ReLU that never fires there (its
+    # kink within tolerance of the corner a = b = 1): such a unit makes no group, and the
+    # lookup keeps y. One that fires on half the domain is no or, and is not reported.
+    relu, hidden = Activation.RELU, UnitKind.HIDDEN
+
+    def network(kink: float) -> NeuronGraph:
+        units = [
+            Unit("input:0", UnitKind.INPUT),
+            Unit("input:1", UnitKind.INPUT),
+            Unit("h", hidden, relu, 1.0, {"input:0": -1.0, "input:1": -1.0}),
+            Unit("d", hidden, relu, -kink, {"input:0": 1.0, "input:1": 1.0}),
+            Unit("y", UnitKind.OUTPUT, Activation.IDENTITY, 1.0, {"h": -1.0, "d": -0.5}),
+        ]
+        return NeuronGraph(tuple(units))
+
+    db.config = IndexConfig(Config(domain=Domain(((0.0, 1.0),))))
+    db.index(network(1.98), name="dead")
+    db.index(network(1.0), name="live")
+    found = list(db.query("MATCH or_gate"))
+    assert [(m.model, m.bindings["h"], m.exact) for m in found] == [("dead", "h", False)]
