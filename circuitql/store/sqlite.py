@@ -581,6 +581,8 @@ class SQLiteStore:
                 "about 3 s per 100 models"
                 if found < _COMPACT_VERSION
                 else "about 4 s per 1,000 models"
+                if found < _SHRUNK_VERSION
+                else "about 1 s per 1,000 models"
             )
             print(
                 f"circuitql: upgrading the store {self.path} from schema version {found} to "
