@@ -87,6 +87,8 @@ def input_groups(sources: Sequence[Source]) -> int:
     the components of the relation; a larger tolerance only joins them, and the count at the
     search's tolerance is never below the stored one."""
     tolerance = GROUPS_TOLERANCE * _GROUPS_SLACK
+    lone = sum(1 for s in sources if s.norm == 0)  # network inputs: near nothing
+    sources = [s for s in sources if s.norm > 0]
     parent = list(range(len(sources)))
 
     def root(i: int) -> int:
@@ -104,4 +106,4 @@ def input_groups(sources: Sequence[Source]) -> int:
             if near(sine(a.row, a.norm, b.row, b.norm), abs(offsets[i] - offsets[j]), tolerance):
                 parent[root(i)] = root(j)
     counted = {root(i) for i, s in enumerate(sources) if not s.free}
-    return len(counted)
+    return lone + len(counted)

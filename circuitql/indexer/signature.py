@@ -135,11 +135,13 @@ def groups_column(
     """Each unit's ``siblings.input_groups`` (``fan_in``: its significant inputs, as the
     signature counts them), 0 where not counted: for a unit reading more than
     ``GROUPS_FAN_IN`` units, or none, and for every unit when ``significance`` is not the
-    one a search explains a match's inputs by (a store's views judge at the default)."""
+    one a search explains a match's inputs by (a store's views judge at the default). A
+    unit of the first layer reads network inputs only, each a group of its own: a dense
+    host's first layer (64 units reading 8 inputs) costs no comparison."""
     counts = [0] * len(graph.units)
     if significance != DEFAULT_SIGNIFICANCE:
         return counts
-    by_id = graph.by_id
+    by_id, depth = graph.by_id, graph.layers
     sources: dict[str, Source] = {}
 
     def source(uid: str) -> Source:
@@ -159,7 +161,11 @@ def groups_column(
 
     counted = np.array(fan_in, dtype=np.intp)
     for i in np.flatnonzero((counted >= 1) & (counted <= GROUPS_FAN_IN)).tolist():
-        counts[i] = input_groups([source(s) for s in _significant_sources(graph.units[i])])
+        unit = graph.units[i]
+        if depth[unit.id] == 1:
+            counts[i] = fan_in[i]
+        else:
+            counts[i] = input_groups([source(s) for s in _significant_sources(unit)])
     return counts
 
 
