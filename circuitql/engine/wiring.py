@@ -312,10 +312,12 @@ def _absorb(
 
 
 def _sine(a: NeuronView, b: NeuronView, flip: bool = False) -> float | None:
+    """``siblings.sine`` of two views' rows: the rule the index counts groups by."""
     return sine(a.row, a.norm, b.row, b.norm, flip)
 
 
 def _offset(view: NeuronView) -> float:
+    """``siblings.offset`` of a view: where its kink sits along its row."""
     return offset(view.record.bias, view.norm)
 
 
