@@ -33,6 +33,14 @@ def significant(
     return (magnitude >= significance * top) & (top > 0.0)
 
 
+def significant_in_row(weights: np.ndarray) -> np.ndarray:
+    """Which of one unit's incoming ``weights`` are significant next to its heaviest: the
+    rule as a store's view applies it to a unit, and as the index counts a unit's input
+    groups (at the default significance, as views judge)."""
+    magnitude = np.abs(weights)
+    return significant(magnitude, magnitude.max(initial=0.0))
+
+
 # A signature's magnitudes are ratios in [0, 1] rounded to this many decimals: coarse enough
 # that float noise from rescaling never changes them, and that a store keeps each in a byte.
 MAGNITUDE_DECIMALS = 2

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from circuitql.graph import Activation
+from circuitql.lazy import cached_property
 
 # Near-parallel: two rows count as one direction when sin(angle) <= this x tolerance (8.6
 # degrees at the default 5%), and their kinks as one when their offsets along the rows lie
@@ -71,10 +72,14 @@ class Source:
     it joins a group but never makes one."""
 
     row: Mapping[str, float]
-    norm: float
     bias: float
     activation: Activation
     free: bool
+
+    @cached_property
+    def norm(self) -> float:
+        """The Euclidean norm of the row, as a store's view computes it."""
+        return math.sqrt(sum(w * w for w in self.row.values()))
 
 
 def input_groups(sources: Sequence[Source]) -> int:
@@ -88,8 +93,8 @@ def input_groups(sources: Sequence[Source]) -> int:
     search's tolerance is never below the stored one."""
     tolerance = GROUPS_TOLERANCE * _GROUPS_SLACK
     lone = sum(1 for s in sources if s.norm == 0)  # network inputs: near nothing
-    sources = [s for s in sources if s.norm > 0]
-    parent = list(range(len(sources)))
+    rows = [s for s in sources if s.norm > 0]
+    parent = list(range(len(rows)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -97,13 +102,13 @@ def input_groups(sources: Sequence[Source]) -> int:
             i = parent[i]
         return i
 
-    offsets = [offset(s.bias, s.norm) for s in sources]
-    for i, a in enumerate(sources):
-        for j in range(i + 1, len(sources)):
-            b = sources[j]
+    offsets = [offset(s.bias, s.norm) for s in rows]
+    for i, a in enumerate(rows):
+        for j in range(i + 1, len(rows)):
+            b = rows[j]
             if a.activation is not b.activation or root(i) == root(j):
                 continue
             if near(sine(a.row, a.norm, b.row, b.norm), abs(offsets[i] - offsets[j]), tolerance):
                 parent[root(i)] = root(j)
-    counted = {root(i) for i, s in enumerate(sources) if not s.free}
+    counted = {root(i) for i, s in enumerate(rows) if not s.free}
     return lone + len(counted)

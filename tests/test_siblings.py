@@ -14,8 +14,7 @@ from circuitql.siblings import GROUPS_FAN_IN, Source, input_groups, near, sine
 
 
 def _source(row: dict[str, float], bias: float = 0.0, free: bool = False) -> Source:
-    norm = math.sqrt(sum(w * w for w in row.values()))
-    return Source(row, norm, bias, Activation.RELU, free)
+    return Source(row, bias, Activation.RELU, free)
 
 
 def _rotated(degrees: float) -> dict[str, float]:
@@ -57,7 +56,7 @@ def test_free_units_join_groups_but_never_make_one() -> None:
 
 def test_units_of_different_activations_never_share_a_group() -> None:
     relu = _source({"u": 1.0})
-    tanh = Source({"u": 1.0}, 1.0, 0.0, Activation.TANH, False)
+    tanh = Source({"u": 1.0}, 0.0, Activation.TANH, False)
     assert input_groups([relu, tanh]) == 2
 
 

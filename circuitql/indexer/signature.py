@@ -19,7 +19,6 @@ noise) from changing a token while every weight that shapes the function still c
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -32,6 +31,7 @@ from circuitql.records import (
     MAGNITUDES,
     BiasClass,
     Signature,
+    significant_in_row,
 )
 from circuitql.records import significant as is_significant
 from circuitql.siblings import GROUPS_FAN_IN, Source, input_groups
@@ -150,7 +150,6 @@ def groups_column(
             reads = _significant_sources(unit)
             sources[uid] = Source(
                 unit.inputs,
-                math.sqrt(sum(w * w for w in unit.inputs.values())),
                 unit.bias,
                 unit.activation,
                 unit.activation is Activation.RELU
@@ -172,8 +171,7 @@ def groups_column(
 def _significant_sources(unit: Unit) -> list[str]:
     """The sources of ``unit``'s significant inputs, as a store's view lists them."""
     names = list(unit.inputs)
-    magnitude = np.abs(np.fromiter(unit.inputs.values(), dtype=np.float64, count=len(names)))
-    keep = is_significant(magnitude, magnitude.max(initial=0.0))
+    keep = significant_in_row(np.fromiter(unit.inputs.values(), np.float64, count=len(names)))
     return [name for name, kept in zip(names, keep.tolist(), strict=True) if kept]
 
 

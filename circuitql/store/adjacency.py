@@ -33,7 +33,7 @@ from circuitql.records import (
     EdgeColumns,
     NeuronColumns,
     NeuronRecord,
-    significant,
+    significant_in_row,
 )
 from circuitql.store.base import FAN_IN_SEEN, NeuronView, reads_between
 
@@ -332,8 +332,7 @@ class AdjacencyView(NeuronView):
 
     @cached_property
     def _significant(self) -> np.ndarray:
-        magnitude = np.abs(self._weights)
-        return significant(magnitude, magnitude.max(initial=0.0))
+        return significant_in_row(self._weights)
 
     @cached_property
     def significant_inputs(self) -> tuple[tuple[str, float], ...]:

@@ -29,7 +29,7 @@ from circuitql.records import (
     NeuronKey,
     NeuronRecord,
     WriteOutcome,
-    significant,
+    significant_in_row,
 )
 
 # Targets' fan-ins as views carry them, one byte each: a fan-in of this or more reads as this.
@@ -152,8 +152,7 @@ class NeuronView:
         """The inputs that count for the signature (the indexer's rule, ``significant``):
         the edges the query engine grows through and matches on, asked for many times per
         view and so computed once."""
-        magnitude = np.abs(np.fromiter((w for _, w in self.inputs), dtype=np.float64))
-        keep = significant(magnitude, magnitude.max(initial=0.0))
+        keep = significant_in_row(np.fromiter((w for _, w in self.inputs), dtype=np.float64))
         return tuple(edge for edge, kept in zip(self.inputs, keep.tolist(), strict=True) if kept)
 
     @cached_property
