@@ -98,9 +98,10 @@ def subnetwork(
         sources += [s for s, _ in wiring.absorbed.get(unit.name, ())]
         for extra in (*wiring.linear.get(unit.name, ()), *wiring.quiet.get(unit.name, ())):
             placed = {u.id for u in units}
-            scale[extra] = member_scale(views[extra])
-            reads = [s for s, _ in views[extra].inputs if s in placed]
-            units.append(_unit(views[extra], extra, scale, reads, None))
+            if extra not in placed:  # another unit's extra too: placed once, read by both
+                scale[extra] = member_scale(views[extra])
+                reads = [s for s, _ in views[extra].inputs if s in placed]
+                units.append(_unit(views[extra], extra, scale, reads, None))
             sources.append(extra)
         units.append(_unit(views[uid], uid, scale, sources, unit))
         for sibling in wiring.siblings.get(unit.name, ()):

@@ -186,11 +186,13 @@ def with_quiet(
     """``wiring`` with every matched unit's insignificant inputs that read nothing but the
     circuit's inputs: too small next to the unit's largest weight to count for its
     signature, they can still move it by a few percent where their own values are large.
-    Asked for only when a match misses without them (they cost a store round trip)."""
+    Asked for only when a match misses without them (they cost a store round trip). A unit
+    the match binds is never one: it is in the sub-network already, as itself."""
     quiet = {}
+    bound = set(mapping.values())
     for unit in _computed(pattern):
         view = views[mapping[unit.name]]
-        seen = {uid for uid, _ in view.significant_inputs}
+        seen = bound | {uid for uid, _ in view.significant_inputs}
         found = _quiet(view, seen, fetch, ranges)
         if found:
             quiet[unit.name] = found

@@ -213,3 +213,31 @@ def test_a_reader_of_one_hidden_unit_may_read_a_unit_dead_on_the_domain(db: Data
     db.index(network(1.0), name="live")
     found = list(db.query("MATCH or_gate"))
     assert [(m.model, m.bindings["h"], m.exact) for m in found] == [("dead", "h", False)]
+
+
+def test_a_unit_of_the_match_is_never_its_own_quiet_input(db: Database) -> None:
+    # Found in a trained is_even network: n reads x, and p (the match's other detector) and
+    # g below significance. When n misses without them, the wiring adds n's insignificant
+    # inputs computed from x alone; p is in the sub-network already, and adding it again
+    # made an invalid network (a ValueError out of MATCH detector_pair). So did g, read
+    # below significance by both detectors of the second network.
+    relu, hidden = Activation.RELU, UnitKind.HIDDEN
+
+    def network(p: Unit) -> NeuronGraph:
+        units = [
+            Unit("input:0", UnitKind.INPUT),
+            Unit("g", hidden, relu, -0.155, {"input:0": 1.0}),
+            p,
+            Unit("n", hidden, relu, -0.0275, {"p": 0.0375, "g": -0.047, "input:0": -0.998}),
+            Unit("y", UnitKind.OUTPUT, Activation.IDENTITY, 0.0, {"p": 1.0, "n": 1.0}),
+        ]
+        return NeuronGraph(tuple(units))
+
+    db.config = IndexConfig(Config(domain=Domain(((0.0, 15.0),))))
+    db.index(network(Unit("p", hidden, relu, -0.007, {"input:0": 1.0})), name="trained")
+    shared = Unit("p", hidden, relu, -0.0275, {"g": 0.0375, "input:0": 0.998})
+    db.index(network(shared), name="shared")
+    explain = Explain()
+    found = list(db.query("MATCH detector_pair", explain=explain))
+    assert explain.counts["fit"] >= 2  # both got as far as the numbers
+    assert {m.model for m in found} <= {"trained", "shared"}
