@@ -32,6 +32,10 @@ class Fit:
     scales: Mapping[str, float]
     residual: float
     input_scales: Mapping[str, float] = field(default_factory=dict)
+    # How far, in the pattern's units, a bare sum's bias sits beyond what it may cancel and
+    # the exact rule allows (``_unexplained_offset``): verification's to judge against the
+    # reference's reach, which the weights do not know.
+    offset: float = 0.0
 
 
 Equation = tuple[Poly, float]  # poly(params) == value, both divided by the unit's largest weight
@@ -45,6 +49,7 @@ def fit(
     wiring: Wiring | None = None,
     approximate: bool = False,
     kinks: AbstractSet[str] = frozenset(),
+    offsets: AbstractSet[str] = frozenset(),
 ) -> Fit | None:
     """Check every unit's weights against the pattern; fit free parameters. None: no fit.
 
@@ -58,7 +63,9 @@ def fit(
     circuit (``_scales``): each circuit input bound to a hidden unit gets a scale of its own,
     and a unit's scale carries into the weights of its readers. The biases of ``kinks``
     (units whose zero bias approximation lets move) are not compared here: how far their
-    kinks sit from the origin is judged on the domain, by verification.
+    kinks sit from the origin is judged on the domain, by verification. The biases of
+    ``offsets`` (bare sums whose zero bias approximation lets move) are not compared either;
+    each may cancel no more than the biases before it moved (``_offset_cancels``).
     """
     wiring = wiring or strict(pattern, mapping, hood.views)
     fixed = {
@@ -76,6 +83,9 @@ def fit(
     scales: dict[str, float] = {}
     equations: list[Equation] = []
     worst = 0.0
+    # Per computed unit, its bias's distance from the pattern's, known now or once the
+    # parameters are (poly, unit scale): what an offset may cancel.
+    moved: dict[str, float | tuple[Poly, float]] = {}
     for unit in pattern.units:
         if unit.role is Role.INPUT:
             continue
@@ -96,8 +106,10 @@ def fit(
                 if value * coef.value <= 0:
                     return None  # an approximate wiring can move a weight across zero
                 continue
-            if scale is None or (position == bias and unit.name in kinks):
-                continue  # nothing to compare against, or a kink judged on the domain
+            if position == bias and scale is not None:
+                moved[unit.name] = _moved(value, coef, scale)
+            if scale is None or (position == bias and unit.name in kinks | offsets):
+                continue  # nothing to compare against, or a kink or offset judged below
             if kind is CoefKind.EXACT:
                 worst = max(worst, abs(value - scale * _read_at(coef.value, factor)) / top)
             else:
@@ -113,8 +125,99 @@ def fit(
     residual = max((abs(poly.evaluate(params) - value) for poly, value in equations), default=0.0)
     if residual > tolerance:
         return None
+    offset = (
+        _unexplained_offset(
+            pattern, mapping, hood.views, wiring, moved, scales, params, offsets, tolerance
+        )
+        if offsets
+        else 0.0
+    )
     inputs = {name: source_scale[name] for name in pattern.inputs if name in source_scale}
-    return Fit(params, scales, max(worst, residual), inputs)
+    return Fit(params, scales, max(worst, residual), inputs, offset)
+
+
+def _moved(value: float, coef: Coef, scale: float) -> float | tuple[Poly, float]:
+    """How far a unit's bias ``value`` sits from the pattern's ``coef`` at the unit's
+    ``scale``, in network units: a sign-only bias has no value to sit from; a parameter's
+    is known once the parameters are (the poly and the scale, for ``_offset_cancels``)."""
+    if coef.kind is CoefKind.SIGN:
+        return 0.0
+    if coef.kind is CoefKind.EXACT:
+        return abs(value - scale * coef.value)
+    return (coef.poly, scale)
+
+
+def _unexplained_offset(
+    pattern: CircuitPattern,
+    mapping: Mapping[str, str],
+    views: Mapping[str, NeuronView],
+    wiring: Wiring,
+    moved: Mapping[str, float | tuple[Poly, float]],
+    scales: Mapping[str, float],
+    params: Mapping[str, float],
+    offsets: AbstractSet[str],
+    tolerance: float,
+) -> float:
+    """The largest bias among ``offsets`` beyond what the exact rule allows (``tolerance``
+    of its unit's largest weight) and what it can cancel, in the pattern's units (over the
+    unit's scale); 0 where that is nothing, or not known.
+
+    What a bias can cancel is how far, at most, the biases before it moved its inputs'
+    values from the pattern's. A unit's value moves by at most its own bias's distance from
+    the pattern's (a ReLU is 1-Lipschitz, and so is the identity) plus its weights times
+    its inputs' moves; a split half moves its host's value by its own kink's distance from
+    its host's, and a unit linear or dead on the domain by its bias (the constant it adds,
+    or more). The bound holds at every input, so a bias beyond it shifts the bare sum off
+    the pattern's value everywhere, by the difference: past the reference's reach times
+    the tolerance, no verification can pass. A sum bound to the next stage of a chain
+    (fold >> fold on the first two folds of five, the third's threshold in its bias) is so
+    rejected before it is verified. An input of unknown provenance (no view read) leaves
+    the bias to verification alone.
+    """
+    slack = {name: tolerance * _top(views[mapping[name]]) for name in offsets}
+    if all(abs(views[mapping[name]].record.bias) <= slack[name] for name in offsets):
+        return 0.0  # within the exact rule: nothing to explain
+    hosts = {uid: src for src, uids in wiring.siblings.items() for uid in uids}
+    circuit_inputs = {mapping[u.name] for u in pattern.units if u.role is Role.INPUT}
+    bound = set(mapping.values())
+    drift: dict[str, float] = {}
+    own: dict[str, float] = {}
+    for unit in pattern.units:
+        if unit.role is Role.INPUT:
+            drift[unit.name] = 0.0
+            continue
+        distance = moved.get(unit.name)
+        if distance is None:
+            return 0.0
+        if isinstance(distance, tuple):
+            poly, scale = distance
+            distance = abs(views[mapping[unit.name]].record.bias - scale * poly.evaluate(params))
+        own[unit.name] = total = distance
+        sources = {mapping[src]: src for src, _ in unit.inputs}
+        for uid, weight in views[mapping[unit.name]].significant_inputs:
+            if uid in sources:
+                total += abs(weight) * drift[sources[uid]]
+            elif uid in circuit_inputs:
+                continue  # a linear path from a circuit input adds no constant
+            elif uid in hosts and uid in views:
+                host = mapping[hosts[uid]]
+                gap = abs(views[uid].record.bias - views[host].record.bias)
+                total += abs(weight) * (gap + drift[hosts[uid]])
+            elif uid in views and uid not in bound:
+                total += abs(weight) * abs(views[uid].record.bias)
+            else:
+                return 0.0
+        drift[unit.name] = total
+    worst = 0.0
+    for name in offsets:
+        beyond = abs(views[mapping[name]].record.bias) - (drift[name] - own[name]) - slack[name]
+        worst = max(worst, beyond / scales[name])
+    return worst
+
+
+def _top(view: NeuronView) -> float:
+    """A unit's largest significant weight (0 for a unit that reads nothing)."""
+    return max((abs(w) for _, w in view.significant_inputs), default=0.0)
 
 
 def _read_at(value: float, factor: float | None) -> float:

@@ -12,19 +12,29 @@ from __future__ import annotations
 import fnmatch
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+
+import numpy as np
 
 from circuitql.domain import Domain
 from circuitql.engine.cache import NeuronCache
 from circuitql.engine.collector import collector_paused
 from circuitql.engine.explain import Clock, Explain, PartialAnswer
-from circuitql.engine.fit import fit
+from circuitql.engine.fit import Fit, fit
 from circuitql.engine.match import Neighbourhood, grow, structural_matches
 from circuitql.engine.plan import Plan, plan
 from circuitql.engine.results import Match
-from circuitql.engine.verify import Probing, faithfulness, subnetwork, verify
+from circuitql.engine.verify import (
+    Probed,
+    Probing,
+    faithfulness,
+    kink_floor,
+    reference_values,
+    subnetwork,
+    verify,
+)
 from circuitql.engine.wiring import (
     Fetch,
     approximate,
@@ -344,22 +354,31 @@ def _matches_in(search: _Search, found: _Candidates) -> Iterator[Match]:
                 None
                 if wiring is None
                 else fit(
-                    pattern, mapping, bound, tolerance, wiring, search.approximate, kinks | offsets
+                    pattern, mapping, bound, tolerance, wiring, search.approximate, kinks, offsets
                 )
             )
-            ok = fitted is not None and _where_holds(pattern, fitted.params, tolerance)
-        if not ok or fitted is None or wiring is None:
+            fits: tuple[Probing, Probed | None] | None = None  # how to verify, if it fits
+            if (
+                wiring is not None
+                and fitted is not None
+                and _where_holds(pattern, fitted.params, tolerance)
+            ):
+                probing = _probing(search, model, pattern, mapping, views, kinks)
+                floor = partial(kink_floor, pattern, mapping, views, wiring, kinks)
+                holds, probed = _judged_early(pattern, fitted, probing, floor, tolerance)
+                fits = (probing, probed) if holds else None
+        if fits is None or fitted is None or wiring is None:
             continue
+        probing, probed = fits
         explain.counts["fit"] += 1
         with Clock(explain, "verify"):
-            probing = _probing(search, model, pattern, mapping, views, kinks)
             graph = subnetwork(pattern, mapping, views, wiring, fitted.input_scales)
-            verdict = verify(pattern, mapping, graph, fitted.params, probing)
+            verdict = verify(pattern, mapping, graph, fitted.params, probing, probed)
             if search.approximate and verdict.error > tolerance:
                 wiring = with_quiet(wiring, pattern, mapping, views, fetch, ranges)
                 if wiring.quiet:
                     graph = subnetwork(pattern, mapping, views, wiring, fitted.input_scales)
-                    verdict = verify(pattern, mapping, graph, fitted.params, probing)
+                    verdict = verify(pattern, mapping, graph, fitted.params, probing, probed)
         if verdict.error > tolerance or verdict.kink > max(tolerance, KINK_REACH):
             continue
         explain.counts["verify"] += 1
@@ -503,6 +522,32 @@ def _probing(
         if (interval := search.interval(model, mapping[name])) is not None
     }
     return Probing(free_scale, intervals, frozenset(mapping[name] for name in kinks))
+
+
+def _judged_early(
+    pattern: CircuitPattern,
+    fitted: Fit,
+    probing: Probing,
+    floor: Callable[[Probed], float],
+    tolerance: float,
+) -> tuple[bool, Probed | None]:
+    """What verification would reject, told from the probes before the matched units are
+    built into a network and evaluated: a bare-sum offset beyond what it may cancel
+    (``Fit.offset``, in the pattern's units) past ``tolerance`` of the reference's reach on
+    the probes, where no output scale brings the sum back; or movable kinks whose ``floor``
+    on the probes (``verify.kink_floor``) is past what verification allows. Returns whether
+    the match may still verify, and the probes, drawn once for verification too where they
+    were drawn here (None: not drawn, as for a pattern without EXPECT, whose reference is
+    its own arithmetic and is not judged here)."""
+    if pattern.reference is None or (fitted.offset <= 0 and not probing.kinks):
+        return True, None  # verification draws the probes, if it is reached
+    probed = reference_values(pattern, fitted.params, probing)
+    if probed is None:  # the fitted parameters leave a FOR range nothing to probe
+        return False, None
+    reach = float(np.max(np.abs(probed[1]), initial=0.0))
+    if fitted.offset > tolerance * reach:
+        return False, probed
+    return floor(probed) <= max(tolerance, KINK_REACH), probed
 
 
 def _public_order(pattern: CircuitPattern) -> list[str]:

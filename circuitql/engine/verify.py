@@ -179,16 +179,37 @@ class Probing:
     probes: int = PROBES
 
 
+Probed = tuple[np.ndarray, np.ndarray]  # probe inputs, and the reference's values there
+
+
+def reference_values(
+    pattern: CircuitPattern, params: Mapping[str, float], probing: Probing
+) -> Probed | None:
+    """The probes of a pattern with an EXPECT and its reference's values there, as
+    ``verify`` draws them; None where the fitted parameters leave a FOR range nothing to
+    probe. Known before the matched units are built into a network: a search that needs
+    the reference's reach first draws them once, for both."""
+    if pattern.reference is None:
+        raise ValueError(f"{pattern.name} has no EXPECT: its reference is its own arithmetic")
+    try:
+        x = pattern.reference.probes(_seeded(), probing.probes, params, probing.intervals)
+    except ProbeRangeError:
+        return None
+    return x, pattern.reference(x, params)
+
+
 def verify(
     pattern: CircuitPattern,
     mapping: Mapping[str, str],
     graph: NeuronGraph,
     params: Mapping[str, float],
     probing: Probing,
+    probed: Probed | None = None,
 ) -> Verdict:
-    """Evaluate ``graph`` against the pattern's reference on its probe inputs."""
-    rng = _seeded()
+    """Evaluate ``graph`` against the pattern's reference on its probe inputs (``probed``,
+    where ``reference_values`` drew them already)."""
     if pattern.reference is None:
+        rng = _seeded()
         x = np.column_stack(
             [
                 rng.uniform(*probing.intervals.get(name, DEFAULT_INTERVAL), size=probing.probes)
@@ -197,11 +218,10 @@ def verify(
         )
         expected = _pattern_values(pattern, graph, mapping, params, x)
     else:
-        try:
-            x = pattern.reference.probes(rng, probing.probes, params, probing.intervals)
-        except ProbeRangeError:  # the fitted parameters leave a FOR range nothing to probe
+        probed = probed or reference_values(pattern, params, probing)
+        if probed is None:  # the fitted parameters leave a FOR range nothing to probe
             return Verdict(math.inf, ())
-        expected = pattern.reference(x, params)
+        x, expected = probed
     values = graph.activations(x)
     outputs = np.stack([values[u.id] for u in graph.outputs], axis=1)
     verdict = compare(outputs, expected, probing.free_scale)
@@ -225,6 +245,37 @@ def _kink_offset(
             z = z + w * values[src]
         span = float(z.max() - z.min())
         worst = max(worst, abs(unit.bias) / span if span > 0 else math.inf)
+    return worst
+
+
+def kink_floor(
+    pattern: CircuitPattern,
+    mapping: Mapping[str, str],
+    views: Mapping[str, NeuronView],
+    wiring: Wiring,
+    kinks: frozenset[str],
+    probed: Probed,
+) -> float:
+    """A lower bound on the kink ``verify`` measures (``_kink_offset``) among the pattern
+    units ``kinks``, from the probes alone, before the sub-network is built: |bias| over
+    the widest span the unit's pre-activation can take on them (its weights times the
+    probes' spread per input), which is at least the span it does take. Only units that
+    read network inputs alone, with nothing the wiring adds, count: the sub-network reads
+    them through the circuit inputs they are bound to, as here, and no quiet input (a
+    hidden unit) can join them later."""
+    column = {mapping[name]: i for i, name in enumerate(pattern.inputs)}
+    spread = np.ptp(probed[0], axis=0) if len(probed[0]) else np.zeros(len(pattern.inputs))
+    worst = 0.0
+    for name in kinks:
+        view = views[mapping[name]]
+        if name in wiring.absorbed or name in wiring.linear or name in wiring.quiet:
+            continue
+        if view.record.layer != 1:  # it reads a hidden unit too
+            continue
+        row = view.row
+        span = sum(abs(row[uid]) * float(spread[i]) for uid, i in column.items() if uid in row)
+        bias = abs(view.record.bias)
+        worst = max(worst, bias / span if span > 0 else (math.inf if bias else 0.0))
     return worst
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from circuitql.analysis.census import Census, census
@@ -23,7 +24,7 @@ from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import Config
 from circuitql.indexer.pipeline import IndexConfig
 from circuitql.language.compile import CensusQuery
-from circuitql.zoo.perturbed import ground_truth, perturbed_zoo
+from circuitql.zoo.perturbed import PARITY, ground_truth, parity_chain, perturbed_zoo
 from circuitql.zoo.plant import Expected, GroundTruth
 
 SEED = 0
@@ -241,3 +242,43 @@ def test_a_unit_of_the_match_is_never_its_own_quiet_input(db: Database) -> None:
     found = list(db.query("MATCH detector_pair", explain=explain))
     assert explain.counts["fit"] >= 2  # both got as far as the numbers
     assert {m.model for m in found} <= {"trained", "shared"}
+
+
+def test_a_sum_bound_to_the_next_fold_of_a_chain_does_not_fit(db: Database) -> None:
+    # is_even's 2-, 3- and 4-fold variants match the first folds of a 5-fold chain, their
+    # sum y bound to the next fold's unit, whose threshold sits in its bias: an offset that
+    # nothing before it moved, beyond what any scale of the sum brings back to x mod 2. The
+    # fit turns them down before they are built and verified; the whole chain fits.
+    db.config = IndexConfig(Config(domain=PARITY))
+    db.index(parity_chain(np.random.default_rng(0)), name="chain")
+    explain = Explain()
+    found = list(db.query("MATCH is_even", explain=explain))
+    assert [m.variant for m in found] == ["fold >> fold >> fold >> fold >> fold"]
+    assert explain.counts["match"] == 8  # the sub-chains' structural matches among them
+    assert explain.counts["fit"] == explain.counts["verify"] == 1
+
+
+def test_a_kink_far_from_the_origin_does_not_fit(db: Database) -> None:
+    # A fold of a parity chain, |x - 8| on [-2, 15], is abs's detector pair with both kinks
+    # moved to 8: past a quarter of their span (8 / 17), told from the probes before the
+    # pair is built into a network. A pair with kinks at 0.2 fits and verifies.
+    relu, hidden = Activation.RELU, UnitKind.HIDDEN
+
+    def pair(kink: float) -> NeuronGraph:
+        units = [
+            Unit("input:0", UnitKind.INPUT),
+            Unit("p", hidden, relu, -kink, {"input:0": 1.0}),
+            Unit("n", hidden, relu, kink, {"input:0": -1.0}),
+            Unit("y", UnitKind.OUTPUT, Activation.IDENTITY, -kink, {"p": 1.0, "n": 1.0}),
+        ]
+        return NeuronGraph(tuple(units))
+
+    db.config = IndexConfig(Config(domain=Domain(((-2.0, 15.0),))))
+    db.index(pair(8.0), name="fold")
+    far = Explain()
+    assert not list(db.query("MATCH abs", explain=far))
+    assert far.counts["match"] == 1 and far.counts["fit"] == 0
+    db.index(pair(0.2), name="near")
+    near = Explain()
+    assert [m.model for m in db.query("MATCH abs", explain=near)] == ["near"]
+    assert near.counts["fit"] == near.counts["verify"] == 1
