@@ -65,7 +65,7 @@ def fit(
     (units whose zero bias approximation lets move) are not compared here: how far their
     kinks sit from the origin is judged on the domain, by verification. The biases of
     ``offsets`` (bare sums whose zero bias approximation lets move) are not compared either;
-    each may cancel no more than the biases before it moved (``_offset_cancels``).
+    each may cancel no more than the biases before it moved (``_unexplained_offset``).
     """
     wiring = wiring or strict(pattern, mapping, hood.views)
     fixed = {
@@ -139,7 +139,7 @@ def fit(
 def _moved(value: float, coef: Coef, scale: float) -> float | tuple[Poly, float]:
     """How far a unit's bias ``value`` sits from the pattern's ``coef`` at the unit's
     ``scale``, in network units: a sign-only bias has no value to sit from; a parameter's
-    is known once the parameters are (the poly and the scale, for ``_offset_cancels``)."""
+    is known once the parameters are (the poly and the scale, for ``_unexplained_offset``)."""
     if coef.kind is CoefKind.SIGN:
         return 0.0
     if coef.kind is CoefKind.EXACT:

@@ -43,7 +43,7 @@ from circuitql.engine.wiring import (
     strict,
     with_quiet,
 )
-from circuitql.graph import Activation, NeuronGraph, UnitKind, input_index
+from circuitql.graph import NeuronGraph, UnitKind, input_index
 from circuitql.language.compile import MatchQuery
 from circuitql.language.pattern import DEFAULT_INTERVAL, CircuitPattern, Role
 from circuitql.language.unroll import unrolled
@@ -474,32 +474,17 @@ def _movable_kinks(
     if not search.approximate:
         return frozenset()
     return frozenset(
-        u.name
-        for u in pattern.units
-        if u.role is not Role.INPUT
-        and u.bias.is_zero
-        and u.inputs
-        and u.activation in (Activation.RELU, Activation.LEAKY_RELU)
-        and all(
-            pattern.unit(src).role is Role.INPUT and input_index(mapping[src]) is not None
-            for src, _ in u.inputs
-        )
+        name
+        for name, sources in pattern.input_kinks
+        if all(input_index(mapping[src]) is not None for src in sources)
     )
 
 
 def _movable_offsets(search: _Search, pattern: CircuitPattern) -> frozenset[str]:
     """Units with a zero bias and no kink (a bare-sum output): an approximate search lets
-    their offset move, as an output bias cancels what the kinks moved, and verification
-    judges the function it leaves."""
-    if not search.approximate:
-        return frozenset()
-    return frozenset(
-        u.name
-        for u in pattern.units
-        if u.role is not Role.INPUT
-        and u.bias.is_zero
-        and u.activation in (None, Activation.IDENTITY)
-    )
+    their offset move, as an output bias cancels what the kinks moved, as far as
+    ``fit`` allows, and verification judges the function it leaves."""
+    return pattern.bare_sums if search.approximate else frozenset()
 
 
 def _probing(

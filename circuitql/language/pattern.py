@@ -600,6 +600,33 @@ class CircuitPattern(_Node):
         """The hidden units, in topological order."""
         return tuple(u for u in self.units if u.role is Role.HIDDEN)
 
+    @cached_property
+    def bare_sums(self) -> frozenset[str]:
+        """Computed units with a zero bias and no activation but the identity: sums whose
+        bias an approximate match lets move, to cancel what the units before it moved."""
+        return frozenset(
+            u.name
+            for u in self.units
+            if u.role is not Role.INPUT
+            and u.bias.is_zero
+            and u.activation in (None, Activation.IDENTITY)
+        )
+
+    @cached_property
+    def input_kinks(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Rectifiers with a zero bias that read circuit inputs alone, each with those
+        inputs: kinks an approximate match may measure against the inputs' range, where the
+        inputs are bound to network inputs."""
+        return tuple(
+            (u.name, tuple(src for src, _ in u.inputs))
+            for u in self.units
+            if u.role is not Role.INPUT
+            and u.bias.is_zero
+            and u.inputs
+            and u.activation in (Activation.RELU, Activation.LEAKY_RELU)
+            and all(self.unit(src).role is Role.INPUT for src, _ in u.inputs)
+        )
+
     def text(self) -> str:
         """Golden-file form: the header, then each unit's formula, constraint and token prefix."""
         lines = self._header("circuit")
