@@ -29,9 +29,14 @@ class Neighbourhood:
 
 
 def grow(
-    cache: NeuronCache, anchors: Sequence[NeuronKey], plan: Plan
+    cache: NeuronCache,
+    anchors: Sequence[NeuronKey],
+    plan: Plan,
+    keep: Callable[[str, NeuronView], bool] | None = None,
 ) -> list[tuple[str, Neighbourhood]]:
-    """(model, neighbourhood) around each anchor whose every pattern unit has a candidate.
+    """(model, neighbourhood) around each anchor whose every pattern unit has a candidate
+    (and that ``keep``, given the anchor's model and view, keeps: what its numbers already
+    rule out grows nothing).
 
     All anchors grow in lockstep: each plan step asks the store once for what every surviving
     neighbourhood reached, so a query costs a few round trips per plan step whatever the
@@ -43,7 +48,9 @@ def grow(
     views = cache.views
     cache.fetch(anchors)
     alive = [
-        (model, {plan.anchor: frozenset([uid])}) for model, uid in anchors if uid in views[model]
+        (model, {plan.anchor: frozenset([uid])})
+        for model, uid in anchors
+        if uid in views[model] and (keep is None or keep(model, views[model][uid]))
     ]
     for step in plan.steps:
         unit = pattern.unit(step.unit)

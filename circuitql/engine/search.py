@@ -220,13 +220,16 @@ def _run_pattern(search: _Search, pattern: CircuitPattern) -> Iterator[Match]:
         anchors = _anchors(search, the_plan)
     explain.counts["lookup"] += len(anchors)
     explain.advance(0)
+    in_reach = _kink_in_reach(search, pattern, the_plan.anchor)
     for start in range(0, len(anchors), GROW_BATCH):
         if search.expired():
             return
         with collector_paused():
             with Clock(explain, "grow"):
                 batch = anchors[start : start + GROW_BATCH]
-                hoods = grow(search.cache, batch, the_plan)
+                if in_reach is not None:
+                    search.read_domains(model for model, _ in batch)
+                hoods = grow(search.cache, batch, the_plan, in_reach)
             explain.counts["grow"] += len(hoods)
             with Clock(explain, "match"):
                 matched = _structural(search, pattern, hoods)
@@ -478,6 +481,34 @@ def _movable_kinks(
         for name, sources in pattern.input_kinks
         if all(input_index(mapping[src]) is not None for src in sources)
     )
+
+
+def _kink_in_reach(
+    search: _Search, pattern: CircuitPattern, anchor: str
+) -> Callable[[str, NeuronView], bool] | None:
+    """For an anchor bound to a zero-bias kink on circuit inputs (``input_kinks``), probed
+    where its model lives (no FOR range of its own): whether a candidate's kink can lie
+    where verification allows it, |bias| over the widest span its pre-activation can take
+    on the probe box (every input it reads, over the model's domain, else the default
+    range) being a floor under the kink verification measures. None: nothing to judge
+    (an exact search, another anchor, a range the fitted parameters decide). Only a unit
+    of the first layer is judged: it reads network inputs alone, so its kink moves (and is
+    measured) whatever the match binds to it."""
+    sources = dict(pattern.input_kinks).get(anchor)
+    ranged = pattern.reference.ranged if pattern.reference else frozenset()
+    if not search.approximate or sources is None or ranged.intersection(sources):
+        return None
+    reach = max(search.tolerance, KINK_REACH)
+
+    def keep(model: str, view: NeuronView) -> bool:
+        bias = abs(view.record.bias)
+        if view.record.layer != 1 or bias == 0:
+            return True
+        box = search.box(model, [uid for uid, _ in view.inputs])
+        span = sum(abs(w) * (box[uid][1] - box[uid][0]) for uid, w in view.inputs)
+        return span > 0 and bias <= reach * span
+
+    return keep
 
 
 def _movable_offsets(search: _Search, pattern: CircuitPattern) -> frozenset[str]:

@@ -427,6 +427,12 @@ class Reference:
         exprs = dict(self.equations)
         return tuple(ev.compile_expr(exprs[o]) for o in self.outputs)
 
+    @cached_property
+    def ranged(self) -> frozenset[str]:
+        """The inputs a FOR clause gives a range of their own (the others are probed where
+        the model lives)."""
+        return frozenset(name for dom in self.domains for name in dom.names)
+
     @property
     def params(self) -> frozenset[str]:
         """The free parameters the equations and probe ranges read: every name not an input."""

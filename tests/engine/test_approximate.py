@@ -258,27 +258,36 @@ def test_a_sum_bound_to_the_next_fold_of_a_chain_does_not_fit(db: Database) -> N
     assert explain.counts["fit"] == explain.counts["verify"] == 1
 
 
-def test_a_kink_far_from_the_origin_does_not_fit(db: Database) -> None:
+def test_a_kink_far_from_the_origin_is_turned_down_before_verification(db: Database) -> None:
     # A fold of a parity chain, |x - 8| on [-2, 15], is abs's detector pair with both kinks
-    # moved to 8: past a quarter of their span (8 / 17), told from the probes before the
-    # pair is built into a network. A pair with kinks at 0.2 fits and verifies.
+    # moved to 8: past a quarter of their span (8 / 17). The anchor is turned down from its
+    # own numbers before anything grows from it; with the anchor's kink at the origin and
+    # the other's at 8, the other's is told from the probes before the pair is built into a
+    # network. A pair with kinks at 0.2 fits and verifies.
     relu, hidden = Activation.RELU, UnitKind.HIDDEN
 
-    def pair(kink: float) -> NeuronGraph:
+    def pair(kinks: dict[str, float]) -> NeuronGraph:
         units = [
             Unit("input:0", UnitKind.INPUT),
-            Unit("p", hidden, relu, -kink, {"input:0": 1.0}),
-            Unit("n", hidden, relu, kink, {"input:0": -1.0}),
-            Unit("y", UnitKind.OUTPUT, Activation.IDENTITY, -kink, {"p": 1.0, "n": 1.0}),
+            Unit("p", hidden, relu, -kinks["p"], {"input:0": 1.0}),
+            Unit("n", hidden, relu, kinks["n"], {"input:0": -1.0}),
+            Unit("y", UnitKind.OUTPUT, Activation.IDENTITY, -kinks["p"], {"p": 1.0, "n": 1.0}),
         ]
         return NeuronGraph(tuple(units))
 
+    def counts(model: str) -> tuple[str, dict[str, int]]:
+        explain = Explain()
+        list(db.query(f"MATCH abs IN MODELS '{model}'", explain=explain))
+        anchor = "p" if "anchor p:" in explain.text() else "n"
+        return anchor, {s: explain.counts[s] for s in ("lookup", "grow", "match", "fit")}
+
     db.config = IndexConfig(Config(domain=Domain(((-2.0, 15.0),))))
-    db.index(pair(8.0), name="fold")
-    far = Explain()
-    assert not list(db.query("MATCH abs", explain=far))
-    assert far.counts["match"] == 1 and far.counts["fit"] == 0
-    db.index(pair(0.2), name="near")
-    near = Explain()
-    assert [m.model for m in db.query("MATCH abs", explain=near)] == ["near"]
-    assert near.counts["fit"] == near.counts["verify"] == 1
+    db.index(pair({"p": 0.2, "n": 0.2}), name="near")
+    anchor, near = counts("near")
+    assert near["fit"] == 1
+    other = "n" if anchor == "p" else "p"
+    db.index(pair({"p": 8.0, "n": 8.0}), name="fold")
+    db.index(pair({anchor: 0.0, other: 8.0}), name="half")
+    assert counts("fold")[1] == {"lookup": 1, "grow": 0, "match": 0, "fit": 0}
+    assert counts("half") == (anchor, {"lookup": 1, "grow": 1, "match": 1, "fit": 0})
+    assert [m.model for m in db.query("MATCH abs")] == ["near"]
