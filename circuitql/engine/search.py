@@ -31,6 +31,7 @@ from circuitql.engine.verify import (
     Probing,
     faithfulness,
     kink_floor,
+    kink_ratio,
     reference_values,
     subnetwork,
     verify,
@@ -183,10 +184,14 @@ class _Search:
             return None
         return domain.box[index]
 
-    def box(self, model: str, uids: Iterable[str]) -> dict[str, tuple[float, float]]:
-        """The intervals of the network inputs ``uids``, the default probe range where the
+    def probed_on(self, model: str, uid: str) -> tuple[float, float]:
+        """The interval of the network input ``uid``, the default probe range where the
         model has no domain."""
-        return {uid: self.interval(model, uid) or DEFAULT_INTERVAL for uid in uids}
+        return self.interval(model, uid) or DEFAULT_INTERVAL
+
+    def box(self, model: str, uids: Iterable[str]) -> dict[str, tuple[float, float]]:
+        """``probed_on`` of each of ``uids``."""
+        return {uid: self.probed_on(model, uid) for uid in uids}
 
     def fetcher(self, model: str, views: dict[str, NeuronView]) -> Fetch:
         """Views of more units of ``model`` (split halves the wiring looks at, the cone a
@@ -488,12 +493,11 @@ def _kink_in_reach(
 ) -> Callable[[str, NeuronView], bool] | None:
     """For an anchor bound to a zero-bias kink on circuit inputs (``input_kinks``), probed
     where its model lives (no FOR range of its own): whether a candidate's kink can lie
-    where verification allows it, |bias| over the widest span its pre-activation can take
-    on the probe box (every input it reads, over the model's domain, else the default
-    range) being a floor under the kink verification measures. None: nothing to judge
-    (an exact search, another anchor, a range the fitted parameters decide). Only a unit
-    of the first layer is judged: it reads network inputs alone, so its kink moves (and is
-    measured) whatever the match binds to it."""
+    where verification allows it, by ``verify.kink_ratio`` over the probe box (every input
+    it reads, over the model's domain, else the default range). None: nothing to judge (an
+    exact search, another anchor, a range the fitted parameters decide). A first-layer
+    unit reads network inputs alone, so its kink moves (and is measured) whatever the
+    match binds to it."""
     sources = dict(pattern.input_kinks).get(anchor)
     ranged = pattern.reference.ranged if pattern.reference else frozenset()
     if not search.approximate or sources is None or ranged.intersection(sources):
@@ -501,12 +505,12 @@ def _kink_in_reach(
     reach = max(search.tolerance, KINK_REACH)
 
     def keep(model: str, view: NeuronView) -> bool:
-        bias = abs(view.record.bias)
-        if view.record.layer != 1 or bias == 0:
-            return True
-        box = search.box(model, [uid for uid, _ in view.inputs])
-        span = sum(abs(w) * (box[uid][1] - box[uid][0]) for uid, w in view.inputs)
-        return span > 0 and bias <= reach * span
+        def width(uid: str) -> float:
+            lo, hi = search.probed_on(model, uid)
+            return hi - lo
+
+        ratio = kink_ratio(view, width)
+        return ratio is None or ratio <= reach
 
     return keep
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -248,6 +248,21 @@ def _kink_offset(
     return worst
 
 
+def kink_ratio(view: NeuronView, width: Callable[[str], float]) -> float | None:
+    """|bias| of a first-layer unit over the widest span its pre-activation can take with
+    each input spread over its ``width`` (0 for an input left out): 0 for a zero bias, inf
+    for a bias on no span. However the widths were found (the probes', a domain's), a floor
+    under the kink verification measures (``_kink_offset``). None for a unit that reads a
+    hidden unit too: its kink moves with that unit, and is not judged here."""
+    if view.record.layer != 1:
+        return None
+    bias = abs(view.record.bias)
+    if bias == 0:
+        return 0.0
+    span = sum(abs(w) * width(uid) for uid, w in view.inputs)
+    return bias / span if span > 0 else math.inf
+
+
 def kink_floor(
     pattern: CircuitPattern,
     mapping: Mapping[str, str],
@@ -256,26 +271,19 @@ def kink_floor(
     kinks: frozenset[str],
     probed: Probed,
 ) -> float:
-    """A lower bound on the kink ``verify`` measures (``_kink_offset``) among the pattern
-    units ``kinks``, from the probes alone, before the sub-network is built: |bias| over
-    the widest span the unit's pre-activation can take on them (its weights times the
-    probes' spread per input), which is at least the span it does take. Only units that
-    read network inputs alone, with nothing the wiring adds, count: the sub-network reads
-    them through the circuit inputs they are bound to, as here, and no quiet input (a
-    hidden unit) can join them later."""
-    column = {mapping[name]: i for i, name in enumerate(pattern.inputs)}
+    """A lower bound on the kink ``verify`` measures among the pattern units ``kinks``, from
+    the probes alone, before the sub-network is built: ``kink_ratio`` over the probes'
+    spread per circuit input. Only units that read network inputs alone, with nothing the
+    wiring adds, count: the sub-network reads them through the circuit inputs they are
+    bound to, as here, and no quiet input (a hidden unit) can join them later."""
     spread = np.ptp(probed[0], axis=0) if len(probed[0]) else np.zeros(len(pattern.inputs))
+    widths = {mapping[name]: float(spread[i]) for i, name in enumerate(pattern.inputs)}
     worst = 0.0
     for name in kinks:
-        view = views[mapping[name]]
         if name in wiring.absorbed or name in wiring.linear or name in wiring.quiet:
             continue
-        if view.record.layer != 1:  # it reads a hidden unit too
-            continue
-        row = view.row
-        span = sum(abs(row[uid]) * float(spread[i]) for uid, i in column.items() if uid in row)
-        bias = abs(view.record.bias)
-        worst = max(worst, bias / span if span > 0 else (math.inf if bias else 0.0))
+        ratio = kink_ratio(views[mapping[name]], lambda uid: widths.get(uid, 0.0))
+        worst = max(worst, 0.0 if ratio is None else ratio)
     return worst
 
 
