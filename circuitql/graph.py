@@ -551,22 +551,31 @@ class NeuronGraph:
         return self._values_by_level(self._batch(x))[outputs].T
 
     def _values_by_level(self, x: np.ndarray) -> np.ndarray:
-        """Every unit's value on the batch, shape (units, batch), a level at a time."""
-        edges, kinds = self.edge_arrays, [u.kind for u in self.units]
-        inputs = np.array([kind is UnitKind.INPUT for kind in kinds], dtype=bool)
+        """Every unit's value on the batch, shape (units, batch), a level at a time.
+
+        A layered network's levels are runs of consecutive units, read and written as views
+        of ``values`` (``_span``): a copy of a 64-unit level on the fidelity probes costs as
+        much as its matrix product, and every model indexed is evaluated twice."""
+        edges = self.edge_arrays
+        inputs = np.array([u.kind is UnitKind.INPUT for u in self.units], dtype=bool)
         values = np.empty((len(self.units), x.shape[0]))
         values[inputs] = x.T
         depth = edges.depths(inputs)
         bias = np.array([u.bias for u in self.units])
+        nonlinear = [(u.activation, u.alpha) for u in self.units]
         for level in range(1, int(depth.max(initial=0)) + 1):
             rows = np.flatnonzero(depth == level)
             for block in _row_blocks(rows, edges):
-                values[block] = bias[block, None] + _weighted_sums(block, edges, values)
+                at = _span(block)
+                values[at] = _weighted_sums(block, edges, values)
+                values[at] += bias[at, None]
             groups: dict[tuple[Activation, float], list[int]] = defaultdict(list)
             for row in rows.tolist():
-                groups[self.units[row].activation, self.units[row].alpha].append(row)
+                groups[nonlinear[row]].append(row)
             for (activation, alpha), members in groups.items():
-                values[members] = activation.apply(values[members], alpha)
+                if activation is not Activation.IDENTITY:
+                    at = _span(np.array(members)) if len(groups) > 1 else _span(rows)
+                    values[at] = activation.apply(values[at], alpha)
         return values
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
@@ -688,4 +697,12 @@ def _weighted_sums(rows: np.ndarray, edges: EdgeArrays, values: np.ndarray) -> n
     matrix = np.zeros((len(rows), len(sources)))
     counts = edges.starts[rows + 1] - edges.starts[rows]
     matrix[np.repeat(np.arange(len(rows)), counts), column] = edges.weight[idx]
-    return matrix @ values[sources]
+    return matrix @ values[_span(sources)]
+
+
+def _span(rows: np.ndarray) -> slice | np.ndarray:
+    """``rows`` (ascending) as a slice where they are consecutive, so that indexing with
+    them is a view rather than a copy; else as they are."""
+    if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
