@@ -482,6 +482,15 @@ class NeuronGraph:
         return depth
 
     @cached_property
+    def depth_array(self) -> np.ndarray:
+        """``layers`` by position, as an array: what the stages that work on the edge arrays
+        read (evaluation a level at a time, the canonical form's first state)."""
+        inputs = np.array([unit.kind is UnitKind.INPUT for unit in self.units], dtype=bool)
+        depth = self.edge_arrays.depths(inputs)
+        depth.flags.writeable = False
+        return depth
+
+    @cached_property
     def edge_arrays(self) -> EdgeArrays:
         """Every edge as arrays, built once from the input mappings (``from_arrays`` hands
         them over instead)."""
@@ -526,10 +535,11 @@ class NeuronGraph:
         )
         inputs = np.array([unit.kind is UnitKind.INPUT for unit in units], dtype=bool)
         # Filling cached_property slots: what they would compute, computed faster here.
+        depth = edges.depths(inputs)
+        depth.flags.writeable = False
         graph.__dict__["edge_arrays"] = edges
-        graph.__dict__["layers"] = dict(
-            zip(ids.tolist(), edges.depths(inputs).tolist(), strict=True)
-        )
+        graph.__dict__["depth_array"] = depth
+        graph.__dict__["layers"] = dict(zip(ids.tolist(), depth.tolist(), strict=True))
         return graph
 
     @property
@@ -560,7 +570,7 @@ class NeuronGraph:
         inputs = np.array([u.kind is UnitKind.INPUT for u in self.units], dtype=bool)
         values = np.empty((len(self.units), x.shape[0]))
         values[inputs] = x.T
-        depth = edges.depths(inputs)
+        depth = self.depth_array
         bias = np.array([u.bias for u in self.units])
         nonlinear = [(u.activation, u.alpha) for u in self.units]
         for level in range(1, int(depth.max(initial=0)) + 1):

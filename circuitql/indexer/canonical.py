@@ -153,7 +153,7 @@ class State:
             np.array([u.activation for u in units], dtype=object),
             np.array([u.bias for u in units], dtype=np.float64),
             graph.edge_arrays,
-            graph.edge_arrays.depths(kind == UnitKind.INPUT),
+            graph.depth_array,
             {u.id: ((u.id, 1.0),) for u in units},
             config.box(len(graph.inputs)),
         )
