@@ -13,6 +13,13 @@ written once (not timed); then each row is one whole ``circuitql`` process under
 - ``circuitql neo4j import`` into a new data directory: preparing the models, the CSV files,
   Neo4j's importer, the server's start and the schema built on the loaded data, so that
   its end is a store that answers queries.
+
+Then, on the through-the-store row's server (which holds that zoo by then), where a write's
+time goes: ``--sample`` of the models, prepared in this process (not timed), are written a
+transaction each in four ways, each into a namespace of its own: the store's own write, and
+only the ``Neuron`` nodes (no relationship, no Model node), with every index, without the
+embedding the vector index reads, and under a label no index covers. The nodes alone bound
+what any schema that keeps the neurons as nodes can reach, whatever it does with the edges.
 """
 
 from __future__ import annotations
@@ -22,11 +29,23 @@ import os
 import re
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import LiteralString
+
+import neo4j
 
 from benchmarks.bench_index import write_zoo
 from benchmarks.report import Report, add_json_argument, time_process
+from circuitql.indexer.load import load
+from circuitql.indexer.pipeline import build_records
+from circuitql.records import IndexedModel
 from circuitql.store import neo4j_server
+from circuitql.store.base import model_columns
+from circuitql.store.neo4j import Neo4jStore, neuron_row
 
 CLI = "import sys; from circuitql.cli import main; sys.exit(main())"
 PASSWORD = "bench-bulk-pw"
@@ -37,6 +56,9 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sample", type=int, default=100, help="models written in each way of the write's cost"
+    )
     add_json_argument(parser)
     args = parser.parse_args()
     report = Report.of("Neo4j: through the store and in bulk")
@@ -62,6 +84,11 @@ def main() -> None:
         try:
             uri = f"neo4j://neo4j:{PASSWORD}@127.0.0.1:{server.port}"
             store = time_process([*python, "index", str(zoo), "--store", uri, "--quiet", *jobs])
+            sample = [
+                build_records(partial(load, path), path.stem)
+                for path in sorted(zoo.glob("*.safetensors"))[: args.sample]
+            ]
+            costs = write_costs(uri, sample)
         finally:
             neo4j_server.stop(root / "store-neo4j")
         data_dir = root / "bulk-neo4j"
@@ -111,6 +138,7 @@ def main() -> None:
         f"the server's start and the schema; the other {prepare:.1f} s to preparing the "
         "models (the same work as for either store) and writing the CSV files."
     )
+    report_costs(report, costs, len(sample), args.models / sqlite.wall)
     report.target(
         f"Neo4j through the store against SQLite, {args.models:,} models",
         ">= 0.5x",
@@ -124,6 +152,109 @@ def main() -> None:
         sqlite.wall / bulk.wall >= 5,
     )
     report.save(args.json)
+
+
+@dataclass(frozen=True)
+class WriteCost:
+    """One way of writing the sample: seconds per model, wall and this process's CPU."""
+
+    label: str
+    wall: float
+    client: float
+
+
+# Only the neurons, as the store writes them (its statement's first clause), in three ways.
+NODES: LiteralString = "UNWIND $rows AS row CREATE (n:Neuron) SET n = row"
+UNINDEXED: LiteralString = "UNWIND $rows AS row CREATE (n:UnindexedNeuron) SET n = row"
+NODE_WAYS: tuple[tuple[str, LiteralString, bool], ...] = (
+    ("the Neuron nodes alone, every index", NODES, True),
+    ("the Neuron nodes alone, no embedding (the vector index skips them)", NODES, False),
+    ("the nodes alone under a label no index covers", UNINDEXED, True),
+)
+
+
+def write_costs(uri: str, models: Sequence[IndexedModel]) -> list[WriteCost]:
+    """The sample written in each way, a transaction per model, each way in a namespace of
+    its own on the same server (the rows are built before the clock)."""
+    store = Neo4jStore.from_uri(uri, namespace="bench-write-cost-store")
+    try:
+        costs = [_timed("the store's write", len(models), partial(_write_each, store, models))]
+    finally:
+        store.close()
+    for i, (label, statement, embedding) in enumerate(NODE_WAYS):
+        namespace = f"bench-write-cost-{i}"
+        rows = [_neuron_rows(namespace, model, embedding) for model in models]
+        store = Neo4jStore.from_uri(uri, namespace=namespace)
+        try:
+            with store.session() as session:
+                costs.append(
+                    _timed(label, len(models), partial(_write_rows, session, statement, rows))
+                )
+        finally:
+            store.close()
+    return costs
+
+
+def _neuron_rows(namespace: str, model: IndexedModel, embedding: bool) -> list[dict[str, object]]:
+    neurons, _ = model_columns(model)
+    rows = [neuron_row(namespace, model.name, i, n) for i, n in enumerate(neurons)]
+    if not embedding:
+        for row in rows:
+            del row["embedding"]
+    return rows
+
+
+def _write_rows(
+    session: neo4j.Session, statement: LiteralString, models: list[list[dict[str, object]]]
+) -> None:
+    for rows in models:
+        session.execute_write(_run, statement, rows)
+
+
+def _run(tx: neo4j.ManagedTransaction, statement: LiteralString, rows: object) -> None:
+    tx.run(statement, rows=rows).consume()
+
+
+def _write_each(store: Neo4jStore, models: Sequence[IndexedModel]) -> None:
+    for model in models:
+        store.write(model)
+
+
+def _timed(label: str, n: int, write: Callable[[], object]) -> WriteCost:
+    """``write()``'s wall and CPU time, per model of the ``n`` it writes."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    write()
+    return WriteCost(label, (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n)
+
+
+def report_costs(report: Report, costs: list[WriteCost], sample: int, sqlite_rate: float) -> None:
+    """The costs as a table, and the bound the nodes alone put on any schema keeping them."""
+    report.say(
+        f"Where a write's time goes, on the through-the-store row's server after that row, "
+        f"{sample} of the models, a transaction each (the client is this process's CPU: the "
+        "driver packing the rows; the rest is the server's):"
+    )
+    report.table(
+        ["written", "per model", "client", "models/s at most", "against SQLite"],
+        [
+            [
+                cost.label,
+                f"{1000 * cost.wall:.1f} ms",
+                f"{1000 * cost.client:.1f} ms",
+                f"{1 / cost.wall:.1f}",
+                f"{1 / cost.wall / sqlite_rate:.2f}x",
+            ]
+            for cost in costs
+        ],
+        right={1, 2, 3, 4},
+    )
+    nodes = costs[1]
+    report.say(
+        f"A writer that did nothing but write the neurons, with the schema's indexes, would "
+        f"take {1000 * nodes.wall:.1f} ms a model, {1 / nodes.wall / sqlite_rate:.2f}x "
+        "SQLite's throughput at best, before any relationship, with the server and the "
+        "workers preparing the models sharing the same cores."
+    )
 
 
 if __name__ == "__main__":
