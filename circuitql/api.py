@@ -173,11 +173,13 @@ class Database:
 
         Loading, canonicalizing and signing run in ``jobs`` worker processes (default: one per
         idle core), or with ``dask`` on a Dask cluster (a scheduler's address, or ``"local"``
-        for a LocalCluster here); the store is written from this process, one model per
-        transaction, in the order given, so the result does not depend on where the work ran.
+        for a LocalCluster here); the store is written from this process, each model whole
+        or not at all (``Store.write_group``), in the order given, so the result does not
+        depend on where the work ran.
         """
         write = partial(self.store.write, replace=replace)
-        return index_items(items, write, self.config, jobs=jobs, on_done=on_done, dask=dask)
+        with self.store.write_group():
+            return index_items(items, write, self.config, jobs=jobs, on_done=on_done, dask=dask)
 
     def index_paths(
         self,

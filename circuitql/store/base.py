@@ -13,6 +13,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from enum import Enum
 from typing import Protocol
 
@@ -232,6 +233,12 @@ class Store(Protocol):
         it was stored under another ``normal_form``; then it is replaced, in the same
         transaction. A different network under that name: ``StoreError`` naming both, or,
         with ``replace``, it is replaced."""
+        ...
+
+    def write_group(self) -> AbstractContextManager[None]:
+        """A run of ``write`` calls the store may commit together: each write is still whole
+        or not at all, a failed one (``NameTaken``) leaves the others, and everything
+        written is committed on leaving. What indexing many models writes in."""
         ...
 
     def models(self) -> list[ModelInfo]:

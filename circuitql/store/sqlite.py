@@ -24,6 +24,7 @@ import os
 import sqlite3
 import struct
 import sys
+import time
 import urllib.parse
 import zlib
 from array import array
@@ -471,6 +472,27 @@ _MODEL_ID = "(SELECT id FROM models WHERE name = ?)"
 ADJACENCY_CACHE_BYTES = 64 << 20
 
 
+# A write group commits after this many writes, or this long after its transaction began.
+GROUP_MODELS = 64
+GROUP_SECONDS = 0.5
+
+
+class _Group:
+    """The writes of a ``write_group`` since its transaction began."""
+
+    def __init__(self) -> None:
+        self.began = 0.0
+        self.writes = 0
+
+    def begin(self) -> None:
+        self.began, self.writes = time.monotonic(), 0
+
+    def full(self) -> bool:
+        """Count one write more; whether the group should commit now."""
+        self.writes += 1
+        return self.writes >= GROUP_MODELS or time.monotonic() - self.began >= GROUP_SECONDS
+
+
 class SQLiteStore:
     """A store in one SQLite file (created on first use), safe for concurrent readers."""
 
@@ -489,6 +511,7 @@ class SQLiteStore:
         created = not self.path.exists()
         self._adjacencies = AdjacencyCache(ADJACENCY_CACHE_BYTES)
         self._data_version: int | None = None
+        self._group: _Group | None = None
         try:
             self._conn = sqlite3.connect(self._address(), isolation_level=None, uri=True)
         except sqlite3.Error as exc:
@@ -644,14 +667,50 @@ class SQLiteStore:
                 self._conn.execute("COMMIT")
 
     @contextmanager
+    def write_group(self) -> Iterator[None]:
+        """Writes inside share transactions: each write is a savepoint, whole or not at all,
+        and the group commits every ``GROUP_MODELS`` writes or ``GROUP_SECONDS``, and on
+        leaving (even by an exception: what was written whole stays). A commit costs a
+        3 x 64 model's write a third of its time, 1.5 to 2 ms; another process that writes
+        to the store waits at most ``GROUP_SECONDS`` more for the lock. Nested groups are
+        the outer one."""
+        if self._group is not None:
+            yield
+            return
+        group = self._group = _Group()
+        try:
+            yield
+        finally:
+            if self._group is group:  # not committed by close() already
+                self._group = None
+                self._commit_group()
+
+    def _commit_group(self) -> None:
+        """Commit a group's open transaction; one that cannot commit is rolled back."""
+        if not self._conn.in_transaction:
+            return
+        with self._db_errors("committing the models written"):
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
     def _transaction(self, doing: str) -> Iterator[None]:
-        """One write transaction, committed whole or rolled back whole on any exception.
+        """One write transaction, committed whole or rolled back whole on any exception; in
+        a ``write_group``, a savepoint in the group's transaction instead.
 
         IMMEDIATE takes the write lock up front, so the existence checks a write starts with
         still hold when it commits. Decoded edges are forgotten: this connection's own
         commits do not move ``PRAGMA data_version``.
         """
         self._adjacencies.clear()
+        if self._group is not None:
+            with self._db_errors(doing), self._in_group(self._group):
+                yield
+            return
         with self._db_errors(doing):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -661,6 +720,24 @@ class SQLiteStore:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def _in_group(self, group: _Group) -> Iterator[None]:
+        """A savepoint in the group's transaction (begun IMMEDIATE here if none is open),
+        rolled back alone on any exception; the group commits when it is full."""
+        if not self._conn.in_transaction:
+            self._conn.execute("BEGIN IMMEDIATE")
+            group.begin()
+        self._conn.execute("SAVEPOINT circuitql_write")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK TO circuitql_write")
+            self._conn.execute("RELEASE circuitql_write")
+            raise
+        self._conn.execute("RELEASE circuitql_write")
+        if group.full():
+            self._conn.execute("COMMIT")
 
     def write(self, model: IndexedModel, replace: bool = False) -> WriteOutcome:
         """One IMMEDIATE transaction: the check for a stored model under the name still holds
@@ -916,7 +993,11 @@ class SQLiteStore:
         return int(row[0])
 
     def close(self) -> None:
-        """Closes the one connection every call goes through."""
+        """Closes the one connection every call goes through, a write group's writes
+        committed first."""
+        if self._group is not None:
+            self._group = None
+            self._commit_group()
         self._conn.close()
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from circuitql.errors import StoreError
+from circuitql.errors import NameTaken, StoreError
 from circuitql.graph import Activation, NeuronGraph, Unit, UnitKind
 from circuitql.indexer.canonical import Config as CanonicalConfig
 from circuitql.indexer.fidelity import output_error, probes
@@ -217,6 +217,36 @@ def test_a_write_that_fails_half_way_leaves_nothing(store: Store) -> None:
     assert _snapshot(store) == before
     # Nothing of the failed attempt blocks writing the model correctly afterwards.
     assert store.write(fake_model("broken", scale=2.0)).status == "indexed"
+
+
+def test_a_write_group_keeps_each_write_whole_and_every_other_write(store: Store) -> None:
+    taken = fake_model("taken", scale=1.0)
+    store.write(taken)
+    a, b = fake_model("a", scale=2.0, hidden=3), fake_model("b", scale=5.0, hidden=4)
+    with store.write_group():
+        store.write(a)
+        with pytest.raises(StoreError):
+            store.write(_failing_half_way(fake_model("broken", scale=3.0)))
+        with pytest.raises(NameTaken):
+            store.write(fake_model("taken", scale=4.0))
+        assert store.get_model("a") is not None  # the group's own writes read back in it
+        store.write(b)
+
+    assert [m.name for m in store.models()] == ["a", "b", "taken"]
+    assert store.get_model("broken") is None and store.neurons("broken") == []
+    for model in (a, b, taken):
+        assert _by_uid(store.neurons(model.name)) == _by_uid(list(model.neurons))
+        assert sorted(edges_of(store, model.name), key=repr) == sorted(model.edges, key=repr)
+    tokens = Counter(n.token for model in (a, b, taken) for n in model.neurons)
+    assert store.token_counts() == dict(tokens)
+
+
+def test_a_write_group_left_by_an_exception_keeps_what_was_written_whole(store: Store) -> None:
+    with pytest.raises(KeyboardInterrupt), store.write_group():
+        store.write(fake_model("a", scale=2.0))
+        raise KeyboardInterrupt
+    assert [m.name for m in store.models()] == ["a"]
+    assert store.write(fake_model("a", scale=2.0)).status == "unchanged"
 
 
 def test_token_counts_add_up_across_models_and_shrink_on_delete(store: Store) -> None:

@@ -29,6 +29,7 @@ from circuitql.records import (
     NeuronRecord,
     Signature,
 )
+from circuitql.store import sqlite as sqlite_module
 from circuitql.store.adjacency import SCAN_VIEWS, Adjacency, AdjacencyCache, magnitudes_of
 from circuitql.store.base import NeuronView, model_columns
 from circuitql.store.sqlite import ENUM_CODES, SCHEMA_VERSION, SQLiteStore, stored_signature
@@ -973,3 +974,24 @@ def test_a_version_12_store_reads_its_groups_as_not_counted(tmp_path: Path) -> N
     ).fetchall()
     conn.close()
     assert len(indexes) == 2 and all("input_groups" in sql for (sql,) in indexes)
+
+
+def test_a_write_group_commits_as_it_fills_and_on_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "GROUP_MODELS", 2)
+    store, reader = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+
+    def names() -> list[str]:
+        """What another process sees."""
+        return [m.name for m in reader.models()]
+
+    with store.write_group():
+        store.write(fake_model("a", scale=1.0))
+        assert names() == []
+        store.write(fake_model("b", scale=2.0))
+        assert names() == ["a", "b"]
+        store.write(fake_model("c", scale=3.0))
+        assert names() == ["a", "b"]
+        store.close()
+        assert names() == ["a", "b", "c"]
