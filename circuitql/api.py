@@ -29,7 +29,12 @@ from circuitql.errors import CircuitQLError, NameTaken
 from circuitql.graph import NeuronGraph
 from circuitql.indexer.files import discover, model_stem, printable_path
 from circuitql.indexer.load import load
-from circuitql.indexer.pipeline import IndexConfig, StageTimes, build_records
+from circuitql.indexer.pipeline import (
+    IndexConfig,
+    StageTimes,
+    build_records,
+    records_unless_stored,
+)
 from circuitql.language import builtin_library, compile_query
 from circuitql.language.compile import (
     CensusQuery,
@@ -179,7 +184,15 @@ class Database:
         """
         write = partial(self.store.write, replace=replace)
         with self.store.write_group():
-            return index_items(items, write, self.config, jobs=jobs, on_done=on_done, dask=dask)
+            return index_items(
+                items,
+                write,
+                self.config,
+                jobs=jobs,
+                on_done=on_done,
+                dask=dask,
+                stored=self.store,
+            )
 
     def index_paths(
         self,
@@ -500,22 +513,36 @@ def index_items(
     jobs: int | None = None,
     on_done: Callable[[Any], None] | None = None,
     dask: str | None = None,
+    stored: Store | None = None,
 ) -> IndexReport:
     """Prepare every (model, name) pair where ``Database.index_many`` says, and hand each
     model's records to ``write`` (a store's, or the Neo4j bulk path's CSV files) in order; a
     model that fails to load, or whose name another network holds, is reported and the rest
-    go on."""
+    go on.
+
+    ``stored``: the store ``write`` writes to. A model it already holds as the records would
+    say it (the same network, settings and metadata) is reported unchanged once its file is
+    read and hashed, without a canonical form; one that changed in the store meanwhile (another
+    writer) is prepared whole here and written as usual."""
     from threadpoolctl import threadpool_limits
 
     report = IndexReport()
+    held = {info.name: info for info in stored.models()} if stored is not None else {}
+    held_now = stored.get_model if stored is not None else held.get
+    work = [(model, name, held.get(name)) for model, name in items]
     prepare = partial(_prepare, config=config)
     # One BLAS thread here too: the products indexing runs are small, and a thread pool
     # spinning up for each costs more than it saves (5x on a busy two-core machine).
     with executor(jobs, len(items), dask) as (pool, workers), threadpool_limits(1):
-        results = in_order(pool, workers, prepare, items) if pool else map(prepare, items)
-        for (model, _name), (records, times) in zip(items, results, strict=True):
+        results = in_order(pool, workers, prepare, work) if pool else map(prepare, work)
+        for (model, name, _), (records, times) in zip(work, results, strict=True):
             report.times.add(times)
-            if isinstance(records, CircuitQLError):
+            if isinstance(records, ModelInfo) and held_now(name) != records:
+                records, times = prepare((model, name, None))  # rewritten meanwhile
+                report.times.add(times)
+            if isinstance(records, ModelInfo):
+                report.unchanged.append(records)
+            elif isinstance(records, CircuitQLError):
                 report.failed.append((model, records))
             else:
                 try:
@@ -529,13 +556,14 @@ def index_items(
 
 
 def _prepare(
-    item: tuple[Any, str], config: IndexConfig
-) -> tuple[IndexedModel | CircuitQLError, StageTimes]:
-    """Load, canonicalize and sign one model (in a worker process when indexing many)."""
-    model, name = item
+    item: tuple[Any, str, ModelInfo | None], config: IndexConfig
+) -> tuple[IndexedModel | ModelInfo | CircuitQLError, StageTimes]:
+    """Load, canonicalize and sign one model (in a worker process when indexing many): the
+    model, its name, and what the store holds under that name (``records_unless_stored``)."""
+    model, name, stored = item
     times = StageTimes()
     try:
-        return build_records(lambda: load(model), name, config, times), times
+        return records_unless_stored(lambda: load(model), name, config, times, stored), times
     except CircuitQLError as err:
         return err, times
 

@@ -8,6 +8,7 @@ It imports nothing of circuitql but the graph and the domain.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -432,6 +433,19 @@ class ModelInfo:
     def domain(self) -> Domain | None:
         """The box the model was canonicalized on (None: unbounded inputs)."""
         return domain_of(self.normal_form, self.n_inputs)
+
+    def says_all_of(
+        self, content_hash: str, normal_form: Mapping[str, Any], meta: Mapping[str, Any]
+    ) -> bool:
+        """Whether this stored model already says everything the network of
+        ``content_hash``, canonicalized under ``normal_form`` and described by ``meta``,
+        would: writing that one would change nothing. The network alone is not enough: a
+        config whose meta was edited must update what a census groups the model by."""
+        return (
+            self.content_hash == content_hash
+            and self.normal_form == normal_form
+            and dict(self.meta) == json.loads(json.dumps(dict(meta)))
+        )
 
 
 def domain_of(normal_form: Mapping[str, Any], n_inputs: int) -> Domain | None:

@@ -22,6 +22,7 @@ from circuitql.records import (
     DEFAULT_SIGNIFICANCE,
     EdgeColumns,
     IndexedModel,
+    ModelInfo,
     NeuronColumns,
     NeuronRecord,
 )
@@ -77,7 +78,23 @@ def build_records(
     """The records a store writes for the model ``load()`` reads (under ``name``, else its
     default name): its canonical form (within ``max_error`` of the original, else
     ModelLoadError) and every neuron's signature, each stage timed into ``times``. Nothing
-    here touches a store, so it can run in a worker.
+    here touches a store, so it can run in a worker."""
+    records = records_unless_stored(load, name, config, times, stored=None)
+    assert isinstance(records, IndexedModel)  # with nothing stored, always made
+    return records
+
+
+def records_unless_stored(
+    load: Callable[[], LoadedModel],
+    name: str | None,
+    config: IndexConfig | None,
+    times: StageTimes | None,
+    stored: ModelInfo | None,
+) -> IndexedModel | ModelInfo:
+    """``build_records``, or ``stored`` (the model the store holds under the name) when it
+    already says everything the records would (``ModelInfo.says_all_of``): whether it does
+    is known once the file is read and hashed, and indexing a zoo again then costs reading
+    its files, not a canonical form of each.
 
     The loaded model is read here, not handed in, so that nothing else holds it: its graph
     is let go once the canonical form is found, before that is signed. A GPT-2-sized stack's
@@ -89,6 +106,10 @@ def build_records(
     config = model_config(config or IndexConfig(), loaded)
     with times.timing("sign"):
         about = _Provenance(loaded.source, dict(loaded.meta), loaded.graph.content_hash())
+    if stored is not None and stored.says_all_of(
+        about.content_hash, normal_form(config), about.meta
+    ):
+        return stored
     held = [loaded.graph]
     del loaded
     with times.timing("canonicalize"):
@@ -99,6 +120,16 @@ def build_records(
         )
     with times.timing("sign"):
         return _records(about, name, canon, error, config)
+
+
+def normal_form(config: IndexConfig) -> dict[str, object]:
+    """What a model is stored with of the settings it was indexed under: a model stored
+    under others is canonicalized again when it is indexed again."""
+    return {
+        **config.canonical.fingerprint(),
+        "significance": config.significance,
+        "groups_tolerance": GROUPS_TOLERANCE,
+    }
 
 
 @dataclass(frozen=True)
@@ -179,10 +210,6 @@ def _records(
         edges=edges,
         canonical_log=tuple(str(s) for s in canon.steps if s.action != "rescale"),
         meta=about.meta,
-        normal_form={
-            **config.canonical.fingerprint(),
-            "significance": config.significance,
-            "groups_tolerance": GROUPS_TOLERANCE,
-        },
+        normal_form=normal_form(config),
         canonical_error=error,
     )

@@ -9,7 +9,6 @@ so a backend never imports the indexer, nor the indexer a backend.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -329,13 +328,8 @@ class Store(Protocol):
 
 def unchanged(stored: ModelInfo, model: IndexedModel) -> bool:
     """Whether the stored model already says everything ``model`` would: the same network,
-    canonicalized the same way, with the same metadata. The network alone is not enough: a
-    config whose meta was edited must update what a census groups the model by."""
-    return (
-        stored.content_hash == model.content_hash
-        and stored.normal_form == model.normal_form
-        and dict(stored.meta) == json.loads(json.dumps(dict(model.meta)))
-    )
+    canonicalized the same way, with the same metadata (``ModelInfo.says_all_of``)."""
+    return stored.says_all_of(model.content_hash, model.normal_form, model.meta)
 
 
 def stored_graph(store: Store, model: str) -> NeuronGraph:
