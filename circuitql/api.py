@@ -523,21 +523,21 @@ def index_items(
     ``stored``: the store ``write`` writes to. A model it already holds as the records would
     say it (the same network, settings and metadata) is reported unchanged once its file is
     read and hashed, without a canonical form; one that changed in the store meanwhile (another
-    writer) is prepared whole here and written as usual."""
+    writer) is prepared whole here and written as usual. Each name is looked up as its model
+    is handed to a worker (a few adding to a large store read only their own rows)."""
     from threadpoolctl import threadpool_limits
 
     report = IndexReport()
-    held = {info.name: info for info in stored.models()} if stored is not None else {}
-    held_now = stored.get_model if stored is not None else held.get
-    work = [(model, name, held.get(name)) for model, name in items]
+    held = stored.get_model if stored is not None else _nothing_stored
+    work = ((model, name, held(name)) for model, name in items)
     prepare = partial(_prepare, config=config)
     # One BLAS thread here too: the products indexing runs are small, and a thread pool
     # spinning up for each costs more than it saves (5x on a busy two-core machine).
     with executor(jobs, len(items), dask) as (pool, workers), threadpool_limits(1):
         results = in_order(pool, workers, prepare, work) if pool else map(prepare, work)
-        for (model, name, _), (records, times) in zip(work, results, strict=True):
+        for (model, name), (records, times) in zip(items, results, strict=True):
             report.times.add(times)
-            if isinstance(records, ModelInfo) and held_now(name) != records:
+            if isinstance(records, ModelInfo) and held(name) != records:
                 records, times = prepare((model, name, None))  # rewritten meanwhile
                 report.times.add(times)
             if isinstance(records, ModelInfo):
@@ -553,6 +553,11 @@ def index_items(
             if on_done:
                 on_done(model)
     return report
+
+
+def _nothing_stored(name: str) -> None:
+    """What a target without a store of its own (the bulk path's CSV files) holds."""
+    return None
 
 
 def _prepare(
