@@ -292,6 +292,35 @@ def _hostile_onnx(folder: Path, rng: random.Random) -> Path:
     return path
 
 
+REWIRED_OPS = ("Erf", "Mul", "Add", "Div", "Constant", "Relu", "Gemm", "Concat", "Reshape")
+
+
+def _rewired_onnx(folder: Path, rng: random.Random) -> Path:
+    """A valid ONNX model whose nodes lost or gained operands and outputs, read others'
+    tensors, or became other ops: what a hand-edited or half-written graph looks like."""
+    import onnx
+
+    path = _valid(folder, rng, ".onnx")
+    model = onnx.load(path)
+    nodes = model.graph.node
+    tensors = ["x", "missing", *(out for node in nodes for out in node.output)]
+    for _ in range(rng.randint(1, 3)):
+        node = nodes[rng.randrange(len(nodes))]
+        change = rng.randrange(5)
+        if change == 0 and node.input:
+            del node.input[rng.randrange(len(node.input))]
+        elif change == 1:
+            del node.output[:]
+        elif change == 2:
+            node.input.append(rng.choice(tensors))
+        elif change == 3 and node.input:
+            node.input[rng.randrange(len(node.input))] = rng.choice(tensors)
+        else:
+            node.op_type = rng.choice(REWIRED_OPS)
+    onnx.save(model, path)
+    return path
+
+
 def _hostile_convnet(folder: Path, rng: random.Random) -> Path:
     """A convolution, pooling or padding with attributes a file may claim: zero strides,
     negative or huge pads, groups that do not divide, kernels larger than the map."""
@@ -383,6 +412,7 @@ FILE_KINDS: dict[str, Callable[[Path, random.Random], Path]] = {
     "hostile config": _hostile_config,
     "hostile weights": _hostile_weights,
     "hostile onnx": _hostile_onnx,
+    "rewired onnx": _rewired_onnx,
     "hostile convnet": _hostile_convnet,
     "hostile nnet": _hostile_nnet,
     "odd name": _named,

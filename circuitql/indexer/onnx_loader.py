@@ -43,6 +43,7 @@ from circuitql.indexer.channels import (
     per_channel,
     window_output,
 )
+from circuitql.indexer.onnx_patterns import fuse_erf_gelus
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,17 @@ class _Converter:
         for tensor in self.graph.initializer:
             self.values[tensor.name] = self._finite(tensor.name, self._array(tensor))
         self._inputs()
-        for index, proto in enumerate(self.graph.node):
+        nodes, gelus = fuse_erf_gelus(self.graph)
+        if gelus:
+            self.notes["gelu_from_erf"] = gelus
+        for index, proto in enumerate(nodes):
             node = _Node(
                 proto, index, {a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute}
             )
+            if not proto.output:
+                raise self._error(
+                    f"{node.label} has no output", "check that the file is a valid ONNX model"
+                )
             self.values[proto.output[0]] = self._apply(node)
         if not self.graph.output:
             raise self._error("the graph has no outputs", "export the network with its outputs")
@@ -194,13 +202,19 @@ class _Converter:
         proto = node.proto
         handler = _HANDLERS.get(proto.op_type)
         if handler is None or proto.domain not in ("", "ai.onnx"):
-            raise self._unsupported(node, "is not supported")
+            why = _ONLY_INSIDE.get(proto.op_type, "")
+            raise self._unsupported(node, f"is not supported{why}")
         args = [self._read(node, name) if name else None for name in proto.input]
         try:
             return handler(self, node, args)
         except ValueError as exc:  # numpy or AffineVec shape mismatches: a malformed file
             raise self._error(
                 f"{node.label} cannot be applied to its operands: {exc}",
+                "check that the file is a valid ONNX model (onnx.checker)",
+            ) from exc
+        except IndexError as exc:  # an operand the op needs is not there
+            raise self._error(
+                f"{node.label} lacks an operand it needs ({len(args)} given)",
                 "check that the file is a valid ONNX model (onnx.checker)",
             ) from exc
 
@@ -904,6 +918,11 @@ _FOLD: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "Sub": np.subtract,
     "Mul": np.multiply,
     "Div": np.divide,
+}
+
+# Ops read only as part of a subgraph that stands for another op (onnx_patterns).
+_ONLY_INSIDE = {
+    "Erf": " (an Erf is read only inside an exact GELU, x * 0.5 * (1 + erf(x / sqrt(2))))"
 }
 
 _ACTIVATIONS: dict[str, Activation] = {

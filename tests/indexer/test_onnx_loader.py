@@ -6,6 +6,7 @@ implementation shipped with onnx) in float64, so a mismatch can only come from t
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -401,6 +402,97 @@ def test_torch_export_of_an_mlp(tmp_path: Path) -> None:
     np.testing.assert_allclose(graph.evaluate(x), want, rtol=1e-9, atol=1e-12)
 
 
+def test_torch_exports_of_the_exact_gelu_read_back_as_gelu_units(tmp_path: Path) -> None:
+    """Before opset 20 an exact GELU is exported as Div, Erf, Add and two Muls: nn.GELU, and
+    the x * 0.5 * (1 + erf(x / sqrt(2))) that model libraries write out by hand."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class ErfGelu(nn.Module):
+        def forward(self, x: Any) -> Any:
+            return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+    torch.manual_seed(0)
+    for i, gelu in enumerate((nn.GELU(), ErfGelu())):
+        model = nn.Sequential(nn.Linear(3, 8), gelu, nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 2))
+        path = tmp_path / f"gelu{i}.onnx"
+        torch.onnx.export(model, torch.zeros(1, 3), path, dynamo=False, opset_version=17)
+        assert "Erf" in {n.op_type for n in onnx.load(path).graph.node}
+        graph, meta = load_onnx(path)
+
+        assert [u.activation for u in graph.hidden[:8]] == [Activation.GELU] * 8
+        if isinstance(gelu, nn.GELU):  # named as indexing the module itself names them
+            assert [u.id for u in load(model).graph.units] == [u.id for u in graph.units]
+        assert len(meta["onnx"]["gelu_from_erf"]) == 1
+        x = np.random.default_rng(4).normal(size=(64, 3)) * 3
+        with torch.no_grad():
+            want = model.double()(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(graph.evaluate(x), want, rtol=1e-9, atol=1e-12)
+
+
+def _erf_gelu(
+    tmp_path: Path,
+    scale: tuple[str, float] = ("Div", math.sqrt(2.0)),
+    half_first: bool = False,
+    outputs: Sequence[str] = ("y",),
+) -> Path:
+    """fc -> a GELU written out in five nodes -> fc, the constants as Constant nodes."""
+    op, value = scale
+    constants = [
+        helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.float32(v)))
+        for name, v in (("c", value), ("one", 1.0), ("half", 0.5))
+    ]
+    if half_first:  # (0.5 * x) * (1 + erf(x / sqrt(2)))
+        ends = [
+            helper.make_node("Mul", ["half", "z"], ["hz"]),
+            helper.make_node("Mul", ["hz", "p"], ["h"]),
+        ]
+    else:  # (x * (1 + erf(x / sqrt(2)))) * 0.5
+        ends = [
+            helper.make_node("Mul", ["z", "p"], ["zp"]),
+            helper.make_node("Mul", ["zp", "half"], ["h"]),
+        ]
+    return _save(
+        tmp_path,
+        [
+            helper.make_node("Gemm", ["x", "w1", "b1"], ["z"], name="fc1", transB=1),
+            *constants,
+            helper.make_node(op, ["z", "c"], ["s"]),
+            helper.make_node("Erf", ["s"], ["e"], name="act/Erf"),
+            helper.make_node("Add", ["one", "e"], ["p"]),
+            *ends,
+            helper.make_node("Gemm", ["h", "w2"], ["y"], name="fc2", transB=1),
+        ],
+        {"w1": _rand(4, 3), "b1": _rand(4), "w2": _rand(2, 4)},
+        ["N", 3],
+        outputs=outputs,
+    )
+
+
+@pytest.mark.parametrize("half_first", [False, True])
+@pytest.mark.parametrize("scale", [("Div", math.sqrt(2.0)), ("Mul", 1.0 / math.sqrt(2.0))])
+def test_a_gelu_written_out_in_five_nodes_is_one_gelu_unit_each(
+    tmp_path: Path, scale: tuple[str, float], half_first: bool
+) -> None:
+    path = _erf_gelu(tmp_path, scale, half_first)
+    graph, meta = load_onnx(path)
+    assert [u.activation for u in graph.hidden] == [Activation.GELU] * 4
+    assert meta["onnx"]["gelu_from_erf"] == ["act/Erf"]
+    _assert_matches_reference(path, graph)
+
+
+@pytest.mark.parametrize(
+    ("scale", "outputs"),
+    [(("Div", 2.0), ("y",)), (("Div", math.sqrt(2.0)), ("y", "e"))],
+    ids=["another-constant", "an-intermediate-read-elsewhere"],
+)
+def test_an_erf_that_is_not_an_exact_gelu_is_still_refused(
+    tmp_path: Path, scale: tuple[str, float], outputs: Sequence[str]
+) -> None:
+    with pytest.raises(ModelLoadError, match="Erf node 'act/Erf' is not supported"):
+        load_onnx(_erf_gelu(tmp_path, scale, outputs=outputs))
+
+
 # --- what it refuses -----------------------------------------------------------------------------
 
 
@@ -451,6 +543,23 @@ def test_non_affine_or_non_vector_use_is_refused(
     with pytest.raises(ModelLoadError, match=expected) as err:
         load_onnx(path)
     assert node.name in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        (helper.make_node("Relu", ["x"], [], name="mute"), "'mute' has no output"),
+        (helper.make_node("Add", ["x"], ["y"], name="lone"), "'lone' lacks an operand"),
+        (helper.make_node("Gemm", ["x"], ["y"], name="bare"), "'bare' lacks an operand"),
+    ],
+    ids=["no-output", "add-of-one", "gemm-without-weight"],
+)
+def test_a_node_without_its_output_or_an_operand_is_refused(
+    tmp_path: Path, node: onnx.NodeProto, expected: str
+) -> None:
+    path = _save(tmp_path, [node], {}, ["N", 3])
+    with pytest.raises(ModelLoadError, match=expected):
+        load_onnx(path)
 
 
 def test_truncated_file(tmp_path: Path) -> None:
