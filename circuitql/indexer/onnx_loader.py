@@ -212,9 +212,10 @@ class _Converter:
                 f"{node.label} cannot be applied to its operands: {exc}",
                 "check that the file is a valid ONNX model (onnx.checker)",
             ) from exc
-        except IndexError as exc:  # an operand the op needs is not there
+        except (IndexError, KeyError) as exc:  # an operand or attribute the op needs is not there
             raise self._error(
-                f"{node.label} lacks an operand it needs ({len(args)} given)",
+                f"{node.label} lacks an operand or attribute it needs ({len(args)} operands, "
+                f"attributes {sorted(node.attrs) or 'none'})",
                 "check that the file is a valid ONNX model (onnx.checker)",
             ) from exc
 
@@ -803,7 +804,7 @@ class _Converter:
         check_tensor_size(tensor.name, math.prod(tensor.dims), self.where)
         try:
             return numpy_helper.to_array(tensor)
-        except ValueError as exc:  # fewer values than the shape declares, an unknown type
+        except (ValueError, TypeError, KeyError) as exc:  # too few values, an unknown type
             raise self._error(
                 f"tensor {tensor.name!r} of shape {list(tensor.dims)} cannot be read: {exc}",
                 "re-export the network; the file is truncated or was edited",

@@ -551,14 +551,29 @@ def test_non_affine_or_non_vector_use_is_refused(
         (helper.make_node("Relu", ["x"], [], name="mute"), "'mute' has no output"),
         (helper.make_node("Add", ["x"], ["y"], name="lone"), "'lone' lacks an operand"),
         (helper.make_node("Gemm", ["x"], ["y"], name="bare"), "'bare' lacks an operand"),
+        (helper.make_node("Reshape", ["x"], ["y"], name="shapeless"), "'shapeless' lacks an"),
     ],
-    ids=["no-output", "add-of-one", "gemm-without-weight"],
+    ids=["no-output", "add-of-one", "gemm-without-weight", "reshape-without-shape"],
 )
 def test_a_node_without_its_output_or_an_operand_is_refused(
     tmp_path: Path, node: onnx.NodeProto, expected: str
 ) -> None:
     path = _save(tmp_path, [node], {}, ["N", 3])
     with pytest.raises(ModelLoadError, match=expected):
+        load_onnx(path)
+
+
+def test_a_tensor_of_no_element_type_is_refused(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path,
+        [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)],
+        {"w": _rand(2, 3)},
+        ["N", 3],
+    )
+    model = onnx.load(path)
+    model.graph.initializer[0].data_type = TensorProto.UNDEFINED
+    onnx.save(model, path)
+    with pytest.raises(ModelLoadError, match="tensor 'w' of shape \\[2, 3\\] cannot be read"):
         load_onnx(path)
 
 
