@@ -563,13 +563,18 @@ def test_a_node_without_its_output_or_an_operand_is_refused(
         load_onnx(path)
 
 
-def test_a_tensor_of_no_element_type_is_refused(tmp_path: Path) -> None:
-    path = _save(
+def _one_gemm(tmp_path: Path, outputs: int, inputs: int) -> Path:
+    """A network of one Gemm layer, named fc, with weight w."""
+    return _save(
         tmp_path,
         [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)],
-        {"w": _rand(2, 3)},
-        ["N", 3],
+        {"w": _rand(outputs, inputs)},
+        ["N", inputs],
     )
+
+
+def test_a_tensor_of_no_element_type_is_refused(tmp_path: Path) -> None:
+    path = _one_gemm(tmp_path, 2, 3)
     model = onnx.load(path)
     model.graph.initializer[0].data_type = TensorProto.UNDEFINED
     onnx.save(model, path)
@@ -578,12 +583,7 @@ def test_a_tensor_of_no_element_type_is_refused(tmp_path: Path) -> None:
 
 
 def test_truncated_file(tmp_path: Path) -> None:
-    whole = _save(
-        tmp_path,
-        [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)],
-        {"w": _rand(16, 16)},
-        ["N", 16],
-    )
+    whole = _one_gemm(tmp_path, 16, 16)
     truncated = tmp_path / "truncated.onnx"
     data = whole.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
