@@ -43,6 +43,7 @@ from circuitql.indexer.channels import (
     per_channel,
     window_output,
 )
+from circuitql.indexer.gelu_pattern import TANH_APPROXIMATION
 from circuitql.indexer.onnx_patterns import fuse_erf_gelus
 
 
@@ -637,9 +638,7 @@ class _Converter:
     def _activation(self, node: _Node, args: list[Value | None]) -> Value:
         activation = _ACTIVATIONS[node.proto.op_type]
         if node.attrs.get("approximate", b"none") != b"none":
-            raise self._unsupported(
-                node, "uses the tanh approximation of GELU; only the exact (erf) GELU is supported"
-            )
+            raise self._unsupported(node, TANH_APPROXIMATION)
         alpha = float(node.attrs.get("alpha", 0.01))
         x = _given(args[0])
         if isinstance(x, np.ndarray):

@@ -29,6 +29,7 @@ from circuitql.indexer.channels import (
     expanded,
     per_channel,
 )
+from circuitql.indexer.gelu_pattern import TANH_APPROXIMATION, Op, exact_gelus
 
 Value = AffineVec | ChannelMap | np.ndarray | float | int
 
@@ -107,7 +108,7 @@ SOFTMAX_METHODS = {"softmax": "softmax", "log_softmax": "logsoftmax"}
 
 SUPPORTED = (
     "nn.Linear, F.linear; Conv1d, Conv2d, their max, average and adaptive pooling (as "
-    "channel graphs); activations ReLU, LeakyReLU, Sigmoid, Tanh, GELU (modules, "
+    "channel graphs); activations ReLU, LeakyReLU, Sigmoid, Tanh, exact GELU (modules, "
     "functions or tensor methods); BatchNorm1d and BatchNorm2d in eval mode; torch.cat along "
     "the feature or channel axis; + and - of vectors (residuals); * and / by constants; "
     "Flatten, Dropout, Identity, view/reshape; Softmax or LogSoftmax as the last step"
@@ -151,6 +152,10 @@ class _Tracer:
 
     def run(self) -> tuple[NeuronGraph, dict[str, Any]]:
         outputs: AffineVec | None = None
+        gelus = fuse_erf_gelus(self.traced.graph)
+        if gelus:
+            self.traced.recompile()
+            self.notes["gelu_from_erf"] = gelus
         for node in self.traced.graph.nodes:
             try:
                 if node.op == "output":
@@ -219,6 +224,8 @@ class _Tracer:
                 name,
             )
         if type(module) in ACTIVATION_MODULES:
+            if getattr(module, "approximate", "none") != "none":
+                raise self._unsupported(node, TANH_APPROXIMATION)
             alpha = float(getattr(module, "negative_slope", 0.01))
             activation = ACTIVATION_MODULES[type(module)]
             return self._activate(node, x, activation, name, alpha)
@@ -386,6 +393,11 @@ class _Tracer:
     def _call_function(self, node: torch.fx.Node) -> Value:
         fn = node.target
         if fn in ACTIVATION_FUNCTIONS:
+            approximate = node.kwargs.get(
+                "approximate", node.args[1] if len(node.args) > 1 else "none"
+            )
+            if fn is F.gelu and approximate != "none":
+                raise self._unsupported(node, TANH_APPROXIMATION)
             alpha = 0.01
             if fn is F.leaky_relu:
                 slope: Any = node.kwargs.get(
@@ -614,6 +626,59 @@ class _Tracer:
             where=self._where(node),
             fix=f"circuitql reads {SUPPORTED}",
         )
+
+
+# The operations an exact GELU written out in forward() is made of (gelu_pattern).
+GELU_PARTS: dict[Any, str] = {
+    operator.truediv: "div",
+    torch.div: "div",
+    operator.mul: "mul",
+    torch.mul: "mul",
+    operator.add: "add",
+    torch.add: "add",
+    torch.erf: "erf",
+    torch.special.erf: "erf",
+}
+GELU_PART_METHODS = {"div": "div", "mul": "mul", "add": "add", "erf": "erf"}
+
+
+def fuse_erf_gelus(graph: torch.fx.Graph) -> list[str]:
+    """Every exact GELU ``forward()`` writes out (``x * 0.5 * (1 + erf(x / sqrt(2)))``, as
+    model libraries define it) made one ``F.gelu`` node, in place; the names of the ``erf``
+    nodes fused."""
+    nodes = list(graph.nodes)
+    scalars: dict[str, float] = {}
+    ops = []
+    for node in nodes:
+        kind = ""
+        if node.op == "call_function" and not node.kwargs:
+            kind = GELU_PARTS.get(node.target, "")
+        elif node.op == "call_method" and not node.kwargs:
+            kind = GELU_PART_METHODS.get(str(node.target), "")
+        if not kind:  # read as a whole: every node it reads, wherever it holds it
+            ops.append(Op("", tuple(n.name for n in node.all_input_nodes), node.name))
+            continue
+        inputs = []
+        for i, arg in enumerate(node.args):
+            name = arg.name if isinstance(arg, torch.fx.Node) else f"{node.name}#{i}"
+            if isinstance(arg, int | float) and not isinstance(arg, bool):
+                scalars[name] = float(arg)
+            inputs.append(name)
+        ops.append(Op(kind, tuple(inputs), node.name))
+    by_name = {node.name: node for node in nodes}
+    fused = []
+    for gelu in exact_gelus(ops, scalars):
+        x = by_name.get(gelu.x)
+        if x is None:  # the GELU of a constant: computed as the rest of the walk goes
+            continue
+        last = nodes[max(gelu.parts)]
+        with graph.inserting_before(last):
+            replacement = graph.call_function(F.gelu, (x,))
+        last.replace_all_uses_with(replacement)
+        fused.append(nodes[gelu.erf].name)
+        for i in sorted(gelu.parts, reverse=True):
+            graph.erase_node(nodes[i])
+    return fused
 
 
 ARITHMETIC: dict[Any, Callable[[_Tracer, torch.fx.Node], Value]] = {

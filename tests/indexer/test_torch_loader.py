@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -126,6 +128,59 @@ def test_unsupported_module_names_the_op_and_what_is_supported() -> None:
         load(model)
     message = str(err.value)
     assert "LayerNorm" in message and "'1'" in message and "nn.Linear" in message
+
+
+class _ErfGelu(nn.Module):
+    """The exact GELU as model libraries write it out, in one of two orders."""
+
+    def __init__(self, half_first: bool) -> None:
+        super().__init__()
+        self.half_first = half_first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.half_first:
+            return 0.5 * x * (1.0 + torch.erf(x * 0.7071067811865476))
+        return x * (torch.erf(x / math.sqrt(2.0)) + 1.0) * 0.5
+
+
+@pytest.mark.parametrize("half_first", [False, True])
+def test_an_exact_gelu_written_out_in_forward_is_one_gelu_unit_each(half_first: bool) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), _ErfGelu(half_first), nn.Linear(8, 2))
+    loaded = load(model)
+    assert [u.activation for u in loaded.graph.hidden] == [Activation.GELU] * 8
+    assert loaded.meta["torch"]["gelu_from_erf"] == ["erf"]
+    x = np.random.default_rng(1).normal(size=(64, 3)) * 3
+    with torch.no_grad():
+        want = model.double()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(loaded.graph.evaluate(x), want, rtol=1e-9, atol=1e-12)
+
+
+class _ErfElsewhere(nn.Module):
+    """An erf that is not a GELU's: its own output read twice."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = torch.erf(x / math.sqrt(2.0))
+        return x * (1.0 + e) * 0.5 + e
+
+
+class _TanhGeluFunction(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate="tanh")
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        (nn.GELU(approximate="tanh"), "tanh approximation of GELU"),
+        (_TanhGeluFunction(), "tanh approximation of GELU"),
+        (_ErfElsewhere(), "function erf"),
+    ],
+    ids=["tanh-gelu-module", "tanh-gelu-function", "erf-read-twice"],
+)
+def test_a_gelu_that_is_not_the_exact_one_is_refused(step: nn.Module, expected: str) -> None:
+    with pytest.raises(ModelLoadError, match=expected):
+        load(nn.Sequential(nn.Linear(3, 4), step, nn.Linear(4, 2)))
 
 
 def test_batch_norm_in_eval_mode_folds_into_the_layers_around_it() -> None:
