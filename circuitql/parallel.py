@@ -40,6 +40,10 @@ class Pending(Protocol[R_co]):
         """Wait for the work; its value, or the exception it raised, raised here."""
         ...
 
+    def done(self) -> bool:
+        """Whether the work has ended (``result`` returns at once)."""
+        ...
+
 
 class Pool(Protocol):
     """What ``in_order`` needs of an executor: a process pool's or a Dask client's submit."""
@@ -222,16 +226,44 @@ def _check_address(address: str) -> None:
 
 
 def in_order(
-    pool: Pool, workers: int, prepare: Callable[[T], R], items: Iterable[T]
+    pool: Pool,
+    workers: int,
+    prepare: Callable[[T], R],
+    items: Iterable[T],
+    on_wait: Callable[[], None] = lambda: None,
 ) -> Iterator[R]:
     """``map(prepare, items)`` run in ``pool``, with at most ``AHEAD_PER_WORKER`` results per
     worker ahead of the consumer: the writer is the slower side, and results it has not taken
-    yet would otherwise pile up in memory, and keep the workers busy, competing with it."""
+    yet would otherwise pile up in memory, and keep the workers busy, competing with it.
+    ``on_wait`` is called before waiting for a result that is not ready (the writer then
+    commits what it holds rather than keep the store locked while it waits)."""
     limit = AHEAD_PER_WORKER * workers
     pending: deque[Pending[R]] = deque()
     for item in items:
         pending.append(pool.submit(prepare, item))
         if len(pending) >= limit:
-            yield pending.popleft().result()
+            yield _when_done(pending.popleft(), on_wait)
     while pending:
-        yield pending.popleft().result()
+        yield _when_done(pending.popleft(), on_wait)
+
+
+def _when_done(work: Pending[R], on_wait: Callable[[], None]) -> R:
+    if not work.done():
+        on_wait()
+    return work.result()
+
+
+def prepared_here(
+    prepare: Callable[[T], R], items: Iterable[T], on_wait: Callable[[], None], slow: float
+) -> Iterator[R]:
+    """``map(prepare, items)`` in this process, ``on_wait`` called before a preparation
+    whenever the one before took over ``slow`` seconds: the writer waits for its own work,
+    and a big model's preparation should not find the store locked by the writes before."""
+    took = 0.0
+    for item in items:
+        if took > slow:
+            on_wait()
+        start = time.perf_counter()
+        result = prepare(item)
+        took = time.perf_counter() - start
+        yield result

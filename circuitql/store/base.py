@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from enum import Enum
 from typing import Protocol
@@ -234,10 +234,11 @@ class Store(Protocol):
         with ``replace``, it is replaced."""
         ...
 
-    def write_group(self) -> AbstractContextManager[None]:
+    def write_group(self) -> AbstractContextManager[Callable[[], None]]:
         """A run of ``write`` calls the store may commit together: each write is still whole
         or not at all, a failed one (``NameTaken``) leaves the others, and everything
-        written is committed on leaving. What indexing many models writes in."""
+        written is committed on leaving, or when the function it gives is called (before
+        the writer waits). What indexing many models writes in."""
         ...
 
     def models(self) -> list[ModelInfo]:

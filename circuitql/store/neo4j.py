@@ -26,7 +26,7 @@ import json
 import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString
 from urllib.parse import unquote, urlsplit
@@ -317,11 +317,11 @@ class Neo4jStore:
 
     # --- writes -------------------------------------------------------------------------
 
-    def write_group(self) -> contextlib.nullcontext[None]:
-        """Each write stays a transaction of its own: the server's work is per relationship
-        and per index entry, and ten models to a transaction measured no faster
-        (docs/scale-out.md)."""
-        return contextlib.nullcontext()
+    def write_group(self) -> contextlib.nullcontext[Callable[[], None]]:
+        """Each write stays a transaction of its own, so there is never anything to commit:
+        the server's work is per relationship and per index entry, and ten models to a
+        transaction measured no faster (docs/scale-out.md)."""
+        return contextlib.nullcontext(_nothing_to_commit)
 
     def write(self, model: IndexedModel, replace: bool = False) -> WriteOutcome:
         """One managed transaction per model: it commits whole or not at all, and the driver
@@ -648,6 +648,10 @@ class Neo4jStore:
     def close(self) -> None:
         """Closes the driver and its connection pool."""
         self._driver.close()
+
+
+def _nothing_to_commit() -> None:
+    """A write group's commit where every write commits itself."""
 
 
 @contextlib.contextmanager
