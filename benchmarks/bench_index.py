@@ -280,7 +280,6 @@ def main() -> None:
         "wall time); peak RSS is the writing process's."
     )
     rows: list[list[str]] = []
-    walls: dict[int, float] = {}
     busy_walls: dict[int, float] = {}
     answers: dict[int, Answer] = {}
     again_walls: dict[int, float] = {}
@@ -291,7 +290,6 @@ def main() -> None:
         for jobs in args.jobs:
             run, rss, answer, again_walls[jobs] = bench_index(args.models, jobs, Path(tmp))
             runs[jobs] = run
-            walls[jobs] = run.wall
             answers[jobs] = answer
             rows.append(
                 [
@@ -365,6 +363,7 @@ def main() -> None:
         rows,
         right=set(range(1, 12)),
     )
+    walls = {jobs: run.wall for jobs, run in runs.items()}
     fastest = min(walls.values())
     for label, timed in (("", walls), (f" beside {args.busy} busy loops", busy_walls)):
         if 1 in timed and len(timed) > 1:

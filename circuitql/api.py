@@ -46,7 +46,7 @@ from circuitql.language.compile import (
 )
 from circuitql.parallel import executor, in_order, prepared_here
 from circuitql.records import IndexedModel, ModelInfo, WriteOutcome
-from circuitql.store.base import Store
+from circuitql.store.base import Store, nothing_to_commit
 from circuitql.store.neo4j_server import ServerStatus
 from circuitql.store.uri import open_store
 
@@ -527,7 +527,7 @@ def index_items(
     held = stored.get_model if stored is not None else _nothing_stored
     work = ((model, name, held(name)) for model, name in items)
     prepare = partial(_prepare, config=config)
-    group = stored.write_group() if stored is not None else nullcontext(_nothing_to_commit)
+    group = stored.write_group() if stored is not None else nullcontext(nothing_to_commit)
     # One BLAS thread here too: the products indexing runs are small, and a thread pool
     # spinning up for each costs more than it saves (5x on a busy two-core machine).
     with (
@@ -563,10 +563,6 @@ def index_items(
 def _nothing_stored(name: str) -> None:
     """What a target without a store of its own (the bulk path's CSV files) holds."""
     return None
-
-
-def _nothing_to_commit() -> None:
-    """What a target without a store of its own commits while it waits."""
 
 
 # A preparation in the writing process past this many seconds commits the writes before the

@@ -566,11 +566,9 @@ class NeuronGraph:
         A layered network's levels are runs of consecutive units, read and written as views
         of ``values`` (``_span``): a copy of a 64-unit level on the fidelity probes costs as
         much as its matrix product, and every model indexed is evaluated twice."""
-        edges = self.edge_arrays
-        inputs = np.array([u.kind is UnitKind.INPUT for u in self.units], dtype=bool)
+        edges, depth = self.edge_arrays, self.depth_array
         values = np.empty((len(self.units), x.shape[0]))
-        values[inputs] = x.T
-        depth = self.depth_array
+        values[depth == 0] = x.T  # the inputs, and nothing else, are at depth 0
         bias = np.array([u.bias for u in self.units])
         nonlinear = [(u.activation, u.alpha) for u in self.units]
         for level in range(1, int(depth.max(initial=0)) + 1):

@@ -230,7 +230,7 @@ def in_order(
     workers: int,
     prepare: Callable[[T], R],
     items: Iterable[T],
-    on_wait: Callable[[], None] = lambda: None,
+    on_wait: Callable[[], None],
 ) -> Iterator[R]:
     """``map(prepare, items)`` run in ``pool``, with at most ``AHEAD_PER_WORKER`` results per
     worker ahead of the consumer: the writer is the slower side, and results it has not taken

@@ -639,7 +639,7 @@ GELU_PARTS: dict[Any, str] = {
     torch.erf: "erf",
     torch.special.erf: "erf",
 }
-GELU_PART_METHODS = {"div": "div", "mul": "mul", "add": "add", "erf": "erf"}
+GELU_PART_METHODS = frozenset({"div", "mul", "add", "erf"})  # x.mul(...): the kind's name
 
 
 def fuse_erf_gelus(graph: torch.fx.Graph) -> list[str]:
@@ -654,7 +654,7 @@ def fuse_erf_gelus(graph: torch.fx.Graph) -> list[str]:
         if node.op == "call_function" and not node.kwargs:
             kind = GELU_PARTS.get(node.target, "")
         elif node.op == "call_method" and not node.kwargs:
-            kind = GELU_PART_METHODS.get(str(node.target), "")
+            kind = str(node.target) if str(node.target) in GELU_PART_METHODS else ""
         if not kind:  # read as a whole: every node it reads, wherever it holds it
             ops.append(Op("", tuple(n.name for n in node.all_input_nodes), node.name))
             continue

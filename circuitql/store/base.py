@@ -220,6 +220,11 @@ def reads_between(fan_ins: np.ndarray, low: int, high: int | None) -> np.ndarray
     return keep if high is None else keep & (fan_ins <= high)
 
 
+def nothing_to_commit() -> None:
+    """A write group's commit where there is never anything pending: every write commits
+    itself (Neo4j), or nothing is a store (the bulk path's CSV files)."""
+
+
 class Store(Protocol):
     """One backend. Every method is safe to call with any user-given value: values reach the
     database only as query parameters."""

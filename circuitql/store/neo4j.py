@@ -54,6 +54,7 @@ from circuitql.store.base import (
     NeuronView,
     lookup_values,
     model_columns,
+    nothing_to_commit,
     redacted,
     unchanged,
 )
@@ -321,7 +322,7 @@ class Neo4jStore:
         """Each write stays a transaction of its own, so there is never anything to commit:
         the server's work is per relationship and per index entry, and ten models to a
         transaction measured no faster (docs/scale-out.md)."""
-        return contextlib.nullcontext(_nothing_to_commit)
+        return contextlib.nullcontext(nothing_to_commit)
 
     def write(self, model: IndexedModel, replace: bool = False) -> WriteOutcome:
         """One managed transaction per model: it commits whole or not at all, and the driver
@@ -648,10 +649,6 @@ class Neo4jStore:
     def close(self) -> None:
         """Closes the driver and its connection pool."""
         self._driver.close()
-
-
-def _nothing_to_commit() -> None:
-    """A write group's commit where every write commits itself."""
 
 
 @contextlib.contextmanager
